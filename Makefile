@@ -1,0 +1,138 @@
+# sockshim: build/libsockshim.so (the LD_PRELOAD shim) and build/sockshim
+# (the command). `make demo` and `make test` are the two set-up commands.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+LIBDIR = $(PREFIX)/lib/sockshim
+MANDIR = $(PREFIX)/share/man/man1
+
+CC ?= cc
+BUILD ?= build
+SAN ?=
+OPT ?= -O2
+PYTHON ?= python3
+
+WARN = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
+       -Wpointer-arith -Wformat=2
+CFLAGS_BASE = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -pthread \
+	      $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer)
+LDFLAGS_BASE = -pthread $(if $(SAN),-fsanitize=$(SAN))
+
+SHIM_SRC = $(sort $(wildcard shim/*.c))
+TOOL_SRC = $(sort $(wildcard tools/*.c)) shim/segment.c
+SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
+TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+
+LIB = $(BUILD)/libsockshim.so
+TOOL = $(BUILD)/sockshim
+
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROG_SRC = $(sort $(wildcard tests/progs/*.c examples/*.c))
+PROG_BIN = $(addprefix $(BUILD)/tests/,$(notdir $(PROG_SRC:.c=)))
+
+# Objects each unit test links against (besides cmocka): the module it tests.
+UNIT_OBJ_test_ring = shim/ring.c shim/segment.c tools/ring_reader.c
+UNIT_OBJ_test_segment = shim/segment.c
+UNIT_OBJ_test_fdtab = shim/fdtab.c
+UNIT_OBJ_test_config = shim/config.c
+UNIT_OBJ_test_format = tools/format.c
+UNIT_OBJ_test_interposable = tools/interposable.c
+
+HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
+
+.PHONY: all deps test unit integration asan tsan demo bench install uninstall \
+	clean format lint valgrind
+.DELETE_ON_ERROR:
+
+all: deps $(LIB) $(TOOL)
+
+# uthash and cmocka come from Debian. As root we install them; otherwise we
+# stop and say the exact command.
+deps:
+	@missing=""; \
+	[ -f /usr/include/uthash.h ] || missing="$$missing uthash-dev"; \
+	[ -f /usr/include/cmocka.h ] || missing="$$missing libcmocka-dev"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "sockshim: installing$$missing"; \
+	    (apt-get install -y $$missing || (apt-get update && apt-get install -y $$missing)) >/dev/null || exit 1; \
+	  else \
+	    echo "sockshim: missing$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/obj/%.pic.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -DSOCKSHIM_LIBDIR='"$(LIBDIR)"' $(CFLAGS) -c $< -o $@
+
+$(LIB): $(SHIM_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_BASE) -Wl,-z,defs -Wl,-z,now -ldl $(LDFLAGS)
+
+$(TOOL): $(TOOL_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(UNIT_OBJ_test_$$*) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $< $(UNIT_OBJ_test_$*) \
+		$(LDFLAGS_BASE) -lcmocka -ldl $(LDFLAGS)
+
+$(BUILD)/tests/%: $$(wildcard tests/progs/$$*.c examples/$$*.c) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) -lcmocka $(LDFLAGS)
+
+unit: all $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
+
+integration: all $(PROG_BIN)
+	$(PYTHON) tests/integration/run.py --build $(BUILD)
+
+test: unit integration
+
+# Sanitizer builds: the unit tests and the C test programs, preloading the
+# sanitized shim into programs that carry the same runtime.
+asan:
+	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 unit
+	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 all $(PROG_BIN:build/%=build/asan/%)
+	$(PYTHON) tests/integration/run.py --build build/asan --sanitizer address
+
+tsan:
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 unit
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 all $(PROG_BIN:build/%=build/tsan/%)
+	$(PYTHON) tests/integration/run.py --build build/tsan --sanitizer thread
+
+valgrind: all $(UNIT_BIN) $(PROG_BIN)
+	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind
+
+demo: all $(PROG_BIN)
+	@sh examples/demo.sh $(BUILD)
+
+bench: all $(PROG_BIN)
+	@sh tests/bench/bench.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)
+	install -m 0755 $(TOOL) $(DESTDIR)$(BINDIR)/sockshim
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libsockshim.so
+	install -m 0644 man/sockshim.1 $(DESTDIR)$(MANDIR)/sockshim.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/sockshim $(DESTDIR)$(LIBDIR)/libsockshim.so \
+	      $(DESTDIR)$(MANDIR)/sockshim.1
+
+format:
+	clang-format -i $(SHIM_SRC) $(TOOL_SRC) $(UNIT_SRC) $(PROG_SRC) $(HEADERS)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr -Iinclude -D_GNU_SOURCE shim tools tests/unit tests/progs
+	clang-tidy --quiet $(SHIM_SRC) $(TOOL_SRC) -- $(CFLAGS_BASE:-Werror=) -Ishim -Itools
+
+clean:
+	rm -rf build

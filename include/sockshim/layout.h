@@ -1,0 +1,153 @@
+/* The shared-memory layout of a sockshim session: the one source of truth
+ * for the shim (writer) and the sockshim command (reader).
+ * It holds no pointers: fixed-width fields, offsets and indices only. Every
+ * reader bounds-checks what it reads here, since any process may write it. */
+#ifndef SOCKSHIM_LAYOUT_H
+#define SOCKSHIM_LAYOUT_H
+
+#include <stdint.h>
+
+/* "SOCKSHM1" read as a little-endian integer. */
+#define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
+/* Bumped on any change of a structure below; readers refuse other versions. */
+#define SOCKSHIM_LAYOUT_VERSION 1u
+
+/* Segments live in /dev/shm as sockshim.<uid>.<session>. */
+#define SOCKSHIM_SHM_DIR "/dev/shm"
+#define SOCKSHIM_SHM_PREFIX "sockshim."
+/* Session names: [A-Za-z0-9_.-], not starting with a dot, at most this long. */
+#define SOCKSHIM_SESSION_MAX 48
+#define SOCKSHIM_DEFAULT_SESSION "default"
+
+/* Ring capacity in records: a power of two. The minimum keeps a writer that
+ * is preempted mid-record from being lapped by the others in practice; the
+ * maximum keeps a segment under 512 MiB. */
+#define SOCKSHIM_RING_MIN_SHIFT 10
+#define SOCKSHIM_RING_MAX_SHIFT 22
+#define SOCKSHIM_RING_DEFAULT_SHIFT 16
+
+enum sockshim_event_type {
+	SOCKSHIM_EV_NONE = 0,
+	SOCKSHIM_EV_SOCKET,   /* socket() or one end of socketpair() */
+	SOCKSHIM_EV_BIND,
+	SOCKSHIM_EV_LISTEN,
+	SOCKSHIM_EV_ACCEPT,   /* fd/inode/addresses: the new connection */
+	SOCKSHIM_EV_CONNECT,
+	SOCKSHIM_EV_SHUTDOWN,
+	SOCKSHIM_EV_CLOSE,
+	SOCKSHIM_EV_PEER_EOF, /* a read returned 0 on a tracked stream socket */
+	SOCKSHIM_EV_DUP,      /* dup, dup2, dup3, F_DUPFD, F_DUPFD_CLOEXEC */
+	SOCKSHIM_EV_FORK,     /* written by the child; pid is the parent's */
+	SOCKSHIM_EV_EXEC,     /* written before the image is replaced */
+	SOCKSHIM_EV_EXIT,
+	SOCKSHIM_EV_INHERIT,  /* a socket found open when the shim started */
+	SOCKSHIM_EV_COUNT
+};
+
+/* Where the socket's call came from, for close: which wrapper dropped it. */
+enum sockshim_close_via {
+	SOCKSHIM_CLOSE_VIA_CLOSE = 0,
+	SOCKSHIM_CLOSE_VIA_CLOSE_RANGE = 1,
+	SOCKSHIM_CLOSE_VIA_DUP2 = 2, /* replaced by dup2/dup3 */
+	SOCKSHIM_CLOSE_VIA_EXEC = 3, /* close-on-exec */
+};
+
+#define SOCKSHIM_EXEC_PATH_MAX 40
+
+/* One lifecycle event: 128 bytes, two cache lines. 64 bytes cannot hold two
+ * IPv6 addresses with their ports next to the identifying fields.
+ * Addresses are in network byte order, ports in host byte order. */
+struct sockshim_record {
+	/* 0: never written; 2t+1: ticket t being written; 2t+2: t published. */
+	uint64_t stamp;
+	uint64_t ts_ns; /* CLOCK_MONOTONIC */
+	int32_t pid;
+	int32_t tid;
+	int32_t fd;
+	uint16_t type;   /* enum sockshim_event_type */
+	uint16_t family; /* AF_INET, AF_INET6, AF_UNIX, or 0 when unknown */
+	int32_t ret;     /* what the call returned */
+	int32_t err;     /* errno when ret < 0, else 0 */
+	uint64_t inode;  /* the socket's inode, 0 when unknown */
+	uint8_t local_ip[16];
+	uint8_t peer_ip[16];
+	uint16_t local_port;
+	uint16_t peer_port;
+	uint16_t socktype; /* SOCK_STREAM, SOCK_DGRAM, ... */
+	uint16_t flags;    /* SOCKSHIM_RF_* */
+	union {
+		struct {
+			int32_t listen_fd;
+			int32_t pad;
+			uint64_t listen_inode;
+		} accept;
+		struct {
+			int32_t newfd;
+			int32_t cloexec;
+		} dup;
+		struct {
+			int32_t how;
+		} shutdown;
+		struct {
+			int32_t child_pid;
+		} fork;
+		struct {
+			int32_t via; /* enum sockshim_close_via */
+		} close;
+		struct {
+			int32_t pair_fd; /* socketpair: the other end */
+		} socket;
+		char exec_path[SOCKSHIM_EXEC_PATH_MAX]; /* truncated, NUL-padded */
+	} detail;
+};
+
+/* Record flags. */
+#define SOCKSHIM_RF_PEER_KNOWN 0x1  /* peer_ip/peer_port are meaningful */
+#define SOCKSHIM_RF_LOCAL_KNOWN 0x2 /* local_ip/local_port are meaningful */
+#define SOCKSHIM_RF_LISTENER 0x4    /* the socket is a listener */
+
+_Static_assert(sizeof(struct sockshim_record) == 128, "record is two cache lines");
+_Static_assert(sizeof(((struct sockshim_record *)0)->detail) == 40, "detail size");
+
+/* The segment starts with this header; the ring follows at ring_offset.
+ * The creator writes it completely before the segment gets its final name,
+ * so an attacher never sees a half-written header. */
+struct sockshim_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t header_size; /* sizeof(struct sockshim_header) */
+	uint64_t segment_size;
+	uint64_t ring_offset;    /* bytes from the segment start, 64-aligned */
+	uint32_t ring_capacity;  /* records, a power of two */
+	uint32_t record_size;    /* sizeof(struct sockshim_record) */
+	int32_t creator_pid;
+	uint32_t creator_uid;
+	int64_t created_realtime_ns; /* CLOCK_REALTIME at creation */
+	int64_t created_monotonic_ns; /* CLOCK_MONOTONIC at the same moment */
+	char session[SOCKSHIM_SESSION_MAX + 1];
+	char creator_comm[16];
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16];
+
+	/* Written by producers; each on its own cache line. */
+	uint64_t ring_head; /* next ticket; accessed atomically */
+	uint8_t pad1[56];
+	uint64_t fd_overflow; /* descriptors beyond a process's fd table */
+	uint64_t attaches;    /* processes that attached (exec'ed images count) */
+	uint8_t pad2[48];
+};
+
+_Static_assert(sizeof(struct sockshim_header) == 384, "header size is fixed");
+_Static_assert(__builtin_offsetof(struct sockshim_header, ring_head) % 64 == 0,
+	       "ring_head on its own cache line");
+
+/* Stamps: ticket t is being written, or published. */
+static inline uint64_t sockshim_stamp_writing(uint64_t ticket) { return 2 * ticket + 1; }
+static inline uint64_t sockshim_stamp_published(uint64_t ticket) { return 2 * ticket + 2; }
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity)
+{
+	return sizeof(struct sockshim_header) +
+	       (uint64_t)ring_capacity * sizeof(struct sockshim_record);
+}
+
+#endif

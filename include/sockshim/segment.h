@@ -1,0 +1,59 @@
+/* Creating, opening and validating a session segment: the code the shim and
+ * the sockshim command share. Validated geometry is copied into struct
+ * seg_map so nobody re-reads it from memory another process may change. */
+#ifndef SOCKSHIM_SEGMENT_H
+#define SOCKSHIM_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sockshim/layout.h"
+
+struct seg_map {
+	void *base;
+	size_t size;            /* mapped bytes */
+	uint32_t ring_capacity; /* validated */
+	uint64_t ring_offset;   /* validated */
+	int writable;
+};
+
+/* 0 when NAME is a valid session name, else -EINVAL. */
+int seg_name_check(const char *name);
+
+/* The file path of session NAME for UID. -ENAMETOOLONG if it does not fit. */
+int seg_path(char *buf, size_t len, uid_t uid, const char *name);
+
+/* Create session NAME with a ring of RING_CAPACITY records. The segment
+ * appears under its name fully initialised (O_EXCL under a temporary name,
+ * then link). -EEXIST if it exists. On success *OUT is a writable mapping. */
+int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out);
+
+/* Open an existing session, read-only unless WRITABLE. Refuses a segment
+ * that is not a regular file, is owned by another user, has a mode other
+ * than 0600, or whose header does not validate; WHY (if not NULL) gets a
+ * sentence naming the reason. Returns 0, -ENOENT, -EPERM (owner/mode),
+ * -EPROTO (bad header or layout version) or another -errno. */
+int seg_open(const char *name, int writable, struct seg_map *out, char *why,
+	     size_t whylen);
+
+/* Check a mapped segment's header against its mapped size. 0 or -EPROTO
+ * with a reason in WHY. Fills the validated geometry in *M. */
+int seg_validate(struct seg_map *m, char *why, size_t whylen);
+
+void seg_unmap(struct seg_map *m);
+
+/* Remove session NAME's segment. 0 or -errno. */
+int seg_remove(const char *name);
+
+static inline struct sockshim_header *seg_header(const struct seg_map *m)
+{
+	return (struct sockshim_header *)m->base;
+}
+
+static inline struct sockshim_record *seg_ring(const struct seg_map *m)
+{
+	return (struct sockshim_record *)((char *)m->base + m->ring_offset);
+}
+
+#endif

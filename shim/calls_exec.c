@@ -1,0 +1,193 @@
+/* Wrappers of the exec family: log the exec (and its failure) before the
+ * image is replaced. The new image's shim re-discovers the survivors. This
+ * may run in a vfork child, which shares our memory: it writes only to the
+ * ring and asks the kernel, not our cache, for its pid. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emit.h"
+#include "export.h"
+#include "real.h"
+
+/* Arguments execl* accept; beyond this, E2BIG, as the kernel would. */
+#define EXECL_MAX_ARGS 4096
+
+static void emit_exec(const char *path, int fd, int ret, int err)
+{
+	struct sockshim_record r;
+
+	if (shim_inert)
+		return;
+	record_init(&r, SOCKSHIM_EV_EXEC, -1, ret, err);
+	r.pid = getpid();
+	r.tid = gettid();
+	if (path)
+		strncpy(r.detail.exec_path, path, sizeof(r.detail.exec_path) - 1);
+	else
+		snprintf(r.detail.exec_path, sizeof(r.detail.exec_path), "fd:%d", fd);
+	emit_record(&r);
+}
+
+/* Every exec wrapper: log, call, log the failure, keep errno. */
+#define EXEC_CALL(path, fd, call)                                        \
+	do {                                                             \
+		int ret_, err_;                                          \
+		emit_exec(path, fd, 0, 0);                               \
+		ret_ = (call);                                           \
+		err_ = errno;                                            \
+		emit_exec(path, fd, ret_, err_);                         \
+		errno = err_;                                            \
+		return ret_;                                             \
+	} while (0)
+
+static int shim_execve(const char *path, char *const argv[], char *const envp[])
+{
+	EXEC_CALL(path, -1, real.execve(path, argv, envp));
+}
+
+static int shim_execv(const char *path, char *const argv[])
+{
+	EXEC_CALL(path, -1, real.execv(path, argv));
+}
+
+static int shim_execvp(const char *file, char *const argv[])
+{
+	EXEC_CALL(file, -1, real.execvp(file, argv));
+}
+
+static int shim_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	EXEC_CALL(file, -1, real.execvpe(file, argv, envp));
+}
+
+static int shim_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	EXEC_CALL(NULL, fd, real.fexecve(fd, argv, envp));
+}
+
+/* Count the variadic arguments of execl*, up to the NULL. */
+static int count_args(va_list ap)
+{
+	int n = 1;
+
+	while (va_arg(ap, char *) && n <= EXECL_MAX_ARGS)
+		n++;
+	return n;
+}
+
+static void collect_args(char **argv, const char *arg0, va_list ap, int n)
+{
+	int i;
+
+	argv[0] = (char *)arg0;
+	for (i = 1; i < n; i++)
+		argv[i] = va_arg(ap, char *);
+	argv[n] = NULL;
+}
+
+SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	real_ensure();
+	return shim_execve(path, argv, envp);
+}
+
+SHIM_EXPORT int execv(const char *path, char *const argv[])
+{
+	real_ensure();
+	return shim_execv(path, argv);
+}
+
+SHIM_EXPORT int execvp(const char *file, char *const argv[])
+{
+	real_ensure();
+	return shim_execvp(file, argv);
+}
+
+SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	real_ensure();
+	return shim_execvpe(file, argv, envp);
+}
+
+SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	real_ensure();
+	return shim_fexecve(fd, argv, envp);
+}
+
+SHIM_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(ap);
+	va_end(ap);
+	if (n > EXECL_MAX_ARGS) {
+		errno = E2BIG;
+		return -1;
+	}
+	{
+		char *argv[n + 1];
+
+		va_start(ap, arg);
+		collect_args(argv, arg, ap, n);
+		va_end(ap);
+		real_ensure();
+		return shim_execv(path, argv);
+	}
+}
+
+SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(ap);
+	va_end(ap);
+	if (n > EXECL_MAX_ARGS) {
+		errno = E2BIG;
+		return -1;
+	}
+	{
+		char *argv[n + 1];
+
+		va_start(ap, arg);
+		collect_args(argv, arg, ap, n);
+		va_end(ap);
+		real_ensure();
+		return shim_execvp(file, argv);
+	}
+}
+
+/* execle: the environment follows the NULL that ends the arguments. */
+SHIM_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, arg);
+	n = count_args(ap);
+	va_end(ap);
+	if (n > EXECL_MAX_ARGS) {
+		errno = E2BIG;
+		return -1;
+	}
+	{
+		char *argv[n + 1];
+		char *const *envp;
+
+		va_start(ap, arg);
+		collect_args(argv, arg, ap, n);
+		(void)va_arg(ap, char *); /* the NULL */
+		envp = va_arg(ap, char *const *);
+		va_end(ap);
+		real_ensure();
+		return shim_execve(path, argv, envp);
+	}
+}

@@ -1,0 +1,192 @@
+/* Wrappers of the calls that create, name and connect sockets: socket,
+ * socketpair, bind, listen, accept, accept4, connect, shutdown.
+ * Exported name -> static shim_* (logic) -> real.* (libc). errno after a
+ * wrapper is exactly what the real call set. */
+#include <errno.h>
+#include <string.h>
+
+#include "emit.h"
+#include "export.h"
+#include "real.h"
+#include "sockinfo.h"
+#include "track.h"
+
+static int shim_socket(int domain, int type, int protocol)
+{
+	int fd = real.socket(domain, type, protocol);
+	int err = errno;
+
+	if (shim_inert)
+		return fd;
+	if (fd >= 0) {
+		track_socket(fd, domain, type, -1);
+	} else {
+		struct sockshim_record r;
+
+		record_init(&r, SOCKSHIM_EV_SOCKET, -1, fd, err);
+		r.family = (uint16_t)domain;
+		r.socktype = (uint16_t)(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
+		r.detail.socket.pair_fd = -1;
+		emit_record(&r);
+	}
+	errno = err;
+	return fd;
+}
+
+static int shim_socketpair(int domain, int type, int protocol, int sv[2])
+{
+	int ret = real.socketpair(domain, type, protocol, sv);
+	int err = errno;
+
+	if (!shim_inert && ret == 0) {
+		track_socket(sv[0], domain, type, sv[1]);
+		track_socket(sv[1], domain, type, sv[0]);
+	}
+	errno = err;
+	return ret;
+}
+
+static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int ret = real.bind(fd, addr, len);
+	int err = errno;
+	struct fd_entry e;
+
+	if (shim_inert || !track_lookup_or_adopt(fd, &e))
+		goto out;
+	if (ret == 0) {
+		sockinfo_set_addr(&e, 0, addr, len);
+		/* Port 0 or an unknown family: ask the kernel what we got. */
+		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
+			sockinfo_query_addr(fd, &e, 0);
+		fdtab_set(fd, &e);
+		emit_simple(SOCKSHIM_EV_BIND, fd, &e, ret, err);
+	} else {
+		struct fd_entry want = e;
+
+		sockinfo_set_addr(&want, 0, addr, len);
+		emit_simple(SOCKSHIM_EV_BIND, fd, &want, ret, err);
+	}
+out:
+	errno = err;
+	return ret;
+}
+
+static int shim_listen(int fd, int backlog)
+{
+	int ret = real.listen(fd, backlog);
+	int err = errno;
+	struct fd_entry e;
+
+	if (shim_inert || !track_lookup_or_adopt(fd, &e))
+		goto out;
+	if (ret == 0) {
+		e.flags |= FDT_LISTENER;
+		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
+			sockinfo_query_addr(fd, &e, 0);
+		fdtab_set(fd, &e);
+	}
+	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);
+out:
+	errno = err;
+	return ret;
+}
+
+static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
+{
+	socklen_t given = (addr && len) ? *len : 0;
+	int ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+	int err = errno;
+
+	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. */
+	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
+		track_accept(fd, ret, err, addr, len, given, four ? flags : 0);
+	errno = err;
+	return ret;
+}
+
+static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int ret = real.connect(fd, addr, len);
+	int err = errno;
+	struct fd_entry e;
+
+	if (shim_inert || !track_lookup_or_adopt(fd, &e))
+		goto out;
+	sockinfo_set_addr(&e, 1, addr, len);
+	if (ret == 0 || err == EINPROGRESS || err == EALREADY || err == EISCONN) {
+		/* The kernel chose our address before sending the SYN. */
+		sockinfo_query_addr(fd, &e, 0);
+		fdtab_set(fd, &e);
+	}
+	emit_simple(SOCKSHIM_EV_CONNECT, fd, &e, ret, err);
+out:
+	errno = err;
+	return ret;
+}
+
+static int shim_shutdown(int fd, int how)
+{
+	int ret = real.shutdown(fd, how);
+	int err = errno;
+	struct sockshim_record r;
+	struct fd_entry e;
+
+	if (shim_inert || !track_lookup_or_adopt(fd, &e))
+		goto out;
+	record_init(&r, SOCKSHIM_EV_SHUTDOWN, fd, ret, err);
+	record_from_entry(&r, &e);
+	r.detail.shutdown.how = how;
+	emit_record(&r);
+out:
+	errno = err;
+	return ret;
+}
+
+SHIM_EXPORT int socket(int domain, int type, int protocol)
+{
+	real_ensure();
+	return shim_socket(domain, type, protocol);
+}
+
+SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	real_ensure();
+	return shim_socketpair(domain, type, protocol, sv);
+}
+
+SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	real_ensure();
+	return shim_bind(fd, addr, len);
+}
+
+SHIM_EXPORT int listen(int fd, int backlog)
+{
+	real_ensure();
+	return shim_listen(fd, backlog);
+}
+
+SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	real_ensure();
+	return shim_accept4(fd, addr, len, 0, 0);
+}
+
+SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	real_ensure();
+	return shim_accept4(fd, addr, len, flags, 1);
+}
+
+SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	real_ensure();
+	return shim_connect(fd, addr, len);
+}
+
+SHIM_EXPORT int shutdown(int fd, int how)
+{
+	real_ensure();
+	return shim_shutdown(fd, how);
+}

@@ -1,0 +1,81 @@
+/* Parses SOCKSHIM_SESSION, SOCKSHIM_RING_EVENTS and SOCKSHIM_LOG. Pure: the
+ * caller passes the strings, so the unit test needs no environment. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "sockshim/segment.h"
+
+static void note(char *warn, size_t len, const char *what)
+{
+	size_t used = strlen(warn);
+
+	if (used + 3 >= len)
+		return;
+	snprintf(warn + used, len - used, "%s%s", used ? "; " : "", what);
+}
+
+static int parse_ring(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s[0] || s[0] == '-' || s[0] == '+')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end || v < (1ull << SOCKSHIM_RING_MIN_SHIFT) ||
+	    v > (1ull << SOCKSHIM_RING_MAX_SHIFT) || (v & (v - 1)))
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int config_parse(struct shim_config *c, const char *session, const char *ring_events,
+		 const char *log, char *warn, size_t warnlen)
+{
+	char msg[200];
+	int bad = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (warnlen)
+		warn[0] = 0;
+	strcpy(c->session, SOCKSHIM_DEFAULT_SESSION);
+	c->ring_capacity = 1u << SOCKSHIM_RING_DEFAULT_SHIFT;
+	c->log_level = LOG_WARN;
+
+	if (log && log[0]) {
+		if (!strcmp(log, "quiet"))
+			c->log_level = LOG_QUIET;
+		else if (!strcmp(log, "warn"))
+			c->log_level = LOG_WARN;
+		else if (!strcmp(log, "debug"))
+			c->log_level = LOG_DEBUG;
+		else {
+			snprintf(msg, sizeof(msg),
+				 "SOCKSHIM_LOG=\"%.40s\" is not quiet, warn or debug; using warn", log);
+			note(warn, warnlen, msg);
+			bad++;
+		}
+	}
+	if (session && session[0]) {
+		if (seg_name_check(session) == 0) {
+			strcpy(c->session, session);
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "SOCKSHIM_SESSION=\"%.40s\" is not a valid session name; using \"%s\"",
+				 session, SOCKSHIM_DEFAULT_SESSION);
+			note(warn, warnlen, msg);
+			bad++;
+		}
+	}
+	if (ring_events && ring_events[0] && parse_ring(ring_events, &c->ring_capacity)) {
+		snprintf(msg, sizeof(msg),
+			 "SOCKSHIM_RING_EVENTS=\"%.40s\" is not a power of two in [%u, %u]; using %u",
+			 ring_events, 1u << SOCKSHIM_RING_MIN_SHIFT, 1u << SOCKSHIM_RING_MAX_SHIFT,
+			 c->ring_capacity);
+		note(warn, warnlen, msg);
+		bad++;
+	}
+	return bad;
+}

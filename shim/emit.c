@@ -1,0 +1,80 @@
+/* Builds records and appends them to the session ring. Called on hot
+ * paths: no locks, no allocation, no system calls (the clock is vDSO). */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "emit.h"
+#include "ring.h"
+
+struct seg_map shim_seg;
+pid_t shim_pid;
+
+static __thread pid_t tls_tid __attribute__((tls_model("initial-exec")));
+
+pid_t shim_gettid(void)
+{
+	if (__builtin_expect(!tls_tid, 0))
+		tls_tid = gettid();
+	return tls_tid;
+}
+
+void shim_forget_tid(void)
+{
+	tls_tid = 0;
+}
+
+int shim_in_vfork_child(void)
+{
+	pid_t cached = __atomic_load_n(&shim_pid, __ATOMIC_RELAXED);
+
+	return cached && getpid() != cached;
+}
+
+void record_init(struct sockshim_record *r, int type, int fd, int ret, int err)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = (uint16_t)type;
+	r->fd = fd;
+	r->ret = ret;
+	r->err = ret < 0 ? err : 0;
+}
+
+void record_from_entry(struct sockshim_record *r, const struct fd_entry *e)
+{
+	r->inode = e->inode;
+	r->family = e->family;
+	r->socktype = e->socktype;
+	r->local_port = e->local_port;
+	r->peer_port = e->peer_port;
+	memcpy(r->local_ip, e->local_ip, sizeof(r->local_ip));
+	memcpy(r->peer_ip, e->peer_ip, sizeof(r->peer_ip));
+	r->flags = (uint16_t)(((e->flags & FDT_LOCAL_KNOWN) ? SOCKSHIM_RF_LOCAL_KNOWN : 0) |
+			      ((e->flags & FDT_PEER_KNOWN) ? SOCKSHIM_RF_PEER_KNOWN : 0) |
+			      ((e->flags & FDT_LISTENER) ? SOCKSHIM_RF_LISTENER : 0));
+}
+
+void emit_record(struct sockshim_record *r)
+{
+	struct timespec ts;
+
+	if (!__atomic_load_n(&shim_seg.base, __ATOMIC_ACQUIRE))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r->ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (!r->pid)
+		r->pid = shim_getpid();
+	if (!r->tid)
+		r->tid = shim_gettid();
+	ring_append(&shim_seg, r);
+}
+
+void emit_simple(int type, int fd, const struct fd_entry *e, int ret, int err)
+{
+	struct sockshim_record r;
+
+	record_init(&r, type, fd, ret, err);
+	if (e)
+		record_from_entry(&r, e);
+	emit_record(&r);
+}

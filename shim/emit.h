@@ -1,0 +1,45 @@
+/* Turning what a wrapper saw into ring records, and who "we" are: the
+ * session mapping, the cached pid and tid. */
+#ifndef SOCKSHIM_EMIT_H
+#define SOCKSHIM_EMIT_H
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fdtab.h"
+#include "sockshim/segment.h"
+
+/* The session; base is NULL when there is none (events are dropped). */
+extern struct seg_map shim_seg;
+/* Our pid, cached at start-up and in the fork child; 0 before start-up. */
+extern pid_t shim_pid;
+
+/* Our pid, from the cache. */
+static inline pid_t shim_getpid(void)
+{
+	return shim_pid ? shim_pid : getpid();
+}
+
+/* The calling thread's tid, cached per thread. */
+pid_t shim_gettid(void);
+
+/* Forget the cached tid of this thread (the fork child's only thread). */
+void shim_forget_tid(void);
+
+/* True in a vfork() child: it shares our memory, so it must not change
+ * the descriptor table. Costs a getpid() system call: off the hot path. */
+int shim_in_vfork_child(void);
+
+/* A record of TYPE for FD with the call's result (errno when RET < 0). */
+void record_init(struct sockshim_record *r, int type, int fd, int ret, int err);
+
+/* Copy the socket's identity (inode, family, addresses) from E. */
+void record_from_entry(struct sockshim_record *r, const struct fd_entry *e);
+
+/* Stamp time, pid and tid, and append to the ring. Wait-free; no syscall. */
+void emit_record(struct sockshim_record *r);
+
+/* Shorthand: emit TYPE for FD described by E (may be NULL). */
+void emit_simple(int type, int fd, const struct fd_entry *e, int ret, int err);
+
+#endif

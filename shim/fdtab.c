@@ -1,0 +1,107 @@
+/* Descriptor table. The slot of an fd is written only by the thread that
+ * just got the fd from the kernel or is closing it, so the kernel's fd
+ * lifecycle serializes writers; readers use atomic word loads. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "fdtab.h"
+
+#define ENTRY_WORDS (sizeof(struct fd_entry) / sizeof(uint64_t))
+
+struct fd_entry *fdtab;
+uint32_t fdtab_capacity;
+static uint32_t high;
+static uint64_t overflow;
+
+int fdtab_init(uint32_t capacity)
+{
+	void *p;
+
+	if (fdtab_capacity)
+		return 0;
+	/* MAP_NORESERVE: untouched pages cost nothing; reads of untouched
+	 * pages map the shared zero page. */
+	p = mmap(NULL, (size_t)capacity * sizeof(struct fd_entry), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	fdtab = p;
+	__atomic_store_n(&fdtab_capacity, capacity, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int fdtab_get(int fd, struct fd_entry *out)
+{
+	const uint64_t *src;
+	uint64_t *dst = (uint64_t *)out;
+	size_t i;
+
+	if ((unsigned)fd >= fdtab_capacity)
+		return 0;
+	src = (const uint64_t *)&fdtab[fd];
+	dst[0] = __atomic_load_n(&src[0], __ATOMIC_ACQUIRE);
+	if (!dst[0])
+		return 0;
+	for (i = 1; i < ENTRY_WORDS; i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	return 1;
+}
+
+int fdtab_set(int fd, const struct fd_entry *e)
+{
+	const uint64_t *src = (const uint64_t *)e;
+	uint64_t *dst;
+	uint32_t h;
+	size_t i;
+
+	if ((unsigned)fd >= fdtab_capacity) {
+		__atomic_fetch_add(&overflow, 1, __ATOMIC_RELAXED);
+		return -EMFILE;
+	}
+	dst = (uint64_t *)&fdtab[fd];
+	for (i = 1; i < ENTRY_WORDS; i++)
+		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&dst[0], src[0], __ATOMIC_RELEASE);
+	h = __atomic_load_n(&high, __ATOMIC_RELAXED);
+	while ((uint32_t)fd >= h &&
+	       !__atomic_compare_exchange_n(&high, &h, (uint32_t)fd + 1, 1, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED)) {
+	}
+	return 0;
+}
+
+int fdtab_take(int fd, struct fd_entry *out)
+{
+	struct fd_entry tmp;
+
+	if (!fdtab_get(fd, out ? out : &tmp))
+		return 0;
+	/* Only the thread that clears the inode reports the drop. */
+	return __atomic_exchange_n(&fdtab[fd].inode, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
+uint64_t fdtab_flags_or(int fd, uint64_t bits)
+{
+	if ((unsigned)fd >= fdtab_capacity)
+		return 0;
+	return __atomic_fetch_or(&fdtab[fd].flags, bits, __ATOMIC_RELAXED);
+}
+
+uint64_t fdtab_flags_and(int fd, uint64_t mask)
+{
+	if ((unsigned)fd >= fdtab_capacity)
+		return 0;
+	return __atomic_fetch_and(&fdtab[fd].flags, mask, __ATOMIC_RELAXED);
+}
+
+uint32_t fdtab_high(void)
+{
+	return __atomic_load_n(&high, __ATOMIC_RELAXED);
+}
+
+uint64_t fdtab_overflow_count(void)
+{
+	return __atomic_load_n(&overflow, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,68 @@
+/* The per-process descriptor table: fd -> what we know of the socket.
+ * A flat array indexed by fd, reserved with mmap so that only touched
+ * pages cost memory. Lock-free; no allocation after fdtab_init(). */
+#ifndef SOCKSHIM_FDTAB_H
+#define SOCKSHIM_FDTAB_H
+
+#include <stdint.h>
+
+/* Flags of an entry. */
+#define FDT_EOF_SEEN 0x1u     /* peer_eof already logged for this socket */
+#define FDT_LISTENER 0x2u
+#define FDT_CLOEXEC 0x4u
+#define FDT_NONBLOCK 0x8u
+#define FDT_LOCAL_KNOWN 0x10u
+#define FDT_PEER_KNOWN 0x20u
+
+/* Eight words, one cache line. inode != 0 marks a tracked descriptor and is
+ * published last, so whoever sees it sees the rest. Every word is accessed
+ * atomically: a thread may read an entry another is replacing. */
+struct fd_entry {
+	uint64_t inode;
+	uint64_t flags;
+	uint16_t family;
+	uint16_t socktype;
+	uint16_t local_port;
+	uint16_t peer_port;
+	uint8_t local_ip[16];
+	uint8_t peer_ip[16];
+	uint64_t spare;
+};
+
+_Static_assert(sizeof(struct fd_entry) == 64, "fd_entry is one cache line");
+
+extern struct fd_entry *fdtab;
+extern uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
+
+/* Reserve room for CAPACITY descriptors. 0 or -errno. */
+int fdtab_init(uint32_t capacity);
+
+/* The hot-path test: is FD a tracked socket? Two loads, no call. */
+static inline int fdtab_is_tracked(int fd)
+{
+	return (unsigned)fd < __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&fdtab[fd].inode, __ATOMIC_RELAXED) != 0;
+}
+
+/* Copy FD's entry into *OUT. 1 if tracked, else 0. */
+int fdtab_get(int fd, struct fd_entry *out);
+
+/* Track FD as *E (E->inode must be non-zero). 0, or -EMFILE when FD is
+ * beyond the table (counted in fdtab_overflow). */
+int fdtab_set(int fd, const struct fd_entry *e);
+
+/* Stop tracking FD; copy what it was into *OUT (may be NULL). 1 if it was
+ * tracked. */
+int fdtab_take(int fd, struct fd_entry *out);
+
+/* Atomically set / clear flag bits; returns the flags before. */
+uint64_t fdtab_flags_or(int fd, uint64_t bits);
+uint64_t fdtab_flags_and(int fd, uint64_t mask);
+
+/* One past the highest fd ever tracked: bounds loops over the table. */
+uint32_t fdtab_high(void);
+
+/* Descriptors that were beyond the table and passed through untracked. */
+uint64_t fdtab_overflow_count(void);
+
+#endif

@@ -1,0 +1,30 @@
+/* Ring producer: one atomic ticket, a per-slot stamp (odd while writing,
+ * even once published), payload copied with relaxed word stores between a
+ * release fence and a release store: the seqlock pattern. Must never wait,
+ * allocate or make a system call. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+#define RECORD_WORDS (sizeof(struct sockshim_record) / sizeof(uint64_t))
+
+void ring_append(const struct seg_map *m, const struct sockshim_record *rec)
+{
+	struct sockshim_header *h = seg_header(m);
+	struct sockshim_record *slot;
+	const uint64_t *src = (const uint64_t *)rec;
+	uint64_t *dst;
+	uint64_t ticket;
+	size_t i;
+
+	ticket = __atomic_fetch_add(&h->ring_head, 1, __ATOMIC_RELAXED);
+	slot = seg_ring(m) + (ticket & (m->ring_capacity - 1));
+	dst = (uint64_t *)slot;
+	__atomic_store_n(&slot->stamp, sockshim_stamp_writing(ticket), __ATOMIC_RELAXED);
+	/* Readers that see any payload word below also see the odd stamp. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (i = 1; i < RECORD_WORDS; i++)
+		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->stamp, sockshim_stamp_published(ticket), __ATOMIC_RELEASE);
+}

@@ -1,0 +1,274 @@
+/* Session segments: create under a private temporary name and link into
+ * place, open with owner/mode/header checks. Shared by the shim and the
+ * command; never aborts, returns -errno with a reason a person can act on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sockshim/segment.h"
+
+static void say(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+int seg_name_check(const char *name)
+{
+	size_t n;
+
+	if (!name || !name[0] || name[0] == '.')
+		return -EINVAL;
+	for (n = 0; name[n]; n++) {
+		char c = name[n];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+		if (!ok || n >= SOCKSHIM_SESSION_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int seg_path(char *buf, size_t len, uid_t uid, const char *name)
+{
+	int n = snprintf(buf, len, SOCKSHIM_SHM_DIR "/" SOCKSHIM_SHM_PREFIX "%u.%s",
+			 (unsigned)uid, name);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void header_init(struct sockshim_header *h, const char *name,
+			uint32_t ring_capacity)
+{
+	FILE *f;
+
+	memset(h, 0, sizeof(*h));
+	h->layout_version = SOCKSHIM_LAYOUT_VERSION;
+	h->header_size = sizeof(*h);
+	h->segment_size = sockshim_segment_size(ring_capacity);
+	h->ring_offset = sizeof(*h);
+	h->ring_capacity = ring_capacity;
+	h->record_size = sizeof(struct sockshim_record);
+	h->creator_pid = getpid();
+	h->creator_uid = geteuid();
+	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
+	h->created_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+	snprintf(h->session, sizeof(h->session), "%s", name);
+	f = fopen("/proc/self/comm", "re");
+	if (f) {
+		if (fgets(h->creator_comm, sizeof(h->creator_comm), f))
+			h->creator_comm[strcspn(h->creator_comm, "\n")] = 0;
+		fclose(f);
+	}
+	/* Last, so a reader of a torn copy never trusts it. */
+	__atomic_store_n(&h->magic, SOCKSHIM_MAGIC, __ATOMIC_RELEASE);
+}
+
+static int ring_capacity_ok(uint32_t cap)
+{
+	return cap >= (1u << SOCKSHIM_RING_MIN_SHIFT) &&
+	       cap <= (1u << SOCKSHIM_RING_MAX_SHIFT) && (cap & (cap - 1)) == 0;
+}
+
+int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out)
+{
+	char path[256], tmp[300];
+	uint64_t size = sockshim_segment_size(ring_capacity);
+	struct timespec now;
+	void *base;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (seg_name_check(name) || !ring_capacity_ok(ring_capacity))
+		return -EINVAL;
+	rc = seg_path(path, sizeof(path), geteuid(), name);
+	if (rc)
+		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%ld", path, (int)getpid(), (long)now.tv_nsec);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* umask may have taken bits away; the mode must be exactly 0600. */
+	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	/* Reserve the pages now: a full /dev/shm is an error here, not a
+	 * SIGBUS in the host later. */
+	rc = posix_fallocate(fd, 0, (off_t)size);
+	if (rc) {
+		rc = -rc;
+		goto out_unlink;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	header_init(base, name, ring_capacity);
+	if (link(tmp, path) < 0) {
+		rc = -errno;
+		munmap(base, size);
+		goto out_unlink;
+	}
+	unlink(tmp);
+	close(fd);
+	out->base = base;
+	out->size = size;
+	out->ring_capacity = ring_capacity;
+	out->ring_offset = sizeof(struct sockshim_header);
+	out->writable = 1;
+	return 0;
+
+out_unlink:
+	unlink(tmp);
+	close(fd);
+	return rc;
+}
+
+int seg_validate(struct seg_map *m, char *why, size_t whylen)
+{
+	const struct sockshim_header *h = m->base;
+	uint64_t magic, seg_size, ring_off;
+	uint32_t cap;
+
+	if (m->size < sizeof(*h)) {
+		say(why, whylen, "it is %zu bytes, smaller than a header", m->size);
+		return -EPROTO;
+	}
+	magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
+	if (magic != SOCKSHIM_MAGIC) {
+		say(why, whylen, "it is not a sockshim segment (bad magic number)");
+		return -EPROTO;
+	}
+	if (h->layout_version != SOCKSHIM_LAYOUT_VERSION) {
+		say(why, whylen,
+		    "its layout version is %u, this build reads version %u "
+		    "(written by another sockshim version)",
+		    h->layout_version, SOCKSHIM_LAYOUT_VERSION);
+		return -EPROTO;
+	}
+	cap = h->ring_capacity;
+	ring_off = h->ring_offset;
+	seg_size = h->segment_size;
+	if (h->header_size != sizeof(*h) || h->record_size != sizeof(struct sockshim_record) ||
+	    !ring_capacity_ok(cap) || ring_off != sizeof(*h) ||
+	    seg_size != sockshim_segment_size(cap) || seg_size > m->size) {
+		say(why, whylen, "its header is corrupt (sizes do not add up)");
+		return -EPROTO;
+	}
+	m->ring_capacity = cap;
+	m->ring_offset = ring_off;
+	return 0;
+}
+
+int seg_open(const char *name, int writable, struct seg_map *out, char *why,
+	     size_t whylen)
+{
+	char path[256];
+	struct stat st;
+	void *base;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (seg_name_check(name)) {
+		say(why, whylen, "\"%s\" is not a valid session name "
+			"(letters, digits, '_', '-', '.'; at most %d)", name, SOCKSHIM_SESSION_MAX);
+		return -EINVAL;
+	}
+	rc = seg_path(path, sizeof(path), geteuid(), name);
+	if (rc)
+		return rc;
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		say(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		say(why, whylen, "%s is not a regular file", path);
+		rc = -EPROTO;
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		say(why, whylen, "%s belongs to uid %u, not to you (uid %u)", path,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+		rc = -EPERM;
+		goto out;
+	}
+	if ((st.st_mode & 07777) != 0600) {
+		say(why, whylen, "%s has mode %04o, expected 0600", path,
+		    (unsigned)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	if ((uint64_t)st.st_size < sizeof(struct sockshim_header) ||
+	    (uint64_t)st.st_size > sockshim_segment_size(1u << SOCKSHIM_RING_MAX_SHIFT)) {
+		say(why, whylen, "%s has an impossible size (%lld bytes)", path,
+		    (long long)st.st_size);
+		rc = -EPROTO;
+		goto out;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0),
+		    MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		say(why, whylen, "cannot map %s: %s", path, strerror(errno));
+		goto out;
+	}
+	out->base = base;
+	out->size = (size_t)st.st_size;
+	out->writable = writable;
+	rc = seg_validate(out, why, whylen);
+	if (rc)
+		seg_unmap(out);
+out:
+	close(fd);
+	return rc;
+}
+
+void seg_unmap(struct seg_map *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	memset(m, 0, sizeof(*m));
+}
+
+int seg_remove(const char *name)
+{
+	char path[256];
+	int rc;
+
+	if (seg_name_check(name))
+		return -EINVAL;
+	rc = seg_path(path, sizeof(path), geteuid(), name);
+	if (rc)
+		return rc;
+	return unlink(path) < 0 ? -errno : 0;
+}

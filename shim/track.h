@@ -1,0 +1,37 @@
+/* The model: what the wrappers tell after a real call succeeded or failed.
+ * Each function keeps the descriptor table true and emits the event. None
+ * changes errno. */
+#ifndef SOCKSHIM_TRACK_H
+#define SOCKSHIM_TRACK_H
+
+#include <sys/socket.h>
+
+#include "fdtab.h"
+
+/* The entry of FD; a socket we have not seen before is described from the
+ * kernel and adopted. 1 if FD is a (now tracked) socket. */
+int track_lookup_or_adopt(int fd, struct fd_entry *e);
+
+/* A new socket FD from socket()/socketpair() (PAIR_FD >= 0 for the other
+ * end) with the caller's DOMAIN and TYPE (flags included). */
+void track_socket(int fd, int domain, int type, int pair_fd);
+
+/* Accept on LISTEN_FD returned NEW_FD (or failed: NEW_FD < 0, ERR).
+ * ADDR/ADDRLEN as the caller passed them, GIVEN the buffer size before. */
+void track_accept(int listen_fd, int new_fd, int err, const struct sockaddr *addr,
+		  const socklen_t *addrlen, socklen_t given, int flags);
+
+/* Descriptor NEW_FD now refers to what OLD_FD does (dup*, F_DUPFD*). */
+void track_dup(int old_fd, int new_fd, int cloexec);
+
+/* FD is about to be closed by VIA (enum sockshim_close_via): forget it,
+ * keep what it was in *E. 1 if it was tracked. */
+int track_forget(int fd, struct fd_entry *e);
+
+/* Emit the close of an entry forgotten with track_forget. */
+void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err);
+
+/* A read on tracked FD returned 0. */
+void track_read_zero(int fd);
+
+#endif

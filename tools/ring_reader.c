@@ -1,0 +1,91 @@
+/* Ring consumer: seqlock reads in ticket order. Reads a mapping that any
+ * process may scribble on, so it trusts only the geometry validated into
+ * struct seg_map and checks every stamp it uses. */
+#include <stddef.h>
+#include <string.h>
+
+#include "ring_reader.h"
+
+#define RECORD_WORDS (sizeof(struct sockshim_record) / sizeof(uint64_t))
+
+uint64_t ring_reader_head(const struct ring_reader *r)
+{
+	return __atomic_load_n(&seg_header(r->map)->ring_head, __ATOMIC_ACQUIRE);
+}
+
+void ring_reader_init(struct ring_reader *r, const struct seg_map *m, int from_oldest)
+{
+	uint64_t head;
+
+	memset(r, 0, sizeof(*r));
+	r->map = m;
+	head = ring_reader_head(r);
+	if (!from_oldest)
+		r->cursor = head;
+	else
+		r->cursor = head > m->ring_capacity ? head - m->ring_capacity : 0;
+}
+
+static enum ring_status lose(struct ring_reader *r, uint64_t n, char kind,
+			     uint64_t *lost, char *lost_kind)
+{
+	r->cursor += n;
+	r->pending_since_ns = 0;
+	if (kind == 'o')
+		r->lost_overrun += n;
+	else
+		r->lost_torn += n;
+	if (lost)
+		*lost = n;
+	if (lost_kind)
+		*lost_kind = kind;
+	return RING_LOST;
+}
+
+enum ring_status ring_reader_next(struct ring_reader *r, struct sockshim_record *out,
+				  uint64_t *lost, char *lost_kind, int64_t now_ns)
+{
+	const uint64_t cap = r->map->ring_capacity;
+	const struct sockshim_record *slot;
+	const uint64_t *src;
+	uint64_t *dst = (uint64_t *)out;
+	uint64_t head, ticket, s1, s2;
+	size_t i;
+
+	head = ring_reader_head(r);
+	if (r->cursor >= head) {
+		r->pending_since_ns = 0;
+		return RING_EMPTY;
+	}
+	if (head - r->cursor > cap)
+		return lose(r, head - cap - r->cursor, 'o', lost, lost_kind);
+
+	ticket = r->cursor;
+	slot = seg_ring(r->map) + (ticket & (cap - 1));
+	src = (const uint64_t *)slot;
+	s1 = __atomic_load_n(&slot->stamp, __ATOMIC_ACQUIRE);
+	if (s1 == sockshim_stamp_published(ticket)) {
+		for (i = 1; i < RECORD_WORDS; i++)
+			dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&slot->stamp, __ATOMIC_RELAXED);
+		if (s2 != s1) /* a writer of a later lap took the slot mid-copy */
+			return lose(r, 1, 'o', lost, lost_kind);
+		out->stamp = s1;
+		r->cursor++;
+		r->delivered++;
+		r->pending_since_ns = 0;
+		return RING_RECORD;
+	}
+	if (s1 > sockshim_stamp_published(ticket))
+		return lose(r, 1, 'o', lost, lost_kind);
+
+	/* Reserved but not published: in progress, or its writer died. */
+	if (now_ns == INT64_MAX)
+		return lose(r, 1, 't', lost, lost_kind);
+	if (!r->pending_since_ns)
+		r->pending_since_ns = now_ns ? now_ns : 1;
+	else if (now_ns - r->pending_since_ns >= RING_TORN_TIMEOUT_NS)
+		return lose(r, 1, 't', lost, lost_kind);
+	return RING_PENDING;
+}
