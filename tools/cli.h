@@ -1,0 +1,25 @@
+/* What the subcommands share: their entry points, called by main with
+ * argv[0] the subcommand's name, and the exit statuses they return. */
+#ifndef SOCKSHIM_CLI_H
+#define SOCKSHIM_CLI_H
+
+#include <stdio.h>
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1  /* a runtime error: no such session, a refused segment */
+#define EXIT_USAGE 2 /* a bad command line */
+
+int cmd_run(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
+
+/* Report a bad command line of subcommand CMD: "sockshim CMD: MESSAGE",
+ * then its usage, all on stderr. Returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Parse S as a whole decimal number in [MIN, MAX]. 0 or -EINVAL. */
+int cli_number(const char *s, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,88 @@
+/* Session names and read-only opening for the subcommands. seg_open does
+ * the checking; this file turns its answer into a message with a fix. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "session.h"
+
+const char *session_choose(const char *opt)
+{
+	const char *env;
+
+	if (opt)
+		return opt;
+	env = getenv("SOCKSHIM_SESSION");
+	return env && env[0] ? env : SOCKSHIM_DEFAULT_SESSION;
+}
+
+int session_check_name(const char *name)
+{
+	if (seg_name_check(name) == 0)
+		return 0;
+	fprintf(stderr,
+		"sockshim: \"%s\" is not a valid session name; use at most %d letters, "
+		"digits, '_', '-' or '.', not starting with '.'\n",
+		name, SOCKSHIM_SESSION_MAX);
+	return -EINVAL;
+}
+
+int session_path(char *buf, size_t len, const char *name)
+{
+	return seg_path(buf, len, geteuid(), name);
+}
+
+int session_open(const char *name, struct seg_map *m)
+{
+	char path[256], why[512];
+	struct stat st;
+	int rc;
+
+	rc = session_check_name(name);
+	if (rc)
+		return rc;
+	rc = session_path(path, sizeof(path), name);
+	if (rc) {
+		fprintf(stderr, "sockshim: session name \"%s\" is too long\n", name);
+		return rc;
+	}
+	why[0] = 0;
+	rc = seg_open(name, 0, m, why, sizeof(why));
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOENT:
+		fprintf(stderr,
+			"sockshim: session \"%s\" not found (no %s); start one with "
+			"sockshim run --session %s -- CMD\n",
+			name, path, name);
+		break;
+	case -EPERM:
+		if (lstat(path, &st) == 0 && st.st_uid != geteuid())
+			fprintf(stderr,
+				"sockshim: refusing session \"%s\": %s; someone else created "
+				"it: have it removed (by its owner or root) or use another "
+				"--session name\n",
+				name, why);
+		else
+			fprintf(stderr,
+				"sockshim: refusing session \"%s\": %s; remove it with "
+				"sockshim clean --session %s\n",
+				name, why, name);
+		break;
+	case -EPROTO:
+		fprintf(stderr,
+			"sockshim: refusing session \"%s\" (%s): %s; remove it with "
+			"sockshim clean --session %s\n",
+			name, path, why, name);
+		break;
+	default:
+		fprintf(stderr, "sockshim: cannot open session \"%s\": %s\n", name,
+			why[0] ? why : strerror(-rc));
+		break;
+	}
+	return rc;
+}

@@ -1,0 +1,24 @@
+/* Naming and opening a session for the reading subcommands, with error
+ * messages that name the session, the reason and the fix. */
+#ifndef SOCKSHIM_SESSION_H
+#define SOCKSHIM_SESSION_H
+
+#include <stddef.h>
+
+#include "sockshim/segment.h"
+
+/* The session to use: OPT (from --session) if given, else
+ * $SOCKSHIM_SESSION if set and not empty, else "default". */
+const char *session_choose(const char *opt);
+
+/* 0 when NAME is a valid session name; else says why on stderr, -EINVAL. */
+int session_check_name(const char *name);
+
+/* The path of this user's session NAME into BUF. 0 or -ENAMETOOLONG. */
+int session_path(char *buf, size_t len, const char *name);
+
+/* Open session NAME read-only. On failure, says on stderr what is wrong
+ * and how to fix it, and returns -errno. */
+int session_open(const char *name, struct seg_map *m);
+
+#endif

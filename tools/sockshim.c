@@ -1,0 +1,103 @@
+/* The sockshim command's entry point: picks the subcommand, prints the
+ * overall usage and the version. Each subcommand parses its own flags. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sockshim/layout.h"
+
+#ifndef SOCKSHIM_VERSION
+#define SOCKSHIM_VERSION "0.1.0"
+#endif
+
+struct subcommand {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct subcommand subcommands[] = {
+	{"run", cmd_run},
+	{"events", cmd_events},
+	{"sessions", cmd_sessions},
+	{"clean", cmd_clean},
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: sockshim COMMAND [OPTIONS]\n"
+	      "\n"
+	      "See the life of every socket in an unmodified program.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  run [--session NAME] [--ring-events N] [--keep] -- CMD [ARGS...]\n"
+	      "        run CMD with the shim preloaded, recording into a session\n"
+	      "  events [--session NAME] [-f|--follow] [--json] [--pid PID]\n"
+	      "         [--type LIST] [--port N]\n"
+	      "        print the session's socket events\n"
+	      "  sessions [--json]\n"
+	      "        list your sessions\n"
+	      "  clean (--session NAME [--force] | --all)\n"
+	      "        remove sessions no process uses any more\n"
+	      "\n"
+	      "Run 'sockshim COMMAND --help' for a command's options, and see sockshim(1).\n"
+	      "Options: -h, --help  this text;  --version  the version.\n",
+	      f);
+}
+
+int cli_usage_error(const char *cmd, void (*sub_usage)(FILE *), const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sockshim %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n\n", stderr);
+	sub_usage(stderr);
+	return EXIT_USAGE;
+}
+
+int cli_number(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("sockshim %s (segment layout version %u)\n", SOCKSHIM_VERSION,
+		       SOCKSHIM_LAYOUT_VERSION);
+		return EXIT_OK;
+	}
+	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (!strcmp(argv[1], subcommands[i].name))
+			return subcommands[i].fn(argc - 1, argv + 1);
+	if (argv[1][0] == '-')
+		fprintf(stderr, "sockshim: unknown option '%s'\n\n", argv[1]);
+	else
+		fprintf(stderr, "sockshim: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
