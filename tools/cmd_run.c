@@ -1,0 +1,503 @@
+/* `sockshim run`: creates (or joins) a session, starts CMD with the shim
+ * preloaded, forwards termination signals to it, and exits as CMD did.
+ * sockshim's own failures happen before CMD starts; after that, CMD's
+ * exit status is ours. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "interposable.h"
+#include "session.h"
+#include "shm_users.h"
+
+#ifndef SOCKSHIM_LIBDIR
+#define SOCKSHIM_LIBDIR "/usr/local/lib/sockshim"
+#endif
+
+#define LIB_NAME "libsockshim.so"
+/* What a shell returns when it cannot find or cannot execute a command. */
+#define EXIT_NOT_FOUND 127
+#define EXIT_CANNOT_EXEC 126
+
+struct run_opts {
+	const char *session;
+	uint32_t ring;
+	int ring_given; /* --ring-events was on the command line */
+	int keep;
+	char **cmd;
+};
+
+/* Termination signals we pass on to CMD. */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP};
+
+static volatile sig_atomic_t child_pid;
+
+static void usage(FILE *f)
+{
+	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--keep] -- CMD [ARGS...]\n"
+	      "\n"
+	      "Run CMD with libsockshim.so preloaded; its processes record their socket\n"
+	      "events into the session, which 'sockshim events' reads.\n"
+	      "\n"
+	      "  -s, --session NAME     the session (default: $SOCKSHIM_SESSION, else \"default\")\n"
+	      "  -n, --ring-events N    ring size in events: a power of two, 1024..4194304\n"
+	      "                         (default: $SOCKSHIM_RING_EVENTS, else 65536)\n"
+	      "  -k, --keep             keep the session after CMD exits\n"
+	      "  -h, --help             this text\n"
+	      "\n"
+	      "Exits with CMD's status (128+N if killed by signal N), 127 if CMD is not\n"
+	      "found, 126 if it cannot be executed, 1 if sockshim fails before CMD starts.\n",
+	      f);
+}
+
+#define bad_usage(...) cli_usage_error("run", usage, __VA_ARGS__)
+
+static int ring_ok(long v)
+{
+	return v >= (1L << SOCKSHIM_RING_MIN_SHIFT) && v <= (1L << SOCKSHIM_RING_MAX_SHIFT) &&
+	       (v & (v - 1)) == 0;
+}
+
+static int parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option longopts[] = {
+		{"session", required_argument, NULL, 's'},
+		{"ring-events", required_argument, NULL, 'n'},
+		{"keep", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *env = getenv("SOCKSHIM_RING_EVENTS");
+	long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->ring = 1u << SOCKSHIM_RING_DEFAULT_SHIFT;
+	if (env && env[0]) {
+		if (cli_number(env, 0, LONG_MAX, &v) == 0 && ring_ok(v))
+			o->ring = (uint32_t)v;
+		else
+			fprintf(stderr,
+				"sockshim: warning: SOCKSHIM_RING_EVENTS=%s is not a power of "
+				"two in %d..%d; using %u\n",
+				env, 1 << SOCKSHIM_RING_MIN_SHIFT, 1 << SOCKSHIM_RING_MAX_SHIFT,
+				o->ring);
+	}
+	opterr = 0;
+	optind = 1;
+	/* '+': options end at CMD, whose own options are not ours. */
+	while ((c = getopt_long(argc, argv, "+:s:n:kh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->session = optarg;
+			break;
+		case 'n':
+			if (cli_number(optarg, 0, LONG_MAX, &v) || !ring_ok(v))
+				return bad_usage("--ring-events must be a power of two in "
+						 "%d..%d, not '%s'",
+						 1 << SOCKSHIM_RING_MIN_SHIFT,
+						 1 << SOCKSHIM_RING_MAX_SHIFT, optarg);
+			o->ring = (uint32_t)v;
+			o->ring_given = 1;
+			break;
+		case 'k':
+			o->keep = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		case ':':
+			return bad_usage("option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				return bad_usage("unknown option '-%c'", optopt);
+			return bad_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return bad_usage("no command given; write it after '--'");
+	o->cmd = argv + optind;
+	return 0;
+}
+
+/* The shim's path: $SOCKSHIM_LIB, else next to our executable (build
+ * tree), else ../lib/sockshim beside it (installed), else the configured
+ * library directory. 0, or -ENOENT after saying where we looked. */
+static int find_lib(char *out, size_t len)
+{
+	const char *env = getenv("SOCKSHIM_LIB");
+	char exe[PATH_MAX], tried[3][PATH_MAX + 32], *dir;
+	ssize_t n;
+	int i, count = 0;
+
+	if (len < PATH_MAX) /* realpath's contract */
+		return -EINVAL;
+	if (env && env[0]) {
+		if (!realpath(env, out) || access(out, R_OK) < 0) {
+			fprintf(stderr,
+				"sockshim: SOCKSHIM_LIB=%s: %s; point it at " LIB_NAME
+				" or unset it\n",
+				env, strerror(errno));
+			return -ENOENT;
+		}
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		dir = dirname(exe);
+		snprintf(tried[count++], sizeof(tried[0]), "%s/" LIB_NAME, dir);
+		snprintf(tried[count++], sizeof(tried[0]), "%s/../lib/sockshim/" LIB_NAME, dir);
+	}
+	snprintf(tried[count++], sizeof(tried[0]), SOCKSHIM_LIBDIR "/" LIB_NAME);
+	for (i = 0; i < count; i++)
+		if (access(tried[i], R_OK) == 0 && realpath(tried[i], out))
+			return 0;
+	fprintf(stderr, "sockshim: cannot find " LIB_NAME " (looked for");
+	for (i = 0; i < count; i++)
+		fprintf(stderr, "%s %s", i ? (i + 1 == count ? " and" : ",") : "", tried[i]);
+	fprintf(stderr, "); build it with 'make', or set SOCKSHIM_LIB to its path\n");
+	return -ENOENT;
+}
+
+/* LD_PRELOAD = LIB, then whatever was preloaded already. */
+static int set_env(const char *lib, const struct run_opts *o, const char *name)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char ring[16], *val = NULL;
+	int rc = 0;
+
+	/* The loader splits LD_PRELOAD at blanks and colons. */
+	if (strpbrk(lib, ": \t")) {
+		fprintf(stderr,
+			"sockshim: cannot preload %s: LD_PRELOAD cannot hold a path with "
+			"spaces or colons; move or link it elsewhere and set SOCKSHIM_LIB\n",
+			lib);
+		return -EINVAL;
+	}
+	if (old && old[0]) {
+		if (asprintf(&val, "%s:%s", lib, old) < 0)
+			return -ENOMEM;
+	} else {
+		val = strdup(lib);
+		if (!val)
+			return -ENOMEM;
+	}
+	snprintf(ring, sizeof(ring), "%u", o->ring);
+	if (setenv("LD_PRELOAD", val, 1) || setenv("SOCKSHIM_SESSION", name, 1) ||
+	    setenv("SOCKSHIM_RING_EVENTS", ring, 1))
+		rc = -errno;
+	free(val);
+	return rc;
+}
+
+static void warn_interposable(const char *cmd)
+{
+	struct interp_report rep;
+	unsigned bit;
+
+	if (interp_check(cmd, getenv("PATH"), getuid(), getgid(), &rep))
+		return; /* not found or unreadable: exec will say so */
+	for (bit = 1; bit <= INTERP_GO; bit <<= 1) {
+		if (!(rep.problems & bit))
+			continue;
+		if (rep.interp[0])
+			fprintf(stderr,
+				"sockshim: warning: %s runs %s, which %s; its sockets will not "
+				"be recorded\n",
+				rep.file, rep.interp, interp_problem_text(bit));
+		else
+			fprintf(stderr,
+				"sockshim: warning: %s %s; its sockets will not be recorded\n",
+				rep.file, interp_problem_text(bit));
+	}
+}
+
+static void say_users(int count, const pid_t pids[SHM_USERS_PIDS])
+{
+	int i;
+
+	fprintf(stderr, "%d process%s (pid%s ", count, count == 1 ? "" : "es",
+		count == 1 ? "" : "s");
+	for (i = 0; i < count && i < SHM_USERS_PIDS; i++)
+		fprintf(stderr, "%s%d", i ? ", " : "", (int)pids[i]);
+	fprintf(stderr, "%s)", count > SHM_USERS_PIDS ? ", ..." : "");
+}
+
+/* Create session NAME, replace a stale one, or join one in use. *CREATED
+ * tells whether it is ours to remove at exit. 0 or -errno (said). */
+static int open_session(const char *name, const struct run_opts *o, int *created)
+{
+	pid_t pids[SHM_USERS_PIDS];
+	struct seg_map m;
+	char path[256], why[512];
+	int rc, users, tries;
+
+	*created = 0;
+	session_path(path, sizeof(path), name);
+	for (tries = 0; tries < 3; tries++) {
+		rc = seg_create(name, o->ring, &m);
+		if (rc == 0) {
+			*created = 1;
+			seg_unmap(&m); /* the shim in CMD maps it for itself */
+			return 0;
+		}
+		if (rc != -EEXIST)
+			break;
+		users = shm_users_of_path(path, pids);
+		if (users == -ENOENT)
+			continue; /* removed meanwhile: create it again */
+		if (users < 0) {
+			rc = users;
+			break;
+		}
+		if (users > 0) {
+			why[0] = 0;
+			rc = seg_open(name, 0, &m, why, sizeof(why));
+			if (rc) {
+				fprintf(stderr,
+					"sockshim: cannot join session \"%s\", in use by ", name);
+				say_users(users, pids);
+				fprintf(stderr, ": %s\n", why);
+				return rc;
+			}
+			fprintf(stderr, "sockshim: session \"%s\" is in use by ", name);
+			say_users(users, pids);
+			fprintf(stderr, "; attaching to it: events go into the same ring");
+			if (o->ring_given && m.ring_capacity != o->ring)
+				fprintf(stderr, " of %u events (--ring-events ignored)",
+					m.ring_capacity);
+			fprintf(stderr, "\n");
+			seg_unmap(&m);
+			return 0;
+		}
+		/* Left over by a run that ended without cleaning up. */
+		rc = seg_remove(name);
+		if (rc && rc != -ENOENT) {
+			fprintf(stderr,
+				"sockshim: cannot replace the unused session \"%s\" (%s): %s; "
+				"remove it with sockshim clean --session %s\n",
+				name, path, strerror(-rc), name);
+			return rc;
+		}
+	}
+	fprintf(stderr, "sockshim: cannot create session \"%s\" (%s): %s\n", name, path,
+		strerror(-rc));
+	if (rc == -ENOSPC)
+		fprintf(stderr, "sockshim: free space in " SOCKSHIM_SHM_DIR
+				" or use a smaller --ring-events\n");
+	return rc;
+}
+
+/* Remove the session we created, unless other processes still use it
+ * (CMD's daemonized children, a joined run): they would go on writing to
+ * a segment no reader can open. */
+static void close_session(const char *name, ino_t ino)
+{
+	pid_t pids[SHM_USERS_PIDS];
+	char path[256];
+	struct stat st;
+	int users;
+
+	session_path(path, sizeof(path), name);
+	if (lstat(path, &st) < 0 || st.st_ino != ino)
+		return; /* already removed, or replaced by someone else's */
+	users = shm_users_of_path(path, pids);
+	if (users > 0) {
+		fprintf(stderr, "sockshim: keeping session \"%s\": still in use by ", name);
+		say_users(users, pids);
+		fprintf(stderr, "; remove it later with sockshim clean --session %s\n", name);
+		return;
+	}
+	if (users == 0)
+		seg_remove(name);
+}
+
+static void forward(int sig, siginfo_t *info, void *ctx)
+{
+	pid_t pid = child_pid;
+
+	(void)ctx;
+	if (pid <= 0)
+		return;
+	/* A terminal's ^C or hangup (SI_KERNEL) already went to CMD if it
+	 * shares our process group; a second copy could make it quit
+	 * without cleaning up. */
+	if (info && info->si_code == SI_KERNEL && getpgid(pid) == getpgrp())
+		return;
+	kill(pid, sig);
+}
+
+/* Catch the forwarded signals, except those ignored by whoever started
+ * us (nohup): CMD inherits that choice, as under a shell. */
+static void install_forwarding(void)
+{
+	struct sigaction sa, old;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+		if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(forwarded[i], &sa, NULL);
+	}
+}
+
+static void restore_signals_in_child(void)
+{
+	struct sigaction sa, old;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(forwarded[i], &sa, NULL);
+}
+
+/* What exec said, as a shell says it; returns the shell's status. */
+static int exec_failed(const char *cmd, int err)
+{
+	char interp[PATH_MAX], file[PATH_MAX];
+
+	if (err == ENOENT && interp_resolve(cmd, getenv("PATH"), file, sizeof(file)) == 0 &&
+	    interp_script(file, getenv("PATH"), interp, sizeof(interp)) == -ENOENT) {
+		fprintf(stderr, "sockshim: %s: bad interpreter: its \"#!\" line names a "
+				"program that does not exist\n",
+			cmd);
+		return EXIT_CANNOT_EXEC;
+	}
+	if (err == ENOENT) {
+		if (strchr(cmd, '/'))
+			fprintf(stderr, "sockshim: %s: command not found (no such file)\n", cmd);
+		else
+			fprintf(stderr, "sockshim: %s: command not found\n", cmd);
+		return EXIT_NOT_FOUND;
+	}
+	fprintf(stderr, "sockshim: %s: %s\n", cmd, strerror(err));
+	return EXIT_CANNOT_EXEC;
+}
+
+/* Fork and exec CMD; wait for it. Returns its shell-style exit status. */
+static int spawn_and_wait(char **cmd)
+{
+	sigset_t block, saved;
+	int pipefd[2], err = 0, status, rc;
+	ssize_t n;
+	pid_t pid;
+
+	/* exec reports failure through a close-on-exec pipe: EOF means the
+	 * new image is running. */
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		fprintf(stderr, "sockshim: cannot create a pipe: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&block, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &block, &saved);
+	install_forwarding();
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		fprintf(stderr, "sockshim: cannot start %s: fork: %s\n", cmd[0], strerror(err));
+		return EXIT_FAIL;
+	}
+	if (pid == 0) {
+		close(pipefd[0]);
+		restore_signals_in_child();
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		execvp(cmd[0], cmd);
+		err = errno;
+		if (write(pipefd[1], &err, sizeof(err)) < 0)
+			_exit(EXIT_NOT_FOUND);
+		_exit(EXIT_NOT_FOUND);
+	}
+	child_pid = pid;
+	close(pipefd[1]);
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	do
+		n = read(pipefd[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(pipefd[0]);
+
+	while ((rc = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	child_pid = 0;
+	if (n == (ssize_t)sizeof(err))
+		return exec_failed(cmd[0], err);
+	if (rc < 0) {
+		fprintf(stderr, "sockshim: cannot wait for %s: %s\n", cmd[0], strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	char lib[PATH_MAX], path[256];
+	struct run_opts o;
+	struct seg_map hold;
+	struct stat st;
+	const char *name;
+	int rc, created = 0, status;
+
+	rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? EXIT_OK : rc;
+	name = session_choose(o.session);
+	if (session_check_name(name))
+		return EXIT_USAGE;
+	if (find_lib(lib, sizeof(lib)) || set_env(lib, &o, name))
+		return EXIT_FAIL;
+	warn_interposable(o.cmd[0]);
+	if (open_session(name, &o, &created))
+		return EXIT_FAIL;
+	/* Hold a read-only mapping while CMD runs, so the session counts as
+	 * in use: a concurrent run joins it and clean leaves it alone, even
+	 * before CMD's shim has mapped it (or if it never does). */
+	memset(&hold, 0, sizeof(hold));
+	if (session_open(name, &hold)) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	session_path(path, sizeof(path), name);
+	if (lstat(path, &st) < 0)
+		st.st_ino = 0;
+
+	status = spawn_and_wait(o.cmd);
+
+	seg_unmap(&hold);
+	if (created && !o.keep)
+		close_session(name, st.st_ino);
+	else if (created)
+		fprintf(stderr,
+			"sockshim: kept session \"%s\"; read it with sockshim events --session "
+			"%s, remove it with sockshim clean --session %s\n",
+			name, name, name);
+	return status;
+out:
+	if (created && !o.keep)
+		seg_remove(name);
+	return rc;
+}
