@@ -11,12 +11,16 @@
 #include "export.h"
 #include "real.h"
 #include "track.h"
+#include "vfork.h"
 
-static __attribute__((noinline)) int close_tracked(int fd)
+static __attribute__((noinline)) int shim_close_slow(int fd)
 {
 	struct fd_entry e;
-	int took = track_forget(fd, &e);
-	int ret = real.close(fd);
+	int took, ret;
+
+	real_ensure();
+	took = track_forget(fd, &e);
+	ret = real.close(fd);
 	int err = errno;
 
 	if (took)
@@ -25,11 +29,12 @@ static __attribute__((noinline)) int close_tracked(int fd)
 	return ret;
 }
 
+/* The fast half: an untracked descriptor goes to libc as a tail call. */
 static inline int shim_close(int fd)
 {
 	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
 		return real.close(fd);
-	return close_tracked(fd);
+	return shim_close_slow(fd);
 }
 
 static int shim_close_range(unsigned first, unsigned last, int flags)
@@ -143,7 +148,6 @@ static int shim_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 
 SHIM_EXPORT int close(int fd)
 {
-	real_ensure();
 	return shim_close(fd);
 }
 

@@ -29,125 +29,168 @@ static inline int iov_nonempty(const struct iovec *iov, int n)
 	return 0;
 }
 
-/* A 0 from a read that asked for something: the peer's FIN. */
-#define AFTER_READ(fd, ret, asked)                                      \
-	do {                                                            \
-		if ((ret) == 0 && (asked) && fdtab_is_tracked(fd))      \
-			track_read_zero(fd);                            \
+/* Every read wrapper has two halves. The inline fast half sends an
+ * untracked descriptor straight to libc as a tail call, with no stack
+ * frame: a few loads and branches (real.X needs no check, see real.h).
+ * The out-of-line slow half, on a tracked descriptor, takes a 0 from a
+ * read that asked for something as the peer's FIN. */
+#define PASS_THROUGH(fn, fd) __builtin_expect(!fdtab_is_tracked(fd), 1)
+
+#define READ_SLOW(fd, call, asked)                  \
+	do {                                        \
+		ssize_t ret_;                       \
+		real_ensure();                      \
+		ret_ = call;                        \
+		if (ret_ == 0 && (asked))           \
+			track_read_zero(fd);        \
+		return ret_;                        \
 	} while (0)
+
+static __attribute__((noinline)) ssize_t shim_read_slow(int fd, void *buf, size_t n)
+{
+	READ_SLOW(fd, real.read(fd, buf, n), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_read_chk_slow(int fd, void *buf, size_t n,
+							    size_t buflen)
+{
+	READ_SLOW(fd, real.read_chk(fd, buf, n, buflen), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_readv_slow(int fd, const struct iovec *iov, int n)
+{
+	READ_SLOW(fd, real.readv(fd, iov, n), iov_nonempty(iov, n));
+}
+
+static __attribute__((noinline)) ssize_t shim_recv_slow(int fd, void *buf, size_t n, int flags)
+{
+	READ_SLOW(fd, real.recv(fd, buf, n, flags), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_recv_chk_slow(int fd, void *buf, size_t n,
+							    size_t buflen, int flags)
+{
+	READ_SLOW(fd, real.recv_chk(fd, buf, n, buflen, flags), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_recvfrom_slow(int fd, void *buf, size_t n,
+							    int flags, struct sockaddr *addr,
+							    socklen_t *len)
+{
+	READ_SLOW(fd, real.recvfrom(fd, buf, n, flags, addr, len), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_recvfrom_chk_slow(int fd, void *buf, size_t n,
+								size_t buflen, int flags,
+								struct sockaddr *addr,
+								socklen_t *len)
+{
+	READ_SLOW(fd, real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len), n);
+}
+
+static __attribute__((noinline)) ssize_t shim_recvmsg_slow(int fd, struct msghdr *msg,
+							   int flags)
+{
+	READ_SLOW(fd, real.recvmsg(fd, msg, flags),
+		  msg && iov_nonempty(msg->msg_iov, (int)msg->msg_iovlen));
+}
 
 static inline ssize_t shim_read(int fd, void *buf, size_t n)
 {
-	ssize_t ret = real.read(fd, buf, n);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(read, fd))
+		return real.read(fd, buf, n);
+	return shim_read_slow(fd, buf, n);
 }
 
 static inline ssize_t shim_read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	ssize_t ret = real.read_chk(fd, buf, n, buflen);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(read_chk, fd))
+		return real.read_chk(fd, buf, n, buflen);
+	return shim_read_chk_slow(fd, buf, n, buflen);
 }
 
 static inline ssize_t shim_readv(int fd, const struct iovec *iov, int n)
 {
-	ssize_t ret = real.readv(fd, iov, n);
-
-	AFTER_READ(fd, ret, iov_nonempty(iov, n));
-	return ret;
+	if (PASS_THROUGH(readv, fd))
+		return real.readv(fd, iov, n);
+	return shim_readv_slow(fd, iov, n);
 }
 
 static inline ssize_t shim_recv(int fd, void *buf, size_t n, int flags)
 {
-	ssize_t ret = real.recv(fd, buf, n, flags);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(recv, fd))
+		return real.recv(fd, buf, n, flags);
+	return shim_recv_slow(fd, buf, n, flags);
 }
 
 static inline ssize_t shim_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	ssize_t ret = real.recv_chk(fd, buf, n, buflen, flags);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(recv_chk, fd))
+		return real.recv_chk(fd, buf, n, buflen, flags);
+	return shim_recv_chk_slow(fd, buf, n, buflen, flags);
 }
 
 static inline ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags,
 				    struct sockaddr *addr, socklen_t *len)
 {
-	ssize_t ret = real.recvfrom(fd, buf, n, flags, addr, len);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(recvfrom, fd))
+		return real.recvfrom(fd, buf, n, flags, addr, len);
+	return shim_recvfrom_slow(fd, buf, n, flags, addr, len);
 }
 
 static inline ssize_t shim_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 					int flags, struct sockaddr *addr, socklen_t *len)
 {
-	ssize_t ret = real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
-
-	AFTER_READ(fd, ret, n);
-	return ret;
+	if (PASS_THROUGH(recvfrom_chk, fd))
+		return real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	return shim_recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, len);
 }
 
 static inline ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	ssize_t ret = real.recvmsg(fd, msg, flags);
-
-	AFTER_READ(fd, ret, msg && iov_nonempty(msg->msg_iov, (int)msg->msg_iovlen));
-	return ret;
+	if (PASS_THROUGH(recvmsg, fd))
+		return real.recvmsg(fd, msg, flags);
+	return shim_recvmsg_slow(fd, msg, flags);
 }
 
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	real_ensure();
 	return shim_read(fd, buf, n);
 }
 
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	real_ensure();
 	return shim_read_chk(fd, buf, n, buflen);
 }
 
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-	real_ensure();
 	return shim_readv(fd, iov, n);
 }
 
 SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	real_ensure();
 	return shim_recv(fd, buf, n, flags);
 }
 
 SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	real_ensure();
 	return shim_recv_chk(fd, buf, n, buflen, flags);
 }
 
 SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
 			     socklen_t *len)
 {
-	real_ensure();
 	return shim_recvfrom(fd, buf, n, flags, addr, len);
 }
 
 SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 				   struct sockaddr *addr, socklen_t *len)
 {
-	real_ensure();
 	return shim_recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
 }
 
 SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	real_ensure();
 	return shim_recvmsg(fd, msg, flags);
 }

@@ -6,6 +6,7 @@
 
 #include "emit.h"
 #include "ring.h"
+#include "vfork.h"
 
 struct seg_map shim_seg;
 pid_t shim_pid;
@@ -24,13 +25,6 @@ void shim_forget_tid(void)
 	tls_tid = 0;
 }
 
-int shim_in_vfork_child(void)
-{
-	pid_t cached = __atomic_load_n(&shim_pid, __ATOMIC_RELAXED);
-
-	return cached && getpid() != cached;
-}
-
 void record_init(struct sockshim_record *r, int type, int fd, int ret, int err)
 {
 	memset(r, 0, sizeof(*r));
@@ -42,7 +36,7 @@ void record_init(struct sockshim_record *r, int type, int fd, int ret, int err)
 
 void record_from_entry(struct sockshim_record *r, const struct fd_entry *e)
 {
-	r->inode = e->inode;
+	r->inode = (e->inode & FDT_INODE_UNKNOWN) ? 0 : e->inode;
 	r->family = e->family;
 	r->socktype = e->socktype;
 	r->local_port = e->local_port;
@@ -62,6 +56,11 @@ void emit_record(struct sockshim_record *r)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r->ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (__builtin_expect(shim_in_vfork_child(), 0)) {
+		/* Our caches hold the parent's identity. */
+		r->pid = getpid();
+		r->tid = gettid();
+	}
 	if (!r->pid)
 		r->pid = shim_getpid();
 	if (!r->tid)

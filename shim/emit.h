@@ -26,10 +26,6 @@ pid_t shim_gettid(void);
 /* Forget the cached tid of this thread (the fork child's only thread). */
 void shim_forget_tid(void);
 
-/* True in a vfork() child: it shares our memory, so it must not change
- * the descriptor table. Costs a getpid() system call: off the hot path. */
-int shim_in_vfork_child(void);
-
 /* A record of TYPE for FD with the call's result (errno when RET < 0). */
 void record_init(struct sockshim_record *r, int type, int fd, int ret, int err);
 

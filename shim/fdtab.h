@@ -14,6 +14,12 @@
 #define FDT_LOCAL_KNOWN 0x10u
 #define FDT_PEER_KNOWN 0x20u
 
+/* In the inode word: tracked, but the inode was not asked for yet. socket()
+ * does not pay an fstat() for it; the first call that makes the socket
+ * matter (bind, listen, connect, shutdown, accept, EOF) asks. Real inode
+ * numbers never have this bit. */
+#define FDT_INODE_UNKNOWN (UINT64_C(1) << 63)
+
 /* Eight words, one cache line. inode != 0 marks a tracked descriptor and is
  * published last, so whoever sees it sees the rest. Every word is accessed
  * atomically: a thread may read an entry another is replacing. */

@@ -5,12 +5,82 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "log.h"
 #include "real.h"
 
-struct real_syms real;
+int real_bound;
 int shim_inert;
+
+/* Bootstraps for the wrappers that call real.X unchecked (see real.h). */
+static ssize_t boot_read(int fd, void *buf, size_t n)
+{
+	real_bind();
+	return real.read(fd, buf, n);
+}
+
+static ssize_t boot_read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	real_bind();
+	return real.read_chk(fd, buf, n, buflen);
+}
+
+static ssize_t boot_readv(int fd, const struct iovec *iov, int n)
+{
+	real_bind();
+	return real.readv(fd, iov, n);
+}
+
+static ssize_t boot_recv(int fd, void *buf, size_t n, int flags)
+{
+	real_bind();
+	return real.recv(fd, buf, n, flags);
+}
+
+static ssize_t boot_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	real_bind();
+	return real.recv_chk(fd, buf, n, buflen, flags);
+}
+
+static ssize_t boot_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+			     socklen_t *len)
+{
+	real_bind();
+	return real.recvfrom(fd, buf, n, flags, addr, len);
+}
+
+static ssize_t boot_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+				 struct sockaddr *addr, socklen_t *len)
+{
+	real_bind();
+	return real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+}
+
+static ssize_t boot_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	real_bind();
+	return real.recvmsg(fd, msg, flags);
+}
+
+static int boot_close(int fd)
+{
+	real_bind();
+	return real.close(fd);
+}
+
+struct real_syms real = {
+	.read = boot_read,
+	.read_chk = boot_read_chk,
+	.readv = boot_readv,
+	.recv = boot_recv,
+	.recv_chk = boot_recv_chk,
+	.recvfrom = boot_recvfrom,
+	.recvfrom_chk = boot_recvfrom_chk,
+	.recvmsg = boot_recvmsg,
+	.close = boot_close,
+};
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
 
@@ -43,7 +113,6 @@ static void bind_all(void)
 {
 	struct real_syms bound;
 	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-	void *close_fn;
 
 	memset(&bound, 0, sizeof(bound));
 	BIND(socket, "socket");
@@ -73,12 +142,12 @@ static void bind_all(void)
 	BIND(execvp, "execvp");
 	BIND(execvpe, "execvpe");
 	BIND(fexecve, "fexecve");
-	close_fn = bind_one("close", libc);
+	BIND(vfork, "vfork");
+	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;
-	/* real.close is the "bound" flag: publish it last, with release. */
 	memcpy(&real, &bound, sizeof(real));
-	__atomic_store_n((void **)&real.close, close_fn, __ATOMIC_RELEASE);
+	__atomic_store_n(&real_bound, 1, __ATOMIC_RELEASE);
 	if (libc)
 		dlclose(libc);
 }

@@ -37,21 +37,27 @@ struct real_syms {
 	int (*execvp)(const char *, char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
+	pid_t (*vfork)(void);
 };
 
 extern struct real_syms real;
+
+/* Set (release) once every symbol is bound. */
+extern int real_bound;
 
 /* Set when binding found our own wrapper behind a name (the shim is loaded
  * twice or linked wrongly): every wrapper then only passes through. */
 extern int shim_inert;
 
-/* Bind every symbol, once (pthread_once). Safe to call from any wrapper,
+/* The hot wrappers (read family, close) call real.X without checking it:
+ * until binding, real.X is a bootstrap function that binds, then calls.
+ * Bind every symbol, once (pthread_once). Safe to call from any wrapper,
  * before or after the constructor. */
 void real_bind(void);
 
 static inline void real_ensure(void)
 {
-	if (__builtin_expect(!__atomic_load_n(&real.close, __ATOMIC_ACQUIRE), 0))
+	if (__builtin_expect(!__atomic_load_n(&real_bound, __ATOMIC_ACQUIRE), 0))
 		real_bind();
 }
 

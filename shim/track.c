@@ -9,11 +9,22 @@
 #include "emit.h"
 #include "sockinfo.h"
 #include "track.h"
+#include "vfork.h"
 
 int track_lookup_or_adopt(int fd, struct fd_entry *e)
 {
-	if (fdtab_get(fd, e))
+	if (fdtab_get(fd, e)) {
+		if (e->inode & FDT_INODE_UNKNOWN) {
+			uint64_t ino = sockinfo_inode(fd);
+
+			if (!ino) /* not a socket: the entry was stale */
+				return 0;
+			e->inode = ino;
+			if (!shim_in_vfork_child())
+				fdtab_set(fd, e);
+		}
 		return 1;
+	}
 	if (fd < 0 || sockinfo_describe(fd, e) < 0)
 		return 0;
 	/* A socket created where we could not see it (a raw syscall, libc's
@@ -29,9 +40,7 @@ void track_socket(int fd, int domain, int type, int pair_fd)
 	struct fd_entry e;
 
 	memset(&e, 0, sizeof(e));
-	e.inode = sockinfo_inode(fd);
-	if (!e.inode)
-		return;
+	e.inode = FDT_INODE_UNKNOWN;
 	e.family = (uint16_t)domain;
 	e.socktype = (uint16_t)(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
 	if (type & SOCK_CLOEXEC)
@@ -156,7 +165,7 @@ void track_read_zero(int fd)
 		goto out;
 	/* Rare path: make sure the entry is not stale (the fd closed behind
 	 * our back and reused for a file). */
-	if (sockinfo_inode(fd) != e.inode) {
+	if (!track_lookup_or_adopt(fd, &e) || sockinfo_inode(fd) != e.inode) {
 		if (!shim_in_vfork_child())
 			fdtab_take(fd, NULL);
 		goto out;
