@@ -29,8 +29,10 @@ TOOL = $(BUILD)/sockshim
 
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROG_SRC = $(sort $(wildcard tests/progs/*.c examples/*.c))
-PROG_BIN = $(addprefix $(BUILD)/tests/,$(notdir $(PROG_SRC:.c=)))
+PROG_SRC = $(sort $(wildcard tests/progs/*.c))
+PROG_BIN = $(PROG_SRC:tests/progs/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRC = $(sort $(wildcard examples/*.c))
+EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 # Objects each unit test links against (besides cmocka): the module it tests.
 UNIT_OBJ_test_ring = shim/ring.c shim/segment.c tools/ring_reader.c
@@ -83,14 +85,18 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $$(UNIT_OBJ_test_$$*) $(HEADERS)
 	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $< $(UNIT_OBJ_test_$*) \
 		$(LDFLAGS_BASE) -lcmocka -ldl $(LDFLAGS)
 
-$(BUILD)/tests/%: $$(wildcard tests/progs/$$*.c examples/$$*.c) $(HEADERS)
+$(BUILD)/tests/%: tests/progs/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) -lcmocka $(LDFLAGS)
+
+$(BUILD)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
 
 unit: all $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
 
-integration: all $(PROG_BIN)
+integration: all $(PROG_BIN) $(EXAMPLE_BIN)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)
 
 test: unit integration
@@ -110,10 +116,10 @@ tsan:
 valgrind: all $(UNIT_BIN) $(PROG_BIN)
 	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind
 
-demo: all $(PROG_BIN)
+demo: all $(EXAMPLE_BIN)
 	@sh examples/demo.sh $(BUILD)
 
-bench: all $(PROG_BIN)
+bench: all $(PROG_BIN) $(EXAMPLE_BIN)
 	@sh tests/bench/bench.sh $(BUILD)
 
 install: all
