@@ -93,6 +93,16 @@ $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
 
+$(BUILD)/bench/bench_calls: tests/bench/bench_calls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
+
+$(BUILD)/bench/bench_ring: tests/bench/bench_ring.c shim/ring.c shim/segment.c tools/ring_reader.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $(filter %.c,$^) $(LDFLAGS_BASE) $(LDFLAGS)
+
+BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring
+
 unit: all $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
 
@@ -119,7 +129,7 @@ valgrind: all $(UNIT_BIN) $(PROG_BIN)
 demo: all $(EXAMPLE_BIN)
 	@sh examples/demo.sh $(BUILD)
 
-bench: all $(PROG_BIN) $(EXAMPLE_BIN)
+bench: all $(BENCH_BIN) $(EXAMPLE_BIN)
 	@sh tests/bench/bench.sh $(BUILD)
 
 install: all

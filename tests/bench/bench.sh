@@ -1,0 +1,74 @@
+#!/bin/sh
+# make bench: the shim's overhead, side by side with a run without it, in
+# one run. Prints figures and ratios; asserts nothing (machines are noisy:
+# the instruction counts from callgrind are the repeatable figures).
+set -eu
+BUILD=${1:-build}
+LIB=$(cd "$BUILD" && pwd)/libsockshim.so
+CALLS=$BUILD/bench/bench_calls
+SESSION="bench-$$"
+export SOCKSHIM_SESSION="$SESSION"
+trap 'rm -f /dev/shm/sockshim.$(id -u).$SESSION' EXIT INT TERM
+
+# Pin to one core when we can: fewer migrations, steadier figures.
+PIN=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset -c 1"; fi
+
+# Instructions per call from callgrind: the difference between N and 2N
+# calls, so start-up costs cancel out.
+instr_per_call() { # preload(0|1) what
+	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
+	total() {
+		if [ "$1" = 1 ]; then
+			LD_PRELOAD="$LIB" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+				"$CALLS" "$2" "$3" 2>&1
+		else
+			valgrind --tool=callgrind --callgrind-out-file=/dev/null "$CALLS" "$2" "$3" 2>&1
+		fi | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+	}
+	a=$(total "$1" "$2" 10000)
+	b=$(total "$1" "$2" 20000)
+	echo $(( (b - a) / 10000 ))
+}
+
+# Best of 5 alternating runs of each variant, ns per call.
+ns_per_call() { # preload(0|1) what n
+	for i in 1 2 3 4 5; do
+		if [ "$1" = 1 ]; then
+			LD_PRELOAD="$LIB" $PIN "$CALLS" "$2" "$3"
+		else
+			$PIN "$CALLS" "$2" "$3"
+		fi
+	done | awk '{print $2}' | sort -n | head -1
+}
+
+echo "sockshim bench: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+printf "%-34s %12s %12s %10s %s\n" "per call" "without" "with shim" "overhead" "target"
+for what in read close; do
+	base=$(instr_per_call 0 "$what")
+	shim=$(instr_per_call 1 "$what")
+	printf "%-34s %12s %12s %10s %s\n" "$what() untracked, instructions" "$base" "$shim" \
+		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")" "<= +15"
+done
+for what in read close; do
+	base=$(ns_per_call 0 "$what" 1000000)
+	shim=$(ns_per_call 1 "$what" 1000000)
+	printf "%-34s %12s %12s %10s\n" "$what() untracked, ns" "$base" "$shim" \
+		"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')"
+done
+base=$(ns_per_call 0 socket 2000000)
+shim=$(ns_per_call 1 socket 2000000)
+printf "%-34s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
+	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "<= 1.10x"
+echo
+echo "ring (best of 3 runs)"
+best_of() { # key
+	for i in 1 2 3; do $PIN "$BUILD/bench/bench_ring" 2000000; done |
+		awk -v k="$1" '$1 == k { if (b == "" || (k ~ /per_s/ ? $2 > b : $2 < b)) b = $2 } END { print b }'
+}
+printf "%-34s %12s %s\n" "append, 1 writer, ns" "$(best_of append_ns_1_writer)" "<= 25"
+printf "%-34s %12s %s\n" "append, 2 writers, ns" "$(best_of append_ns_2_writers)" "<= 60"
+printf "%-34s %12s %s\n" "clock + append, 1 writer, ns" "$(best_of append_with_clock_ns_1_writer)" "(what an event costs)"
+printf "%-34s %12s %s\n" "clock + append, 2 writers, ns" "$(best_of append_with_clock_ns_2_writers)" ""
+printf "%-34s %12s %s\n" "reader, events/s" "$(best_of reader_events_per_s)" ">= 5000000"
