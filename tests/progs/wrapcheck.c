@@ -1,0 +1,1454 @@
+/* Every wrapped libc call returns exactly what libc returns, with the same
+ * errno, and leaves errno alone on success. Run with and without
+ * LD_PRELOAD=libsockshim.so: both runs must pass. WRAPCHECK_PRELOAD=1 or 0
+ * says which run this is (checked by preload_state).
+ * The integration test counts some events this program causes; keep
+ * test_wrapcheck.py in step when changing the exec and accept tests. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* libc's _FORTIFY_SOURCE entry points, declared by its headers only when
+ * fortification is on: we call them directly. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       struct sockaddr *addr, socklen_t *len);
+
+extern char **environ;
+
+/* What errno holds before a call that must succeed; still there after. */
+#define SENTINEL 12345
+/* The limit the EMFILE tests set; fds beyond it cannot be allocated. */
+#define LOW_NOFILE 64
+/* SIGALRM period of the EINTR tests. */
+#define ALARM_US 20000
+/* A path that does not exist, counted by test_wrapcheck.py. */
+#define MISSING "/nonexistent/sockshim-wrapcheck"
+
+/* ---- checking ---------------------------------------------------------- */
+
+static void check_err(long ret, int err, int want, const char *what, const char *file,
+		      int line)
+{
+	if (ret == -1 && err == want)
+		return;
+	print_error("%s: returned %ld, errno %d (%s); expected -1, errno %d (%s)\n", what, ret,
+		    err, strerror(err), want, strerror(want));
+	_fail(file, line);
+}
+
+static void check_ok(long ret, int err, const char *what, const char *file, int line)
+{
+	if (ret >= 0 && err == SENTINEL)
+		return;
+	if (ret < 0)
+		print_error("%s: returned %ld, errno %d (%s); expected success\n", what, ret, err,
+			    strerror(err));
+	else
+		print_error("%s: returned %ld but changed errno from %d to %d (%s)\n", what, ret,
+			    SENTINEL, err, strerror(err));
+	_fail(file, line);
+}
+
+/* CALL must fail with -1 and errno WANT. */
+#define EXPECT_ERR(want, call)                                                 \
+	do {                                                                   \
+		long r_;                                                       \
+		int e_;                                                        \
+		errno = 0;                                                     \
+		r_ = (long)(call);                                             \
+		e_ = errno;                                                    \
+		check_err(r_, e_, (want), #call, __FILE__, __LINE__);          \
+	} while (0)
+
+/* CALL must succeed (>= 0) and leave errno as it was; its value. */
+#define EXPECT_OK(call)                                                        \
+	({                                                                     \
+		long r_;                                                       \
+		int e_;                                                        \
+		errno = SENTINEL;                                              \
+		r_ = (long)(call);                                             \
+		e_ = errno;                                                    \
+		check_ok(r_, e_, #call, __FILE__, __LINE__);                   \
+		r_;                                                            \
+	})
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+/* An address the kernel refuses (EFAULT), hidden from the compiler's
+ * object-size checks. */
+static void *bad_ptr(void)
+{
+	volatile uintptr_t p = 8;
+
+	return (void *)p;
+}
+
+/* V, hidden from the compiler's argument-range checks. */
+static int opaque(int v)
+{
+	volatile int x = v;
+
+	return x;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* Every test must close what it opened; so must the shim. */
+static int count_fds(void **state)
+{
+	*state = (void *)(intptr_t)open_fds();
+	return 0;
+}
+
+static int same_fds(void **state)
+{
+	int before = (int)(intptr_t)*state, after = open_fds();
+
+	if (before != after) {
+		print_error("descriptors open before the test: %d, after: %d\n", before, after);
+		return -1;
+	}
+	return 0;
+}
+
+/* A descriptor number that was open and is closed now: high enough that
+ * nothing the test opens afterwards reuses it (lowest free number first). */
+#define CLOSED_FD 1000
+
+static int closed_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(dup2(fd, CLOSED_FD), CLOSED_FD);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(close(CLOSED_FD), 0);
+	return CLOSED_FD;
+}
+
+static int devnull(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static struct sockaddr_in loopback(uint16_t port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	return a;
+}
+
+static uint16_t local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+/* A TCP listener on 127.0.0.1, on a port of the kernel's choice. */
+static int listener(int type_flags, uint16_t *port)
+{
+	struct sockaddr_in a = loopback(0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	if (port)
+		*port = local_port(fd);
+	return fd;
+}
+
+static int connect_to(uint16_t port)
+{
+	struct sockaddr_in a = loopback(port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* A connected TCP pair over loopback. */
+static void tcp_pair(int *client, int *server)
+{
+	uint16_t port;
+	int l = listener(0, &port);
+
+	*client = connect_to(port);
+	*server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*server >= 0);
+	assert_int_equal(close(l), 0);
+}
+
+static void unix_pair(int flags, int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0, sv), 0);
+}
+
+static void close_all(int n, ...)
+{
+	va_list ap;
+	int i;
+
+	va_start(ap, n);
+	for (i = 0; i < n; i++) {
+		int fd = va_arg(ap, int);
+
+		assert_int_equal(close(fd), 0);
+	}
+	va_end(ap);
+}
+
+static int is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static ino_t inode_of(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+/* ---- EINTR: a SIGALRM handler without SA_RESTART, firing periodically
+ * until disarmed, so it lands while the call blocks. */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+static void alarm_arm(void)
+{
+	struct sigaction sa;
+	struct itimerval it = {{0, ALARM_US}, {0, ALARM_US}};
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: the blocked call returns EINTR */
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	alarms = 0;
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+static void alarm_disarm(void)
+{
+	struct itimerval zero;
+
+	memset(&zero, 0, sizeof(zero));
+	assert_int_equal(setitimer(ITIMER_REAL, &zero, NULL), 0);
+	/* The handler stays: a signal already on its way is harmless. */
+	assert_true(alarms > 0);
+}
+
+/* Each blocking call below is interrupted: -1, EINTR. */
+#define EXPECT_EINTR(call)                                                     \
+	do {                                                                   \
+		long r_;                                                       \
+		int e_;                                                        \
+		alarm_arm();                                                   \
+		errno = 0;                                                     \
+		r_ = (long)(call);                                             \
+		e_ = errno;                                                    \
+		alarm_disarm();                                                \
+		check_err(r_, e_, EINTR, #call, __FILE__, __LINE__);           \
+	} while (0)
+
+/* ---- EMFILE: lower RLIMIT_NOFILE and fill the table up to it. */
+
+struct fill {
+	struct rlimit old;
+	int fds[LOW_NOFILE];
+	int n;
+};
+
+static void fill_fds(struct fill *f)
+{
+	struct rlimit low;
+	int i;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &f->old), 0);
+	low = f->old;
+	low.rlim_cur = LOW_NOFILE;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	f->n = 0;
+	for (i = 0; i < LOW_NOFILE; i++) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			assert_int_equal(errno, EMFILE);
+			break;
+		}
+		f->fds[f->n++] = fd;
+	}
+	assert_true(f->n > 0 && f->n < LOW_NOFILE);
+}
+
+static void unfill_fds(struct fill *f)
+{
+	int i;
+
+	for (i = 0; i < f->n; i++)
+		assert_int_equal(close(f->fds[i]), 0);
+	f->n = 0;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &f->old), 0);
+}
+
+/* Results are collected while the table is full and checked after it is
+ * emptied, so a failed check cannot leave the process crippled. */
+struct outcome {
+	long ret;
+	int err;
+};
+
+#define TRY(o, call)                                                           \
+	do {                                                                   \
+		errno = 0;                                                     \
+		(o).ret = (long)(call);                                        \
+		(o).err = errno;                                               \
+	} while (0)
+
+#define CHECK_EMFILE(o, what) check_err((o).ret, (o).err, EMFILE, what, __FILE__, __LINE__)
+
+/* ---- socket calls ------------------------------------------------------ */
+
+static void test_socket(void **state)
+{
+	struct fill f;
+	struct outcome o;
+	int fd;
+
+	(void)state;
+	fd = (int)EXPECT_OK(socket(AF_INET, SOCK_STREAM, 0));
+	assert_true(is_socket(fd));
+	assert_int_equal(fcntl(fd, F_GETFD), 0);
+	assert_int_equal(close(fd), 0);
+	fd = (int)EXPECT_OK(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+	assert_int_equal(fcntl(fd, F_GETFD), FD_CLOEXEC);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	assert_int_equal(close(fd), 0);
+	fd = (int)EXPECT_OK(socket(AF_UNIX, SOCK_SEQPACKET, 0));
+	assert_int_equal(close(fd), 0);
+
+	EXPECT_ERR(EINVAL, socket(AF_INET, 12345, 0));
+	EXPECT_ERR(EAFNOSUPPORT, socket(12345, SOCK_STREAM, 0));
+	EXPECT_ERR(EPROTONOSUPPORT, socket(AF_INET, SOCK_STREAM, IPPROTO_UDP));
+
+	fill_fds(&f);
+	TRY(o, socket(AF_INET, SOCK_STREAM, 0));
+	unfill_fds(&f);
+	CHECK_EMFILE(o, "socket() with no descriptor left");
+}
+
+static void test_socketpair(void **state)
+{
+	struct fill f;
+	struct outcome o;
+	int sv[2] = {-1, -1};
+	char c = 0;
+
+	(void)state;
+	EXPECT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	assert_true(sv[0] >= 0 && sv[1] >= 0 && sv[0] != sv[1]);
+	assert_int_equal(write(sv[0], "x", 1), 1);
+	assert_int_equal(read(sv[1], &c, 1), 1);
+	assert_int_equal(c, 'x');
+	close_all(2, sv[0], sv[1]);
+	EXPECT_OK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv));
+	assert_int_equal(fcntl(sv[1], F_GETFD), FD_CLOEXEC);
+	close_all(2, sv[0], sv[1]);
+
+	EXPECT_ERR(EOPNOTSUPP, socketpair(AF_INET, SOCK_STREAM, 0, sv));
+	EXPECT_ERR(EAFNOSUPPORT, socketpair(12345, SOCK_STREAM, 0, sv));
+	EXPECT_ERR(EINVAL, socketpair(AF_UNIX, 12345, 0, sv));
+	EXPECT_ERR(EFAULT, socketpair(AF_UNIX, SOCK_STREAM, 0, (int *)bad_ptr()));
+
+	fill_fds(&f);
+	TRY(o, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	unfill_fds(&f);
+	CHECK_EMFILE(o, "socketpair() with no descriptor left");
+}
+
+static void test_bind(void **state)
+{
+	struct sockaddr_in a = loopback(0), taken;
+	int fd, other, nul = devnull(), bad = closed_fd();
+
+	(void)state;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	assert_true(local_port(fd) != 0);
+	EXPECT_ERR(EINVAL, bind(fd, (struct sockaddr *)&a, sizeof(a))); /* already bound */
+	assert_int_equal(listen(fd, 1), 0);
+
+	taken = loopback(local_port(fd));
+	other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(EADDRINUSE, bind(other, (struct sockaddr *)&taken, sizeof(taken)));
+	EXPECT_ERR(EINVAL, bind(other, (struct sockaddr *)&a, 3));
+	EXPECT_ERR(EBADF, bind(bad, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_ERR(EBADF, bind(-1, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_ERR(ENOTSOCK, bind(nul, (struct sockaddr *)&a, sizeof(a)));
+	close_all(3, fd, other, nul);
+}
+
+static void test_listen(void **state)
+{
+	struct sockaddr_in a = loopback(0);
+	int fd, udp, nul = devnull(), bad = closed_fd();
+
+	(void)state;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	EXPECT_OK(listen(fd, 8));
+	EXPECT_OK(listen(fd, 16)); /* again: changes the backlog */
+	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(EOPNOTSUPP, listen(udp, 8));
+	EXPECT_ERR(EBADF, listen(bad, 8));
+	EXPECT_ERR(EBADF, listen(-1, 8));
+	EXPECT_ERR(ENOTSOCK, listen(nul, 8));
+	close_all(3, fd, udp, nul);
+}
+
+static void test_accept(void **state)
+{
+	struct sockaddr_in peer;
+	socklen_t len;
+	uint16_t port;
+	struct fill f;
+	struct outcome o;
+	unsigned char *small;
+	int l, nb, c, s, unlistened, nul = devnull(), bad = closed_fd();
+
+	(void)state;
+	l = listener(0, &port);
+	c = connect_to(port);
+	memset(&peer, 0, sizeof(peer));
+	len = sizeof(peer);
+	s = (int)EXPECT_OK(accept(l, (struct sockaddr *)&peer, &len));
+	assert_int_equal(len, sizeof(peer));
+	assert_int_equal(peer.sin_family, AF_INET);
+	assert_int_equal(ntohl(peer.sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(ntohs(peer.sin_port), local_port(c));
+	assert_int_equal(fcntl(s, F_GETFD), 0);
+	close_all(2, c, s);
+
+	/* A buffer smaller than the address: truncated, length says so. */
+	c = connect_to(port);
+	small = malloc(4);
+	assert_non_null(small);
+	len = 4;
+	s = (int)EXPECT_OK(accept(l, (struct sockaddr *)small, &len));
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	free(small);
+	close_all(2, c, s);
+
+	/* No address wanted. */
+	c = connect_to(port);
+	s = (int)EXPECT_OK(accept(l, NULL, NULL));
+	close_all(2, c, s);
+
+	/* EMFILE leaves the connection queued: it is accepted afterwards. */
+	c = connect_to(port);
+	fill_fds(&f);
+	TRY(o, accept(l, NULL, NULL));
+	unfill_fds(&f);
+	CHECK_EMFILE(o, "accept() with no descriptor left");
+	s = (int)EXPECT_OK(accept(l, NULL, NULL));
+	close_all(2, c, s);
+
+	EXPECT_EINTR(accept(l, NULL, NULL));
+
+	nb = listener(SOCK_NONBLOCK, NULL);
+	EXPECT_ERR(EAGAIN, accept(nb, NULL, NULL));
+	len = sizeof(peer);
+	EXPECT_ERR(EAGAIN, accept(nb, (struct sockaddr *)&peer, &len));
+
+	unlistened = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(EINVAL, accept(unlistened, NULL, NULL));
+	EXPECT_ERR(EBADF, accept(bad, NULL, NULL));
+	EXPECT_ERR(EBADF, accept(-1, NULL, NULL));
+	EXPECT_ERR(ENOTSOCK, accept(nul, NULL, NULL));
+	/* A socket closed, then accepted on. */
+	EXPECT_OK(close(nb));
+	EXPECT_ERR(EBADF, accept(nb, NULL, NULL));
+	close_all(3, l, unlistened, nul);
+}
+
+/* Pointers the kernel refuses: the wrapper must not touch them either. */
+static void test_accept_efault(void **state)
+{
+	struct sockaddr_in peer;
+	uint16_t port;
+	int l, c;
+
+	(void)state;
+	EXPECT_ERR(EBADF, accept(-1, (struct sockaddr *)&peer, (socklen_t *)bad_ptr()));
+	EXPECT_ERR(EBADF, accept4(-1, (struct sockaddr *)&peer, (socklen_t *)bad_ptr(), 0));
+	l = listener(0, &port);
+	c = connect_to(port);
+	EXPECT_ERR(EFAULT, accept(l, (struct sockaddr *)&peer, (socklen_t *)bad_ptr()));
+	close_all(2, c, l);
+}
+
+static void test_accept4(void **state)
+{
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	uint16_t port;
+	int l, nb, c, s, bad = closed_fd();
+
+	(void)state;
+	l = listener(0, &port);
+	c = connect_to(port);
+	s = (int)EXPECT_OK(accept4(l, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK));
+	assert_int_equal(ntohs(peer.sin_port), local_port(c));
+	assert_int_equal(fcntl(s, F_GETFD), FD_CLOEXEC);
+	assert_true(fcntl(s, F_GETFL) & O_NONBLOCK);
+	close_all(2, c, s);
+	c = connect_to(port);
+	s = (int)EXPECT_OK(accept4(l, NULL, NULL, 0));
+	assert_int_equal(fcntl(s, F_GETFD), 0);
+	close_all(2, c, s);
+
+	EXPECT_EINTR(accept4(l, NULL, NULL, SOCK_CLOEXEC));
+	EXPECT_ERR(EINVAL, accept4(l, NULL, NULL, 0x40000000));
+	nb = listener(SOCK_NONBLOCK, NULL);
+	EXPECT_ERR(EAGAIN, accept4(nb, NULL, NULL, SOCK_CLOEXEC));
+	EXPECT_ERR(EBADF, accept4(bad, NULL, NULL, 0));
+	close_all(2, l, nb);
+}
+
+static void test_connect(void **state)
+{
+	struct sockaddr_in a, refused;
+	struct sockaddr_in6 a6;
+	uint16_t port;
+	int l, c, s, fd, reserve, nul = devnull(), bad = closed_fd();
+
+	(void)state;
+	l = listener(0, &port);
+	a = loopback(port);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_OK(connect(c, (struct sockaddr *)&a, sizeof(a)));
+	s = accept(l, NULL, NULL);
+	assert_true(s >= 0);
+	EXPECT_ERR(EISCONN, connect(c, (struct sockaddr *)&a, sizeof(a)));
+	close_all(2, c, s);
+
+	/* A port bound but not listening: refused. */
+	reserve = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	refused = loopback(0);
+	assert_int_equal(bind(reserve, (struct sockaddr *)&refused, sizeof(refused)), 0);
+	refused = loopback(local_port(reserve));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(ECONNREFUSED, connect(fd, (struct sockaddr *)&refused, sizeof(refused)));
+	assert_int_equal(close(fd), 0);
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(EINVAL, connect(fd, (struct sockaddr *)&a, 3));
+	memset(&a6, 0, sizeof(a6));
+	a6.sin6_family = AF_INET6;
+	a6.sin6_port = htons(port);
+	a6.sin6_addr = in6addr_loopback;
+	EXPECT_ERR(EAFNOSUPPORT, connect(fd, (struct sockaddr *)&a6, sizeof(a6)));
+	EXPECT_ERR(EBADF, connect(bad, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_ERR(EBADF, connect(-1, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_ERR(ENOTSOCK, connect(nul, (struct sockaddr *)&a, sizeof(a)));
+	/* UDP connect to anywhere succeeds at once. */
+	c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	EXPECT_OK(connect(c, (struct sockaddr *)&refused, sizeof(refused)));
+	close_all(5, fd, reserve, l, nul, c);
+}
+
+static void test_shutdown(void **state)
+{
+	int c, s, unconnected, nul = devnull(), bad = closed_fd();
+	char buf[8];
+
+	(void)state;
+	tcp_pair(&c, &s);
+	EXPECT_OK(shutdown(c, SHUT_WR));
+	assert_int_equal(read(s, buf, sizeof(buf)), 0); /* the FIN */
+	assert_int_equal(write(s, "ok", 2), 2);	/* half-closed: c still receives */
+	assert_int_equal(read(c, buf, sizeof(buf)), 2);
+	EXPECT_OK(shutdown(s, SHUT_RDWR));
+	EXPECT_ERR(EINVAL, shutdown(c, 99));
+	EXPECT_ERR(EINVAL, shutdown(c, -1));
+	unconnected = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_ERR(ENOTCONN, shutdown(unconnected, SHUT_RD));
+	EXPECT_ERR(EBADF, shutdown(bad, SHUT_RDWR));
+	EXPECT_ERR(EBADF, shutdown(-1, SHUT_RDWR));
+	EXPECT_ERR(ENOTSOCK, shutdown(nul, SHUT_RDWR));
+	close_all(4, c, s, unconnected, nul);
+}
+
+/* ---- descriptor calls -------------------------------------------------- */
+
+static void test_close(void **state)
+{
+	int fd, sv[2], bad = closed_fd();
+
+	(void)state;
+	EXPECT_ERR(EBADF, close(-1));
+	EXPECT_ERR(EBADF, close(bad));
+	EXPECT_ERR(EBADF, close(INT_MAX));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT_OK(close(fd));
+	EXPECT_ERR(EBADF, close(fd)); /* twice */
+	fd = devnull();
+	EXPECT_OK(close(fd));
+	/* Closed behind the shim's back (a raw system call): close says EBADF. */
+	unix_pair(0, sv);
+	assert_int_equal(syscall(SYS_close, sv[0]), 0);
+	EXPECT_ERR(EBADF, close(sv[0]));
+	EXPECT_OK(close(sv[1]));
+}
+
+static void test_close_range(void **state)
+{
+	int a, b, c, keep, i;
+
+	(void)state;
+	/* Three consecutive descriptors, then close the range. */
+	a = socket(AF_INET, SOCK_STREAM, 0);
+	b = dup(a);
+	c = devnull();
+	keep = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(b > a && c > a && keep > a);
+	EXPECT_OK(close_range((unsigned)a, (unsigned)a, 0));
+	EXPECT_ERR(EBADF, fcntl(a, F_GETFD));
+	assert_true(fcntl(b, F_GETFD) >= 0);
+
+	EXPECT_OK(close_range((unsigned)b, (unsigned)b, CLOSE_RANGE_CLOEXEC));
+	assert_int_equal(fcntl(b, F_GETFD), FD_CLOEXEC);
+	EXPECT_OK(close_range((unsigned)b, (unsigned)c, CLOSE_RANGE_CLOEXEC));
+	assert_int_equal(fcntl(c, F_GETFD), FD_CLOEXEC);
+
+	EXPECT_ERR(EINVAL, close_range(5, 2, 0));
+	EXPECT_ERR(EINVAL, close_range(0, ~0u, 0x40000000));
+	/* Nothing open there: success. */
+	EXPECT_OK(close_range(4000000, 4000100, 0));
+
+	i = keep > c ? keep : c;
+	EXPECT_OK(close_range((unsigned)b, (unsigned)i, 0));
+	EXPECT_ERR(EBADF, fcntl(b, F_GETFD));
+	EXPECT_ERR(EBADF, fcntl(c, F_GETFD));
+	EXPECT_ERR(EBADF, fcntl(keep, F_GETFD));
+}
+
+static void test_dup(void **state)
+{
+	struct fill f;
+	struct outcome o;
+	int s, d, nul = devnull(), bad = closed_fd();
+
+	(void)state;
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	d = (int)EXPECT_OK(dup(s));
+	assert_true(d != s);
+	assert_int_equal(inode_of(d), inode_of(s));
+	assert_int_equal(fcntl(d, F_GETFD), 0); /* dup never copies close-on-exec */
+	EXPECT_OK(close(s));
+	assert_true(is_socket(d)); /* the description lives on */
+	EXPECT_ERR(EBADF, dup(s));
+	EXPECT_ERR(EBADF, dup(-1));
+	EXPECT_ERR(EBADF, dup(bad));
+
+	fill_fds(&f);
+	TRY(o, dup(d));
+	unfill_fds(&f);
+	CHECK_EMFILE(o, "dup() with no descriptor left");
+	close_all(2, d, nul);
+}
+
+static void test_dup2(void **state)
+{
+	struct fill f;
+	struct outcome o;
+	int s, t, nul, r, bad = closed_fd();
+	ino_t t_inode;
+
+	(void)state;
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	t_inode = inode_of(t);
+
+	/* Onto a valid descriptor from a bad one: EBADF, the target stays. */
+	EXPECT_ERR(EBADF, dup2(bad, t));
+	EXPECT_ERR(EBADF, dup2(-1, t));
+	assert_int_equal(inode_of(t), t_inode);
+	assert_int_equal(fcntl(t, F_GETFD), FD_CLOEXEC);
+
+	/* Onto an open socket: replaced (closed by the kernel). */
+	r = (int)EXPECT_OK(dup2(s, t));
+	assert_int_equal(r, t);
+	assert_int_equal(inode_of(t), inode_of(s));
+	assert_int_equal(fcntl(t, F_GETFD), 0);
+	/* Onto itself: a no-op returning the descriptor. */
+	r = (int)EXPECT_OK(dup2(s, s));
+	assert_int_equal(r, s);
+	assert_int_equal(fcntl(s, F_GETFD), FD_CLOEXEC);
+	/* Onto a free number. */
+	r = (int)EXPECT_OK(dup2(s, bad));
+	assert_int_equal(r, bad);
+	EXPECT_OK(close(bad));
+	EXPECT_ERR(EBADF, dup2(bad, bad));
+	/* Onto a descriptor that is not a socket. */
+	nul = devnull();
+	r = (int)EXPECT_OK(dup2(s, nul));
+	assert_true(is_socket(nul));
+	EXPECT_ERR(EBADF, dup2(s, -1));
+	EXPECT_ERR(EBADF, dup2(s, INT_MAX));
+
+	/* A target beyond RLIMIT_NOFILE: EBADF. */
+	fill_fds(&f);
+	TRY(o, dup2(s, LOW_NOFILE + 10));
+	unfill_fds(&f);
+	check_err(o.ret, o.err, EBADF, "dup2() beyond RLIMIT_NOFILE", __FILE__, __LINE__);
+	close_all(3, s, t, nul);
+}
+
+static void test_dup3(void **state)
+{
+	int s, t, r, bad = closed_fd();
+
+	(void)state;
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	t = socket(AF_INET, SOCK_STREAM, 0);
+	r = (int)EXPECT_OK(dup3(s, t, O_CLOEXEC));
+	assert_int_equal(r, t);
+	assert_int_equal(fcntl(t, F_GETFD), FD_CLOEXEC);
+	assert_int_equal(inode_of(t), inode_of(s));
+	r = (int)EXPECT_OK(dup3(s, t, 0));
+	assert_int_equal(fcntl(t, F_GETFD), 0);
+	EXPECT_ERR(EINVAL, dup3(s, s, 0));
+	EXPECT_ERR(EINVAL, dup3(s, s, O_CLOEXEC));
+	EXPECT_ERR(EINVAL, dup3(s, t, O_NONBLOCK));
+	EXPECT_ERR(EBADF, dup3(bad, t, 0));
+	EXPECT_ERR(EBADF, dup3(-1, t, 0));
+	assert_true(is_socket(t));
+	EXPECT_ERR(EBADF, dup3(s, -1, 0));
+	close_all(2, s, t);
+}
+
+/* The fcntl commands the shim watches, through FN (fcntl or fcntl64). */
+static void check_fcntl(int (*fn)(int, int, ...))
+{
+	struct fill f;
+	struct outcome o;
+	int s, d, fl, bad = closed_fd();
+
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	d = (int)EXPECT_OK(fn(s, F_DUPFD, 100));
+	assert_true(d >= 100);
+	assert_int_equal(fn(d, F_GETFD), 0);
+	assert_int_equal(inode_of(d), inode_of(s));
+	EXPECT_OK(close(d));
+	d = (int)EXPECT_OK(fn(s, F_DUPFD_CLOEXEC, 0));
+	assert_true(d > s);
+	assert_int_equal(fn(d, F_GETFD), FD_CLOEXEC);
+	EXPECT_OK(close(d));
+
+	assert_int_equal(EXPECT_OK(fn(s, F_SETFD, FD_CLOEXEC)), 0);
+	assert_int_equal(EXPECT_OK(fn(s, F_GETFD)), FD_CLOEXEC);
+	assert_int_equal(EXPECT_OK(fn(s, F_SETFD, 0)), 0);
+	assert_int_equal(EXPECT_OK(fn(s, F_GETFD)), 0);
+	fl = (int)EXPECT_OK(fn(s, F_GETFL));
+	assert_false(fl & O_NONBLOCK);
+	assert_int_equal(EXPECT_OK(fn(s, F_SETFL, fl | O_NONBLOCK)), 0);
+	assert_true(EXPECT_OK(fn(s, F_GETFL)) & O_NONBLOCK);
+	assert_int_equal(EXPECT_OK(fn(s, F_SETFL, fl)), 0);
+	assert_false(EXPECT_OK(fn(s, F_GETFL)) & O_NONBLOCK);
+
+	EXPECT_ERR(EBADF, fn(bad, F_GETFD));
+	EXPECT_ERR(EBADF, fn(-1, F_DUPFD, 0));
+	EXPECT_ERR(EBADF, fn(bad, F_SETFD, FD_CLOEXEC));
+	EXPECT_ERR(EINVAL, fn(s, 123456));
+	EXPECT_ERR(EINVAL, fn(s, F_DUPFD, -1));
+
+	fill_fds(&f);
+	TRY(o, fn(s, F_DUPFD, 0));
+	CHECK_EMFILE(o, "F_DUPFD with no descriptor left");
+	TRY(o, fn(s, F_DUPFD_CLOEXEC, 0));
+	CHECK_EMFILE(o, "F_DUPFD_CLOEXEC with no descriptor left");
+	TRY(o, fn(s, F_DUPFD, LOW_NOFILE + 10));
+	unfill_fds(&f);
+	check_err(o.ret, o.err, EINVAL, "F_DUPFD beyond RLIMIT_NOFILE", __FILE__, __LINE__);
+	assert_int_equal(close(s), 0);
+}
+
+static void test_fcntl(void **state)
+{
+	(void)state;
+	check_fcntl(fcntl);
+}
+
+static void test_fcntl64(void **state)
+{
+	(void)state;
+	check_fcntl(fcntl64);
+}
+
+/* ---- read calls --------------------------------------------------------
+ * Each read function: data, EOF (0 with errno untouched, the shim's
+ * peer_eof path), EAGAIN, EINTR, EBADF. */
+
+enum reader { R_READ, R_READ_CHK, R_READV, R_RECV, R_RECV_CHK, R_RECVFROM, R_RECVFROM_CHK,
+	      R_RECVMSG };
+
+static ssize_t do_read(enum reader how, int fd, char *buf, size_t n, int flags)
+{
+	struct iovec iov[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
+	struct msghdr msg;
+
+	switch (how) {
+	case R_READ:
+		return read(fd, buf, n);
+	case R_READ_CHK:
+		return __read_chk(fd, buf, n, n);
+	case R_READV:
+		return readv(fd, iov, 2);
+	case R_RECV:
+		return recv(fd, buf, n, flags);
+	case R_RECV_CHK:
+		return __recv_chk(fd, buf, n, n, flags);
+	case R_RECVFROM:
+		return recvfrom(fd, buf, n, flags, NULL, NULL);
+	case R_RECVFROM_CHK:
+		return __recvfrom_chk(fd, buf, n, n, flags, NULL, NULL);
+	case R_RECVMSG:
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = 2;
+		return recvmsg(fd, &msg, flags);
+	}
+	return -2;
+}
+
+static int is_recv(enum reader how)
+{
+	return how != R_READ && how != R_READ_CHK && how != R_READV;
+}
+
+static void check_reader(enum reader how)
+{
+	char buf[16];
+	int sv[2], c, s, nul, bad = closed_fd();
+
+	/* Data on a Unix stream pair. */
+	unix_pair(0, sv);
+	assert_int_equal(write(sv[1], "hello", 5), 5);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(EXPECT_OK(do_read(how, sv[0], buf, sizeof(buf), 0)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	/* Nothing there: EINTR from the alarm. */
+	EXPECT_EINTR(do_read(how, sv[0], buf, sizeof(buf), 0));
+	/* The peer's FIN: 0, twice, errno untouched. */
+	EXPECT_OK(shutdown(sv[1], SHUT_WR));
+	assert_int_equal(EXPECT_OK(do_read(how, sv[0], buf, sizeof(buf), 0)), 0);
+	assert_int_equal(EXPECT_OK(do_read(how, sv[0], buf, sizeof(buf), 0)), 0);
+	close_all(2, sv[0], sv[1]);
+
+	/* TCP: data, then EOF after the peer closed. */
+	tcp_pair(&c, &s);
+	assert_int_equal(write(c, "abc", 3), 3);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(EXPECT_OK(do_read(how, s, buf, 3, 0)), 3);
+	assert_memory_equal(buf, "abc", 3);
+	assert_int_equal(close(c), 0);
+	assert_int_equal(EXPECT_OK(do_read(how, s, buf, sizeof(buf), 0)), 0);
+	assert_int_equal(close(s), 0);
+
+	/* Non-blocking: EAGAIN; MSG_DONTWAIT on a blocking socket too. */
+	unix_pair(SOCK_NONBLOCK, sv);
+	EXPECT_ERR(EAGAIN, do_read(how, sv[0], buf, sizeof(buf), 0));
+	close_all(2, sv[0], sv[1]);
+	if (is_recv(how)) {
+		unix_pair(0, sv);
+		EXPECT_ERR(EAGAIN, do_read(how, sv[0], buf, sizeof(buf), MSG_DONTWAIT));
+		close_all(2, sv[0], sv[1]);
+	}
+
+	EXPECT_ERR(EBADF, do_read(how, bad, buf, sizeof(buf), 0));
+	EXPECT_ERR(EBADF, do_read(how, -1, buf, sizeof(buf), 0));
+	nul = devnull();
+	if (is_recv(how))
+		EXPECT_ERR(ENOTSOCK, do_read(how, nul, buf, sizeof(buf), 0));
+	else
+		assert_int_equal(EXPECT_OK(do_read(how, nul, buf, sizeof(buf), 0)), 0);
+	assert_int_equal(close(nul), 0);
+
+	/* A socket descriptor closed behind the shim's back (raw syscall) and
+	 * its number reused by a pipe: 0 at the pipe's EOF, errno untouched. */
+	unix_pair(0, sv);
+	assert_int_equal(syscall(SYS_close, sv[0]), 0);
+	{
+		int p[2];
+
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		if (p[0] != sv[0] && p[1] == sv[0]) {
+			int t = p[0];
+
+			p[0] = p[1];
+			p[1] = t; /* cannot happen: pipe2 fills the lowest first */
+		}
+		assert_int_equal(p[0], sv[0]);
+		assert_int_equal(close(p[1]), 0);
+		if (!is_recv(how))
+			assert_int_equal(EXPECT_OK(do_read(how, p[0], buf, sizeof(buf), 0)), 0);
+		else
+			EXPECT_ERR(ENOTSOCK, do_read(how, p[0], buf, sizeof(buf), 0));
+		assert_int_equal(close(p[0]), 0);
+	}
+	assert_int_equal(close(sv[1]), 0);
+}
+
+static void test_read(void **state)
+{
+	char buf[4];
+	int d, z;
+
+	(void)state;
+	check_reader(R_READ);
+	d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	EXPECT_ERR(EISDIR, read(d, buf, sizeof(buf)));
+	z = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	EXPECT_ERR(EFAULT, read(z, bad_ptr(), 4));
+	close_all(2, d, z);
+}
+
+static void test_readv(void **state)
+{
+	char a[4], b[4];
+	struct iovec empty[2] = {{a, 0}, {b, 0}};
+	int sv[2];
+
+	(void)state;
+	check_reader(R_READV);
+	unix_pair(0, sv);
+	/* Nothing asked: 0 at once, which is not the peer's EOF. */
+	assert_int_equal(EXPECT_OK(readv(sv[0], empty, 2)), 0);
+	EXPECT_ERR(EINVAL, readv(sv[0], empty, opaque(-1)));
+	EXPECT_ERR(EINVAL, readv(sv[0], empty, opaque(IOV_MAX + 1)));
+	close_all(2, sv[0], sv[1]);
+}
+
+static void test_recv(void **state)
+{
+	char buf[8];
+	int sv[2];
+
+	(void)state;
+	check_reader(R_RECV);
+	unix_pair(0, sv);
+	assert_int_equal(write(sv[1], "peek", 4), 4);
+	assert_int_equal(EXPECT_OK(recv(sv[0], buf, sizeof(buf), MSG_PEEK)), 4);
+	assert_int_equal(EXPECT_OK(recv(sv[0], buf, sizeof(buf), 0)), 4);
+	/* Nothing asked, something there: 0, which is not the peer's EOF. */
+	assert_int_equal(write(sv[1], "z", 1), 1);
+	assert_int_equal(EXPECT_OK(recv(sv[0], buf, 0, 0)), 0);
+	assert_int_equal(EXPECT_OK(recv(sv[0], buf, sizeof(buf), 0)), 1);
+	close_all(2, sv[0], sv[1]);
+}
+
+/* Two UDP sockets on loopback, the sender bound: recvfrom/recvmsg report
+ * its address. */
+static void udp_pair(int *rx, int *tx, struct sockaddr_in *tx_addr)
+{
+	struct sockaddr_in a = loopback(0);
+
+	*rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	*tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(*rx, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(bind(*tx, (struct sockaddr *)&a, sizeof(a)), 0);
+	*tx_addr = loopback(local_port(*tx));
+	a = loopback(local_port(*rx));
+	assert_int_equal(connect(*tx, (struct sockaddr *)&a, sizeof(a)), 0);
+}
+
+static void test_recvfrom(void **state)
+{
+	struct sockaddr_in from, want;
+	socklen_t len;
+	char buf[8];
+	int rx, tx;
+
+	(void)state;
+	check_reader(R_RECVFROM);
+	udp_pair(&rx, &tx, &want);
+	assert_int_equal(send(tx, "dgram", 5, 0), 5);
+	len = sizeof(from);
+	memset(&from, 0, sizeof(from));
+	assert_int_equal(EXPECT_OK(recvfrom(rx, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+					    &len)), 5);
+	assert_int_equal(len, sizeof(from));
+	assert_int_equal(from.sin_port, want.sin_port);
+	assert_int_equal(from.sin_addr.s_addr, want.sin_addr.s_addr);
+	/* Truncated datagram: MSG_TRUNC returns its real length. */
+	assert_int_equal(send(tx, "0123456789", 10, 0), 10);
+	assert_int_equal(EXPECT_OK(recvfrom(rx, buf, 4, MSG_TRUNC, NULL, NULL)), 10);
+	/* An empty datagram: 0, not an EOF (datagram socket). */
+	assert_int_equal(send(tx, "", 0, 0), 0);
+	assert_int_equal(EXPECT_OK(recvfrom(rx, buf, sizeof(buf), 0, NULL, NULL)), 0);
+	EXPECT_ERR(EAGAIN, recvfrom(rx, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL));
+	close_all(2, rx, tx);
+}
+
+static void test_recvmsg(void **state)
+{
+	struct sockaddr_in from, want;
+	struct iovec iov;
+	struct msghdr msg;
+	char buf[8];
+	int rx, tx;
+
+	(void)state;
+	check_reader(R_RECVMSG);
+	udp_pair(&rx, &tx, &want);
+	assert_int_equal(send(tx, "msg", 3, 0), 3);
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = buf;
+	iov.iov_len = sizeof(buf);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_name = &from;
+	msg.msg_namelen = sizeof(from);
+	assert_int_equal(EXPECT_OK(recvmsg(rx, &msg, 0)), 3);
+	assert_int_equal(msg.msg_namelen, sizeof(from));
+	assert_int_equal(from.sin_port, want.sin_port);
+	assert_int_equal(msg.msg_flags, 0);
+	EXPECT_ERR(EAGAIN, recvmsg(rx, &msg, MSG_DONTWAIT));
+	EXPECT_ERR(EFAULT, recvmsg(rx, (struct msghdr *)bad_ptr(), MSG_DONTWAIT));
+	close_all(2, rx, tx);
+}
+
+/* A _chk call told its buffer is smaller than N must abort the process
+ * (__chk_fail), as libc's does: run it in a child. */
+static void expect_chk_abort(enum reader how)
+{
+	int sv[2], st;
+	pid_t pid;
+
+	unix_pair(0, sv);
+	assert_int_equal(write(sv[1], "12345678", 8), 8);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char buf[8];
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, STDERR_FILENO); /* "*** buffer overflow detected ***" */
+		if (how == R_READ_CHK)
+			(void)__read_chk(sv[0], buf, 8, 4);
+		else if (how == R_RECV_CHK)
+			(void)__recv_chk(sv[0], buf, 8, 4, 0);
+		else
+			(void)__recvfrom_chk(sv[0], buf, 8, 4, 0, NULL, NULL);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	close_all(2, sv[0], sv[1]);
+}
+
+static void test_read_chk(void **state)
+{
+	(void)state;
+	check_reader(R_READ_CHK);
+	expect_chk_abort(R_READ_CHK);
+}
+
+static void test_recv_chk(void **state)
+{
+	(void)state;
+	check_reader(R_RECV_CHK);
+	expect_chk_abort(R_RECV_CHK);
+}
+
+static void test_recvfrom_chk(void **state)
+{
+	struct sockaddr_in from, want;
+	socklen_t len = sizeof(from);
+	char buf[8];
+	int rx, tx;
+
+	(void)state;
+	check_reader(R_RECVFROM_CHK);
+	expect_chk_abort(R_RECVFROM_CHK);
+	udp_pair(&rx, &tx, &want);
+	assert_int_equal(send(tx, "chk", 3, 0), 3);
+	assert_int_equal(EXPECT_OK(__recvfrom_chk(rx, buf, sizeof(buf), sizeof(buf), 0,
+						  (struct sockaddr *)&from, &len)), 3);
+	assert_int_equal(from.sin_port, want.sin_port);
+	close_all(2, rx, tx);
+}
+
+/* ---- exec family -------------------------------------------------------
+ * Failures in this process (ENOENT and friends); successes in a forked
+ * child whose exit status proves the arguments and environment arrived. */
+
+static char *const sh_exit_code[] = {"sh", "-c", "exit $CODE", NULL};
+
+/* Run FN in a child; its exit status (exec failure: 127 after saying why). */
+static int in_child(void (*fn)(void))
+{
+	pid_t pid;
+	int st;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fn();
+		dprintf(STDERR_FILENO, "wrapcheck: exec failed: %s\n", strerror(errno));
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		fail_msg("child killed by signal %d", WTERMSIG(st));
+	return WEXITSTATUS(st);
+}
+
+static void run_execve(void)
+{
+	char *const envp[] = {"CODE=11", NULL};
+
+	execve("/bin/sh", sh_exit_code, envp);
+}
+
+static void run_execv(void)
+{
+	char *const argv[] = {"sh", "-c", "exit 12", NULL};
+
+	execv("/bin/sh", argv);
+}
+
+static void run_execvp(void)
+{
+	char *const argv[] = {"sh", "-c", "exit 13", NULL};
+
+	execvp("sh", argv);
+}
+
+static void run_execvpe(void)
+{
+	char *const envp[] = {"CODE=14", NULL};
+
+	execvpe("sh", sh_exit_code, envp);
+}
+
+static void run_execl_true(void)
+{
+	execl("/bin/true", "true", (char *)NULL);
+}
+
+static void run_execl(void)
+{
+	execl("/bin/sh", "sh", "-c", "exit 15", (char *)NULL);
+}
+
+static void run_execlp(void)
+{
+	execlp("sh", "sh", "-c", "exit 16", (char *)NULL);
+}
+
+static void run_execle(void)
+{
+	char *const envp[] = {"CODE=17", NULL};
+
+	execle("/bin/sh", "sh", "-c", "exit $CODE", (char *)NULL, envp);
+}
+
+static void run_fexecve(void)
+{
+	char *const argv[] = {"sh", "-c", "exit 18", NULL};
+	int fd = open("/bin/sh", O_RDONLY);
+
+	if (fd >= 0)
+		fexecve(fd, argv, environ);
+}
+
+/* 5000 arguments: libc's execl takes any number (the kernel bounds the
+ * total size, not the count); sh exits with their count mod 256. */
+#define A10 "a", "a", "a", "a", "a", "a", "a", "a", "a", "a"
+#define A100 A10, A10, A10, A10, A10, A10, A10, A10, A10, A10
+#define A1000 A100, A100, A100, A100, A100, A100, A100, A100, A100, A100
+static void run_execl_many(void)
+{
+	execl("/bin/sh", "sh", "-c", "exit $(($# % 256))", "sh", A1000, A1000, A1000, A1000,
+	      A1000, (char *)NULL);
+}
+
+static void test_execve(void **state)
+{
+	char *const argv[] = {"x", NULL};
+
+	(void)state;
+	EXPECT_ERR(ENOENT, execve(MISSING, argv, environ));
+	EXPECT_ERR(EACCES, execve("/", argv, environ));
+	assert_int_equal(in_child(run_execve), 11);
+}
+
+static void test_execv(void **state)
+{
+	char *const argv[] = {"x", NULL};
+
+	(void)state;
+	EXPECT_ERR(ENOENT, execv(MISSING, argv));
+	assert_int_equal(in_child(run_execv), 12);
+}
+
+static void test_execvp(void **state)
+{
+	char *const argv[] = {"x", NULL};
+
+	(void)state;
+	EXPECT_ERR(ENOENT, execvp(MISSING, argv));
+	EXPECT_ERR(ENOENT, execvp("sockshim-no-such-command", argv));
+	assert_int_equal(in_child(run_execvp), 13);
+}
+
+static void test_execvpe(void **state)
+{
+	char *const argv[] = {"x", NULL};
+
+	(void)state;
+	EXPECT_ERR(ENOENT, execvpe(MISSING, argv, environ));
+	EXPECT_ERR(ENOENT, execvpe("sockshim-no-such-command", argv, environ));
+	assert_int_equal(in_child(run_execvpe), 14);
+}
+
+static void test_execl(void **state)
+{
+	(void)state;
+	EXPECT_ERR(ENOENT, execl(MISSING, "x", "y", (char *)NULL));
+	assert_int_equal(in_child(run_execl_true), 0);
+	assert_int_equal(in_child(run_execl), 15);
+}
+
+static void test_execl_many_args(void **state)
+{
+	(void)state;
+	assert_int_equal(in_child(run_execl_many), 5000 % 256);
+}
+
+static void test_execlp(void **state)
+{
+	(void)state;
+	EXPECT_ERR(ENOENT, execlp(MISSING, "x", (char *)NULL));
+	EXPECT_ERR(ENOENT, execlp("sockshim-no-such-command", "x", (char *)NULL));
+	assert_int_equal(in_child(run_execlp), 16);
+}
+
+static void test_execle(void **state)
+{
+	char *const envp[] = {"A=1", NULL};
+
+	(void)state;
+	EXPECT_ERR(ENOENT, execle(MISSING, "x", (char *)NULL, envp));
+	assert_int_equal(in_child(run_execle), 17);
+}
+
+static void test_fexecve(void **state)
+{
+	char *const argv[] = {"x", NULL};
+	char path[] = "/tmp/wrapcheck-script.XXXXXX";
+	static const char script[] = "#!/nonexistent/interpreter\n";
+	int fd, bad = closed_fd();
+
+	(void)state;
+	EXPECT_ERR(EINVAL, fexecve(-1, argv, environ));
+	EXPECT_ERR(EBADF, fexecve(bad, argv, environ));
+	/* A script whose interpreter is missing: ENOENT, as for a missing file. */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, script, sizeof(script) - 1), (int)sizeof(script) - 1);
+	assert_int_equal(fchmod(fd, 0700), 0);
+	assert_int_equal(close(fd), 0);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	EXPECT_ERR(ENOENT, fexecve(fd, argv, environ));
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(in_child(run_fexecve), 18);
+}
+
+/* Pointers the kernel refuses with EFAULT: the wrapper must not touch them
+ * first (libc returns -1 EFAULT, it does not crash). */
+static void test_bind_efault(void **state)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	EXPECT_ERR(EFAULT, bind(fd, (struct sockaddr *)bad_ptr(), sizeof(struct sockaddr_in)));
+	assert_int_equal(close(fd), 0);
+}
+
+static void test_connect_efault(void **state)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	EXPECT_ERR(EFAULT, connect(fd, (struct sockaddr *)bad_ptr(), sizeof(struct sockaddr_in)));
+	assert_int_equal(close(fd), 0);
+}
+
+static void test_execve_efault(void **state)
+{
+	char *const argv[] = {"x", NULL};
+
+	(void)state;
+	EXPECT_ERR(EFAULT, execve((const char *)bad_ptr(), argv, environ));
+}
+
+/* ---- fork (through the shim's pthread_atfork handlers) ------------------ */
+
+static void test_fork(void **state)
+{
+	pid_t pid;
+	int st, e;
+
+	(void)state;
+	errno = SENTINEL;
+	pid = fork();
+	e = errno;
+	if (pid == 0)
+		_exit(e == SENTINEL ? 42 : 43);
+	assert_true(pid > 0);
+	assert_int_equal(e, SENTINEL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 42);
+}
+
+/* ---- is the shim there? -------------------------------------------------- */
+
+static int find_shim(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	if (info->dlpi_name && strstr(info->dlpi_name, "libsockshim"))
+		*(int *)data = 1;
+	return 0;
+}
+
+#define SYM(name) {#name, (void *)name}
+static const struct {
+	const char *name;
+	void *addr;
+} wrapped[] = {
+	SYM(socket), SYM(socketpair), SYM(bind), SYM(listen), SYM(accept), SYM(accept4),
+	SYM(connect), SYM(shutdown), SYM(close), SYM(close_range), SYM(dup), SYM(dup2),
+	SYM(dup3), SYM(fcntl), SYM(fcntl64), SYM(read), SYM(readv), SYM(recv), SYM(recvfrom),
+	SYM(recvmsg), SYM(__read_chk), SYM(__recv_chk), SYM(__recvfrom_chk), SYM(execve),
+	SYM(execv), SYM(execvp), SYM(execvpe), SYM(execl), SYM(execlp), SYM(execle),
+	SYM(fexecve),
+};
+
+/* WRAPCHECK_PRELOAD=1: every wrapped name resolves into the shim (or into a
+ * sanitizer's interceptor, which forwards to the next definition: ours).
+ * WRAPCHECK_PRELOAD=0: the shim is not loaded at all. */
+static void test_preload_state(void **state)
+{
+	const char *want = getenv("WRAPCHECK_PRELOAD");
+	int loaded = 0;
+	size_t i;
+
+	(void)state;
+	if (!want)
+		fail_msg("WRAPCHECK_PRELOAD (1 or 0) is not set");
+	dl_iterate_phdr(find_shim, &loaded);
+	assert_int_equal(loaded, want[0] == '1');
+	for (i = 0; i < sizeof(wrapped) / sizeof(wrapped[0]); i++) {
+		Dl_info info;
+		const char *where;
+
+		assert_true(dladdr(wrapped[i].addr, &info) != 0);
+		where = info.dli_fname ? info.dli_fname : "?";
+		if (loaded && !strstr(where, "libsockshim") && !strstr(where, "libasan") &&
+		    !strstr(where, "libtsan"))
+			fail_msg("%s resolves into %s, not the shim", wrapped[i].name, where);
+		if (!loaded && strstr(where, "libsockshim"))
+			fail_msg("%s resolves into %s", wrapped[i].name, where);
+	}
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, count_fds, same_fds)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_preload_state), T(test_socket), T(test_socketpair), T(test_bind),
+		T(test_bind_efault), T(test_listen), T(test_accept), T(test_accept_efault),
+		T(test_accept4), T(test_connect), T(test_connect_efault), T(test_shutdown),
+		T(test_close), T(test_close_range), T(test_dup), T(test_dup2), T(test_dup3),
+		T(test_fcntl), T(test_fcntl64), T(test_read), T(test_readv), T(test_recv),
+		T(test_recvfrom), T(test_recvmsg), T(test_read_chk), T(test_recv_chk),
+		T(test_recvfrom_chk), T(test_execve), T(test_execve_efault), T(test_execv),
+		T(test_execvp), T(test_execvpe), T(test_execl), T(test_execl_many_args),
+		T(test_execlp), T(test_execle), T(test_fexecve), T(test_fork),
+	};
+
+	/* The EINTR tests need SIGALRM to interrupt, not to kill. */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("wrapcheck", tests, NULL, NULL);
+}
