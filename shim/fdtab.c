@@ -56,10 +56,8 @@ int fdtab_set(int fd, const struct fd_entry *e)
 	uint32_t h;
 	size_t i;
 
-	if ((unsigned)fd >= fdtab_capacity) {
-		__atomic_fetch_add(&overflow, 1, __ATOMIC_RELAXED);
+	if ((unsigned)fd >= fdtab_capacity)
 		return -EMFILE;
-	}
 	dst = (uint64_t *)&fdtab[fd];
 	for (i = 1; i < ENTRY_WORDS; i++)
 		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
@@ -99,6 +97,11 @@ uint64_t fdtab_flags_and(int fd, uint64_t mask)
 uint32_t fdtab_high(void)
 {
 	return __atomic_load_n(&high, __ATOMIC_RELAXED);
+}
+
+uint64_t fdtab_count_overflow(void)
+{
+	return __atomic_add_fetch(&overflow, 1, __ATOMIC_RELAXED);
 }
 
 uint64_t fdtab_overflow_count(void)

@@ -54,7 +54,7 @@ static inline int fdtab_is_tracked(int fd)
 int fdtab_get(int fd, struct fd_entry *out);
 
 /* Track FD as *E (E->inode must be non-zero). 0, or -EMFILE when FD is
- * beyond the table (counted in fdtab_overflow). */
+ * beyond the table. */
 int fdtab_set(int fd, const struct fd_entry *e);
 
 /* Stop tracking FD; copy what it was into *OUT (may be NULL). 1 if it was
@@ -68,7 +68,9 @@ uint64_t fdtab_flags_and(int fd, uint64_t mask);
 /* One past the highest fd ever tracked: bounds loops over the table. */
 uint32_t fdtab_high(void);
 
-/* Descriptors that were beyond the table and passed through untracked. */
+/* Descriptors that were beyond the table and passed through untracked:
+ * count one more (returns the new count), or read the count. */
+uint64_t fdtab_count_overflow(void);
 uint64_t fdtab_overflow_count(void);
 
 #endif

@@ -7,9 +7,23 @@
 #include <string.h>
 
 #include "emit.h"
+#include "log.h"
 #include "sockinfo.h"
 #include "track.h"
 #include "vfork.h"
+
+/* Start tracking FD. One beyond the table passes through untracked; it is
+ * counted here and in the session, and said once. */
+static void remember(int fd, const struct fd_entry *e)
+{
+	if (shim_in_vfork_child() || fdtab_set(fd, e) == 0)
+		return;
+	if (fdtab_count_overflow() == 1)
+		shim_warn("descriptor %d is beyond the descriptor table (%u entries); "
+			  "such sockets are not tracked", fd, fdtab_capacity);
+	if (shim_seg.base)
+		__atomic_fetch_add(&seg_header(&shim_seg)->fd_overflow, 1, __ATOMIC_RELAXED);
+}
 
 int track_lookup_or_adopt(int fd, struct fd_entry *e)
 {
@@ -29,8 +43,7 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e)
 		return 0;
 	/* A socket created where we could not see it (a raw syscall, libc's
 	 * internal calls, or before we were loaded): adopt it now. */
-	if (!shim_in_vfork_child())
-		fdtab_set(fd, e);
+	remember(fd, e);
 	return 1;
 }
 
@@ -47,7 +60,7 @@ void track_socket(int fd, int domain, int type, int pair_fd)
 		e.flags |= FDT_CLOEXEC;
 	if (type & SOCK_NONBLOCK)
 		e.flags |= FDT_NONBLOCK;
-	fdtab_set(fd, &e);
+	remember(fd, &e);
 	record_init(&r, SOCKSHIM_EV_SOCKET, fd, fd, 0);
 	record_from_entry(&r, &e);
 	r.detail.socket.pair_fd = pair_fd;
@@ -109,7 +122,7 @@ void track_accept(int listen_fd, int new_fd, int err, const struct sockaddr *add
 	} else {
 		sockinfo_query_addr(new_fd, &e, 0);
 	}
-	fdtab_set(new_fd, &e);
+	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_ACCEPT, new_fd, new_fd, 0);
 	record_from_entry(&r, &e);
 	r.detail.accept.listen_fd = listen_fd;
@@ -127,8 +140,7 @@ void track_dup(int old_fd, int new_fd, int cloexec)
 	e.flags &= ~(uint64_t)FDT_CLOEXEC;
 	if (cloexec)
 		e.flags |= FDT_CLOEXEC;
-	if (!shim_in_vfork_child())
-		fdtab_set(new_fd, &e);
+	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_DUP, old_fd, new_fd, 0);
 	record_from_entry(&r, &e);
 	r.detail.dup.newfd = new_fd;
