@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 # How long one test may run; run.py enforces it.
@@ -301,6 +302,9 @@ class Context:
         self.lib = os.path.join(self.build, "libsockshim.so")
         self.tool = os.path.join(self.build, "sockshim")
         self.progs = os.path.join(self.build, "tests")
+        # The interpreter itself, not a wrapper script (pyenv shims are bash
+        # scripts: preloading them would test bash).
+        self.python = os.path.realpath(sys.executable)
         self.sanitizer = sanitizer
         self.valgrind = valgrind
         self.events_mode = events_mode  # "command", "raw" or "auto"
@@ -326,9 +330,8 @@ class Context:
                 stop(p, grace=2.0)
             except Exception:  # noqa: BLE001 - cleanup must go on
                 pass
-            for f in (p.stdout, p.stderr):
-                if f is not None and hasattr(f, "close"):
-                    f.close()
+            for f in getattr(p, "out_files", ()):
+                f.close()
         self._procs = []
         for name in self._sessions:
             remove_session(self.uid, name)
@@ -427,6 +430,7 @@ class Context:
         p = subprocess.Popen(self.wrap(argv, valgrind), env=self.env(session, preload, extra_env),
                              stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                              cwd=cwd or self.tmp, start_new_session=True)
+        p.out_files = (out, err)
         self._procs.append(p)
         return p
 
@@ -434,7 +438,7 @@ class Context:
     def output(proc):
         """(stdout, stderr) of a process started with spawn(), so far."""
         res = []
-        for f in (proc.stdout, proc.stderr):
+        for f in proc.out_files:
             f.flush()
             f.seek(0)
             res.append(f.read().decode("utf-8", "replace"))
@@ -471,6 +475,22 @@ class Context:
     def raw(self, session):
         """The session's segment read directly (RawRing)."""
         return RawRing(self.session_path(session))
+
+    def cross_check(self, session):
+        """The command and the raw reader agree on every event of SESSION:
+        same tickets, same values for every key both produce. Returns the
+        command's events."""
+        cmd = [e for e in self.events_cmd(session) if e.get("type") != "lost"]
+        ring = self.raw(session)
+        raw = ring.events
+        if len(cmd) != len(raw):
+            raise AssertionError("sockshim events printed %d events, the segment holds %d"
+                                 % (len(cmd), len(raw)))
+        for c, r in zip(cmd, raw):
+            diff = {k: (c.get(k), v) for k, v in r.items() if c.get(k) != v}
+            if diff:
+                raise AssertionError("event %d: command vs segment differ: %s" % (r["seq"], diff))
+        return cmd
 
     def events(self, session, args=()):
         """The session's events, without `lost` markers. Through the command
