@@ -1381,6 +1381,37 @@ static void test_fork(void **state)
 	assert_int_equal(WEXITSTATUS(st), 42);
 }
 
+/* vfork: the child shares our memory until it execs or exits. */
+static void test_vfork(void **state)
+{
+	int st, s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	(void)state;
+	assert_true(s >= 0);
+	pid = vfork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "exit 19", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 19);
+
+	/* A child that closes an inherited socket closes its own copy. */
+	pid = vfork();
+	if (pid == 0)
+		_exit(close(s) == 0 ? 20 : 21);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 20);
+	assert_true(is_socket(s));
+	EXPECT_OK(close(s));
+	EXPECT_ERR(EBADF, close(s));
+}
+
 /* ---- is the shim there? -------------------------------------------------- */
 
 static int find_shim(struct dl_phdr_info *info, size_t size, void *data)
@@ -1402,6 +1433,9 @@ static const struct {
 	SYM(recvmsg), SYM(__read_chk), SYM(__recv_chk), SYM(__recvfrom_chk), SYM(execve),
 	SYM(execv), SYM(execvp), SYM(execvpe), SYM(execl), SYM(execlp), SYM(execle),
 	SYM(fexecve),
+#if defined(__x86_64__)
+	SYM(vfork), /* shim/vfork.c: x86-64 only */
+#endif
 };
 
 /* WRAPCHECK_PRELOAD=1: every wrapped name resolves into the shim (or into a
@@ -1445,7 +1479,7 @@ int main(void)
 		T(test_recvfrom), T(test_recvmsg), T(test_read_chk), T(test_recv_chk),
 		T(test_recvfrom_chk), T(test_execve), T(test_execve_efault), T(test_execv),
 		T(test_execvp), T(test_execvpe), T(test_execl), T(test_execl_many_args),
-		T(test_execlp), T(test_execle), T(test_fexecve), T(test_fork),
+		T(test_execlp), T(test_execle), T(test_fexecve), T(test_fork), T(test_vfork),
 	};
 
 	/* The EINTR tests need SIGALRM to interrupt, not to kill. */
