@@ -64,7 +64,9 @@ static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	} else {
 		struct fd_entry want = e;
 
-		sockinfo_set_addr(&want, 0, addr, len);
+		/* EFAULT: the kernel could not read ADDR; neither can we. */
+		if (err != EFAULT)
+			sockinfo_set_addr(&want, 0, addr, len);
 		emit_simple(SOCKSHIM_EV_BIND, fd, &want, ret, err);
 	}
 out:
@@ -113,7 +115,8 @@ static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 	if (shim_inert || !track_lookup_or_adopt(fd, &e))
 		goto out;
-	sockinfo_set_addr(&e, 1, addr, len);
+	if (ret == 0 || err != EFAULT) /* EFAULT: ADDR is unreadable, to us too */
+		sockinfo_set_addr(&e, 1, addr, len);
 	if (ret == 0 || err == EINPROGRESS || err == EALREADY || err == EISCONN) {
 		/* The kernel chose our address before sending the SYN. */
 		sockinfo_query_addr(fd, &e, 0);
