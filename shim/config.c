@@ -40,7 +40,7 @@ int config_parse(struct shim_config *c, const char *session, const char *ring_ev
 	memset(c, 0, sizeof(*c));
 	if (warnlen)
 		warn[0] = 0;
-	strcpy(c->session, SOCKSHIM_DEFAULT_SESSION);
+	snprintf(c->session, sizeof(c->session), "%s", SOCKSHIM_DEFAULT_SESSION);
 	c->ring_capacity = 1u << SOCKSHIM_RING_DEFAULT_SHIFT;
 	c->log_level = LOG_WARN;
 
@@ -60,7 +60,7 @@ int config_parse(struct shim_config *c, const char *session, const char *ring_ev
 	}
 	if (session && session[0]) {
 		if (seg_name_check(session) == 0) {
-			strcpy(c->session, session);
+			snprintf(c->session, sizeof(c->session), "%s", session);
 		} else {
 			snprintf(msg, sizeof(msg),
 				 "SOCKSHIM_SESSION=\"%.40s\" is not a valid session name; using \"%s\"",
