@@ -213,12 +213,11 @@ static void warn_interposable(const char *cmd)
 			continue;
 		if (rep.interp[0])
 			fprintf(stderr,
-				"sockshim: warning: %s runs %s, which %s; its sockets will not "
-				"be recorded\n",
+				"sockshim: warning: %s runs %s, which %s\n",
 				rep.file, rep.interp, interp_problem_text(bit));
 		else
 			fprintf(stderr,
-				"sockshim: warning: %s %s; its sockets will not be recorded\n",
+				"sockshim: warning: %s %s\n",
 				rep.file, interp_problem_text(bit));
 	}
 }
@@ -376,9 +375,7 @@ static int exec_failed(const char *cmd, int err)
 
 	if (err == ENOENT && interp_resolve(cmd, getenv("PATH"), file, sizeof(file)) == 0 &&
 	    interp_script(file, getenv("PATH"), interp, sizeof(interp)) == -ENOENT) {
-		fprintf(stderr, "sockshim: %s: bad interpreter: its \"#!\" line names a "
-				"program that does not exist\n",
-			cmd);
+		fprintf(stderr, "sockshim: %s: bad interpreter %s: no such file\n", cmd, interp);
 		return EXIT_CANNOT_EXEC;
 	}
 	if (err == ENOENT) {

@@ -390,7 +390,10 @@ int interp_script(const char *path, const char *pathenv, char *out, size_t len)
 	} while (prog[0] && !ok);
 	if (!ok)
 		return -ENOEXEC;
-	return interp_resolve(prog, pathenv, out, len);
+	rc = interp_resolve(prog, pathenv, out, len);
+	if (rc)
+		snprintf(out, len, "%s", prog); /* what was not found, for messages */
+	return rc;
 }
 
 int interp_check(const char *cmd, const char *pathenv, uid_t ruid, gid_t rgid,
@@ -421,13 +424,14 @@ const char *interp_problem_text(unsigned bit)
 {
 	switch (bit) {
 	case INTERP_STATIC:
-		return "is statically linked: no dynamic loader will load the shim";
+		return "is statically linked: no dynamic loader will load the shim, so its "
+		       "sockets will not be recorded";
 	case INTERP_SETID:
 		return "is set-user-ID or set-group-ID: the dynamic loader ignores "
-		       "LD_PRELOAD for it";
+		       "LD_PRELOAD for it, so its sockets will not be recorded";
 	case INTERP_GO:
 		return "is a Go program: its runtime makes socket system calls without "
-		       "libc, so the shim sees few or none of them";
+		       "libc, so few or none of its sockets will be recorded";
 	default:
 		return "cannot be interposed";
 	}

@@ -31,7 +31,7 @@ int interp_resolve(const char *cmd, const char *pathenv, char *out, size_t len);
 /* The interpreter that runs script PATH, from its "#!" line, one level:
  * "#!/usr/bin/env [-S] prog" means prog searched in PATHENV. 0 with its
  * path in OUT; -ENOEXEC when PATH has no "#!" line; -ENOENT when the
- * interpreter does not exist. */
+ * interpreter does not exist (OUT then names it). */
 int interp_script(const char *path, const char *pathenv, char *out, size_t len);
 
 struct interp_report {
@@ -45,7 +45,8 @@ struct interp_report {
 int interp_check(const char *cmd, const char *pathenv, uid_t ruid, gid_t rgid,
 		 struct interp_report *rep);
 
-/* A sentence fragment for one INTERP_* bit: "is statically linked". */
+/* What one INTERP_* bit means for the user, as a predicate: "is
+ * statically linked: ..., so its sockets will not be recorded". */
 const char *interp_problem_text(unsigned bit);
 
 #endif
