@@ -201,7 +201,9 @@ int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 	rc = seg_path(path, sizeof(path), geteuid(), name);
 	if (rc)
 		return rc;
-	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in our place (anyone can, in /dev/shm) must
+	 * be refused below, not block a read-only open until a writer comes. */
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		say(why, whylen, "cannot open %s: %s", path, strerror(errno));
