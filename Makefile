@@ -38,7 +38,7 @@ EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 UNIT_OBJ_test_ring = shim/ring.c shim/segment.c tools/ring_reader.c
 UNIT_OBJ_test_segment = shim/segment.c
 UNIT_OBJ_test_fdtab = shim/fdtab.c
-UNIT_OBJ_test_config = shim/config.c
+UNIT_OBJ_test_config = shim/config.c shim/segment.c
 UNIT_OBJ_test_format = tools/format.c
 UNIT_OBJ_test_interposable = tools/interposable.c
 

@@ -1,0 +1,264 @@
+/* Unit tests of SOCKSHIM_* parsing (shim/config.c): defaults, valid values,
+ * and for each invalid value the default, a warning that names the
+ * variable, and the count of invalid values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define DEFAULT_RING (1u << SOCKSHIM_RING_DEFAULT_SHIFT)
+
+static void expect_defaults(const struct shim_config *c)
+{
+	assert_string_equal(c->session, SOCKSHIM_DEFAULT_SESSION);
+	assert_int_equal(c->ring_capacity, DEFAULT_RING);
+	assert_int_equal(c->log_level, LOG_WARN);
+}
+
+/* Parse with a warning buffer that starts dirty, so "empty" means cleared. */
+static int parse(struct shim_config *c, const char *session, const char *ring,
+		 const char *log, char *warn, size_t len)
+{
+	memset(warn, 'x', len - 1);
+	warn[len - 1] = 0;
+	memset(c, 0xa5, sizeof(*c));
+	return config_parse(c, session, ring, log, warn, len);
+}
+
+/* One invalid value: the default, one warning naming VAR and quoting VALUE. */
+static void expect_one_warning(const char *warn, const char *var, const char *value)
+{
+	char quoted[128];
+
+	assert_true(warn[0] != 0);
+	if (!strstr(warn, var))
+		fail_msg("warning \"%s\" does not name %s", warn, var);
+	snprintf(quoted, sizeof(quoted), "%s=\"%s\"", var, value);
+	if (!strstr(warn, quoted))
+		fail_msg("warning \"%s\" does not quote %s", warn, quoted);
+	/* Exactly one: the variable is named once. */
+	assert_null(strstr(strstr(warn, var) + 1, "SOCKSHIM_"));
+	assert_null(strchr(warn, '\n'));
+}
+
+static void expect_bad_ring(const char *value)
+{
+	struct shim_config c;
+	char warn[512];
+
+	assert_int_equal(parse(&c, NULL, value, NULL, warn, sizeof(warn)), 1);
+	expect_defaults(&c);
+	expect_one_warning(warn, "SOCKSHIM_RING_EVENTS", value);
+}
+
+static void test_config_defaults_all_null(void **state)
+{
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, warn, sizeof(warn)), 0);
+	expect_defaults(&c);
+	assert_string_equal(warn, "");
+	assert_string_equal(SOCKSHIM_DEFAULT_SESSION, "default");
+	assert_int_equal(DEFAULT_RING, 65536);
+}
+
+static void test_config_empty_is_unset(void **state)
+{
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, "", "", "", warn, sizeof(warn)), 0);
+	expect_defaults(&c);
+	assert_string_equal(warn, "");
+	assert_int_equal(parse(&c, NULL, "", NULL, warn, sizeof(warn)), 0);
+	expect_defaults(&c);
+	assert_string_equal(warn, "");
+}
+
+static void test_config_valid_values(void **state)
+{
+	char longest[SOCKSHIM_SESSION_MAX + 1];
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, "web-1", "1024", "quiet", warn, sizeof(warn)), 0);
+	assert_string_equal(c.session, "web-1");
+	assert_int_equal(c.ring_capacity, 1024);
+	assert_int_equal(c.log_level, LOG_QUIET);
+	assert_string_equal(warn, "");
+
+	assert_int_equal(parse(&c, "a.b_C", "4194304", "debug", warn, sizeof(warn)), 0);
+	assert_string_equal(c.session, "a.b_C");
+	assert_int_equal(c.ring_capacity, 4194304);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_string_equal(warn, "");
+
+	assert_int_equal(parse(&c, NULL, "131072", "warn", warn, sizeof(warn)), 0);
+	assert_string_equal(c.session, "default");
+	assert_int_equal(c.ring_capacity, 131072);
+	assert_int_equal(c.log_level, LOG_WARN);
+	assert_string_equal(warn, "");
+
+	/* The longest session name is kept whole. */
+	memset(longest, 'n', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = 0;
+	assert_int_equal(parse(&c, longest, NULL, NULL, warn, sizeof(warn)), 0);
+	assert_string_equal(c.session, longest);
+}
+
+static void test_config_ring_garbage(void **state)
+{
+	(void)state;
+	expect_bad_ring("abc");
+	expect_bad_ring("1024abc");
+	expect_bad_ring("1024 ");
+	expect_bad_ring("0x400");
+	expect_bad_ring("1e3");
+}
+
+static void test_config_ring_not_power_of_two(void **state)
+{
+	(void)state;
+	expect_bad_ring("1000");
+	expect_bad_ring("1025");
+	expect_bad_ring("65535");
+}
+
+static void test_config_ring_below_min(void **state)
+{
+	(void)state;
+	expect_bad_ring("512");
+	expect_bad_ring("1");
+	expect_bad_ring("0");
+}
+
+static void test_config_ring_above_max(void **state)
+{
+	(void)state;
+	expect_bad_ring("8388608");
+	expect_bad_ring("2147483648");
+	expect_bad_ring("4294967296"); /* would wrap to 0 in 32 bits */
+	expect_bad_ring("18446744073709551616"); /* beyond unsigned long long */
+}
+
+static void test_config_ring_signed(void **state)
+{
+	(void)state;
+	expect_bad_ring("-1");
+	expect_bad_ring("-1024");
+	expect_bad_ring("+1024");
+}
+
+static void test_config_log_invalid(void **state)
+{
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, "loud", warn, sizeof(warn)), 1);
+	expect_defaults(&c);
+	expect_one_warning(warn, "SOCKSHIM_LOG", "loud");
+	assert_int_equal(parse(&c, NULL, NULL, "DEBUG", warn, sizeof(warn)), 1);
+	expect_defaults(&c);
+	expect_one_warning(warn, "SOCKSHIM_LOG", "DEBUG");
+}
+
+static void test_config_session_invalid(void **state)
+{
+	const char *bad[] = { "../x", ".hidden", "a/b", "a b", "x;rm" };
+	char too_long[SOCKSHIM_SESSION_MAX + 2];
+	struct shim_config c;
+	char warn[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&c, bad[i], NULL, NULL, warn, sizeof(warn)), 1);
+		expect_defaults(&c);
+		expect_one_warning(warn, "SOCKSHIM_SESSION", bad[i]);
+	}
+	memset(too_long, 's', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = 0;
+	assert_int_equal(parse(&c, too_long, NULL, NULL, warn, sizeof(warn)), 1);
+	expect_defaults(&c);
+	assert_non_null(strstr(warn, "SOCKSHIM_SESSION"));
+}
+
+/* Invalid values do not spoil the valid ones, and each is counted. */
+static void test_config_mixed_and_all_invalid(void **state)
+{
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, "good", "abc", "debug", warn, sizeof(warn)), 1);
+	assert_string_equal(c.session, "good");
+	assert_int_equal(c.ring_capacity, DEFAULT_RING);
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	expect_one_warning(warn, "SOCKSHIM_RING_EVENTS", "abc");
+
+	assert_int_equal(parse(&c, "../x", "1000", "loud", warn, sizeof(warn)), 3);
+	expect_defaults(&c);
+	assert_non_null(strstr(warn, "SOCKSHIM_SESSION=\"../x\""));
+	assert_non_null(strstr(warn, "SOCKSHIM_RING_EVENTS=\"1000\""));
+	assert_non_null(strstr(warn, "SOCKSHIM_LOG=\"loud\""));
+	assert_null(strchr(warn, '\n')); /* one line */
+}
+
+/* A short warning buffer is filled, never overrun, always terminated;
+ * the count does not depend on it. */
+static void test_config_short_warning_buffer(void **state)
+{
+	const char *log_warning = "SOCKSHIM_LOG=\"loud\" is not quiet, warn or debug; using warn";
+	char buf[64 + 16];
+	struct shim_config c;
+	size_t len;
+
+	(void)state;
+	for (len = 1; len <= 64; len++) {
+		memset(buf, 0x5a, sizeof(buf));
+		buf[0] = 0;
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(config_parse(&c, "../x", "abc", "loud", buf, len), 3);
+		expect_defaults(&c);
+		assert_true(strlen(buf) < len);
+		assert_int_equal((unsigned char)buf[len], 0x5a);
+		/* What fits of the first warning (nothing below 4 bytes). */
+		if (len < 4)
+			assert_string_equal(buf, "");
+		else if (len - 1 <= strlen(log_warning))
+			assert_int_equal(strncmp(buf, log_warning, len - 1), 0);
+		else
+			assert_int_equal(strncmp(buf, log_warning, strlen(log_warning)), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_defaults_all_null),
+		cmocka_unit_test(test_config_empty_is_unset),
+		cmocka_unit_test(test_config_valid_values),
+		cmocka_unit_test(test_config_ring_garbage),
+		cmocka_unit_test(test_config_ring_not_power_of_two),
+		cmocka_unit_test(test_config_ring_below_min),
+		cmocka_unit_test(test_config_ring_above_max),
+		cmocka_unit_test(test_config_ring_signed),
+		cmocka_unit_test(test_config_log_invalid),
+		cmocka_unit_test(test_config_session_invalid),
+		cmocka_unit_test(test_config_mixed_and_all_invalid),
+		cmocka_unit_test(test_config_short_warning_buffer),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
