@@ -54,8 +54,8 @@ HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
 RF_PEER_KNOWN, RF_LOCAL_KNOWN, RF_LISTENER = 0x1, 0x2, 0x4
 
 # stamp ts pid tid fd type family ret err inode local_ip peer_ip
-# local_port peer_port socktype flags detail
-RECORD = struct.Struct("<QQiiiHHiiQ16s16sHHHH40s")
+# local_port peer_port socktype flags check detail
+RECORD = struct.Struct("<QQiiiHHiiQ16s16sHHHHI36s")
 assert RECORD.size == RECORD_SIZE
 # magic version header_size segment_size ring_offset ring_capacity record_size
 HEADER = struct.Struct("<QIIQQII")
@@ -84,7 +84,7 @@ def decode_record(raw, seq):
     """One record as the dict `sockshim events --json` prints (the keys the
     tests use)."""
     (stamp, ts, pid, tid, fd, typ, family, ret, err, inode, lip, pip, lport,
-     pport, socktype, flags, detail) = RECORD.unpack(raw)
+     pport, socktype, flags, _check, detail) = RECORD.unpack(raw)
     ev = {
         "type": EVENT_NAMES[typ] if 0 < typ < len(EVENT_NAMES) else "unknown(%d)" % typ,
         "seq": seq, "ts": ts, "pid": pid, "tid": tid, "fd": fd, "inode": inode,
@@ -273,11 +273,19 @@ def stop_pid(pid, grace=STOP_GRACE):
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not alive(pid):
                 return
             time.sleep(0.02)
+
+
+def alive(pid):
+    """True while PID runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def sockshim_lines(text):

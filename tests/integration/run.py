@@ -14,6 +14,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +62,9 @@ def reason_of(exc):
     """The first line of an exception for the FAIL line, the rest as detail."""
     if isinstance(exc, lib.TestTimeout):
         text = str(exc)
+    elif isinstance(exc, subprocess.TimeoutExpired):
+        cmd = exc.cmd if isinstance(exc.cmd, str) else " ".join(map(str, exc.cmd))
+        return "timed out after %ss: %s" % (exc.timeout, cmd), []
     elif isinstance(exc, AssertionError):
         text = str(exc) or "assertion failed"
     else:

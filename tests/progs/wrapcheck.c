@@ -31,6 +31,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -102,6 +111,20 @@ static void check_ok(long ret, int err, const char *what, const char *file, int 
 	})
 
 /* ---- fixtures ---------------------------------------------------------- */
+
+/* Valgrind emulates RLIMIT_NOFILE only in part (accept and socketpair
+ * ignore the lowered limit), and reports the bad pointers of the EFAULT
+ * checks as errors itself: those checks are left out under it. */
+static int under_valgrind(void)
+{
+	return RUNNING_ON_VALGRIND != 0;
+}
+
+#define SKIP_UNDER_VALGRIND()                                                  \
+	do {                                                                   \
+		if (under_valgrind())                                          \
+			skip();                                                \
+	} while (0)
 
 /* An address the kernel refuses (EFAULT), hidden from the compiler's
  * object-size checks. */
@@ -393,10 +416,12 @@ static void test_socket(void **state)
 	EXPECT_ERR(EAFNOSUPPORT, socket(12345, SOCK_STREAM, 0));
 	EXPECT_ERR(EPROTONOSUPPORT, socket(AF_INET, SOCK_STREAM, IPPROTO_UDP));
 
-	fill_fds(&f);
-	TRY(o, socket(AF_INET, SOCK_STREAM, 0));
-	unfill_fds(&f);
-	CHECK_EMFILE(o, "socket() with no descriptor left");
+	if (!under_valgrind()) {
+		fill_fds(&f);
+		TRY(o, socket(AF_INET, SOCK_STREAM, 0));
+		unfill_fds(&f);
+		CHECK_EMFILE(o, "socket() with no descriptor left");
+	}
 }
 
 static void test_socketpair(void **state)
@@ -420,8 +445,9 @@ static void test_socketpair(void **state)
 	EXPECT_ERR(EOPNOTSUPP, socketpair(AF_INET, SOCK_STREAM, 0, sv));
 	EXPECT_ERR(EAFNOSUPPORT, socketpair(12345, SOCK_STREAM, 0, sv));
 	EXPECT_ERR(EINVAL, socketpair(AF_UNIX, 12345, 0, sv));
+	if (under_valgrind())
+		return;
 	EXPECT_ERR(EFAULT, socketpair(AF_UNIX, SOCK_STREAM, 0, (int *)bad_ptr()));
-
 	fill_fds(&f);
 	TRY(o, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	unfill_fds(&f);
@@ -507,13 +533,15 @@ static void test_accept(void **state)
 	close_all(2, c, s);
 
 	/* EMFILE leaves the connection queued: it is accepted afterwards. */
-	c = connect_to(port);
-	fill_fds(&f);
-	TRY(o, accept(l, NULL, NULL));
-	unfill_fds(&f);
-	CHECK_EMFILE(o, "accept() with no descriptor left");
-	s = (int)EXPECT_OK(accept(l, NULL, NULL));
-	close_all(2, c, s);
+	if (!under_valgrind()) {
+		c = connect_to(port);
+		fill_fds(&f);
+		TRY(o, accept(l, NULL, NULL));
+		unfill_fds(&f);
+		CHECK_EMFILE(o, "accept() with no descriptor left");
+		s = (int)EXPECT_OK(accept(l, NULL, NULL));
+		close_all(2, c, s);
+	}
 
 	EXPECT_EINTR(accept(l, NULL, NULL));
 
@@ -541,6 +569,11 @@ static void test_accept_efault(void **state)
 	int l, c;
 
 	(void)state;
+	SKIP_UNDER_VALGRIND();
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* The sanitizer's own accept interceptor reads *len first. */
+	skip();
+#endif
 	EXPECT_ERR(EBADF, accept(-1, (struct sockaddr *)&peer, (socklen_t *)bad_ptr()));
 	EXPECT_ERR(EBADF, accept4(-1, (struct sockaddr *)&peer, (socklen_t *)bad_ptr(), 0));
 	l = listener(0, &port);
@@ -713,10 +746,12 @@ static void test_dup(void **state)
 	EXPECT_ERR(EBADF, dup(-1));
 	EXPECT_ERR(EBADF, dup(bad));
 
-	fill_fds(&f);
-	TRY(o, dup(d));
-	unfill_fds(&f);
-	CHECK_EMFILE(o, "dup() with no descriptor left");
+	if (!under_valgrind()) {
+		fill_fds(&f);
+		TRY(o, dup(d));
+		unfill_fds(&f);
+		CHECK_EMFILE(o, "dup() with no descriptor left");
+	}
 	close_all(2, d, nul);
 }
 
@@ -760,10 +795,12 @@ static void test_dup2(void **state)
 	EXPECT_ERR(EBADF, dup2(s, INT_MAX));
 
 	/* A target beyond RLIMIT_NOFILE: EBADF. */
-	fill_fds(&f);
-	TRY(o, dup2(s, LOW_NOFILE + 10));
-	unfill_fds(&f);
-	check_err(o.ret, o.err, EBADF, "dup2() beyond RLIMIT_NOFILE", __FILE__, __LINE__);
+	if (!under_valgrind()) {
+		fill_fds(&f);
+		TRY(o, dup2(s, LOW_NOFILE + 10));
+		unfill_fds(&f);
+		check_err(o.ret, o.err, EBADF, "dup2() beyond RLIMIT_NOFILE", __FILE__, __LINE__);
+	}
 	close_all(3, s, t, nul);
 }
 
@@ -794,7 +831,7 @@ static void test_dup3(void **state)
 static void check_fcntl(int (*fn)(int, int, ...))
 {
 	struct fill f;
-	struct outcome o;
+	struct outcome o[3];
 	int s, d, fl, bad = closed_fd();
 
 	s = socket(AF_INET, SOCK_STREAM, 0);
@@ -825,14 +862,17 @@ static void check_fcntl(int (*fn)(int, int, ...))
 	EXPECT_ERR(EINVAL, fn(s, 123456));
 	EXPECT_ERR(EINVAL, fn(s, F_DUPFD, -1));
 
-	fill_fds(&f);
-	TRY(o, fn(s, F_DUPFD, 0));
-	CHECK_EMFILE(o, "F_DUPFD with no descriptor left");
-	TRY(o, fn(s, F_DUPFD_CLOEXEC, 0));
-	CHECK_EMFILE(o, "F_DUPFD_CLOEXEC with no descriptor left");
-	TRY(o, fn(s, F_DUPFD, LOW_NOFILE + 10));
-	unfill_fds(&f);
-	check_err(o.ret, o.err, EINVAL, "F_DUPFD beyond RLIMIT_NOFILE", __FILE__, __LINE__);
+	if (!under_valgrind()) {
+		fill_fds(&f);
+		TRY(o[0], fn(s, F_DUPFD, 0));
+		TRY(o[1], fn(s, F_DUPFD_CLOEXEC, 0));
+		TRY(o[2], fn(s, F_DUPFD, LOW_NOFILE + 10));
+		unfill_fds(&f);
+		CHECK_EMFILE(o[0], "F_DUPFD with no descriptor left");
+		CHECK_EMFILE(o[1], "F_DUPFD_CLOEXEC with no descriptor left");
+		check_err(o[2].ret, o[2].err, EINVAL, "F_DUPFD beyond RLIMIT_NOFILE", __FILE__,
+			  __LINE__);
+	}
 	assert_int_equal(close(s), 0);
 }
 
@@ -972,7 +1012,8 @@ static void test_read(void **state)
 	d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	EXPECT_ERR(EISDIR, read(d, buf, sizeof(buf)));
 	z = open("/dev/zero", O_RDONLY | O_CLOEXEC);
-	EXPECT_ERR(EFAULT, read(z, bad_ptr(), 4));
+	if (!under_valgrind())
+		EXPECT_ERR(EFAULT, read(z, bad_ptr(), 4));
 	close_all(2, d, z);
 }
 
@@ -988,7 +1029,8 @@ static void test_readv(void **state)
 	/* Nothing asked: 0 at once, which is not the peer's EOF. */
 	assert_int_equal(EXPECT_OK(readv(sv[0], empty, 2)), 0);
 	EXPECT_ERR(EINVAL, readv(sv[0], empty, opaque(-1)));
-	EXPECT_ERR(EINVAL, readv(sv[0], empty, opaque(IOV_MAX + 1)));
+	if (!under_valgrind()) /* which checks the vector first */
+		EXPECT_ERR(EINVAL, readv(sv[0], empty, opaque(IOV_MAX + 1)));
 	close_all(2, sv[0], sv[1]);
 }
 
@@ -1077,7 +1119,8 @@ static void test_recvmsg(void **state)
 	assert_int_equal(from.sin_port, want.sin_port);
 	assert_int_equal(msg.msg_flags, 0);
 	EXPECT_ERR(EAGAIN, recvmsg(rx, &msg, MSG_DONTWAIT));
-	EXPECT_ERR(EFAULT, recvmsg(rx, (struct msghdr *)bad_ptr(), MSG_DONTWAIT));
+	if (!under_valgrind())
+		EXPECT_ERR(EFAULT, recvmsg(rx, (struct msghdr *)bad_ptr(), MSG_DONTWAIT));
 	close_all(2, rx, tx);
 }
 
@@ -1318,8 +1361,12 @@ static void test_fexecve(void **state)
 
 	(void)state;
 	EXPECT_ERR(EINVAL, fexecve(-1, argv, environ));
-	EXPECT_ERR(EBADF, fexecve(bad, argv, environ));
-	/* A script whose interpreter is missing: ENOENT, as for a missing file. */
+	if (!under_valgrind()) /* no execveat there: libc's /proc fallback says ENOENT */
+		EXPECT_ERR(EBADF, fexecve(bad, argv, environ));
+	/* A script whose interpreter is missing: ENOENT, as for a missing file.
+	 * Valgrind cannot survive an exec that fails this late. */
+	if (under_valgrind())
+		goto success;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, script, sizeof(script) - 1), (int)sizeof(script) - 1);
@@ -1330,6 +1377,7 @@ static void test_fexecve(void **state)
 	EXPECT_ERR(ENOENT, fexecve(fd, argv, environ));
 	assert_int_equal(close(fd), 0);
 	assert_int_equal(unlink(path), 0);
+success:
 	assert_int_equal(in_child(run_fexecve), 18);
 }
 
@@ -1337,18 +1385,22 @@ static void test_fexecve(void **state)
  * first (libc returns -1 EFAULT, it does not crash). */
 static void test_bind_efault(void **state)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd;
 
 	(void)state;
+	SKIP_UNDER_VALGRIND();
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_ERR(EFAULT, bind(fd, (struct sockaddr *)bad_ptr(), sizeof(struct sockaddr_in)));
 	assert_int_equal(close(fd), 0);
 }
 
 static void test_connect_efault(void **state)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd;
 
 	(void)state;
+	SKIP_UNDER_VALGRIND();
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_ERR(EFAULT, connect(fd, (struct sockaddr *)bad_ptr(), sizeof(struct sockaddr_in)));
 	assert_int_equal(close(fd), 0);
 }
@@ -1358,6 +1410,7 @@ static void test_execve_efault(void **state)
 	char *const argv[] = {"x", NULL};
 
 	(void)state;
+	SKIP_UNDER_VALGRIND();
 	EXPECT_ERR(EFAULT, execve((const char *)bad_ptr(), argv, environ));
 }
 
