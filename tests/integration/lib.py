@@ -38,27 +38,85 @@ class TestTimeout(Exception):
 
 
 # ---------------------------------------------------------------------------
-# The segment, read directly (include/sockshim/layout.h).
+# The segment, read directly. Offsets, sizes and constants come from
+# include/sockshim/layout.h itself: a small C program compiled against it
+# prints them, so this reader follows the one source of truth.
 
-MAGIC = 0x314D48534B434F53  # "SOCKSHM1" little-endian
-LAYOUT_VERSION = 1
-HEADER_SIZE = 384
-RECORD_SIZE = 128
-OFF_RING_CAPACITY = 32
-OFF_RING_HEAD = 256
+HEADER_SIZE = 384  # fixed by a _Static_assert in layout.h
+RECORD_SIZE = 128  # likewise
 
 EVENT_NAMES = [None, "socket", "bind", "listen", "accept", "connect", "shutdown",
                "close", "peer_eof", "dup", "fork", "exec", "exit", "inherit"]
-VIA_NAMES = {0: "close", 1: "close_range", 2: "dup2", 3: "exec"}
+VIA_NAMES = ["close", "close_range", "dup2", "exec"]
 HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
-RF_PEER_KNOWN, RF_LOCAL_KNOWN, RF_LISTENER = 0x1, 0x2, 0x4
 
-# stamp ts pid tid fd type family ret err inode local_ip peer_ip
-# local_port peer_port socktype flags check detail
-RECORD = struct.Struct("<QQiiiHHiiQ16s16sHHHHI36s")
-assert RECORD.size == RECORD_SIZE
-# magic version header_size segment_size ring_offset ring_capacity record_size
-HEADER = struct.Struct("<QIIQQII")
+_PROBE = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include "sockshim/layout.h"
+#define R struct sockshim_record
+#define H struct sockshim_header
+#define F(T, f, fmt) printf("\"%s\": [%zu, \"%s\"],\n", #f, offsetof(T, f), fmt)
+int main(void)
+{
+	printf("{\n");
+	F(R, stamp, "Q"); F(R, ts_ns, "Q"); F(R, pid, "i"); F(R, tid, "i"); F(R, fd, "i");
+	F(R, type, "H"); F(R, family, "H"); F(R, ret, "i"); F(R, err, "i"); F(R, inode, "Q");
+	F(R, local_ip, "16s"); F(R, peer_ip, "16s"); F(R, local_port, "H");
+	F(R, peer_port, "H"); F(R, socktype, "H"); F(R, flags, "H");
+	F(R, detail.accept.listen_fd, "i"); F(R, detail.accept.listen_inode, "Q");
+	F(R, detail.dup.newfd, "i"); F(R, detail.dup.cloexec, "i");
+	F(R, detail.shutdown.how, "i"); F(R, detail.fork.child_pid, "i");
+	F(R, detail.close.via, "i"); F(R, detail.socket.pair_fd, "i");
+	printf("\"detail.exec_path\": [%zu, \"%zus\"],\n", offsetof(R, detail.exec_path),
+	       sizeof(((R *)0)->detail.exec_path));
+	F(H, magic, "Q"); F(H, layout_version, "I"); F(H, header_size, "I");
+	F(H, segment_size, "Q"); F(H, ring_offset, "Q"); F(H, ring_capacity, "I");
+	F(H, record_size, "I"); F(H, creator_pid, "i"); F(H, creator_uid, "I");
+	F(H, ring_head, "Q");
+	printf("\"SIZEOF_RECORD\": %zu, \"SIZEOF_HEADER\": %zu, \"MAGIC\": %llu, \"VERSION\": %u,\n",
+	       sizeof(R), sizeof(H), (unsigned long long)SOCKSHIM_MAGIC, SOCKSHIM_LAYOUT_VERSION);
+	printf("\"published_7\": %llu, \"ev_count\": %d, \"ev_inherit\": %d,\n",
+	       (unsigned long long)sockshim_stamp_published(7), SOCKSHIM_EV_COUNT,
+	       SOCKSHIM_EV_INHERIT);
+	printf("\"rf_peer\": %d, \"rf_local\": %d, \"rf_listener\": %d, \"via_exec\": %d}\n",
+	       SOCKSHIM_RF_PEER_KNOWN, SOCKSHIM_RF_LOCAL_KNOWN, SOCKSHIM_RF_LISTENER,
+	       SOCKSHIM_CLOSE_VIA_EXEC);
+	return 0;
+}
+"""
+
+_layouts = {}
+
+
+def layout(root):
+    """The layout of include/sockshim/layout.h under ROOT: {field: (offset,
+    struct format)} plus sizes and constants. Compiled and run once."""
+    if root in _layouts:
+        return _layouts[root]
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="sockshim-layout.") as d:
+        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
+        with open(src, "w") as f:
+            f.write(_PROBE)
+        cc = os.environ.get("CC", "cc")
+        res = subprocess.run([cc, "-std=gnu11", "-I", os.path.join(root, "include"), "-o", exe,
+                              src], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if res.returncode:
+            raise AssertionError("cannot compile the layout probe: %s" % res.stdout.decode())
+        out = subprocess.run([exe], stdout=subprocess.PIPE, timeout=30, check=True).stdout
+    lay = json.loads(out)
+    # What this reader assumes about the layout, checked rather than trusted.
+    if lay["published_7"] != 16 or lay["ev_count"] != len(EVENT_NAMES) or \
+            lay["via_exec"] != len(VIA_NAMES) - 1:
+        raise AssertionError("layout.h changed in a way lib.py does not know: %s" % lay)
+    _layouts[root] = lay
+    return lay
+
+
+def _get(lay, name, buf, base=0):
+    off, fmt = lay[name]
+    return struct.unpack_from("<" + fmt, buf, base + off)[0]
 
 
 def _fmt_addr(family, ip, port):
@@ -80,75 +138,83 @@ def _name(names, v):
     return names.get(v, "unknown(%d)" % v)
 
 
-def decode_record(raw, seq):
-    """One record as the dict `sockshim events --json` prints (the keys the
-    tests use)."""
-    (stamp, ts, pid, tid, fd, typ, family, ret, err, inode, lip, pip, lport,
-     pport, socktype, flags, _check, detail) = RECORD.unpack(raw)
+def decode_record(lay, buf, off, seq):
+    """The record at OFF in BUF as the dict `sockshim events --json` prints
+    (the keys the tests use)."""
+    g = {k: _get(lay, k, buf, off) for k in (
+        "ts_ns", "pid", "tid", "fd", "type", "family", "ret", "err", "inode", "local_ip",
+        "peer_ip", "local_port", "peer_port", "socktype", "flags")}
+    typ, family, flags = g["type"], g["family"], g["flags"]
     ev = {
         "type": EVENT_NAMES[typ] if 0 < typ < len(EVENT_NAMES) else "unknown(%d)" % typ,
-        "seq": seq, "ts": ts, "pid": pid, "tid": tid, "fd": fd, "inode": inode,
-        "family": _name(FAMILY_NAMES, family), "socktype": _name(SOCKTYPE_NAMES, socktype),
-        "local": _fmt_addr(family, lip, lport) if flags & RF_LOCAL_KNOWN else None,
-        "peer": _fmt_addr(family, pip, pport) if flags & RF_PEER_KNOWN else None,
-        "listener": bool(flags & RF_LISTENER), "ret": ret, "errno": err,
+        "seq": seq, "ts": g["ts_ns"], "pid": g["pid"], "tid": g["tid"], "fd": g["fd"],
+        "inode": g["inode"],
+        "family": _name(FAMILY_NAMES, family), "socktype": _name(SOCKTYPE_NAMES, g["socktype"]),
+        "local": _fmt_addr(family, g["local_ip"], g["local_port"])
+        if flags & lay["rf_local"] else None,
+        "peer": _fmt_addr(family, g["peer_ip"], g["peer_port"])
+        if flags & lay["rf_peer"] else None,
+        "listener": bool(flags & lay["rf_listener"]), "ret": g["ret"], "errno": g["err"],
     }
+
+    def d(name):
+        return _get(lay, "detail." + name, buf, off)
+
     t = ev["type"]
     if t == "socket":
-        (pair,) = struct.unpack_from("<i", detail)
-        if pair >= 0:
-            ev["pair_fd"] = pair
+        if d("socket.pair_fd") >= 0:
+            ev["pair_fd"] = d("socket.pair_fd")
     elif t == "accept":
-        lfd, _pad, linode = struct.unpack_from("<iiQ", detail)
-        ev["listen_fd"], ev["listen_inode"] = lfd, linode
+        ev["listen_fd"], ev["listen_inode"] = d("accept.listen_fd"), d("accept.listen_inode")
     elif t == "dup":
-        newfd, cloexec = struct.unpack_from("<ii", detail)
-        ev["newfd"], ev["cloexec"] = newfd, bool(cloexec)
+        ev["newfd"], ev["cloexec"] = d("dup.newfd"), bool(d("dup.cloexec"))
     elif t == "shutdown":
-        (how,) = struct.unpack_from("<i", detail)
-        ev["how"] = HOW_NAMES.get(how, "unknown(%d)" % how)
+        ev["how"] = HOW_NAMES.get(d("shutdown.how"), "unknown(%d)" % d("shutdown.how"))
     elif t == "close":
-        (via,) = struct.unpack_from("<i", detail)
-        ev["via"] = VIA_NAMES.get(via, "unknown(%d)" % via)
+        via = d("close.via")
+        ev["via"] = VIA_NAMES[via] if 0 <= via < len(VIA_NAMES) else "unknown(%d)" % via
     elif t == "fork":
-        (ev["child_pid"],) = struct.unpack_from("<i", detail)
+        ev["child_pid"] = d("fork.child_pid")
     elif t == "exec":
-        ev["path"] = detail.split(b"\0", 1)[0].decode("utf-8", "replace")
+        ev["path"] = d("exec_path").split(b"\0", 1)[0].decode("utf-8", "replace")
     return ev
 
 
 class RawRing:
-    """What the segment holds: header fields, and the published records in
-    ticket order. `lost` counts tickets that were overwritten or never
-    published."""
+    """What the segment at PATH holds: header fields, and the published
+    records in ticket order. `lost` counts tickets that were overwritten or
+    never published. ROOT is the source tree whose layout.h describes it."""
 
-    def __init__(self, path):
+    def __init__(self, root, path):
+        lay = layout(root)
         with open(path, "rb") as f:
             data = f.read()
-        if len(data) < HEADER_SIZE:
+        hs, rs = lay["SIZEOF_HEADER"], lay["SIZEOF_RECORD"]
+        if len(data) < hs:
             raise AssertionError("%s: %d bytes, smaller than a header" % (path, len(data)))
-        (magic, version, header_size, seg_size, ring_off, cap,
-         rec_size) = HEADER.unpack_from(data, 0)
-        if magic != MAGIC or version != LAYOUT_VERSION:
-            raise AssertionError("%s: not a layout-%d sockshim segment" % (path, LAYOUT_VERSION))
-        if (header_size != HEADER_SIZE or rec_size != RECORD_SIZE or ring_off != HEADER_SIZE
-                or cap & (cap - 1) or seg_size != HEADER_SIZE + cap * RECORD_SIZE
-                or seg_size > len(data)):
-            raise AssertionError("%s: corrupt header" % path)
+        h = {k: _get(lay, k, data) for k in ("magic", "layout_version", "header_size",
+                                             "segment_size", "ring_offset", "ring_capacity",
+                                             "record_size", "creator_pid", "creator_uid",
+                                             "ring_head")}
+        if h["magic"] != lay["MAGIC"] or h["layout_version"] != lay["VERSION"]:
+            raise AssertionError("%s: not a layout-%d sockshim segment" % (path, lay["VERSION"]))
+        cap = h["ring_capacity"]
+        if (h["header_size"] != hs or h["record_size"] != rs or h["ring_offset"] != hs
+                or not cap or cap & (cap - 1) or h["segment_size"] != hs + cap * rs
+                or h["segment_size"] > len(data)):
+            raise AssertionError("%s: corrupt header %s" % (path, h))
         self.capacity = cap
-        (self.head,) = struct.unpack_from("<Q", data, OFF_RING_HEAD)
-        self.creator_pid, self.creator_uid = struct.unpack_from("<iI", data, 40)
+        self.head = h["ring_head"]
+        self.creator_pid, self.creator_uid = h["creator_pid"], h["creator_uid"]
         self.events = []
-        self.lost = 0
         first = max(0, self.head - cap)
-        self.lost += first
+        self.lost = first
         for ticket in range(first, self.head):
-            off = ring_off + (ticket & (cap - 1)) * RECORD_SIZE
-            (stamp,) = struct.unpack_from("<Q", data, off)
-            if stamp != 2 * ticket + 2:
+            off = hs + (ticket & (cap - 1)) * rs
+            if _get(lay, "stamp", data, off) != 2 * ticket + 2:
                 self.lost += 1
                 continue
-            self.events.append(decode_record(data[off:off + RECORD_SIZE], ticket))
+            self.events.append(decode_record(lay, data, off, ticket))
 
 
 # ---------------------------------------------------------------------------
@@ -482,7 +548,7 @@ class Context:
 
     def raw(self, session):
         """The session's segment read directly (RawRing)."""
-        return RawRing(self.session_path(session))
+        return RawRing(self.root, self.session_path(session))
 
     def cross_check(self, session):
         """The command and the raw reader agree on every event of SESSION:
