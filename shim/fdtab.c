@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "fdtab.h"
+#include "sockshim/layout.h"
 
 #define ENTRY_WORDS (sizeof(struct fd_entry) / sizeof(uint64_t))
 
@@ -34,13 +35,13 @@ int fdtab_init(uint32_t capacity)
 
 int fdtab_get(int fd, struct fd_entry *out)
 {
-	const uint64_t *src;
-	uint64_t *dst = (uint64_t *)out;
+	const sockshim_word *src;
+	sockshim_word *dst = (sockshim_word *)out;
 	size_t i;
 
 	if ((unsigned)fd >= fdtab_capacity)
 		return 0;
-	src = (const uint64_t *)&fdtab[fd];
+	src = (const sockshim_word *)&fdtab[fd];
 	dst[0] = __atomic_load_n(&src[0], __ATOMIC_ACQUIRE);
 	if (!dst[0])
 		return 0;
@@ -51,14 +52,14 @@ int fdtab_get(int fd, struct fd_entry *out)
 
 int fdtab_set(int fd, const struct fd_entry *e)
 {
-	const uint64_t *src = (const uint64_t *)e;
-	uint64_t *dst;
+	const sockshim_word *src = (const sockshim_word *)e;
+	sockshim_word *dst;
 	uint32_t h;
 	size_t i;
 
 	if ((unsigned)fd >= fdtab_capacity)
 		return -EMFILE;
-	dst = (uint64_t *)&fdtab[fd];
+	dst = (sockshim_word *)&fdtab[fd];
 	for (i = 1; i < ENTRY_WORDS; i++)
 		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&dst[0], src[0], __ATOMIC_RELEASE);

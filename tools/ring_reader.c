@@ -33,6 +33,11 @@ void ring_reader_init(struct ring_reader *r, const struct seg_map *m, int from_o
 		r->cursor = head > m->ring_capacity ? head - m->ring_capacity : 0;
 }
 
+static int check_ok(const struct sockshim_record *rec, uint64_t ticket)
+{
+	return sockshim_record_check(rec, ticket) == rec->check;
+}
+
 static enum ring_status lose(struct ring_reader *r, uint64_t n, char kind,
 			     uint64_t *lost, char *lost_kind)
 {
@@ -54,8 +59,8 @@ enum ring_status ring_reader_next(struct ring_reader *r, struct sockshim_record 
 {
 	const uint64_t cap = r->map->ring_capacity;
 	const struct sockshim_record *slot;
-	const uint64_t *src;
-	uint64_t *dst = (uint64_t *)out;
+	const sockshim_word *src;
+	sockshim_word *dst = (sockshim_word *)out;
 	uint64_t head, ticket, s1, s2;
 	size_t i;
 
@@ -69,7 +74,7 @@ enum ring_status ring_reader_next(struct ring_reader *r, struct sockshim_record 
 
 	ticket = r->cursor;
 	slot = seg_ring(r->map) + (ticket & (cap - 1));
-	src = (const uint64_t *)slot;
+	src = (const sockshim_word *)slot;
 	s1 = __atomic_load_n(&slot->stamp, __ATOMIC_ACQUIRE);
 	if (s1 == sockshim_stamp_published(ticket)) {
 		for (i = 1; i < RECORD_WORDS; i++)
@@ -78,6 +83,8 @@ enum ring_status ring_reader_next(struct ring_reader *r, struct sockshim_record 
 		s2 = __atomic_load_n(&slot->stamp, __ATOMIC_RELAXED);
 		if (s2 != s1) /* a writer of a later lap took the slot mid-copy */
 			return lose(r, 1, 'o', lost, lost_kind);
+		if (!check_ok(out, ticket)) /* spoiled by a writer lapped mid-record */
+			return lose(r, 1, 't', lost, lost_kind);
 		out->stamp = s1;
 		r->cursor++;
 		r->delivered++;

@@ -7,6 +7,11 @@
 
 #include <stdint.h>
 
+/* A 64-bit word that may alias any type: records and table entries are
+ * copied word by word with atomic accesses, which must not fall foul of
+ * the compiler's type-based alias analysis. */
+typedef uint64_t __attribute__((may_alias)) sockshim_word;
+
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
@@ -52,7 +57,7 @@ enum sockshim_close_via {
 	SOCKSHIM_CLOSE_VIA_EXEC = 3, /* close-on-exec */
 };
 
-#define SOCKSHIM_EXEC_PATH_MAX 40
+#define SOCKSHIM_EXEC_PATH_MAX 36
 
 /* One lifecycle event: 128 bytes, two cache lines. 64 bytes cannot hold two
  * IPv6 addresses with their ports next to the identifying fields.
@@ -75,10 +80,11 @@ struct sockshim_record {
 	uint16_t peer_port;
 	uint16_t socktype; /* SOCK_STREAM, SOCK_DGRAM, ... */
 	uint16_t flags;    /* SOCKSHIM_RF_* */
+	uint32_t check;    /* sockshim_record_check() of this record, see there */
 	union {
-		struct {
+		/* 4-aligned, so the union can follow the 4-byte check. */
+		struct __attribute__((packed, aligned(4))) {
 			int32_t listen_fd;
-			int32_t pad;
 			uint64_t listen_inode;
 		} accept;
 		struct {
@@ -107,7 +113,44 @@ struct sockshim_record {
 #define SOCKSHIM_RF_LISTENER 0x4    /* the socket is a listener */
 
 _Static_assert(sizeof(struct sockshim_record) == 128, "record is two cache lines");
-_Static_assert(sizeof(((struct sockshim_record *)0)->detail) == 40, "detail size");
+_Static_assert(sizeof(((struct sockshim_record *)0)->detail) == 36, "detail size");
+_Static_assert(__builtin_offsetof(struct sockshim_record, check) == 88, "check offset");
+
+/* The word that holds the check, and the check's place in it. */
+#define SOCKSHIM_CHECK_WORD (__builtin_offsetof(struct sockshim_record, check) / 8)
+#define SOCKSHIM_CHECK_BYTE (__builtin_offsetof(struct sockshim_record, check) % 8)
+
+/* The check word W with the check itself zeroed. */
+static inline uint64_t sockshim_check_word_masked(uint64_t w)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return w & ~(UINT64_C(0xffffffff) << (8 * SOCKSHIM_CHECK_BYTE));
+#else
+	return w & ~(UINT64_C(0xffffffff) << (8 * (4 - SOCKSHIM_CHECK_BYTE)));
+#endif
+}
+
+/* The check of record R published under TICKET, over every word but the
+ * stamp, the check field counting as zero. A writer preempted for a whole
+ * lap of the ring can store late words over a newer record, or publish an
+ * older stamp over it; the check lets a reader refuse what it then finds
+ * instead of delivering a mixed record. Fletcher-style: two add chains,
+ * position-sensitive, a few cycles per word. */
+static inline uint32_t sockshim_record_check(const struct sockshim_record *r, uint64_t ticket)
+{
+	const sockshim_word *w = (const sockshim_word *)r;
+	uint64_t a = ticket, b = ~ticket, x;
+	unsigned i;
+
+#pragma GCC unroll 16
+	for (i = 1; i < sizeof(*r) / sizeof(uint64_t); i++) {
+		x = i == SOCKSHIM_CHECK_WORD ? sockshim_check_word_masked(w[i]) : w[i];
+		a += x;
+		b += a;
+	}
+	x = a ^ ((b << 29) | (b >> 35));
+	return (uint32_t)(x ^ (x >> 32));
+}
 
 /* The segment starts with this header; the ring follows at ring_offset.
  * The creator writes it completely before the segment gets its final name,

@@ -296,7 +296,13 @@ static void test_table_rows(void **state)
 	memset(r.detail.exec_path, 'a', sizeof(r.detail.exec_path)); /* no NUL */
 	r.detail.exec_path[0] = '\x1b';
 	fmt_table_row(row, sizeof(row), &r, &clockref);
-	assert_non_null(strstr(row, "\\x1b" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	/* The whole field (SOCKSHIM_EXEC_PATH_MAX bytes), no more. */
+	{
+		const char *hit = strstr(row, "\\x1b" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+
+		assert_non_null(hit);
+		assert_int_not_equal(hit[4 + SOCKSHIM_EXEC_PATH_MAX - 1], 'a');
+	}
 	assert_null(strchr(row, '\x1b'));
 
 	/* Corrupt type and time: printed, not trusted. */
