@@ -7,14 +7,27 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "emit.h"
 #include "export.h"
 #include "real.h"
 
-/* Arguments execl* accept; beyond this, E2BIG, as the kernel would. */
-#define EXECL_MAX_ARGS 4096
+/* Copy the string at SRC without trusting it: exec is called with
+ * whatever the program has, and libc answers a bad pointer with EFAULT,
+ * so we may not fault on it. process_vm_readv on ourselves reads what is
+ * readable and stops at the first unmapped byte. */
+static void copy_user_string(char *dst, size_t len, const char *src)
+{
+	struct iovec local = {dst, len - 1}, remote = {(void *)src, len - 1};
+	ssize_t n;
+
+	memset(dst, 0, len);
+	n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	if (n <= 0)
+		snprintf(dst, len, "?");
+}
 
 static void emit_exec(const char *path, int fd, int ret, int err)
 {
@@ -26,7 +39,7 @@ static void emit_exec(const char *path, int fd, int ret, int err)
 	r.pid = getpid();
 	r.tid = gettid();
 	if (path)
-		strncpy(r.detail.exec_path, path, sizeof(r.detail.exec_path) - 1);
+		copy_user_string(r.detail.exec_path, sizeof(r.detail.exec_path), path);
 	else
 		snprintf(r.detail.exec_path, sizeof(r.detail.exec_path), "fd:%d", fd);
 	emit_record(&r);
@@ -69,12 +82,13 @@ static int shim_fexecve(int fd, char *const argv[], char *const envp[])
 	EXEC_CALL(NULL, fd, real.fexecve(fd, argv, envp));
 }
 
-/* Count the variadic arguments of execl*, up to the NULL. */
+/* Count the variadic arguments of execl*, up to the NULL. Like libc, no
+ * limit of our own: the kernel answers E2BIG. */
 static int count_args(va_list ap)
 {
 	int n = 1;
 
-	while (va_arg(ap, char *) && n <= EXECL_MAX_ARGS)
+	while (va_arg(ap, char *))
 		n++;
 	return n;
 }
@@ -127,10 +141,6 @@ SHIM_EXPORT int execl(const char *path, const char *arg, ...)
 	va_start(ap, arg);
 	n = count_args(ap);
 	va_end(ap);
-	if (n > EXECL_MAX_ARGS) {
-		errno = E2BIG;
-		return -1;
-	}
 	{
 		char *argv[n + 1];
 
@@ -150,10 +160,6 @@ SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
 	va_start(ap, arg);
 	n = count_args(ap);
 	va_end(ap);
-	if (n > EXECL_MAX_ARGS) {
-		errno = E2BIG;
-		return -1;
-	}
 	{
 		char *argv[n + 1];
 
@@ -174,10 +180,6 @@ SHIM_EXPORT int execle(const char *path, const char *arg, ...)
 	va_start(ap, arg);
 	n = count_args(ap);
 	va_end(ap);
-	if (n > EXECL_MAX_ARGS) {
-		errno = E2BIG;
-		return -1;
-	}
 	{
 		char *argv[n + 1];
 		char *const *envp;

@@ -11,6 +11,15 @@
 #include "sockinfo.h"
 #include "track.h"
 
+/* Did a bind or connect that failed with ERR get as far as copying the
+ * caller's address? If not (EFAULT: unreadable; EINVAL: possibly refused
+ * for its length first; EBADF: checked before), we must not read it
+ * either: the host never pays for our curiosity. */
+static int kernel_read_addr(int err)
+{
+	return err != EFAULT && err != EINVAL && err != EBADF;
+}
+
 static int shim_socket(int domain, int type, int protocol)
 {
 	int fd = real.socket(domain, type, protocol);
@@ -64,8 +73,7 @@ static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	} else {
 		struct fd_entry want = e;
 
-		/* EFAULT: the kernel could not read ADDR; neither can we. */
-		if (err != EFAULT)
+		if (kernel_read_addr(err))
 			sockinfo_set_addr(&want, 0, addr, len);
 		emit_simple(SOCKSHIM_EV_BIND, fd, &want, ret, err);
 	}
@@ -96,13 +104,14 @@ out:
 
 static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
-	socklen_t given = (addr && len) ? *len : 0;
 	int ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
 	int err = errno;
 
-	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. */
+	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. The
+	 * caller's ADDR and LEN are not read: they may be anything libc
+	 * would answer EFAULT to, and the kernel tells us the peer anyway. */
 	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
-		track_accept(fd, ret, err, addr, len, given, four ? flags : 0);
+		track_accept(fd, ret, err, four ? flags : 0);
 	errno = err;
 	return ret;
 }
@@ -115,7 +124,7 @@ static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 	if (shim_inert || !track_lookup_or_adopt(fd, &e))
 		goto out;
-	if (ret == 0 || err != EFAULT) /* EFAULT: ADDR is unreadable, to us too */
+	if (ret == 0 || kernel_read_addr(err))
 		sockinfo_set_addr(&e, 1, addr, len);
 	if (ret == 0 || err == EINPROGRESS || err == EALREADY || err == EISCONN) {
 		/* The kernel chose our address before sending the SYN. */

@@ -78,8 +78,7 @@ static int is_wildcard(const struct fd_entry *e)
 	       (!memcmp(e->local_ip, mapped_any, 12) && !memcmp(e->local_ip + 12, zero, 4));
 }
 
-void track_accept(int listen_fd, int new_fd, int err, const struct sockaddr *addr,
-		  const socklen_t *addrlen, socklen_t given, int flags)
+void track_accept(int listen_fd, int new_fd, int err, int flags)
 {
 	struct sockshim_record r;
 	struct fd_entry l, e;
@@ -108,10 +107,7 @@ void track_accept(int listen_fd, int new_fd, int err, const struct sockaddr *add
 		e.flags |= FDT_CLOEXEC;
 	if (flags & SOCK_NONBLOCK)
 		e.flags |= FDT_NONBLOCK;
-	if (addr && addrlen)
-		sockinfo_set_addr(&e, 1, addr, *addrlen < given ? *addrlen : given);
-	if (!(e.flags & FDT_PEER_KNOWN))
-		sockinfo_query_addr(new_fd, &e, 1);
+	sockinfo_query_addr(new_fd, &e, 1);
 	/* A listener bound to one address gives its connections that
 	 * address; only a wildcard one needs the kernel's answer. */
 	if (have_listener && (l.flags & FDT_LOCAL_KNOWN) && !is_wildcard(&l) &&

@@ -16,10 +16,9 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e);
  * end) with the caller's DOMAIN and TYPE (flags included). */
 void track_socket(int fd, int domain, int type, int pair_fd);
 
-/* Accept on LISTEN_FD returned NEW_FD (or failed: NEW_FD < 0, ERR).
- * ADDR/ADDRLEN as the caller passed them, GIVEN the buffer size before. */
-void track_accept(int listen_fd, int new_fd, int err, const struct sockaddr *addr,
-		  const socklen_t *addrlen, socklen_t given, int flags);
+/* Accept on LISTEN_FD returned NEW_FD (or failed: NEW_FD < 0, ERR) with
+ * accept4 FLAGS. */
+void track_accept(int listen_fd, int new_fd, int err, int flags);
 
 /* Descriptor NEW_FD now refers to what OLD_FD does (dup*, F_DUPFD*). */
 void track_dup(int old_fd, int new_fd, int cloexec);
