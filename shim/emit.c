@@ -56,7 +56,7 @@ void emit_record(struct sockshim_record *r)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r->ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	if (__builtin_expect(shim_in_vfork_child(), 0)) {
+	if ((!r->pid || !r->tid) && __builtin_expect(shim_in_vfork_child(), 0)) {
 		/* Our caches hold the parent's identity. */
 		r->pid = getpid();
 		r->tid = gettid();

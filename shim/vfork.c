@@ -2,23 +2,47 @@
  * caller's stack untouched (a C wrapper's frame would be clobbered by the
  * child before the parent returns through it). The child runs on the same
  * thread-local storage, so it sees the mark; other threads do not. The
- * parent clears the mark the first time it asks, after it resumed. */
+ * child logs its fork the first time it asks (usually at exec); the parent
+ * clears the mark the first time it asks, after it resumed. */
 #include <unistd.h>
 
 #include "emit.h"
 #include "real.h"
 #include "vfork.h"
 
+enum { VFORK_NONE, VFORK_CALLED, VFORK_CHILD_LOGGED };
+
 static __thread int vfork_pending __attribute__((tls_model("initial-exec")));
+
+/* In the child: the fork event pthread_atfork gives other children. The
+ * caches still hold the parent's pid and tid, which is what we want. */
+static void log_vfork_child(pid_t child)
+{
+	struct sockshim_record r;
+
+	record_init(&r, SOCKSHIM_EV_FORK, -1, child, 0);
+	r.pid = shim_getpid();
+	r.tid = shim_gettid();
+	r.detail.fork.child_pid = child;
+	emit_record(&r);
+}
 
 int shim_in_vfork_child(void)
 {
+	pid_t me;
+
 	if (__builtin_expect(!vfork_pending, 1))
 		return 0;
-	if (getpid() != shim_getpid())
-		return 1;
-	vfork_pending = 0; /* we are the parent, resumed */
-	return 0;
+	me = getpid();
+	if (me == shim_getpid()) {
+		vfork_pending = VFORK_NONE; /* we are the parent, resumed */
+		return 0;
+	}
+	if (vfork_pending == VFORK_CALLED) {
+		vfork_pending = VFORK_CHILD_LOGGED;
+		log_vfork_child(me);
+	}
+	return 1;
 }
 
 #if defined(__x86_64__)
@@ -27,7 +51,7 @@ void *shim_vfork_prepare(void);
 void *shim_vfork_prepare(void)
 {
 	real_ensure();
-	vfork_pending = 1;
+	vfork_pending = VFORK_CALLED;
 	return (void *)real.vfork;
 }
 
