@@ -233,22 +233,22 @@ static void say_users(int count, const pid_t pids[SHM_USERS_PIDS])
 	fprintf(stderr, "%s)", count > SHM_USERS_PIDS ? ", ..." : "");
 }
 
-/* Create session NAME, replace a stale one, or join one in use. *CREATED
- * tells whether it is ours to remove at exit. 0 or -errno (said). */
-static int open_session(const char *name, const struct run_opts *o, int *created)
+/* Create session NAME, replace a stale one, or join one in use, and map
+ * it into *HOLD. *CREATED tells whether it is ours to remove at exit.
+ * 0 or -errno (said). */
+static int open_session(const char *name, const struct run_opts *o, int *created,
+			struct seg_map *hold)
 {
 	pid_t pids[SHM_USERS_PIDS];
-	struct seg_map m;
 	char path[256], why[512];
 	int rc, users, tries;
 
 	*created = 0;
 	session_path(path, sizeof(path), name);
 	for (tries = 0; tries < 3; tries++) {
-		rc = seg_create(name, o->ring, &m);
+		rc = seg_create(name, o->ring, hold);
 		if (rc == 0) {
 			*created = 1;
-			seg_unmap(&m); /* the shim in CMD maps it for itself */
 			return 0;
 		}
 		if (rc != -EEXIST)
@@ -262,7 +262,7 @@ static int open_session(const char *name, const struct run_opts *o, int *created
 		}
 		if (users > 0) {
 			why[0] = 0;
-			rc = seg_open(name, 0, &m, why, sizeof(why));
+			rc = seg_open(name, 1, hold, why, sizeof(why));
 			if (rc) {
 				fprintf(stderr,
 					"sockshim: cannot join session \"%s\", in use by ", name);
@@ -273,11 +273,10 @@ static int open_session(const char *name, const struct run_opts *o, int *created
 			fprintf(stderr, "sockshim: session \"%s\" is in use by ", name);
 			say_users(users, pids);
 			fprintf(stderr, "; attaching to it: events go into the same ring");
-			if (o->ring_given && m.ring_capacity != o->ring)
+			if (o->ring_given && hold->ring_capacity != o->ring)
 				fprintf(stderr, " of %u events (--ring-events ignored)",
-					m.ring_capacity);
+					hold->ring_capacity);
 			fprintf(stderr, "\n");
-			seg_unmap(&m);
 			return 0;
 		}
 		/* Left over by a run that ended without cleaning up. */
@@ -468,16 +467,12 @@ int cmd_run(int argc, char **argv)
 	if (find_lib(lib, sizeof(lib)) || set_env(lib, &o, name))
 		return EXIT_FAIL;
 	warn_interposable(o.cmd[0]);
-	if (open_session(name, &o, &created))
+	/* We keep the segment mapped (writable, as users map it; we never
+	 * write) while CMD runs, so the session counts as in use: a
+	 * concurrent run joins it and clean leaves it alone, even before
+	 * CMD's shim has mapped it, or if it never does. */
+	if (open_session(name, &o, &created, &hold))
 		return EXIT_FAIL;
-	/* Hold a read-only mapping while CMD runs, so the session counts as
-	 * in use: a concurrent run joins it and clean leaves it alone, even
-	 * before CMD's shim has mapped it (or if it never does). */
-	memset(&hold, 0, sizeof(hold));
-	if (session_open(name, &hold)) {
-		rc = EXIT_FAIL;
-		goto out;
-	}
 	session_path(path, sizeof(path), name);
 	if (lstat(path, &st) < 0)
 		st.st_ino = 0;
@@ -493,8 +488,4 @@ int cmd_run(int argc, char **argv)
 			"%s, remove it with sockshim clean --session %s\n",
 			name, name, name);
 	return status;
-out:
-	if (created && !o.keep)
-		seg_remove(name);
-	return rc;
 }

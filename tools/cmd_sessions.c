@@ -351,10 +351,6 @@ int cmd_sessions(int argc, char **argv)
 	}
 	if (!shown && !json)
 		fprintf(stderr, "sockshim: no sessions; start one with sockshim run -- CMD\n");
-	if (!json && shown && shm_users_unreadable(users) && geteuid() != 0)
-		fprintf(stderr, "sockshim: note: %d processes could not be checked for use "
-				"(not yours); PROCS counts the others\n",
-			shm_users_unreadable(users));
 	rc = fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
 out:
 	shm_users_free(users);
@@ -413,7 +409,10 @@ static int clean_one(const char *name, int force)
 			name, users);
 	}
 	if (unlink(path) < 0) {
-		fprintf(stderr, "sockshim: cannot remove %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "sockshim: cannot remove %s: %s", path, strerror(errno));
+		if (errno == EPERM || errno == EACCES)
+			fprintf(stderr, "; only its owner or root can remove it");
+		fprintf(stderr, "\n");
 		return EXIT_FAIL;
 	}
 	printf("removed session \"%s\" (%s)\n", name, path);
@@ -465,9 +464,13 @@ static int clean_all(void)
 		}
 		/* Someone else's file under our name: not ours to delete in bulk. */
 		if (st.st_uid != geteuid()) {
-			printf("skipped %s: it belongs to uid %u; remove it with sockshim clean "
-			       "--session NAME if you are sure\n",
-			       f->path, (unsigned)st.st_uid);
+			printf("skipped %s: it belongs to uid %u; ", f->path, (unsigned)st.st_uid);
+			if (geteuid() == 0 && !f->tmp_pid)
+				printf("remove it with sockshim clean --session %s if you are "
+				       "sure\n",
+				       name);
+			else
+				printf("only its owner or root can remove it\n");
 			continue;
 		}
 		if (unlink(f->path) < 0) {

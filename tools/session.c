@@ -61,23 +61,33 @@ int session_open(const char *name, struct seg_map *m)
 			name, path, name);
 		break;
 	case -EPERM:
+	case -EACCES: /* another user's file, 0600: we cannot even open it */
 		if (lstat(path, &st) == 0 && st.st_uid != geteuid())
 			fprintf(stderr,
-				"sockshim: refusing session \"%s\": %s; someone else created "
-				"it: have it removed (by its owner or root) or use another "
-				"--session name\n",
-				name, why);
-		else
+				"sockshim: refusing session \"%s\": %s belongs to uid %u, not "
+				"to you (uid %u); have it removed (by its owner or root) or "
+				"use another --session name\n",
+				name, path, (unsigned)st.st_uid, (unsigned)geteuid());
+		else if (rc == -EPERM)
 			fprintf(stderr,
 				"sockshim: refusing session \"%s\": %s; remove it with "
 				"sockshim clean --session %s\n",
 				name, why, name);
+		else
+			fprintf(stderr, "sockshim: cannot open session \"%s\": %s\n", name, why);
+		break;
+	case -ELOOP:
+		fprintf(stderr,
+			"sockshim: refusing session \"%s\": %s is a symbolic link, not a "
+			"segment; remove it with sockshim clean --session %s\n",
+			name, path, name);
 		break;
 	case -EPROTO:
-		fprintf(stderr,
-			"sockshim: refusing session \"%s\" (%s): %s; remove it with "
-			"sockshim clean --session %s\n",
-			name, path, why, name);
+		/* Name the file unless the reason already does. */
+		fprintf(stderr, "sockshim: refusing session \"%s\"", name);
+		if (!strstr(why, path))
+			fprintf(stderr, " (%s)", path);
+		fprintf(stderr, ": %s; remove it with sockshim clean --session %s\n", why, name);
 		break;
 	default:
 		fprintf(stderr, "sockshim: cannot open session \"%s\": %s\n", name,

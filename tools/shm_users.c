@@ -1,6 +1,8 @@
 /* Finds the processes that map sockshim segments by reading /proc/PID/maps.
  * One pass over /proc builds a table keyed by (device, inode); processes
- * that exit mid-scan are skipped, never reported as errors. */
+ * that exit mid-scan are skipped, never reported as errors. Only writable
+ * mappings count: readers (sockshim events) map read-only, and a reader
+ * following a session must not keep it alive. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +32,6 @@ struct seg_users {
 
 struct shm_users {
 	struct seg_users *table;
-	int unreadable;
 };
 
 /* Only lines naming a segment interest us; the kernel appends
@@ -67,21 +68,21 @@ static int scan_pid(struct shm_users *u, pid_t pid)
 	char path[64], *line = NULL;
 	unsigned maj, min;
 	unsigned long long ino;
+	char perms[8];
 	size_t cap = 0;
 	FILE *f;
 	int rc = 0, pos;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
-	if (!f) {
-		if (errno == EACCES || errno == EPERM)
-			u->unreadable++;
-		return 0; /* gone, or not ours to read */
-	}
+	/* Gone, or another user's: such a process cannot map our 0600
+	 * segment unless it is root's, and root reads every maps file. */
+	if (!f)
+		return 0;
 	while (getline(&line, &cap, f) > 0) {
 		pos = 0;
-		if (sscanf(line, "%*s %*s %*s %x:%x %llu %n", &maj, &min, &ino, &pos) < 3 ||
-		    !pos)
+		if (sscanf(line, "%*s %7s %*s %x:%x %llu %n", perms, &maj, &min, &ino, &pos) < 4 ||
+		    !pos || perms[1] != 'w')
 			continue;
 		if (strncmp(line + pos, SEG_PATH_PREFIX, sizeof(SEG_PATH_PREFIX) - 1))
 			continue;
@@ -149,11 +150,6 @@ int shm_users_count(const struct shm_users *u, dev_t dev, ino_t ino,
 	if (pids)
 		memcpy(pids, s->pids, sizeof(s->pids));
 	return s->count;
-}
-
-int shm_users_unreadable(const struct shm_users *u)
-{
-	return u->unreadable;
 }
 
 void shm_users_free(struct shm_users *u)

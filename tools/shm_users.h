@@ -1,7 +1,8 @@
-/* Which live processes map a session segment, from /proc/PID/maps. Matched
- * on device and inode, so a segment removed and re-created under the same
- * name is not confused with the old one. Sees the processes whose maps
- * this user may read (all of them for root). */
+/* Which live processes use a session segment: those that map it writable
+ * (the shim, sockshim run), from /proc/PID/maps. Read-only readers do not
+ * count. Matched on device and inode, so a segment removed and re-created
+ * under the same name is not confused with the old one. Sees the processes
+ * whose maps this user may read (all of them for root). */
 #ifndef SOCKSHIM_SHM_USERS_H
 #define SOCKSHIM_SHM_USERS_H
 
@@ -19,9 +20,6 @@ int shm_users_scan(struct shm_users **out);
  * of their pids go to PIDS (may be NULL). */
 int shm_users_count(const struct shm_users *u, dev_t dev, ino_t ino,
 		    pid_t pids[SHM_USERS_PIDS]);
-
-/* Processes whose maps we could not read (another user's, without root). */
-int shm_users_unreadable(const struct shm_users *u);
 
 void shm_users_free(struct shm_users *u);
 
