@@ -23,10 +23,12 @@ int session_check_name(const char *name)
 {
 	if (seg_name_check(name) == 0)
 		return 0;
+	/* session_choose hands out the environment's own string. */
 	fprintf(stderr,
-		"sockshim: \"%s\" is not a valid session name; use at most %d letters, "
+		"sockshim: \"%s\"%s is not a valid session name; use at most %d letters, "
 		"digits, '_', '-' or '.', not starting with '.'\n",
-		name, SOCKSHIM_SESSION_MAX);
+		name, name == getenv("SOCKSHIM_SESSION") ? " (from $SOCKSHIM_SESSION)" : "",
+		SOCKSHIM_SESSION_MAX);
 	return -EINVAL;
 }
 
