@@ -73,7 +73,7 @@ static void usage(FILE *f)
 		types);
 }
 
-#define bad_usage(...) cli_usage_error("events", usage, __VA_ARGS__)
+#define bad_usage(...) (cli_usage_error("events", usage, __VA_ARGS__), EXIT_USAGE)
 
 static int parse_types(const char *list, uint32_t *types)
 {
@@ -341,6 +341,7 @@ int cmd_events(int argc, char **argv)
 	struct seg_map m;
 	struct stat st;
 	const char *name;
+	uint64_t lost;
 	int rc;
 
 	rc = parse_opts(argc, argv, &o);
@@ -374,10 +375,10 @@ int cmd_events(int argc, char **argv)
 		fprintf(stderr, "sockshim: cannot write events: %s\n", strerror(out.write_err));
 		rc = EXIT_FAIL;
 	}
-	if (rr.lost_overrun || rr.lost_torn)
+	lost = rr.lost_overrun + rr.lost_torn;
+	if (lost)
 		fprintf(stderr, "sockshim: %llu events delivered, %llu lost (overrun %llu, torn %llu)\n",
-			(unsigned long long)rr.delivered,
-			(unsigned long long)(rr.lost_overrun + rr.lost_torn),
+			(unsigned long long)rr.delivered, (unsigned long long)lost,
 			(unsigned long long)rr.lost_overrun, (unsigned long long)rr.lost_torn);
 	seg_unmap(&m);
 	return rc;

@@ -60,7 +60,7 @@ static void usage(FILE *f)
 	      f);
 }
 
-#define bad_usage(...) cli_usage_error("run", usage, __VA_ARGS__)
+#define bad_usage(...) (cli_usage_error("run", usage, __VA_ARGS__), EXIT_USAGE)
 
 static int ring_ok(long v)
 {

@@ -84,7 +84,7 @@ static int list_files(struct seg_file **out, size_t *n)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, plen) || !de->d_name[plen])
+		if (strncmp(de->d_name, prefix, plen) != 0 || !de->d_name[plen])
 			continue;
 		if (len == cap) {
 			cap = cap ? 2 * cap : 16;
@@ -250,7 +250,7 @@ static void print_json(const struct seg_file *f, const struct seg_info *si, int6
 	for (i = 0; i < si->procs && i < SHM_USERS_PIDS; i++)
 		fmt_append(&b, "%s%d", i ? "," : "", (int)si->pids[i]);
 	fmt_append(&b, "],\"status\":\"%s\",\"problem\":", si->status);
-	if (strcmp(si->status, "ok"))
+	if (strcmp(si->status, "ok") != 0)
 		fmt_json_str(&b, si->problem, sizeof(si->problem));
 	else
 		fmt_append(&b, "null");

@@ -59,6 +59,8 @@ static int read_section0(int fd, const struct elf_info *ei, uint64_t *size, uint
 		Elf64_Shdr s;
 
 		rc = read_at(fd, &s, sizeof(s), ei->shoff);
+		if (rc)
+			return rc;
 		*size = s.sh_size;
 		*link = s.sh_link;
 		*info = s.sh_info;
@@ -66,11 +68,13 @@ static int read_section0(int fd, const struct elf_info *ei, uint64_t *size, uint
 		Elf32_Shdr s;
 
 		rc = read_at(fd, &s, sizeof(s), ei->shoff);
+		if (rc)
+			return rc;
 		*size = s.sh_size;
 		*link = s.sh_link;
 		*info = s.sh_info;
 	}
-	return rc;
+	return 0;
 }
 
 static int read_ehdr(int fd, struct elf_info *ei)
@@ -84,7 +88,7 @@ static int read_ehdr(int fd, struct elf_info *ei)
 	rc = read_at(fd, ident, sizeof(ident), 0);
 	if (rc)
 		return rc;
-	if (memcmp(ident, ELFMAG, SELFMAG) ||
+	if (memcmp(ident, ELFMAG, SELFMAG) != 0 ||
 	    ident[EI_DATA] != (host_is_little() ? ELFDATA2LSB : ELFDATA2MSB))
 		return -ENOEXEC;
 	if (ident[EI_CLASS] == ELFCLASS64) {
@@ -155,12 +159,12 @@ static int has_interp(int fd, const struct elf_info *ei)
 			Elf64_Phdr p;
 
 			rc = read_at(fd, &p, sizeof(p), off);
-			type = p.p_type;
+			type = rc ? 0 : p.p_type;
 		} else {
 			Elf32_Phdr p;
 
 			rc = read_at(fd, &p, sizeof(p), off);
-			type = p.p_type;
+			type = rc ? 0 : p.p_type;
 		}
 		if (rc)
 			return rc;
@@ -181,6 +185,8 @@ static int section(int fd, const struct elf_info *ei, uint32_t i, uint64_t *off,
 		Elf64_Shdr s;
 
 		rc = read_at(fd, &s, sizeof(s), at);
+		if (rc)
+			return rc;
 		*off = s.sh_offset;
 		*size = s.sh_size;
 		*name = s.sh_name;
@@ -188,11 +194,13 @@ static int section(int fd, const struct elf_info *ei, uint32_t i, uint64_t *off,
 		Elf32_Shdr s;
 
 		rc = read_at(fd, &s, sizeof(s), at);
+		if (rc)
+			return rc;
 		*off = s.sh_offset;
 		*size = s.sh_size;
 		*name = s.sh_name;
 	}
-	return rc;
+	return 0;
 }
 
 static int name_is(const char *strtab, uint64_t tabsize, uint32_t name, const char *want)
@@ -378,7 +386,7 @@ int interp_script(const char *path, const char *pathenv, char *out, size_t len)
 		return -ENOEXEC;
 	base = strrchr(word, '/');
 	base = base ? base + 1 : word;
-	if (strcmp(base, "env")) {
+	if (strcmp(base, "env") != 0) {
 		if ((size_t)snprintf(out, len, "%s", word) >= len)
 			return -ENAMETOOLONG;
 		return access(out, F_OK) < 0 ? -errno : 0;

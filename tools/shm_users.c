@@ -84,7 +84,7 @@ static int scan_pid(struct shm_users *u, pid_t pid)
 		if (sscanf(line, "%*s %7s %*s %x:%x %llu %n", perms, &maj, &min, &ino, &pos) < 4 ||
 		    !pos || perms[1] != 'w')
 			continue;
-		if (strncmp(line + pos, SEG_PATH_PREFIX, sizeof(SEG_PATH_PREFIX) - 1))
+		if (strncmp(line + pos, SEG_PATH_PREFIX, sizeof(SEG_PATH_PREFIX) - 1) != 0)
 			continue;
 		rc = note(u, pid, makedev(maj, min), (ino_t)ino);
 		if (rc)
@@ -160,7 +160,9 @@ void shm_users_free(struct shm_users *u)
 		return;
 	HASH_ITER(hh, u->table, s, tmp)
 	{
-		HASH_DEL(u->table, s);
+		/* uthash's documented way to empty a table; the analyzer
+		 * loses track of the list links inside HASH_DEL. */
+		HASH_DEL(u->table, s); // NOLINT(clang-analyzer-unix.Malloc)
 		free(s);
 	}
 	free(u);
