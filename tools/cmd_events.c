@@ -269,6 +269,36 @@ static int session_gone(const char *path, ino_t ino)
 	return lstat(path, &st) < 0 || st.st_ino != ino;
 }
 
+/* Tickets taken at least RING_TORN_TIMEOUT_NS ago: a live writer has
+ * finished them, so one still pending is torn at once. Without this, a
+ * ring full of unfinished slots (a corrupt head, writers killed en masse)
+ * would cost the timeout once per slot. */
+struct aging {
+	uint64_t aged_head; /* every ticket below is old enough */
+	uint64_t snap_head;
+	int64_t snap_ns;
+};
+
+static void aging_init(struct aging *a, const struct ring_reader *rr)
+{
+	a->aged_head = 0;
+	a->snap_head = ring_reader_head(rr);
+	a->snap_ns = now_ns();
+}
+
+/* The clock to hand ring_reader_next for the slot at the cursor. */
+static int64_t reader_clock(struct aging *a, const struct ring_reader *rr)
+{
+	int64_t now = now_ns();
+
+	if (now - a->snap_ns >= RING_TORN_TIMEOUT_NS) {
+		a->aged_head = a->snap_head;
+		a->snap_head = ring_reader_head(rr);
+		a->snap_ns = now;
+	}
+	return rr->cursor < a->aged_head ? INT64_MAX : now;
+}
+
 /* Read until the head seen at start (once) or until stopped (follow). */
 static void read_loop(struct ring_reader *rr, struct events_out *out, const char *path,
 		      ino_t ino)
@@ -276,13 +306,15 @@ static void read_loop(struct ring_reader *rr, struct events_out *out, const char
 	const struct events_opts *o = out->o;
 	uint64_t end = ring_reader_head(rr), lost;
 	struct sockshim_record rec;
+	struct aging age;
 	int polls = 0, gone = 0;
 	char kind;
 
+	aging_init(&age, rr);
 	while (!stop_requested && !out->pipe_closed && !out->write_err) {
 		if (!o->follow && rr->cursor >= end)
 			break;
-		switch (ring_reader_next(rr, &rec, &lost, &kind, now_ns())) {
+		switch (ring_reader_next(rr, &rec, &lost, &kind, reader_clock(&age, rr))) {
 		case RING_RECORD:
 			on_record(out, &rec);
 			continue;
