@@ -351,7 +351,11 @@ int cmd_sessions(int argc, char **argv)
 	}
 	if (!shown && !json)
 		fprintf(stderr, "sockshim: no sessions; start one with sockshim run -- CMD\n");
-	rc = fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
+	rc = EXIT_OK;
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "sockshim: cannot write the list: %s\n", strerror(errno));
+		rc = EXIT_FAIL;
+	}
 out:
 	shm_users_free(users);
 	free(files);
