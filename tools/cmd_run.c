@@ -27,6 +27,9 @@
 #define LIB_NAME "libsockshim.so"
 /* What a shell returns when it cannot find or cannot execute a command. */
 #define EXIT_NOT_FOUND 127
+/* run's own failures, told apart from CMD's statuses as env(1) and
+ * timeout(1) do. */
+#define EXIT_RUN_FAILED 125
 #define EXIT_CANNOT_EXEC 126
 
 struct run_opts {
@@ -400,7 +403,7 @@ static int spawn_and_wait(char **cmd)
 	 * new image is running. */
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		fprintf(stderr, "sockshim: cannot create a pipe: %s\n", strerror(errno));
-		return EXIT_FAIL;
+		return EXIT_RUN_FAILED;
 	}
 	sigemptyset(&block);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
@@ -415,7 +418,7 @@ static int spawn_and_wait(char **cmd)
 		close(pipefd[0]);
 		close(pipefd[1]);
 		fprintf(stderr, "sockshim: cannot start %s: fork: %s\n", cmd[0], strerror(err));
-		return EXIT_FAIL;
+		return EXIT_RUN_FAILED;
 	}
 	if (pid == 0) {
 		close(pipefd[0]);
@@ -442,7 +445,7 @@ static int spawn_and_wait(char **cmd)
 		return exec_failed(cmd[0], err);
 	if (rc < 0) {
 		fprintf(stderr, "sockshim: cannot wait for %s: %s\n", cmd[0], strerror(errno));
-		return EXIT_FAIL;
+		return EXIT_RUN_FAILED;
 	}
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
@@ -465,14 +468,14 @@ int cmd_run(int argc, char **argv)
 	if (session_check_name(name))
 		return EXIT_USAGE;
 	if (find_lib(lib, sizeof(lib)) || set_env(lib, &o, name))
-		return EXIT_FAIL;
+		return EXIT_RUN_FAILED;
 	warn_interposable(o.cmd[0]);
 	/* We keep the segment mapped (writable, as users map it; we never
 	 * write) while CMD runs, so the session counts as in use: a
 	 * concurrent run joins it and clean leaves it alone, even before
 	 * CMD's shim has mapped it, or if it never does. */
 	if (open_session(name, &o, &created, &hold))
-		return EXIT_FAIL;
+		return EXIT_RUN_FAILED;
 	session_path(path, sizeof(path), name);
 	if (lstat(path, &st) < 0)
 		st.st_ino = 0;
