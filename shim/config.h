@@ -11,13 +11,15 @@
 struct shim_config {
 	char session[SOCKSHIM_SESSION_MAX + 1];
 	uint32_t ring_capacity;
+	uint32_t ledger_capacity;
 	enum log_level log_level;
 };
 
-/* Parse the three variables (each may be NULL: unset). An invalid value
- * takes the default and leaves a one-line explanation in WARN (empty when
- * all is well). Returns the number of invalid values. */
-int config_parse(struct shim_config *c, const char *session, const char *ring_events,
-		 const char *log, char *warn, size_t warnlen);
+/* Parse the SOCKSHIM_* variables, read with ENV (getenv, or a test's
+ * table; NULL or "" is unset). An invalid value takes the default and
+ * leaves a one-line explanation in WARN (empty when all is well). Returns
+ * the number of invalid values. */
+int config_parse(struct shim_config *c, const char *(*env)(const char *name), char *warn,
+		 size_t warnlen);
 
 #endif

@@ -20,6 +20,12 @@
 #define FDTAB_MIN 1024u
 #define FDTAB_MAX (1u << 20)
 
+/* getenv with the signature config_parse wants. */
+static const char *env_lookup(const char *name)
+{
+	return getenv(name);
+}
+
 static pid_t fork_parent_pid;
 static pid_t fork_parent_tid;
 
@@ -41,7 +47,7 @@ static void attach_session(const struct shim_config *c)
 
 	rc = seg_open(c->session, 1, &m, why, sizeof(why));
 	if (rc == -ENOENT) {
-		rc = seg_create(c->session, c->ring_capacity, &m);
+		rc = seg_create(c->session, c->ring_capacity, c->ledger_capacity, &m);
 		if (rc == -EEXIST) /* another process won the race: join it */
 			rc = seg_open(c->session, 1, &m, why, sizeof(why));
 		else if (rc < 0)
@@ -58,6 +64,8 @@ static void attach_session(const struct shim_config *c)
 	shim_seg.size = m.size;
 	shim_seg.ring_capacity = m.ring_capacity;
 	shim_seg.ring_offset = m.ring_offset;
+	shim_seg.ledger_capacity = m.ledger_capacity;
+	shim_seg.ledger_offset = m.ledger_offset;
 	shim_seg.writable = 1;
 	__atomic_store_n(&shim_seg.base, m.base, __ATOMIC_RELEASE);
 }
@@ -125,8 +133,7 @@ __attribute__((constructor)) static void on_start(void)
 	int saved = errno, rc;
 
 	real_bind();
-	config_parse(&c, getenv("SOCKSHIM_SESSION"), getenv("SOCKSHIM_RING_EVENTS"),
-		     getenv("SOCKSHIM_LOG"), warn, sizeof(warn));
+	config_parse(&c, env_lookup, warn, sizeof(warn));
 	log_set_level(c.log_level);
 	if (warn[0])
 		shim_warn("%s", warn);

@@ -59,21 +59,25 @@ static int64_t clock_ns(clockid_t id)
 }
 
 static void header_init(struct sockshim_header *h, const char *name,
-			uint32_t ring_capacity)
+			uint32_t ring_capacity, uint32_t ledger_capacity)
 {
 	FILE *f;
 
 	memset(h, 0, sizeof(*h));
 	h->layout_version = SOCKSHIM_LAYOUT_VERSION;
 	h->header_size = sizeof(*h);
-	h->segment_size = sockshim_segment_size(ring_capacity);
+	h->segment_size = sockshim_segment_size(ring_capacity, ledger_capacity);
 	h->ring_offset = sizeof(*h);
 	h->ring_capacity = ring_capacity;
 	h->record_size = sizeof(struct sockshim_record);
+	h->ledger_offset = sockshim_ledger_offset(ring_capacity);
+	h->ledger_capacity = ledger_capacity;
+	h->ledger_entry_size = sizeof(struct sockshim_sock);
 	h->creator_pid = getpid();
 	h->creator_uid = geteuid();
 	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
 	h->created_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+	h->created_boottime_ns = clock_ns(CLOCK_BOOTTIME);
 	snprintf(h->session, sizeof(h->session), "%s", name);
 	f = fopen("/proc/self/comm", "re");
 	if (f) {
@@ -85,22 +89,33 @@ static void header_init(struct sockshim_header *h, const char *name,
 	__atomic_store_n(&h->magic, SOCKSHIM_MAGIC, __ATOMIC_RELEASE);
 }
 
-static int ring_capacity_ok(uint32_t cap)
+static int pow2_within(uint32_t v, unsigned min_shift, unsigned max_shift)
 {
-	return cap >= (1u << SOCKSHIM_RING_MIN_SHIFT) &&
-	       cap <= (1u << SOCKSHIM_RING_MAX_SHIFT) && (cap & (cap - 1)) == 0;
+	return v >= (1u << min_shift) && v <= (1u << max_shift) && (v & (v - 1)) == 0;
 }
 
-int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out)
+static int ring_capacity_ok(uint32_t cap)
+{
+	return pow2_within(cap, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT);
+}
+
+static int ledger_capacity_ok(uint32_t cap)
+{
+	return pow2_within(cap, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT);
+}
+
+int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacity,
+	       struct seg_map *out)
 {
 	char path[256], tmp[300];
-	uint64_t size = sockshim_segment_size(ring_capacity);
+	uint64_t size = sockshim_segment_size(ring_capacity, ledger_capacity);
 	struct timespec now;
 	void *base;
 	int fd, rc;
 
 	memset(out, 0, sizeof(*out));
-	if (seg_name_check(name) || !ring_capacity_ok(ring_capacity))
+	if (seg_name_check(name) || !ring_capacity_ok(ring_capacity) ||
+	    !ledger_capacity_ok(ledger_capacity))
 		return -EINVAL;
 	rc = seg_path(path, sizeof(path), geteuid(), name);
 	if (rc)
@@ -127,7 +142,7 @@ int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out)
 		rc = -errno;
 		goto out_unlink;
 	}
-	header_init(base, name, ring_capacity);
+	header_init(base, name, ring_capacity, ledger_capacity);
 	if (link(tmp, path) < 0) {
 		rc = -errno;
 		munmap(base, size);
@@ -139,6 +154,8 @@ int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out)
 	out->size = size;
 	out->ring_capacity = ring_capacity;
 	out->ring_offset = sizeof(struct sockshim_header);
+	out->ledger_capacity = ledger_capacity;
+	out->ledger_offset = sockshim_ledger_offset(ring_capacity);
 	out->writable = 1;
 	return 0;
 
@@ -151,8 +168,8 @@ out_unlink:
 int seg_validate(struct seg_map *m, char *why, size_t whylen)
 {
 	const struct sockshim_header *h = m->base;
-	uint64_t magic, seg_size, ring_off;
-	uint32_t cap;
+	uint64_t magic, seg_size, ring_off, ledger_off;
+	uint32_t cap, ledger_cap;
 
 	if (m->size < sizeof(*h)) {
 		say(why, whylen, "it is %zu bytes, smaller than a header", m->size);
@@ -172,15 +189,21 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	}
 	cap = h->ring_capacity;
 	ring_off = h->ring_offset;
+	ledger_cap = h->ledger_capacity;
+	ledger_off = h->ledger_offset;
 	seg_size = h->segment_size;
 	if (h->header_size != sizeof(*h) || h->record_size != sizeof(struct sockshim_record) ||
-	    !ring_capacity_ok(cap) || ring_off != sizeof(*h) ||
-	    seg_size != sockshim_segment_size(cap) || seg_size > m->size) {
+	    h->ledger_entry_size != sizeof(struct sockshim_sock) || !ring_capacity_ok(cap) ||
+	    !ledger_capacity_ok(ledger_cap) || ring_off != sizeof(*h) ||
+	    ledger_off != sockshim_ledger_offset(cap) ||
+	    seg_size != sockshim_segment_size(cap, ledger_cap) || seg_size > m->size) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
 		return -EPROTO;
 	}
 	m->ring_capacity = cap;
 	m->ring_offset = ring_off;
+	m->ledger_capacity = ledger_cap;
+	m->ledger_offset = ledger_off;
 	return 0;
 }
 
@@ -231,7 +254,8 @@ int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 		goto out;
 	}
 	if ((uint64_t)st.st_size < sizeof(struct sockshim_header) ||
-	    (uint64_t)st.st_size > sockshim_segment_size(1u << SOCKSHIM_RING_MAX_SHIFT)) {
+	    (uint64_t)st.st_size > sockshim_segment_size(1u << SOCKSHIM_RING_MAX_SHIFT,
+							  1u << SOCKSHIM_LEDGER_MAX_SHIFT)) {
 		say(why, whylen, "%s has an impossible size (%lld bytes)", path,
 		    (long long)st.st_size);
 		rc = -EPROTO;

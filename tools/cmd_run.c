@@ -36,6 +36,7 @@ struct run_opts {
 	const char *session;
 	uint32_t ring;
 	int ring_given; /* --ring-events was on the command line */
+	uint32_t max_sockets;
 	int keep;
 	char **cmd;
 };
@@ -47,7 +48,8 @@ static volatile sig_atomic_t child_pid;
 
 static void usage(FILE *f)
 {
-	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--keep] -- CMD [ARGS...]\n"
+	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--max-sockets N] [--keep]\n"
+	      "                    -- CMD [ARGS...]\n"
 	      "\n"
 	      "Run CMD with libsockshim.so preloaded; its processes record their socket\n"
 	      "events into the session, which 'sockshim events' reads.\n"
@@ -55,20 +57,31 @@ static void usage(FILE *f)
 	      "  -s, --session NAME     the session (default: $SOCKSHIM_SESSION, else \"default\")\n"
 	      "  -n, --ring-events N    ring size in events: a power of two, 1024..4194304\n"
 	      "                         (default: $SOCKSHIM_RING_EVENTS, else 65536)\n"
+	      "  -m, --max-sockets N    sockets the ledger holds: a power of two, 256..1048576\n"
+	      "                         (default: $SOCKSHIM_MAX_SOCKETS, else 16384)\n"
 	      "  -k, --keep             keep the session after CMD exits\n"
 	      "  -h, --help             this text\n"
 	      "\n"
 	      "Exits with CMD's status (128+N if killed by signal N), 127 if CMD is not\n"
-	      "found, 126 if it cannot be executed, 1 if sockshim fails before CMD starts.\n",
+	      "found, 126 if it cannot be executed, 125 if sockshim fails before CMD starts.\n",
 	      f);
 }
 
 #define bad_usage(...) (cli_usage_error("run", usage, __VA_ARGS__), EXIT_USAGE)
 
+static int pow2_within(long v, int min_shift, int max_shift)
+{
+	return v >= (1L << min_shift) && v <= (1L << max_shift) && (v & (v - 1)) == 0;
+}
+
 static int ring_ok(long v)
 {
-	return v >= (1L << SOCKSHIM_RING_MIN_SHIFT) && v <= (1L << SOCKSHIM_RING_MAX_SHIFT) &&
-	       (v & (v - 1)) == 0;
+	return pow2_within(v, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT);
+}
+
+static int max_sockets_ok(long v)
+{
+	return pow2_within(v, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT);
 }
 
 static int parse_opts(int argc, char **argv, struct run_opts *o)
@@ -76,11 +89,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	static const struct option longopts[] = {
 		{"session", required_argument, NULL, 's'},
 		{"ring-events", required_argument, NULL, 'n'},
+		{"max-sockets", required_argument, NULL, 'm'},
 		{"keep", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *env = getenv("SOCKSHIM_RING_EVENTS");
+	const char *env_max = getenv("SOCKSHIM_MAX_SOCKETS");
 	long v;
 	int c;
 
@@ -96,10 +111,21 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 				env, 1 << SOCKSHIM_RING_MIN_SHIFT, 1 << SOCKSHIM_RING_MAX_SHIFT,
 				o->ring);
 	}
+	o->max_sockets = SOCKSHIM_LEDGER_DEFAULT;
+	if (env_max && env_max[0]) {
+		if (cli_number(env_max, 0, LONG_MAX, &v) == 0 && max_sockets_ok(v))
+			o->max_sockets = (uint32_t)v;
+		else
+			fprintf(stderr,
+				"sockshim: warning: SOCKSHIM_MAX_SOCKETS=%s is not a power of "
+				"two in %d..%d; using %u\n",
+				env_max, 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
+				1 << SOCKSHIM_LEDGER_MAX_SHIFT, o->max_sockets);
+	}
 	opterr = 0;
 	optind = 1;
 	/* '+': options end at CMD, whose own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+:s:n:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:s:n:m:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->session = optarg;
@@ -112,6 +138,14 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 						 1 << SOCKSHIM_RING_MAX_SHIFT, optarg);
 			o->ring = (uint32_t)v;
 			o->ring_given = 1;
+			break;
+		case 'm':
+			if (cli_number(optarg, 0, LONG_MAX, &v) || !max_sockets_ok(v))
+				return bad_usage("--max-sockets must be a power of two in "
+						 "%d..%d, not '%s'",
+						 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
+						 1 << SOCKSHIM_LEDGER_MAX_SHIFT, optarg);
+			o->max_sockets = (uint32_t)v;
 			break;
 		case 'k':
 			o->keep = 1;
@@ -249,7 +283,7 @@ static int open_session(const char *name, const struct run_opts *o, int *created
 	*created = 0;
 	session_path(path, sizeof(path), name);
 	for (tries = 0; tries < 3; tries++) {
-		rc = seg_create(name, o->ring, hold);
+		rc = seg_create(name, o->ring, o->max_sockets, hold);
 		if (rc == 0) {
 			*created = 1;
 			return 0;

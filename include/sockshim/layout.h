@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 2u
+#define SOCKSHIM_LAYOUT_VERSION 3u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -152,6 +152,135 @@ static inline uint32_t sockshim_record_check(const struct sockshim_record *r, ui
 	return (uint32_t)(x ^ (x >> 32));
 }
 
+/* ---- The reference ledger: one entry per socket, keyed by inode. ----
+ * Open addressing: a socket lives within SOCKSHIM_LEDGER_PROBE entries of
+ * slot (hash(inode) & (capacity - 1)). An entry is claimed by a CAS of its
+ * inode from 0 (or, for a released socket's entry, from the old inode) and
+ * never locked: holders are claimed slot by slot with CAS, history steps by
+ * an atomic index. Readers (the command) get a snapshot that may be a
+ * moment stale, and reconcile it with /proc and the kernel. */
+
+#define SOCKSHIM_LEDGER_MIN_SHIFT 8
+#define SOCKSHIM_LEDGER_MAX_SHIFT 20
+#define SOCKSHIM_LEDGER_DEFAULT_SHIFT 14
+#define SOCKSHIM_LEDGER_DEFAULT (1u << SOCKSHIM_LEDGER_DEFAULT_SHIFT)
+#define SOCKSHIM_LEDGER_PROBE 32
+#define SOCKSHIM_HOLDERS 8
+#define SOCKSHIM_STEPS 16
+#define SOCKSHIM_MODULE_MAX 120
+
+/* How a socket came into the session. */
+enum sockshim_born {
+	SOCKSHIM_BORN_UNKNOWN = 0,
+	SOCKSHIM_BORN_SOCKET,     /* socket(); connect() turns it into _CONNECT */
+	SOCKSHIM_BORN_ACCEPT,
+	SOCKSHIM_BORN_CONNECT,
+	SOCKSHIM_BORN_SOCKETPAIR,
+	SOCKSHIM_BORN_SCM_RIGHTS, /* first seen arriving over SCM_RIGHTS */
+	SOCKSHIM_BORN_INHERITED,  /* found open at start-up, from outside the session */
+	SOCKSHIM_BORN_COUNT
+};
+
+/* How a holder got its descriptor. */
+enum sockshim_how {
+	SOCKSHIM_HOW_NONE = 0,
+	SOCKSHIM_HOW_CREATED,   /* socket, accept, connect, socketpair */
+	SOCKSHIM_HOW_DUP,       /* dup, dup2, dup3, F_DUPFD* */
+	SOCKSHIM_HOW_FORK,      /* inherited by fork */
+	SOCKSHIM_HOW_EXEC,      /* survived exec (no close-on-exec) */
+	SOCKSHIM_HOW_SCM,       /* received over SCM_RIGHTS */
+	SOCKSHIM_HOW_INHERITED, /* open at start-up, origin unknown */
+	SOCKSHIM_HOW_COUNT
+};
+
+/* One step of a socket's history. */
+enum sockshim_step_op {
+	SOCKSHIM_STEP_NONE = 0,
+	SOCKSHIM_STEP_BORN,     /* arg: enum sockshim_born */
+	SOCKSHIM_STEP_DUP,      /* fd -> arg (new fd) */
+	SOCKSHIM_STEP_FORK,     /* pid -> arg (child pid); fd as inherited */
+	SOCKSHIM_STEP_EXEC,     /* pid exec'ed name, keeping fd */
+	SOCKSHIM_STEP_SCM,      /* pid received it as fd; arg: sender pid if known */
+	SOCKSHIM_STEP_CLOSE,    /* arg: references left; via: enum sockshim_close_via */
+	SOCKSHIM_STEP_SHUTDOWN, /* arg: how */
+	SOCKSHIM_STEP_EOF,      /* pid read the peer's EOF on fd */
+	SOCKSHIM_STEP_EXIT,     /* pid exited holding fd */
+	SOCKSHIM_STEP_COUNT
+};
+
+#define SOCKSHIM_HOLDER_FREE 0u
+#define SOCKSHIM_HOLDER_CLAIMED 1u /* being written */
+#define SOCKSHIM_HOLDER_LIVE 2u
+
+struct sockshim_holder {
+	uint32_t state;    /* SOCKSHIM_HOLDER_*; CAS FREE -> CLAIMED, then LIVE */
+	int32_t pid;
+	int32_t fd;
+	uint16_t how;      /* enum sockshim_how */
+	uint16_t pad;
+	uint64_t since_ns; /* CLOCK_MONOTONIC */
+	int32_t from_pid;  /* fork parent, SCM sender, or the pid itself */
+	int32_t from_fd;   /* the fd it was dup'ed from, or as inherited */
+};
+
+_Static_assert(sizeof(struct sockshim_holder) == 32, "holder size");
+
+struct sockshim_step {
+	uint32_t seq;     /* index + 1 once written; 0 never */
+	uint16_t op;      /* enum sockshim_step_op */
+	uint16_t via;     /* close: enum sockshim_close_via */
+	uint64_t ts_ns;   /* CLOCK_MONOTONIC */
+	int32_t pid;
+	int32_t fd;
+	int32_t arg;
+	char comm[12];    /* the process name (exec: the new image's) */
+};
+
+_Static_assert(sizeof(struct sockshim_step) == 40, "step size");
+
+#define SOCKSHIM_SOCK_LISTENER 0x1u
+#define SOCKSHIM_SOCK_LOCAL_KNOWN 0x2u
+#define SOCKSHIM_SOCK_PEER_KNOWN 0x4u
+
+struct sockshim_sock {
+	uint64_t inode;        /* the key; 0: never used */
+	uint64_t born_ns;
+	int32_t born_pid;
+	int32_t born_fd;
+	uint16_t born;         /* enum sockshim_born */
+	uint16_t family;
+	uint16_t socktype;
+	uint16_t flags;        /* SOCKSHIM_SOCK_* */
+	uint8_t local_ip[16];
+	uint8_t peer_ip[16];
+	uint16_t local_port;
+	uint16_t peer_port;
+	int32_t refs;          /* live holders (descriptors) in the session */
+	uint64_t released_ns;  /* when the last reference went, 0 while held */
+	uint64_t eof_ns;       /* when a read first returned 0, 0 never */
+	int32_t eof_pid;
+	int32_t eof_fd;
+	uint64_t last_read_ns; /* coarse (CLOCK_MONOTONIC_COARSE) */
+	uint64_t callsite;     /* return address of the creating call, in born_pid */
+	uint64_t callsite_offset; /* the same, relative to its module's load base */
+	char callsite_module[SOCKSHIM_MODULE_MAX]; /* that module's path */
+	uint32_t steps_next;   /* next history index (atomic) */
+	uint32_t noeffect_closes; /* closes that left other references */
+	uint32_t holder_overflow;
+	uint32_t pad;
+	struct sockshim_holder holders[SOCKSHIM_HOLDERS];
+	struct sockshim_step steps[SOCKSHIM_STEPS];
+};
+
+_Static_assert(sizeof(struct sockshim_sock) % 64 == 0, "ledger entries are cache-line sized");
+
+static inline uint32_t sockshim_ledger_hash(uint64_t inode)
+{
+	uint64_t h = inode * UINT64_C(0x9E3779B97F4A7C15);
+
+	return (uint32_t)(h >> 32);
+}
+
 /* The segment starts with this header; the ring follows at ring_offset.
  * The creator writes it completely before the segment gets its final name,
  * so an attacher never sees a half-written header. */
@@ -169,17 +298,27 @@ struct sockshim_header {
 	int64_t created_monotonic_ns; /* CLOCK_MONOTONIC at the same moment */
 	char session[SOCKSHIM_SESSION_MAX + 1];
 	char creator_comm[16];
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16];
+	uint8_t pad0[7];
+	uint64_t ledger_offset;     /* bytes from the segment start, 64-aligned */
+	uint32_t ledger_capacity;   /* sockets, a power of two */
+	uint32_t ledger_entry_size; /* sizeof(struct sockshim_sock) */
+	int64_t created_boottime_ns; /* CLOCK_BOOTTIME with the two above */
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
 	uint8_t pad1[56];
-	uint64_t fd_overflow; /* descriptors beyond a process's fd table */
-	uint64_t attaches;    /* processes that attached (exec'ed images count) */
-	uint8_t pad2[48];
+	uint64_t fd_overflow;     /* descriptors beyond a process's fd table */
+	uint64_t attaches;        /* processes that attached (exec'ed images count) */
+	uint64_t ledger_full;     /* sockets not recorded: no free entry near their slot */
+	uint64_t holder_overflow; /* holders not recorded: the socket's table was full */
+	uint64_t ledger_reclaimed; /* entries of released sockets given to new ones */
+	uint8_t pad2[24];
 };
 
 _Static_assert(sizeof(struct sockshim_header) == 384, "header size is fixed");
+_Static_assert(__builtin_offsetof(struct sockshim_header, ledger_offset) % 8 == 0,
+	       "ledger_offset aligned");
 _Static_assert(__builtin_offsetof(struct sockshim_header, ring_head) % 64 == 0,
 	       "ring_head on its own cache line");
 
@@ -187,10 +326,17 @@ _Static_assert(__builtin_offsetof(struct sockshim_header, ring_head) % 64 == 0,
 static inline uint64_t sockshim_stamp_writing(uint64_t ticket) { return 2 * ticket + 1; }
 static inline uint64_t sockshim_stamp_published(uint64_t ticket) { return 2 * ticket + 2; }
 
-static inline uint64_t sockshim_segment_size(uint32_t ring_capacity)
+/* The ring follows the header; the ledger follows the ring. */
+static inline uint64_t sockshim_ledger_offset(uint32_t ring_capacity)
 {
 	return sizeof(struct sockshim_header) +
 	       (uint64_t)ring_capacity * sizeof(struct sockshim_record);
+}
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+{
+	return sockshim_ledger_offset(ring_capacity) +
+	       (uint64_t)ledger_capacity * sizeof(struct sockshim_sock);
 }
 
 #endif

@@ -12,9 +12,11 @@
 
 struct seg_map {
 	void *base;
-	size_t size;            /* mapped bytes */
-	uint32_t ring_capacity; /* validated */
-	uint64_t ring_offset;   /* validated */
+	size_t size;              /* mapped bytes */
+	uint32_t ring_capacity;   /* validated */
+	uint64_t ring_offset;     /* validated */
+	uint32_t ledger_capacity; /* validated */
+	uint64_t ledger_offset;   /* validated */
 	int writable;
 };
 
@@ -24,10 +26,13 @@ int seg_name_check(const char *name);
 /* The file path of session NAME for UID. -ENAMETOOLONG if it does not fit. */
 int seg_path(char *buf, size_t len, uid_t uid, const char *name);
 
-/* Create session NAME with a ring of RING_CAPACITY records. The segment
- * appears under its name fully initialised (O_EXCL under a temporary name,
- * then link). -EEXIST if it exists. On success *OUT is a writable mapping. */
-int seg_create(const char *name, uint32_t ring_capacity, struct seg_map *out);
+/* Create session NAME with a ring of RING_CAPACITY records and a ledger of
+ * LEDGER_CAPACITY sockets (powers of two within the layout's bounds). The
+ * segment appears under its name fully initialised (O_EXCL under a
+ * temporary name, then link). -EEXIST if it exists. On success *OUT is a
+ * writable mapping. */
+int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacity,
+	       struct seg_map *out);
 
 /* Open an existing session, read-only unless WRITABLE. Refuses a segment
  * that is not a regular file, is owned by another user, has a mode other
@@ -54,6 +59,11 @@ static inline struct sockshim_header *seg_header(const struct seg_map *m)
 static inline struct sockshim_record *seg_ring(const struct seg_map *m)
 {
 	return (struct sockshim_record *)((char *)m->base + m->ring_offset);
+}
+
+static inline struct sockshim_sock *seg_ledger(const struct seg_map *m)
+{
+	return (struct sockshim_sock *)((char *)m->base + m->ledger_offset);
 }
 
 #endif

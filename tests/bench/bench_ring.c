@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 
 	per_writer = argc > 1 ? atol(argv[1]) : 2000000;
 	snprintf(name, sizeof(name), "bench-ring-%d", (int)getpid());
-	if (seg_create(name, 1u << SOCKSHIM_RING_DEFAULT_SHIFT, &seg)) {
+	if (seg_create(name, 1u << SOCKSHIM_RING_DEFAULT_SHIFT, SOCKSHIM_LEDGER_DEFAULT, &seg)) {
 		perror("seg_create");
 		return 1;
 	}

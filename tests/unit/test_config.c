@@ -21,6 +21,32 @@ static void expect_defaults(const struct shim_config *c)
 	assert_int_equal(c->log_level, LOG_WARN);
 }
 
+/* The environment config_parse sees: set by parse(), read by lookup(). */
+static const char *env_session, *env_ring, *env_log, *env_max_sockets;
+
+static const char *lookup(const char *name)
+{
+	if (!strcmp(name, "SOCKSHIM_SESSION"))
+		return env_session;
+	if (!strcmp(name, "SOCKSHIM_RING_EVENTS"))
+		return env_ring;
+	if (!strcmp(name, "SOCKSHIM_LOG"))
+		return env_log;
+	if (!strcmp(name, "SOCKSHIM_MAX_SOCKETS"))
+		return env_max_sockets;
+	return NULL;
+}
+
+static int config_parse_strings(struct shim_config *c, const char *session, const char *ring,
+				const char *log, char *warn, size_t len)
+{
+	env_session = session;
+	env_ring = ring;
+	env_log = log;
+	env_max_sockets = NULL;
+	return config_parse(c, lookup, warn, len);
+}
+
 /* Parse with a warning buffer that starts dirty, so "empty" means cleared. */
 static int parse(struct shim_config *c, const char *session, const char *ring,
 		 const char *log, char *warn, size_t len)
@@ -28,7 +54,7 @@ static int parse(struct shim_config *c, const char *session, const char *ring,
 	memset(warn, 'x', len - 1);
 	warn[len - 1] = 0;
 	memset(c, 0xa5, sizeof(*c));
-	return config_parse(c, session, ring, log, warn, len);
+	return config_parse_strings(c, session, ring, log, warn, len);
 }
 
 /* One invalid value: the default, one warning naming VAR and quoting VALUE. */
@@ -229,7 +255,7 @@ static void test_config_short_warning_buffer(void **state)
 		memset(buf, 0x5a, sizeof(buf));
 		buf[0] = 0;
 		memset(&c, 0, sizeof(c));
-		assert_int_equal(config_parse(&c, "../x", "abc", "loud", buf, len), 3);
+		assert_int_equal(config_parse_strings(&c, "../x", "abc", "loud", buf, len), 3);
 		expect_defaults(&c);
 		assert_true(strlen(buf) < len);
 		assert_int_equal((unsigned char)buf[len], 0x5a);

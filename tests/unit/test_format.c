@@ -146,7 +146,7 @@ static void test_sizes_and_ages(void **state)
 	assert_string_equal(buf, "512B");
 	fmt_size(buf, sizeof(buf), 1536);
 	assert_string_equal(buf, "1.5K");
-	fmt_size(buf, sizeof(buf), sockshim_segment_size(65536));
+	fmt_size(buf, sizeof(buf), sockshim_ledger_offset(65536)); /* header + ring */
 	assert_string_equal(buf, "8.0M");
 	fmt_size(buf, sizeof(buf), UINT64_MAX);
 	assert_string_equal(buf, "16.0E");

@@ -62,7 +62,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	snprintf(f->name, sizeof(f->name), "ut-ring-%d-%u", (int)getpid(), serial++);
-	if (seg_create(f->name, cap, &f->m) != 0) {
+	if (seg_create(f->name, cap, SOCKSHIM_LEDGER_DEFAULT, &f->m) != 0) {
 		free(f);
 		return -1;
 	}

@@ -61,7 +61,7 @@ static int teardown(void **state)
 /* Create F's session and unmap it, leaving just the file. */
 static void create_file(struct fixture *f)
 {
-	assert_int_equal(seg_create(f->name, CAP, &f->m), 0);
+	assert_int_equal(seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &f->m), 0);
 	seg_unmap(&f->m);
 }
 
@@ -140,9 +140,9 @@ static void test_segment_create_open_round_trip(void **state)
 	struct seg_map ro;
 	struct stat st;
 
-	assert_int_equal(seg_create(f->name, CAP, &f->m), 0);
+	assert_int_equal(seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &f->m), 0);
 	assert_non_null(f->m.base);
-	assert_int_equal(f->m.size, sockshim_segment_size(CAP));
+	assert_int_equal(f->m.size, sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT));
 	assert_int_equal(f->m.ring_capacity, CAP);
 	assert_int_equal(f->m.ring_offset, sizeof(struct sockshim_header));
 	assert_int_equal(f->m.writable, 1);
@@ -150,7 +150,7 @@ static void test_segment_create_open_round_trip(void **state)
 	assert_int_equal(h->magic, SOCKSHIM_MAGIC);
 	assert_int_equal(h->layout_version, SOCKSHIM_LAYOUT_VERSION);
 	assert_int_equal(h->header_size, sizeof(struct sockshim_header));
-	assert_int_equal(h->segment_size, sockshim_segment_size(CAP));
+	assert_int_equal(h->segment_size, sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT));
 	assert_int_equal(h->ring_offset, sizeof(struct sockshim_header));
 	assert_int_equal(h->ring_capacity, CAP);
 	assert_int_equal(h->record_size, sizeof(struct sockshim_record));
@@ -161,14 +161,14 @@ static void test_segment_create_open_round_trip(void **state)
 	assert_int_equal(h->ring_head, 0);
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
-	assert_int_equal(st.st_size, sockshim_segment_size(CAP));
+	assert_int_equal(st.st_size, sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT));
 	assert_int_equal(count_tmp_files(f), 0);
 
 	/* The opened mapping is the same memory, geometry validated. */
 	seg_header(&f->m)->attaches = 41;
 	seg_ring(&f->m)[CAP - 1].pid = 1234;
 	assert_int_equal(seg_open(f->name, 0, &ro, f->why, sizeof(f->why)), 0);
-	assert_int_equal(ro.size, sockshim_segment_size(CAP));
+	assert_int_equal(ro.size, sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT));
 	assert_int_equal(ro.ring_capacity, CAP);
 	assert_int_equal(ro.ring_offset, sizeof(struct sockshim_header));
 	assert_int_equal(ro.writable, 0);
@@ -191,7 +191,7 @@ static void check_mode_under_umask(struct fixture *f, mode_t mask)
 {
 	struct stat st;
 	mode_t old = umask(mask);
-	int rc = seg_create(f->name, CAP, &f->m);
+	int rc = seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &f->m);
 
 	umask(old);
 	assert_int_equal(rc, 0);
@@ -220,13 +220,13 @@ static void test_segment_create_existing_is_eexist(void **state)
 
 	create_file(f);
 	assert_int_equal(stat(f->path, &before), 0);
-	assert_int_equal(seg_create(f->name, CAP, &again), -EEXIST);
+	assert_int_equal(seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &again), -EEXIST);
 	assert_null(again.base);
-	assert_int_equal(seg_create(f->name, 2 * CAP, &again), -EEXIST);
+	assert_int_equal(seg_create(f->name, 2 * CAP, SOCKSHIM_LEDGER_DEFAULT, &again), -EEXIST);
 	/* The existing segment is untouched, no temporary file is left. */
 	assert_int_equal(stat(f->path, &after), 0);
 	assert_int_equal(after.st_ino, before.st_ino);
-	assert_int_equal(after.st_size, sockshim_segment_size(CAP));
+	assert_int_equal(after.st_size, sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT));
 	assert_int_equal(count_tmp_files(f), 0);
 	assert_int_equal(seg_open(f->name, 0, &f->m, f->why, sizeof(f->why)), 0);
 	assert_int_equal(f->m.ring_capacity, CAP);
@@ -246,7 +246,7 @@ static void test_segment_invalid_names(void **state)
 	assert_int_equal(seg_name_check(NULL), -EINVAL);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(seg_name_check(bad[i]), -EINVAL);
-		assert_int_equal(seg_create(bad[i], CAP, &m), -EINVAL);
+		assert_int_equal(seg_create(bad[i], CAP, SOCKSHIM_LEDGER_DEFAULT, &m), -EINVAL);
 		assert_null(m.base);
 		f->why[0] = 0;
 		assert_int_equal(seg_open(bad[i], 0, &m, f->why, sizeof(f->why)), -EINVAL);
@@ -264,7 +264,7 @@ static void test_segment_invalid_names(void **state)
 	longest[sizeof(longest) - 1] = 0;
 	assert_int_equal(strlen(longest), SOCKSHIM_SESSION_MAX);
 	assert_int_equal(seg_name_check(longest), 0);
-	assert_int_equal(seg_create(longest, CAP, &m), 0);
+	assert_int_equal(seg_create(longest, CAP, SOCKSHIM_LEDGER_DEFAULT, &m), 0);
 	assert_string_equal(seg_header(&m)->session, longest);
 	seg_unmap(&m);
 	assert_int_equal(seg_open(longest, 0, &m, f->why, sizeof(f->why)), 0);
@@ -281,7 +281,7 @@ static void test_segment_invalid_capacity(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(seg_create(f->name, bad[i], &f->m), -EINVAL);
+		assert_int_equal(seg_create(f->name, bad[i], SOCKSHIM_LEDGER_DEFAULT, &f->m), -EINVAL);
 		assert_null(f->m.base);
 		assert_int_equal(stat(f->path, &st), -1);
 	}
@@ -357,7 +357,7 @@ static void test_segment_capacity_not_power_of_two(void **state)
 	create_file(f);
 	put32(f->path, offsetof(struct sockshim_header, ring_capacity), CAP - 24);
 	put64(f->path, offsetof(struct sockshim_header, segment_size),
-	      sockshim_segment_size(CAP - 24));
+	      sockshim_segment_size(CAP - 24, SOCKSHIM_LEDGER_DEFAULT));
 	expect_refused(f, -EPROTO, "corrupt");
 }
 
@@ -368,7 +368,7 @@ static void test_segment_capacity_out_of_range(void **state)
 	create_file(f);
 	put32(f->path, offsetof(struct sockshim_header, ring_capacity), CAP / 2);
 	put64(f->path, offsetof(struct sockshim_header, segment_size),
-	      sockshim_segment_size(CAP / 2));
+	      sockshim_segment_size(CAP / 2, SOCKSHIM_LEDGER_DEFAULT));
 	expect_refused(f, -EPROTO, "corrupt");
 }
 
@@ -380,8 +380,9 @@ static void test_segment_size_larger_than_file(void **state)
 
 	create_file(f);
 	put32(f->path, offsetof(struct sockshim_header, ring_capacity), 2 * CAP);
+	put64(f->path, offsetof(struct sockshim_header, ledger_offset), sockshim_ledger_offset(2 * CAP));
 	put64(f->path, offsetof(struct sockshim_header, segment_size),
-	      sockshim_segment_size(2 * CAP));
+	      sockshim_segment_size(2 * CAP, SOCKSHIM_LEDGER_DEFAULT));
 	expect_refused(f, -EPROTO, "corrupt");
 }
 
@@ -391,7 +392,7 @@ static void test_segment_size_inconsistent(void **state)
 
 	create_file(f);
 	put64(f->path, offsetof(struct sockshim_header, segment_size),
-	      sockshim_segment_size(CAP) - 128);
+	      sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT) - 128);
 	expect_refused(f, -EPROTO, "corrupt");
 }
 
@@ -410,7 +411,7 @@ static void test_segment_truncated_file(void **state)
 
 	create_file(f);
 	/* Header intact, last record cut off. */
-	truncate_to(f, (off_t)sockshim_segment_size(CAP) - 1);
+	truncate_to(f, (off_t)sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT) - 1);
 	expect_refused(f, -EPROTO, "corrupt");
 	/* Not even a header. */
 	truncate_to(f, (off_t)sizeof(struct sockshim_header) - 1);
@@ -424,7 +425,8 @@ static void test_segment_oversized_file(void **state)
 	struct fixture *f = *state;
 
 	create_file(f);
-	truncate_to(f, (off_t)sockshim_segment_size(1u << SOCKSHIM_RING_MAX_SHIFT) + 1);
+	truncate_to(f, (off_t)sockshim_segment_size(1u << SOCKSHIM_RING_MAX_SHIFT,
+						     1u << SOCKSHIM_LEDGER_MAX_SHIFT) + 1);
 	expect_refused(f, -EPROTO, "impossible size");
 }
 
@@ -434,7 +436,7 @@ static void test_segment_validate_checks_mapped_size(void **state)
 	struct fixture *f = *state;
 	struct seg_map v;
 
-	assert_int_equal(seg_create(f->name, CAP, &f->m), 0);
+	assert_int_equal(seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &f->m), 0);
 	v = f->m;
 	v.ring_capacity = 0;
 	v.ring_offset = 0;
@@ -488,7 +490,7 @@ static void test_segment_symlink_refused(void **state)
 
 	/* A valid segment, and our session's name a symlink to it. */
 	snprintf(target_name, sizeof(target_name), "%.40s-target", f->name);
-	assert_int_equal(seg_create(target_name, CAP, &t), 0);
+	assert_int_equal(seg_create(target_name, CAP, SOCKSHIM_LEDGER_DEFAULT, &t), 0);
 	seg_unmap(&t);
 	assert_int_equal(seg_path(target_path, sizeof(target_path), geteuid(), target_name), 0);
 	assert_int_equal(symlink(target_path, f->path), 0);
@@ -504,7 +506,7 @@ static void test_segment_symlink_refused(void **state)
 	snprintf(dangling, sizeof(dangling), "/tmp/ut-seg-%d-dangling", (int)getpid());
 	unlink(dangling);
 	assert_int_equal(symlink(dangling, f->path), 0);
-	assert_int_equal(seg_create(f->name, CAP, &f->m), -EEXIST);
+	assert_int_equal(seg_create(f->name, CAP, SOCKSHIM_LEDGER_DEFAULT, &f->m), -EEXIST);
 	assert_int_equal(lstat(dangling, &st), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(count_tmp_files(f), 0);
