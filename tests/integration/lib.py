@@ -200,7 +200,7 @@ class RawRing:
             raise AssertionError("%s: not a layout-%d sockshim segment" % (path, lay["VERSION"]))
         cap = h["ring_capacity"]
         if (h["header_size"] != hs or h["record_size"] != rs or h["ring_offset"] != hs
-                or not cap or cap & (cap - 1) or h["segment_size"] != hs + cap * rs
+                or not cap or cap & (cap - 1) or h["segment_size"] < hs + cap * rs
                 or h["segment_size"] > len(data)):
             raise AssertionError("%s: corrupt header %s" % (path, h))
         self.capacity = cap
