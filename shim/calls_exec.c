@@ -13,6 +13,7 @@
 #include "emit.h"
 #include "export.h"
 #include "real.h"
+#include "vfork.h"
 
 /* Copy the string at SRC without trusting it: exec is called with
  * whatever the program has, and libc answers a bad pointer with EFAULT,
@@ -35,6 +36,9 @@ static void emit_exec(const char *path, int fd, int ret, int err)
 
 	if (shim_inert)
 		return;
+	/* A vfork child logs its fork the first time it asks; exec is
+	 * often the first thing it does. */
+	(void)shim_in_vfork_child();
 	record_init(&r, SOCKSHIM_EV_EXEC, -1, ret, err);
 	r.pid = getpid();
 	r.tid = gettid();

@@ -41,7 +41,9 @@ static inline int iov_nonempty(const struct iovec *iov, int n)
 		ssize_t ret_;                       \
 		real_ensure();                      \
 		ret_ = call;                        \
-		if (ret_ == 0 && (asked))           \
+		if (ret_ > 0)                       \
+			track_read(fd);             \
+		else if (ret_ == 0 && (asked))      \
 			track_read_zero(fd);        \
 		return ret_;                        \
 	} while (0)
@@ -88,11 +90,25 @@ static __attribute__((noinline)) ssize_t shim_recvfrom_chk_slow(int fd, void *bu
 	READ_SLOW(fd, real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len), n);
 }
 
+/* recvmsg also carries descriptors (SCM_RIGHTS): those that are sockets
+ * join the ledger as the receiver's. */
 static __attribute__((noinline)) ssize_t shim_recvmsg_slow(int fd, struct msghdr *msg,
 							   int flags)
 {
-	READ_SLOW(fd, real.recvmsg(fd, msg, flags),
-		  msg && iov_nonempty(msg->msg_iov, (int)msg->msg_iovlen));
+	ssize_t ret;
+	int err;
+
+	real_ensure();
+	ret = real.recvmsg(fd, msg, flags);
+	err = errno;
+	if (ret >= 0 && msg && msg->msg_controllen)
+		track_received(fd, msg);
+	if (ret > 0)
+		track_read(fd);
+	else if (ret == 0 && msg && iov_nonempty(msg->msg_iov, (int)msg->msg_iovlen))
+		track_read_zero(fd);
+	errno = err;
+	return ret;
 }
 
 static inline ssize_t shim_read(int fd, void *buf, size_t n)

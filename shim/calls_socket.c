@@ -20,7 +20,7 @@ static int kernel_read_addr(int err)
 	return err != EFAULT && err != EINVAL && err != EBADF;
 }
 
-static int shim_socket(int domain, int type, int protocol)
+static int shim_socket(int domain, int type, int protocol, void *caller)
 {
 	int fd = real.socket(domain, type, protocol);
 	int err = errno;
@@ -28,7 +28,7 @@ static int shim_socket(int domain, int type, int protocol)
 	if (shim_inert)
 		return fd;
 	if (fd >= 0) {
-		track_socket(fd, domain, type, -1);
+		track_socket(fd, domain, type, -1, caller);
 	} else {
 		struct sockshim_record r;
 
@@ -42,14 +42,14 @@ static int shim_socket(int domain, int type, int protocol)
 	return fd;
 }
 
-static int shim_socketpair(int domain, int type, int protocol, int sv[2])
+static int shim_socketpair(int domain, int type, int protocol, int sv[2], void *caller)
 {
 	int ret = real.socketpair(domain, type, protocol, sv);
 	int err = errno;
 
 	if (!shim_inert && ret == 0) {
-		track_socket(sv[0], domain, type, sv[1]);
-		track_socket(sv[1], domain, type, sv[0]);
+		track_socket(sv[0], domain, type, sv[1], caller);
+		track_socket(sv[1], domain, type, sv[0], caller);
 	}
 	errno = err;
 	return ret;
@@ -68,7 +68,7 @@ static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		/* Port 0 or an unknown family: ask the kernel what we got. */
 		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
-		fdtab_set(fd, &e);
+		track_addresses(fd, &e, 0);
 		emit_simple(SOCKSHIM_EV_BIND, fd, &e, ret, err);
 	} else {
 		struct fd_entry want = e;
@@ -94,7 +94,7 @@ static int shim_listen(int fd, int backlog)
 		e.flags |= FDT_LISTENER;
 		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
-		fdtab_set(fd, &e);
+		track_addresses(fd, &e, 0);
 	}
 	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);
 out:
@@ -102,7 +102,8 @@ out:
 	return ret;
 }
 
-static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
+static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
+			void *caller)
 {
 	int ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
 	int err = errno;
@@ -111,7 +112,7 @@ static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags
 	 * caller's ADDR and LEN are not read: they may be anything libc
 	 * would answer EFAULT to, and the kernel tells us the peer anyway. */
 	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
-		track_accept(fd, ret, err, four ? flags : 0);
+		track_accept(fd, ret, err, four ? flags : 0, caller);
 	errno = err;
 	return ret;
 }
@@ -129,7 +130,8 @@ static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (ret == 0 || err == EINPROGRESS || err == EALREADY || err == EISCONN) {
 		/* The kernel chose our address before sending the SYN. */
 		sockinfo_query_addr(fd, &e, 0);
-		fdtab_set(fd, &e);
+		track_addresses(fd, &e,
+				e.born == SOCKSHIM_BORN_SOCKET ? SOCKSHIM_BORN_CONNECT : 0);
 	}
 	emit_simple(SOCKSHIM_EV_CONNECT, fd, &e, ret, err);
 out:
@@ -141,16 +143,10 @@ static int shim_shutdown(int fd, int how)
 {
 	int ret = real.shutdown(fd, how);
 	int err = errno;
-	struct sockshim_record r;
 	struct fd_entry e;
 
-	if (shim_inert || !track_lookup_or_adopt(fd, &e))
-		goto out;
-	record_init(&r, SOCKSHIM_EV_SHUTDOWN, fd, ret, err);
-	record_from_entry(&r, &e);
-	r.detail.shutdown.how = how;
-	emit_record(&r);
-out:
+	if (!shim_inert && track_lookup_or_adopt(fd, &e))
+		track_shutdown(fd, &e, how, ret, err);
 	errno = err;
 	return ret;
 }
@@ -158,13 +154,13 @@ out:
 SHIM_EXPORT int socket(int domain, int type, int protocol)
 {
 	real_ensure();
-	return shim_socket(domain, type, protocol);
+	return shim_socket(domain, type, protocol, __builtin_return_address(0));
 }
 
 SHIM_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
 	real_ensure();
-	return shim_socketpair(domain, type, protocol, sv);
+	return shim_socketpair(domain, type, protocol, sv, __builtin_return_address(0));
 }
 
 SHIM_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
@@ -182,13 +178,13 @@ SHIM_EXPORT int listen(int fd, int backlog)
 SHIM_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	real_ensure();
-	return shim_accept4(fd, addr, len, 0, 0);
+	return shim_accept4(fd, addr, len, 0, 0, __builtin_return_address(0));
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	real_ensure();
-	return shim_accept4(fd, addr, len, flags, 1);
+	return shim_accept4(fd, addr, len, flags, 1, __builtin_return_address(0));
 }
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)

@@ -48,14 +48,19 @@ void record_from_entry(struct sockshim_record *r, const struct fd_entry *e)
 			      ((e->flags & FDT_LISTENER) ? SOCKSHIM_RF_LISTENER : 0));
 }
 
-void emit_record(struct sockshim_record *r)
+uint64_t emit_now_ns(void)
 {
 	struct timespec ts;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void emit_record(struct sockshim_record *r)
+{
 	if (!__atomic_load_n(&shim_seg.base, __ATOMIC_ACQUIRE))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	r->ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	r->ts_ns = emit_now_ns();
 	if ((!r->pid || !r->tid) && __builtin_expect(shim_in_vfork_child(), 0)) {
 		/* Our caches hold the parent's identity. */
 		r->pid = getpid();

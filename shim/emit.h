@@ -20,6 +20,9 @@ static inline pid_t shim_getpid(void)
 	return shim_pid ? shim_pid : getpid();
 }
 
+/* CLOCK_MONOTONIC in ns, the clock of every timestamp we write. */
+uint64_t emit_now_ns(void);
+
 /* The calling thread's tid, cached per thread. */
 pid_t shim_gettid(void);
 

@@ -20,8 +20,8 @@
  * numbers never have this bit. */
 #define FDT_INODE_UNKNOWN (UINT64_C(1) << 63)
 
-/* Eight words, one cache line. inode != 0 marks a tracked descriptor and is
- * published last, so whoever sees it sees the rest. Every word is accessed
+/* Two cache lines. inode != 0 marks a tracked descriptor and is published
+ * last, so whoever sees it sees the rest. Every word is accessed
  * atomically: a thread may read an entry another is replacing. */
 struct fd_entry {
 	uint64_t inode;
@@ -32,10 +32,16 @@ struct fd_entry {
 	uint16_t peer_port;
 	uint8_t local_ip[16];
 	uint8_t peer_ip[16];
-	uint64_t spare;
+	/* The socket's ledger entry + 1 (0: none yet, or no session). */
+	uint32_t ledger;
+	uint16_t born; /* enum sockshim_born, as this process saw it */
+	uint16_t pad;
+	uint64_t born_ns;  /* when it was created (CLOCK_MONOTONIC) */
+	uint64_t callsite; /* return address of the call that created it */
+	uint64_t spare[6];
 };
 
-_Static_assert(sizeof(struct fd_entry) == 64, "fd_entry is one cache line");
+_Static_assert(sizeof(struct fd_entry) == 128, "fd_entry is two cache lines");
 
 extern struct fd_entry *fdtab;
 extern uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
@@ -48,6 +54,14 @@ static inline int fdtab_is_tracked(int fd)
 {
 	return (unsigned)fd < __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE) &&
 	       __atomic_load_n(&fdtab[fd].inode, __ATOMIC_RELAXED) != 0;
+}
+
+/* FD's ledger reference (0: none), one load. */
+static inline uint32_t fdtab_ledger(int fd)
+{
+	if ((unsigned)fd >= __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE))
+		return 0;
+	return __atomic_load_n(&fdtab[fd].ledger, __ATOMIC_RELAXED);
 }
 
 /* Copy FD's entry into *OUT. 1 if tracked, else 0. */

@@ -1,8 +1,11 @@
 /* The shim's life in a process: start-up (configuration, descriptor table,
- * session, inherited sockets), fork (through pthread_atfork) and exit.
+ * session, inherited sockets, what exec left of our holders) and exit.
  * Any failure here degrades to pass-through with one warning; nothing here
  * may abort, exit or hang the host. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,8 +15,11 @@
 
 #include "config.h"
 #include "emit.h"
+#include "fork.h"
+#include "ledger.h"
 #include "real.h"
 #include "sockinfo.h"
+#include "track.h"
 
 /* Bounds of the descriptor table: at least the classic 1024, at most a
  * million (64 MiB of address space, only touched pages cost memory). */
@@ -26,8 +32,6 @@ static const char *env_lookup(const char *name)
 	return getenv(name);
 }
 
-static pid_t fork_parent_pid;
-static pid_t fork_parent_tid;
 
 static uint32_t fdtab_size(void)
 {
@@ -93,37 +97,66 @@ static void discover_inherited(void)
 			continue;
 		if (sockinfo_describe((int)fd, &e) < 0)
 			continue;
-		fdtab_set((int)fd, &e);
+		track_adopt_inherited((int)fd, &e);
 		emit_simple(SOCKSHIM_EV_INHERIT, (int)fd, &e, 0, 0);
 	}
 	closedir(d);
 }
 
-static void before_fork(void)
+/* When this process started, as CLOCK_MONOTONIC ns (0 if unknown): from
+ * /proc/self/stat's start time, in clock ticks since boot. */
+static uint64_t started_monotonic_ns(void)
 {
-	fork_parent_pid = shim_getpid();
-	fork_parent_tid = shim_gettid();
+	char buf[1024], *p;
+	unsigned long long ticks = 0;
+	struct timespec boot, mono;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd, field;
+
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || hz <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+	if (!p)
+		return 0;
+	/* Field 3 follows ") "; the start time is field 22. */
+	for (field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+		return 0;
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return (uint64_t)(ticks * (1000000000ull / (unsigned long long)hz)) -
+	       ((uint64_t)boot.tv_sec * 1000000000u + (uint64_t)boot.tv_nsec) +
+	       ((uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec);
 }
 
-/* The child's only thread: refresh the cached identity, log the fork. */
-static void in_fork_child(void)
-{
-	struct sockshim_record r;
-	pid_t child = getpid();
-
-	__atomic_store_n(&shim_pid, child, __ATOMIC_RELAXED);
-	shim_forget_tid();
-	record_init(&r, SOCKSHIM_EV_FORK, -1, child, 0);
-	r.pid = fork_parent_pid;
-	r.tid = fork_parent_tid;
-	r.detail.fork.child_pid = child;
-	emit_record(&r);
-}
-
+/* A normal exit drops every reference we hold (the kernel closes them). */
 static void on_exit_image(void)
 {
-	if (!shim_inert)
-		emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
+	pid_t self = shim_getpid();
+	uint32_t fd, high = fdtab_high();
+	int saved = errno;
+
+	if (shim_inert)
+		return;
+	for (fd = 0; fd < high; fd++) {
+		struct fd_entry e;
+		int before, left;
+
+		if (!fdtab_get((int)fd, &e) || !e.ledger)
+			continue;
+		left = ledger_release(e.ledger, self, (int)fd, &before);
+		ledger_step(e.ledger, SOCKSHIM_STEP_EXIT, self, (int)fd, left, 0);
+	}
+	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
+	errno = saved;
 }
 
 __attribute__((constructor)) static void on_start(void)
@@ -148,10 +181,14 @@ __attribute__((constructor)) static void on_start(void)
 		goto out;
 	}
 	attach_session(&c);
-	rc = pthread_atfork(before_fork, NULL, in_fork_child);
+	rc = fork_install();
 	if (rc)
 		shim_warn("pthread_atfork failed (%s); forks are not logged", strerror(rc));
+	ledger_set_comm();
 	discover_inherited();
+	/* Holders this pid had before exec that exec closed (close-on-exec),
+	 * or that a dead process with our pid left behind. */
+	ledger_forget_stale(shim_getpid(), started_monotonic_ns());
 	atexit(on_exit_image);
 out:
 	errno = saved;

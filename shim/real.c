@@ -143,6 +143,7 @@ static void bind_all(void)
 	BIND(execvpe, "execvpe");
 	BIND(fexecve, "fexecve");
 	BIND(vfork, "vfork");
+	BIND(fork, "fork");
 	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;

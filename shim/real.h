@@ -38,6 +38,7 @@ struct real_syms {
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
 	pid_t (*vfork)(void);
+	pid_t (*fork)(void);
 };
 
 extern struct real_syms real;

@@ -1,12 +1,15 @@
-/* The per-process model of sockets: keeps the descriptor table true after
- * each real call and emits the lifecycle event. Runs after the real call
- * has returned; must never change errno, block, or fail the host. */
+/* The model of sockets: keeps the per-process descriptor table and the
+ * session's reference ledger true after each real call, and emits the
+ * lifecycle event. Runs after the real call has returned; must never
+ * change errno, block, or fail the host. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "emit.h"
+#include "ledger.h"
 #include "log.h"
 #include "sockinfo.h"
 #include "track.h"
@@ -25,6 +28,36 @@ static void remember(int fd, const struct fd_entry *e)
 		__atomic_fetch_add(&seg_header(&shim_seg)->fd_overflow, 1, __ATOMIC_RELAXED);
 }
 
+pid_t track_self(void)
+{
+	return shim_in_vfork_child() ? getpid() : shim_getpid();
+}
+
+/* Give E (FD's entry, inode known) its ledger entry if it has none yet:
+ * created with this process as its first holder, or, if another process
+ * made it, with this process added as a holder (it got the socket some
+ * way we did not see). */
+static void ledger_attach(int fd, struct fd_entry *e)
+{
+	pid_t self = track_self();
+	int created;
+
+	if (e->ledger || !shim_seg.base)
+		return;
+	e->ledger = ledger_get(e->inode, e, self, fd, &created);
+	if (!e->ledger)
+		return;
+	if (created) {
+		ledger_hold(e->ledger, self, fd,
+			    e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
+							       : SOCKSHIM_HOW_CREATED,
+			    self, fd, 0);
+		ledger_step(e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0);
+	} else if (!ledger_holds(e->ledger, self, fd)) {
+		ledger_hold(e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
+	}
+}
+
 int track_lookup_or_adopt(int fd, struct fd_entry *e)
 {
 	if (fdtab_get(fd, e)) {
@@ -34,26 +67,58 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e)
 			if (!ino) /* not a socket: the entry was stale */
 				return 0;
 			e->inode = ino;
-			if (!shim_in_vfork_child())
-				fdtab_set(fd, e);
+		} else if (e->ledger) {
+			return 1;
 		}
+		ledger_attach(fd, e);
+		if (!shim_in_vfork_child())
+			fdtab_set(fd, e);
 		return 1;
 	}
 	if (fd < 0 || sockinfo_describe(fd, e) < 0)
 		return 0;
 	/* A socket created where we could not see it (a raw syscall, libc's
 	 * internal calls, or before we were loaded): adopt it now. */
+	ledger_attach(fd, e);
 	remember(fd, e);
 	return 1;
 }
 
-void track_socket(int fd, int domain, int type, int pair_fd)
+void track_adopt_inherited(int fd, struct fd_entry *e)
+{
+	pid_t self = shim_getpid(), parent = getppid();
+	uint32_t ref = ledger_find(e->inode);
+
+	if (!ref) {
+		/* From outside the session (a service manager, a shell). */
+		e->born = SOCKSHIM_BORN_INHERITED;
+		ledger_attach(fd, e);
+	} else if (ledger_holds(ref, self, fd)) {
+		/* Ours before exec: it survived (no close-on-exec). */
+		e->ledger = ref;
+		ledger_hold(ref, self, fd, SOCKSHIM_HOW_EXEC, self, fd, 0);
+		ledger_step(ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
+	} else {
+		/* Our parent had it and started us in a way we did not see
+		 * (posix_spawn, a raw clone): say so as fork + exec. */
+		e->ledger = ref;
+		ledger_hold(ref, self, fd, SOCKSHIM_HOW_EXEC, parent, fd, 0);
+		ledger_step(ref, SOCKSHIM_STEP_FORK, parent, fd, self, 0);
+		ledger_step(ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
+	}
+	remember(fd, e);
+}
+
+void track_socket(int fd, int domain, int type, int pair_fd, void *caller)
 {
 	struct sockshim_record r;
 	struct fd_entry e;
 
 	memset(&e, 0, sizeof(e));
 	e.inode = FDT_INODE_UNKNOWN;
+	e.born = pair_fd >= 0 ? SOCKSHIM_BORN_SOCKETPAIR : SOCKSHIM_BORN_SOCKET;
+	e.born_ns = emit_now_ns();
+	e.callsite = (uint64_t)(uintptr_t)caller;
 	e.family = (uint16_t)domain;
 	e.socktype = (uint16_t)(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
 	if (type & SOCK_CLOEXEC)
@@ -78,7 +143,7 @@ static int is_wildcard(const struct fd_entry *e)
 	       (!memcmp(e->local_ip, mapped_any, 12) && !memcmp(e->local_ip + 12, zero, 4));
 }
 
-void track_accept(int listen_fd, int new_fd, int err, int flags)
+void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 {
 	struct sockshim_record r;
 	struct fd_entry l, e;
@@ -99,6 +164,9 @@ void track_accept(int listen_fd, int new_fd, int err, int flags)
 	e.inode = sockinfo_inode(new_fd);
 	if (!e.inode)
 		return;
+	e.born = SOCKSHIM_BORN_ACCEPT;
+	e.born_ns = emit_now_ns();
+	e.callsite = (uint64_t)(uintptr_t)caller;
 	if (have_listener) {
 		e.family = l.family;
 		e.socktype = l.socktype;
@@ -118,6 +186,7 @@ void track_accept(int listen_fd, int new_fd, int err, int flags)
 	} else {
 		sockinfo_query_addr(new_fd, &e, 0);
 	}
+	ledger_attach(new_fd, &e);
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_ACCEPT, new_fd, new_fd, 0);
 	record_from_entry(&r, &e);
@@ -130,12 +199,16 @@ void track_dup(int old_fd, int new_fd, int cloexec)
 {
 	struct sockshim_record r;
 	struct fd_entry e;
+	pid_t self = track_self();
 
-	if (!fdtab_get(old_fd, &e))
+	/* The ledger needs the inode: a dup is a system call already. */
+	if (!track_lookup_or_adopt(old_fd, &e))
 		return;
 	e.flags &= ~(uint64_t)FDT_CLOEXEC;
 	if (cloexec)
 		e.flags |= FDT_CLOEXEC;
+	ledger_hold(e.ledger, self, new_fd, SOCKSHIM_HOW_DUP, self, old_fd, 0);
+	ledger_step(e.ledger, SOCKSHIM_STEP_DUP, self, old_fd, new_fd, 0);
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_DUP, old_fd, new_fd, 0);
 	record_from_entry(&r, &e);
@@ -155,11 +228,88 @@ int track_forget(int fd, struct fd_entry *e)
 void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 {
 	struct sockshim_record r;
+	pid_t self = track_self();
+	int before = -1, after = -1;
 
+	/* A close that failed (EBADF: the entry was stale) dropped nothing
+	 * the kernel knew of; EINTR still closed it on Linux. */
+	if (e->ledger && (ret == 0 || err == EINTR)) {
+		after = ledger_release(e->ledger, self, fd, &before);
+		ledger_step(e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
+	}
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, ret, err);
 	record_from_entry(&r, e);
 	r.detail.close.via = via;
+	r.detail.close.refs_before = before;
+	r.detail.close.refs_after = after;
 	emit_record(&r);
+}
+
+void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err)
+{
+	struct sockshim_record r;
+
+	if (ret == 0)
+		ledger_step(e->ledger, SOCKSHIM_STEP_SHUTDOWN, track_self(), fd, how, 0);
+	record_init(&r, SOCKSHIM_EV_SHUTDOWN, fd, ret, err);
+	record_from_entry(&r, e);
+	r.detail.shutdown.how = how;
+	emit_record(&r);
+}
+
+void track_addresses(int fd, struct fd_entry *e, int born)
+{
+	if (born)
+		e->born = (uint16_t)born;
+	ledger_describe(e->ledger, e);
+	if (!shim_in_vfork_child())
+		fdtab_set(fd, e);
+}
+
+void track_read(int fd)
+{
+	uint32_t ref = fdtab_ledger(fd);
+
+	if (ref)
+		ledger_read(ref);
+}
+
+void track_received(int sock, const struct msghdr *msg)
+{
+	const struct cmsghdr *c;
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	pid_t self = track_self(), from = 0;
+	int saved = errno;
+
+	if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+		goto out;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0)
+		from = peer.pid;
+	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, (struct cmsghdr *)c)) {
+		const int *fds = (const int *)CMSG_DATA(c);
+		size_t n, i;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			struct fd_entry e;
+			int fd = fds[i], created;
+
+			if (sockinfo_describe(fd, &e) < 0)
+				continue; /* not a socket */
+			e.born = SOCKSHIM_BORN_SCM_RIGHTS;
+			e.born_ns = emit_now_ns();
+			e.ledger = ledger_get(e.inode, &e, self, fd, &created);
+			ledger_hold(e.ledger, self, fd, SOCKSHIM_HOW_SCM, from ? from : self, -1, 0);
+			ledger_step(e.ledger, SOCKSHIM_STEP_SCM, self, fd, from, 0);
+			remember(fd, &e);
+		}
+	}
+out:
+	errno = saved;
 }
 
 void track_read_zero(int fd)
@@ -180,6 +330,7 @@ void track_read_zero(int fd)
 	}
 	if (fdtab_flags_or(fd, FDT_EOF_SEEN) & FDT_EOF_SEEN)
 		goto out;
+	ledger_eof(e.ledger, track_self(), fd);
 	emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
 out:
 	errno = saved;

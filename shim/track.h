@@ -12,13 +12,21 @@
  * kernel and adopted. 1 if FD is a (now tracked) socket. */
 int track_lookup_or_adopt(int fd, struct fd_entry *e);
 
+/* Our pid: the cached one, or the kernel's in a vfork child. */
+pid_t track_self(void);
+
+/* A socket found open at start-up (inherited across exec or from outside
+ * the session), described in *E: track it and tell the ledger. */
+void track_adopt_inherited(int fd, struct fd_entry *e);
+
 /* A new socket FD from socket()/socketpair() (PAIR_FD >= 0 for the other
- * end) with the caller's DOMAIN and TYPE (flags included). */
-void track_socket(int fd, int domain, int type, int pair_fd);
+ * end) with the caller's DOMAIN and TYPE (flags included), called from
+ * CALLER. */
+void track_socket(int fd, int domain, int type, int pair_fd, void *caller);
 
 /* Accept on LISTEN_FD returned NEW_FD (or failed: NEW_FD < 0, ERR) with
- * accept4 FLAGS. */
-void track_accept(int listen_fd, int new_fd, int err, int flags);
+ * accept4 FLAGS, called from CALLER. */
+void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller);
 
 /* Descriptor NEW_FD now refers to what OLD_FD does (dup*, F_DUPFD*). */
 void track_dup(int old_fd, int new_fd, int cloexec);
@@ -32,5 +40,20 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err);
 
 /* A read on tracked FD returned 0. */
 void track_read_zero(int fd);
+
+/* A read on tracked FD returned data. */
+void track_read(int fd);
+
+/* shutdown(FD, HOW) on the socket described by E returned RET (ERR). */
+void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err);
+
+/* E (FD's entry) got new addresses or flags (bind, listen, connect);
+ * BORN, if not 0, is its new birth (connect). Stores it and tells the
+ * ledger. */
+void track_addresses(int fd, struct fd_entry *e, int born);
+
+/* recvmsg on socket SOCK returned MSG: sockets received over SCM_RIGHTS
+ * become ours. */
+void track_received(int sock, const struct msghdr *msg);
 
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "fork.h"
 #include "real.h"
 #include "vfork.h"
 
@@ -25,6 +26,7 @@ static void log_vfork_child(pid_t child)
 	r.tid = shim_gettid();
 	r.detail.fork.child_pid = child;
 	emit_record(&r);
+	fork_child_holds(r.pid, child, 0);
 }
 
 int shim_in_vfork_child(void)

@@ -424,6 +424,12 @@ static void table_detail(struct fmt_buf *b, const struct sockshim_record *r)
 	case SOCKSHIM_EV_CLOSE:
 		fmt_append(b, "via ");
 		append_name(b, via_name(r->detail.close.via), r->detail.close.via);
+		/* refs_after 0: this close sent the FIN (or RST); more: it
+		 * had no effect on the wire, another descriptor holds it. */
+		if (r->detail.close.refs_before >= 0 && r->detail.close.refs_after >= 0)
+			fmt_append(b, " refs %d->%d %s", r->detail.close.refs_before,
+				   r->detail.close.refs_after,
+				   r->detail.close.refs_after ? "no effect" : "released");
 		break;
 	case SOCKSHIM_EV_FORK:
 		fmt_append(b, "child %d", r->detail.fork.child_pid);
@@ -514,6 +520,12 @@ static void json_detail(struct fmt_buf *b, const struct sockshim_record *r)
 		break;
 	case SOCKSHIM_EV_CLOSE:
 		append_json_name(b, "via", via_name(r->detail.close.via), r->detail.close.via);
+		if (r->detail.close.refs_before >= 0 && r->detail.close.refs_after >= 0)
+			fmt_append(b, ",\"refs_before\":%d,\"refs_after\":%d,\"released\":%s",
+				   r->detail.close.refs_before, r->detail.close.refs_after,
+				   r->detail.close.refs_after ? "false" : "true");
+		else
+			fmt_append(b, ",\"refs_before\":null,\"refs_after\":null,\"released\":null");
 		break;
 	case SOCKSHIM_EV_FORK:
 		fmt_append(b, ",\"child_pid\":%d", r->detail.fork.child_pid);

@@ -99,6 +99,12 @@ struct sockshim_record {
 		} fork;
 		struct {
 			int32_t via; /* enum sockshim_close_via */
+			/* References to the socket in the session before and after
+			 * this close (-1: not known). After 0: this close released
+			 * the connection (FIN or RST sent); else it had no effect
+			 * on the wire. */
+			int32_t refs_before;
+			int32_t refs_after;
 		} close;
 		struct {
 			int32_t pair_fd; /* socketpair: the other end */

@@ -20,6 +20,7 @@ EXPORTED = {
     "read", "readv", "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
     "__recvfrom_chk",
     "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
+    "fork",  # shim/fork.c: logs the fork in the parent, with the child's pid
     "vfork",  # shim/vfork.c: an assembly trampoline, x86-64 only
 }
 if os.uname().machine != "x86_64":

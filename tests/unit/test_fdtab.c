@@ -35,7 +35,11 @@ static struct fd_entry entry(uint64_t inode, uint64_t flags)
 		e.local_ip[i] = (uint8_t)(inode + i);
 		e.peer_ip[i] = (uint8_t)(inode * 3 + i);
 	}
-	e.spare = ~inode;
+	e.ledger = (uint32_t)inode * 7;
+	e.born_ns = ~inode;
+	e.callsite = inode << 3;
+	for (i = 0; i < sizeof(e.spare) / sizeof(e.spare[0]); i++)
+		e.spare[i] = inode + i;
 	return e;
 }
 

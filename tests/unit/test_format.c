@@ -355,8 +355,21 @@ static void test_json_records(void **state)
 
 	rec_init(&r, SOCKSHIM_EV_CLOSE);
 	r.detail.close.via = SOCKSHIM_CLOSE_VIA_EXEC;
+	r.detail.close.refs_before = 2;
+	r.detail.close.refs_after = 1;
 	fmt_json_record(line, sizeof(line), &r, 1, &clockref);
-	assert_non_null(strstr(line, "\"via\":\"exec\"}"));
+	assert_non_null(strstr(line, "\"via\":\"exec\",\"refs_before\":2,\"refs_after\":1,"
+				     "\"released\":false}"));
+	fmt_table_row(line, sizeof(line), &r, &clockref);
+	assert_non_null(strstr(line, "via exec refs 2->1 no effect"));
+	r.detail.close.refs_before = 1;
+	r.detail.close.refs_after = 0;
+	fmt_table_row(line, sizeof(line), &r, &clockref);
+	assert_non_null(strstr(line, "via exec refs 1->0 released"));
+	r.detail.close.refs_before = -1;
+	r.detail.close.refs_after = -1;
+	fmt_json_record(line, sizeof(line), &r, 1, &clockref);
+	assert_non_null(strstr(line, "\"refs_before\":null,\"refs_after\":null,\"released\":null}"));
 
 	rec_init(&r, SOCKSHIM_EV_FORK);
 	r.detail.fork.child_pid = 4123;

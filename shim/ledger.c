@@ -1,0 +1,386 @@
+/* The reference ledger. Entries are claimed by CAS of their inode word
+ * (0 or a released socket's inode -> RESERVED -> inode), holders by CAS of
+ * their state, history steps by an atomic index. Nothing here waits or
+ * allocates; a process killed mid-update costs at most one holder slot or
+ * one step. Readers (the command) reconcile what they read with /proc. */
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "callsite.h"
+#include "emit.h"
+#include "ledger.h"
+
+/* An entry being (re)initialised by its claimer: matches no inode. */
+#define INODE_RESERVED UINT64_MAX
+/* A released socket's entry is given to a new one only this long after
+ * its last reference went: its history stays readable meanwhile. */
+#define RECLAIM_AFTER_NS (10LL * 1000000000)
+
+static char comm[16];
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct sockshim_sock *entry(uint32_t ref)
+{
+	if (!ref || !shim_seg.base || ref > shim_seg.ledger_capacity)
+		return NULL;
+	return seg_ledger(&shim_seg) + (ref - 1);
+}
+
+static void count(uint64_t *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+void ledger_set_comm(void)
+{
+	char name[17] = "";
+
+	if (prctl(PR_GET_NAME, name, 0, 0, 0) == 0)
+		memcpy(comm, name, sizeof(comm));
+}
+
+uint32_t ledger_find(uint64_t inode)
+{
+	uint32_t cap = shim_seg.ledger_capacity, h, i;
+	struct sockshim_sock *l;
+
+	if (!shim_seg.base || !inode)
+		return 0;
+	l = seg_ledger(&shim_seg);
+	h = sockshim_ledger_hash(inode);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		uint32_t at = (h + i) & (cap - 1);
+		uint64_t k = __atomic_load_n(&l[at].inode, __ATOMIC_ACQUIRE);
+
+		if (k == inode)
+			return at + 1;
+		if (!k)
+			return 0;
+	}
+	return 0;
+}
+
+static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
+{
+	uint16_t flags = 0;
+
+	s->family = e->family;
+	s->socktype = e->socktype;
+	memcpy(s->local_ip, e->local_ip, sizeof(s->local_ip));
+	memcpy(s->peer_ip, e->peer_ip, sizeof(s->peer_ip));
+	s->local_port = e->local_port;
+	s->peer_port = e->peer_port;
+	if (e->flags & FDT_LISTENER)
+		flags |= SOCKSHIM_SOCK_LISTENER;
+	if (e->flags & FDT_LOCAL_KNOWN)
+		flags |= SOCKSHIM_SOCK_LOCAL_KNOWN;
+	if (e->flags & FDT_PEER_KNOWN)
+		flags |= SOCKSHIM_SOCK_PEER_KNOWN;
+	__atomic_store_n(&s->flags, flags, __ATOMIC_RELAXED);
+}
+
+/* Fill a claimed (RESERVED) entry, then publish its inode. */
+static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_entry *e,
+		       pid_t born_pid, int born_fd)
+{
+	/* A reclaimed entry: clear what the old socket left. Nobody else
+	 * writes it while it is RESERVED. */
+	memset((char *)s + sizeof(s->inode), 0, sizeof(*s) - sizeof(s->inode));
+	s->born_ns = e->born_ns ? e->born_ns : now_ns(CLOCK_MONOTONIC);
+	s->born_pid = born_pid;
+	s->born_fd = born_fd;
+	s->born = e->born;
+	addresses_from(s, e);
+	if (e->callsite) {
+		s->callsite = e->callsite;
+		callsite_resolve(e->callsite, s->callsite_module, sizeof(s->callsite_module),
+				 &s->callsite_offset);
+	}
+	__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
+}
+
+uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, int born_fd,
+		    int *created)
+{
+	uint32_t cap = shim_seg.ledger_capacity, h, i, ref;
+	struct sockshim_sock *l;
+	uint64_t now;
+
+	*created = 0;
+	if (!shim_seg.base || !inode || inode == INODE_RESERVED)
+		return 0;
+	ref = ledger_find(inode);
+	if (ref)
+		return ref;
+	l = seg_ledger(&shim_seg);
+	h = sockshim_ledger_hash(inode);
+again:
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		uint32_t at = (h + i) & (cap - 1);
+		uint64_t k = __atomic_load_n(&l[at].inode, __ATOMIC_ACQUIRE);
+
+		if (k == inode)
+			return at + 1;
+		if (k)
+			continue;
+		if (__atomic_compare_exchange_n(&l[at].inode, &k, INODE_RESERVED, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			init_entry(&l[at], inode, e, born_pid, born_fd);
+			*created = 1;
+			return at + 1;
+		}
+		goto again; /* someone took the slot: look again, it may be ours */
+	}
+	/* No free slot near ours: take the one released longest ago. */
+	now = now_ns(CLOCK_MONOTONIC);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		uint32_t at = (h + i) & (cap - 1);
+		struct sockshim_sock *s = &l[at];
+		uint64_t k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
+		uint64_t released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
+
+		if (k == INODE_RESERVED || !released || __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 ||
+		    now - released < (uint64_t)RECLAIM_AFTER_NS)
+			continue;
+		if (__atomic_compare_exchange_n(&s->inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			count(&seg_header(&shim_seg)->ledger_reclaimed);
+			init_entry(s, inode, e, born_pid, born_fd);
+			*created = 1;
+			return at + 1;
+		}
+	}
+	count(&seg_header(&shim_seg)->ledger_full);
+	return 0;
+}
+
+void ledger_describe(uint32_t ref, const struct fd_entry *e)
+{
+	struct sockshim_sock *s = entry(ref);
+
+	if (!s)
+		return;
+	addresses_from(s, e);
+	if (e->born == SOCKSHIM_BORN_CONNECT && s->born == SOCKSHIM_BORN_SOCKET)
+		__atomic_store_n(&s->born, (uint16_t)SOCKSHIM_BORN_CONNECT, __ATOMIC_RELAXED);
+}
+
+static struct sockshim_holder *holder_of(struct sockshim_sock *s, pid_t pid, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		struct sockshim_holder *hd = &s->holders[i];
+
+		if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) == SOCKSHIM_HOLDER_LIVE &&
+		    __atomic_load_n(&hd->pid, __ATOMIC_RELAXED) == pid &&
+		    __atomic_load_n(&hd->fd, __ATOMIC_RELAXED) == fd)
+			return hd;
+	}
+	return NULL;
+}
+
+int ledger_holds(uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_sock *s = entry(ref);
+
+	return s && holder_of(s, pid, fd) != NULL;
+}
+
+void ledger_reserve(uint32_t ref, int delta)
+{
+	struct sockshim_sock *s = entry(ref);
+	int32_t refs;
+
+	if (!s)
+		return;
+	refs = __atomic_add_fetch(&s->refs, delta, __ATOMIC_ACQ_REL);
+	if (delta > 0)
+		__atomic_store_n(&s->released_ns, 0, __ATOMIC_RELEASE);
+	else if (refs <= 0)
+		__atomic_store_n(&s->released_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+}
+
+void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int from_fd,
+		 int reserved)
+{
+	struct sockshim_sock *s = entry(ref);
+	struct sockshim_holder *hd;
+	unsigned i;
+
+	if (!s)
+		return;
+	hd = holder_of(s, pid, fd);
+	if (hd) { /* seen again (exec, re-discovery): how it holds it now */
+		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
+		if (reserved)
+			ledger_reserve(ref, -1);
+		return;
+	}
+	if (!reserved)
+		ledger_reserve(ref, 1);
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		uint32_t free_state = SOCKSHIM_HOLDER_FREE;
+
+		hd = &s->holders[i];
+		if (!__atomic_compare_exchange_n(&hd->state, &free_state, SOCKSHIM_HOLDER_CLAIMED, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->since_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
+		__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
+		return;
+	}
+	/* The reference is counted even when its holder cannot be named. */
+	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
+	count(&seg_header(&shim_seg)->holder_overflow);
+}
+
+int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
+{
+	struct sockshim_sock *s = entry(ref);
+	struct sockshim_holder *hd;
+	int32_t refs, left;
+	uint32_t live = SOCKSHIM_HOLDER_LIVE;
+
+	*before = -1;
+	if (!s)
+		return -1;
+	hd = holder_of(s, pid, fd);
+	if (hd)
+		__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	/* Never below zero: a holder we never saw (kill -9 elsewhere) does
+	 * not make the count negative. */
+	refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
+	do {
+		left = refs > 0 ? refs - 1 : 0;
+	} while (!__atomic_compare_exchange_n(&s->refs, &refs, left, 1, __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+	*before = refs;
+	if (!left)
+		__atomic_store_n(&s->released_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_add(&s->noeffect_closes, 1, __ATOMIC_RELAXED);
+	return left;
+}
+
+void ledger_step(uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
+{
+	struct sockshim_sock *s = entry(ref);
+	struct sockshim_step *st;
+	uint32_t n;
+
+	if (!s)
+		return;
+	n = __atomic_fetch_add(&s->steps_next, 1, __ATOMIC_RELAXED);
+	st = &s->steps[n % SOCKSHIM_STEPS];
+	__atomic_store_n(&st->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&st->op, (uint16_t)op, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->via, (uint16_t)via, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->ts_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->pid, pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < sizeof(st->comm); i++)
+		__atomic_store_n(&st->comm[i], comm[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&st->seq, n + 1, __ATOMIC_RELEASE);
+}
+
+void ledger_eof(uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_sock *s = entry(ref);
+	uint64_t none = 0;
+
+	if (!s)
+		return;
+	/* The first EOF wins; later ones are the same FIN seen again. */
+	if (__atomic_compare_exchange_n(&s->eof_ns, &none, now_ns(CLOCK_MONOTONIC), 0,
+					__ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&s->eof_pid, pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->eof_fd, fd, __ATOMIC_RELAXED);
+	}
+	ledger_step(ref, SOCKSHIM_STEP_EOF, pid, fd, 0, 0);
+}
+
+void ledger_read(uint32_t ref)
+{
+	struct sockshim_sock *s = entry(ref);
+
+	if (s)
+		__atomic_store_n(&s->last_read_ns, now_ns(CLOCK_MONOTONIC_COARSE), __ATOMIC_RELAXED);
+}
+
+/* The close event exec's close-on-exec made, told by the new image. */
+static void log_exec_close(const struct sockshim_sock *s, uint64_t inode, int fd, int before,
+			   int left)
+{
+	struct sockshim_record r;
+
+	record_init(&r, SOCKSHIM_EV_CLOSE, fd, 0, 0);
+	r.inode = inode;
+	r.family = s->family;
+	r.socktype = s->socktype;
+	memcpy(r.local_ip, s->local_ip, sizeof(r.local_ip));
+	memcpy(r.peer_ip, s->peer_ip, sizeof(r.peer_ip));
+	r.local_port = s->local_port;
+	r.peer_port = s->peer_port;
+	if (s->flags & SOCKSHIM_SOCK_LOCAL_KNOWN)
+		r.flags |= SOCKSHIM_RF_LOCAL_KNOWN;
+	if (s->flags & SOCKSHIM_SOCK_PEER_KNOWN)
+		r.flags |= SOCKSHIM_RF_PEER_KNOWN;
+	r.detail.close.via = SOCKSHIM_CLOSE_VIA_EXEC;
+	r.detail.close.refs_before = before;
+	r.detail.close.refs_after = left;
+	emit_record(&r);
+}
+
+void ledger_forget_stale(pid_t pid, uint64_t started_ns)
+{
+	struct sockshim_sock *l;
+	uint32_t i, j;
+
+	if (!shim_seg.base)
+		return;
+	l = seg_ledger(&shim_seg);
+	for (i = 0; i < shim_seg.ledger_capacity; i++) {
+		uint64_t inode = __atomic_load_n(&l[i].inode, __ATOMIC_ACQUIRE);
+
+		if (!inode || inode == INODE_RESERVED || !__atomic_load_n(&l[i].refs, __ATOMIC_RELAXED))
+			continue;
+		for (j = 0; j < SOCKSHIM_HOLDERS; j++) {
+			struct sockshim_holder *hd = &l[i].holders[j];
+			struct fd_entry e;
+			int fd, before, left, exec_closed;
+
+			if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
+			    __atomic_load_n(&hd->pid, __ATOMIC_RELAXED) != pid)
+				continue;
+			fd = __atomic_load_n(&hd->fd, __ATOMIC_RELAXED);
+			if (fdtab_get(fd, &e) && e.inode == inode)
+				continue; /* still ours: it survived exec */
+			/* Held since before this process started: a dead process's
+			 * whose pid we got. Else ours, closed by close-on-exec. */
+			exec_closed = __atomic_load_n(&hd->since_ns, __ATOMIC_RELAXED) >= started_ns;
+			left = ledger_release(i + 1, pid, fd, &before);
+			ledger_step(i + 1, exec_closed ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT, pid, fd,
+				    left, exec_closed ? SOCKSHIM_CLOSE_VIA_EXEC : 0);
+			if (exec_closed)
+				log_exec_close(&l[i], inode, fd, before, left);
+		}
+	}
+}

@@ -1,0 +1,61 @@
+/* The reference ledger in the session segment: who holds each socket, how
+ * they got it, and what happened to it. Lock-free and allocation-free:
+ * safe on the close and dup paths, in signal handlers and across fork.
+ * Every function is a no-op without a session. */
+#ifndef SOCKSHIM_LEDGER_H
+#define SOCKSHIM_LEDGER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fdtab.h"
+
+/* The index + 1 of INODE's entry, 0 if it has none. */
+uint32_t ledger_find(uint64_t inode);
+
+/* The index + 1 of INODE's entry, created from E (born, addresses, call
+ * site) if it has none; 0 when the ledger has no room near its slot
+ * (counted). *CREATED tells whether this call created it. */
+uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, int born_fd,
+		    int *created);
+
+/* Refresh the entry's addresses, listener flag and birth (connect makes a
+ * socket()-born socket a CONNECT one) from E. */
+void ledger_describe(uint32_t ref, const struct fd_entry *e);
+
+/* PID now holds the socket as FD, got by HOW (enum sockshim_how) from
+ * FROM_PID/FROM_FD. A holder already recorded for PID/FD is updated.
+ * RESERVED: its reference was already counted by ledger_reserve(). */
+void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int from_fd,
+		 int reserved);
+
+/* Count a reference that a holder will claim soon (a fork child's, taken
+ * before the fork so that the parent closing its copy meanwhile does not
+ * look like the last reference going), or give it back (DELTA -1). */
+void ledger_reserve(uint32_t ref, int delta);
+
+/* PID's FD no longer refers to the socket. Returns the references left
+ * (>= 0), and the references before in *BEFORE. */
+int ledger_release(uint32_t ref, pid_t pid, int fd, int *before);
+
+/* Whether PID holds the socket as FD in the ledger. */
+int ledger_holds(uint32_t ref, pid_t pid, int fd);
+
+/* Append a history step (enum sockshim_step_op). */
+void ledger_step(uint32_t ref, int op, pid_t pid, int fd, int arg, int via);
+
+/* A read returned 0: the first one is remembered. */
+void ledger_eof(uint32_t ref, pid_t pid, int fd);
+
+/* A read happened now (coarse clock). */
+void ledger_read(uint32_t ref);
+
+/* Drop every holder PID has in the ledger whose fd is not a socket of
+ * ours any more (after exec: close-on-exec; after a pid was reused: the
+ * dead process's). STARTED_NS: our process start, CLOCK_MONOTONIC. */
+void ledger_forget_stale(pid_t pid, uint64_t started_ns);
+
+/* The process name recorded in history steps (refreshed after exec). */
+void ledger_set_comm(void);
+
+#endif
