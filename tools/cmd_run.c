@@ -44,8 +44,6 @@ struct run_opts {
 /* Termination signals we pass on to CMD. */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP};
 
-static volatile sig_atomic_t child_pid;
-
 static void usage(FILE *f)
 {
 	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--max-sockets N] [--keep]\n"
@@ -358,50 +356,36 @@ static void close_session(const char *name, ino_t ino)
 		seg_remove(name);
 }
 
-static void forward(int sig, siginfo_t *info, void *ctx)
+/* Whether to pass signal INFO on to CMD (PID). A terminal's ^C or hangup
+ * (SI_KERNEL) already went to CMD if it shares our process group; a second
+ * copy could make it quit without cleaning up. */
+static int should_forward(const siginfo_t *info, pid_t pid)
 {
-	pid_t pid = child_pid;
-
-	(void)ctx;
-	if (pid <= 0)
-		return;
-	/* A terminal's ^C or hangup (SI_KERNEL) already went to CMD if it
-	 * shares our process group; a second copy could make it quit
-	 * without cleaning up. */
-	if (info && info->si_code == SI_KERNEL && getpgid(pid) == getpgrp())
-		return;
-	kill(pid, sig);
+	return !(info->si_code == SI_KERNEL && getpgid(pid) == getpgrp());
 }
 
-/* Catch the forwarded signals, except those ignored by whoever started
- * us (nohup): CMD inherits that choice, as under a shell. */
-static void install_forwarding(void)
+/* Wait for CMD (PID) with the forwarded signals and SIGCHLD blocked,
+ * taking them one by one with sigwaitinfo: no handler, so no window in
+ * which a signal is held back until CMD exits, or sent to a pid already
+ * reaped and reused. Signals ignored when we started stay ignored (the
+ * kernel drops them), as under a shell (nohup). Returns waitpid's result,
+ * the status in *STATUS. */
+static pid_t wait_forwarding(pid_t pid, const sigset_t *waitset, int *status)
 {
-	struct sigaction sa, old;
-	size_t i;
+	siginfo_t info;
+	pid_t rc;
+	int sig;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = forward;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
-		if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-			continue;
-		sigaction(forwarded[i], &sa, NULL);
+	for (;;) {
+		rc = waitpid(pid, status, WNOHANG);
+		if (rc != 0)
+			return rc;
+		sig = sigwaitinfo(waitset, &info);
+		if (sig < 0 || sig == SIGCHLD)
+			continue; /* EINTR, or a child changed state: look again */
+		if (should_forward(&info, pid))
+			kill(pid, sig);
 	}
-}
-
-static void restore_signals_in_child(void)
-{
-	struct sigaction sa, old;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-			sigaction(forwarded[i], &sa, NULL);
 }
 
 /* What exec said, as a shell says it; returns the shell's status. */
@@ -440,10 +424,17 @@ static int spawn_and_wait(char **cmd)
 		return EXIT_RUN_FAILED;
 	}
 	sigemptyset(&block);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+		struct sigaction old;
+
+		/* Ignored when we started (nohup): CMD inherits that, and a
+		 * blocked signal would be queued for us, not dropped. */
+		if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
 		sigaddset(&block, forwarded[i]);
+	}
+	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, &saved);
-	install_forwarding();
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -456,7 +447,6 @@ static int spawn_and_wait(char **cmd)
 	}
 	if (pid == 0) {
 		close(pipefd[0]);
-		restore_signals_in_child();
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		execvp(cmd[0], cmd);
 		err = errno;
@@ -464,17 +454,14 @@ static int spawn_and_wait(char **cmd)
 			_exit(EXIT_NOT_FOUND);
 		_exit(EXIT_NOT_FOUND);
 	}
-	child_pid = pid;
 	close(pipefd[1]);
-	sigprocmask(SIG_SETMASK, &saved, NULL);
 	do
 		n = read(pipefd[0], &err, sizeof(err));
 	while (n < 0 && errno == EINTR);
 	close(pipefd[0]);
 
-	while ((rc = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-		;
-	child_pid = 0;
+	rc = wait_forwarding(pid, &block, &status);
+	sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (n == (ssize_t)sizeof(err))
 		return exec_failed(cmd[0], err);
 	if (rc < 0) {
