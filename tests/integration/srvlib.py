@@ -110,21 +110,11 @@ def signal_run(proc, sig):
     os.kill(proc.pid, sig)
 
 
-# Under ThreadSanitizer, `sockshim run` does not forward signals: TSan's
-# runtime defers a signal's handler to the next intercepted call unless the
-# thread sits in a call it knows blocks, and waitpid is not one of them; the
-# handler runs only after CMD exited. Servers are then signalled directly.
-TSAN_NO_FORWARD = ("under ThreadSanitizer, sockshim run's SIGTERM handler is deferred "
-                   "until waitpid returns, so it cannot forward signals (cmd_run.c)")
-
-
 def stop_server(ctx, run, server_pid, sig=signal.SIGTERM):
-    """Ask the server to stop: SIG to `sockshim run`, which forwards it to
-    SERVER_PID; under TSan (see TSAN_NO_FORWARD) to SERVER_PID itself."""
-    if ctx.sanitizer == "thread":
-        os.kill(server_pid, sig)
-    else:
-        signal_run(run, sig)
+    """Ask the server (SERVER_PID) to stop: SIG to `sockshim run`, which
+    forwards it, as a user's kill would."""
+    del ctx, server_pid  # the signal goes through run, as in real use
+    signal_run(run, sig)
 
 
 def pid_alive(pid):

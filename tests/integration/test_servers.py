@@ -448,8 +448,6 @@ def test_servers_run_forwards_sigterm(ctx):
     py = srvlib.python3()
     if not py:
         raise lib.Skip("python3 is not installed")
-    if ctx.sanitizer == "thread":
-        raise lib.Skip(srvlib.TSAN_NO_FORWARD)
     # A program that handles SIGTERM: run exits with the program's status.
     prog = os.path.join(ctx.tmp, "sigprog.py")
     with open(prog, "w") as f:
