@@ -53,7 +53,7 @@ void sockinfo_set_addr(struct fd_entry *e, int peer, const struct sockaddr *sa,
 
 void sockinfo_query_addr(int fd, struct fd_entry *e, int peer)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0}; /* what the kernel did not fill reads as AF_UNSPEC */
 	socklen_t len = sizeof(ss);
 	int saved = errno;
 	int rc;
