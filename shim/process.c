@@ -70,6 +70,7 @@ static void attach_session(const struct shim_config *c)
 	shim_seg.ring_offset = m.ring_offset;
 	shim_seg.ledger_capacity = m.ledger_capacity;
 	shim_seg.ledger_offset = m.ledger_offset;
+	shim_seg.listeners_offset = m.listeners_offset;
 	shim_seg.writable = 1;
 	__atomic_store_n(&shim_seg.base, m.base, __ATOMIC_RELEASE);
 }

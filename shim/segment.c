@@ -73,6 +73,9 @@ static void header_init(struct sockshim_header *h, const char *name,
 	h->ledger_offset = sockshim_ledger_offset(ring_capacity);
 	h->ledger_capacity = ledger_capacity;
 	h->ledger_entry_size = sizeof(struct sockshim_sock);
+	h->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
+	h->listeners_capacity = SOCKSHIM_LISTENERS;
+	h->listener_entry_size = sizeof(struct sockshim_listener);
 	h->creator_pid = getpid();
 	h->creator_uid = geteuid();
 	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -156,6 +159,7 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 	out->ring_offset = sizeof(struct sockshim_header);
 	out->ledger_capacity = ledger_capacity;
 	out->ledger_offset = sockshim_ledger_offset(ring_capacity);
+	out->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
 	out->writable = 1;
 	return 0;
 
@@ -196,6 +200,9 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	    h->ledger_entry_size != sizeof(struct sockshim_sock) || !ring_capacity_ok(cap) ||
 	    !ledger_capacity_ok(ledger_cap) || ring_off != sizeof(*h) ||
 	    ledger_off != sockshim_ledger_offset(cap) ||
+	    h->listeners_offset != sockshim_listeners_offset(cap, ledger_cap) ||
+	    h->listeners_capacity != SOCKSHIM_LISTENERS ||
+	    h->listener_entry_size != sizeof(struct sockshim_listener) ||
 	    seg_size != sockshim_segment_size(cap, ledger_cap) || seg_size > m->size) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
 		return -EPROTO;
@@ -204,6 +211,7 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	m->ring_offset = ring_off;
 	m->ledger_capacity = ledger_cap;
 	m->ledger_offset = ledger_off;
+	m->listeners_offset = sockshim_listeners_offset(cap, ledger_cap);
 	return 0;
 }
 

@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 3u
+#define SOCKSHIM_LAYOUT_VERSION 4u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -287,6 +287,85 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 	return (uint32_t)(h >> 32);
 }
 
+/* ---- Accept: one entry per listening socket, shared by every process
+ * and thread that holds it. Counters are updated with relaxed atomics;
+ * the lock is a process-shared robust pthread mutex, the one structure in
+ * the segment whose insides (the robust list links) glibc and the kernel
+ * manage, per process, on our behalf. ---- */
+
+#define SOCKSHIM_LISTENERS 64
+#define SOCKSHIM_WORKERS 64
+/* log2 histograms of nanoseconds: bucket i counts values in
+ * [2^i, 2^(i+1)) ns (bucket 0 also counts 0); the last one everything
+ * above 2^(SOCKSHIM_HIST_BUCKETS-1) ns (about 2 s). */
+#define SOCKSHIM_HIST_BUCKETS 32
+
+enum sockshim_accept_mode {
+	SOCKSHIM_ACCEPT_OBSERVE = 0,   /* behaviour unchanged; statistics */
+	SOCKSHIM_ACCEPT_SERIALIZE = 1, /* one waiter per listener at a time */
+	SOCKSHIM_ACCEPT_OFF = 2,       /* pass-through, no statistics */
+};
+
+/* One worker (thread) that accepts on a listener: claimed by CAS of key. */
+struct sockshim_worker {
+	uint64_t key;      /* (pid << 32) | tid; 0: free */
+	uint64_t calls;    /* accept calls */
+	uint64_t accepts;  /* connections accepted */
+	uint64_t spurious; /* woken for the listener, then nothing to accept */
+	uint64_t empty;    /* accept tried without a wakeup, nothing there */
+	uint64_t eintr;
+	uint64_t lock_wait_ns; /* total time waiting for the accept lock */
+	uint64_t last_ns;      /* last accept call */
+};
+
+_Static_assert(sizeof(struct sockshim_worker) == 64, "worker size");
+
+struct sockshim_listener {
+	uint64_t inode;      /* the key; 0: unused */
+	uint16_t family;
+	uint16_t mode;       /* enum sockshim_accept_mode of its first user */
+	uint16_t local_port;
+	uint16_t pad0;
+	uint8_t local_ip[16];
+	int32_t backlog;     /* as passed to listen(), -1 unknown */
+	int32_t pad1;
+	/* The accept lock (serialize). */
+	union {
+		char bytes[48];
+		uint64_t align;
+	} mutex;                /* pthread_mutex_t, robust and process-shared */
+	uint32_t mutex_ready;   /* 2 once the mutex is initialised (1: being) */
+	uint32_t turn;          /* futex word: bumped and woken at each unlock */
+	uint32_t waiters;       /* threads waiting for the lock now */
+	uint32_t max_waiters;
+	int32_t holder_pid;     /* who holds the lock now, 0 none */
+	int32_t holder_tid;
+	uint64_t held_since_ns;
+	/* The poll token (serialize): who may wait for the listener in
+	 * poll/select/epoll now. */
+	uint64_t poller;        /* (pid << 32) | tid; 0 none */
+	uint64_t poller_since_ns;
+	/* Counters. */
+	uint64_t accept_calls;
+	uint64_t accepts;
+	uint64_t spurious;      /* wakeups (poll/select/epoll or a blocking accept) for nothing */
+	uint64_t empty;         /* accepts tried without a wakeup that found nothing */
+	uint64_t eintr;
+	uint64_t econnaborted;
+	uint64_t emfile;        /* EMFILE or ENFILE */
+	uint64_t wakeups;       /* poll/select/epoll returns that reported the listener */
+	uint64_t lock_acquisitions;
+	uint64_t lock_contended;
+	uint64_t owner_died;    /* EOWNERDEAD recoveries */
+	uint64_t worker_overflow; /* workers beyond SOCKSHIM_WORKERS */
+	uint64_t wait_hist[SOCKSHIM_HIST_BUCKETS];
+	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
+	uint8_t pad2[88];
+	struct sockshim_worker workers[SOCKSHIM_WORKERS];
+};
+
+_Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
+
 /* The segment starts with this header; the ring follows at ring_offset.
  * The creator writes it completely before the segment gets its final name,
  * so an attacher never sees a half-written header. */
@@ -309,7 +388,10 @@ struct sockshim_header {
 	uint32_t ledger_capacity;   /* sockets, a power of two */
 	uint32_t ledger_entry_size; /* sizeof(struct sockshim_sock) */
 	int64_t created_boottime_ns; /* CLOCK_BOOTTIME with the two above */
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24];
+	uint64_t listeners_offset;     /* bytes from the segment start, 64-aligned */
+	uint32_t listeners_capacity;   /* SOCKSHIM_LISTENERS */
+	uint32_t listener_entry_size;  /* sizeof(struct sockshim_listener) */
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -319,7 +401,8 @@ struct sockshim_header {
 	uint64_t ledger_full;     /* sockets not recorded: no free entry near their slot */
 	uint64_t holder_overflow; /* holders not recorded: the socket's table was full */
 	uint64_t ledger_reclaimed; /* entries of released sockets given to new ones */
-	uint8_t pad2[24];
+	uint64_t listeners_full;   /* listeners not recorded: the table was full */
+	uint8_t pad2[16];
 };
 
 _Static_assert(sizeof(struct sockshim_header) == 384, "header size is fixed");
@@ -339,10 +422,17 @@ static inline uint64_t sockshim_ledger_offset(uint32_t ring_capacity)
 	       (uint64_t)ring_capacity * sizeof(struct sockshim_record);
 }
 
-static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+/* The listener table follows the ledger. */
+static inline uint64_t sockshim_listeners_offset(uint32_t ring_capacity, uint32_t ledger_capacity)
 {
 	return sockshim_ledger_offset(ring_capacity) +
 	       (uint64_t)ledger_capacity * sizeof(struct sockshim_sock);
+}
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+{
+	return sockshim_listeners_offset(ring_capacity, ledger_capacity) +
+	       (uint64_t)SOCKSHIM_LISTENERS * sizeof(struct sockshim_listener);
 }
 
 #endif

@@ -17,6 +17,7 @@ struct seg_map {
 	uint64_t ring_offset;     /* validated */
 	uint32_t ledger_capacity; /* validated */
 	uint64_t ledger_offset;   /* validated */
+	uint64_t listeners_offset; /* validated; SOCKSHIM_LISTENERS entries */
 	int writable;
 };
 
@@ -64,6 +65,11 @@ static inline struct sockshim_record *seg_ring(const struct seg_map *m)
 static inline struct sockshim_sock *seg_ledger(const struct seg_map *m)
 {
 	return (struct sockshim_sock *)((char *)m->base + m->ledger_offset);
+}
+
+static inline struct sockshim_listener *seg_listeners(const struct seg_map *m)
+{
+	return (struct sockshim_listener *)((char *)m->base + m->listeners_offset);
 }
 
 #endif
