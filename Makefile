@@ -41,6 +41,9 @@ UNIT_OBJ_test_fdtab = shim/fdtab.c
 UNIT_OBJ_test_config = shim/config.c shim/segment.c
 UNIT_OBJ_test_format = tools/format.c
 UNIT_OBJ_test_interposable = tools/interposable.c
+UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c shim/segment.c
+UNIT_OBJ_test_sockdiag = tools/sockdiag.c
+UNIT_OBJ_test_procfd = tools/procfd.c
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
 
@@ -50,12 +53,13 @@ HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
 
 all: deps $(LIB) $(TOOL)
 
-# uthash and cmocka come from Debian. As root we install them; otherwise we
-# stop and say the exact command.
+# uthash, cmocka and libdw (elfutils) come from Debian. As root we install
+# them; otherwise we stop and say the exact command.
 deps:
 	@missing=""; \
 	[ -f /usr/include/uthash.h ] || missing="$$missing uthash-dev"; \
 	[ -f /usr/include/cmocka.h ] || missing="$$missing libcmocka-dev"; \
+	[ -f /usr/include/elfutils/libdwfl.h ] || missing="$$missing libdw-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "sockshim: installing$$missing"; \
@@ -77,7 +81,7 @@ $(LIB): $(SHIM_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_BASE) -Wl,-z,defs -Wl,-z,now -ldl $(LDFLAGS)
 
 $(TOOL): $(TOOL_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) -ldw -lelf $(LDFLAGS)
 
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(UNIT_OBJ_test_$$*) $(HEADERS)

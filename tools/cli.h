@@ -13,6 +13,8 @@ int cmd_run(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
+int cmd_holders(int argc, char **argv);
+int cmd_closewait(int argc, char **argv);
 
 /* Report a bad command line of subcommand CMD: "sockshim CMD: MESSAGE",
  * then its usage, all on stderr. Returns EXIT_USAGE. */

@@ -23,6 +23,8 @@ static const struct subcommand subcommands[] = {
 	{"events", cmd_events},
 	{"sessions", cmd_sessions},
 	{"clean", cmd_clean},
+	{"holders", cmd_holders},
+	{"closewait", cmd_closewait},
 };
 
 static void usage(FILE *f)
@@ -41,6 +43,10 @@ static void usage(FILE *f)
 	      "        list your sessions\n"
 	      "  clean (--session NAME [--force] | --all)\n"
 	      "        remove sessions no process uses any more\n"
+	      "  holders [--session NAME] [INODE | ADDR:PORT | --pid PID] [--json]\n"
+	      "        who holds each socket now, and how they got it\n"
+	      "  closewait [--session NAME] [--min-age SECONDS] [--json]\n"
+	      "        why each TCP socket in CLOSE_WAIT is still open\n"
 	      "\n"
 	      "Run 'sockshim COMMAND --help' for a command's options, and see sockshim(1).\n"
 	      "Options: -h, --help  this text;  --version  the version.\n",

@@ -1,0 +1,521 @@
+/* The ledger reader: copies each entry in use word by word (the shim
+ * writes them with atomics, never under a lock), checks what it copied,
+ * and indexes the result by inode. Also rebuilds inheritance paths from
+ * the history steps. Never trusts a number from the segment unchecked. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger_read.h"
+
+/* How often an entry that changed under the copy is copied again. */
+#define COPY_TRIES 4
+/* Holders and steps dated before the birth belong to an earlier socket
+ * whose entry was reclaimed: the writer has not cleared them yet. A little
+ * slack, in case the shim reads the clock once per item. */
+#define BIRTH_SLACK_NS 1000000ULL
+/* The shim marks an entry it is (re)initialising with this inode. */
+#define INODE_RESERVED UINT64_MAX
+
+static const char *const born_names[SOCKSHIM_BORN_COUNT] = {
+	[SOCKSHIM_BORN_UNKNOWN] = "unknown",       [SOCKSHIM_BORN_SOCKET] = "socket",
+	[SOCKSHIM_BORN_ACCEPT] = "accept",         [SOCKSHIM_BORN_CONNECT] = "connect",
+	[SOCKSHIM_BORN_SOCKETPAIR] = "socketpair", [SOCKSHIM_BORN_SCM_RIGHTS] = "scm_rights",
+	[SOCKSHIM_BORN_INHERITED] = "inherited",
+};
+
+static const char *const born_verbs[SOCKSHIM_BORN_COUNT] = {
+	[SOCKSHIM_BORN_UNKNOWN] = "first seen in",
+	[SOCKSHIM_BORN_SOCKET] = "created by",
+	[SOCKSHIM_BORN_ACCEPT] = "accepted by",
+	[SOCKSHIM_BORN_CONNECT] = "connected by",
+	[SOCKSHIM_BORN_SOCKETPAIR] = "made by socketpair in",
+	[SOCKSHIM_BORN_SCM_RIGHTS] = "received over SCM_RIGHTS by",
+	[SOCKSHIM_BORN_INHERITED] = "found open at start-up in",
+};
+
+static const char *const how_names[SOCKSHIM_HOW_COUNT] = {
+	[SOCKSHIM_HOW_NONE] = "unknown", [SOCKSHIM_HOW_CREATED] = "created",
+	[SOCKSHIM_HOW_DUP] = "dup",      [SOCKSHIM_HOW_FORK] = "fork",
+	[SOCKSHIM_HOW_EXEC] = "exec",    [SOCKSHIM_HOW_SCM] = "scm_rights",
+	[SOCKSHIM_HOW_INHERITED] = "inherited",
+};
+
+static const char *const op_names[SOCKSHIM_STEP_COUNT] = {
+	[SOCKSHIM_STEP_NONE] = "none",   [SOCKSHIM_STEP_BORN] = "born",
+	[SOCKSHIM_STEP_DUP] = "dup",     [SOCKSHIM_STEP_FORK] = "fork",
+	[SOCKSHIM_STEP_EXEC] = "exec",   [SOCKSHIM_STEP_SCM] = "scm_rights",
+	[SOCKSHIM_STEP_CLOSE] = "close", [SOCKSHIM_STEP_SHUTDOWN] = "shutdown",
+	[SOCKSHIM_STEP_EOF] = "eof",     [SOCKSHIM_STEP_EXIT] = "exit",
+};
+
+const char *ledger_born_name(unsigned born)
+{
+	return born < SOCKSHIM_BORN_COUNT ? born_names[born] : NULL;
+}
+
+const char *ledger_born_verb(unsigned born)
+{
+	return born < SOCKSHIM_BORN_COUNT ? born_verbs[born] : born_verbs[0];
+}
+
+const char *ledger_how_name(unsigned how)
+{
+	return how < SOCKSHIM_HOW_COUNT ? how_names[how] : NULL;
+}
+
+const char *ledger_op_name(unsigned op)
+{
+	return op < SOCKSHIM_STEP_COUNT ? op_names[op] : NULL;
+}
+
+const char *ledger_via_name(unsigned via)
+{
+	switch (via) {
+	case SOCKSHIM_CLOSE_VIA_CLOSE:
+		return "close";
+	case SOCKSHIM_CLOSE_VIA_CLOSE_RANGE:
+		return "close_range";
+	case SOCKSHIM_CLOSE_VIA_DUP2:
+		return "dup2";
+	case SOCKSHIM_CLOSE_VIA_EXEC:
+		return "exec";
+	default:
+		return NULL;
+	}
+}
+
+static int before_birth(uint64_t ts, uint64_t born_ns)
+{
+	return born_ns > BIRTH_SLACK_NS && ts < born_ns - BIRTH_SLACK_NS;
+}
+
+static void load_holders(struct ledger_sock *out, const struct sockshim_sock *raw)
+{
+	unsigned i;
+
+	out->nholders = 0;
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		const struct sockshim_holder *h = &raw->holders[i];
+		struct ledger_holder *d;
+
+		/* CLAIMED is a holder being written: not there yet. */
+		if (h->state != SOCKSHIM_HOLDER_LIVE || h->pid <= 0 || h->fd < 0)
+			continue;
+		if (before_birth(h->since_ns, out->born_ns))
+			continue;
+		d = &out->holders[out->nholders++];
+		d->pid = h->pid;
+		d->fd = h->fd;
+		d->how = h->how < SOCKSHIM_HOW_COUNT ? h->how : SOCKSHIM_HOW_NONE;
+		d->since_ns = h->since_ns;
+		d->from_pid = h->from_pid;
+		d->from_fd = h->from_fd;
+	}
+}
+
+static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
+{
+	struct ledger_step *v = out->steps, t;
+	unsigned i, j, n = 0;
+	uint32_t top;
+
+	for (i = 0; i < SOCKSHIM_STEPS; i++) {
+		const struct sockshim_step *st = &raw->steps[i];
+
+		/* A slot holds index seq - 1: anything else is not a step. */
+		if (!st->seq || (st->seq - 1) % SOCKSHIM_STEPS != i)
+			continue;
+		if (st->op == SOCKSHIM_STEP_NONE || st->op >= SOCKSHIM_STEP_COUNT)
+			continue;
+		if (before_birth(st->ts_ns, out->born_ns))
+			continue;
+		v[n].seq = st->seq;
+		v[n].op = st->op;
+		v[n].via = st->via;
+		v[n].ts_ns = st->ts_ns;
+		v[n].pid = st->pid;
+		v[n].fd = st->fd;
+		v[n].arg = st->arg;
+		memcpy(v[n].comm, st->comm, sizeof(st->comm));
+		v[n].comm[sizeof(st->comm)] = 0;
+		n++;
+	}
+	for (i = 1; i < n; i++) /* at most 16: insertion sort by seq */
+		for (j = i; j > 0 && v[j - 1].seq > v[j].seq; j--) {
+			t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	/* A slot whose new step is still being written shows the step from
+	 * one lap before: older than the window, drop it. */
+	top = n ? v[n - 1].seq : 0;
+	for (i = 0; i < n && top - v[i].seq >= SOCKSHIM_STEPS; i++)
+		;
+	if (i) {
+		memmove(v, v + i, (n - i) * sizeof(*v));
+		n -= i;
+	}
+	out->nsteps = n;
+	out->history_lost = n && (v[0].seq > 1 || v[n - 1].seq - v[0].seq + 1 != n);
+	if (!n && raw->steps_next)
+		out->history_lost = 1;
+}
+
+int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
+{
+	memset(out, 0, sizeof(*out));
+	if (!raw->inode || raw->inode == INODE_RESERVED)
+		return -EINVAL;
+	out->inode = raw->inode;
+	out->born_ns = raw->born_ns;
+	out->born_pid = raw->born_pid;
+	out->born_fd = raw->born_fd;
+	out->born = raw->born < SOCKSHIM_BORN_COUNT ? raw->born : SOCKSHIM_BORN_UNKNOWN;
+	out->family = raw->family;
+	out->socktype = raw->socktype;
+	out->flags = raw->flags;
+	memcpy(out->local_ip, raw->local_ip, sizeof(out->local_ip));
+	memcpy(out->peer_ip, raw->peer_ip, sizeof(out->peer_ip));
+	out->local_port = raw->local_port;
+	out->peer_port = raw->peer_port;
+	out->refs = raw->refs;
+	out->released_ns = raw->released_ns;
+	out->eof_ns = raw->eof_ns;
+	out->eof_pid = raw->eof_pid;
+	out->eof_fd = raw->eof_fd;
+	out->last_read_ns = raw->last_read_ns;
+	out->callsite = raw->callsite;
+	out->callsite_offset = raw->callsite_offset;
+	memcpy(out->callsite_module, raw->callsite_module, SOCKSHIM_MODULE_MAX);
+	out->callsite_module[SOCKSHIM_MODULE_MAX] = 0;
+	out->steps_next = raw->steps_next;
+	out->noeffect_closes = raw->noeffect_closes;
+	out->holder_overflow = raw->holder_overflow;
+	if (out->eof_ns == 0 || out->eof_pid <= 0) {
+		out->eof_ns = 0;
+		out->eof_pid = 0;
+		out->eof_fd = -1;
+	}
+	load_holders(out, raw);
+	load_steps(out, raw);
+	return 0;
+}
+
+/* Copy entry E word by word: the shim updates it with atomic stores, and
+ * a plain memcpy would be a data race the compiler may tear further. */
+static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
+{
+	const sockshim_word *s = (const sockshim_word *)e;
+	sockshim_word *d = (sockshim_word *)dst;
+	size_t i;
+
+	for (i = 0; i < sizeof(*e) / sizeof(*s); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+static int push(struct ledger_snap *s, size_t *cap, const struct ledger_sock *x)
+{
+	if (s->n == *cap) {
+		size_t ncap = *cap ? 2 * *cap : 1024;
+		struct ledger_sock *nv = realloc(s->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		s->v = nv;
+		*cap = ncap;
+	}
+	s->v[s->n++] = *x;
+	return 0;
+}
+
+int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
+{
+	const struct sockshim_header *h = seg_header(m);
+	const struct sockshim_sock *table = seg_ledger(m);
+	struct sockshim_sock raw;
+	struct ledger_sock *x = NULL;
+	size_t cap = 0, i;
+	uint32_t slot;
+	int rc = 0, t;
+
+	memset(out, 0, sizeof(*out));
+	out->capacity = m->ledger_capacity;
+	out->created_real_ns = h->created_realtime_ns;
+	out->created_mono_ns = h->created_monotonic_ns;
+	out->created_boot_ns = h->created_boottime_ns;
+	out->ledger_full = __atomic_load_n(&h->ledger_full, __ATOMIC_RELAXED);
+	out->holder_overflow = __atomic_load_n(&h->holder_overflow, __ATOMIC_RELAXED);
+	out->ledger_reclaimed = __atomic_load_n(&h->ledger_reclaimed, __ATOMIC_RELAXED);
+	x = malloc(sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	for (slot = 0; slot < m->ledger_capacity; slot++) {
+		const struct sockshim_sock *e = &table[slot];
+		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+
+		if (!ino || ino == INODE_RESERVED)
+			continue;
+		for (t = 0; t < COPY_TRIES; t++) {
+			copy_entry(&raw, e);
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino)
+				break;
+			ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+			if (!ino || ino == INODE_RESERVED)
+				break;
+		}
+		if (!ino || ino == INODE_RESERVED)
+			continue;
+		if (t == COPY_TRIES) {
+			out->unsettled++;
+			continue;
+		}
+		if (ledger_sock_load(x, &raw)) {
+			out->rejected++;
+			continue;
+		}
+		rc = push(out, &cap, x);
+		if (rc)
+			goto out;
+	}
+	/* The array no longer moves: index it. A duplicate inode (a reclaim
+	 * racing the copy) keeps the newer birth. */
+	for (i = 0; i < out->n; i++) {
+		struct ledger_sock *old;
+
+		HASH_FIND(hh, out->by_inode, &out->v[i].inode, sizeof(uint64_t), old);
+		if (old && old->born_ns >= out->v[i].born_ns) {
+			out->rejected++;
+			continue;
+		}
+		if (old)
+			HASH_DEL(out->by_inode, old);
+		HASH_ADD(hh, out->by_inode, inode, sizeof(uint64_t), &out->v[i]);
+	}
+out:
+	free(x);
+	if (rc)
+		ledger_snap_free(out);
+	return rc;
+}
+
+void ledger_snap_free(struct ledger_snap *s)
+{
+	HASH_CLEAR(hh, s->by_inode);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode)
+{
+	struct ledger_sock *x;
+
+	HASH_FIND(hh, s->by_inode, &inode, sizeof(inode), x);
+	return x;
+}
+
+static int add_hop(struct ledger_hop *hops, size_t max, size_t *n, const struct ledger_step *st)
+{
+	struct ledger_hop *h;
+
+	if (*n >= max)
+		return -ENOSPC;
+	h = &hops[(*n)++];
+	h->op = st->op;
+	h->pid = st->pid;
+	h->fd = st->fd;
+	h->arg = st->arg;
+	h->ts_ns = st->ts_ns;
+	memcpy(h->comm, st->comm, sizeof(h->comm));
+	return 0;
+}
+
+size_t ledger_path(const struct ledger_sock *s, pid_t pid, int fd, struct ledger_hop *hops,
+		   size_t max, int *complete)
+{
+	pid_t cur_pid = pid;
+	int cur_fd = fd; /* -1: any descriptor of cur_pid (after an SCM hop) */
+	size_t n = 0, i, j;
+	struct ledger_hop t;
+	unsigned k;
+
+	*complete = 0;
+	/* Walk back from the holder: each step that made (cur_pid, cur_fd)
+	 * names where it came from. */
+	for (k = s->nsteps; k-- > 0 && !*complete;) {
+		const struct ledger_step *st = &s->steps[k];
+		int fd_ok = cur_fd < 0 || st->fd == cur_fd;
+
+		switch (st->op) {
+		case SOCKSHIM_STEP_BORN:
+			if (st->pid == cur_pid && fd_ok) {
+				if (add_hop(hops, max, &n, st))
+					goto done;
+				*complete = 1;
+			}
+			break;
+		case SOCKSHIM_STEP_FORK:
+			if (st->arg == cur_pid && fd_ok && st->pid > 0) {
+				if (add_hop(hops, max, &n, st))
+					goto done;
+				cur_pid = st->pid;
+				cur_fd = st->fd;
+			}
+			break;
+		case SOCKSHIM_STEP_EXEC:
+			if (st->pid == cur_pid && fd_ok && add_hop(hops, max, &n, st))
+				goto done;
+			break;
+		case SOCKSHIM_STEP_DUP:
+			if (st->pid == cur_pid && cur_fd >= 0 && st->arg == cur_fd) {
+				if (add_hop(hops, max, &n, st))
+					goto done;
+				cur_fd = st->fd;
+			}
+			break;
+		case SOCKSHIM_STEP_SCM:
+			if (st->pid == cur_pid && fd_ok) {
+				if (add_hop(hops, max, &n, st))
+					goto done;
+				if (st->arg <= 0)
+					goto done; /* sender unknown: the path starts here */
+				cur_pid = st->arg;
+				cur_fd = -1;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+done:
+	for (i = 0, j = n ? n - 1 : 0; i < j; i++, j--) {
+		t = hops[i];
+		hops[i] = hops[j];
+		hops[j] = t;
+	}
+	return n;
+}
+
+static void hop_str(struct fmt_buf *b, const struct ledger_hop *h)
+{
+	switch (h->op) {
+	case SOCKSHIM_STEP_BORN:
+		fmt_append(b, "%s %d fd %d", ledger_born_verb((unsigned)h->arg), h->pid, h->fd);
+		break;
+	case SOCKSHIM_STEP_FORK:
+		fmt_append(b, "fork %d", h->arg);
+		break;
+	case SOCKSHIM_STEP_EXEC:
+		fmt_append(b, "exec ");
+		if (h->comm[0])
+			fmt_printable(b, h->comm, sizeof(h->comm));
+		else
+			fmt_append(b, "?");
+		break;
+	case SOCKSHIM_STEP_DUP:
+		fmt_append(b, "dup to fd %d", h->arg);
+		break;
+	case SOCKSHIM_STEP_SCM:
+		fmt_append(b, "SCM_RIGHTS to %d fd %d", h->pid, h->fd);
+		break;
+	default:
+		break;
+	}
+}
+
+/* What the holder's own record says, when the history does not reach it. */
+static void holder_hop_str(struct fmt_buf *b, const struct ledger_holder *h)
+{
+	switch (h->how) {
+	case SOCKSHIM_HOW_FORK:
+		fmt_append(b, "fork %d (from %d)", h->pid, h->from_pid);
+		break;
+	case SOCKSHIM_HOW_EXEC:
+		fmt_append(b, "exec in %d", h->pid);
+		break;
+	case SOCKSHIM_HOW_DUP:
+		fmt_append(b, "dup fd %d to fd %d in %d", h->from_fd, h->fd, h->pid);
+		break;
+	case SOCKSHIM_HOW_SCM:
+		fmt_append(b, "SCM_RIGHTS from %d to %d fd %d", h->from_pid, h->pid, h->fd);
+		break;
+	case SOCKSHIM_HOW_INHERITED:
+		fmt_append(b, "found open in %d fd %d", h->pid, h->fd);
+		break;
+	default:
+		fmt_append(b, "held by %d fd %d", h->pid, h->fd);
+		break;
+	}
+}
+
+void ledger_path_str(struct fmt_buf *b, const struct ledger_sock *s, pid_t pid, int fd)
+{
+	struct ledger_hop hops[SOCKSHIM_STEPS];
+	const struct ledger_holder *h;
+	size_t n, i;
+	int complete;
+
+	n = ledger_path(s, pid, fd, hops, SOCKSHIM_STEPS, &complete);
+	if (!complete) {
+		/* The holder is the creator itself: nothing is missing. */
+		if (!n && s->born_pid > 0 && s->born_pid == pid && s->born_fd == fd) {
+			fmt_append(b, "%s %d fd %d", ledger_born_verb(s->born), pid, fd);
+			return;
+		}
+		if (s->born_pid > 0)
+			fmt_append(b, "%s %d fd %d -> ", ledger_born_verb(s->born), s->born_pid,
+				   s->born_fd);
+		fmt_append(b, "...");
+		if (!n) {
+			h = ledger_holder_of(s, pid, fd);
+			fmt_append(b, " -> ");
+			if (h)
+				holder_hop_str(b, h);
+			else
+				fmt_append(b, "held by %d fd %d", pid, fd);
+			return;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (i || !complete)
+			fmt_append(b, " -> ");
+		hop_str(b, &hops[i]);
+	}
+}
+
+const char *ledger_comm_of(const struct ledger_sock *s, pid_t pid)
+{
+	unsigned k;
+
+	for (k = s->nsteps; k-- > 0;)
+		if (s->steps[k].pid == pid && s->steps[k].comm[0])
+			return s->steps[k].comm;
+	/* A child that never exec'ed has its parent's name. */
+	for (k = s->nsteps; k-- > 0;)
+		if (s->steps[k].op == SOCKSHIM_STEP_FORK && s->steps[k].arg == pid &&
+		    s->steps[k].comm[0])
+			return s->steps[k].comm;
+	return NULL;
+}
+
+const struct ledger_holder *ledger_holder_of(const struct ledger_sock *s, pid_t pid, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nholders; i++)
+		if (s->holders[i].pid == pid && s->holders[i].fd == fd)
+			return &s->holders[i];
+	return NULL;
+}
+
+int ledger_realtime(const struct ledger_snap *s, uint64_t ts, int64_t *out)
+{
+	return fmt_realtime(out, ts, s->created_real_ns, s->created_mono_ns);
+}
+
+int ledger_boottime(const struct ledger_snap *s, uint64_t ts, int64_t *out)
+{
+	return fmt_realtime(out, ts, s->created_boot_ns, s->created_mono_ns);
+}

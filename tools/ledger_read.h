@@ -1,0 +1,126 @@
+/* Reading the session's reference ledger: a validated snapshot of every
+ * entry, a uthash index by inode, and the inheritance path of a holder
+ * rebuilt from the entry's history steps. The segment is untrusted: every
+ * enum, index and count is checked here, and entries caught mid-update
+ * are retried, then marked, never believed blindly. */
+#ifndef SOCKSHIM_LEDGER_READ_H
+#define SOCKSHIM_LEDGER_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uthash.h>
+
+#include "format.h"
+#include "sockshim/segment.h"
+
+/* A step's process name: 12 bytes in the segment, terminated here. */
+#define LEDGER_COMM_MAX 13
+
+struct ledger_holder {
+	pid_t pid;
+	int fd;
+	unsigned how;      /* enum sockshim_how, < SOCKSHIM_HOW_COUNT */
+	uint64_t since_ns; /* CLOCK_MONOTONIC */
+	pid_t from_pid;
+	int from_fd;
+};
+
+struct ledger_step {
+	uint32_t seq;
+	unsigned op;  /* enum sockshim_step_op, < SOCKSHIM_STEP_COUNT */
+	unsigned via; /* close: enum sockshim_close_via (may be out of range) */
+	uint64_t ts_ns;
+	pid_t pid;
+	int fd;
+	int arg;
+	char comm[LEDGER_COMM_MAX];
+};
+
+struct ledger_sock {
+	uint64_t inode;
+	uint64_t born_ns;
+	pid_t born_pid;
+	int born_fd;
+	unsigned born; /* enum sockshim_born; out-of-range values become UNKNOWN */
+	unsigned family, socktype, flags;
+	uint8_t local_ip[16], peer_ip[16];
+	uint16_t local_port, peer_port;
+	int32_t refs;
+	uint64_t released_ns, eof_ns, last_read_ns;
+	pid_t eof_pid;
+	int eof_fd;
+	uint64_t callsite, callsite_offset;
+	char callsite_module[SOCKSHIM_MODULE_MAX + 1];
+	uint32_t steps_next, noeffect_closes, holder_overflow;
+	unsigned nholders; /* live holders, in table order */
+	struct ledger_holder holders[SOCKSHIM_HOLDERS];
+	unsigned nsteps; /* history, oldest first */
+	struct ledger_step steps[SOCKSHIM_STEPS];
+	int history_lost; /* older steps were overwritten */
+	int unsettled;    /* still changing after the retries: take with care */
+	UT_hash_handle hh;
+};
+
+struct ledger_snap {
+	struct ledger_sock *v; /* the entries in use */
+	size_t n;
+	struct ledger_sock *by_inode;
+	uint32_t capacity;
+	int64_t created_real_ns, created_mono_ns, created_boot_ns;
+	uint64_t ledger_full, holder_overflow, ledger_reclaimed;
+	size_t unsettled; /* entries that kept changing while copied */
+	size_t rejected;  /* entries whose contents could not be right */
+};
+
+/* Copy the ledger of M. 0 or -ENOMEM. */
+int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out);
+void ledger_snap_free(struct ledger_snap *s);
+
+/* The entry of INODE, or NULL. */
+const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode);
+
+/* Copy and check one raw entry (the part of the snapshot the tests drive
+ * directly). 0, or -EINVAL when it is unused or cannot be right. */
+int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw);
+
+/* Names for people and JSON; "unknown(N)" is written by the callers. */
+const char *ledger_born_name(unsigned born); /* "accept" */
+const char *ledger_born_verb(unsigned born); /* "accepted by" */
+const char *ledger_how_name(unsigned how);   /* "fork" */
+const char *ledger_op_name(unsigned op);     /* "close" */
+const char *ledger_via_name(unsigned via);   /* "dup2", or NULL */
+
+/* One hop of an inheritance path. */
+struct ledger_hop {
+	unsigned op; /* SOCKSHIM_STEP_BORN, _DUP, _FORK, _EXEC, _SCM */
+	pid_t pid;   /* who did it (FORK: the parent; SCM: the receiver) */
+	int fd;      /* the descriptor it acted on (DUP: the source) */
+	int arg;     /* BORN: how; DUP: the new fd; FORK: the child; SCM: the sender */
+	uint64_t ts_ns;
+	char comm[LEDGER_COMM_MAX];
+};
+
+/* How PID came to hold the socket as FD: at most MAX hops, oldest first,
+ * into HOPS. Returns their number; *COMPLETE is 1 when the path starts at
+ * the socket's birth, 0 when older history is gone or does not connect. */
+size_t ledger_path(const struct ledger_sock *s, pid_t pid, int fd, struct ledger_hop *hops,
+		   size_t max, int *complete);
+
+/* The path as one line: "accepted by 4101 fd 7 -> fork 4120 -> dup to fd 0
+ * -> exec sh". A path that does not reach the birth starts with the birth
+ * as the entry records it, then "...". */
+void ledger_path_str(struct fmt_buf *b, const struct ledger_sock *s, pid_t pid, int fd);
+
+/* The last name the history gives process PID, or NULL. */
+const char *ledger_comm_of(const struct ledger_sock *s, pid_t pid);
+
+/* The live holder PID/FD in S, or NULL. */
+const struct ledger_holder *ledger_holder_of(const struct ledger_sock *s, pid_t pid, int fd);
+
+/* CLOCK_MONOTONIC TS to CLOCK_REALTIME and CLOCK_BOOTTIME through the
+ * snapshot's header. -ERANGE on overflow. */
+int ledger_realtime(const struct ledger_snap *s, uint64_t ts, int64_t *out);
+int ledger_boottime(const struct ledger_snap *s, uint64_t ts, int64_t *out);
+
+#endif

@@ -1,0 +1,58 @@
+/* Who holds a socket now: the ledger's holders checked against /proc, and
+ * the holders only /proc knows, each marked with where the fact came from.
+ * The ledger cannot see kill -9, programs without the shim or raw system
+ * calls; /proc cannot see how a descriptor got where it is. */
+#ifndef SOCKSHIM_RECONCILE_H
+#define SOCKSHIM_RECONCILE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ledger_read.h"
+#include "procfd.h"
+
+/* Where a holder was found. */
+#define REC_LEDGER 0x1
+#define REC_PROC 0x2
+
+/* Proc-only holders beyond this many are counted, not listed. */
+#define REC_PROC_MAX 24
+
+struct rec_holder {
+	pid_t pid;
+	int fd;
+	unsigned how;      /* enum sockshim_how; SOCKSHIM_HOW_NONE when proc-only */
+	uint64_t since_ns; /* CLOCK_MONOTONIC, 0 when unknown */
+	int source;        /* REC_LEDGER | REC_PROC */
+	int stale;         /* the ledger says held, /proc says not */
+	int unverified;    /* in the ledger, but its /proc/PID/fd is not ours to read */
+	char why[128];     /* stale: what /proc says instead */
+	char comm[16];     /* raw bytes: escape them to print */
+	char state;        /* from /proc/PID/stat; 0 when unknown */
+	const struct ledger_holder *lh; /* its ledger record, or NULL */
+};
+
+struct rec_sock {
+	unsigned n;
+	struct rec_holder h[SOCKSHIM_HOLDERS + REC_PROC_MAX];
+	unsigned live;       /* holders that are not stale */
+	unsigned proc_extra; /* proc-only holders not listed */
+};
+
+/* Join the ledger entry LS (NULL when the ledger does not know INODE)
+ * with /proc for socket INODE. Ledger holders come first, in table order,
+ * then proc-only ones. SNAP gives the clocks (may be NULL without LS). */
+void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, struct procfd *pf,
+	       uint64_t inode, struct rec_sock *out);
+
+/* "source" for JSON and tables: "ledger", "proc", "ledger+proc". */
+const char *rec_source_name(int source);
+
+/* The holder's "how" for people: "fork", or "seen only in /proc". */
+const char *rec_how_name(const struct rec_holder *h);
+
+/* True when process state STATE is stopped (T, t) or in uninterruptible
+ * sleep (D). */
+int rec_state_hung(char state);
+
+#endif

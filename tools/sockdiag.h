@@ -1,0 +1,83 @@
+/* The kernel's view of TCP sockets through NETLINK_SOCK_DIAG (inet_diag):
+ * one dump per address family, unprivileged, with tcp_info. What the
+ * command trusts for state, queues and addresses; the ledger and /proc
+ * say who holds the sockets. */
+#ifndef SOCKSHIM_SOCKDIAG_H
+#define SOCKSHIM_SOCKDIAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* TCP states as the kernel numbers them (include/net/tcp_states.h). */
+enum {
+	SOCKDIAG_ESTABLISHED = 1,
+	SOCKDIAG_SYN_SENT,
+	SOCKDIAG_SYN_RECV,
+	SOCKDIAG_FIN_WAIT1,
+	SOCKDIAG_FIN_WAIT2,
+	SOCKDIAG_TIME_WAIT,
+	SOCKDIAG_CLOSE,
+	SOCKDIAG_CLOSE_WAIT,
+	SOCKDIAG_LAST_ACK,
+	SOCKDIAG_LISTEN,
+	SOCKDIAG_CLOSING,
+	SOCKDIAG_NEW_SYN_RECV,
+	SOCKDIAG_STATE_COUNT
+};
+
+#define SOCKDIAG_F(state) (1u << (state))
+/* Every state whose sockets can have a descriptor (an inode): not the
+ * time-wait and request minisockets. */
+#define SOCKDIAG_WITH_INODE                                                         \
+	(((1u << SOCKDIAG_STATE_COUNT) - 1) &                                       \
+	 ~(SOCKDIAG_F(SOCKDIAG_TIME_WAIT) | SOCKDIAG_F(SOCKDIAG_SYN_RECV) |          \
+	   SOCKDIAG_F(SOCKDIAG_NEW_SYN_RECV)))
+
+/* One socket as the kernel reports it. Addresses in network byte order
+ * (IPv4 in the first 4 bytes), ports in host byte order. */
+struct sockdiag_sock {
+	uint64_t inode; /* 0: no descriptor (in an accept queue, or orphaned) */
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t state;  /* SOCKDIAG_* */
+	uint16_t sport, dport;
+	uint8_t src[16], dst[16];
+	uint32_t rqueue; /* LISTEN: connections waiting in the accept queue */
+	uint32_t wqueue; /* LISTEN: the backlog */
+	uint32_t uid;
+	int has_info;    /* the fields below came from INET_DIAG_INFO */
+	uint32_t last_data_recv_ms; /* tcpi_last_data_recv: ms since data came in */
+	uint32_t last_ack_recv_ms;
+	uint32_t rtt_us;
+};
+
+struct sockdiag_list {
+	struct sockdiag_sock *v;
+	size_t n, cap;
+};
+
+/* Dump the TCP sockets (IPv4 and IPv6) in the states of STATES_MASK (bit
+ * per SOCKDIAG_* state), with tcp_info when WANT_INFO, appending to OUT.
+ * 0 or -errno; on failure OUT keeps what it had. */
+int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out);
+
+void sockdiag_list_free(struct sockdiag_list *l);
+
+/* "CLOSE_WAIT", or NULL for a number the kernel does not use. */
+const char *sockdiag_state_name(unsigned state);
+
+/* "1.2.3.4:80", "[::1]:80"; an IPv4-mapped IPv6 address is shown as IPv4. */
+void sockdiag_addr_str(char *buf, size_t len, unsigned family, const uint8_t ip[16],
+		       unsigned port);
+
+/* True when a listener bound to LIP (family LFAM) would take connections
+ * to IP (family FAM): the same address, a wildcard, or an IPv4 address on a
+ * dual-stack IPv6 listener. */
+int sockdiag_addr_covers(unsigned lfam, const uint8_t lip[16], unsigned fam, const uint8_t ip[16]);
+
+/* Parse one batch of netlink messages (the answer of one recv) of the
+ * dump with sequence number SEQ, appending sockets to OUT. Returns 1 when
+ * the batch ended the dump, 0 when more is to come, -errno on a kernel
+ * error or a malformed message. */
+int sockdiag_parse(const void *buf, size_t len, uint32_t seq, struct sockdiag_list *out);
+
+#endif

@@ -1,0 +1,49 @@
+/* What `holders` and `closewait` both print about one socket: its birth,
+ * call site, holders, inheritance paths and the closes that had no effect,
+ * as text for people and as JSON members. Pure formatting into fmt_buf. */
+#ifndef SOCKSHIM_SOCKVIEW_H
+#define SOCKSHIM_SOCKVIEW_H
+
+#include "format.h"
+#include "ledger_read.h"
+#include "reconcile.h"
+#include "symbolize.h"
+
+/* Room for one socket's JSON object or text block. */
+#define VIEW_LINE_MAX 32768
+
+/* A ledger time as local "HH:MM:SS.uuuuuu", or "-" when 0 or absurd. */
+void view_clock(char *buf, size_t len, const struct ledger_snap *snap, uint64_t ts);
+
+/* An address of the ledger entry, "1.2.3.4:80" / "[::1]:80"; 0 and "-"
+ * when it is unknown or not IP. */
+int view_ledger_addr(char *buf, size_t len, const struct ledger_sock *ls, int peer);
+
+/* The closes that left other references: those in the history, oldest
+ * first. Returns how many were found in the history. */
+unsigned view_noeffect_steps(const struct ledger_sock *ls, const struct ledger_step **out,
+			     unsigned max);
+
+/* Text: "born:", "closes without effect:", "created at:" lines, each
+ * starting with INDENT and ending with '\n'. */
+void view_born_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
+		    const struct ledger_sock *ls, struct symbolizer *sym);
+void view_noeffect_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
+			const struct ledger_sock *ls);
+/* One "comm pid fd N (how, source)" item per holder, "; " between. */
+void view_holders_inline(struct fmt_buf *b, const struct ledger_snap *snap,
+			 const struct rec_sock *rs);
+/* A holder's path, or "-" when there is no ledger entry. */
+void view_path(struct fmt_buf *b, const struct ledger_sock *ls, const struct rec_holder *h);
+
+/* JSON members, each starting with ',': "born", "callsite", "refs",
+ * "holders" (with their paths), "path" (the first live holder's),
+ * "noeffect_closes", "noeffect_closes_total", "eof". LS may be NULL. */
+void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
+		       const struct ledger_sock *ls, const struct rec_sock *rs,
+		       struct symbolizer *sym);
+/* ,"KEY":"2024-...Z" or ,"KEY":null */
+void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap *snap,
+		    uint64_t ts);
+
+#endif
