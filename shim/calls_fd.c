@@ -93,8 +93,9 @@ static int shim_dup3(int old_fd, int new_fd, int flags, int three)
 	ret = three ? real.dup3(old_fd, new_fd, flags) : real.dup2(old_fd, new_fd);
 	err = errno;
 	if (took) {
+		/* dup2 returns NEW_FD; its implicit close succeeded. */
 		if (ret >= 0)
-			track_closed(new_fd, &replaced, SOCKSHIM_CLOSE_VIA_DUP2, ret, err);
+			track_closed(new_fd, &replaced, SOCKSHIM_CLOSE_VIA_DUP2, 0, 0);
 		else if (!shim_in_vfork_child())
 			fdtab_set(new_fd, &replaced); /* the call failed: still open */
 	}
