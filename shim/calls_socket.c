@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "accept.h"
 #include "emit.h"
+#include "listeners.h"
 #include "export.h"
 #include "real.h"
 #include "sockinfo.h"
@@ -94,6 +96,8 @@ static int shim_listen(int fd, int backlog)
 		e.flags |= FDT_LISTENER;
 		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
+		if (!e.listener)
+			e.listener = (uint16_t)listeners_get(e.inode, &e, backlog);
 		track_addresses(fd, &e, 0);
 	}
 	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);
@@ -105,7 +109,7 @@ out:
 static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
 			void *caller)
 {
-	int ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+	int ret = accept_run(fd, addr, len, flags, four);
 	int err = errno;
 
 	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. The

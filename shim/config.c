@@ -1,5 +1,5 @@
-/* Parses SOCKSHIM_SESSION, SOCKSHIM_RING_EVENTS, SOCKSHIM_MAX_SOCKETS and
- * SOCKSHIM_LOG. Pure: the caller passes the lookup, so the unit test needs
+/* Parses SOCKSHIM_SESSION, SOCKSHIM_RING_EVENTS, SOCKSHIM_MAX_SOCKETS,
+ * SOCKSHIM_ACCEPT and SOCKSHIM_LOG. Pure: the caller passes the lookup, so the unit test needs
  * no environment. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +39,7 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 	const char *ring_events = env("SOCKSHIM_RING_EVENTS");
 	const char *max_sockets = env("SOCKSHIM_MAX_SOCKETS");
 	const char *log = env("SOCKSHIM_LOG");
+	const char *accept = env("SOCKSHIM_ACCEPT");
 	char msg[200];
 	int bad = 0;
 
@@ -49,6 +50,7 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 	c->ring_capacity = 1u << SOCKSHIM_RING_DEFAULT_SHIFT;
 	c->ledger_capacity = SOCKSHIM_LEDGER_DEFAULT;
 	c->log_level = LOG_WARN;
+	c->accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
 
 	if (log && log[0]) {
 		if (!strcmp(log, "quiet"))
@@ -94,6 +96,21 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 			 c->ledger_capacity);
 		note(warn, warnlen, msg);
 		bad++;
+	}
+	if (accept && accept[0]) {
+		if (!strcmp(accept, "observe"))
+			c->accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
+		else if (!strcmp(accept, "serialize"))
+			c->accept_mode = SOCKSHIM_ACCEPT_SERIALIZE;
+		else if (!strcmp(accept, "off"))
+			c->accept_mode = SOCKSHIM_ACCEPT_OFF;
+		else {
+			snprintf(msg, sizeof(msg),
+				 "SOCKSHIM_ACCEPT=\"%.40s\" is not observe, serialize or off; using observe",
+				 accept);
+			note(warn, warnlen, msg);
+			bad++;
+		}
 	}
 	return bad;
 }

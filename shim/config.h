@@ -13,6 +13,7 @@ struct shim_config {
 	uint32_t ring_capacity;
 	uint32_t ledger_capacity;
 	enum log_level log_level;
+	enum sockshim_accept_mode accept_mode;
 };
 
 /* Parse the SOCKSHIM_* variables, read with ENV (getenv, or a test's

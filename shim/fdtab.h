@@ -34,8 +34,8 @@ struct fd_entry {
 	uint8_t peer_ip[16];
 	/* The socket's ledger entry + 1 (0: none yet, or no session). */
 	uint32_t ledger;
-	uint16_t born; /* enum sockshim_born, as this process saw it */
-	uint16_t pad;
+	uint16_t born;     /* enum sockshim_born, as this process saw it */
+	uint16_t listener; /* its listener entry + 1 (0: none, or not a listener) */
 	uint64_t born_ns;  /* when it was created (CLOCK_MONOTONIC) */
 	uint64_t callsite; /* return address of the call that created it */
 	uint64_t spare[6];
@@ -54,6 +54,13 @@ static inline int fdtab_is_tracked(int fd)
 {
 	return (unsigned)fd < __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE) &&
 	       __atomic_load_n(&fdtab[fd].inode, __ATOMIC_RELAXED) != 0;
+}
+
+/* Is FD a tracked listening socket? */
+static inline int fdtab_is_listener(int fd)
+{
+	return fdtab_is_tracked(fd) &&
+	       (__atomic_load_n(&fdtab[fd].flags, __ATOMIC_RELAXED) & FDT_LISTENER);
 }
 
 /* FD's ledger reference (0: none), one load. */

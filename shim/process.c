@@ -17,6 +17,7 @@
 #include "emit.h"
 #include "fork.h"
 #include "ledger.h"
+#include "listeners.h"
 #include "real.h"
 #include "sockinfo.h"
 #include "track.h"
@@ -169,6 +170,7 @@ __attribute__((constructor)) static void on_start(void)
 	real_bind();
 	config_parse(&c, env_lookup, warn, sizeof(warn));
 	log_set_level(c.log_level);
+	accept_mode = c.accept_mode;
 	if (warn[0])
 		shim_warn("%s", warn);
 	__atomic_store_n(&shim_pid, getpid(), __ATOMIC_RELAXED);

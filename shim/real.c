@@ -144,6 +144,15 @@ static void bind_all(void)
 	BIND(fexecve, "fexecve");
 	BIND(vfork, "vfork");
 	BIND(fork, "fork");
+	BIND(poll, "poll");
+	BIND(poll_chk, "__poll_chk");
+	BIND(ppoll, "ppoll");
+	BIND(ppoll_chk, "__ppoll_chk");
+	BIND(select, "select");
+	BIND(pselect, "pselect");
+	BIND(epoll_ctl, "epoll_ctl");
+	BIND(epoll_wait, "epoll_wait");
+	BIND(epoll_pwait, "epoll_pwait");
 	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/uio.h>
 
 struct real_syms {
@@ -39,6 +43,17 @@ struct real_syms {
 	int (*fexecve)(int, char *const[], char *const[]);
 	pid_t (*vfork)(void);
 	pid_t (*fork)(void);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *,
+			 size_t);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+		       const sigset_t *);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 };
 
 extern struct real_syms real;

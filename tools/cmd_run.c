@@ -37,6 +37,7 @@ struct run_opts {
 	uint32_t ring;
 	int ring_given; /* --ring-events was on the command line */
 	uint32_t max_sockets;
+	const char *accept; /* --accept MODE, or NULL: as SOCKSHIM_ACCEPT says */
 	int keep;
 	char **cmd;
 };
@@ -46,8 +47,8 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP};
 
 static void usage(FILE *f)
 {
-	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--max-sockets N] [--keep]\n"
-	      "                    -- CMD [ARGS...]\n"
+	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--max-sockets N]\n"
+	      "                    [--accept observe|serialize|off] [--keep] -- CMD [ARGS...]\n"
 	      "\n"
 	      "Run CMD with libsockshim.so preloaded; its processes record their socket\n"
 	      "events into the session, which 'sockshim events' reads.\n"
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 	      "                         (default: $SOCKSHIM_RING_EVENTS, else 65536)\n"
 	      "  -m, --max-sockets N    sockets the ledger holds: a power of two, 256..1048576\n"
 	      "                         (default: $SOCKSHIM_MAX_SOCKETS, else 16384)\n"
+	      "  -a, --accept MODE      accept() across workers: observe (count, the default),\n"
+	      "                         serialize (one waiter per listener), off\n"
+	      "                         (default: $SOCKSHIM_ACCEPT, else observe)\n"
 	      "  -k, --keep             keep the session after CMD exits\n"
 	      "  -h, --help             this text\n"
 	      "\n"
@@ -88,6 +92,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{"session", required_argument, NULL, 's'},
 		{"ring-events", required_argument, NULL, 'n'},
 		{"max-sockets", required_argument, NULL, 'm'},
+		{"accept", required_argument, NULL, 'a'},
 		{"keep", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -123,7 +128,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	opterr = 0;
 	optind = 1;
 	/* '+': options end at CMD, whose own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+:s:n:m:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:s:n:m:a:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->session = optarg;
@@ -144,6 +149,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 						 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
 						 1 << SOCKSHIM_LEDGER_MAX_SHIFT, optarg);
 			o->max_sockets = (uint32_t)v;
+			break;
+		case 'a':
+			if (strcmp(optarg, "observe") && strcmp(optarg, "serialize") &&
+			    strcmp(optarg, "off"))
+				return bad_usage("--accept must be observe, serialize or off, not '%s'",
+						 optarg);
+			o->accept = optarg;
 			break;
 		case 'k':
 			o->keep = 1;
@@ -230,7 +242,8 @@ static int set_env(const char *lib, const struct run_opts *o, const char *name)
 	}
 	snprintf(ring, sizeof(ring), "%u", o->ring);
 	if (setenv("LD_PRELOAD", val, 1) || setenv("SOCKSHIM_SESSION", name, 1) ||
-	    setenv("SOCKSHIM_RING_EVENTS", ring, 1))
+	    setenv("SOCKSHIM_RING_EVENTS", ring, 1) ||
+	    (o->accept && setenv("SOCKSHIM_ACCEPT", o->accept, 1)))
 		rc = -errno;
 	free(val);
 	return rc;

@@ -1,0 +1,158 @@
+/* The accept policy. Statistics: calls, successes, and why an accept came
+ * back empty-handed: woken for nothing (spurious) or tried without a
+ * wakeup (empty). Serialize: a blocking accept takes the listener's lock
+ * first, so only one worker at a time waits in accept (the lock-then-accept
+ * pool model); a non-blocking listener never waits in the shim. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "accept.h"
+#include "accept_lock.h"
+#include "emit.h"
+#include "listeners.h"
+#include "real.h"
+#include "sockinfo.h"
+#include "track.h"
+
+/* The listener poll/select/epoll last reported readable to this thread. */
+static __thread uint32_t woken_ref __attribute__((tls_model("initial-exec")));
+
+uint32_t accept_listener_of(int fd)
+{
+	struct fd_entry e;
+
+	if (accept_mode == SOCKSHIM_ACCEPT_OFF || !fdtab_get(fd, &e) || !(e.flags & FDT_LISTENER))
+		return 0;
+	if (e.listener)
+		return e.listener;
+	/* A listener we did not see listen (inherited, adopted). */
+	if (!track_lookup_or_adopt(fd, &e))
+		return 0;
+	e.listener = (uint16_t)listeners_get(e.inode, &e, -1);
+	if (e.listener && !fdtab_set(fd, &e))
+		return e.listener;
+	return e.listener;
+}
+
+void accept_woken(int fd)
+{
+	uint32_t ref = accept_listener_of(fd);
+	struct sockshim_listener *l = listeners_entry(ref);
+
+	if (!l)
+		return;
+	stat_add(&l->wakeups, 1);
+	woken_ref = ref;
+}
+
+/* SO_RCVTIMEO of FD in ns, 0 for none: a blocking accept honours it, and
+ * so does our wait for the lock in front of it. */
+static uint64_t receive_timeout_ns(int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0)
+		return 0;
+	return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+static int blocking(int fd)
+{
+	int fl = real.fcntl(fd, F_GETFL);
+
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+static void unlock_on_cancel(void *arg)
+{
+	accept_unlock(arg);
+}
+
+/* The real call, with the lock given back if the thread is cancelled in
+ * it (accept is a cancellation point). */
+static int locked_accept(struct sockshim_listener *l, int fd, struct sockaddr *addr,
+			 socklen_t *len, int flags, int four)
+{
+	int ret;
+
+	pthread_cleanup_push(unlock_on_cancel, l);
+	ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+	pthread_cleanup_pop(0);
+	return ret;
+}
+
+static void count(struct sockshim_listener *l, struct sockshim_worker *w, uint32_t ref,
+		  int ret, int err)
+{
+	int woken = woken_ref == ref;
+
+	woken_ref = 0; /* a wakeup is used up by the first accept after it */
+	if (w)
+		__atomic_store_n(&w->last_ns, emit_now_ns(), __ATOMIC_RELAXED);
+	if (ret >= 0) {
+		stat_add(&l->accepts, 1);
+		if (w)
+			stat_add(&w->accepts, 1);
+		return;
+	}
+	switch (err) {
+	case EAGAIN:
+		stat_add(woken ? &l->spurious : &l->empty, 1);
+		if (w)
+			stat_add(woken ? &w->spurious : &w->empty, 1);
+		break;
+	case EINTR:
+		stat_add(&l->eintr, 1);
+		if (w)
+			stat_add(&w->eintr, 1);
+		break;
+	case ECONNABORTED:
+		stat_add(&l->econnaborted, 1);
+		break;
+	case EMFILE:
+	case ENFILE:
+		stat_add(&l->emfile, 1);
+		break;
+	default:
+		break;
+	}
+}
+
+int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
+{
+	uint32_t ref = shim_inert ? 0 : accept_listener_of(fd);
+	struct sockshim_listener *l = listeners_entry(ref);
+	struct sockshim_worker *w;
+	int ret, err, locked = 0;
+
+	if (!l)
+		return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+	w = listeners_worker(l);
+	stat_add(&l->accept_calls, 1);
+	if (w)
+		stat_add(&w->calls, 1);
+	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && blocking(fd)) {
+		int rc = accept_lock(l, w, receive_timeout_ns(fd));
+
+		if (rc == -EINTR || rc == -EAGAIN) {
+			/* As the blocking accept would have ended. */
+			count(l, w, ref, -1, -rc);
+			errno = -rc;
+			return -1;
+		}
+		locked = rc == 0;
+	}
+	ret = locked ? locked_accept(l, fd, addr, len, flags, four)
+		     : (four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len));
+	err = errno;
+	if (locked)
+		accept_unlock(l);
+	count(l, w, ref, ret, err);
+	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
+		accept_token_drop(l); /* the wakeup it waited for is used */
+	errno = err;
+	return ret;
+}

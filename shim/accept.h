@@ -1,0 +1,21 @@
+/* accept under the pool policy: statistics in every mode but off, the
+ * accept lock in serialize mode for blocking listeners. */
+#ifndef SOCKSHIM_ACCEPT_H
+#define SOCKSHIM_ACCEPT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* The real accept (FOUR: accept4 with FLAGS) on listener FD, counted and,
+ * if asked for, serialized. Returns what accept returns, errno set as the
+ * kernel would. */
+int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four);
+
+/* poll/select/epoll reported listener FD readable to this thread: its
+ * next accept that finds nothing was woken for nothing (spurious). */
+void accept_woken(int fd);
+
+/* The listener entry (index + 1) of FD if it is a listener we count, else 0. */
+uint32_t accept_listener_of(int fd);
+
+#endif

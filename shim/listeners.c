@@ -1,0 +1,92 @@
+/* Listener table: entries claimed by CAS of their inode, worker rows by CAS
+ * of their (pid, tid) key. A linear scan of 64 entries is cheaper than a
+ * hash at this size, and the accept path caches its last answer per
+ * thread. */
+#include <string.h>
+
+#include "emit.h"
+#include "listeners.h"
+
+enum sockshim_accept_mode accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
+
+/* Being initialised by its claimer: matches no inode. */
+#define INODE_RESERVED UINT64_MAX
+
+struct sockshim_listener *listeners_entry(uint32_t ref)
+{
+	if (!ref || ref > SOCKSHIM_LISTENERS || !shim_seg.base || !shim_seg.listeners_offset)
+		return NULL;
+	return seg_listeners(&shim_seg) + (ref - 1);
+}
+
+uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
+{
+	struct sockshim_listener *t;
+	uint32_t i;
+
+	if (!shim_seg.base || !shim_seg.listeners_offset || !inode || inode == INODE_RESERVED ||
+	    accept_mode == SOCKSHIM_ACCEPT_OFF)
+		return 0;
+	t = seg_listeners(&shim_seg);
+	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
+		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode)
+			return i + 1;
+	for (i = 0; i < SOCKSHIM_LISTENERS; i++) {
+		uint64_t k = 0;
+
+		if (!__atomic_compare_exchange_n(&t[i].inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE)) {
+			if (k == inode)
+				return i + 1;
+			continue;
+		}
+		t[i].family = e->family;
+		t[i].mode = (uint16_t)accept_mode;
+		t[i].local_port = e->local_port;
+		memcpy(t[i].local_ip, e->local_ip, sizeof(t[i].local_ip));
+		t[i].backlog = backlog;
+		__atomic_store_n(&t[i].inode, inode, __ATOMIC_RELEASE);
+		return i + 1;
+	}
+	stat_add(&seg_header(&shim_seg)->listeners_full, 1);
+	return 0;
+}
+
+struct sockshim_worker *listeners_worker(struct sockshim_listener *l)
+{
+	uint64_t me = ((uint64_t)(uint32_t)shim_getpid() << 32) | (uint32_t)shim_gettid();
+	unsigned i;
+
+	for (i = 0; i < SOCKSHIM_WORKERS; i++)
+		if (__atomic_load_n(&l->workers[i].key, __ATOMIC_ACQUIRE) == me)
+			return &l->workers[i];
+	for (i = 0; i < SOCKSHIM_WORKERS; i++) {
+		uint64_t k = 0;
+
+		if (__atomic_compare_exchange_n(&l->workers[i].key, &k, me, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return &l->workers[i];
+		if (k == me)
+			return &l->workers[i];
+	}
+	stat_add(&l->worker_overflow, 1);
+	return NULL;
+}
+
+void stat_hist(uint64_t *hist, uint64_t ns)
+{
+	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+
+	if (b >= SOCKSHIM_HIST_BUCKETS)
+		b = SOCKSHIM_HIST_BUCKETS - 1;
+	stat_add(&hist[b], 1);
+}
+
+void stat_max(uint32_t *max, uint32_t v)
+{
+	uint32_t cur = __atomic_load_n(max, __ATOMIC_RELAXED);
+
+	while (cur < v &&
+	       !__atomic_compare_exchange_n(max, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+}

@@ -1,0 +1,39 @@
+/* The listener table in the session: one entry per listening socket with
+ * its accept statistics and lock, one row per accepting thread. Counters
+ * are relaxed atomics: no locks, no allocation, fork-safe. */
+#ifndef SOCKSHIM_LISTENERS_H
+#define SOCKSHIM_LISTENERS_H
+
+#include <stdint.h>
+
+#include "fdtab.h"
+#include "sockshim/layout.h"
+
+/* This process's accept mode (SOCKSHIM_ACCEPT), set at start-up. */
+extern enum sockshim_accept_mode accept_mode;
+
+/* The listener entry of socket INODE (index + 1), registered from E with
+ * BACKLOG (-1 unknown) if new; 0 when there is no session or no room
+ * (counted). */
+uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog);
+
+/* The entry behind REF, or NULL. */
+struct sockshim_listener *listeners_entry(uint32_t ref);
+
+/* The calling thread's worker row on L (claimed on first use), or NULL
+ * when the table of workers is full (counted). */
+struct sockshim_worker *listeners_worker(struct sockshim_listener *l);
+
+/* Add 1 (or N) to a counter. */
+static inline void stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* Count NS in a log2 histogram. */
+void stat_hist(uint64_t *hist, uint64_t ns);
+
+/* Raise *MAX to V if it is lower. */
+void stat_max(uint32_t *max, uint32_t v);
+
+#endif
