@@ -44,7 +44,7 @@ UNIT_OBJ_test_fdtab = shim/fdtab.c
 UNIT_OBJ_test_config = shim/config.c shim/segment.c
 UNIT_OBJ_test_format = tools/format.c
 UNIT_OBJ_test_interposable = tools/interposable.c
-UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c shim/segment.c
+UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c tools/outbuf.c shim/segment.c
 UNIT_OBJ_test_sockdiag = tools/sockdiag.c
 UNIT_OBJ_test_procfd = tools/procfd.c
 

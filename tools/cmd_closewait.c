@@ -6,17 +6,19 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <uthash.h>
+#include "uthash_int.h"
 
 #include "cli.h"
 #include "format.h"
 #include "ledger_read.h"
+#include "outbuf.h"
 #include "procfd.h"
 #include "reconcile.h"
 #include "session.h"
@@ -68,16 +70,18 @@ struct cw_item {
 	enum verdict verdict;
 	int64_t age_ns; /* -1: unknown */
 	int age_est;    /* from tcp_info, not from the ledger's EOF time */
+	int proc_only;  /* some holder is known to /proc alone */
 };
 
 struct cw_ctx {
 	const struct cw_opts *o;
 	const char *session;
 	struct ledger_snap snap;
-	struct sockdiag_list kern;
+	struct sockdiag_list kern;      /* CLOSE_WAIT and LISTEN, with tcp_info */
+	struct sockdiag_list kern_more; /* the other states, only when needed */
 	struct procfd *pf;
 	struct symbolizer *sym;
-	struct kin *kins;
+	struct kin *kins, *kins_more;
 	struct kin *by_inode;
 	const struct sockdiag_sock **listeners;
 	size_t nlisteners;
@@ -164,24 +168,43 @@ static void kaddr(char *buf, size_t len, const struct sockdiag_sock *k, int peer
 	sockdiag_addr_str(buf, len, k->family, peer ? k->dst : k->src, peer ? k->dport : k->sport);
 }
 
+static void kaddr_append(struct fmt_buf *b, const struct sockdiag_sock *k, int peer)
+{
+	ob_addr(b, k->family, peer ? k->dst : k->src, peer ? k->dport : k->sport);
+}
+
+/* The same endpoint, an IPv4 address matching its IPv4-mapped form. */
+static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, const uint8_t *b,
+		   unsigned pb)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (pa != pb)
+		return 0;
+	if (fa == fb)
+		return !memcmp(a, b, fa == AF_INET ? 4 : 16);
+	if (fa == AF_INET6 && fb == AF_INET)
+		return !memcmp(a, mapped, 12) && !memcmp(a + 12, b, 4);
+	if (fa == AF_INET && fb == AF_INET6)
+		return !memcmp(b, mapped, 12) && !memcmp(b + 12, a, 4);
+	return 0;
+}
+
 /* The ledger's entry for K, unless it is about another socket that once
- * had the same inode: then its addresses disagree with the kernel's. */
+ * had the same inode: then its peer disagrees with the kernel's. */
 static const struct ledger_sock *ledger_for(const struct cw_ctx *c, const struct sockdiag_sock *k)
 {
 	const struct ledger_sock *ls;
-	char a[FMT_ADDR_MAX], b[FMT_ADDR_MAX];
 
 	if (!k->inode)
 		return NULL;
 	ls = ledger_find(&c->snap, k->inode);
 	if (!ls)
 		return NULL;
-	if (ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) {
-		view_ledger_addr(a, sizeof(a), ls, 1);
-		kaddr(b, sizeof(b), k, 1);
-		if (strcmp(a, b) && ls->family == k->family)
-			return NULL;
-	}
+	if ((ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
+	    (ls->family == AF_INET || ls->family == AF_INET6) &&
+	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
+		return NULL;
 	return ls;
 }
 
@@ -242,10 +265,13 @@ static int inherited(const struct ledger_sock *ls, const struct rec_sock *rs)
 static void holder_name(struct fmt_buf *b, const struct rec_holder *h)
 {
 	if (h->comm[0])
-		fmt_printable(b, h->comm, sizeof(h->comm));
+		ob_printable(b, h->comm, sizeof(h->comm));
 	else
-		fmt_append(b, "?");
-	fmt_append(b, " %d fd %d", h->pid, h->fd);
+		ob_char(b, '?');
+	ob_char(b, ' ');
+	ob_i64(b, h->pid);
+	ob_put(b, " fd ", 4);
+	ob_i64(b, h->fd);
 }
 
 /* The live holders, "sleep 4123 fd 6 (exec)", comma separated. */
@@ -256,14 +282,17 @@ static void live_holders(struct fmt_buf *b, const struct rec_sock *rs)
 	for (i = 0; i < rs->n; i++) {
 		if (rs->h[i].stale)
 			continue;
-		fmt_append(b, "%s", n++ ? ", " : "");
+		if (n++)
+			ob_put(b, ", ", 2);
 		holder_name(b, &rs->h[i]);
-		fmt_append(b, " (%s)", rec_how_name(&rs->h[i]));
+		ob_put(b, " (", 2);
+		ob_str(b, rec_how_name(&rs->h[i]));
+		ob_char(b, ')');
 	}
 	if (rs->proc_extra)
 		fmt_append(b, "%sand %u more in /proc", n++ ? ", " : "", rs->proc_extra);
 	if (!n)
-		fmt_append(b, "nobody we can see");
+		ob_str(b, "nobody we can see");
 }
 
 /* Decide the verdict of IT, whose holders are RS; the reason goes to B
@@ -311,7 +340,7 @@ static enum verdict decide(const struct cw_ctx *c, struct cw_item *it, const str
 				if (!rs->h[i].stale && rs->h[i].pid == ls->eof_pid)
 					comm = rs->h[i].comm;
 			view_clock(when, sizeof(when), &c->snap, ls->eof_ns);
-			fmt_printable(b, comm && comm[0] ? comm : "?", 16);
+			ob_printable(b, comm && comm[0] ? comm : "?", 16);
 			fmt_append(b, " %d read the EOF on fd %d at %s and still holds it, but never "
 				      "closed it",
 				   ls->eof_pid, ls->eof_fd, when);
@@ -322,25 +351,28 @@ static enum verdict decide(const struct cw_ctx *c, struct cw_item *it, const str
 		if (b) {
 			const char *comm = ledger_comm_of(ls, ls->born_pid);
 
-			fmt_printable(b, comm ? comm : "?", LEDGER_COMM_MAX);
-			fmt_append(b, " %d (which %s it) ", ls->born_pid,
-				   ls->born == SOCKSHIM_BORN_ACCEPT ? "accepted" : "created");
+			ob_printable(b, comm ? comm : "?", LEDGER_COMM_MAX);
+			ob_char(b, ' ');
+			ob_i64(b, ls->born_pid);
+			ob_str(b, ls->born == SOCKSHIM_BORN_ACCEPT ? " (which accepted it) "
+								   : " (which created it) ");
 			if (live_holder_pid(rs, ls->born_pid))
-				fmt_append(b, "still has a copy, but other processes hold it too");
+				ob_str(b, "still has a copy, but other processes hold it too");
 			else
-				fmt_append(b, "closed its copy");
+				ob_str(b, "closed its copy");
 			if (ls->noeffect_closes)
 				fmt_append(b, "; %u close%s had no effect", ls->noeffect_closes,
 					   ls->noeffect_closes == 1 ? "" : "s");
-			fmt_append(b, "; held now by ");
+			ob_str(b, "; held now by ");
 			live_holders(b, rs);
 		}
 		return V_INHERITED;
 	}
 	if (k->rqueue >= 1 && !(ls && ls->eof_ns)) {
 		if (b) {
-			fmt_append(b, "Recv-Q %u: nobody read the EOF (the FIN counts as one)", k->rqueue);
-			fmt_append(b, "; held by ");
+			ob_str(b, "Recv-Q ");
+			ob_u64(b, k->rqueue);
+			ob_str(b, ": nobody read the EOF (the FIN counts as one); held by ");
 			live_holders(b, rs);
 		}
 		return V_EOF_NOT_READ;
@@ -359,6 +391,21 @@ static enum verdict decide(const struct cw_ctx *c, struct cw_item *it, const str
 		live_holders(b, rs);
 	}
 	return V_UNKNOWN;
+}
+
+static int is_tcp(const struct ledger_sock *ls)
+{
+	return ls->socktype == SOCK_STREAM && (ls->family == AF_INET || ls->family == AF_INET6);
+}
+
+static int has_proc_only(const struct rec_sock *rs)
+{
+	unsigned i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->h[i].source == REC_PROC)
+			return 1;
+	return rs->proc_extra > 0;
 }
 
 static void set_age(const struct cw_ctx *c, struct cw_item *it)
@@ -382,26 +429,32 @@ static int by_age(const void *a, const void *b)
 	return (x->k->inode > y->k->inode) - (x->k->inode < y->k->inode);
 }
 
-static int index_kernel(struct cw_ctx *c)
+/* Index the sockets of L with an inode by it (into the array *KINS it
+ * allocates), and remember the listeners of the first list. */
+static int index_kernel(struct cw_ctx *c, const struct sockdiag_list *l, struct kin **kins)
 {
 	size_t i, n = 0;
 
-	c->kins = calloc(c->kern.n ? c->kern.n : 1, sizeof(*c->kins));
-	c->listeners = calloc(c->kern.n ? c->kern.n : 1, sizeof(*c->listeners));
-	if (!c->kins || !c->listeners)
+	*kins = calloc(l->n ? l->n : 1, sizeof(**kins));
+	if (!*kins)
 		return -ENOMEM;
-	for (i = 0; i < c->kern.n; i++) {
-		const struct sockdiag_sock *k = &c->kern.v[i];
+	if (l == &c->kern) {
+		c->listeners = calloc(l->n ? l->n : 1, sizeof(*c->listeners));
+		if (!c->listeners)
+			return -ENOMEM;
+	}
+	for (i = 0; i < l->n; i++) {
+		const struct sockdiag_sock *k = &l->v[i];
 		struct kin *x;
 
-		if (k->state == SOCKDIAG_LISTEN)
+		if (k->state == SOCKDIAG_LISTEN && l == &c->kern)
 			c->listeners[c->nlisteners++] = k;
 		if (!k->inode)
 			continue;
 		HASH_FIND(hh, c->by_inode, &k->inode, sizeof(uint64_t), x);
 		if (x)
 			continue;
-		x = &c->kins[n++];
+		x = &(*kins)[n++];
 		x->inode = k->inode;
 		x->k = k;
 		HASH_ADD(hh, c->by_inode, inode, sizeof(uint64_t), x);
@@ -409,54 +462,74 @@ static int index_kernel(struct cw_ctx *c)
 	return 0;
 }
 
-static void age_text(char *buf, size_t len, const struct cw_item *it)
+static void age_append(struct fmt_buf *b, const struct cw_item *it)
 {
 	char a[32];
 
 	if (it->age_ns < 0) {
-		snprintf(buf, len, "?");
+		ob_char(b, '?');
 		return;
 	}
 	fmt_age(a, sizeof(a), it->age_ns / NS_PER_SEC);
-	snprintf(buf, len, "%s%s", a, it->age_est ? " est." : "");
+	ob_str(b, a);
+	if (it->age_est)
+		ob_str(b, " est.");
 }
 
-#define ROW_FMT "%-19s %-10s %6s %10s %-23s %s\n"
+/* Columns of the table: where each starts. */
+#define COL_AGE 20
+#define COL_RECVQ 31
+#define COL_INODE 38
+#define COL_LOCAL 49
+#define COL_PEER 73
+
+static void row_header(void)
+{
+	printf("%-19s %-10s %6s %10s %-23s %s\n", "VERDICT", "AGE", "RECV-Q", "INODE", "LOCAL",
+	       "PEER");
+}
 
 static void print_text(struct cw_ctx *c, struct cw_item *it, char *line, size_t len)
 {
-	char age[40], local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX], inode[24], rq[16];
 	const struct ledger_sock *ls = it->ls;
+	char num[24];
 	struct fmt_buf b;
 	unsigned i;
 
 	reconcile(&c->snap, ls, c->pf, it->k->inode, &c->rs);
 	fmt_buf_init(&b, line, len);
-	age_text(age, sizeof(age), it);
-	kaddr(local, sizeof(local), it->k, 0);
-	kaddr(peer, sizeof(peer), it->k, 1);
-	snprintf(inode, sizeof(inode), "%llu", (unsigned long long)it->k->inode);
-	snprintf(rq, sizeof(rq), "%u", it->k->rqueue);
-	fmt_append(&b, ROW_FMT, verdict_names[it->verdict], age, rq, inode, local, peer);
-	fmt_append(&b, "    why: ");
+	ob_str(&b, verdict_names[it->verdict]);
+	ob_pad_to(&b, COL_AGE, 1);
+	age_append(&b, it);
+	ob_pad_to(&b, COL_RECVQ, 1);
+	snprintf(num, sizeof(num), "%u", it->k->rqueue);
+	ob_rjust(&b, num, 6);
+	ob_pad_to(&b, COL_INODE, 1);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)it->k->inode);
+	ob_rjust(&b, num, 10);
+	ob_pad_to(&b, COL_LOCAL, 1);
+	kaddr_append(&b, it->k, 0);
+	ob_pad_to(&b, COL_PEER, 1);
+	kaddr_append(&b, it->k, 1);
+	ob_str(&b, "\n    why: ");
 	decide(c, it, &c->rs, &b);
-	fmt_append(&b, "\n");
+	ob_char(&b, '\n');
 	if (it->verdict == V_UNACCEPTED && it->listener) {
 		const struct ledger_sock *lls = ledger_find(&c->snap, it->listener->inode);
 
 		reconcile(&c->snap, lls, c->pf, it->listener->inode, &c->rs);
-		fmt_append(&b, "    listener owners: ");
+		ob_str(&b, "    listener owners: ");
 		view_holders_inline(&b, &c->snap, &c->rs);
-		fmt_append(&b, "\n");
+		ob_char(&b, '\n');
 		if (lls)
 			view_born_text(&b, "    listener ", &c->snap, lls, c->sym);
 		fputs(line, stdout);
 		return;
 	}
 	if (it->k->inode) {
-		fmt_append(&b, "    holders: ");
+		ob_str(&b, "    holders: ");
 		view_holders_inline(&b, &c->snap, &c->rs);
-		fmt_append(&b, "\n");
+		ob_char(&b, '\n');
 	}
 	if (ls) {
 		for (i = 0; i < c->rs.n; i++) {
@@ -464,9 +537,13 @@ static void print_text(struct cw_ctx *c, struct cw_item *it, char *line, size_t 
 
 			if (h->stale || !(h->source & REC_LEDGER))
 				continue;
-			fmt_append(&b, "    path to %d fd %d: ", h->pid, h->fd);
+			ob_str(&b, "    path to ");
+			ob_i64(&b, h->pid);
+			ob_str(&b, " fd ");
+			ob_i64(&b, h->fd);
+			ob_str(&b, ": ");
 			view_path(&b, ls, h);
-			fmt_append(&b, "\n");
+			ob_char(&b, '\n');
 		}
 		view_noeffect_text(&b, "    ", &c->snap, ls);
 		view_born_text(&b, "    ", &c->snap, ls, c->sym);
@@ -476,50 +553,62 @@ static void print_text(struct cw_ctx *c, struct cw_item *it, char *line, size_t 
 
 static void print_json(struct cw_ctx *c, struct cw_item *it, char *line, size_t len)
 {
-	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX], reason[4096];
+	char reason[4096];
 	struct fmt_buf b, rb;
 
 	reconcile(&c->snap, it->ls, c->pf, it->k->inode, &c->rs);
 	fmt_buf_init(&rb, reason, sizeof(reason));
 	decide(c, it, &c->rs, &rb);
 	fmt_buf_init(&b, line, len);
-	kaddr(local, sizeof(local), it->k, 0);
-	kaddr(peer, sizeof(peer), it->k, 1);
-	fmt_append(&b, "{\"type\":\"socket\",\"verdict\":\"%s\",\"reason\":",
-		   verdict_names[it->verdict]);
-	fmt_json_str(&b, reason, sizeof(reason));
-	fmt_append(&b, ",\"inode\":%llu,\"local\":\"%s\",\"peer\":\"%s\",\"state\":\"CLOSE_WAIT\"",
-		   (unsigned long long)it->k->inode, local, peer);
-	fmt_append(&b, ",\"recv_q\":%u,\"send_q\":%u", it->k->rqueue, it->k->wqueue);
-	if (it->age_ns >= 0)
-		fmt_append(&b, ",\"age_s\":%.3f,\"age_estimated\":%s",
-			   (double)it->age_ns / (double)NS_PER_SEC, it->age_est ? "true" : "false");
-	else
-		fmt_append(&b, ",\"age_s\":null,\"age_estimated\":null");
+	ob_str(&b, "{\"type\":\"socket\",\"verdict\":\"");
+	ob_str(&b, verdict_names[it->verdict]);
+	ob_str(&b, "\",\"reason\":");
+	ob_json_str(&b, reason, sizeof(reason));
+	ob_str(&b, ",\"inode\":");
+	ob_u64(&b, it->k->inode);
+	ob_str(&b, ",\"local\":\"");
+	kaddr_append(&b, it->k, 0);
+	ob_str(&b, "\",\"peer\":\"");
+	kaddr_append(&b, it->k, 1);
+	ob_str(&b, "\",\"state\":\"CLOSE_WAIT\",\"recv_q\":");
+	ob_u64(&b, it->k->rqueue);
+	ob_str(&b, ",\"send_q\":");
+	ob_u64(&b, it->k->wqueue);
+	if (it->age_ns >= 0) {
+		ob_str(&b, ",\"age_s\":");
+		ob_i64(&b, it->age_ns / NS_PER_SEC);
+		ob_char(&b, '.');
+		snprintf(reason, sizeof(reason), "%03lld",
+			 (long long)(it->age_ns % NS_PER_SEC / NS_PER_MS));
+		ob_str(&b, reason);
+		ob_str(&b, it->age_est ? ",\"age_estimated\":true" : ",\"age_estimated\":false");
+	} else {
+		ob_str(&b, ",\"age_s\":null,\"age_estimated\":null");
+	}
 	view_json_members(&b, &c->snap, it->ls, &c->rs, c->sym);
 	if (it->verdict == V_UNACCEPTED && it->listener) {
 		const struct ledger_sock *lls = ledger_find(&c->snap, it->listener->inode);
 		unsigned i;
 
-		kaddr(local, sizeof(local), it->listener, 0);
 		reconcile(&c->snap, lls, c->pf, it->listener->inode, &c->rs);
-		fmt_append(&b, ",\"listener\":{\"inode\":%llu,\"local\":\"%s\",\"queued\":%u,"
-			       "\"backlog\":%u,\"owners\":[",
-			   (unsigned long long)it->listener->inode, local, it->listener->rqueue,
+		fmt_append(&b, ",\"listener\":{\"inode\":%llu,\"local\":\"",
+			   (unsigned long long)it->listener->inode);
+		kaddr_append(&b, it->listener, 0);
+		fmt_append(&b, "\",\"queued\":%u,\"backlog\":%u,\"owners\":[", it->listener->rqueue,
 			   it->listener->wqueue);
 		for (i = 0; i < c->rs.n; i++) {
 			const struct rec_holder *h = &c->rs.h[i];
 
 			fmt_append(&b, "%s{\"pid\":%d,\"comm\":", i ? "," : "", h->pid);
-			fmt_json_str(&b, h->comm, sizeof(h->comm));
+			ob_json_str(&b, h->comm, sizeof(h->comm));
 			fmt_append(&b, ",\"fd\":%d,\"source\":\"%s\",\"stale\":%s}", h->fd,
 				   rec_source_name(h->source), h->stale ? "true" : "false");
 		}
-		fmt_append(&b, "]}");
+		ob_str(&b, "]}");
 	} else {
-		fmt_append(&b, ",\"listener\":null");
+		ob_str(&b, ",\"listener\":null");
 	}
-	fmt_append(&b, "}\n");
+	ob_str(&b, "}\n");
 	fputs(line, stdout);
 }
 
@@ -535,9 +624,7 @@ static unsigned print_forgotten(struct cw_ctx *c, char *line, size_t len)
 		const struct ledger_sock *ls = &c->snap.v[i];
 		struct kin *x;
 
-		if (ls->refs <= 0 || ls->released_ns || ls->socktype != SOCK_STREAM ||
-		    (ls->family != AF_INET && ls->family != AF_INET6) ||
-		    (ls->flags & SOCKSHIM_SOCK_LISTENER))
+		if (ls->refs <= 0 || ls->released_ns || !is_tcp(ls))
 			continue;
 		HASH_FIND(hh, c->by_inode, &ls->inode, sizeof(uint64_t), x);
 		if (x)
@@ -589,7 +676,7 @@ static unsigned print_proc_only(struct cw_ctx *c, const struct cw_item *items, s
 	size_t k;
 
 	for (k = 0; k < n; k++) {
-		if (!items[k].ls || items[k].verdict == V_UNACCEPTED)
+		if (!items[k].proc_only)
 			continue;
 		reconcile(&c->snap, items[k].ls, c->pf, items[k].k->inode, &c->rs);
 		for (i = 0; i < c->rs.n; i++) {
@@ -642,36 +729,115 @@ static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size
 	printf("\n");
 }
 
+static int keep_entry(void *arg, uint64_t inode, int32_t refs)
+{
+	const struct cw_ctx *c = arg;
+	struct kin *x;
+
+	if (refs > 0)
+		return 1;
+	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
+	return x != NULL;
+}
+
+/* Does the ledger hold TCP sockets the first dump did not list? */
+static int need_more(const struct cw_ctx *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->snap.n; i++) {
+		const struct ledger_sock *ls = &c->snap.v[i];
+		struct kin *x;
+
+		if (ls->refs <= 0 || ls->released_ns || !is_tcp(ls))
+			continue;
+		HASH_FIND(hh, c->by_inode, &ls->inode, sizeof(uint64_t), x);
+		if (!x)
+			return 1;
+	}
+	return 0;
+}
+
+static int dump_error(int rc)
+{
+	fprintf(stderr,
+		"sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: %s; "
+		"load the modules with modprobe inet_diag tcp_diag (as root)\n",
+		strerror(-rc));
+	return rc;
+}
+
+struct scan_job {
+	struct procfd *pf;
+	int rc;
+};
+
+static void *scan_proc(void *arg)
+{
+	struct scan_job *j = arg;
+
+	j->rc = procfd_scan(&j->pf);
+	return NULL;
+}
+
+/* /proc is scanned on a thread of its own meanwhile: the readlink per
+ * descriptor is the largest cost, and it needs nothing from the rest.
+ * The kernel first: the sockets in CLOSE_WAIT and the listeners (for
+ * UNACCEPTED), with tcp_info. Then only the ledger entries that matter:
+ * those sockets, and what the ledger believes held. Only if some of those
+ * were not listed, the kernel's other sockets, to tell which are gone. */
 static int load(struct cw_ctx *c, struct seg_map *m)
 {
-	int rc;
+	struct scan_job job = {NULL, 0};
+	pthread_t scanner;
+	int rc, threaded;
 
-	rc = ledger_snapshot(m, &c->snap);
+	threaded = pthread_create(&scanner, NULL, scan_proc, &job) == 0;
+	rc = sockdiag_dump(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN), 1,
+			   &c->kern);
+	if (rc) {
+		dump_error(rc);
+		goto out;
+	}
+	rc = index_kernel(c, &c->kern, &c->kins);
+	if (rc)
+		goto nomem;
+	rc = ledger_snapshot_some(m, &c->snap, keep_entry, c);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
 			c->session, strerror(-rc));
-		return rc;
+		goto out;
 	}
-	rc = sockdiag_dump(SOCKDIAG_WITH_INODE, 1, &c->kern);
-	if (rc) {
-		fprintf(stderr,
-			"sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: "
-			"%s; load the modules with modprobe inet_diag tcp_diag (as root)\n",
-			strerror(-rc));
-		return rc;
-	}
-	rc = procfd_scan(&c->pf);
-	if (rc) {
-		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
-				"mounted?\n",
-			strerror(-rc));
-		return rc;
+	if (need_more(c)) {
+		rc = sockdiag_dump(SOCKDIAG_WITH_INODE & ~(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) |
+							   SOCKDIAG_F(SOCKDIAG_LISTEN)),
+				   0, &c->kern_more);
+		if (rc) {
+			dump_error(rc);
+			goto out;
+		}
+		rc = index_kernel(c, &c->kern_more, &c->kins_more);
+		if (rc)
+			goto nomem;
 	}
 	rc = symbolizer_new(&c->sym);
-	if (!rc)
-		rc = index_kernel(c);
 	if (rc)
-		fprintf(stderr, "sockshim: out of memory\n");
+		goto nomem;
+	goto out;
+nomem:
+	fprintf(stderr, "sockshim: out of memory\n");
+out:
+	if (threaded)
+		pthread_join(scanner, NULL);
+	else
+		scan_proc(&job);
+	c->pf = job.pf;
+	if (!rc && job.rc) {
+		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
+				"mounted?\n",
+			strerror(-job.rc));
+		rc = job.rc;
+	}
 	return rc;
 }
 
@@ -679,10 +845,12 @@ static void unload(struct cw_ctx *c)
 {
 	HASH_CLEAR(hh, c->by_inode);
 	free(c->kins);
+	free(c->kins_more);
 	free(c->listeners);
 	symbolizer_free(c->sym);
 	procfd_free(c->pf);
 	sockdiag_list_free(&c->kern);
+	sockdiag_list_free(&c->kern_more);
 	ledger_snap_free(&c->snap);
 }
 
@@ -711,10 +879,12 @@ static int report(struct cw_ctx *c)
 		set_age(c, it);
 		if (c->o->min_age_ns && (it->age_ns < 0 || it->age_ns < c->o->min_age_ns))
 			continue;
-		if (!it->k->inode)
+		if (!it->k->inode) {
 			it->listener = find_listener(c, it->k);
-		else
+		} else {
 			reconcile(&c->snap, it->ls, c->pf, it->k->inode, &c->rs);
+			it->proc_only = it->ls && has_proc_only(&c->rs);
+		}
 		it->verdict = decide(c, it, &c->rs, NULL);
 		counts[it->verdict]++;
 		if (it->k->inode && !it->ls)
@@ -723,7 +893,7 @@ static int report(struct cw_ctx *c)
 	}
 	qsort(items, n, sizeof(*items), by_age);
 	if (!c->o->json)
-		printf(ROW_FMT, "VERDICT", "AGE", "RECV-Q", "INODE", "LOCAL", "PEER");
+		row_header();
 	for (i = 0; i < n; i++) {
 		if (c->o->json)
 			print_json(c, &items[i], line, VIEW_LINE_MAX);

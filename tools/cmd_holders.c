@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <uthash.h>
+#include "uthash_int.h"
 
 #include "cli.h"
 #include "format.h"

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ledger_read.h"
+#include "outbuf.h"
 
 /* How often an entry that changed under the copy is copied again. */
 #define COPY_TRIES 4
@@ -215,30 +217,56 @@ static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
 
-static int push(struct ledger_snap *s, size_t *cap, const struct ledger_sock *x)
+/* Copy entry E, whose inode read INO, into X. 0, 1 when it went away or
+ * kept changing (counted in S), or -EINVAL when it cannot be right. */
+static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t ino,
+		struct ledger_sock *x)
 {
-	if (s->n == *cap) {
-		size_t ncap = *cap ? 2 * *cap : 1024;
-		struct ledger_sock *nv = realloc(s->v, ncap * sizeof(*nv));
+	struct sockshim_sock raw;
+	int t;
 
-		if (!nv)
-			return -ENOMEM;
-		s->v = nv;
-		*cap = ncap;
+	for (t = 0; t < COPY_TRIES; t++) {
+		copy_entry(&raw, e);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino)
+			break;
+		ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+		if (!ino || ino == INODE_RESERVED)
+			return 1;
 	}
-	s->v[s->n++] = *x;
+	if (t == COPY_TRIES) {
+		s->unsettled++;
+		return 1;
+	}
+	if (ledger_sock_load(x, &raw)) {
+		s->rejected++;
+		return -EINVAL;
+	}
 	return 0;
 }
 
-int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
+/* The ledger is mapped but maybe never touched by this process: ask for
+ * its page tables in one call instead of a fault per 64 KiB. */
+static void prefault(const void *p, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+
+	madvise((void *)a, len + ((uintptr_t)p - a), MADV_POPULATE_READ);
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
+int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
+			 int (*keep)(void *arg, uint64_t inode, int32_t refs), void *arg)
 {
 	const struct sockshim_header *h = seg_header(m);
 	const struct sockshim_sock *table = seg_ledger(m);
-	struct sockshim_sock raw;
-	struct ledger_sock *x = NULL;
-	size_t cap = 0, i;
-	uint32_t slot;
-	int rc = 0, t;
+	uint32_t slot, *slots = NULL;
+	size_t nslots = 0, i;
+	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->capacity = m->ledger_capacity;
@@ -248,37 +276,36 @@ int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
 	out->ledger_full = __atomic_load_n(&h->ledger_full, __ATOMIC_RELAXED);
 	out->holder_overflow = __atomic_load_n(&h->holder_overflow, __ATOMIC_RELAXED);
 	out->ledger_reclaimed = __atomic_load_n(&h->ledger_reclaimed, __ATOMIC_RELAXED);
-	x = malloc(sizeof(*x));
-	if (!x)
+	prefault(table, (size_t)m->ledger_capacity * sizeof(*table));
+	/* First the slots to copy (inode and refs share a cache line), so
+	 * the copies go into one exact allocation. */
+	slots = malloc((size_t)m->ledger_capacity * sizeof(*slots));
+	if (!slots)
 		return -ENOMEM;
 	for (slot = 0; slot < m->ledger_capacity; slot++) {
-		const struct sockshim_sock *e = &table[slot];
+		uint64_t ino = __atomic_load_n(&table[slot].inode, __ATOMIC_ACQUIRE);
+
+		if (!ino || ino == INODE_RESERVED)
+			continue;
+		if (keep && !keep(arg, ino, __atomic_load_n(&table[slot].refs, __ATOMIC_RELAXED)))
+			continue;
+		slots[nslots++] = slot;
+	}
+	if (nslots) {
+		out->v = malloc(nslots * sizeof(*out->v));
+		if (!out->v) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (i = 0; i < nslots; i++) {
+		const struct sockshim_sock *e = &table[slots[i]];
 		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
 
 		if (!ino || ino == INODE_RESERVED)
 			continue;
-		for (t = 0; t < COPY_TRIES; t++) {
-			copy_entry(&raw, e);
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino)
-				break;
-			ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
-			if (!ino || ino == INODE_RESERVED)
-				break;
-		}
-		if (!ino || ino == INODE_RESERVED)
-			continue;
-		if (t == COPY_TRIES) {
-			out->unsettled++;
-			continue;
-		}
-		if (ledger_sock_load(x, &raw)) {
-			out->rejected++;
-			continue;
-		}
-		rc = push(out, &cap, x);
-		if (rc)
-			goto out;
+		if (take(out, e, ino, &out->v[out->n]) == 0)
+			out->n++;
 	}
 	/* The array no longer moves: index it. A duplicate inode (a reclaim
 	 * racing the copy) keeps the newer birth. */
@@ -295,10 +322,15 @@ int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
 		HASH_ADD(hh, out->by_inode, inode, sizeof(uint64_t), &out->v[i]);
 	}
 out:
-	free(x);
+	free(slots);
 	if (rc)
 		ledger_snap_free(out);
 	return rc;
+}
+
+int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
+{
+	return ledger_snapshot_some(m, out, NULL, NULL);
 }
 
 void ledger_snap_free(struct ledger_snap *s)
@@ -398,27 +430,40 @@ done:
 	return n;
 }
 
+/* "PID fd FD" */
+static void pid_fd(struct fmt_buf *b, pid_t pid, int fd)
+{
+	ob_i64(b, pid);
+	ob_put(b, " fd ", 4);
+	ob_i64(b, fd);
+}
+
 static void hop_str(struct fmt_buf *b, const struct ledger_hop *h)
 {
 	switch (h->op) {
 	case SOCKSHIM_STEP_BORN:
-		fmt_append(b, "%s %d fd %d", ledger_born_verb((unsigned)h->arg), h->pid, h->fd);
+		ob_str(b, ledger_born_verb((unsigned)h->arg));
+		ob_char(b, ' ');
+		pid_fd(b, h->pid, h->fd);
 		break;
 	case SOCKSHIM_STEP_FORK:
-		fmt_append(b, "fork %d", h->arg);
+		ob_put(b, "fork ", 5);
+		ob_i64(b, h->arg);
 		break;
 	case SOCKSHIM_STEP_EXEC:
-		fmt_append(b, "exec ");
+		ob_put(b, "exec ", 5);
 		if (h->comm[0])
-			fmt_printable(b, h->comm, sizeof(h->comm));
+			ob_printable(b, h->comm, sizeof(h->comm));
 		else
-			fmt_append(b, "?");
+			ob_char(b, '?');
 		break;
 	case SOCKSHIM_STEP_DUP:
-		fmt_append(b, "dup to fd %d", h->arg);
+		ob_put(b, "dup to fd ", 10);
+		ob_i64(b, h->arg);
 		break;
 	case SOCKSHIM_STEP_SCM:
-		fmt_append(b, "SCM_RIGHTS to %d fd %d", h->pid, h->fd);
+		ob_put(b, "SCM_RIGHTS to ", 14);
+		pid_fd(b, h->pid, h->fd);
 		break;
 	default:
 		break;
@@ -461,16 +506,21 @@ void ledger_path_str(struct fmt_buf *b, const struct ledger_sock *s, pid_t pid, 
 	if (!complete) {
 		/* The holder is the creator itself: nothing is missing. */
 		if (!n && s->born_pid > 0 && s->born_pid == pid && s->born_fd == fd) {
-			fmt_append(b, "%s %d fd %d", ledger_born_verb(s->born), pid, fd);
+			ob_str(b, ledger_born_verb(s->born));
+			ob_char(b, ' ');
+			pid_fd(b, pid, fd);
 			return;
 		}
-		if (s->born_pid > 0)
-			fmt_append(b, "%s %d fd %d -> ", ledger_born_verb(s->born), s->born_pid,
-				   s->born_fd);
-		fmt_append(b, "...");
+		if (s->born_pid > 0) {
+			ob_str(b, ledger_born_verb(s->born));
+			ob_char(b, ' ');
+			pid_fd(b, s->born_pid, s->born_fd);
+			ob_put(b, " -> ", 4);
+		}
+		ob_put(b, "...", 3);
 		if (!n) {
 			h = ledger_holder_of(s, pid, fd);
-			fmt_append(b, " -> ");
+			ob_put(b, " -> ", 4);
 			if (h)
 				holder_hop_str(b, h);
 			else
@@ -480,7 +530,7 @@ void ledger_path_str(struct fmt_buf *b, const struct ledger_sock *s, pid_t pid, 
 	}
 	for (i = 0; i < n; i++) {
 		if (i || !complete)
-			fmt_append(b, " -> ");
+			ob_put(b, " -> ", 4);
 		hop_str(b, &hops[i]);
 	}
 }

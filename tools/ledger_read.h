@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <uthash.h>
+#include "uthash_int.h"
 
 #include "format.h"
 #include "sockshim/segment.h"
@@ -75,6 +75,12 @@ struct ledger_snap {
 
 /* Copy the ledger of M. 0 or -ENOMEM. */
 int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out);
+
+/* The same, copying only the entries for which KEEP(ARG, inode, refs)
+ * says yes (refs as read before the copy): a report about a few sockets
+ * need not copy a ledger of a million. */
+int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
+			 int (*keep)(void *arg, uint64_t inode, int32_t refs), void *arg);
 void ledger_snap_free(struct ledger_snap *s);
 
 /* The entry of INODE, or NULL. */

@@ -14,10 +14,12 @@
 
 /* A ledger time as local "HH:MM:SS.uuuuuu", or "-" when 0 or absurd. */
 void view_clock(char *buf, size_t len, const struct ledger_snap *snap, uint64_t ts);
+void view_clock_append(struct fmt_buf *b, const struct ledger_snap *snap, uint64_t ts);
 
 /* An address of the ledger entry, "1.2.3.4:80" / "[::1]:80"; 0 and "-"
  * when it is unknown or not IP. */
 int view_ledger_addr(char *buf, size_t len, const struct ledger_sock *ls, int peer);
+int view_ledger_addr_append(struct fmt_buf *b, const struct ledger_sock *ls, int peer);
 
 /* The closes that left other references: those in the history, oldest
  * first. Returns how many were found in the history. */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uthash.h>
+#include "uthash_int.h"
 
 #include "format.h"
 #include "symbolize.h"
@@ -41,6 +41,7 @@ struct sym_entry {
 struct symbolizer {
 	struct sym_module *modules;
 	struct sym_entry *entries;
+	struct sym_entry *last; /* sockets come in runs from one call site */
 };
 
 static const Dwfl_Callbacks callbacks = {
@@ -214,12 +215,17 @@ const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint6
 	struct sym_entry *e;
 	struct sym_key key;
 
+	if (s->last && s->last->key.offset == offset &&
+	    !strncmp(s->last->key.module, module, SOCKSHIM_MODULE_MAX))
+		return &s->last->info;
 	memset(&key, 0, sizeof(key)); /* the padding is part of the hash key */
 	key.offset = offset;
 	memcpy(key.module, module, strnlen(module, SOCKSHIM_MODULE_MAX));
 	HASH_FIND(hh, s->entries, &key, sizeof(key), e);
-	if (e)
+	if (e) {
+		s->last = e;
 		return &e->info;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
@@ -238,5 +244,6 @@ const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint6
 	}
 	make_text(&e->info);
 	HASH_ADD(hh, s->entries, key, sizeof(key), e);
+	s->last = e;
 	return &e->info;
 }
