@@ -108,7 +108,11 @@ $(BUILD)/bench/bench_ring: tests/bench/bench_ring.c shim/ring.c shim/segment.c t
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $(filter %.c,$^) $(LDFLAGS_BASE) $(LDFLAGS)
 
-BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring
+$(BUILD)/bench/bench_closewait: tests/bench/bench_closewait.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
+
+BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring $(BUILD)/bench/bench_closewait
 
 unit: all $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
