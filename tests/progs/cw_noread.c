@@ -1,0 +1,57 @@
+/* A TCP server on 127.0.0.1 that never reads, for the closewait tests:
+ * its connections sit in CLOSE_WAIT with the peer's FIN unread.
+ *
+ *     cw_noread accept N    accept N connections, never read them
+ *     cw_noread noaccept    listen, never accept
+ *
+ * Prints "port P" once listening, then "accepted FD" per connection, and
+ * waits (until a signal; alarm() bounds it). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LIFETIME_S 150
+#define BACKLOG 16
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int l, n = 0, i;
+
+	if (argc < 2 || (strcmp(argv[1], "accept") && strcmp(argv[1], "noaccept")) ||
+	    (!strcmp(argv[1], "accept") && (argc < 3 || (n = atoi(argv[2])) < 1))) {
+		fprintf(stderr, "usage: cw_noread accept N | cw_noread noaccept\n");
+		return 2;
+	}
+	alarm(LIFETIME_S);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, BACKLOG) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &len) < 0) {
+		fprintf(stderr, "cw_noread: listener: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("port %d\n", ntohs(a.sin_port));
+	fflush(stdout);
+	for (i = 0; i < n; i++) {
+		int fd = accept(l, NULL, NULL);
+
+		if (fd < 0) {
+			fprintf(stderr, "cw_noread: accept: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("accepted %d\n", fd);
+		fflush(stdout);
+	}
+	for (;;)
+		pause();
+}

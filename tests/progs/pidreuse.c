@@ -1,0 +1,66 @@
+/* Gets a given pid reused: forks children that exit at once until one of
+ * them is born with pid TARGET, and that one execs CMD. For the test of a
+ * holder whose pid now belongs to an unrelated process.
+ *
+ *     pidreuse TARGET CMD [ARGS...]
+ *
+ * Prints "got TARGET after N forks" (CMD then runs as TARGET, our child,
+ * not waited for) and exits 0; exits 1 when TARGET did not come round
+ * within MAX_CYCLES passes over pid_max (another process took it each
+ * time), 2 on an error. alarm() bounds the run. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CYCLES 3
+#define DEADLINE_S 100
+
+static long pid_max(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	long v = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	long max = pid_max(), n;
+	pid_t target;
+
+	if (argc < 3 || (target = (pid_t)atol(argv[1])) <= 1 || max <= 0) {
+		fprintf(stderr, "usage: pidreuse TARGET CMD [ARGS...]\n");
+		return 2;
+	}
+	alarm(DEADLINE_S);
+	for (n = 1; n <= MAX_CYCLES * max; n++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			fprintf(stderr, "pidreuse: fork: %s\n", strerror(errno));
+			return 2;
+		}
+		if (pid == 0) {
+			if (getpid() != target)
+				_exit(0);
+			execvp(argv[2], argv + 2);
+			_exit(127);
+		}
+		if (pid == target) {
+			printf("got %d after %ld forks\n", (int)pid, n);
+			return 0;
+		}
+		if (waitpid(pid, NULL, 0) != pid)
+			return 2;
+	}
+	fprintf(stderr, "pidreuse: pid %d did not come round in %ld forks\n", (int)target, n - 1);
+	return 1;
+}
