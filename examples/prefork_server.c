@@ -1,7 +1,11 @@
 /* The demo's server: a classic pre-forking TCP server. The parent binds one
  * listener on 127.0.0.1, forks N workers that all block in accept() on it,
  * and each worker answers one line per connection, then closes.
- * Usage: prefork_server [-w WORKERS] [-p PORT] [-f PORTFILE] */
+ * With -l (leak) the first connection a worker accepts is also handed, by
+ * mistake, to a helper it starts (fork + exec of sleep, without
+ * close-on-exec): the worker's close then has no effect on the wire, and
+ * the connection sits in CLOSE_WAIT once the client hangs up.
+ * Usage: prefork_server [-w WORKERS] [-p PORT] [-f PORTFILE] [-l] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,6 +20,7 @@
 #define MAX_WORKERS 64
 
 static volatile sig_atomic_t stopping;
+static int leak;
 
 static void on_term(int sig)
 {
@@ -42,9 +47,24 @@ static void serve(int conn)
 	close(conn);
 }
 
+/* The bug -l plants: a helper started while the connection is open
+ * inherits it (no close-on-exec) and outlives the request. */
+static pid_t start_leaky_helper(int conn)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		dup2(conn, 0); /* as a helper that reads stdin would get it */
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 static void worker(int lfd)
 {
 	struct sigaction sa;
+	pid_t helper = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term; /* no SA_RESTART: accept returns EINTR */
@@ -58,8 +78,12 @@ static void worker(int lfd)
 			perror("accept");
 			_exit(1);
 		}
+		if (leak && !helper)
+			helper = start_leaky_helper(conn);
 		serve(conn);
 	}
+	if (helper > 0) /* the demo is over: end the leak too */
+		kill(helper, SIGTERM);
 	_exit(0);
 }
 
@@ -72,13 +96,14 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int workers = 3, port = 0, lfd, one = 1, i, opt;
 
-	while ((opt = getopt(argc, argv, "w:p:f:")) != -1) {
+	while ((opt = getopt(argc, argv, "w:p:f:l")) != -1) {
 		switch (opt) {
+		case 'l': leak = 1; break;
 		case 'w': workers = atoi(optarg); break;
 		case 'p': port = atoi(optarg); break;
 		case 'f': portfile = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-w WORKERS] [-p PORT] [-f PORTFILE]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-w WORKERS] [-p PORT] [-f PORTFILE] [-l]\n", argv[0]);
 			return 2;
 		}
 	}
