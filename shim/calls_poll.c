@@ -385,6 +385,9 @@ struct epoll_reg {
 };
 
 static struct epoll_reg regs[EPOLL_SLOTS] = {[0 ... EPOLL_SLOTS - 1] = {-1, -1, 0, 0}};
+/* Slots in use: epoll_wait in a process with no listener registered (a
+ * client, or a server's other epoll sets) looks no further. */
+static int regs_live;
 
 static struct epoll_reg *reg_find(int epfd, int fd)
 {
@@ -406,8 +409,10 @@ static void reg_put(int epfd, int fd, uint64_t data, int exclusive)
 		int free_slot = -1;
 
 		if (__atomic_compare_exchange_n(&regs[i].epfd, &free_slot, -2, 0, __ATOMIC_ACQ_REL,
-						__ATOMIC_RELAXED))
+						__ATOMIC_RELAXED)) {
 			r = &regs[i];
+			__atomic_fetch_add(&regs_live, 1, __ATOMIC_RELAXED);
+		}
 	}
 	if (!r)
 		return; /* too many: that listener's wakeups go uncounted */
@@ -421,8 +426,10 @@ static void reg_drop(int epfd, int fd)
 {
 	struct epoll_reg *r = reg_find(epfd, fd);
 
-	if (r)
+	if (r) {
 		__atomic_store_n(&r->epfd, -1, __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&regs_live, 1, __ATOMIC_RELAXED);
+	}
 }
 
 static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -489,6 +496,8 @@ static int any_reg(int epfd)
 {
 	unsigned j;
 
+	if (!__atomic_load_n(&regs_live, __ATOMIC_RELAXED))
+		return 0;
 	for (j = 0; j < EPOLL_SLOTS; j++)
 		if (__atomic_load_n(&regs[j].epfd, __ATOMIC_RELAXED) == epfd)
 			return 1;
