@@ -46,7 +46,8 @@ UNIT_OBJ_test_format = tools/format.c
 UNIT_OBJ_test_interposable = tools/interposable.c
 UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c tools/outbuf.c shim/segment.c
 UNIT_OBJ_test_sockdiag = tools/sockdiag.c
-UNIT_OBJ_test_procfd = tools/procfd.c
+UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/format.c \
+	tools/outbuf.c
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
 

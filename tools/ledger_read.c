@@ -411,8 +411,18 @@ size_t ledger_path(const struct ledger_sock *s, pid_t pid, int fd, struct ledger
 			if (st->pid == cur_pid && fd_ok) {
 				if (add_hop(hops, max, &n, st))
 					goto done;
-				if (st->arg <= 0)
-					goto done; /* sender unknown: the path starts here */
+				if (st->arg <= 0) {
+					/* Sender unknown: the path starts here, and if
+					 * the ledger says the socket arrived so, that is
+					 * its birth. */
+					if (s->born == SOCKSHIM_BORN_SCM_RIGHTS &&
+					    s->born_pid == st->pid && s->born_fd == st->fd) {
+						hops[n - 1].op = SOCKSHIM_STEP_BORN;
+						hops[n - 1].arg = SOCKSHIM_BORN_SCM_RIGHTS;
+						*complete = 1;
+					}
+					goto done;
+				}
 				cur_pid = st->arg;
 				cur_fd = -1;
 			}

@@ -51,12 +51,12 @@ int procfd_parse_socket_link(const char *link, size_t len, uint64_t *inode)
 
 	if (len < sizeof(pre) + 1 || memcmp(link, pre, sizeof(pre) - 1) || link[len - 1] != ']')
 		return -EINVAL;
-	if (i == len - 1)
-		return -EINVAL;
 	for (; i < len - 1; i++) {
-		if (link[i] < '0' || link[i] > '9' || v > (UINT64_MAX - 9) / 10)
+		unsigned d = (unsigned)(link[i] - '0');
+
+		if (link[i] < '0' || link[i] > '9' || v > (UINT64_MAX - d) / 10)
 			return -EINVAL;
-		v = v * 10 + (uint64_t)(link[i] - '0');
+		v = v * 10 + d;
 	}
 	*inode = v;
 	return 0;

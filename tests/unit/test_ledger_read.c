@@ -1,0 +1,360 @@
+/* Unit tests of tools/ledger_read.c: snapshots of synthetic ledgers written
+ * into a real session segment (placement, filters, reserved entries),
+ * what a corrupt entry is turned into, and inheritance paths rebuilt from
+ * history steps: the fork/dup/exec chain of the issue, SCM_RIGHTS, a
+ * history that wrapped, a holder that is the creator itself. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ledger_fake.h"
+#include "ledger_read.h"
+
+#define RING (1u << SOCKSHIM_RING_MIN_SHIFT)
+#define LEDGER (1u << SOCKSHIM_LEDGER_MIN_SHIFT)
+#define T0 1000000000000ULL /* a monotonic time: 1000 s */
+#define MS 1000000ULL
+
+struct fixture {
+	char name[64];
+	struct seg_map m;
+};
+
+static int setup(void **state)
+{
+	static unsigned serial;
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->name, sizeof(f->name), "ut-ledger-%d-%u", (int)getpid(), serial++);
+	if (seg_create(f->name, RING, LEDGER, &f->m)) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	seg_unmap(&f->m);
+	seg_remove(f->name);
+	free(f);
+	return 0;
+}
+
+static char *path_of(const struct ledger_sock *s, pid_t pid, int fd)
+{
+	static char buf[1024];
+	struct fmt_buf b;
+
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ledger_path_str(&b, s, pid, fd);
+	return buf;
+}
+
+/* The issue's example: accepted by 4101 fd 7, forked to 4120, dup2'ed onto
+ * fd 0, exec'ed sh, which forked 4123, which exec'ed sleep. 4101 and sh
+ * closed their copies; the closes had no effect. */
+static struct sockshim_sock *plant_chain(const struct seg_map *m, uint64_t inode)
+{
+	struct sockshim_sock *s = fake_entry(m, inode);
+
+	assert_non_null(s);
+	fake_born(s, SOCKSHIM_BORN_ACCEPT, 4101, 7, T0);
+	s->family = 2; /* AF_INET */
+	s->socktype = 1;
+	fake_step(s, SOCKSHIM_STEP_BORN, 4101, 7, SOCKSHIM_BORN_ACCEPT, "socat", T0);
+	fake_step(s, SOCKSHIM_STEP_FORK, 4101, 7, 4120, "socat", T0 + 1 * MS);
+	fake_step(s, SOCKSHIM_STEP_CLOSE, 4101, 7, 2, "socat", T0 + 2 * MS);
+	fake_step(s, SOCKSHIM_STEP_DUP, 4120, 7, 0, "socat", T0 + 3 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXEC, 4120, 0, 0, "sh", T0 + 4 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXEC, 4120, 7, 0, "sh", T0 + 4 * MS);
+	fake_step(s, SOCKSHIM_STEP_FORK, 4120, 0, 4123, "sh", T0 + 5 * MS);
+	fake_step(s, SOCKSHIM_STEP_FORK, 4120, 7, 4123, "sh", T0 + 5 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXEC, 4123, 0, 0, "sleep", T0 + 6 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXEC, 4123, 7, 0, "sleep", T0 + 6 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXIT, 4120, 0, 2, "sh", T0 + 7 * MS);
+	fake_step(s, SOCKSHIM_STEP_EXIT, 4120, 7, 1, "sh", T0 + 7 * MS);
+	fake_holder(s, 4123, 0, SOCKSHIM_HOW_EXEC, T0 + 6 * MS, 4120, 0);
+	fake_holder(s, 4123, 7, SOCKSHIM_HOW_EXEC, T0 + 6 * MS, 4120, 7);
+	s->noeffect_closes = 3;
+	return s;
+}
+
+static void test_snapshot_and_path(void **state)
+{
+	struct fixture *f = *state;
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+
+	plant_chain(&f->m, 555001);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	assert_int_equal(snap.n, 1);
+	ls = ledger_find(&snap, 555001);
+	assert_non_null(ls);
+	assert_null(ledger_find(&snap, 555002));
+	assert_int_equal(ls->born, SOCKSHIM_BORN_ACCEPT);
+	assert_int_equal(ls->nholders, 2);
+	assert_int_equal(ls->nsteps, 12);
+	assert_false(ls->history_lost);
+	assert_int_equal(ls->refs, 2);
+	assert_string_equal(path_of(ls, 4123, 0), "accepted by 4101 fd 7 -> fork 4120 -> dup to "
+						  "fd 0 -> exec sh -> fork 4123 -> exec sleep");
+	/* fd 7 survived both execs without the dup. */
+	assert_string_equal(path_of(ls, 4123, 7),
+			    "accepted by 4101 fd 7 -> fork 4120 -> exec sh -> fork 4123 -> exec sleep");
+	assert_string_equal(ledger_comm_of(ls, 4123), "sleep");
+	assert_string_equal(ledger_comm_of(ls, 4101), "socat");
+	assert_null(ledger_comm_of(ls, 9999));
+	assert_non_null(ledger_holder_of(ls, 4123, 7));
+	assert_null(ledger_holder_of(ls, 4123, 8));
+	ledger_snap_free(&snap);
+}
+
+static void test_path_hops(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_hop hops[SOCKSHIM_STEPS];
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+	int complete;
+	size_t n;
+
+	plant_chain(&f->m, 555003);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 555003);
+	assert_non_null(ls);
+	n = ledger_path(ls, 4123, 0, hops, SOCKSHIM_STEPS, &complete);
+	assert_int_equal(n, 6);
+	assert_true(complete);
+	assert_int_equal(hops[0].op, SOCKSHIM_STEP_BORN);
+	assert_int_equal(hops[1].op, SOCKSHIM_STEP_FORK);
+	assert_int_equal(hops[1].arg, 4120);
+	assert_int_equal(hops[2].op, SOCKSHIM_STEP_DUP);
+	assert_int_equal(hops[5].op, SOCKSHIM_STEP_EXEC);
+	/* Room for fewer hops: the newest ones, not complete. */
+	n = ledger_path(ls, 4123, 0, hops, 2, &complete);
+	assert_int_equal(n, 2);
+	assert_false(complete);
+	assert_int_equal(hops[1].op, SOCKSHIM_STEP_EXEC);
+	ledger_snap_free(&snap);
+}
+
+static void test_scm_path(void **state)
+{
+	struct fixture *f = *state;
+	struct sockshim_sock *s = fake_entry(&f->m, 777);
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+
+	fake_born(s, SOCKSHIM_BORN_SOCKETPAIR, 100, 3, T0);
+	fake_step(s, SOCKSHIM_STEP_BORN, 100, 3, SOCKSHIM_BORN_SOCKETPAIR, "a", T0);
+	fake_step(s, SOCKSHIM_STEP_SCM, 200, 5, 100, "b", T0 + MS);
+	fake_step(s, SOCKSHIM_STEP_DUP, 200, 5, 9, "b", T0 + 2 * MS);
+	fake_holder(s, 200, 9, SOCKSHIM_HOW_DUP, T0 + 2 * MS, 200, 5);
+	/* Received from a sender the shim did not know. */
+	s = fake_entry(&f->m, 778);
+	fake_born(s, SOCKSHIM_BORN_SCM_RIGHTS, 300, 4, T0);
+	fake_step(s, SOCKSHIM_STEP_SCM, 300, 4, 0, "c", T0);
+	fake_holder(s, 300, 4, SOCKSHIM_HOW_SCM, T0, 0, -1);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 777);
+	assert_non_null(ls);
+	assert_string_equal(path_of(ls, 200, 9), "made by socketpair in 100 fd 3 -> SCM_RIGHTS to "
+						 "200 fd 5 -> dup to fd 9");
+	ls = ledger_find(&snap, 778);
+	assert_non_null(ls);
+	assert_string_equal(path_of(ls, 300, 4), "received over SCM_RIGHTS by 300 fd 4");
+	ledger_snap_free(&snap);
+}
+
+static void test_history_wrapped(void **state)
+{
+	struct fixture *f = *state;
+	struct sockshim_sock *s = fake_entry(&f->m, 888);
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+	int i;
+
+	fake_born(s, SOCKSHIM_BORN_ACCEPT, 10, 4, T0);
+	fake_step(s, SOCKSHIM_STEP_BORN, 10, 4, SOCKSHIM_BORN_ACCEPT, "srv", T0);
+	fake_step(s, SOCKSHIM_STEP_FORK, 10, 4, 11, "srv", T0 + MS);
+	/* Twenty reads of EOF push the birth and the fork out of the ring. */
+	for (i = 0; i < 20; i++)
+		fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "srv", T0 + (uint64_t)(2 + i) * MS);
+	fake_holder(s, 11, 4, SOCKSHIM_HOW_FORK, T0 + MS, 10, 4);
+	fake_holder(s, 10, 4, SOCKSHIM_HOW_CREATED, T0, 10, 4);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 888);
+	assert_non_null(ls);
+	assert_int_equal(ls->nsteps, SOCKSHIM_STEPS);
+	assert_true(ls->history_lost);
+	assert_int_equal(ls->steps[0].seq, 22 - SOCKSHIM_STEPS + 1);
+	/* Not in the history any more: what the entry and the holder say. */
+	assert_string_equal(path_of(ls, 11, 4), "accepted by 10 fd 4 -> ... -> fork 11 (from 10)");
+	/* The creator itself needs no history. */
+	assert_string_equal(path_of(ls, 10, 4), "accepted by 10 fd 4");
+	ledger_snap_free(&snap);
+}
+
+/* Whatever a buggy or hostile writer left is checked, not believed. */
+static void test_corrupt_values(void **state)
+{
+	struct fixture *f = *state;
+	struct sockshim_sock *s = fake_entry(&f->m, 999);
+	struct sockshim_step *st;
+	struct sockshim_holder *h;
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+
+	fake_born(s, 77, 10, 4, T0); /* born out of range */
+	memset(s->callsite_module, 'x', sizeof(s->callsite_module)); /* not terminated */
+	h = fake_holder(s, 10, 4, 200, T0, 0, 0); /* how out of range */
+	assert_non_null(h);
+	h = fake_holder(s, 11, 4, SOCKSHIM_HOW_FORK, T0, 10, 4);
+	h->state = SOCKSHIM_HOLDER_CLAIMED; /* being written */
+	fake_holder(s, 0, 4, SOCKSHIM_HOW_FORK, T0, 10, 4);   /* no pid */
+	fake_holder(s, 12, -3, SOCKSHIM_HOW_FORK, T0, 10, 4); /* no fd */
+	h = fake_holder(s, 13, 4, SOCKSHIM_HOW_FORK, T0 - 5000 * MS, 10, 4);
+	assert_non_null(h); /* from before the birth: a reclaimed entry's */
+	fake_step(s, SOCKSHIM_STEP_BORN, 10, 4, 77, "a", T0);
+	st = fake_step(s, 99, 10, 4, 0, "a", T0 + MS); /* op out of range */
+	st = fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "a", T0 + 2 * MS);
+	st->seq = 9; /* not the seq of its slot */
+	st = fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "aaaaaaaaaaaaaaaa", T0 + 3 * MS);
+	(void)st;
+	s->eof_ns = T0;
+	s->eof_pid = -4; /* nonsense: no EOF then */
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 999);
+	assert_non_null(ls);
+	assert_int_equal(ls->born, SOCKSHIM_BORN_UNKNOWN);
+	assert_int_equal(strlen(ls->callsite_module), SOCKSHIM_MODULE_MAX);
+	assert_int_equal(ls->nholders, 1);
+	assert_int_equal(ls->holders[0].pid, 10);
+	assert_int_equal(ls->holders[0].how, SOCKSHIM_HOW_NONE);
+	assert_int_equal(ls->nsteps, 2); /* the birth and the long-named EOF */
+	assert_int_equal(ls->steps[1].op, SOCKSHIM_STEP_EOF);
+	assert_int_equal(strlen(ls->steps[1].comm), LEDGER_COMM_MAX - 1);
+	assert_true(ls->history_lost); /* seq 2 and 3 are missing */
+	assert_int_equal(ls->eof_ns, 0);
+	/* An unknown birth still reads as a sentence. */
+	assert_string_equal(path_of(ls, 10, 4), "first seen in 10 fd 4");
+	ledger_snap_free(&snap);
+}
+
+static void test_reserved_and_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct sockshim_sock raw, *s;
+	struct ledger_sock out;
+	struct ledger_snap snap;
+
+	s = fake_entry(&f->m, 4242);
+	fake_born(s, SOCKSHIM_BORN_SOCKET, 1, 3, T0);
+	s = fake_entry(&f->m, UINT64_MAX); /* the shim's "being initialised" */
+	fake_born(s, SOCKSHIM_BORN_SOCKET, 1, 4, T0);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	assert_int_equal(snap.n, 1);
+	assert_non_null(ledger_find(&snap, 4242));
+	ledger_snap_free(&snap);
+	memset(&raw, 0, sizeof(raw));
+	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	raw.inode = UINT64_MAX;
+	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+}
+
+static int keep_held(void *arg, uint64_t inode, int32_t refs)
+{
+	(void)arg;
+	return refs > 0 || inode == 3;
+}
+
+static void test_snapshot_some(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger_snap snap;
+	struct sockshim_sock *s;
+	uint64_t i;
+
+	for (i = 1; i <= 100; i++) {
+		s = fake_entry(&f->m, i);
+		assert_non_null(s);
+		fake_born(s, SOCKSHIM_BORN_SOCKET, 1, (int)i, T0);
+		if (i % 10 == 0)
+			fake_holder(s, 1, (int)i, SOCKSHIM_HOW_CREATED, T0, 1, (int)i);
+	}
+	assert_int_equal(ledger_snapshot_some(&f->m, &snap, keep_held, NULL), 0);
+	assert_int_equal(snap.n, 11);
+	assert_non_null(ledger_find(&snap, 3));
+	assert_non_null(ledger_find(&snap, 50));
+	assert_null(ledger_find(&snap, 51));
+	ledger_snap_free(&snap);
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	assert_int_equal(snap.n, 100);
+	assert_int_equal(snap.capacity, LEDGER);
+	ledger_snap_free(&snap);
+}
+
+static void test_clocks(void **state)
+{
+	struct fixture *f = *state;
+	struct sockshim_header *h = seg_header(&f->m);
+	struct ledger_snap snap;
+	int64_t out;
+
+	h->created_monotonic_ns = (int64_t)T0;
+	h->created_realtime_ns = 1700000000000000000LL;
+	h->created_boottime_ns = (int64_t)T0 + 5000;
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	assert_int_equal(ledger_realtime(&snap, T0 + 2000, &out), 0);
+	assert_int_equal(out, 1700000000000002000LL);
+	assert_int_equal(ledger_boottime(&snap, T0 + 2000, &out), 0);
+	assert_int_equal(out, (int64_t)T0 + 7000);
+	assert_int_equal(ledger_realtime(&snap, UINT64_MAX, &out), -ERANGE);
+	ledger_snap_free(&snap);
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(ledger_born_name(SOCKSHIM_BORN_ACCEPT), "accept");
+	assert_null(ledger_born_name(SOCKSHIM_BORN_COUNT));
+	assert_string_equal(ledger_born_verb(1000), "first seen in");
+	assert_string_equal(ledger_how_name(SOCKSHIM_HOW_SCM), "scm_rights");
+	assert_null(ledger_how_name(SOCKSHIM_HOW_COUNT));
+	assert_string_equal(ledger_op_name(SOCKSHIM_STEP_EXIT), "exit");
+	assert_null(ledger_op_name(SOCKSHIM_STEP_COUNT));
+	assert_string_equal(ledger_via_name(SOCKSHIM_CLOSE_VIA_DUP2), "dup2");
+	assert_null(ledger_via_name(17));
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_snapshot_and_path),
+		T(test_path_hops),
+		T(test_scm_path),
+		T(test_history_wrapped),
+		T(test_corrupt_values),
+		T(test_reserved_and_empty),
+		T(test_snapshot_some),
+		T(test_clocks),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,297 @@
+/* Unit tests of tools/procfd.c and tools/reconcile.c: parsing of
+ * socket:[N] links and /proc/PID/stat (names with blanks and parentheses),
+ * a live scan that finds a child's socket descriptors and its state, and
+ * the ledger reconciled with that scan: confirmed, gone, reused pid,
+ * closed descriptor, and a holder only /proc knows. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "procfd.h"
+#include "reconcile.h"
+
+static void test_parse_link(void **state)
+{
+	static const char *const bad[] = {
+		"socket:[]", "socket:[12", "socket:12]", "pipe:[12]", "socket:[1a]",
+		"socket:[-1]", "socket:[99999999999999999999999]", "socket:[", "", "/dev/null",
+	};
+	uint64_t ino = 0;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(procfd_parse_socket_link("socket:[12345]", 14, &ino), 0);
+	assert_int_equal(ino, 12345);
+	assert_int_equal(procfd_parse_socket_link("socket:[18446744073709551615]", 29, &ino), 0);
+	assert_true(ino == UINT64_MAX);
+	/* Only LEN bytes count: no terminator needed. */
+	assert_int_equal(procfd_parse_socket_link("socket:[7]trailing", 10, &ino), 0);
+	assert_int_equal(ino, 7);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(procfd_parse_socket_link(bad[i], strlen(bad[i]), &ino), -EINVAL);
+}
+
+static void test_parse_stat(void **state)
+{
+	static const char normal[] =
+		"4242 (nginx) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
+		"987654 10000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+	static const char tricky[] =
+		"77 (a) b) c (d) T 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 31337 0 0\n";
+	static const char longname[] =
+		"9 (a_name_longer_than_fifteen) D 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5 0\n";
+	struct procfd_stat st;
+
+#define PARSE(s) procfd_parse_stat((s), strlen(s), &st)
+	(void)state;
+	assert_int_equal(procfd_parse_stat(normal, sizeof(normal) - 1, &st), 0);
+	assert_string_equal(st.comm, "nginx");
+	assert_int_equal(st.state, 'S');
+	assert_int_equal(st.ppid, 1);
+	assert_int_equal(st.start_ticks, 987654);
+	assert_int_equal(procfd_parse_stat(tricky, sizeof(tricky) - 1, &st), 0);
+	assert_string_equal(st.comm, "a) b) c (d");
+	assert_int_equal(st.state, 'T');
+	assert_int_equal(st.ppid, 5);
+	assert_int_equal(st.start_ticks, 31337);
+	assert_int_equal(procfd_parse_stat(longname, sizeof(longname) - 1, &st), 0);
+	assert_int_equal(strlen(st.comm), 15);
+	assert_int_equal(st.state, 'D');
+	assert_int_equal(st.start_ticks, 5);
+	/* Cut before field 22, no name, a state of two letters, junk. */
+	assert_int_equal(procfd_parse_stat(normal, 60, &st), -EINVAL);
+	assert_int_equal(PARSE("12 nginx S 1"), -EINVAL);
+	assert_int_equal(PARSE("1 (x) SS 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"), -EINVAL);
+	assert_int_equal(PARSE("1 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 z"), -EINVAL);
+	assert_int_equal(PARSE("1 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 7"), 0);
+	assert_int_equal(st.start_ticks, 7);
+	assert_int_equal(PARSE("1 (x"), -EINVAL);
+#undef PARSE
+}
+
+/* A child holding a socket of ours as fd TARGET, waiting on a pipe. */
+struct child {
+	pid_t pid;
+	int release; /* write end: closing it ends the child */
+	uint64_t inode;
+};
+
+static void start_child(struct child *c, int target)
+{
+	int sv[2], p[2];
+	struct stat st;
+	char ch;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fstat(sv[0], &st), 0);
+	c->inode = (uint64_t)st.st_ino;
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (c->pid == 0) {
+		prctl(PR_SET_NAME, "ut child", 0, 0, 0);
+		if (dup2(sv[0], target) < 0)
+			_exit(1);
+		close(sv[0]);
+		close(p[1]);
+		if (write(sv[1], "r", 1) != 1)
+			_exit(1);
+		if (read(p[0], &ch, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[0]);
+	c->release = p[1];
+	/* Ready once it has its descriptor in place. */
+	assert_int_equal(read(sv[0], &ch, 1), 1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void end_child(struct child *c)
+{
+	int status;
+
+	close(c->release);
+	kill(c->pid, SIGCONT);
+	waitpid(c->pid, &status, 0);
+}
+
+static void test_live_scan(void **state)
+{
+	const struct procfd_ref *refs;
+	const struct procfd_stat *st;
+	struct procfd *p;
+	struct child c;
+	size_t n;
+
+	(void)state;
+	start_child(&c, 77);
+	assert_int_equal(procfd_scan(&p), 0);
+	refs = procfd_refs(p, c.inode, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(refs[0].pid, c.pid);
+	assert_int_equal(refs[0].fd, 77);
+	assert_int_equal(procfd_holds(p, c.pid, 77, c.inode), 1);
+	assert_int_equal(procfd_holds(p, c.pid, 78, c.inode), 0);
+	assert_int_equal(procfd_holds(p, c.pid, 77, c.inode + 1), 0);
+	/* Ourselves: never listed (the command's own sockets are noise). */
+	assert_int_equal(procfd_seen(p, getpid()), PROCFD_GONE);
+	assert_int_equal(procfd_holds(p, getpid(), 0, c.inode), -ENOENT);
+	assert_int_equal(procfd_seen(p, c.pid), PROCFD_FDS_OK);
+	st = procfd_stat(p, c.pid);
+	assert_non_null(st);
+	assert_string_equal(st->comm, "ut child");
+	assert_true(st->state == 'S' || st->state == 'R');
+	assert_int_equal(st->ppid, getpid());
+	assert_true(st->start_ticks > 0);
+	assert_ptr_equal(procfd_stat(p, c.pid), st); /* read once */
+	assert_null(procfd_refs(p, 1, &n));
+	assert_int_equal(n, 0);
+	procfd_all(p, &n);
+	assert_true(n >= 1);
+	procfd_free(p);
+
+	/* Stopped: the state says so. */
+	kill(c.pid, SIGSTOP);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(procfd_scan(&p), 0);
+		st = procfd_stat(p, c.pid);
+		if (st && st->state == 'T')
+			break;
+		procfd_free(p);
+		p = NULL;
+		usleep(5000);
+	}
+	assert_non_null(p);
+	assert_int_equal(st->state, 'T');
+	assert_true(rec_state_hung(st->state));
+	procfd_free(p);
+	end_child(&c);
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const struct rec_holder *holder(const struct rec_sock *rs, pid_t pid, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->h[i].pid == pid && rs->h[i].fd == fd)
+			return &rs->h[i];
+	return NULL;
+}
+
+static void test_reconcile(void **state)
+{
+	struct ledger_snap snap;
+	struct ledger_sock ls;
+	const struct rec_holder *h;
+	struct rec_sock rs;
+	struct procfd *p;
+	struct child c, other;
+	int64_t now = clock_ns(CLOCK_MONOTONIC);
+	pid_t gone;
+	int status;
+
+	(void)state;
+	/* A process that has exited: its pid is free. */
+	gone = fork();
+	if (gone == 0)
+		_exit(0);
+	waitpid(gone, &status, 0);
+	start_child(&c, 40);
+	start_child(&other, 41); /* holds another socket */
+
+	memset(&snap, 0, sizeof(snap));
+	snap.created_mono_ns = now;
+	snap.created_boot_ns = clock_ns(CLOCK_BOOTTIME);
+	snap.created_real_ns = clock_ns(CLOCK_REALTIME);
+	memset(&ls, 0, sizeof(ls));
+	ls.inode = c.inode;
+	ls.born = SOCKSHIM_BORN_SOCKETPAIR;
+	ls.born_pid = getpid();
+	ls.born_fd = 3;
+	ls.born_ns = 1;
+	/* Confirmed by /proc. */
+	ls.holders[ls.nholders++] = (struct ledger_holder){c.pid, 40, SOCKSHIM_HOW_FORK,
+							   (uint64_t)now, getpid(), 3};
+	/* Exited without the shim seeing it. */
+	ls.holders[ls.nholders++] = (struct ledger_holder){gone, 5, SOCKSHIM_HOW_FORK,
+							   (uint64_t)now, getpid(), 3};
+	/* The pid of a process started long after the record: reused. */
+	ls.holders[ls.nholders++] = (struct ledger_holder){other.pid, 41, SOCKSHIM_HOW_FORK, 1000,
+							   getpid(), 3};
+	/* The right process, but its fd is now something else. */
+	ls.holders[ls.nholders++] = (struct ledger_holder){c.pid, 9, SOCKSHIM_HOW_DUP,
+							   (uint64_t)now, c.pid, 40};
+	ls.refs = 4;
+	assert_int_equal(procfd_scan(&p), 0);
+	reconcile(&snap, &ls, p, c.inode, &rs);
+	assert_int_equal(rs.n, 4);
+	assert_int_equal(rs.live, 1);
+	h = holder(&rs, c.pid, 40);
+	assert_non_null(h);
+	assert_int_equal(h->source, REC_LEDGER | REC_PROC);
+	assert_false(h->stale);
+	assert_string_equal(h->comm, "ut child");
+	assert_string_equal(rec_source_name(h->source), "ledger+proc");
+	assert_string_equal(rec_how_name(h), "fork");
+	h = holder(&rs, gone, 5);
+	assert_true(h->stale);
+	assert_non_null(strstr(h->why, "has exited"));
+	h = holder(&rs, other.pid, 41);
+	assert_true(h->stale);
+	assert_non_null(strstr(h->why, "another process"));
+	h = holder(&rs, c.pid, 9);
+	assert_true(h->stale);
+	assert_non_null(strstr(h->why, "is not socket:["));
+
+	/* Without the confirmed holder in the ledger, /proc alone knows it. */
+	ls.nholders = 0;
+	reconcile(&snap, &ls, p, c.inode, &rs);
+	assert_int_equal(rs.n, 1);
+	assert_int_equal(rs.h[0].source, REC_PROC);
+	assert_string_equal(rec_how_name(&rs.h[0]), "seen only in /proc");
+	assert_int_equal(rs.live, 1);
+	/* No ledger entry at all. */
+	reconcile(NULL, NULL, p, c.inode, &rs);
+	assert_int_equal(rs.n, 1);
+	assert_int_equal(rs.h[0].pid, c.pid);
+	procfd_free(p);
+	/* OTHER inherited C's pipe end: it goes first, or C never sees EOF. */
+	end_child(&other);
+	end_child(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_link),
+		cmocka_unit_test(test_parse_stat),
+		cmocka_unit_test(test_live_scan),
+		cmocka_unit_test(test_reconcile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
