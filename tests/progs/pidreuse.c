@@ -5,10 +5,11 @@
  *     pidreuse TARGET CMD [ARGS...]
  *
  * Prints "got TARGET after N forks" (CMD then runs as TARGET, our child,
- * not waited for) and exits 0; exits 1 when TARGET did not come round
+ * not waited for, with /dev/null as stdin, stdout and stderr) and exits 0; exits 1 when TARGET did not come round
  * within MAX_CYCLES passes over pid_max (another process took it each
  * time), 2 on an error. alarm() bounds the run. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (pid == 0) {
+			int null;
+
 			if (getpid() != target)
 				_exit(0);
+			/* Not our caller's pipes: it waits for their end, not CMD's. */
+			null = open("/dev/null", O_RDWR);
+			if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+				_exit(126);
+			close(null);
 			execvp(argv[2], argv + 2);
 			_exit(127);
 		}
