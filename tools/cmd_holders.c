@@ -277,7 +277,11 @@ static void addrs(const struct hitem *it, char *local, char *peer, size_t len)
 {
 	if (it->k) {
 		sockdiag_addr_str(local, len, it->k->family, it->k->src, it->k->sport);
-		sockdiag_addr_str(peer, len, it->k->family, it->k->dst, it->k->dport);
+		/* A listener has no peer: the kernel says 0.0.0.0:0. */
+		if (it->k->state == SOCKDIAG_LISTEN)
+			snprintf(peer, len, "-");
+		else
+			sockdiag_addr_str(peer, len, it->k->family, it->k->dst, it->k->dport);
 		return;
 	}
 	if (it->ls) {
