@@ -1,0 +1,415 @@
+/* Unit tests of tools/stats_model.c: copying listener entries (with the
+ * corrupt values a hostile process can leave), log2 histogram percentiles,
+ * Jain's fairness index, ratios and the text of durations and bounds. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "stats_model.h"
+
+#define KEY(pid, tid) (((uint64_t)(pid) << 32) | (uint32_t)(tid))
+
+static struct sockshim_listener *new_listener(uint64_t inode, const char *ip, unsigned port)
+{
+	struct sockshim_listener *l = calloc(1, sizeof(*l));
+
+	assert_non_null(l);
+	l->inode = inode;
+	if (strchr(ip, ':')) {
+		l->family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, l->local_ip), 1);
+	} else {
+		l->family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, l->local_ip), 1);
+	}
+	l->local_port = (uint16_t)port;
+	return l;
+}
+
+static void test_mode_names(void **state)
+{
+	(void)state;
+	assert_string_equal(stats_mode_name(SOCKSHIM_ACCEPT_OBSERVE), "observe");
+	assert_string_equal(stats_mode_name(SOCKSHIM_ACCEPT_SERIALIZE), "serialize");
+	assert_string_equal(stats_mode_name(SOCKSHIM_ACCEPT_OFF), "off");
+	assert_null(stats_mode_name(3));
+	assert_null(stats_mode_name(65535));
+}
+
+static void test_buckets(void **state)
+{
+	(void)state;
+	assert_int_equal(stats_bucket_low(0), 0);
+	assert_int_equal(stats_bucket_high(0), 1);
+	assert_int_equal(stats_bucket_low(1), 2);
+	assert_int_equal(stats_bucket_high(1), 3);
+	assert_int_equal(stats_bucket_low(10), 1024);
+	assert_int_equal(stats_bucket_high(10), 2047);
+	assert_int_equal(stats_bucket_low(STATS_BUCKETS - 1), UINT64_C(1) << 31);
+	assert_true(stats_bucket_high(STATS_BUCKETS - 1) == UINT64_MAX);
+	assert_true(stats_bucket_high(200) == UINT64_MAX);
+}
+
+static void test_percentiles(void **state)
+{
+	uint64_t h[STATS_BUCKETS] = {0};
+	struct stats_bound b;
+
+	(void)state;
+	/* Empty. */
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), -1);
+	assert_int_equal(b.bucket, -1);
+	assert_int_equal(stats_hist_max(h, STATS_BUCKETS, &b), -1);
+	assert_int_equal(stats_hist_total(h, STATS_BUCKETS), 0);
+
+	/* 500 lock waits: 300 of 1-2 us, 150 of 4-8 us, 45 of 1-2 ms, 5 of
+	 * 32-64 ms. */
+	h[10] = 300;
+	h[12] = 150;
+	h[20] = 45;
+	h[25] = 5;
+	assert_int_equal(stats_hist_total(h, STATS_BUCKETS), 500);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), 10);
+	assert_int_equal(b.ns, 2048);
+	assert_false(b.open);
+	/* Rank 300 is the last of bucket 10, rank 301 the first of 12. */
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 600, &b), 10);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 601, &b), 12);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 900, &b), 12);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 990, &b), 20);
+	assert_int_equal(b.ns, 2097152);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 991, &b), 25);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 1000, &b), 25);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 5000, &b), 25);
+	assert_int_equal(stats_hist_max(h, STATS_BUCKETS, &b), 25);
+	assert_int_equal(b.ns, UINT64_C(1) << 26);
+	/* p0 is the smallest value, rank 1. */
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 0, &b), 10);
+
+	/* One value. */
+	memset(h, 0, sizeof(h));
+	h[0] = 1;
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), 0);
+	assert_int_equal(b.ns, 2);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 990, &b), 0);
+
+	/* Three values, one per bucket: the median is the second. */
+	memset(h, 0, sizeof(h));
+	h[0] = h[1] = h[2] = 1;
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), 1);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 333, &b), 0);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 334, &b), 1);
+
+	/* The last bucket has no upper bound: its lower one, marked open. */
+	memset(h, 0, sizeof(h));
+	h[STATS_BUCKETS - 1] = 7;
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), STATS_BUCKETS - 1);
+	assert_true(b.open);
+	assert_int_equal(b.ns, UINT64_C(1) << 31);
+	assert_int_equal(stats_hist_max(h, STATS_BUCKETS, &b), STATS_BUCKETS - 1);
+	assert_true(b.open);
+
+	/* Counts a corrupt segment can hold: the total saturates, the
+	 * percentiles stay within the histogram. */
+	memset(h, 0, sizeof(h));
+	h[3] = UINT64_MAX;
+	h[5] = UINT64_MAX;
+	assert_true(stats_hist_total(h, STATS_BUCKETS) == UINT64_MAX);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 500, &b), 3);
+	assert_int_equal(stats_hist_percentile(h, STATS_BUCKETS, 1000, &b), 3);
+	assert_int_equal(stats_hist_max(h, STATS_BUCKETS, &b), 5);
+}
+
+static void test_hist_sum(void **state)
+{
+	uint64_t h[STATS_BUCKETS] = {0};
+
+	(void)state;
+	assert_true(stats_hist_sum_ns(h, STATS_BUCKETS) == 0);
+	h[0] = 3;  /* 1 ns each */
+	h[1] = 2;  /* 3 ns each */
+	h[10] = 4; /* 1536 ns each */
+	assert_true(stats_hist_sum_ns(h, STATS_BUCKETS) == 3 + 6 + 4 * 1536);
+	memset(h, 0, sizeof(h));
+	h[STATS_BUCKETS - 1] = 1; /* the open bucket counts at 1.5 x its low bound */
+	assert_true(stats_hist_sum_ns(h, STATS_BUCKETS) == 1.5 * 2147483648.0);
+}
+
+static void test_jain(void **state)
+{
+	const uint64_t equal[] = {125, 125, 125, 125}, one[] = {40, 0, 0, 0};
+	const uint64_t uneven[] = {200, 100, 100, 100}, zeros[] = {0, 0, 0};
+	const uint64_t huge[] = {UINT64_MAX, UINT64_MAX};
+
+	(void)state;
+	assert_true(stats_jain(NULL, 0) == 1.0);
+	assert_true(stats_jain(zeros, 3) == 1.0);
+	assert_true(stats_jain(equal, 4) == 1.0);
+	assert_true(stats_jain(one, 4) == 0.25);
+	/* 500^2 / (4 * 70000) */
+	assert_true(fabs(stats_jain(uneven, 4) - 250000.0 / 280000.0) < 1e-12);
+	assert_true(fabs(stats_jain(huge, 2) - 1.0) < 1e-12);
+	assert_true(stats_jain(one, 1) == 1.0);
+}
+
+static void test_max_min_and_ratios(void **state)
+{
+	const uint64_t uneven[] = {200, 100, 100, 100}, starved[] = {5, 0}, zeros[] = {0, 0};
+	struct stats_listener s;
+
+	(void)state;
+	assert_true(stats_max_min(NULL, 0) == 1.0);
+	assert_true(stats_max_min(zeros, 2) == 1.0);
+	assert_true(stats_max_min(uneven, 4) == 2.0);
+	assert_true(isinf(stats_max_min(starved, 2)));
+	assert_true(isnan(stats_ratio(5, 0)));
+	assert_true(stats_ratio(0, 4) == 0);
+	assert_true(stats_ratio(1000, 500) == 2.0);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(stats_held_ns(&s, 1000), 0);
+	s.holder_pid = 10;
+	s.holder_tid = 11;
+	s.held_since_ns = 400;
+	assert_int_equal(stats_held_ns(&s, 1000), 600);
+	/* A clock from the future (corrupt) is not a negative age. */
+	assert_int_equal(stats_held_ns(&s, 300), 0);
+}
+
+static void test_fmt(void **state)
+{
+	static const struct {
+		uint64_t ns;
+		const char *text;
+	} cases[] = {
+		{0, "0ns"},           {999, "999ns"},        {1000, "1.0us"},
+		{2048, "2.0us"},      {9949, "9.9us"},       {9950, "10us"},
+		{16384, "16us"},      {131072, "131us"},     {999499, "999us"},
+		{999500, "1.0ms"},    {2097152, "2.1ms"},    {67108864, "67ms"},
+		{1500000000, "1.5s"}, {2147483648, "2.1s"},  {UINT64_MAX, "18446744074s"},
+	};
+	struct stats_bound b = {-1, 0, 0};
+	char buf[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		stats_fmt_ns(buf, sizeof(buf), cases[i].ns);
+		assert_string_equal(buf, cases[i].text);
+	}
+	stats_fmt_bound(buf, sizeof(buf), &b);
+	assert_string_equal(buf, "-");
+	b = (struct stats_bound){10, 2048, 0};
+	stats_fmt_bound(buf, sizeof(buf), &b);
+	assert_string_equal(buf, "<=2.0us");
+	b = (struct stats_bound){31, UINT64_C(1) << 31, 1};
+	stats_fmt_bound(buf, sizeof(buf), &b);
+	assert_string_equal(buf, ">=2.1s");
+
+	stats_fmt_double(buf, sizeof(buf), 0.25);
+	assert_string_equal(buf, "0.25");
+	stats_fmt_double(buf, sizeof(buf), 1.0);
+	assert_string_equal(buf, "1");
+	stats_fmt_double(buf, sizeof(buf), 0.1);
+	assert_string_equal(buf, "0.1");
+	stats_fmt_double(buf, sizeof(buf), 1e-9);
+	assert_string_equal(buf, "1e-09");
+	/* Shortest round trip: 16 digits here, as Python's repr gives. */
+	stats_fmt_double(buf, sizeof(buf), 250000.0 / 280000.0);
+	assert_string_equal(buf, "0.8928571428571429");
+	stats_fmt_double(buf, sizeof(buf), 0.1 + 0.2);
+	assert_string_equal(buf, "0.30000000000000004");
+	stats_fmt_double(buf, sizeof(buf), NAN);
+	assert_string_equal(buf, "NaN");
+	stats_fmt_double(buf, sizeof(buf), INFINITY);
+	assert_string_equal(buf, "+Inf");
+	stats_fmt_double(buf, sizeof(buf), -INFINITY);
+	assert_string_equal(buf, "-Inf");
+}
+
+static void test_read_listener(void **state)
+{
+	struct sockshim_listener *l = new_listener(4242, "127.0.0.1", 8080);
+	struct stats_listener *s = malloc(sizeof(*s));
+
+	(void)state;
+	assert_non_null(s);
+	l->mode = SOCKSHIM_ACCEPT_SERIALIZE;
+	l->backlog = 128;
+	l->accept_calls = 1600;
+	l->accepts = 500;
+	l->spurious = 1000;
+	l->empty = 12;
+	l->eintr = 3;
+	l->econnaborted = 1;
+	l->emfile = 2;
+	l->wakeups = 1400;
+	l->lock_acquisitions = 500;
+	l->lock_contended = 120;
+	l->owner_died = 1;
+	l->waiters = 2;
+	l->max_waiters = 3;
+	l->holder_pid = 77;
+	l->holder_tid = 78;
+	l->held_since_ns = 5000;
+	l->wait_hist[10] = 300;
+	l->hold_hist[STATS_BUCKETS - 1] = 9;
+	/* Rows out of order, with free rows between and two corrupt keys. */
+	l->workers[0].key = KEY(300, 301);
+	l->workers[0].accepts = 3;
+	l->workers[2].key = KEY(100, 102);
+	l->workers[2].accepts = 2;
+	l->workers[3].key = KEY(100, 101);
+	l->workers[3].accepts = 1;
+	l->workers[3].calls = 10;
+	l->workers[3].lock_wait_ns = 99;
+	l->workers[5].key = KEY(0, 5);                       /* no pid */
+	l->workers[6].key = (UINT64_C(0x80000000) << 32) | 1; /* pid beyond int32 */
+	l->workers[SOCKSHIM_WORKERS - 1].key = KEY(50, 50);
+
+	assert_int_equal(stats_read_listener(l, s), 0);
+	assert_int_equal(s->inode, 4242);
+	assert_int_equal(s->family, AF_INET);
+	assert_int_equal(s->local_port, 8080);
+	assert_memory_equal(s->local_ip, l->local_ip, 16);
+	assert_int_equal(s->mode, SOCKSHIM_ACCEPT_SERIALIZE);
+	assert_int_equal(s->listen_backlog, 128);
+	assert_int_equal(s->accept_calls, 1600);
+	assert_int_equal(s->accepts, 500);
+	assert_int_equal(s->spurious, 1000);
+	assert_int_equal(s->empty, 12);
+	assert_int_equal(s->eintr, 3);
+	assert_int_equal(s->econnaborted, 1);
+	assert_int_equal(s->emfile, 2);
+	assert_int_equal(s->wakeups, 1400);
+	assert_int_equal(s->lock_acquisitions, 500);
+	assert_int_equal(s->lock_contended, 120);
+	assert_int_equal(s->owner_died, 1);
+	assert_int_equal(s->waiters, 2);
+	assert_int_equal(s->max_waiters, 3);
+	assert_int_equal(s->holder_pid, 77);
+	assert_int_equal(s->holder_tid, 78);
+	assert_int_equal(s->held_since_ns, 5000);
+	assert_int_equal(s->wait_hist[10], 300);
+	assert_int_equal(s->hold_hist[STATS_BUCKETS - 1], 9);
+	assert_int_equal(s->nworkers, 4);
+	assert_int_equal(s->bad_workers, 2);
+	assert_int_equal(s->workers[0].pid, 50);
+	assert_int_equal(s->workers[1].pid, 100);
+	assert_int_equal(s->workers[1].tid, 101);
+	assert_int_equal(s->workers[1].accepts, 1);
+	assert_int_equal(s->workers[1].calls, 10);
+	assert_int_equal(s->workers[1].lock_wait_ns, 99);
+	assert_int_equal(s->workers[2].tid, 102);
+	assert_int_equal(s->workers[3].pid, 300);
+
+	/* A negative holder is no holder. */
+	l->holder_pid = -5;
+	assert_int_equal(stats_read_listener(l, s), 0);
+	assert_int_equal(s->holder_pid, 0);
+	assert_int_equal(s->held_since_ns, 0);
+
+	/* An entry being claimed. */
+	l->inode = STATS_INODE_CLAIMING;
+	assert_int_equal(stats_read_listener(l, s), -ENOENT);
+
+	/* An unused entry. */
+	l->inode = 0;
+	assert_int_equal(stats_read_listener(l, s), -ENOENT);
+	free(l);
+	free(s);
+}
+
+static void test_read_table(void **state)
+{
+	struct sockshim_listener *t = calloc(4, sizeof(*t)), *x;
+	struct stats_listener *out = calloc(4, sizeof(*out));
+	char addr[STATS_ADDR_MAX];
+	size_t n = 99, i;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(out);
+	stats_read_table(t, 4, out, &n);
+	assert_int_equal(n, 0);
+
+	x = new_listener(30, "::1", 80);
+	t[0] = *x;
+	free(x);
+	x = new_listener(20, "127.0.0.1", 9000);
+	t[1] = *x;
+	free(x);
+	/* t[2] unused */
+	x = new_listener(10, "127.0.0.1", 80);
+	t[3] = *x;
+	free(x);
+	stats_read_table(t, 4, out, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].inode, 10);
+	assert_int_equal(out[1].inode, 20);
+	assert_int_equal(out[2].inode, 30);
+
+	stats_addr(addr, sizeof(addr), &out[0]);
+	assert_string_equal(addr, "127.0.0.1:80");
+	stats_addr(addr, sizeof(addr), &out[2]);
+	assert_string_equal(addr, "[::1]:80");
+	/* A dual-stack listener's IPv4-mapped address reads as IPv4. */
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:10.0.0.1", out[2].local_ip), 1);
+	stats_addr(addr, sizeof(addr), &out[2]);
+	assert_string_equal(addr, "10.0.0.1:80");
+	out[0].family = AF_UNIX;
+	stats_addr(addr, sizeof(addr), &out[0]);
+	assert_string_equal(addr, "unix");
+	for (i = 0; i < 2; i++) {
+		out[0].family = i ? 0 : 12345;
+		stats_addr(addr, sizeof(addr), &out[0]);
+		assert_string_equal(addr, "-");
+	}
+	free(t);
+	free(out);
+}
+
+static void test_worker_accepts(void **state)
+{
+	struct stats_listener *s = calloc(1, sizeof(*s));
+	uint64_t x[SOCKSHIM_WORKERS], sum;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(stats_worker_accepts(s, x, &sum), 0);
+	assert_int_equal(sum, 0);
+	s->nworkers = 3;
+	s->workers[0].accepts = 200;
+	s->workers[1].accepts = 100;
+	s->workers[2].accepts = UINT64_MAX;
+	assert_int_equal(stats_worker_accepts(s, x, &sum), 3);
+	assert_true(sum == UINT64_MAX);
+	assert_int_equal(x[1], 100);
+	/* A count beyond the table (it cannot come from stats_read_listener,
+	 * but the reader of a struct should not trust it either). */
+	s->nworkers = 1000;
+	assert_int_equal(stats_worker_accepts(s, x, &sum), SOCKSHIM_WORKERS);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mode_names),      cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_percentiles),     cmocka_unit_test(test_hist_sum),
+		cmocka_unit_test(test_jain),            cmocka_unit_test(test_max_min_and_ratios),
+		cmocka_unit_test(test_fmt),             cmocka_unit_test(test_read_listener),
+		cmocka_unit_test(test_read_table),      cmocka_unit_test(test_worker_accepts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,368 @@
+/* The computations of `sockshim stats`, apart from any output: copying a
+ * listener entry that other processes update, percentiles of log2
+ * histograms, fairness. Everything read from the segment is a value to
+ * check, never an index or a length to trust. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "sockdiag.h"
+#include "stats_model.h"
+
+/* Tries at copying an entry whose owner changes under us: a listener
+ * closed and another opened in the same slot, twice in a row, is news
+ * the next snapshot will show. */
+#define COPY_TRIES 2
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static const char *const mode_names[] = {
+	[SOCKSHIM_ACCEPT_OBSERVE] = "observe",
+	[SOCKSHIM_ACCEPT_SERIALIZE] = "serialize",
+	[SOCKSHIM_ACCEPT_OFF] = "off",
+};
+
+const char *stats_mode_name(unsigned mode)
+{
+	return mode < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[mode] : NULL;
+}
+
+/* Copy one worker row; 1 when it holds a worker, 0 when free, -1 when
+ * its key names no thread (a corrupt row) or changed while copied. */
+static int read_worker(const struct sockshim_worker *src, struct stats_worker *w)
+{
+	uint64_t key = LOAD(&src->key), pid, tid;
+
+	if (!key)
+		return 0;
+	pid = key >> 32;
+	tid = key & 0xffffffffu;
+	if (!pid || pid > INT32_MAX || !tid || tid > INT32_MAX)
+		return -1;
+	w->pid = (int32_t)pid;
+	w->tid = (int32_t)tid;
+	w->calls = LOAD(&src->calls);
+	w->accepts = LOAD(&src->accepts);
+	w->spurious = LOAD(&src->spurious);
+	w->empty = LOAD(&src->empty);
+	w->eintr = LOAD(&src->eintr);
+	w->lock_wait_ns = LOAD(&src->lock_wait_ns);
+	w->last_ns = LOAD(&src->last_ns);
+	return LOAD(&src->key) == key ? 1 : -1;
+}
+
+static int by_thread(const void *a, const void *b)
+{
+	const struct stats_worker *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+int stats_read_listener(const struct sockshim_listener *src, struct stats_listener *dst)
+{
+	const sockshim_word *ip = (const sockshim_word *)src->local_ip;
+	uint64_t inode = LOAD(&src->inode), words[2];
+	unsigned i;
+	int rc;
+
+	memset(dst, 0, sizeof(*dst));
+	/* UINT64_MAX: a claimer is still filling the entry in. */
+	if (!inode || inode == STATS_INODE_CLAIMING)
+		return -ENOENT;
+	dst->inode = inode;
+	dst->family = LOAD(&src->family);
+	dst->mode = LOAD(&src->mode);
+	dst->local_port = LOAD(&src->local_port);
+	/* 8-aligned in the entry: two word loads, not a racing memcpy. */
+	words[0] = LOAD(&ip[0]);
+	words[1] = LOAD(&ip[1]);
+	memcpy(dst->local_ip, words, sizeof(dst->local_ip));
+	dst->listen_backlog = LOAD(&src->backlog);
+	dst->waiters = LOAD(&src->waiters);
+	dst->max_waiters = LOAD(&src->max_waiters);
+	dst->holder_pid = LOAD(&src->holder_pid);
+	dst->holder_tid = LOAD(&src->holder_tid);
+	dst->held_since_ns = LOAD(&src->held_since_ns);
+	dst->poller = LOAD(&src->poller);
+	dst->poller_since_ns = LOAD(&src->poller_since_ns);
+	dst->accept_calls = LOAD(&src->accept_calls);
+	dst->accepts = LOAD(&src->accepts);
+	dst->spurious = LOAD(&src->spurious);
+	dst->empty = LOAD(&src->empty);
+	dst->eintr = LOAD(&src->eintr);
+	dst->econnaborted = LOAD(&src->econnaborted);
+	dst->emfile = LOAD(&src->emfile);
+	dst->wakeups = LOAD(&src->wakeups);
+	dst->lock_acquisitions = LOAD(&src->lock_acquisitions);
+	dst->lock_contended = LOAD(&src->lock_contended);
+	dst->owner_died = LOAD(&src->owner_died);
+	dst->worker_overflow = LOAD(&src->worker_overflow);
+	for (i = 0; i < STATS_BUCKETS; i++) {
+		dst->wait_hist[i] = LOAD(&src->wait_hist[i]);
+		dst->hold_hist[i] = LOAD(&src->hold_hist[i]);
+	}
+	/* A holder's pid is shown and looked up in /proc: a negative one is
+	 * as meaningless as none. */
+	if (dst->holder_pid <= 0 || dst->holder_tid < 0) {
+		dst->holder_pid = 0;
+		dst->holder_tid = 0;
+		dst->held_since_ns = 0;
+	}
+	for (i = 0; i < SOCKSHIM_WORKERS; i++) {
+		rc = read_worker(&src->workers[i], &dst->workers[dst->nworkers]);
+		if (rc > 0)
+			dst->nworkers++;
+		else if (rc < 0)
+			dst->bad_workers++;
+	}
+	qsort(dst->workers, dst->nworkers, sizeof(dst->workers[0]), by_thread);
+	return LOAD(&src->inode) == inode ? 0 : -EAGAIN;
+}
+
+static int by_address(const void *a, const void *b)
+{
+	const struct stats_listener *x = a, *y = b;
+	int c;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	c = memcmp(x->local_ip, y->local_ip, sizeof(x->local_ip));
+	if (c)
+		return c;
+	if (x->local_port != y->local_port)
+		return x->local_port < y->local_port ? -1 : 1;
+	return (x->inode > y->inode) - (x->inode < y->inode);
+}
+
+void stats_read_table(const struct sockshim_listener *table, size_t n, struct stats_listener *out,
+		      size_t *nout)
+{
+	size_t i, k = 0;
+	int t, rc;
+
+	for (i = 0; i < n; i++) {
+		rc = -EAGAIN;
+		for (t = 0; t < COPY_TRIES && rc == -EAGAIN; t++)
+			rc = stats_read_listener(&table[i], &out[k]);
+		if (rc == 0)
+			k++;
+	}
+	qsort(out, k, sizeof(out[0]), by_address);
+	*nout = k;
+}
+
+void stats_addr(char *buf, size_t len, const struct stats_listener *s)
+{
+	if (s->family == AF_INET || s->family == AF_INET6)
+		sockdiag_addr_str(buf, len, s->family, s->local_ip, s->local_port);
+	else if (s->family == AF_UNIX)
+		snprintf(buf, len, "unix");
+	else
+		snprintf(buf, len, "-");
+}
+
+/* ---- Histograms. ---- */
+
+uint64_t stats_bucket_low(unsigned i)
+{
+	return i == 0 ? 0 : i < 64 ? UINT64_C(1) << i : UINT64_MAX;
+}
+
+uint64_t stats_bucket_high(unsigned i)
+{
+	if (i + 1 >= STATS_BUCKETS || i >= 63)
+		return UINT64_MAX;
+	return (UINT64_C(1) << (i + 1)) - 1;
+}
+
+uint64_t stats_hist_total(const uint64_t *h, unsigned n)
+{
+	uint64_t t = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (__builtin_add_overflow(t, h[i], &t))
+			return UINT64_MAX;
+	return t;
+}
+
+static void bound_of(unsigned i, unsigned n, struct stats_bound *b)
+{
+	b->bucket = (int)i;
+	b->open = i + 1 >= n;
+	/* The open bucket has no upper bound: say what it does know. */
+	b->ns = b->open ? stats_bucket_low(i) : stats_bucket_high(i) + 1;
+}
+
+int stats_hist_percentile(const uint64_t *h, unsigned n, unsigned permille,
+			  struct stats_bound *b)
+{
+	uint64_t total = stats_hist_total(h, n), rank, cum = 0;
+	unsigned i;
+
+	b->bucket = -1;
+	b->ns = 0;
+	b->open = 0;
+	if (!total || n == 0)
+		return -1;
+	if (permille > 1000)
+		permille = 1000;
+	/* ceil(total * permille / 1000) without overflowing 64 bits. */
+	rank = total / 1000 * permille + ((total % 1000) * permille + 999) / 1000;
+	if (rank == 0)
+		rank = 1;
+	for (i = 0; i < n; i++) {
+		if (__builtin_add_overflow(cum, h[i], &cum))
+			cum = UINT64_MAX;
+		if (cum >= rank)
+			break;
+	}
+	if (i == n)
+		i = n - 1; /* not reached: the total is the last cumulative count */
+	bound_of(i, n, b);
+	return b->bucket;
+}
+
+int stats_hist_max(const uint64_t *h, unsigned n, struct stats_bound *b)
+{
+	unsigned i;
+
+	b->bucket = -1;
+	b->ns = 0;
+	b->open = 0;
+	for (i = n; i-- > 0;)
+		if (h[i]) {
+			bound_of(i, n, b);
+			break;
+		}
+	return b->bucket;
+}
+
+double stats_hist_sum_ns(const uint64_t *h, unsigned n)
+{
+	double sum = 0;
+	unsigned i;
+
+	for (i = 0; i < n && i < 64; i++)
+		sum += (double)h[i] * (i == 0 ? 1.0 : 1.5 * (double)(UINT64_C(1) << i));
+	return sum;
+}
+
+/* ---- Fairness. ---- */
+
+double stats_jain(const uint64_t *x, size_t n)
+{
+	/* long double: the squares of 64-bit counts. */
+	long double sum = 0, sq = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		sum += (long double)x[i];
+		sq += (long double)x[i] * (long double)x[i];
+	}
+	if (n == 0 || sq == 0)
+		return 1.0;
+	return (double)(sum * sum / ((long double)n * sq));
+}
+
+double stats_max_min(const uint64_t *x, size_t n)
+{
+	uint64_t max = 0, min = UINT64_MAX;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (x[i] > max)
+			max = x[i];
+		if (x[i] < min)
+			min = x[i];
+	}
+	if (n == 0 || max == 0)
+		return 1.0;
+	if (min == 0)
+		return INFINITY;
+	return (double)max / (double)min;
+}
+
+size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_t *sum)
+{
+	size_t i, n = s->nworkers < SOCKSHIM_WORKERS ? s->nworkers : SOCKSHIM_WORKERS;
+
+	*sum = 0;
+	for (i = 0; i < n; i++) {
+		x[i] = s->workers[i].accepts;
+		if (__builtin_add_overflow(*sum, x[i], sum))
+			*sum = UINT64_MAX;
+	}
+	return n;
+}
+
+double stats_ratio(uint64_t num, uint64_t den)
+{
+	return den ? (double)num / (double)den : NAN;
+}
+
+uint64_t stats_held_ns(const struct stats_listener *s, uint64_t now_ns)
+{
+	if (!s->holder_pid || !s->held_since_ns || s->held_since_ns > now_ns)
+		return 0;
+	return now_ns - s->held_since_ns;
+}
+
+/* ---- Text. ---- */
+
+void stats_fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	static const struct {
+		double div;
+		const char *unit;
+	} units[] = {{1e3, "us"}, {1e6, "ms"}, {1e9, "s"}};
+	double v = (double)ns;
+	int i;
+
+	if (ns < 1000) {
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+		return;
+	}
+	for (i = 0; i < 2 && v / units[i].div >= 999.5; i++) {
+	}
+	v /= units[i].div;
+	snprintf(buf, len, v < 9.95 ? "%.1f%s" : "%.0f%s", v, units[i].unit);
+}
+
+void stats_fmt_bound(char *buf, size_t len, const struct stats_bound *b)
+{
+	char v[32];
+
+	if (b->bucket < 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	stats_fmt_ns(v, sizeof(v), b->ns);
+	snprintf(buf, len, "%s%s", b->open ? ">=" : "<=", v);
+}
+
+void stats_fmt_double(char *buf, size_t len, double v)
+{
+	int prec;
+
+	if (isnan(v)) {
+		snprintf(buf, len, "NaN");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	/* The fewest digits that read back exactly: 17 always do. */
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+	snprintf(buf, len, "%.17g", v);
+}
