@@ -49,6 +49,7 @@ UNIT_OBJ_test_sockdiag = tools/sockdiag.c
 UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/format.c \
 	tools/outbuf.c
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c
+UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
 

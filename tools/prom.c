@@ -1,0 +1,473 @@
+/* The Prometheus text exposition format, and `sockshim stats` in it. Every
+ * family is written once (HELP, TYPE, then its samples for every listener),
+ * as scrapers and promtool require; a family without samples is left out. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "prom.h"
+
+#define NS_PER_SEC UINT64_C(1000000000)
+/* The labels every listener sample carries, and room for two more. */
+#define BASE_LABELS 3
+#define MAX_LABELS (BASE_LABELS + 2)
+
+static int name_char(int c, int first, int colon)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
+		return 1;
+	if (c == ':')
+		return colon;
+	return !first && c >= '0' && c <= '9';
+}
+
+int prom_metric_name_ok(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i]; i++)
+		if (!name_char((unsigned char)name[i], i == 0, 1))
+			return 0;
+	return i > 0;
+}
+
+int prom_label_name_ok(const char *name)
+{
+	size_t i;
+
+	/* Names starting with "__" are reserved for Prometheus itself. */
+	if (name[0] == '_' && name[1] == '_')
+		return 0;
+	for (i = 0; name[i]; i++)
+		if (!name_char((unsigned char)name[i], i == 0, 0))
+			return 0;
+	return i > 0;
+}
+
+/* The length of the well-formed UTF-8 sequence at S (at most N bytes), or
+ * 0: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t k, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		k = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		k = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		k = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < k)
+		return 0;
+	for (i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return k;
+}
+
+void prom_put_label_value(FILE *f, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, k;
+
+	fputc('"', f);
+	while (i < n) {
+		if (u[i] == '\\' || u[i] == '"') {
+			fputc('\\', f);
+			fputc(u[i++], f);
+		} else if (u[i] == '\n') {
+			fputs("\\n", f);
+			i++;
+		} else if ((k = utf8_len(u + i, n - i)) == 0) {
+			fputs("\xef\xbf\xbd", f); /* U+FFFD: the format wants UTF-8 */
+			i++;
+		} else {
+			fwrite(u + i, 1, k, f);
+			i += k;
+		}
+	}
+	fputc('"', f);
+}
+
+void prom_put_help(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", f);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+void prom_family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s ", name);
+	prom_put_help(f, help);
+	fprintf(f, "\n# TYPE %s %s\n", name, type);
+}
+
+static void put_series(FILE *f, const char *name, const char *suffix,
+		       const struct prom_label *l, size_t n)
+{
+	size_t i;
+
+	fputs(name, f);
+	fputs(suffix, f);
+	if (!n)
+		return;
+	fputc('{', f);
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s%s=", i ? "," : "", l[i].name);
+		prom_put_label_value(f, l[i].value);
+	}
+	fputc('}', f);
+}
+
+void prom_sample_u64(FILE *f, const char *name, const struct prom_label *l, size_t n, uint64_t v)
+{
+	put_series(f, name, "", l, n);
+	fprintf(f, " %" PRIu64 "\n", v);
+}
+
+void prom_sample(FILE *f, const char *name, const struct prom_label *l, size_t n, double v)
+{
+	char num[40];
+
+	stats_fmt_double(num, sizeof(num), v);
+	put_series(f, name, "", l, n);
+	fprintf(f, " %s\n", num);
+}
+
+void prom_seconds_str(char *buf, size_t len, uint64_t ns)
+{
+	char frac[16];
+	int end;
+
+	snprintf(frac, sizeof(frac), "%09" PRIu64, ns % NS_PER_SEC);
+	for (end = 9; end > 0 && frac[end - 1] == '0'; end--) {
+	}
+	frac[end] = 0;
+	snprintf(buf, len, "%" PRIu64 "%s%s", ns / NS_PER_SEC, end ? "." : "", frac);
+}
+
+void prom_log2_histogram(FILE *f, const char *name, const struct prom_label *l, size_t n,
+			 const uint64_t *h, unsigned nb)
+{
+	struct prom_label ls[MAX_LABELS + 1];
+	char le[32], sum[40];
+	uint64_t cum = 0;
+	unsigned i;
+
+	if (n > MAX_LABELS)
+		n = MAX_LABELS;
+	if (n) /* L may be NULL then, and memcpy wants a pointer anyway */
+		memcpy(ls, l, n * sizeof(*l));
+	ls[n].name = "le";
+	ls[n].value = le;
+	for (i = 0; i < nb; i++) {
+		if (__builtin_add_overflow(cum, h[i], &cum))
+			cum = UINT64_MAX;
+		if (i + 1 == nb)
+			break; /* the open bucket: only +Inf bounds it */
+		prom_seconds_str(le, sizeof(le), stats_bucket_high(i) + 1);
+		put_series(f, name, "_bucket", ls, n + 1);
+		fprintf(f, " %" PRIu64 "\n", cum);
+	}
+	snprintf(le, sizeof(le), "+Inf");
+	put_series(f, name, "_bucket", ls, n + 1);
+	fprintf(f, " %" PRIu64 "\n", cum);
+	stats_fmt_double(sum, sizeof(sum), stats_hist_sum_ns(h, nb) / 1e9);
+	put_series(f, name, "_sum", l, n);
+	fprintf(f, " %s\n", sum);
+	put_series(f, name, "_count", l, n);
+	fprintf(f, " %" PRIu64 "\n", cum);
+}
+
+/* ---- sockshim stats ---- */
+
+/* A family whose HELP and TYPE lines are written before its first sample. */
+struct fam {
+	FILE *f;
+	const char *name, *type, *help;
+	int started;
+};
+
+static void fam_begin(struct fam *m, FILE *f, const char *name, const char *type,
+		      const char *help)
+{
+	m->f = f;
+	m->name = name;
+	m->type = type;
+	m->help = help;
+	m->started = 0;
+}
+
+static void fam_head(struct fam *m)
+{
+	if (!m->started)
+		prom_family(m->f, m->name, m->type, m->help);
+	m->started = 1;
+}
+
+/* The labels naming listener E in SESSION; INODE is their buffer. */
+static size_t listener_labels(struct prom_label *l, const char *session,
+			      const struct stats_entry *e, char *inode, size_t len)
+{
+	snprintf(inode, len, "%" PRIu64, e->s.inode);
+	l[0] = (struct prom_label){"session", session};
+	l[1] = (struct prom_label){"listener", e->addr};
+	l[2] = (struct prom_label){"inode", inode};
+	return BASE_LABELS;
+}
+
+/* The listener counters, one family each. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} counters[] = {
+	{"sockshim_accept_calls_total", "accept() and accept4() calls on the listener.",
+	 offsetof(struct stats_listener, accept_calls)},
+	{"sockshim_accepts_total", "Connections accepted from the listener.",
+	 offsetof(struct stats_listener, accepts)},
+	{"sockshim_spurious_wakeups_total",
+	 "Workers woken for the listener (poll, select, epoll, or a blocking accept) whose "
+	 "next accept found nothing.",
+	 offsetof(struct stats_listener, spurious)},
+	{"sockshim_empty_accepts_total",
+	 "Accepts tried without a wakeup that found nothing (EAGAIN), counted apart from "
+	 "spurious wakeups.",
+	 offsetof(struct stats_listener, empty)},
+	{"sockshim_listener_wakeups_total",
+	 "poll, select and epoll returns that reported the listener ready.",
+	 offsetof(struct stats_listener, wakeups)},
+	{"sockshim_lock_acquisitions_total",
+	 "Acquisitions of the listener's accept lock (SOCKSHIM_ACCEPT=serialize).",
+	 offsetof(struct stats_listener, lock_acquisitions)},
+	{"sockshim_lock_contended_total", "Acquisitions of the accept lock that had to wait.",
+	 offsetof(struct stats_listener, lock_contended)},
+	{"sockshim_lock_owner_died_total",
+	 "Accept locks recovered from a holder that died holding them (EOWNERDEAD).",
+	 offsetof(struct stats_listener, owner_died)},
+	{"sockshim_worker_overflow_total",
+	 "Workers of the listener beyond the segment's table, counted in the listener's "
+	 "totals but not per worker.",
+	 offsetof(struct stats_listener, worker_overflow)},
+};
+
+static uint64_t field_u64(const struct stats_listener *s, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)s + off, sizeof(v));
+	return v;
+}
+
+/* The worker counters: a field of struct stats_worker each. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} worker_counters[] = {
+	{"sockshim_worker_accept_calls_total", "accept() calls by one worker thread.",
+	 offsetof(struct stats_worker, calls)},
+	{"sockshim_worker_accepts_total", "Connections accepted by one worker thread.",
+	 offsetof(struct stats_worker, accepts)},
+	{"sockshim_worker_spurious_wakeups_total", "Spurious wakeups of one worker thread.",
+	 offsetof(struct stats_worker, spurious)},
+	{"sockshim_worker_empty_accepts_total", "Empty accepts of one worker thread.",
+	 offsetof(struct stats_worker, empty)},
+	{"sockshim_worker_eintr_total", "Accepts of one worker thread ended by a signal (EINTR).",
+	 offsetof(struct stats_worker, eintr)},
+};
+
+static void write_workers(FILE *f, const char *session, const struct stats_entry *v, size_t n)
+{
+	struct prom_label l[MAX_LABELS];
+	char inode[24], pid[16], tid[16];
+	struct fam m;
+	size_t k, i, j, nl;
+	uint64_t x;
+
+	for (k = 0; k <= sizeof(worker_counters) / sizeof(worker_counters[0]); k++) {
+		if (k < sizeof(worker_counters) / sizeof(worker_counters[0]))
+			fam_begin(&m, f, worker_counters[k].name, "counter", worker_counters[k].help);
+		else
+			fam_begin(&m, f, "sockshim_worker_lock_wait_seconds_total", "counter",
+				  "Time one worker thread spent waiting for the accept lock.");
+		for (i = 0; i < n; i++) {
+			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+			l[nl] = (struct prom_label){"pid", pid};
+			l[nl + 1] = (struct prom_label){"tid", tid};
+			for (j = 0; j < v[i].s.nworkers && j < SOCKSHIM_WORKERS; j++) {
+				const struct stats_worker *w = &v[i].s.workers[j];
+
+				snprintf(pid, sizeof(pid), "%d", (int)w->pid);
+				snprintf(tid, sizeof(tid), "%d", (int)w->tid);
+				fam_head(&m);
+				if (k < sizeof(worker_counters) / sizeof(worker_counters[0])) {
+					memcpy(&x, (const char *)w + worker_counters[k].off,
+					       sizeof(x));
+					prom_sample_u64(f, m.name, l, nl + 2, x);
+				} else {
+					prom_sample(f, m.name, l, nl + 2,
+						    (double)w->lock_wait_ns / 1e9);
+				}
+			}
+		}
+	}
+}
+
+int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, size_t n,
+		     uint64_t now_ns)
+{
+	static const char *const errs[] = {"EINTR", "ECONNABORTED", "EMFILE_ENFILE"};
+	struct prom_label l[MAX_LABELS];
+	uint64_t x[SOCKSHIM_WORKERS], sum;
+	char inode[24], mode[32];
+	const char *name;
+	struct fam m;
+	size_t i, k, nl, nw;
+
+	prom_family(f, "sockshim_listeners", "gauge",
+		    "Listening sockets recorded in the session's listener table.");
+	l[0] = (struct prom_label){"session", session};
+	prom_sample_u64(f, "sockshim_listeners", l, 1, n);
+
+	fam_begin(&m, f, "sockshim_listener_info", "gauge",
+		  "Always 1: a listener of the session, with its accept mode (observe, "
+		  "serialize, off) as a label.");
+	for (i = 0; i < n; i++) {
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		name = stats_mode_name(v[i].s.mode);
+		if (name)
+			snprintf(mode, sizeof(mode), "%s", name);
+		else
+			snprintf(mode, sizeof(mode), "unknown(%u)", (unsigned)v[i].s.mode);
+		l[nl] = (struct prom_label){"mode", mode};
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl + 1, 1);
+	}
+
+	for (k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+		fam_begin(&m, f, counters[k].name, "counter", counters[k].help);
+		for (i = 0; i < n; i++) {
+			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+			fam_head(&m);
+			prom_sample_u64(f, m.name, l, nl, field_u64(&v[i].s, counters[k].off));
+		}
+	}
+
+	fam_begin(&m, f, "sockshim_accept_errors_total", "counter",
+		  "Accepts that failed with EINTR, ECONNABORTED, or EMFILE or ENFILE (as one).");
+	for (i = 0; i < n; i++) {
+		const uint64_t val[] = {v[i].s.eintr, v[i].s.econnaborted, v[i].s.emfile};
+
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		for (k = 0; k < sizeof(errs) / sizeof(errs[0]); k++) {
+			l[nl] = (struct prom_label){"error", errs[k]};
+			fam_head(&m);
+			prom_sample_u64(f, m.name, l, nl + 1, val[k]);
+		}
+	}
+
+	for (k = 0; k < 2; k++) {
+		fam_begin(&m, f, k ? "sockshim_lock_hold_seconds" : "sockshim_lock_wait_seconds",
+			  "histogram",
+			  k ? "How long the accept lock was held, from a log2 histogram of "
+			      "nanoseconds (bucket bounds 2^i ns); _sum is approximate (bucket "
+			      "midpoints)."
+			    : "How long workers waited for the accept lock, from a log2 histogram "
+			      "of nanoseconds (bucket bounds 2^i ns); _sum is approximate (bucket "
+			      "midpoints).");
+		for (i = 0; i < n; i++) {
+			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+			fam_head(&m);
+			prom_log2_histogram(f, m.name, l, nl,
+					    k ? v[i].s.hold_hist : v[i].s.wait_hist,
+					    STATS_BUCKETS);
+		}
+	}
+
+	fam_begin(&m, f, "sockshim_lock_waiters", "gauge",
+		  "Threads waiting for the accept lock now.");
+	for (i = 0; i < n; i++) {
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl, v[i].s.waiters);
+	}
+	fam_begin(&m, f, "sockshim_lock_max_waiters", "gauge",
+		  "The most threads ever seen waiting for the accept lock at once.");
+	for (i = 0; i < n; i++) {
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl, v[i].s.max_waiters);
+	}
+	fam_begin(&m, f, "sockshim_lock_held_seconds", "gauge",
+		  "How long the current holder of the accept lock has held it; 0 when free.");
+	for (i = 0; i < n; i++) {
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample(f, m.name, l, nl, (double)stats_held_ns(&v[i].s, now_ns) / 1e9);
+	}
+
+	fam_begin(&m, f, "sockshim_accept_queue_length", "gauge",
+		  "Connections waiting in the listener's accept queue, sampled from the kernel "
+		  "(sock_diag) at the scrape.");
+	for (i = 0; i < n; i++) {
+		if (!v[i].have_queue)
+			continue;
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl, v[i].queue_len);
+	}
+	fam_begin(&m, f, "sockshim_accept_backlog", "gauge",
+		  "The kernel's limit of the listener's accept queue (the listen() backlog as "
+		  "capped by net.core.somaxconn), from sock_diag.");
+	for (i = 0; i < n; i++) {
+		if (!v[i].have_queue)
+			continue;
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl, v[i].queue_backlog);
+	}
+
+	fam_begin(&m, f, "sockshim_workers", "gauge",
+		  "Worker threads recorded as accepting on the listener.");
+	for (i = 0; i < n; i++) {
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample_u64(f, m.name, l, nl, v[i].s.nworkers);
+	}
+	fam_begin(&m, f, "sockshim_fairness_jain", "gauge",
+		  "Jain's fairness index of the workers' accepted connections: 1 when all got "
+		  "the same, 1/n when one got all; 1 before any connection.");
+	for (i = 0; i < n; i++) {
+		nw = stats_worker_accepts(&v[i].s, x, &sum);
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample(f, m.name, l, nl, stats_jain(x, nw));
+	}
+	fam_begin(&m, f, "sockshim_accepts_max_min_ratio", "gauge",
+		  "The most connections one worker accepted over the fewest another did; +Inf "
+		  "when a worker accepted none.");
+	for (i = 0; i < n; i++) {
+		nw = stats_worker_accepts(&v[i].s, x, &sum);
+		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+		fam_head(&m);
+		prom_sample(f, m.name, l, nl, stats_max_min(x, nw));
+	}
+
+	write_workers(f, session, v, n);
+	return ferror(f) ? -EIO : 0;
+}
