@@ -25,6 +25,7 @@ static const struct subcommand subcommands[] = {
 	{"clean", cmd_clean},
 	{"holders", cmd_holders},
 	{"closewait", cmd_closewait},
+	{"stats", cmd_stats},
 };
 
 static void usage(FILE *f)
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 	      "        who holds each socket now, and how they got it\n"
 	      "  closewait [--session NAME] [--min-age SECONDS] [--json]\n"
 	      "        why each TCP socket in CLOSE_WAIT is still open\n"
+	      "  stats [--session NAME] [--json | --prometheus] [--watch SECONDS] [--hist]\n"
+	      "        accept statistics per listener: spurious wakeups, lock waits, fairness\n"
 	      "\n"
 	      "Run 'sockshim COMMAND --help' for a command's options, and see sockshim(1).\n"
 	      "Options: -h, --help  this text;  --version  the version.\n",
