@@ -50,6 +50,8 @@ UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tool
 	tools/outbuf.c
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c
+# Sources a test program links besides its own (tests/progs/NAME.c).
+PROG_OBJ_stats_fixture = shim/segment.c
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
 
@@ -95,9 +97,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $$(UNIT_OBJ_test_$$*) $(HEADERS)
 	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $< $(UNIT_OBJ_test_$*) \
 		$(LDFLAGS_BASE) -lcmocka -ldl $(LDFLAGS)
 
-$(BUILD)/tests/%: tests/progs/%.c $(HEADERS)
+$(BUILD)/tests/%: tests/progs/%.c $$(PROG_OBJ_$$*) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) -lcmocka $(LDFLAGS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PROG_OBJ_$*) $(LDFLAGS_BASE) -lcmocka $(LDFLAGS)
 
 $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
