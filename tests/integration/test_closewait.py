@@ -158,6 +158,9 @@ def test_closewait_eof_not_read(ctx):
     objs, got = wait_cw(ctx, s, port, 2)
     t_seen = time.monotonic()
     check_summary(objs, s)
+    # --min-age: both are younger than an hour, older than nothing.
+    assert not mine(closewait_json(ctx, s, ["--min-age", "3600"]), port)
+    assert len(mine(closewait_json(ctx, s, ["--min-age", "0"]), port)) == 2
     ss = ss_close_wait(port)
     accept_line = source_line(os.path.join(ctx.root, "tests/progs/cw_noread.c"), "accept(l,")
     for fd, want_q in ((fd1, 1), (fd2, 6)):  # the FIN counts as one byte
