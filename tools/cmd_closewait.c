@@ -439,7 +439,7 @@ static int index_kernel(struct cw_ctx *c, const struct sockdiag_list *l, struct 
 	if (!*kins)
 		return -ENOMEM;
 	if (l == &c->kern) {
-		c->listeners = calloc(l->n ? l->n : 1, sizeof(*c->listeners));
+		c->listeners = calloc(l->n ? l->n : 1, sizeof(const struct sockdiag_sock *));
 		if (!c->listeners)
 			return -ENOMEM;
 	}
@@ -638,12 +638,12 @@ static unsigned print_forgotten(struct cw_ctx *c, char *line, size_t len)
 		if (c->o->json) {
 			fmt_append(&b, "{\"type\":\"ledger_only\",\"inode\":%llu,\"local\":",
 				   (unsigned long long)ls->inode);
-			if (strcmp(local, "-"))
+			if (strcmp(local, "-") != 0)
 				fmt_append(&b, "\"%s\"", local);
 			else
 				fmt_append(&b, "null");
 			fmt_append(&b, ",\"peer\":");
-			if (strcmp(peer, "-"))
+			if (strcmp(peer, "-") != 0)
 				fmt_append(&b, "\"%s\"", peer);
 			else
 				fmt_append(&b, "null");

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "ledger_read.h"
 #include "outbuf.h"
@@ -245,20 +244,6 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 	return 0;
 }
 
-/* The ledger is mapped but maybe never touched by this process: ask for
- * its page tables in one call instead of a fault per 64 KiB. */
-static void prefault(const void *p, size_t len)
-{
-#ifdef MADV_POPULATE_READ
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
-
-	madvise((void *)a, len + ((uintptr_t)p - a), MADV_POPULATE_READ);
-#else
-	(void)p;
-	(void)len;
-#endif
-}
-
 int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 			 int (*keep)(void *arg, uint64_t inode, int32_t refs), void *arg)
 {
@@ -276,7 +261,6 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	out->ledger_full = __atomic_load_n(&h->ledger_full, __ATOMIC_RELAXED);
 	out->holder_overflow = __atomic_load_n(&h->holder_overflow, __ATOMIC_RELAXED);
 	out->ledger_reclaimed = __atomic_load_n(&h->ledger_reclaimed, __ATOMIC_RELAXED);
-	prefault(table, (size_t)m->ledger_capacity * sizeof(*table));
 	/* First the slots to copy (inode and refs share a cache line), so
 	 * the copies go into one exact allocation. */
 	slots = malloc((size_t)m->ledger_capacity * sizeof(*slots));
@@ -292,7 +276,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 		slots[nslots++] = slot;
 	}
 	if (nslots) {
-		out->v = malloc(nslots * sizeof(*out->v));
+		out->v = calloc(nslots, sizeof(*out->v));
 		if (!out->v) {
 			rc = -ENOMEM;
 			goto out;

@@ -141,9 +141,10 @@ static void hex_escape(struct fmt_buf *b, const char *pre, unsigned char c, int 
 {
 	static const char x[] = "0123456789abcdef";
 	char e[8];
-	size_t n = strlen(pre);
+	size_t n = 0;
 
-	memcpy(e, pre, n);
+	while (*pre)
+		e[n++] = *pre++;
 	if (width == 4) {
 		e[n++] = '0';
 		e[n++] = '0';

@@ -49,7 +49,7 @@ int procfd_parse_socket_link(const char *link, size_t len, uint64_t *inode)
 	uint64_t v = 0;
 	size_t i = sizeof(pre) - 1;
 
-	if (len < sizeof(pre) + 1 || memcmp(link, pre, sizeof(pre) - 1) || link[len - 1] != ']')
+	if (len < sizeof(pre) + 1 || memcmp(link, pre, sizeof(pre) - 1) != 0 || link[len - 1] != ']')
 		return -EINVAL;
 	for (; i < len - 1; i++) {
 		unsigned d = (unsigned)(link[i] - '0');

@@ -21,7 +21,7 @@
 
 /* A dump answer is at most 32 KiB per message batch (the kernel's cap on
  * dump skbs); a larger buffer costs nothing and survives a future raise. */
-#define RECV_BUF (64 * 1024)
+#define RECV_BUF ((size_t)64 * 1024)
 
 static const char *const state_names[SOCKDIAG_STATE_COUNT] = {
 	[SOCKDIAG_ESTABLISHED] = "ESTABLISHED", [SOCKDIAG_SYN_SENT] = "SYN_SENT",
@@ -44,10 +44,9 @@ void sockdiag_addr_str(char *buf, size_t len, unsigned family, const uint8_t ip[
 {
 	char a[INET6_ADDRSTRLEN];
 
-	if (family == AF_INET6 && !memcmp(ip, v4mapped_prefix, sizeof(v4mapped_prefix)) &&
-	    inet_ntop(AF_INET, ip + 12, a, sizeof(a)))
-		snprintf(buf, len, "%s:%u", a, port);
-	else if (family == AF_INET && inet_ntop(AF_INET, ip, a, sizeof(a)))
+	int mapped = family == AF_INET6 && !memcmp(ip, v4mapped_prefix, sizeof(v4mapped_prefix));
+
+	if ((mapped || family == AF_INET) && inet_ntop(AF_INET, mapped ? ip + 12 : ip, a, sizeof(a)))
 		snprintf(buf, len, "%s:%u", a, port);
 	else if (family == AF_INET6 && inet_ntop(AF_INET6, ip, a, sizeof(a)))
 		snprintf(buf, len, "[%s]:%u", a, port);

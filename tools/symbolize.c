@@ -58,19 +58,20 @@ int symbolizer_new(struct symbolizer **out)
 
 void symbolizer_free(struct symbolizer *s)
 {
-	struct sym_module *m, *mt;
-	struct sym_entry *e, *et;
+	struct sym_module *m;
+	struct sym_entry *e;
 
 	if (!s)
 		return;
-	HASH_ITER(hh, s->modules, m, mt) {
-		HASH_DEL(s->modules, m);
+	/* The analyzer loses track of the list links inside HASH_DEL. */
+	while ((m = s->modules)) {
+		HASH_DEL(s->modules, m); // NOLINT(clang-analyzer-unix.Malloc)
 		if (m->dwfl)
 			dwfl_end(m->dwfl);
 		free(m);
 	}
-	HASH_ITER(hh, s->entries, e, et) {
-		HASH_DEL(s->entries, e);
+	while ((e = s->entries)) {
+		HASH_DEL(s->entries, e); // NOLINT(clang-analyzer-unix.Malloc)
 		free(e);
 	}
 	free(s);

@@ -230,11 +230,10 @@ static void test_corrupt_values(void **state)
 	h = fake_holder(s, 13, 4, SOCKSHIM_HOW_FORK, T0 - 5000 * MS, 10, 4);
 	assert_non_null(h); /* from before the birth: a reclaimed entry's */
 	fake_step(s, SOCKSHIM_STEP_BORN, 10, 4, 77, "a", T0);
-	st = fake_step(s, 99, 10, 4, 0, "a", T0 + MS); /* op out of range */
+	fake_step(s, 99, 10, 4, 0, "a", T0 + MS); /* op out of range */
 	st = fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "a", T0 + 2 * MS);
 	st->seq = 9; /* not the seq of its slot */
-	st = fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "aaaaaaaaaaaaaaaa", T0 + 3 * MS);
-	(void)st;
+	fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "aaaaaaaaaaaaaaaa", T0 + 3 * MS);
 	s->eof_ns = T0;
 	s->eof_pid = -4; /* nonsense: no EOF then */
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);

@@ -196,6 +196,7 @@ static uint64_t inode_of(int fd)
 {
 	struct stat st;
 
+	memset(&st, 0, sizeof(st));
 	assert_int_equal(fstat(fd, &st), 0);
 	return (uint64_t)st.st_ino;
 }
@@ -251,6 +252,7 @@ static int connect_to(int lfd)
 	socklen_t len = sizeof(ss);
 	int c;
 
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(lfd, (struct sockaddr *)&ss, &len))
 		return -1;
 	c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -289,7 +291,7 @@ static void live_close_wait(int family)
 {
 	struct sockdiag_list l = {0};
 	const struct sockdiag_sock *k;
-	unsigned port;
+	unsigned port = 0;
 	int lfd, c, a;
 
 	lfd = listener(family, &port);
@@ -333,7 +335,7 @@ static void test_live_unaccepted(void **state)
 {
 	struct sockdiag_list l = {0};
 	const struct sockdiag_sock *k;
-	unsigned port;
+	unsigned port = 0;
 	size_t i;
 	int lfd, c, listed = 0;
 
