@@ -474,4 +474,10 @@ def test_closewait_socat_system(ctx):
         assert not mine(objs, port), mine(objs, port)
         check_summary(objs, s)
     finally:
+        # Every sleep SYSTEM: started (wait_port's probe made one too) was
+        # left to init: stop them by pid.
+        try:
+            pids += [e["pid"] for e in srvlib.events(ctx, s) if e["type"] == "exec"]
+        except Exception:  # noqa: BLE001 - cleanup goes on
+            pass
         srvlib.reap(run, pids)

@@ -596,15 +596,19 @@ def reuse_pid(ctx, target, argv, extra_env=None):
         raise lib.Skip("pid_max is %d: cycling through the pids to reuse one would take too long"
                        % pmax)
     env = ["env"] + ["%s=%s" % kv for kv in (extra_env or {}).items()]
-    r = ctx.run([ctx.prog("pidreuse"), str(target)] + env + list(argv), preload=False,
-                timeout=110)
-    if r.returncode == 1:
-        raise lib.Skip("pid %d did not come round: %s" % (target, r.stderr.strip()))
-    assert r.returncode == 0 and r.stdout.startswith("got %d " % target), (r.returncode, r.stdout,
-                                                                         r.stderr)
+    # pidreuse stays TARGET's parent (and reaps it); cleanup stops it.
+    p = ctx.spawn([ctx.prog("pidreuse"), str(target)] + env + list(argv), preload=False,
+                  name="pidreuse")
+    deadline = time.monotonic() + 100
+    while not re.search(r"^got %d " % target, ctx.output(p)[0], re.M):
+        if p.poll() == 1:
+            raise lib.Skip("pid %d did not come round: %s" % (target, ctx.output(p)[1].strip()))
+        assert p.poll() is None and time.monotonic() < deadline, (
+            "pidreuse: status %s, %s" % (p.poll(), ctx.output(p)))
+        time.sleep(0.05)
     wait_for(lambda: lib.alive(target) and open("/proc/%d/cmdline" % target).read().split(
         "\0")[0] == argv[0], "pid %d to run %s" % (target, argv[0]))
-    return r.stdout.strip()
+    return ctx.output(p)[0].strip()
 
 
 def wait_for(fn, what, timeout=ledgerlib.WAIT):

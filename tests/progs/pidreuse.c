@@ -4,10 +4,11 @@
  *
  *     pidreuse TARGET CMD [ARGS...]
  *
- * Prints "got TARGET after N forks" (CMD then runs as TARGET, our child,
- * not waited for, with /dev/null as stdin, stdout and stderr) and exits 0; exits 1 when TARGET did not come round
+ * Prints "got TARGET after N forks" once CMD runs as TARGET (our child, with
+ * /dev/null as stdin, stdout and stderr), waits for it to end and exits 0;
+ * exits 1 when TARGET did not come round
  * within MAX_CYCLES passes over pid_max (another process took it each
- * time), 2 on an error. alarm() bounds the run. */
+ * time), 2 on an error. alarm() bounds the search. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,8 +64,11 @@ int main(int argc, char **argv)
 			_exit(127);
 		}
 		if (pid == target) {
+			/* Stay its parent, so that someone reaps it when it ends. */
 			printf("got %d after %ld forks\n", (int)pid, n);
-			return 0;
+			fflush(stdout);
+			alarm(0);
+			return waitpid(pid, NULL, 0) == pid ? 0 : 2;
 		}
 		if (waitpid(pid, NULL, 0) != pid)
 			return 2;
