@@ -1,12 +1,16 @@
 /* The accept lock: a robust, process-shared pthread mutex in the listener
  * entry, taken with trylock. Waiters sleep on a futex word ("turn") that
- * each unlock bumps and wakes, in short slices: the futex wait is what a
- * signal interrupts (pthread_mutex_lock would swallow it), and a slice's
- * end is when a waiter tries the mutex again, which is how an owner that
- * died (EOWNERDEAD) is found within one slice. Never used on a path the
- * user did not ask to serialize. */
+ * each unlock bumps and wakes, in short slices; at a slice's end a waiter
+ * tries the mutex again, which is how an owner that died (EOWNERDEAD) is
+ * found within one slice. To the program the wait is part of its blocking
+ * accept, so a signal handler that runs during it must end the accept with
+ * EINTR: signals are blocked while we wait, and let in only inside a
+ * zero-timeout ppoll between slices, where a handler that runs is sure to
+ * be seen (ppoll returns EINTR). Never used on a path the user did not ask
+ * to serialize. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -100,27 +104,56 @@ static int try_mutex(struct sockshim_listener *l)
 	return rc;
 }
 
+struct wait_state {
+	struct sockshim_listener *l;
+	sigset_t saved; /* the thread's signal mask before the wait */
+};
+
 static void wait_cleanup(void *arg)
 {
-	__atomic_fetch_sub(&((struct sockshim_listener *)arg)->waiters, 1, __ATOMIC_RELAXED);
+	struct wait_state *ws = arg;
+
+	__atomic_fetch_sub(&ws->l->waiters, 1, __ATOMIC_RELAXED);
+	pthread_sigmask(SIG_SETMASK, &ws->saved, NULL);
+}
+
+/* Let pending signals in (their handlers run now). 1 if one ran and the
+ * accept it interrupted would not have been restarted. */
+static int signal_interrupts(const sigset_t *saved)
+{
+	static const struct timespec zero = {0, 0};
+
+	if (ppoll(NULL, 0, &zero, saved) == 0 || errno != EINTR)
+		return 0;
+	return !signal_restarts();
 }
 
 /* Sleep in slices until the mutex is ours (0), the deadline passes
  * (-EAGAIN) or a signal handler ran that would end an accept (-EINTR).
- * A cancellation point: cancelled, it leaves the waiter count right. */
+ * A cancellation point: cancelled, it leaves the waiter count and the
+ * signal mask as they were. */
 static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 {
+	struct wait_state ws = {.l = l};
 	volatile int ret = 0;
 	const volatile uint64_t deadline = deadline_ns;
+	sigset_t all;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &ws.saved);
 	stat_max(&l->max_waiters, __atomic_add_fetch(&l->waiters, 1, __ATOMIC_RELAXED));
-	pthread_cleanup_push(wait_cleanup, l);
+	pthread_cleanup_push(wait_cleanup, &ws);
 	for (;;) {
 		uint32_t turn = __atomic_load_n(&l->turn, __ATOMIC_ACQUIRE);
 		uint64_t now;
 		struct timespec slice;
-		int rc = try_mutex(l);
+		int rc;
 
+		if (signal_interrupts(&ws.saved)) {
+			ret = -EINTR;
+			break;
+		}
+		rc = try_mutex(l);
 		if (rc != EBUSY) {
 			ret = rc ? -ENOLCK : 0;
 			break;
@@ -134,12 +167,8 @@ static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 		slice.tv_nsec = (deadline && deadline - now < (uint64_t)SLICE_NS) ? (long)(deadline - now)
 										  : SLICE_NS;
 		/* A shared (not private) futex: the waiters are in many
-		 * processes. */
-		if (syscall(SYS_futex, &l->turn, FUTEX_WAIT, turn, &slice, NULL, 0) < 0 &&
-		    errno == EINTR && !signal_restarts()) {
-			ret = -EINTR;
-			break;
-		}
+		 * processes. Signals stay blocked: they wait for the check. */
+		syscall(SYS_futex, &l->turn, FUTEX_WAIT, turn, &slice, NULL, 0);
 		pthread_testcancel();
 	}
 	pthread_cleanup_pop(1);
