@@ -72,11 +72,13 @@ static void after_poll(struct pollfd *fds, nfds_t n, int ret)
 
 		if (fds[i].fd < 0 || !fdtab_is_listener(fds[i].fd))
 			continue;
+		l = listeners_entry(accept_listener_of(fds[i].fd));
+		if (l) /* a worker that waits and never wins still has a row */
+			listeners_worker(l);
 		if (ret > 0 && (fds[i].revents & (POLLIN | POLLPRI))) {
 			accept_woken(fds[i].fd); /* the token stays ours until the accept */
 			continue;
 		}
-		l = listeners_entry(accept_listener_of(fds[i].fd));
 		if (l && accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
 			accept_token_drop(l);
 	}
@@ -225,11 +227,13 @@ static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int re
 
 		if (!FD_ISSET(fd, asked) || !fdtab_is_listener(fd))
 			continue;
+		l = listeners_entry(accept_listener_of(fd));
+		if (l) /* a worker that waits and never wins still has a row */
+			listeners_worker(l);
 		if (ret > 0 && FD_ISSET(fd, rd)) {
 			accept_woken(fd);
 			continue;
 		}
-		l = listeners_entry(accept_listener_of(fd));
 		if (l && accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
 			accept_token_drop(l);
 	}
@@ -266,6 +270,7 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, uint6
 			l = listeners_entry(accept_listener_of(fd));
 			if (!l || accept_token_take(l))
 				continue;
+			listeners_worker(l); /* waits without the token: still a worker */
 			FD_CLR(fd, rd);
 			FD_CLR(fd, &asked);
 			hidden++;

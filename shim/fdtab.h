@@ -13,6 +13,7 @@
 #define FDT_NONBLOCK 0x8u
 #define FDT_LOCAL_KNOWN 0x10u
 #define FDT_PEER_KNOWN 0x20u
+#define FDT_NO_LEDGER 0x40u /* the ledger had no room for it: do not ask again */
 
 /* In the inode word: tracked, but the inode was not asked for yet. socket()
  * does not pay an fstat() for it; the first call that makes the socket

@@ -1,10 +1,14 @@
 /* fork. Before it, the parent counts one more reference to each socket it
  * has (the child's), so that the parent closing its copy right after the
- * fork is not taken for the last reference going. In the child, the
- * handler claims those references as holders before the child's code
- * runs. Our fork() wrapper then logs the fork in the parent, with the
+ * fork is not taken for the last reference going. The list of those
+ * reservations is kept in thread-local memory, which the child inherits
+ * as it was at the fork, together with its copy of the descriptor table:
+ * the child claims the reservations of the descriptors it has and gives
+ * back the others (closed by another thread between the reservation and
+ * the fork). Our fork() wrapper logs the fork in the parent, with the
  * child's pid, before anything else the parent does; a fork we did not
- * wrap is logged by the child. */
+ * wrap is logged by the child. Nothing here writes the descriptor table:
+ * another thread may be closing a descriptor meanwhile. */
 #include <errno.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -16,40 +20,97 @@
 #include "real.h"
 #include "track.h"
 
+/* Descriptors whose child reference is reserved: beyond this many the
+ * child counts its own (without the protection a reservation gives). */
+#define RESERVED_MAX 512
+
+struct reservation {
+	int fd;
+	uint32_t ledger;
+};
+
+static __thread struct reservation reserved[RESERVED_MAX]
+	__attribute__((tls_model("initial-exec")));
+static __thread unsigned n_reserved __attribute__((tls_model("initial-exec")));
 static __thread int in_our_fork __attribute__((tls_model("initial-exec")));
 static __thread pid_t parent_pid __attribute__((tls_model("initial-exec")));
 static __thread pid_t parent_tid __attribute__((tls_model("initial-exec")));
 
-/* Count (DELTA 1) or give back (-1) the child's reference to each socket. */
-static void reserve_for_child(int delta)
+/* Count the child's reference to each socket with a ledger entry. */
+static void reserve_for_child(void)
 {
 	uint32_t fd, high = fdtab_high();
 
-	for (fd = 0; fd < high; fd++) {
+	n_reserved = 0;
+	for (fd = 0; fd < high && n_reserved < RESERVED_MAX; fd++) {
 		struct fd_entry e;
 
-		if (!fdtab_is_tracked((int)fd))
+		/* A socket whose inode socket() left unknown has no entry yet;
+		 * asking for it here would race another thread closing it.
+		 * The child, alone in its process, asks for its own copy. */
+		if (!fdtab_get((int)fd, &e) || !e.ledger)
 			continue;
-		/* The ledger needs inodes: ask for those socket() left unknown. */
-		if (delta > 0 ? !track_lookup_or_adopt((int)fd, &e) : !fdtab_get((int)fd, &e))
-			continue;
-		if (e.ledger)
-			ledger_reserve(e.ledger, delta);
+		ledger_reserve(e.ledger, 1);
+		reserved[n_reserved].fd = (int)fd;
+		reserved[n_reserved].ledger = e.ledger;
+		n_reserved++;
 	}
 }
 
-void fork_child_holds(pid_t parent, pid_t child, int reserved)
+/* No child after all: give every reservation back. */
+static void unreserve(void)
+{
+	unsigned i;
+
+	for (i = 0; i < n_reserved; i++)
+		ledger_reserve(reserved[i].ledger, -1);
+	n_reserved = 0;
+}
+
+/* The ledger entry reserved for FD before the fork, 0 if none. */
+static uint32_t reserved_for(int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < n_reserved; i++)
+		if (reserved[i].fd == fd)
+			return reserved[i].ledger;
+	return 0;
+}
+
+void fork_child_holds(pid_t parent, pid_t child, int use_reservations)
 {
 	uint32_t fd, high = fdtab_high();
+	unsigned i;
 
 	for (fd = 0; fd < high; fd++) {
 		struct fd_entry e;
+		uint32_t r = use_reservations ? reserved_for((int)fd) : 0;
 
-		if (!fdtab_get((int)fd, &e) || !e.ledger)
+		if (!fdtab_get((int)fd, &e))
 			continue;
-		ledger_hold(e.ledger, child, (int)fd, SOCKSHIM_HOW_FORK, parent, (int)fd, reserved);
+		/* Inode unknown: we are the child's only thread (fork) or the
+		 * parent is stopped (vfork): the table is safe to resolve.
+		 * Not in a vfork child, whose table is the parent's. */
+		if (!e.ledger && use_reservations && !track_lookup_or_adopt((int)fd, &e))
+			continue;
+		if (!e.ledger)
+			continue;
+		ledger_hold(e.ledger, child, (int)fd, SOCKSHIM_HOW_FORK, parent, (int)fd,
+			    r && r == e.ledger);
 		ledger_step(e.ledger, SOCKSHIM_STEP_FORK, parent, (int)fd, child, 0);
 	}
+	if (!use_reservations)
+		return;
+	/* Reserved for descriptors we do not have: closed in the parent by
+	 * another thread before the fork. */
+	for (i = 0; i < n_reserved; i++) {
+		struct fd_entry e;
+
+		if (!fdtab_get(reserved[i].fd, &e) || e.ledger != reserved[i].ledger)
+			ledger_reserve(reserved[i].ledger, -1);
+	}
+	n_reserved = 0;
 }
 
 static void log_fork(pid_t parent, pid_t tid, pid_t child)
@@ -70,7 +131,7 @@ static void before_fork(void)
 	parent_pid = shim_getpid();
 	parent_tid = shim_gettid();
 	if (!shim_inert)
-		reserve_for_child(1);
+		reserve_for_child();
 	errno = saved;
 }
 
@@ -110,8 +171,9 @@ static pid_t shim_fork(void)
 		if (pid > 0)
 			log_fork(shim_getpid(), shim_gettid(), pid);
 		else
-			reserve_for_child(-1); /* no child: give its references back */
+			unreserve(); /* no child: give its references back */
 	}
+	n_reserved = 0;
 	errno = err;
 	return pid;
 }

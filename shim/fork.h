@@ -10,8 +10,8 @@
 int fork_install(void);
 
 /* In a new child CHILD of PARENT (fork or vfork): hold every tracked
- * socket in the ledger. RESERVED: the parent counted these references
- * before the fork. */
-void fork_child_holds(pid_t parent, pid_t child, int reserved);
+ * socket in the ledger. USE_RESERVATIONS: the parent counted these
+ * references before the fork (fork, not vfork). */
+void fork_child_holds(pid_t parent, pid_t child, int use_reservations);
 
 #endif

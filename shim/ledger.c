@@ -4,6 +4,7 @@
  * allocates; a process killed mid-update costs at most one holder slot or
  * one step. Readers (the command) reconcile what they read with /proc. */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -14,9 +15,6 @@
 
 /* An entry being (re)initialised by its claimer: matches no inode. */
 #define INODE_RESERVED UINT64_MAX
-/* A released socket's entry is given to a new one only this long after
- * its last reference went: its history stays readable meanwhile. */
-#define RECLAIM_AFTER_NS (10LL * 1000000000)
 
 static char comm[16];
 
@@ -113,7 +111,6 @@ uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, in
 {
 	uint32_t cap = shim_seg.ledger_capacity, h, i, ref;
 	struct sockshim_sock *l;
-	uint64_t now;
 
 	*created = 0;
 	if (!shim_seg.base || !inode || inode == INODE_RESERVED)
@@ -140,24 +137,36 @@ again:
 		}
 		goto again; /* someone took the slot: look again, it may be ours */
 	}
-	/* No free slot near ours: take the one released longest ago. */
-	now = now_ns(CLOCK_MONOTONIC);
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		uint32_t at = (h + i) & (cap - 1);
-		struct sockshim_sock *s = &l[at];
-		uint64_t k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
-		uint64_t released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
+	/* No free slot near ours: take the one released longest ago (its
+	 * history goes; a socket still held never loses its entry). */
+	for (;;) {
+		struct sockshim_sock *best = NULL;
+		uint64_t best_released = UINT64_MAX, k;
 
-		if (k == INODE_RESERVED || !released || __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 ||
-		    now - released < (uint64_t)RECLAIM_AFTER_NS)
-			continue;
-		if (__atomic_compare_exchange_n(&s->inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE)) {
-			count(&seg_header(&shim_seg)->ledger_reclaimed);
-			init_entry(s, inode, e, born_pid, born_fd);
-			*created = 1;
-			return at + 1;
+		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+			struct sockshim_sock *s = &l[(h + i) & (cap - 1)];
+			uint64_t released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
+
+			k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
+			if (k == inode)
+				return (uint32_t)(s - l) + 1;
+			if (k == INODE_RESERVED || !released ||
+			    __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 || released >= best_released)
+				continue;
+			best = s;
+			best_released = released;
 		}
+		if (!best)
+			break;
+		k = __atomic_load_n(&best->inode, __ATOMIC_ACQUIRE);
+		if (k == INODE_RESERVED ||
+		    !__atomic_compare_exchange_n(&best->inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			continue; /* someone else took it: look again */
+		count(&seg_header(&shim_seg)->ledger_reclaimed);
+		init_entry(best, inode, e, born_pid, born_fd);
+		*created = 1;
+		return (uint32_t)(best - l) + 1;
 	}
 	count(&seg_header(&shim_seg)->ledger_full);
 	return 0;
@@ -196,6 +205,10 @@ int ledger_holds(uint32_t ref, pid_t pid, int fd)
 	return s && holder_of(s, pid, fd) != NULL;
 }
 
+static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
+			int from_fd);
+static int free_dead_holders(uint32_t ref, struct sockshim_sock *s);
+
 void ledger_reserve(uint32_t ref, int delta)
 {
 	struct sockshim_sock *s = entry(ref);
@@ -215,7 +228,6 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 {
 	struct sockshim_sock *s = entry(ref);
 	struct sockshim_holder *hd;
-	unsigned i;
 
 	if (!s)
 		return;
@@ -228,6 +240,20 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 	}
 	if (!reserved)
 		ledger_reserve(ref, 1);
+	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) && !(free_dead_holders(ref, s) &&
+	    claim_holder(s, pid, fd, how, from_pid, from_fd))) {
+		/* The reference is counted even when its holder cannot be named. */
+		__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
+		count(&seg_header(&shim_seg)->holder_overflow);
+	}
+}
+
+static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
+			int from_fd)
+{
+	struct sockshim_holder *hd;
+	unsigned i;
+
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
 		uint32_t free_state = SOCKSHIM_HOLDER_FREE;
 
@@ -242,11 +268,34 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 		__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
 		__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
-		return;
+		return 1;
 	}
-	/* The reference is counted even when its holder cannot be named. */
-	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
-	count(&seg_header(&shim_seg)->holder_overflow);
+	return 0;
+}
+
+/* The table of holders is full: free the slots of processes that are gone
+ * (killed, or ended in a way we did not see). A system call per slot, on
+ * this rare path only. Returns how many were freed. */
+static int free_dead_holders(uint32_t ref, struct sockshim_sock *s)
+{
+	unsigned i;
+	int freed = 0;
+
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		struct sockshim_holder *hd = &s->holders[i];
+		uint32_t live = SOCKSHIM_HOLDER_LIVE;
+		pid_t pid = __atomic_load_n(&hd->pid, __ATOMIC_RELAXED);
+
+		if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
+		    kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			ledger_reserve(ref, -1);
+			freed++;
+		}
+	}
+	return freed;
 }
 
 int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)

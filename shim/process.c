@@ -142,23 +142,7 @@ static uint64_t started_monotonic_ns(void)
 /* A normal exit drops every reference we hold (the kernel closes them). */
 static void on_exit_image(void)
 {
-	pid_t self = shim_getpid();
-	uint32_t fd, high = fdtab_high();
-	int saved = errno;
-
-	if (shim_inert)
-		return;
-	for (fd = 0; fd < high; fd++) {
-		struct fd_entry e;
-		int before, left;
-
-		if (!fdtab_get((int)fd, &e) || !e.ledger)
-			continue;
-		left = ledger_release(e.ledger, self, (int)fd, &before);
-		ledger_step(e.ledger, SOCKSHIM_STEP_EXIT, self, (int)fd, left, 0);
-	}
-	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
-	errno = saved;
+	track_process_exit();
 }
 
 __attribute__((constructor)) static void on_start(void)

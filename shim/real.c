@@ -144,6 +144,8 @@ static void bind_all(void)
 	BIND(fexecve, "fexecve");
 	BIND(vfork, "vfork");
 	BIND(fork, "fork");
+	BIND(exit_now, "_exit");
+	BIND(exit_now2, "_Exit");
 	BIND(poll, "poll");
 	BIND(poll_chk, "__poll_chk");
 	BIND(ppoll, "ppoll");

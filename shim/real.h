@@ -43,6 +43,8 @@ struct real_syms {
 	int (*fexecve)(int, char *const[], char *const[]);
 	pid_t (*vfork)(void);
 	pid_t (*fork)(void);
+	void (*exit_now)(int);   /* _exit */
+	void (*exit_now2)(int);  /* _Exit */
 	int (*poll)(struct pollfd *, nfds_t, int);
 	int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
 	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);

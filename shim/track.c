@@ -10,6 +10,7 @@
 
 #include "emit.h"
 #include "ledger.h"
+#include "real.h"
 #include "log.h"
 #include "sockinfo.h"
 #include "track.h"
@@ -42,11 +43,13 @@ static void ledger_attach(int fd, struct fd_entry *e)
 	pid_t self = track_self();
 	int created;
 
-	if (e->ledger || !shim_seg.base)
+	if (e->ledger || (e->flags & FDT_NO_LEDGER) || !shim_seg.base)
 		return;
 	e->ledger = ledger_get(e->inode, e, self, fd, &created);
-	if (!e->ledger)
+	if (!e->ledger) {
+		e->flags |= FDT_NO_LEDGER; /* counted once, not at every call */
 		return;
+	}
 	if (created) {
 		ledger_hold(e->ledger, self, fd,
 			    e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
@@ -67,7 +70,7 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e)
 			if (!ino) /* not a socket: the entry was stale */
 				return 0;
 			e->inode = ino;
-		} else if (e->ledger) {
+		} else if (e->ledger || (e->flags & FDT_NO_LEDGER)) {
 			return 1;
 		}
 		ledger_attach(fd, e);
@@ -119,12 +122,23 @@ void track_socket(int fd, int domain, int type, int pair_fd, void *caller)
 	e.born = pair_fd >= 0 ? SOCKSHIM_BORN_SOCKETPAIR : SOCKSHIM_BORN_SOCKET;
 	e.born_ns = emit_now_ns();
 	e.callsite = (uint64_t)(uintptr_t)caller;
+	/* A socketpair is often handed to a child unused (a pipe to a
+	 * worker): ask its inode now, so the ledger has it from the start.
+	 * socket()'s waits until the socket matters (bind, connect, ...). */
 	e.family = (uint16_t)domain;
 	e.socktype = (uint16_t)(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
 	if (type & SOCK_CLOEXEC)
 		e.flags |= FDT_CLOEXEC;
 	if (type & SOCK_NONBLOCK)
 		e.flags |= FDT_NONBLOCK;
+	if (pair_fd >= 0) {
+		uint64_t ino = sockinfo_inode(fd);
+
+		if (ino) {
+			e.inode = ino;
+			ledger_attach(fd, &e);
+		}
+	}
 	remember(fd, &e);
 	record_init(&r, SOCKSHIM_EV_SOCKET, fd, fd, 0);
 	record_from_entry(&r, &e);
@@ -333,5 +347,27 @@ void track_read_zero(int fd)
 	ledger_eof(e.ledger, track_self(), fd);
 	emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
 out:
+	errno = saved;
+}
+
+void track_process_exit(void)
+{
+	static pid_t done; /* the pid that already did it (exit, then _exit) */
+	pid_t self = track_self();
+	uint32_t fd, high = fdtab_high();
+	int saved = errno;
+
+	if (shim_inert || __atomic_exchange_n(&done, self, __ATOMIC_RELAXED) == self)
+		return;
+	for (fd = 0; fd < high; fd++) {
+		struct fd_entry e;
+		int before, left;
+
+		if (!fdtab_get((int)fd, &e) || !e.ledger)
+			continue;
+		left = ledger_release(e.ledger, self, (int)fd, &before);
+		ledger_step(e.ledger, SOCKSHIM_STEP_EXIT, self, (int)fd, left, 0);
+	}
+	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
 	errno = saved;
 }

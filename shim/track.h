@@ -56,4 +56,7 @@ void track_addresses(int fd, struct fd_entry *e, int born);
  * become ours. */
 void track_received(int sock, const struct msghdr *msg);
 
+/* The process is ending (exit, _exit): its references go with it. */
+void track_process_exit(void);
+
 #endif

@@ -25,7 +25,7 @@ SEED = int(os.environ.get("SOCKSHIM_TEST_SEED", "20261121"))
 class Checker:
     """Compares the ledger with /proc after each step. STALE: the (pid, fd,
     inode) the ledger must still list for processes that died without the
-    shim seeing it (kill -9, _exit); each is then flagged stale by the
+    shim seeing it (kill -9); each is then flagged stale by the
     command."""
 
     def __init__(self, ctx, session, actors):
@@ -260,15 +260,14 @@ def test_ledger_exact(ctx):
         a.cmd(3, "close %d" % xfd)
         ck.check("child 3 closes its copy of the sent socket")
 
-        # Deaths the shim cannot see: kill -9, _exit.
+        # A death the shim cannot see: kill -9 (its holders go stale).
         before = ck.truth()
         a.kill9(4)
         ck.died(4, before)
         ck.check("kill -9 child 4")
-        before = ck.truth()
+        # _exit is wrapped: like exit, it drops the process's holders.
         a.exit(1, "_exit")
-        ck.died(1, before)
-        ck.check("_exit child 1")
+        ck.check("_exit child 1 (the _exit wrapper drops its holders)")
         a.exit(2, "exit")
         ck.check("exit child 2 (atexit drops its holders)")
 
@@ -402,13 +401,17 @@ def test_ledger_forkstorm(ctx):
     assert not bad, "%d entries whose refs are not their holders, e.g. %s" % (
         len(bad), sorted(bad.items())[:3])
     h = led.header
-    assert (h["holder_overflow"], h["ledger_full"]) == (0, 0), h
+    # holder_overflow counts, over the whole run, the moments the listener
+    # had more holders (the parent and up to OUTSTANDING=8 children) than
+    # an entry names (SOCKSHIM_HOLDERS=8): legitimate. Nothing may be left
+    # out of the ledger for want of room.
+    assert h["ledger_full"] == 0, h
 
 
 def test_ledger_forkstorm_exit_unseen(ctx):
-    """A quarter of the children _exit(): the shim never sees their
-    references go. The ledger may keep them (the command flags them
-    stale), but the holders of the live processes must still be exact."""
+    """A quarter of the children end with _exit(): the _exit wrapper drops
+    their references as exit() would, and the holders of the live
+    processes must be exact."""
     forkstorm(ctx, "0123")
 
 
