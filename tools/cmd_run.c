@@ -42,8 +42,9 @@ struct run_opts {
 	char **cmd;
 };
 
-/* Termination signals we pass on to CMD. */
-static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP};
+/* Signals we pass on to CMD: termination, and the ones servers use for
+ * graceful stops and reloads (nginx QUIT/USR1/USR2, apache WINCH/USR1). */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 static void usage(FILE *f)
 {
