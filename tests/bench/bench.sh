@@ -90,3 +90,4 @@ if cw=$("$BUILD/sockshim" run --session "$CW_SESSION" --max-sockets 65536 -- \
 else
 	echo "  closewait benchmark failed: $cw"
 fi
+sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
