@@ -152,8 +152,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			o->max_sockets = (uint32_t)v;
 			break;
 		case 'a':
-			if (strcmp(optarg, "observe") && strcmp(optarg, "serialize") &&
-			    strcmp(optarg, "off"))
+			if (strcmp(optarg, "observe") != 0 && strcmp(optarg, "serialize") != 0 &&
+			    strcmp(optarg, "off") != 0)
 				return bad_usage("--accept must be observe, serialize or off, not '%s'",
 						 optarg);
 			o->accept = optarg;

@@ -237,7 +237,7 @@ static void threads(char **argv, int argc, int closing)
 
 static void do_send(int sock, char **argv, int n)
 {
-	int fds[MAX_ARGS], i;
+	int fds[MAX_ARGS] = {0}, i;
 	char data = 'x';
 	struct iovec iov = {&data, 1};
 	union {
