@@ -78,8 +78,11 @@ static inline struct sockshim_step *fake_step(struct sockshim_sock *s, unsigned 
 	st->fd = fd;
 	st->arg = arg;
 	/* Like the shim: the first 12 bytes, terminated only if shorter. */
-	if (comm)
-		memcpy(st->comm, comm, strnlen(comm, sizeof(st->comm)));
+	if (comm) {
+		size_t len = strlen(comm);
+
+		memcpy(st->comm, comm, len < sizeof(st->comm) ? len : sizeof(st->comm));
+	}
 	return st;
 }
 
