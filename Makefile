@@ -131,12 +131,14 @@ test: unit integration
 # sanitized shim into programs that carry the same runtime.
 asan:
 	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 unit
-	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 all $(PROG_BIN:build/%=build/asan/%)
+	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 all $(PROG_BIN:build/%=build/asan/%) \
+		$(EXAMPLE_BIN:build/%=build/asan/%)
 	$(PYTHON) tests/integration/run.py --build build/asan --sanitizer address
 
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 unit
-	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 all $(PROG_BIN:build/%=build/tsan/%)
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 all $(PROG_BIN:build/%=build/tsan/%) \
+		$(EXAMPLE_BIN:build/%=build/tsan/%)
 	$(PYTHON) tests/integration/run.py --build build/tsan --sanitizer thread
 
 valgrind: all $(UNIT_BIN) $(PROG_BIN)

@@ -466,7 +466,10 @@ class Context:
         if session is not None:
             env["SOCKSHIM_SESSION"] = session
         if self.sanitizer == "address":
-            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+            # verify_asan_link_order=0: sockshim run puts the shim ahead of
+            # the runtime in LD_PRELOAD for the programs it starts.
+            env.setdefault("ASAN_OPTIONS",
+                           "detect_leaks=0:abort_on_error=0:verify_asan_link_order=0")
         if self.sanitizer == "thread":
             env.setdefault("TSAN_OPTIONS", "halt_on_error=1:report_signal_unsafe=0")
         if extra:
