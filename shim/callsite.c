@@ -1,4 +1,4 @@
-/* Module lookup for call sites, with a small per-process cache: servers
+/* Module lookup for call sites, with a small per-thread cache: servers
  * create their sockets from a handful of places, so after the first few
  * lookups dl_iterate_phdr is rarely walked again. */
 #include <errno.h>
@@ -15,10 +15,10 @@ struct module_range {
 	char path[128];
 };
 
-/* Filled under no lock: a torn slot only costs a wrong cache answer that
- * the range check then refuses, and a fresh lookup. */
-static struct module_range cache[CACHE_SLOTS];
-static unsigned cache_next;
+/* Per thread: no lock and no race; a few entries are enough for one
+ * thread's call sites. */
+static __thread struct module_range cache[CACHE_SLOTS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned cache_next __attribute__((tls_model("initial-exec")));
 
 struct search {
 	uint64_t addr;

@@ -176,8 +176,10 @@ def test_closewait_eof_not_read(ctx):
         assert (o["born"]["how"], o["born"]["pid"], o["born"]["fd"]) == ("accept", p.pid, fd)
         assert o["path"] == "accepted by %d fd %d" % (p.pid, fd), o["path"]
         cs = o["callsite"]
-        assert (cs["function"], cs["file"], cs["line"]) == (
-            "main", "tests/progs/cw_noread.c", accept_line), cs
+        # Under TSan its accept interceptor calls ours: that is the caller.
+        if ctx.sanitizer != "thread":
+            assert (cs["function"], cs["file"], cs["line"]) == (
+                "main", "tests/progs/cw_noread.c", accept_line), cs
         # No EOF seen: the age is tcp_info's time since data last came in.
         assert o["age_estimated"] is True and 0 <= o["age_s"] <= t_seen - t_close + AGE_SLACK, o
         assert o["reason"] == ("Recv-Q %d: nobody read the EOF (the FIN counts as one); held by "
@@ -194,10 +196,10 @@ def test_closewait_eof_not_read(ctx):
         assert re.fullmatch(r"    holders: cw_noread %d fd %d since [0-9:.]+ \(created, "
                             r"ledger\+proc\)" % (p.pid, fd), block[2]), block
         assert block[3] == "    path to %d fd %d: accepted by %d fd %d" % (p.pid, fd, p.pid, fd)
-        assert any(l.startswith("    created at: main+0x") and
-                   l.endswith("(tests/progs/cw_noread.c:%d) in %s" % (accept_line,
-                                                                     ctx.prog("cw_noread")))
-                   for l in block), block
+        assert ctx.sanitizer == "thread" or any(
+            l.startswith("    created at: main+0x") and
+            l.endswith("(tests/progs/cw_noread.c:%d) in %s" % (accept_line, ctx.prog("cw_noread")))
+            for l in block), block
 
 
 def test_closewait_unaccepted(ctx):

@@ -337,8 +337,12 @@ def forkstorm(ctx, modes):
     its ready point, the ledger's holders of its live processes must be
     what /proc shows, in the segment and through `sockshim holders`.
     Returns the raw ledger, the tree's pids and the truth."""
+    if ctx.sanitizer == "thread":
+        # TSan's runtime takes its own locks around fork; with threads
+        # churning meanwhile, 1,000 forks did not finish in 100 s here.
+        raise lib.Skip("ThreadSanitizer does not cope with fork storms in threaded programs")
     s = ctx.session()
-    # Under a sanitizer or valgrind each fork costs far more: fewer.
+    # Under ASan or valgrind each fork costs far more: fewer.
     n = 1000 if (ctx.sanitizer or ctx.valgrind) else FORKSTORM
     proc = ctx.spawn([ctx.prog("forkstorm"), str(n), modes], session=s, name="forkstorm")
     try:
