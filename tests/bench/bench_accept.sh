@@ -304,7 +304,8 @@ echo "best of them (req/s the highest, CPU and switches the lowest, spurious and
 echo "$PINNED; HTTP driven by wrk -H 'Connection: close', prefork_server by"
 echo "bench_accept_load (its line protocol). Per request: server CPU us (utime+stime of every"
 echo "server process), context switches (every thread), spurious wakeups and empty accepts"
-echo "(listener table). Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "(listener table); spread: how far apart the rounds' req/s were (the noise)."
+echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $has_gunicorn = 1 ] || echo "  gunicorn skipped: install it with apt-get install -y wrk gunicorn"
 [ $has_uwsgi = 1 ] || echo "  uWSGI skipped: install it with apt-get install -y wrk uwsgi uwsgi-plugin-python3"
 : >"$RES"
@@ -326,6 +327,15 @@ best() {
 			      else print v[int((NR + 1) / 2)] }'
 }
 
+# How far apart the rounds' req/s of ID at CONNS are: (max - min) / max,
+# in percent; a ratio that misses its target by less is within the noise.
+spread() {
+	awk -v id="$1" -v c="$2" '$1 == id && $2 == c {
+			if (n++ == 0 || $4 > hi) hi = $4
+			if (n == 1 || $4 < lo) lo = $4 }
+		END { if (n < 2 || hi <= 0) print "n/a"; else printf "%.0f%%\n", 100 * (hi - lo) / hi }' "$RES"
+}
+
 label() {
 	IFS=: read -r kind workers mode tl <<EOF
 $1
@@ -345,14 +355,14 @@ EOF
 }
 
 echo
-printf "%-9s %-24s %5s %10s %11s %10s %13s %10s\n" server configuration conns "req/s" \
-	"CPU us/req" "ctxsw/req" "spurious/req" "empty/req"
+printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s\n" server configuration conns "req/s" \
+	"spread" "CPU us/req" "ctxsw/req" "spurious/req" "empty/req"
 for c in $CONFIGS; do
 	l=$(label "$c")
 	for conns in 1 16; do
-		printf "%-9s %-24s %5s %10s %11s %10s %13s %10s\n" "${l%%|*}" "${l#*|}" "$conns" \
-			"$(best "$c" "$conns" 4)" "$(best "$c" "$conns" 5)" "$(best "$c" "$conns" 6)" \
-			"$(best "$c" "$conns" 7)" "$(best "$c" "$conns" 8)"
+		printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s\n" "${l%%|*}" "${l#*|}" "$conns" \
+			"$(best "$c" "$conns" 4)" "$(spread "$c" "$conns")" "$(best "$c" "$conns" 5)" \
+			"$(best "$c" "$conns" 6)" "$(best "$c" "$conns" 7)" "$(best "$c" "$conns" 8)"
 	done
 done
 
