@@ -156,6 +156,15 @@ static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 		rc = try_mutex(l);
 		if (rc != EBUSY) {
 			ret = rc ? -ENOLCK : 0;
+			/* A signal that came while we took it would otherwise run
+			 * only once the mask is back, and the accept after it would
+			 * block: look once more, and give the lock back if so. */
+			if (!ret && signal_interrupts(&ws.saved)) {
+				pthread_mutex_unlock(mutex_of(l));
+				__atomic_add_fetch(&l->turn, 1, __ATOMIC_RELEASE);
+				syscall(SYS_futex, &l->turn, FUTEX_WAKE, 1, NULL, NULL, 0);
+				ret = -EINTR;
+			}
 			break;
 		}
 		now = mono_ns();
