@@ -49,7 +49,7 @@ UNIT_OBJ_test_sockdiag = tools/sockdiag.c
 UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/format.c \
 	tools/outbuf.c
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c
-UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c
+UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c
 # Sources a test program links besides its own (tests/progs/NAME.c).
 PROG_OBJ_stats_fixture = shim/segment.c
 

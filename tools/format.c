@@ -212,9 +212,7 @@ void fmt_age(char *buf, size_t len, int64_t s)
 			 (long long)(s % 86400 / 3600));
 }
 
-/* The length of the valid UTF-8 sequence at S (at most N bytes), or 0.
- * Rejects overlong forms, surrogates and code points past U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t fmt_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
 	size_t need, i;
@@ -266,7 +264,7 @@ void fmt_json_str(struct fmt_buf *b, const char *s, size_t n)
 		} else if (c < 0x20 || c == 0x7f) {
 			fmt_append(b, "\\u%04x", c);
 			i++;
-		} else if ((k = utf8_len(u + i, strnlen(s + i, n - i))) == 0) {
+		} else if ((k = fmt_utf8_len(u + i, strnlen(s + i, n - i))) == 0) {
 			fmt_append(b, "\\ufffd");
 			i++;
 		} else {
@@ -283,7 +281,7 @@ void fmt_printable(struct fmt_buf *b, const char *s, size_t n)
 	size_t i = 0, k;
 
 	while (i < n && u[i]) {
-		k = utf8_len(u + i, strnlen(s + i, n - i));
+		k = fmt_utf8_len(u + i, strnlen(s + i, n - i));
 		/* C1 controls (U+0080..U+009F) drive terminals as C0 ones do. */
 		if (k == 0 || u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\' ||
 		    (k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0)) {

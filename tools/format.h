@@ -78,4 +78,8 @@ void fmt_json_record(char *buf, size_t len, const struct sockshim_record *r,
  * line or a JSON object. */
 void fmt_lost(char *buf, size_t len, uint64_t n, char kind, int json);
 
+/* The length of the valid UTF-8 sequence at S (at most N bytes), or 0.
+ * Rejects overlong forms, surrogates and code points past U+10FFFF. */
+size_t fmt_utf8_len(const unsigned char *s, size_t n);
+
 #endif

@@ -104,38 +104,6 @@ void ob_rjust(struct fmt_buf *b, const char *s, size_t width)
 	ob_put(b, s, n);
 }
 
-/* The length of the valid UTF-8 sequence at S (N bytes available), or 0:
- * the same rules as format.c (no overlongs, surrogates, > U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return need;
-}
 
 static void hex_escape(struct fmt_buf *b, const char *pre, unsigned char c, int width)
 {
@@ -167,7 +135,7 @@ void ob_printable(struct fmt_buf *b, const char *s, size_t n)
 		i = run;
 		if (i >= n)
 			break;
-		k = utf8_len(u + i, n - i);
+		k = fmt_utf8_len(u + i, n - i);
 		/* C1 controls (U+0080..U+009F) drive terminals as C0 ones do. */
 		if (k <= 1 || (k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0)) {
 			hex_escape(b, "\\x", u[i], 2);
@@ -208,7 +176,7 @@ void ob_json_str(struct fmt_buf *b, const char *s, size_t n)
 		} else if (u[i] < 0x20 || u[i] == 0x7f) {
 			hex_escape(b, "\\u", u[i], 4);
 			i++;
-		} else if ((k = utf8_len(u + i, n - i)) == 0) {
+		} else if ((k = fmt_utf8_len(u + i, n - i)) == 0) {
 			ob_put(b, "\\ufffd", 6);
 			i++;
 		} else {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "format.h"
 #include "prom.h"
 
 #define NS_PER_SEC UINT64_C(1000000000)
@@ -45,35 +46,6 @@ int prom_label_name_ok(const char *name)
 	return i > 0;
 }
 
-/* The length of the well-formed UTF-8 sequence at S (at most N bytes), or
- * 0: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t k, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		k = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		k = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		k = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < k)
-		return 0;
-	for (i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return k;
-}
 
 void prom_put_label_value(FILE *f, const char *s)
 {
@@ -88,7 +60,7 @@ void prom_put_label_value(FILE *f, const char *s)
 		} else if (u[i] == '\n') {
 			fputs("\\n", f);
 			i++;
-		} else if ((k = utf8_len(u + i, n - i)) == 0) {
+		} else if ((k = fmt_utf8_len(u + i, n - i)) == 0) {
 			fputs("\xef\xbf\xbd", f); /* U+FFFD: the format wants UTF-8 */
 			i++;
 		} else {
