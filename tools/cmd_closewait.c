@@ -15,6 +15,7 @@
 #include <time.h>
 #include "uthash_int.h"
 
+#include "bigmem.h"
 #include "cli.h"
 #include "format.h"
 #include "ledger_read.h"
@@ -53,6 +54,7 @@ struct cw_opts {
 	const char *session;
 	int64_t min_age_ns;
 	int json;
+	int all; /* also the sockets outside the session */
 };
 
 /* A kernel socket by inode, to find the ledger's sockets the kernel has
@@ -60,6 +62,12 @@ struct cw_opts {
 struct kin {
 	uint64_t inode;
 	const struct sockdiag_sock *k;
+	UT_hash_handle hh;
+};
+
+/* A process the ledger knows as a holder: its sockets are the session's. */
+struct session_pid {
+	pid_t pid;
 	UT_hash_handle hh;
 };
 
@@ -73,32 +81,44 @@ struct cw_item {
 	int proc_only;  /* some holder is known to /proc alone */
 };
 
+/* Where one thread formats its sockets: its scratch and its output. */
+struct cw_writer {
+	struct rec_sock rs; /* one socket at a time */
+	char line[VIEW_LINE_MAX];
+	FILE *out;
+};
+
 struct cw_ctx {
 	const struct cw_opts *o;
 	const char *session;
-	struct ledger_snap snap;
+	struct ledger_snap snap;          /* the entries the ledger believes held */
+	struct ledger_snap snap_released; /* released ones the kernel still lists */
 	struct sockdiag_list kern;      /* CLOSE_WAIT and LISTEN, with tcp_info */
 	struct sockdiag_list kern_more; /* the other states, only when needed */
 	struct procfd *pf;
 	struct symbolizer *sym;
 	struct kin *kins, *kins_more;
 	struct kin *by_inode;
+	struct session_pid *pids, *pid_pool;
 	const struct sockdiag_sock **listeners;
 	size_t nlisteners;
 	int64_t now_ns;
-	struct rec_sock rs; /* scratch: one socket at a time */
 };
 
 static void usage(FILE *f)
 {
-	fputs("Usage: sockshim closewait [--session NAME] [--min-age SECONDS] [--json]\n"
+	fputs("Usage: sockshim closewait [--session NAME] [--min-age SECONDS] [--all] [--json]\n"
 	      "\n"
-	      "Explain every TCP socket in CLOSE_WAIT (the peer has closed, this side has\n"
-	      "not): who holds it, how they got it, and one verdict. Joins the kernel's\n"
-	      "sockets (sock_diag), the session's ledger and /proc/PID/fd.\n"
+	      "Explain every TCP socket of the session in CLOSE_WAIT (the peer has closed,\n"
+	      "this side has not): who holds it, how they got it, and one verdict. Joins the\n"
+	      "kernel's sockets (sock_diag), the session's ledger and /proc/PID/fd.\n"
 	      "\n"
 	      "  -s, --session NAME     the session (default: $SOCKSHIM_SESSION, else \"default\")\n"
 	      "  -m, --min-age SECONDS  only sockets in CLOSE_WAIT for at least this long\n"
+	      "  -a, --all              also the host's other sockets in CLOSE_WAIT (by default\n"
+	      "                         only those in the session's ledger, queued on its\n"
+	      "                         listeners, or held by its processes; the others are\n"
+	      "                         counted)\n"
 	      "  -j, --json             one JSON object per line instead of a table\n"
 	      "  -h, --help             this text\n"
 	      "\n"
@@ -115,6 +135,7 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 		{"session", required_argument, NULL, 's'},
 		{"min-age", required_argument, NULL, 'm'},
 		{"json", no_argument, NULL, 'j'},
+		{"all", no_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -124,7 +145,7 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 	memset(o, 0, sizeof(*o));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":s:m:jh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:m:jah", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->session = optarg;
@@ -138,6 +159,9 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case 'a':
+			o->all = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -190,6 +214,13 @@ static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, cons
 	return 0;
 }
 
+static const struct ledger_sock *cw_ledger_find(const struct cw_ctx *c, uint64_t inode)
+{
+	const struct ledger_sock *ls = ledger_find(&c->snap, inode);
+
+	return ls ? ls : ledger_find(&c->snap_released, inode);
+}
+
 /* The ledger's entry for K, unless it is about another socket that once
  * had the same inode: then its peer disagrees with the kernel's. */
 static const struct ledger_sock *ledger_for(const struct cw_ctx *c, const struct sockdiag_sock *k)
@@ -198,7 +229,7 @@ static const struct ledger_sock *ledger_for(const struct cw_ctx *c, const struct
 
 	if (!k->inode)
 		return NULL;
-	ls = ledger_find(&c->snap, k->inode);
+	ls = cw_ledger_find(c, k->inode);
 	if (!ls)
 		return NULL;
 	if ((ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
@@ -483,57 +514,66 @@ static void age_append(struct fmt_buf *b, const struct cw_item *it)
 #define COL_LOCAL 49
 #define COL_PEER 73
 
+/* The holders of IT into W->rs, and its verdict. */
+static void judge(const struct cw_ctx *c, struct cw_writer *w, struct cw_item *it)
+{
+	if (it->k->inode) {
+		reconcile(&c->snap, it->ls, c->pf, it->k->inode, &w->rs);
+		it->proc_only = it->ls && has_proc_only(&w->rs);
+	} else {
+		w->rs.n = w->rs.live = w->rs.proc_extra = 0;
+	}
+	it->verdict = decide(c, it, &w->rs, NULL);
+}
+
 static void row_header(void)
 {
 	printf("%-19s %-10s %6s %10s %-23s %s\n", "VERDICT", "AGE", "RECV-Q", "INODE", "LOCAL",
 	       "PEER");
 }
 
-static void print_text(struct cw_ctx *c, struct cw_item *it, char *line, size_t len)
+static void print_text(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it)
 {
 	const struct ledger_sock *ls = it->ls;
-	char num[24];
 	struct fmt_buf b;
 	unsigned i;
 
-	reconcile(&c->snap, ls, c->pf, it->k->inode, &c->rs);
-	fmt_buf_init(&b, line, len);
+	judge(c, w, it);
+	fmt_buf_init(&b, w->line, sizeof(w->line));
 	ob_str(&b, verdict_names[it->verdict]);
 	ob_pad_to(&b, COL_AGE, 1);
 	age_append(&b, it);
 	ob_pad_to(&b, COL_RECVQ, 1);
-	snprintf(num, sizeof(num), "%u", it->k->rqueue);
-	ob_rjust(&b, num, 6);
+	ob_u64_rjust(&b, it->k->rqueue, 6);
 	ob_pad_to(&b, COL_INODE, 1);
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)it->k->inode);
-	ob_rjust(&b, num, 10);
+	ob_u64_rjust(&b, it->k->inode, 10);
 	ob_pad_to(&b, COL_LOCAL, 1);
 	kaddr_append(&b, it->k, 0);
 	ob_pad_to(&b, COL_PEER, 1);
 	kaddr_append(&b, it->k, 1);
 	ob_str(&b, "\n    why: ");
-	decide(c, it, &c->rs, &b);
+	decide(c, it, &w->rs, &b);
 	ob_char(&b, '\n');
 	if (it->verdict == V_UNACCEPTED && it->listener) {
-		const struct ledger_sock *lls = ledger_find(&c->snap, it->listener->inode);
+		const struct ledger_sock *lls = cw_ledger_find(c, it->listener->inode);
 
-		reconcile(&c->snap, lls, c->pf, it->listener->inode, &c->rs);
+		reconcile(&c->snap, lls, c->pf, it->listener->inode, &w->rs);
 		ob_str(&b, "    listener owners: ");
-		view_holders_inline(&b, &c->snap, &c->rs);
+		view_holders_inline(&b, &c->snap, &w->rs);
 		ob_char(&b, '\n');
 		if (lls)
 			view_born_text(&b, "    listener ", &c->snap, lls, c->sym);
-		fputs(line, stdout);
+		fputs(w->line, w->out);
 		return;
 	}
 	if (it->k->inode) {
 		ob_str(&b, "    holders: ");
-		view_holders_inline(&b, &c->snap, &c->rs);
+		view_holders_inline(&b, &c->snap, &w->rs);
 		ob_char(&b, '\n');
 	}
 	if (ls) {
-		for (i = 0; i < c->rs.n; i++) {
-			const struct rec_holder *h = &c->rs.h[i];
+		for (i = 0; i < w->rs.n; i++) {
+			const struct rec_holder *h = &w->rs.h[i];
 
 			if (h->stale || !(h->source & REC_LEDGER))
 				continue;
@@ -548,18 +588,18 @@ static void print_text(struct cw_ctx *c, struct cw_item *it, char *line, size_t 
 		view_noeffect_text(&b, "    ", &c->snap, ls);
 		view_born_text(&b, "    ", &c->snap, ls, c->sym);
 	}
-	fputs(line, stdout);
+	fputs(w->line, w->out);
 }
 
-static void print_json(struct cw_ctx *c, struct cw_item *it, char *line, size_t len)
+static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it)
 {
 	char reason[4096];
 	struct fmt_buf b, rb;
 
-	reconcile(&c->snap, it->ls, c->pf, it->k->inode, &c->rs);
+	judge(c, w, it);
 	fmt_buf_init(&rb, reason, sizeof(reason));
-	decide(c, it, &c->rs, &rb);
-	fmt_buf_init(&b, line, len);
+	decide(c, it, &w->rs, &rb);
+	fmt_buf_init(&b, w->line, sizeof(w->line));
 	ob_str(&b, "{\"type\":\"socket\",\"verdict\":\"");
 	ob_str(&b, verdict_names[it->verdict]);
 	ob_str(&b, "\",\"reason\":");
@@ -585,19 +625,19 @@ static void print_json(struct cw_ctx *c, struct cw_item *it, char *line, size_t 
 	} else {
 		ob_str(&b, ",\"age_s\":null,\"age_estimated\":null");
 	}
-	view_json_members(&b, &c->snap, it->ls, &c->rs, c->sym);
+	view_json_members(&b, &c->snap, it->ls, &w->rs, c->sym);
 	if (it->verdict == V_UNACCEPTED && it->listener) {
-		const struct ledger_sock *lls = ledger_find(&c->snap, it->listener->inode);
+		const struct ledger_sock *lls = cw_ledger_find(c, it->listener->inode);
 		unsigned i;
 
-		reconcile(&c->snap, lls, c->pf, it->listener->inode, &c->rs);
+		reconcile(&c->snap, lls, c->pf, it->listener->inode, &w->rs);
 		fmt_append(&b, ",\"listener\":{\"inode\":%llu,\"local\":\"",
 			   (unsigned long long)it->listener->inode);
 		kaddr_append(&b, it->listener, 0);
 		fmt_append(&b, "\",\"queued\":%u,\"backlog\":%u,\"owners\":[", it->listener->rqueue,
 			   it->listener->wqueue);
-		for (i = 0; i < c->rs.n; i++) {
-			const struct rec_holder *h = &c->rs.h[i];
+		for (i = 0; i < w->rs.n; i++) {
+			const struct rec_holder *h = &w->rs.h[i];
 
 			fmt_append(&b, "%s{\"pid\":%d,\"comm\":", i ? "," : "", h->pid);
 			ob_json_str(&b, h->comm, sizeof(h->comm));
@@ -609,11 +649,11 @@ static void print_json(struct cw_ctx *c, struct cw_item *it, char *line, size_t 
 		ob_str(&b, ",\"listener\":null");
 	}
 	ob_str(&b, "}\n");
-	fputs(line, stdout);
+	fputs(w->line, w->out);
 }
 
 /* The ledger believes these held; the kernel lists no such TCP socket. */
-static unsigned print_forgotten(struct cw_ctx *c, char *line, size_t len)
+static unsigned print_forgotten(struct cw_ctx *c, struct cw_writer *w)
 {
 	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX];
 	unsigned count = 0;
@@ -631,10 +671,10 @@ static unsigned print_forgotten(struct cw_ctx *c, char *line, size_t len)
 			continue;
 		/* Also shown for sockets never connected: the kernel lists a
 		 * TCP socket only once it is bound, connecting or listening. */
-		reconcile(&c->snap, ls, c->pf, ls->inode, &c->rs);
+		reconcile(&c->snap, ls, c->pf, ls->inode, &w->rs);
 		view_ledger_addr(local, sizeof(local), ls, 0);
 		view_ledger_addr(peer, sizeof(peer), ls, 1);
-		fmt_buf_init(&b, line, len);
+		fmt_buf_init(&b, w->line, sizeof(w->line));
 		if (c->o->json) {
 			fmt_append(&b, "{\"type\":\"ledger_only\",\"inode\":%llu,\"local\":",
 				   (unsigned long long)ls->inode);
@@ -647,28 +687,28 @@ static unsigned print_forgotten(struct cw_ctx *c, char *line, size_t len)
 				fmt_append(&b, "\"%s\"", peer);
 			else
 				fmt_append(&b, "null");
-			fmt_append(&b, ",\"in_proc\":%s", c->rs.live ? "true" : "false");
-			view_json_members(&b, &c->snap, ls, &c->rs, c->sym);
+			fmt_append(&b, ",\"in_proc\":%s", w->rs.live ? "true" : "false");
+			view_json_members(&b, &c->snap, ls, &w->rs, c->sym);
 			fmt_append(&b, "}\n");
 		} else {
 			if (!count)
-				printf("\nHeld according to the ledger, but the kernel lists no such TCP "
+				fprintf(w->out, "\nHeld according to the ledger, but the kernel lists no such TCP "
 				       "socket (reset by the peer, never connected, or the ledger is "
 				       "behind):\n");
 			fmt_append(&b, "  inode %llu %s -> %s, refs %d: ", (unsigned long long)ls->inode,
 				   local, peer, ls->refs);
-			view_holders_inline(&b, &c->snap, &c->rs);
+			view_holders_inline(&b, &c->snap, &w->rs);
 			fmt_append(&b, "\n");
 		}
-		fputs(line, stdout);
+		fputs(w->line, w->out);
 		count++;
 	}
 	return count;
 }
 
 /* Holders of the CLOSE_WAIT sockets that only /proc knows. */
-static unsigned print_proc_only(struct cw_ctx *c, const struct cw_item *items, size_t n,
-				char *line, size_t len)
+static unsigned print_proc_only(struct cw_ctx *c, struct cw_writer *w,
+				const struct cw_item *items, size_t n)
 {
 	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX];
 	unsigned count = 0, i;
@@ -678,18 +718,18 @@ static unsigned print_proc_only(struct cw_ctx *c, const struct cw_item *items, s
 	for (k = 0; k < n; k++) {
 		if (!items[k].proc_only)
 			continue;
-		reconcile(&c->snap, items[k].ls, c->pf, items[k].k->inode, &c->rs);
-		for (i = 0; i < c->rs.n; i++) {
-			const struct rec_holder *h = &c->rs.h[i];
+		reconcile(&c->snap, items[k].ls, c->pf, items[k].k->inode, &w->rs);
+		for (i = 0; i < w->rs.n; i++) {
+			const struct rec_holder *h = &w->rs.h[i];
 
 			if (h->source != REC_PROC)
 				continue;
 			if (!count && !c->o->json)
-				printf("\nHolders seen only in /proc (the ledger does not know how they "
+				fprintf(w->out, "\nHolders seen only in /proc (the ledger does not know how they "
 				       "got the socket):\n");
 			kaddr(local, sizeof(local), items[k].k, 0);
 			kaddr(peer, sizeof(peer), items[k].k, 1);
-			fmt_buf_init(&b, line, len);
+			fmt_buf_init(&b, w->line, sizeof(w->line));
 			if (c->o->json) {
 				fmt_append(&b, "{\"type\":\"proc_only_holder\",\"inode\":%llu,"
 					       "\"local\":\"%s\",\"peer\":\"%s\",\"pid\":%d,\"comm\":",
@@ -702,7 +742,7 @@ static unsigned print_proc_only(struct cw_ctx *c, const struct cw_item *items, s
 				holder_name(&b, h);
 				fmt_append(&b, "\n");
 			}
-			fputs(line, stdout);
+			fputs(w->line, w->out);
 			count++;
 		}
 	}
@@ -710,7 +750,7 @@ static unsigned print_proc_only(struct cw_ctx *c, const struct cw_item *items, s
 }
 
 static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size_t n,
-			  size_t not_in_ledger)
+			  size_t not_in_ledger, size_t outside)
 {
 	unsigned v, shown = 0;
 
@@ -718,8 +758,13 @@ static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size
 		printf("{\"type\":\"summary\",\"session\":\"%s\",\"close_wait\":%zu", c->session, n);
 		for (v = 0; v < V_COUNT; v++)
 			printf(",\"%s\":%u", verdict_names[v], counts[v]);
-		printf(",\"not_in_ledger\":%zu,\"ledger_entries\":%zu,\"ledger_full\":%llu}\n",
-		       not_in_ledger, c->snap.n, (unsigned long long)c->snap.ledger_full);
+		printf(",\"not_in_ledger\":%zu,\"outside_session\":", not_in_ledger);
+		if (c->o->all)
+			printf("null");
+		else
+			printf("%zu", outside);
+		printf(",\"ledger_entries\":%zu,\"ledger_full\":%llu}\n", c->snap.n + c->snap_released.n,
+		       (unsigned long long)c->snap.ledger_full);
 		return;
 	}
 	printf("\n%zu socket%s in CLOSE_WAIT", n, n == 1 ? "" : "s");
@@ -727,15 +772,87 @@ static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size
 		if (counts[v])
 			printf("%s %u %s", shown++ ? "," : ":", counts[v], verdict_names[v]);
 	printf("\n");
+	if (outside)
+		printf("%zu more socket%s in CLOSE_WAIT on this host belong%s to no process of the "
+		       "session: --all lists %s.\n",
+		       outside, outside == 1 ? "" : "s", outside == 1 ? "s" : "",
+		       outside == 1 ? "it" : "them");
 }
 
-static int keep_entry(void *arg, uint64_t inode, int32_t refs)
+/* The processes the ledger names as holders: the session's. */
+static int index_session_pids(struct cw_ctx *c)
+{
+	size_t i, n = 0;
+	unsigned k;
+
+	for (i = 0; i < c->snap.n; i++)
+		n += c->snap.v[i].nholders;
+	c->pid_pool = calloc(n ? n : 1, sizeof(*c->pid_pool));
+	if (!c->pid_pool)
+		return -ENOMEM;
+	n = 0;
+	for (i = 0; i < c->snap.n; i++) {
+		const struct ledger_sock *ls = &c->snap.v[i];
+
+		for (k = 0; k < ls->nholders; k++) {
+			struct session_pid *p;
+
+			HASH_FIND(hh, c->pids, &ls->holders[k].pid, sizeof(pid_t), p);
+			if (p)
+				continue;
+			p = &c->pid_pool[n++];
+			p->pid = ls->holders[k].pid;
+			HASH_ADD(hh, c->pids, pid, sizeof(pid_t), p);
+		}
+	}
+	return 0;
+}
+
+static int held_by_session(const struct cw_ctx *c, uint64_t inode)
+{
+	const struct procfd_ref *refs;
+	size_t n, i;
+
+	refs = procfd_refs(c->pf, inode, &n);
+	for (i = 0; i < n; i++) {
+		struct session_pid *p;
+
+		HASH_FIND(hh, c->pids, &refs[i].pid, sizeof(pid_t), p);
+		if (p)
+			return 1;
+	}
+	return 0;
+}
+
+/* Is IT the session's: in its ledger, queued on one of its listeners, or
+ * held by one of its processes? */
+static int in_session(const struct cw_ctx *c, const struct cw_item *it)
+{
+	if (it->ls)
+		return 1;
+	if (!it->k->inode)
+		return it->listener && (cw_ledger_find(c, it->listener->inode) ||
+					held_by_session(c, it->listener->inode));
+	return held_by_session(c, it->k->inode);
+}
+
+/* The entries the ledger believes held: copied while the kernel answers. */
+static int keep_held(void *arg, uint64_t inode, int32_t refs)
+{
+	(void)arg;
+	(void)inode;
+	return refs > 0;
+}
+
+/* The released entries whose socket the kernel still lists (a holder the
+ * shim did not see). */
+static int keep_released_listed(void *arg, uint64_t inode, int32_t refs)
 {
 	const struct cw_ctx *c = arg;
 	struct kin *x;
 
 	if (refs > 0)
-		return 1;
+		return 0;
 	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
 	return x != NULL;
 }
@@ -767,32 +884,78 @@ static int dump_error(int rc)
 	return rc;
 }
 
-struct scan_job {
-	struct procfd *pf;
+/* A part of the loading that needs nothing from the rest, run on a
+ * thread of its own (or in place when no thread can be made). */
+struct side_job {
+	void *(*fn)(void *);
+	pthread_t thread;
+	int threaded;
 	int rc;
+};
+
+static void side_start(struct side_job *j, void *(*fn)(void *))
+{
+	j->fn = fn;
+	j->rc = 0;
+	j->threaded = pthread_create(&j->thread, NULL, fn, j) == 0;
+}
+
+static void side_finish(struct side_job *j)
+{
+	if (j->threaded)
+		pthread_join(j->thread, NULL);
+	else
+		j->fn(j);
+}
+
+struct scan_job {
+	struct side_job side; /* first */
+	struct procfd *pf;
 };
 
 static void *scan_proc(void *arg)
 {
 	struct scan_job *j = arg;
 
-	j->rc = procfd_scan(&j->pf);
+	j->side.rc = procfd_scan(&j->pf);
 	return NULL;
 }
 
-/* /proc is scanned on a thread of its own meanwhile: the readlink per
- * descriptor is the largest cost, and it needs nothing from the rest.
- * The kernel first: the sockets in CLOSE_WAIT and the listeners (for
- * UNACCEPTED), with tcp_info. Then only the ledger entries that matter:
- * those sockets, and what the ledger believes held. Only if some of those
- * were not listed, the kernel's other sockets, to tell which are gone. */
+struct copy_job {
+	struct side_job side; /* first */
+	const struct seg_map *m;
+	struct ledger_snap *snap;
+};
+
+static void *copy_held(void *arg)
+{
+	struct copy_job *j = arg;
+
+	j->side.rc = ledger_snapshot_some(j->m, j->snap, keep_held, NULL);
+	return NULL;
+}
+
+static int copy_error(const struct cw_ctx *c, int rc)
+{
+	fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n", c->session,
+		strerror(-rc));
+	return rc;
+}
+
+/* Three parts at once, none needing another: /proc is scanned (a readlink
+ * per descriptor), the ledger's held entries are copied, and the kernel
+ * lists the sockets in CLOSE_WAIT and the listeners (for UNACCEPTED),
+ * with tcp_info. Then the released entries the kernel still lists, and
+ * only if the ledger holds sockets the kernel did not list, the kernel's
+ * other sockets, to tell which are gone. */
 static int load(struct cw_ctx *c, struct seg_map *m)
 {
-	struct scan_job job = {NULL, 0};
-	pthread_t scanner;
-	int rc, threaded;
+	struct scan_job scan = {.pf = NULL};
+	struct copy_job copy = {.m = m, .snap = &c->snap};
+	int rc;
 
-	threaded = pthread_create(&scanner, NULL, scan_proc, &job) == 0;
+	side_start(&scan.side, scan_proc);
+	side_start(&copy.side, copy_held);
 	rc = sockdiag_dump(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN), 1,
 			   &c->kern);
 	if (rc) {
@@ -802,10 +965,16 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 	rc = index_kernel(c, &c->kern, &c->kins);
 	if (rc)
 		goto nomem;
-	rc = ledger_snapshot_some(m, &c->snap, keep_entry, c);
+	rc = ledger_snapshot_some(m, &c->snap_released, keep_released_listed, c);
 	if (rc) {
-		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
-			c->session, strerror(-rc));
+		copy_error(c, rc);
+		goto out;
+	}
+	side_finish(&copy.side);
+	copy.side.threaded = -1; /* done */
+	rc = copy.side.rc;
+	if (rc) {
+		copy_error(c, rc);
 		goto out;
 	}
 	if (need_more(c)) {
@@ -827,16 +996,15 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 nomem:
 	fprintf(stderr, "sockshim: out of memory\n");
 out:
-	if (threaded)
-		pthread_join(scanner, NULL);
-	else
-		scan_proc(&job);
-	c->pf = job.pf;
-	if (!rc && job.rc) {
+	if (copy.side.threaded == 1)
+		pthread_join(copy.side.thread, NULL);
+	side_finish(&scan.side);
+	c->pf = scan.pf;
+	if (!rc && scan.side.rc) {
 		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
 				"mounted?\n",
-			strerror(-job.rc));
-		rc = job.rc;
+			strerror(-scan.side.rc));
+		rc = scan.side.rc;
 	}
 	return rc;
 }
@@ -844,6 +1012,8 @@ out:
 static void unload(struct cw_ctx *c)
 {
 	HASH_CLEAR(hh, c->by_inode);
+	HASH_CLEAR(hh, c->pids);
+	free(c->pid_pool);
 	free(c->kins);
 	free(c->kins_more);
 	free(c->listeners);
@@ -852,23 +1022,98 @@ static void unload(struct cw_ctx *c)
 	sockdiag_list_free(&c->kern);
 	sockdiag_list_free(&c->kern_more);
 	ledger_snap_free(&c->snap);
+	ledger_snap_free(&c->snap_released);
+}
+
+/* Below this many sockets, one thread formats them all. */
+#define CW_SPLIT_MIN 1024
+
+/* Sockets FROM to TO of ITEMS, formatted by W. */
+struct cw_part {
+	struct cw_ctx *c;
+	struct cw_writer *w;
+	struct cw_item *items;
+	size_t from, to;
+};
+
+static void print_part(const struct cw_part *p)
+{
+	size_t i;
+
+	for (i = p->from; i < p->to; i++) {
+		if (p->c->o->json)
+			print_json(p->c, p->w, &p->items[i]);
+		else
+			print_text(p->c, p->w, &p->items[i]);
+	}
+}
+
+static void *print_part_thread(void *arg)
+{
+	print_part(arg);
+	return NULL;
+}
+
+/* The N sockets in order. Over thousands, the second half is formatted
+ * into memory on a thread of its own while this one prints the first
+ * half, then copied out: the formatting is most of the time left. */
+static int print_items(struct cw_ctx *c, struct cw_writer *w0, struct cw_item *items, size_t n)
+{
+	struct cw_part first = {c, w0, items, 0, n}, second = {c, NULL, items, n, n};
+	struct cw_writer *w1 = NULL;
+	char *text = NULL;
+	size_t size = 0;
+	pthread_t t;
+	int threaded = 0;
+
+	if (n >= CW_SPLIT_MIN) {
+		w1 = malloc(sizeof(*w1));
+		if (w1)
+			w1->out = open_memstream(&text, &size);
+		if (w1 && w1->out) {
+			first.to = second.from = n / 2;
+			second.w = w1;
+			threaded = pthread_create(&t, NULL, print_part_thread, &second) == 0;
+		}
+	}
+	print_part(&first);
+	if (second.w) {
+		if (threaded)
+			pthread_join(t, NULL);
+		else
+			print_part(&second);
+		if (fclose(w1->out) == 0)
+			fwrite(text, 1, size, w0->out);
+		else
+			second.w = NULL; /* out of memory: said below */
+	}
+	free(text);
+	free(w1);
+	if (second.from < n && !second.w) {
+		fprintf(stderr, "sockshim: out of memory\n");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static int report(struct cw_ctx *c)
 {
 	unsigned counts[V_COUNT] = {0};
-	size_t n = 0, i, not_in_ledger = 0;
+	size_t n = 0, i, not_in_ledger = 0, outside = 0;
 	struct cw_item *items;
-	char *line;
+	struct cw_writer *w;
 
-	items = calloc(c->kern.n ? c->kern.n : 1, sizeof(*items));
-	line = malloc(VIEW_LINE_MAX);
-	if (!items || !line) {
+	items = big_calloc(c->kern.n ? c->kern.n : 1, sizeof(*items));
+	w = malloc(sizeof(*w));
+	if (!items || !w || (!c->o->all && index_session_pids(c))) {
 		free(items);
-		free(line);
+		free(w);
 		fprintf(stderr, "sockshim: out of memory\n");
 		return EXIT_FAIL;
 	}
+	w->out = stdout;
+	/* Which ones, then the oldest first, each joined with /proc once as
+	 * it is printed. */
 	for (i = 0; i < c->kern.n; i++) {
 		struct cw_item *it = &items[n];
 
@@ -879,30 +1124,29 @@ static int report(struct cw_ctx *c)
 		set_age(c, it);
 		if (c->o->min_age_ns && (it->age_ns < 0 || it->age_ns < c->o->min_age_ns))
 			continue;
-		if (!it->k->inode) {
+		if (!it->k->inode)
 			it->listener = find_listener(c, it->k);
-		} else {
-			reconcile(&c->snap, it->ls, c->pf, it->k->inode, &c->rs);
-			it->proc_only = it->ls && has_proc_only(&c->rs);
+		if (!c->o->all && !in_session(c, it)) {
+			outside++;
+			continue;
 		}
-		it->verdict = decide(c, it, &c->rs, NULL);
-		counts[it->verdict]++;
 		if (it->k->inode && !it->ls)
 			not_in_ledger++;
 		n++;
 	}
 	qsort(items, n, sizeof(*items), by_age);
-	if (!c->o->json)
+	if (!c->o->json && n)
 		row_header();
-	for (i = 0; i < n; i++) {
-		if (c->o->json)
-			print_json(c, &items[i], line, VIEW_LINE_MAX);
-		else
-			print_text(c, &items[i], line, VIEW_LINE_MAX);
+	if (print_items(c, w, items, n)) {
+		free(items);
+		free(w);
+		return EXIT_FAIL;
 	}
-	print_summary(c, counts, n, not_in_ledger);
-	print_forgotten(c, line, VIEW_LINE_MAX);
-	print_proc_only(c, items, n, line, VIEW_LINE_MAX);
+	for (i = 0; i < n; i++)
+		counts[items[i].verdict]++;
+	print_summary(c, counts, n, not_in_ledger, outside);
+	print_forgotten(c, w);
+	print_proc_only(c, w, items, n);
 	if (!c->o->json) {
 		printf("\nSources: states, queues, addresses and ages marked est. from the kernel "
 		       "(sock_diag); holders from the ledger of session \"%s\" checked against "
@@ -919,7 +1163,7 @@ static int report(struct cw_ctx *c)
 			       (unsigned long long)c->snap.ledger_full);
 	}
 	free(items);
-	free(line);
+	free(w);
 	return EXIT_OK;
 }
 

@@ -196,20 +196,42 @@ void fmt_size(char *buf, size_t len, uint64_t bytes)
 	snprintf(buf, len, "%.1f%c", v, units[u]);
 }
 
+/* N then UNIT, then R in two digits and RUNIT when R_UNIT is set. */
+static void age_parts(char *buf, size_t len, long long n, char unit, long long r, char runit)
+{
+	char d[32];
+	size_t i = sizeof(d);
+
+	if (runit) {
+		d[--i] = runit;
+		d[--i] = (char)('0' + r % 10);
+		d[--i] = (char)('0' + r / 10);
+	}
+	d[--i] = unit;
+	do {
+		d[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	if (!len)
+		return;
+	n = (long long)(sizeof(d) - i < len - 1 ? sizeof(d) - i : len - 1);
+	memcpy(buf, d + i, (size_t)n);
+	buf[n] = 0;
+}
+
+/* Without printf's number formatting: closewait prints one per socket. */
 void fmt_age(char *buf, size_t len, int64_t s)
 {
 	if (s < 0)
 		snprintf(buf, len, "?"); /* a clock set back, or a corrupt header */
 	else if (s < 60)
-		snprintf(buf, len, "%llds", (long long)s);
+		age_parts(buf, len, s, 's', 0, 0);
 	else if (s < 3600)
-		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+		age_parts(buf, len, s / 60, 'm', s % 60, 's');
 	else if (s < 86400)
-		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600),
-			 (long long)(s % 3600 / 60));
+		age_parts(buf, len, s / 3600, 'h', s % 3600 / 60, 'm');
 	else
-		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400),
-			 (long long)(s % 86400 / 3600));
+		age_parts(buf, len, s / 86400, 'd', s % 86400 / 3600, 'h');
 }
 
 size_t fmt_utf8_len(const unsigned char *s, size_t n)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "ledger_read.h"
 #include "outbuf.h"
 
@@ -276,7 +277,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 		slots[nslots++] = slot;
 	}
 	if (nslots) {
-		out->v = calloc(nslots, sizeof(*out->v));
+		out->v = big_calloc(nslots, sizeof(*out->v));
 		if (!out->v) {
 			rc = -ENOMEM;
 			goto out;

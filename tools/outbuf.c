@@ -48,6 +48,22 @@ void ob_u64(struct fmt_buf *b, uint64_t v)
 	ob_put(b, d + i, sizeof(d) - i);
 }
 
+static void blanks(struct fmt_buf *b, size_t n);
+
+void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (sizeof(d) - i < width)
+		blanks(b, width - (sizeof(d) - i));
+	ob_put(b, d + i, sizeof(d) - i);
+}
+
 void ob_i64(struct fmt_buf *b, int64_t v)
 {
 	if (v < 0) {
@@ -122,6 +138,17 @@ static void hex_escape(struct fmt_buf *b, const char *pre, unsigned char c, int 
 	ob_put(b, e, n);
 }
 
+/* Bytes copied as they are: printable ASCII but the backslash (PLAIN_TEXT),
+ * and for JSON not the quote either (PLAIN_JSON). A table, because a
+ * report over 10,000 sockets escapes megabytes. */
+#define PLAIN_TEXT 0x1
+#define PLAIN_JSON 0x2
+#define PLAIN_RANGE(lo, hi) [lo... hi] = PLAIN_TEXT | PLAIN_JSON
+static const uint8_t plain[256] = {
+	PLAIN_RANGE(0x20, 0x21), ['"'] = PLAIN_TEXT, PLAIN_RANGE(0x23, 0x5b),
+	PLAIN_RANGE(0x5d, 0x7e),
+};
+
 void ob_printable(struct fmt_buf *b, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -129,7 +156,7 @@ void ob_printable(struct fmt_buf *b, const char *s, size_t n)
 
 	n = strnlen(s, n);
 	while (i < n) {
-		for (run = i; run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '\\'; run++)
+		for (run = i; run < n && (plain[u[run]] & PLAIN_TEXT); run++)
 			;
 		ob_put(b, s + i, run - i);
 		i = run;
@@ -155,9 +182,7 @@ void ob_json_str(struct fmt_buf *b, const char *s, size_t n)
 	n = strnlen(s, n);
 	ob_char(b, '"');
 	while (i < n) {
-		for (run = i; run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' &&
-			      u[run] != '\\';
-		     run++)
+		for (run = i; run < n && (plain[u[run]] & PLAIN_JSON); run++)
 			;
 		ob_put(b, s + i, run - i);
 		i = run;
@@ -252,9 +277,9 @@ static void micros(struct fmt_buf *b, long usec)
 
 void ob_clock(struct fmt_buf *b, int64_t real_ns)
 {
-	static time_t last = -1;
-	static char hms[8];
-	static int ok;
+	static __thread time_t last = -1;
+	static __thread char hms[8];
+	static __thread int ok;
 	struct tm tm;
 	time_t sec;
 	long usec;
@@ -281,9 +306,9 @@ void ob_clock(struct fmt_buf *b, int64_t real_ns)
 
 void ob_iso8601(struct fmt_buf *b, int64_t real_ns)
 {
-	static time_t last = -1;
-	static char date[19]; /* 2024-05-01T12:34:56 */
-	static int ok;
+	static __thread time_t last = -1;
+	static __thread char date[19]; /* 2024-05-01T12:34:56 */
+	static __thread int ok;
 	struct tm tm;
 	time_t sec;
 	long usec;

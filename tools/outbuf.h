@@ -21,6 +21,8 @@ void ob_hex(struct fmt_buf *b, uint64_t v); /* "0x1f" */
 void ob_pad_to(struct fmt_buf *b, size_t col, int min1);
 /* S right-aligned in WIDTH columns. */
 void ob_rjust(struct fmt_buf *b, const char *s, size_t width);
+/* V right-aligned in WIDTH columns. */
+void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width);
 
 /* S (at most N bytes) for a terminal, as fmt_printable does. */
 void ob_printable(struct fmt_buf *b, const char *s, size_t n);

@@ -6,12 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "uthash_int.h"
 
+#include "bigmem.h"
 #include "procfd.h"
 
 struct procfd_proc {
@@ -37,6 +39,7 @@ struct procfd {
 	struct procfd_proc *procs;
 	struct procfd_idx *idxv;
 	struct procfd_idx *idx;
+	pthread_mutex_t stat_lock; /* the stat files are read on demand, by any thread */
 };
 
 /* "socket:[" and the longest inode, with room to spare: a longer link
@@ -118,14 +121,16 @@ int procfd_parse_stat(const char *buf, size_t len, struct procfd_stat *st)
 
 long procfd_clk_tck(void)
 {
-	static long tck;
+	static long tck; /* any thread may ask: the same answer */
+	long t = __atomic_load_n(&tck, __ATOMIC_RELAXED);
 
-	if (!tck) {
-		tck = sysconf(_SC_CLK_TCK);
-		if (tck <= 0)
-			tck = 100; /* what every Linux port has used */
+	if (!t) {
+		t = sysconf(_SC_CLK_TCK);
+		if (t <= 0)
+			t = 100; /* what every Linux port has used */
+		__atomic_store_n(&tck, t, __ATOMIC_RELAXED);
 	}
-	return tck;
+	return t;
 }
 
 static int grow(void **v, size_t *cap, size_t need, size_t size)
@@ -137,7 +142,7 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 		return 0;
 	while (ncap < need)
 		ncap *= 2;
-	nv = realloc(*v, ncap * size);
+	nv = big_realloc(*v, ncap * size);
 	if (!nv)
 		return -ENOMEM;
 	*v = nv;
@@ -223,7 +228,7 @@ static int build_index(struct procfd *p)
 		if (i == 0 || p->refs[i].inode != p->refs[i - 1].inode)
 			runs++;
 	if (runs) {
-		p->idxv = calloc(runs, sizeof(*p->idxv));
+		p->idxv = big_calloc(runs, sizeof(*p->idxv));
 		if (!p->idxv)
 			return -ENOMEM;
 	}
@@ -258,6 +263,7 @@ int procfd_scan(struct procfd **out)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	pthread_mutex_init(&p->stat_lock, NULL);
 	procdir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (procdir < 0) {
 		rc = -errno;
@@ -311,6 +317,7 @@ void procfd_free(struct procfd *p)
 	free(p->idxv);
 	free(p->procv);
 	free(p->refs);
+	pthread_mutex_destroy(&p->stat_lock);
 	free(p);
 }
 
@@ -388,9 +395,14 @@ const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid)
 {
 	struct procfd_proc *pr = find_proc(p, pid);
 
+	int got;
+
 	if (!pr)
 		return NULL;
+	pthread_mutex_lock(&p->stat_lock);
 	if (!pr->stat_read)
 		pr->stat_read = read_stat(pid, &pr->st) == 0 ? 1 : -1;
-	return pr->stat_read > 0 ? &pr->st : NULL;
+	got = pr->stat_read;
+	pthread_mutex_unlock(&p->stat_lock);
+	return got > 0 ? &pr->st : NULL;
 }

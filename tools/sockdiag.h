@@ -62,6 +62,10 @@ int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out
 
 void sockdiag_list_free(struct sockdiag_list *l);
 
+/* The "inuse" count of protocol PROTO ("TCP", "TCP6") in TEXT, the
+ * contents of /proc/net/sockstat or sockstat6; -1 when absent or garbled. */
+long sockdiag_sockstat_inuse(const char *text, const char *proto);
+
 /* "CLOSE_WAIT", or NULL for a number the kernel does not use. */
 const char *sockdiag_state_name(unsigned state);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct symbolizer {
 	struct sym_module *modules;
 	struct sym_entry *entries;
 	struct sym_entry *last; /* sockets come in runs from one call site */
+	pthread_mutex_t lock;   /* several threads may format at once */
 };
 
 static const Dwfl_Callbacks callbacks = {
@@ -53,7 +55,10 @@ static const Dwfl_Callbacks callbacks = {
 int symbolizer_new(struct symbolizer **out)
 {
 	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -ENOMEM;
+	if (!*out)
+		return -ENOMEM;
+	pthread_mutex_init(&(*out)->lock, NULL);
+	return 0;
 }
 
 void symbolizer_free(struct symbolizer *s)
@@ -74,6 +79,7 @@ void symbolizer_free(struct symbolizer *s)
 		HASH_DEL(s->entries, e); // NOLINT(clang-analyzer-unix.Malloc)
 		free(e);
 	}
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
@@ -210,7 +216,8 @@ static void make_text(struct sym_info *in)
 		fmt_append(&b, " [%s]", in->why);
 }
 
-const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint64_t offset)
+static const struct sym_info *symbolize_locked(struct symbolizer *s, const char *module,
+					       uint64_t offset)
 {
 	struct sym_module *m;
 	struct sym_entry *e;
@@ -247,4 +254,14 @@ const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint6
 	HASH_ADD(hh, s->entries, key, sizeof(key), e);
 	s->last = e;
 	return &e->info;
+}
+
+const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint64_t offset)
+{
+	const struct sym_info *si;
+
+	pthread_mutex_lock(&s->lock);
+	si = symbolize_locked(s, module, offset);
+	pthread_mutex_unlock(&s->lock);
+	return si;
 }

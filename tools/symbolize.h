@@ -31,7 +31,8 @@ void symbolizer_free(struct symbolizer *s);
 /* The call site at OFFSET (a return address relative to the module's load
  * base) in MODULE (a path, at most SOCKSHIM_MODULE_MAX bytes, need not be
  * terminated). Never NULL, except on ENOMEM: an unknown module or symbol
- * still gets a text naming what is known. The result lives as long as S. */
+ * still gets a text naming what is known. The result lives as long as S.
+ * Safe to call from several threads at once. */
 const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint64_t offset);
 
 #endif

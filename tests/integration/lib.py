@@ -502,8 +502,10 @@ class Context:
               cwd=None, name="proc"):
         """Start ARGV in the background with stdout/stderr in files of the
         test's directory (read them with output(proc)). Stopped by cleanup()."""
-        out = open(os.path.join(self.tmp, "%s.%d.out" % (name, len(self._procs))), "w+b")
-        err = open(os.path.join(self.tmp, "%s.%d.err" % (name, len(self._procs))), "w+b")
+        # Append mode: the child shares the file offset with us, and
+        # output() seeks back to read; O_APPEND keeps its writes at the end.
+        out = open(os.path.join(self.tmp, "%s.%d.out" % (name, len(self._procs))), "a+b")
+        err = open(os.path.join(self.tmp, "%s.%d.err" % (name, len(self._procs))), "a+b")
         p = subprocess.Popen(self.wrap(argv, valgrind), env=self.env(session, preload, extra_env),
                              stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                              cwd=cwd or self.tmp, start_new_session=True)

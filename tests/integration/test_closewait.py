@@ -19,6 +19,7 @@ by port, and check the summary against what the listing itself holds.
 import datetime
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -235,6 +236,101 @@ def test_closewait_unaccepted(ctx):
                             r"ledger\+proc\)" % (p.pid, lfd), block[2]), block
         assert block[3] == ("    listener born: created by cw_noread %d fd %d at %s"
                             % (p.pid, lfd, block[3].rsplit(" ", 1)[1])), block
+
+
+def test_closewait_session_scope(ctx):
+    """By default only the session's sockets; one of a server outside the
+    session is counted, and listed with --all (from /proc alone)."""
+    need_closewait(ctx)
+    s = ctx.session()
+    p_in, port_in = start_noread(ctx, s, "accept", 1)
+    p_out = ctx.spawn([ctx.prog("cw_noread"), "accept", "1"], preload=False, name="outside")
+    port_out = int(wait_for(lambda: re.search(r"^port (\d+)$", ctx.output(p_out)[0], re.M),
+                            "the unpreloaded cw_noread to listen").group(1))
+    for port, p in ((port_in, p_in), (port_out, p_out)):
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        accepted_fds(ctx, p, 1)
+        c.close()
+    wait_cw(ctx, s, port_in, 1, "EOF-NOT-READ")
+    wait_for(lambda: len(ss_close_wait(port_out)) == 1, "the outside socket in CLOSE_WAIT")
+    fd_out = accepted_fds(ctx, p_out, 1)[0]
+    inode_out = srvlib.proc_fd_inode(p_out.pid, fd_out)
+
+    def both():
+        scoped = closewait_json(ctx, s)
+        everything = closewait_json(ctx, s, ["--all"])
+        sock = lambda objs: [o for o in objs if o.get("type") == "socket"]  # noqa: E731
+        summ = [o for o in scoped if o.get("type") == "summary"][0]
+        # The host's other CLOSE_WAIT sockets may change between the runs.
+        if len(sock(everything)) - len(sock(scoped)) != summ["outside_session"]:
+            return None
+        return scoped, everything, summ
+
+    scoped, everything, summ = wait_for(both, "two listings that agree")
+    check_summary(scoped, s)
+    check_summary(everything, s)
+    assert len(mine(scoped, port_in)) == 1 and not mine(scoped, port_out), scoped
+    assert summ["outside_session"] >= 1, summ
+    assert [o for o in everything if o.get("type") == "summary"][0]["outside_session"] is None
+    got = mine(everything, port_out)
+    assert len(got) == 1, everything
+    o = got[0]
+    assert (o["verdict"], o["inode"], o["in_ledger"], o["recv_q"]) == (
+        "EOF-NOT-READ", inode_out, False, 1), o
+    assert holder_tuples(o) == [(p_out.pid, "cw_noread", fd_out, "proc", "proc",
+                                 False)], o
+    lines = table(ctx, s)
+    n = summ["outside_session"]
+    assert any(re.fullmatch(r"%d more sockets? in CLOSE_WAIT on this host belongs? to no "
+                            r"process of the session: --all lists (it|them)\." % n, l)
+               for l in lines), lines
+
+
+# Over this many sockets closewait formats the second half on a thread of
+# its own (CW_SPLIT_MIN in tools/cmd_closewait.c).
+MANY = 1100
+
+
+def test_closewait_many(ctx):
+    """1,100 sockets: each listed once, right about its own descriptor,
+    oldest first across the two halves formatted apart."""
+    need_closewait(ctx)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < MANY + 256:
+        raise lib.Skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, MANY + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, MANY + 256), hard))
+    s = ctx.session()
+    p, port = start_noread(ctx, s, "accept", MANY)
+    clients = []
+    try:
+        for _ in range(MANY):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            if len(clients) % 100 == 0:  # the backlog is 16
+                accepted_fds(ctx, p, len(clients))
+        fds = accepted_fds(ctx, p, MANY)
+    finally:
+        for c in clients:
+            c.close()
+    objs, got = wait_cw(ctx, s, port, MANY, "EOF-NOT-READ", timeout=60)
+    check_summary(objs, s)
+    by_inode = {srvlib.proc_fd_inode(p.pid, fd): fd for fd in fds}
+    assert sorted(o["inode"] for o in got) == sorted(by_inode), "not each socket exactly once"
+    for o in got:
+        assert holder_tuples(o) == [(p.pid, "cw_noread", by_inode[o["inode"]], "created",
+                                     "ledger+proc", False)], o
+        assert o["path"] == "accepted by %d fd %d" % (p.pid, by_inode[o["inode"]]), o
+    socks = [o for o in objs if o.get("type") == "socket"]
+    keys = [(-round(o["age_s"] * 1000), o["inode"]) for o in socks]
+    assert keys == sorted(keys), "not oldest first"
+    lines = table(ctx, s)
+    rows = [l.split() for l in lines if l.startswith("EOF-NOT-READ ")]
+    rows = [r for r in rows if r[-2] == "127.0.0.1:%d" % port]
+    assert sorted(int(r[-3]) for r in rows) == sorted(by_inode), "table: not each socket once"
+    for r in rows:
+        inode = int(r[-3])
+        block = table_block(lines, inode, r[-2], r[-1])
+        assert block[2].startswith("    holders: cw_noread %d fd %d since " % (
+            p.pid, by_inode[inode])), block
 
 
 def test_closewait_hung_holder(ctx):

@@ -363,6 +363,27 @@ static void test_live_unaccepted(void **state)
 	close(lfd);
 }
 
+static void test_sockstat(void **state)
+{
+	static const char v4[] = "sockets: used 10009\n"
+				 "TCP: inuse 10001 orphan 0 tw 30211 alloc 10001 mem 10062\n"
+				 "UDP: inuse 0 mem 0\n";
+	static const char v6[] = "TCP6: inuse 0\nUDP6: inuse 3\n";
+
+	(void)state;
+	assert_int_equal(sockdiag_sockstat_inuse(v4, "TCP"), 10001);
+	assert_int_equal(sockdiag_sockstat_inuse(v4, "UDP"), 0);
+	assert_int_equal(sockdiag_sockstat_inuse(v6, "TCP6"), 0);
+	assert_int_equal(sockdiag_sockstat_inuse(v6, "UDP6"), 3);
+	/* "TCP" is not "TCP6", absent and garbled counts are -1. */
+	assert_int_equal(sockdiag_sockstat_inuse(v6, "TCP"), -1);
+	assert_int_equal(sockdiag_sockstat_inuse(v4, "RAW"), -1);
+	assert_int_equal(sockdiag_sockstat_inuse("TCP: inuse x\n", "TCP"), -1);
+	assert_int_equal(sockdiag_sockstat_inuse("TCP: inuse -4\n", "TCP"), -1);
+	assert_int_equal(sockdiag_sockstat_inuse("TCP: inuse 12", "TCP"), -1);
+	assert_int_equal(sockdiag_sockstat_inuse("", "TCP"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_live_close_wait_v4),
 		cmocka_unit_test(test_live_close_wait_v6),
 		cmocka_unit_test(test_live_unaccepted),
+		cmocka_unit_test(test_sockstat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
