@@ -81,12 +81,46 @@ struct cw_item {
 	int proc_only;  /* some holder is known to /proc alone */
 };
 
-/* Where one thread formats its sockets: its scratch and its output. */
+/* Where one thread formats its sockets: its scratch and its output, a
+ * stream or (OUT NULL) memory of its own. */
 struct cw_writer {
 	struct rec_sock rs; /* one socket at a time */
 	char line[VIEW_LINE_MAX];
 	FILE *out;
+	char *mem;
+	size_t mem_len, mem_cap;
+	int mem_failed;
 };
+
+/* The formatted line to W's output. */
+static void emit(struct cw_writer *w)
+{
+	size_t n;
+
+	if (w->out) {
+		fputs(w->line, w->out);
+		return;
+	}
+	n = strlen(w->line);
+	if (w->mem_failed)
+		return;
+	if (w->mem_len + n > w->mem_cap) {
+		size_t cap = w->mem_cap ? w->mem_cap : (size_t)1 << 22;
+		char *m;
+
+		while (cap < w->mem_len + n)
+			cap *= 2;
+		m = big_realloc(w->mem, cap);
+		if (!m) {
+			w->mem_failed = 1;
+			return;
+		}
+		w->mem = m;
+		w->mem_cap = cap;
+	}
+	memcpy(w->mem + w->mem_len, w->line, n);
+	w->mem_len += n;
+}
 
 struct cw_ctx {
 	const struct cw_opts *o;
@@ -563,7 +597,7 @@ static void print_text(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 		ob_char(&b, '\n');
 		if (lls)
 			view_born_text(&b, "    listener ", &c->snap, lls, c->sym);
-		fputs(w->line, w->out);
+		emit(w);
 		return;
 	}
 	if (it->k->inode) {
@@ -588,7 +622,7 @@ static void print_text(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 		view_noeffect_text(&b, "    ", &c->snap, ls);
 		view_born_text(&b, "    ", &c->snap, ls, c->sym);
 	}
-	fputs(w->line, w->out);
+	emit(w);
 }
 
 static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it)
@@ -649,7 +683,7 @@ static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 		ob_str(&b, ",\"listener\":null");
 	}
 	ob_str(&b, "}\n");
-	fputs(w->line, w->out);
+	emit(w);
 }
 
 /* The ledger believes these held; the kernel lists no such TCP socket. */
@@ -700,7 +734,7 @@ static unsigned print_forgotten(struct cw_ctx *c, struct cw_writer *w)
 			view_holders_inline(&b, &c->snap, &w->rs);
 			fmt_append(&b, "\n");
 		}
-		fputs(w->line, w->out);
+		emit(w);
 		count++;
 	}
 	return count;
@@ -742,7 +776,7 @@ static unsigned print_proc_only(struct cw_ctx *c, struct cw_writer *w,
 				holder_name(&b, h);
 				fmt_append(&b, "\n");
 			}
-			fputs(w->line, w->out);
+			emit(w);
 			count++;
 		}
 	}
@@ -1061,39 +1095,33 @@ static int print_items(struct cw_ctx *c, struct cw_writer *w0, struct cw_item *i
 {
 	struct cw_part first = {c, w0, items, 0, n}, second = {c, NULL, items, n, n};
 	struct cw_writer *w1 = NULL;
-	char *text = NULL;
-	size_t size = 0;
 	pthread_t t;
-	int threaded = 0;
+	int threaded = 0, rc = 0;
 
 	if (n >= CW_SPLIT_MIN) {
-		w1 = malloc(sizeof(*w1));
-		if (w1)
-			w1->out = open_memstream(&text, &size);
-		if (w1 && w1->out) {
+		w1 = calloc(1, sizeof(*w1));
+		if (w1) {
 			first.to = second.from = n / 2;
 			second.w = w1;
 			threaded = pthread_create(&t, NULL, print_part_thread, &second) == 0;
 		}
 	}
 	print_part(&first);
-	if (second.w) {
+	if (w1) {
 		if (threaded)
 			pthread_join(t, NULL);
 		else
 			print_part(&second);
-		if (fclose(w1->out) == 0)
-			fwrite(text, 1, size, w0->out);
-		else
-			second.w = NULL; /* out of memory: said below */
+		if (w1->mem_failed) {
+			fprintf(stderr, "sockshim: out of memory\n");
+			rc = -ENOMEM;
+		} else {
+			fwrite(w1->mem, 1, w1->mem_len, w0->out);
+		}
+		free(w1->mem);
+		free(w1);
 	}
-	free(text);
-	free(w1);
-	if (second.from < n && !second.w) {
-		fprintf(stderr, "sockshim: out of memory\n");
-		return -ENOMEM;
-	}
-	return 0;
+	return rc;
 }
 
 static int report(struct cw_ctx *c)
