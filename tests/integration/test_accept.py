@@ -21,7 +21,9 @@ Figures are printed on stdout for the report.
 """
 
 import collections
+import errno
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -169,6 +171,83 @@ def test_accept_gunicorn_herd(ctx):
     assert ser_sw <= obs_sw - HERD_SWITCHES_GAP, (
         "serialize: the workers woke %.2f times per request, observe %.2f: no herd removed"
         % (ser_sw, obs_sw))
+
+
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+KERNEL_REQUESTS = 300
+
+
+def _perf_counts(path):
+    """{event (with " if" FILTER when filtered, in order): count} from
+    `perf stat -x,` output; filtered events come first here."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) >= 3 and fields[2].startswith("syscalls:"):
+                if not fields[0].isdigit():
+                    raise AssertionError("perf could not count %s: %r" % (fields[2], line))
+                out.append((fields[2], int(fields[0])))
+    return out
+
+
+def test_accept_gunicorn_kernel_count(ctx):
+    """The shim's accept counters against the kernel's own: perf counts
+    every accept4 of gunicorn's processes at the syscall tracepoint, and
+    those that failed with EAGAIN, over the server's whole life; the
+    listener table (kept after exit) must say the same, call for call.
+    Also prints how many EAGAIN accepts a request really costs without
+    strace slowing the winner."""
+    perf = shutil.which("perf")
+    tracefs = [t for t in TRACEFS if os.path.exists(t + "/events/syscalls/sys_exit_accept4")]
+    if not perf or not tracefs:
+        raise lib.Skip("perf or the syscall tracepoints (tracefs) are not available")
+    port = lib.free_port()
+    session = ctx.session("observe")
+    out = os.path.join(ctx.tmp, "perf.csv")
+    eagain = -errno.EAGAIN
+    argv = ([perf, "stat", "-x", ",", "-o", out,
+             "-e", "syscalls:sys_exit_accept4", "--filter", "ret == %d" % eagain,
+             "-e", "syscalls:sys_exit_accept4", "-e", "syscalls:sys_exit_pselect6", "--"] +
+            [ctx.tool, "run", "--keep", "--session", session, "--accept", "observe", "--"] +
+            acclib.gunicorn_argv(ctx, port))
+    proc = ctx.spawn(argv, preload=False, extra_env=srvlib.run_env(ctx), name="perf-gunicorn")
+    run_pid = None
+    try:
+        acclib.wait_http(port, proc)
+        run_pid = [p for p in acclib.descendants(proc.pid) if srvlib.ppid(p) == proc.pid][0]
+        _ready(ctx, session, port, proc, want_workers=4)
+        for i in range(KERNEL_REQUESTS):
+            path = "/kernel/%d" % i
+            st, body = acclib.http_get(port, path)
+            m = acclib.APP_BODY_RE.fullmatch(body)
+            assert st == 200 and m and m.group(1).decode() == path, (i, st, body)
+        os.kill(run_pid, signal.SIGTERM)  # sockshim run forwards it to gunicorn
+        status = srvlib.wait_exit(proc, STOP_BOUND, "perf stat of gunicorn")
+        assert status == 0, "perf stat -- sockshim run -- gunicorn exited %s: %s" % (
+            status, ctx.output(proc)[1][-2000:])
+    finally:
+        srvlib.reap(proc, [run_pid] if run_pid else [])
+    counts = _perf_counts(out)
+    names = [n for n, _ in counts]
+    assert names == ["syscalls:sys_exit_accept4", "syscalls:sys_exit_accept4",
+                     "syscalls:sys_exit_pselect6"], counts
+    k_eagain, k_calls, k_selects = (c for _, c in counts)
+    e = acclib.listener(ctx, session, port, cross=False)
+    say("kernel: %d accept4 calls, %d EAGAIN, %d pselect6 returns; shim: %s",
+        k_calls, k_eagain, k_selects, acclib.summary(e))
+    assert e["accept_calls"] == k_calls, "accept calls: shim %d, kernel %d (%s)" % (
+        e["accept_calls"], k_calls, acclib.summary(e))
+    assert e["spurious"] + e["empty"] == k_eagain, (
+        "EAGAIN accepts: shim %d spurious + %d empty, kernel %d" % (
+            e["spurious"], e["empty"], k_eagain))
+    assert e["accepts"] == k_calls - k_eagain - e["eintr"] - e["econnaborted"], acclib.summary(e)
+    assert e["accepts"] >= KERNEL_REQUESTS, acclib.summary(e)
+    # Every wakeup the shim counted is a select that returned.
+    assert e["wakeups"] <= k_selects, (e["wakeups"], k_selects)
+    say("per request: %.2f EAGAIN accepts (kernel), %.2f spurious wakeups + %.2f empty "
+        "accepts (shim)", k_eagain / e["accepts"], e["spurious"] / e["accepts"],
+        e["empty"] / e["accepts"])
 
 
 # ---------------------------------------------------------------------------
