@@ -36,20 +36,9 @@ void ob_char(struct fmt_buf *b, char c)
 	ob_put(b, &c, 1);
 }
 
-void ob_u64(struct fmt_buf *b, uint64_t v)
-{
-	char d[24];
-	size_t i = sizeof(d);
-
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	ob_put(b, d + i, sizeof(d) - i);
-}
-
 static void blanks(struct fmt_buf *b, size_t n);
 
+/* V right-aligned in WIDTH columns (0: as it is). */
 void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width)
 {
 	char d[24];
@@ -62,6 +51,11 @@ void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width)
 	if (sizeof(d) - i < width)
 		blanks(b, width - (sizeof(d) - i));
 	ob_put(b, d + i, sizeof(d) - i);
+}
+
+void ob_u64(struct fmt_buf *b, uint64_t v)
+{
+	ob_u64_rjust(b, v, 0);
 }
 
 void ob_i64(struct fmt_buf *b, int64_t v)
