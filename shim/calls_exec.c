@@ -88,10 +88,14 @@ static int shim_fexecve(int fd, char *const argv[], char *const envp[])
 
 /* Count the variadic arguments of execl*, up to the NULL. Like libc, no
  * limit of our own: the kernel answers E2BIG. */
-static int count_args(va_list ap)
+/* The arguments after ARG0 up to the NULL that ends them: how many, with
+ * ARG0 (0 when ARG0 is that NULL). */
+static int count_args(const char *arg0, va_list ap)
 {
 	int n = 1;
 
+	if (!arg0)
+		return 0;
 	while (va_arg(ap, char *))
 		n++;
 	return n;
@@ -101,10 +105,42 @@ static void collect_args(char **argv, const char *arg0, va_list ap, int n)
 {
 	int i;
 
-	argv[0] = (char *)arg0;
+	if (n)
+		argv[0] = (char *)arg0;
 	for (i = 1; i < n; i++)
 		argv[i] = va_arg(ap, char *);
+	if (n)
+		(void)va_arg(ap, char *); /* the NULL */
 	argv[n] = NULL;
+}
+
+enum exec_list_kind { LIST_PATH, LIST_SEARCH, LIST_ENV };
+
+/* execl, execlp and execle: the list AP (after ARG0) into an argv on this
+ * frame, which lives until the exec; execle's environment follows the
+ * NULL that ends the list. */
+static int exec_list(enum exec_list_kind kind, const char *file, const char *arg0, va_list ap)
+{
+	va_list count;
+	int n;
+
+	va_copy(count, ap);
+	n = count_args(arg0, count);
+	va_end(count);
+	{
+		char *argv[n + 1];
+		char *const *envp = NULL;
+
+		collect_args(argv, arg0, ap, n);
+		if (kind == LIST_ENV)
+			envp = va_arg(ap, char *const *);
+		real_ensure();
+		if (kind == LIST_SEARCH)
+			return shim_execvp(file, argv);
+		if (kind == LIST_ENV)
+			return shim_execve(file, argv, envp);
+		return shim_execv(file, argv);
+	}
 }
 
 SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
@@ -140,60 +176,32 @@ SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 SHIM_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, arg);
-	n = count_args(ap);
+	rc = exec_list(LIST_PATH, path, arg, ap);
 	va_end(ap);
-	{
-		char *argv[n + 1];
-
-		va_start(ap, arg);
-		collect_args(argv, arg, ap, n);
-		va_end(ap);
-		real_ensure();
-		return shim_execv(path, argv);
-	}
+	return rc;
 }
 
 SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, arg);
-	n = count_args(ap);
+	rc = exec_list(LIST_SEARCH, file, arg, ap);
 	va_end(ap);
-	{
-		char *argv[n + 1];
-
-		va_start(ap, arg);
-		collect_args(argv, arg, ap, n);
-		va_end(ap);
-		real_ensure();
-		return shim_execvp(file, argv);
-	}
+	return rc;
 }
 
-/* execle: the environment follows the NULL that ends the arguments. */
 SHIM_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, arg);
-	n = count_args(ap);
+	rc = exec_list(LIST_ENV, path, arg, ap);
 	va_end(ap);
-	{
-		char *argv[n + 1];
-		char *const *envp;
-
-		va_start(ap, arg);
-		collect_args(argv, arg, ap, n);
-		(void)va_arg(ap, char *); /* the NULL */
-		envp = va_arg(ap, char *const *);
-		va_end(ap);
-		real_ensure();
-		return shim_execve(path, argv, envp);
-	}
+	return rc;
 }

@@ -200,12 +200,8 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 		case 'h':
 			usage(stdout);
 			return -1;
-		case ':':
-			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				return bad_usage("unknown option '-%c'", optopt);
-			return bad_usage("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option("closewait", usage, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -1207,11 +1203,9 @@ int cmd_closewait(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	memset(&c, 0, sizeof(c));
 	c.o = &o;
-	c.session = session_choose(o.session);
-	if (session_check_name(c.session))
-		return EXIT_USAGE;
-	if (session_open(c.session, &m))
-		return EXIT_FAIL;
+	rc = session_open_chosen(o.session, &c.session, &m);
+	if (rc)
+		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	rc = load(&c, &m);
 	c.now_ns = mono_now();

@@ -153,12 +153,8 @@ static int parse_opts(int argc, char **argv, struct events_opts *o)
 		case 'h':
 			usage(stdout);
 			return -1;
-		case ':':
-			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				return bad_usage("unknown option '-%c'", optopt);
-			return bad_usage("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option("events", usage, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -379,11 +375,9 @@ int cmd_events(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
-	name = session_choose(o.session);
-	if (session_check_name(name))
-		return EXIT_USAGE;
-	if (session_open(name, &m))
-		return EXIT_FAIL;
+	rc = session_open_chosen(o.session, &name, &m);
+	if (rc)
+		return rc;
 	session_path(path, sizeof(path), name);
 	/* Near-atomic with the open; only used to notice the session's end. */
 	st.st_ino = 0;

@@ -164,12 +164,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case 'h':
 			usage(stdout);
 			return -1;
-		case ':':
-			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				return bad_usage("unknown option '-%c'", optopt);
-			return bad_usage("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option("run", usage, c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -123,12 +123,8 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 		case 'h':
 			usage(stdout);
 			return -1;
-		case ':':
-			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				return bad_usage("unknown option '-%c'", optopt);
-			return bad_usage("unknown option '%s'", argv[optind - 1]);
+			return cli_bad_option("stats", usage, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -769,11 +765,9 @@ int cmd_stats(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
-	name = session_choose(o.session);
-	if (session_check_name(name))
-		return EXIT_USAGE;
-	if (session_open(name, &m))
-		return EXIT_FAIL;
+	rc = session_open_chosen(o.session, &name, &m);
+	if (rc)
+		return rc;
 	rc = run(&o, name, &m);
 	seg_unmap(&m);
 	return rc;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "session.h"
 
 const char *session_choose(const char *opt)
@@ -97,4 +98,12 @@ int session_open(const char *name, struct seg_map *m)
 		break;
 	}
 	return rc;
+}
+
+int session_open_chosen(const char *opt, const char **name, struct seg_map *m)
+{
+	*name = session_choose(opt);
+	if (session_check_name(*name))
+		return EXIT_USAGE;
+	return session_open(*name, m) ? EXIT_FAIL : EXIT_OK;
 }

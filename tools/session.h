@@ -21,4 +21,9 @@ int session_path(char *buf, size_t len, const char *name);
  * and how to fix it, and returns -errno. */
 int session_open(const char *name, struct seg_map *m);
 
+/* What the reading subcommands do first: choose the session (OPT as for
+ * session_choose) into *NAME, check its name and open it. EXIT_OK, or
+ * EXIT_USAGE / EXIT_FAIL after saying why on stderr. */
+int session_open_chosen(const char *opt, const char **name, struct seg_map *m);
+
 #endif

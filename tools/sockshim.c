@@ -1,6 +1,7 @@
 /* The sockshim command's entry point: picks the subcommand, prints the
  * overall usage and the version. Each subcommand parses its own flags. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,15 @@ int cli_usage_error(const char *cmd, void (*sub_usage)(FILE *), const char *fmt,
 	fputs("\n\n", stderr);
 	sub_usage(stderr);
 	return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, void (*sub_usage)(FILE *), int c, char **argv)
+{
+	if (c == ':')
+		return cli_usage_error(cmd, sub_usage, "option '%s' needs a value", argv[optind - 1]);
+	if (optopt)
+		return cli_usage_error(cmd, sub_usage, "unknown option '-%c'", optopt);
+	return cli_usage_error(cmd, sub_usage, "unknown option '%s'", argv[optind - 1]);
 }
 
 int cli_number(const char *s, long min, long max, long *out)
