@@ -201,7 +201,8 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 			usage(stdout);
 			return -1;
 		default:
-			return cli_bad_option("closewait", usage, c, argv);
+			cli_bad_option("closewait", usage, c, argv);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)

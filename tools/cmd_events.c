@@ -154,7 +154,8 @@ static int parse_opts(int argc, char **argv, struct events_opts *o)
 			usage(stdout);
 			return -1;
 		default:
-			return cli_bad_option("events", usage, c, argv);
+			cli_bad_option("events", usage, c, argv);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)

@@ -159,7 +159,8 @@ static int parse_opts(int argc, char **argv, struct holders_opts *o)
 			usage(stdout);
 			return -1;
 		default:
-			return cli_bad_option("holders", usage, c, argv);
+			cli_bad_option("holders", usage, c, argv);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind + 1 < argc)

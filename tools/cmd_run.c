@@ -165,7 +165,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			usage(stdout);
 			return -1;
 		default:
-			return cli_bad_option("run", usage, c, argv);
+			cli_bad_option("run", usage, c, argv);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc)

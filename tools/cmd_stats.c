@@ -124,7 +124,8 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 			usage(stdout);
 			return -1;
 		default:
-			return cli_bad_option("stats", usage, c, argv);
+			cli_bad_option("stats", usage, c, argv);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
