@@ -2,7 +2,11 @@
  * of their (pid, tid) key. A linear scan of 64 entries is cheaper than a
  * hash at this size, and the accept path caches its last answer per
  * thread. */
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "emit.h"
 #include "listeners.h"
@@ -52,9 +56,61 @@ uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
 	return 0;
 }
 
+/* Has the thread of worker key K ended? Only a sure "no such thread"
+ * counts: a thread we may not signal, or a reused pid, is left alone. */
+static int worker_gone(uint64_t k)
+{
+	int saved = errno, gone;
+
+	gone = syscall(SYS_tgkill, (pid_t)(k >> 32), (pid_t)(uint32_t)k, 0) < 0 && errno == ESRCH;
+	errno = saved;
+	return gone;
+}
+
+static void move_count(uint64_t *from, uint64_t *to)
+{
+	stat_add(to, __atomic_exchange_n(from, 0, __ATOMIC_RELAXED));
+}
+
+/* Every row is taken: recycle the row of a thread that has ended for ME,
+ * its counts added to the retired row so that no accept goes uncounted.
+ * At most once a second per thread (the scan costs a syscall a row). */
+static struct sockshim_worker *recycle_row(struct sockshim_listener *l, uint64_t me)
+{
+	static __thread uint64_t next_try_ns;
+	uint64_t now = emit_now_ns();
+	unsigned i;
+
+	if (now < next_try_ns)
+		return NULL;
+	for (i = 0; i < SOCKSHIM_WORKERS; i++) {
+		struct sockshim_worker *w = &l->workers[i];
+		uint64_t k = __atomic_load_n(&w->key, __ATOMIC_ACQUIRE), last;
+
+		if (k == 0 || k == SOCKSHIM_WORKER_RECYCLING || k == me || !worker_gone(k) ||
+		    !__atomic_compare_exchange_n(&w->key, &k, SOCKSHIM_WORKER_RECYCLING, 0,
+						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			continue;
+		move_count(&w->calls, &l->retired.calls);
+		move_count(&w->accepts, &l->retired.accepts);
+		move_count(&w->spurious, &l->retired.spurious);
+		move_count(&w->empty, &l->retired.empty);
+		move_count(&w->eintr, &l->retired.eintr);
+		move_count(&w->lock_wait_ns, &l->retired.lock_wait_ns);
+		last = __atomic_exchange_n(&w->last_ns, 0, __ATOMIC_RELAXED);
+		stat_max64(&l->retired.last_ns, last);
+		stat_add(&l->retired.key, 1);
+		__atomic_store_n(&w->key, me, __ATOMIC_RELEASE);
+		return w;
+	}
+	next_try_ns = now + 1000000000ull;
+	return NULL;
+}
+
 struct sockshim_worker *listeners_worker(struct sockshim_listener *l)
 {
 	uint64_t me = ((uint64_t)(uint32_t)shim_getpid() << 32) | (uint32_t)shim_gettid();
+	struct sockshim_worker *w;
 	unsigned i;
 
 	for (i = 0; i < SOCKSHIM_WORKERS; i++)
@@ -69,8 +125,10 @@ struct sockshim_worker *listeners_worker(struct sockshim_listener *l)
 		if (k == me)
 			return &l->workers[i];
 	}
-	stat_add(&l->worker_overflow, 1);
-	return NULL;
+	w = recycle_row(l, me);
+	if (!w)
+		stat_add(&l->worker_overflow, 1);
+	return w;
 }
 
 void stat_hist(uint64_t *hist, uint64_t ns)
@@ -80,6 +138,15 @@ void stat_hist(uint64_t *hist, uint64_t ns)
 	if (b >= SOCKSHIM_HIST_BUCKETS)
 		b = SOCKSHIM_HIST_BUCKETS - 1;
 	stat_add(&hist[b], 1);
+}
+
+void stat_max64(uint64_t *max, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(max, __ATOMIC_RELAXED);
+
+	while (cur < v &&
+	       !__atomic_compare_exchange_n(max, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
 }
 
 void stat_max(uint32_t *max, uint32_t v)

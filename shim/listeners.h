@@ -35,5 +35,6 @@ void stat_hist(uint64_t *hist, uint64_t ns);
 
 /* Raise *MAX to V if it is lower. */
 void stat_max(uint32_t *max, uint32_t v);
+void stat_max64(uint64_t *max, uint64_t v);
 
 #endif

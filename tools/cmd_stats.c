@@ -390,6 +390,12 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	}
 	fputc('\n', out);
 	table_workers(out, e, total);
+	if (s->retired_workers)
+		fprintf(out, "  and %" PRIu64 " ended worker%s whose rows went to others: %" PRIu64
+			     " accepts, %" PRIu64 " spurious, %" PRIu64 " empty (in the totals "
+			     "above)\n",
+			s->retired_workers, s->retired_workers == 1 ? "" : "s", s->retired.accepts,
+			s->retired.spurious, s->retired.empty);
 	if (s->worker_overflow)
 		fprintf(out, "  and %" PRIu64 " more workers that did not fit in the table (in the "
 			     "totals above)\n",
@@ -591,6 +597,12 @@ static void json_listener(FILE *out, const struct stats_frame *f, const struct s
 		fputs(",\"queue_length\":null,\"queue_backlog\":null", out);
 	fprintf(out, ",\"worker_overflow\":%" PRIu64 ",\"bad_worker_rows\":%u", s->worker_overflow,
 		s->bad_workers);
+	fprintf(out,
+		",\"retired_workers\":{\"count\":%" PRIu64 ",\"calls\":%" PRIu64
+		",\"accepts\":%" PRIu64 ",\"spurious\":%" PRIu64 ",\"empty\":%" PRIu64
+		",\"eintr\":%" PRIu64 "}",
+		s->retired_workers, s->retired.calls, s->retired.accepts, s->retired.spurious,
+		s->retired.empty, s->retired.eintr);
 	json_workers(out, e, total);
 	fputs("}\n", out);
 }

@@ -236,6 +236,13 @@ static const struct {
 	 "Workers of the listener beyond the segment's table, counted in the listener's "
 	 "totals but not per worker.",
 	 offsetof(struct stats_listener, worker_overflow)},
+	{"sockshim_retired_workers_total",
+	 "Workers that ended and whose table rows went to new workers; their counts are in "
+	 "sockshim_retired_worker_accepts_total.",
+	 offsetof(struct stats_listener, retired_workers)},
+	{"sockshim_retired_worker_accepts_total",
+	 "Connections accepted by workers that ended and whose table rows went to new workers.",
+	 offsetof(struct stats_listener, retired.accepts)},
 };
 
 static uint64_t field_u64(const struct stats_listener *s, size_t off)

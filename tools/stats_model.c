@@ -36,7 +36,8 @@ static int read_worker(const struct sockshim_worker *src, struct stats_worker *w
 {
 	uint64_t key = LOAD(&src->key), pid, tid;
 
-	if (!key)
+	/* Free, or being recycled for a new worker this moment. */
+	if (!key || key == SOCKSHIM_WORKER_RECYCLING)
 		return 0;
 	pid = key >> 32;
 	tid = key & 0xffffffffu;
@@ -51,7 +52,7 @@ static int read_worker(const struct sockshim_worker *src, struct stats_worker *w
 	w->eintr = LOAD(&src->eintr);
 	w->lock_wait_ns = LOAD(&src->lock_wait_ns);
 	w->last_ns = LOAD(&src->last_ns);
-	return LOAD(&src->key) == key ? 1 : -1;
+	return LOAD(&src->key) == key ? 1 : 0; /* recycled meanwhile: its counts moved */
 }
 
 static int by_thread(const void *a, const void *b)
@@ -121,6 +122,14 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 			dst->bad_workers++;
 	}
 	qsort(dst->workers, dst->nworkers, sizeof(dst->workers[0]), by_thread);
+	dst->retired_workers = LOAD(&src->retired.key);
+	dst->retired.calls = LOAD(&src->retired.calls);
+	dst->retired.accepts = LOAD(&src->retired.accepts);
+	dst->retired.spurious = LOAD(&src->retired.spurious);
+	dst->retired.empty = LOAD(&src->retired.empty);
+	dst->retired.eintr = LOAD(&src->retired.eintr);
+	dst->retired.lock_wait_ns = LOAD(&src->retired.lock_wait_ns);
+	dst->retired.last_ns = LOAD(&src->retired.last_ns);
 	return LOAD(&src->inode) == inode ? 0 : -EAGAIN;
 }
 

@@ -60,6 +60,10 @@ struct stats_listener {
 	unsigned nworkers;    /* valid rows in workers[], sorted by pid, tid */
 	unsigned bad_workers; /* claimed rows whose key names no pid/tid: skipped */
 	struct stats_worker workers[SOCKSHIM_WORKERS];
+	/* Workers that ended and whose rows went to others: how many, and
+	 * their counts summed (pid and tid 0). */
+	uint64_t retired_workers;
+	struct stats_worker retired;
 };
 
 /* A listener ready to show: its copy, its address as text, and what the

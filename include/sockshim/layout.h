@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 4u
+#define SOCKSHIM_LAYOUT_VERSION 5u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -306,7 +306,10 @@ enum sockshim_accept_mode {
 	SOCKSHIM_ACCEPT_OFF = 2,       /* pass-through, no statistics */
 };
 
-/* One worker (thread) that accepts on a listener: claimed by CAS of key. */
+/* One worker (thread) that accepts on a listener: claimed by CAS of key.
+ * When every row is taken, a worker recycles the row of a thread that has
+ * ended: key becomes SOCKSHIM_WORKER_RECYCLING while its counts move to the
+ * listener's retired row, then the new worker's key. */
 struct sockshim_worker {
 	uint64_t key;      /* (pid << 32) | tid; 0: free */
 	uint64_t calls;    /* accept calls */
@@ -319,6 +322,10 @@ struct sockshim_worker {
 };
 
 _Static_assert(sizeof(struct sockshim_worker) == 64, "worker size");
+
+/* A worker row's key while its counts move to the retired row (pid 0 is
+ * never a worker's). */
+#define SOCKSHIM_WORKER_RECYCLING UINT64_C(1)
 
 struct sockshim_listener {
 	uint64_t inode;      /* the key; 0: unused */
@@ -362,6 +369,9 @@ struct sockshim_listener {
 	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
 	uint8_t pad2[88];
 	struct sockshim_worker workers[SOCKSHIM_WORKERS];
+	/* The summed counts of recycled rows (workers that ended); key: how
+	 * many, last_ns: the latest of theirs. */
+	struct sockshim_worker retired;
 };
 
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");

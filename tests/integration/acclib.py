@@ -53,7 +53,7 @@ int main(void)
 	F(L, spurious, "Q"); F(L, empty, "Q"); F(L, eintr, "Q"); F(L, econnaborted, "Q");
 	F(L, emfile, "Q"); F(L, wakeups, "Q"); F(L, lock_acquisitions, "Q");
 	F(L, lock_contended, "Q"); F(L, owner_died, "Q"); F(L, worker_overflow, "Q");
-	F(L, wait_hist, "Q"); F(L, hold_hist, "Q"); F(L, workers, "Q");
+	F(L, wait_hist, "Q"); F(L, hold_hist, "Q"); F(L, workers, "Q"); F(L, retired, "Q");
 	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
 	F(W, empty, "Q"); F(W, eintr, "Q"); F(W, lock_wait_ns, "Q"); F(W, last_ns, "Q");
 	printf("\"SIZEOF_L\": %zu, \"SIZEOF_W\": %zu, \"LISTENERS\": %d, \"WORKERS\": %d,\n",
@@ -62,6 +62,7 @@ int main(void)
 	       (unsigned long long)SOCKSHIM_MAGIC, SOCKSHIM_LAYOUT_VERSION);
 	printf("\"OBSERVE\": %d, \"SERIALIZE\": %d, \"OFF\": %d,\n", SOCKSHIM_ACCEPT_OBSERVE,
 	       SOCKSHIM_ACCEPT_SERIALIZE, SOCKSHIM_ACCEPT_OFF);
+	printf("\"RECYCLING\": %llu,\n", (unsigned long long)SOCKSHIM_WORKER_RECYCLING);
 #ifndef SYS_select
 #define SYS_select -1
 #endif
@@ -164,12 +165,15 @@ def raw_listeners(ctx, session):
         for j in range(lay["WORKERS"]):
             b = wbase + j * lay["SIZEOF_W"]
             key = _u(lay, "W.key", data, b)
-            if not key:
+            if not key or key == lay["RECYCLING"]:
                 continue
             w = {"pid": key >> 32, "tid": key & 0xffffffff}
             for k in WORKER_COUNTERS:
                 w[k] = _u(lay, "W." + k, data, b)
             e["workers"].append(w)
+        rb = base + lay["L.retired"][0]
+        e["retired"] = {k: _u(lay, "W." + k, data, rb) for k in WORKER_COUNTERS}
+        e["retired"]["count"] = _u(lay, "W.key", data, rb)
         out.append(e)
     return out
 
@@ -235,6 +239,12 @@ def cross_check(raw, cmd):
         if got != (raw["holder_pid"], raw["holder_tid"]):
             bad.append("holder: command %r, segment pid %d tid %d"
                        % (h, raw["holder_pid"], raw["holder_tid"]))
+    if "retired_workers" in cmd:
+        got = cmd["retired_workers"]
+        want = {k: raw["retired"][k] for k in ("count", "calls", "accepts", "spurious", "empty",
+                                               "eintr")}
+        if got != want:
+            bad.append("retired_workers: command %r, segment %r" % (got, want))
     cw = {(w.get("pid"), w.get("tid")): w for w in cmd.get("workers", [])}
     rw = {(w["pid"], w["tid"]): w for w in raw["workers"]}
     if set(cw) != set(rw):
@@ -291,7 +301,7 @@ def _stable(a, b):
           for w in a["workers"]]
     wb = [(w["pid"], w["tid"], w["calls"], w["accepts"], w["spurious"], w["empty"], w["eintr"])
           for w in b["workers"]]
-    return wa == wb
+    return wa == wb and a["retired"] == b["retired"]
 
 
 def wait_listener(ctx, session, port, ready, what, timeout=WAIT, procs=(), cross=False):
@@ -364,7 +374,8 @@ class Pool:
         return {int(f[1]): int(f[3]) for f in self.lines("exit")}
 
 
-def start_pool(ctx, session, mode, model, n=8, slow_ms=0, accept4=False, name="acceptpool"):
+def start_pool(ctx, session, mode, model, n=8, slow_ms=0, accept4=False, name="acceptpool",
+               recycle=0):
     """acceptpool -m MODEL -n N under LD_PRELOAD with SOCKSHIM_ACCEPT=MODE;
     returns a Pool once every worker has started."""
     portfile = os.path.join(ctx.tmp, "%s.%d.port" % (name, len(ctx._procs)))
@@ -373,6 +384,8 @@ def start_pool(ctx, session, mode, model, n=8, slow_ms=0, accept4=False, name="a
         argv += ["-s", str(slow_ms)]
     if accept4:
         argv.append("-4")
+    if recycle:
+        argv += ["-r", str(recycle)]
     proc = ctx.spawn(argv, session=session, extra_env={"SOCKSHIM_ACCEPT": mode}, name=name)
     deadline = time.monotonic() + WAIT
     port = None
@@ -385,7 +398,7 @@ def start_pool(ctx, session, mode, model, n=8, slow_ms=0, accept4=False, name="a
                 port = int(f.read())
         if port is not None:
             pool = Pool(ctx, proc, port, n)
-            if len(pool.workers()) == n:
+            if len(pool.workers()) >= n:
                 return pool
         if time.monotonic() > deadline:
             raise AssertionError("acceptpool: %s workers started after %.0fs (port %s): %s"

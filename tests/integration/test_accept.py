@@ -337,6 +337,50 @@ def test_accept_pool_fork_off(ctx):
     _pool_exact(ctx, "fork", "off")
 
 
+RECYCLE_CONN = 600
+RECYCLE_EACH = 5
+
+
+def test_accept_pool_recycled_workers(ctx):
+    """Workers that end and are replaced (acceptpool -r, as Apache's
+    MaxConnectionsPerChild or gunicorn's --max-requests): some 120 worker
+    processes through a table of 64 rows. The rows of ended workers are
+    recycled, their counts move to the retired row, and every accept is
+    still counted exactly once."""
+    session = ctx.session("observe")
+    pool = acclib.start_pool(ctx, session, "observe", "fork", n=4, recycle=RECYCLE_EACH)
+    answers = acclib.hammer(pool.port, RECYCLE_CONN, clients=4)
+    by_worker = acclib.check_answers(answers, RECYCLE_CONN)
+    # Each replaced worker served exactly its share and left.
+    assert all(k <= RECYCLE_EACH for k in by_worker.values()), by_worker
+
+    def settled(e):
+        started = pool.workers()
+        rows = len(e["workers"]) + e["retired"]["count"]
+        # The ended workers made RECYCLE_EACH calls, the 4 live ones their
+        # accepts and the one they sleep in.
+        return e["accepts"] == RECYCLE_CONN and e["accept_calls"] == RECYCLE_CONN + 4 and \
+            rows == len(started) and len(started) == len(set(started))
+
+    acclib.wait_listener(ctx, session, pool.port, settled, "every worker's row or its "
+                         "retired counts", procs=[pool.proc])
+    e = acclib.listener(ctx, session, pool.port)  # cross-checked with the command
+    started = pool.workers()
+    r = e["retired"]
+    say("%d worker processes, %d rows in use, %d recycled (retired: %d accepts)",
+        len(started), len(e["workers"]), r["count"], r["accepts"])
+    assert e["worker_overflow"] == 0, acclib.summary(e)
+    assert r["count"] >= len(started) - acclib.layout(ctx.root)["WORKERS"] > 0, (
+        r, len(started))
+    assert sum(w["accepts"] for w in e["workers"]) + r["accepts"] == RECYCLE_CONN, e
+    assert sum(w["calls"] for w in e["workers"]) + r["calls"] == e["accept_calls"], e
+    for w in e["workers"]:
+        assert w["accepts"] == by_worker.get((w["pid"], w["tid"]), 0), (w, by_worker)
+    os.kill(pool.proc.pid, signal.SIGTERM)
+    status = pool.proc.wait(timeout=STOP_BOUND)
+    assert status == 0, "acceptpool exited %s: %s" % (status, ctx.output(pool.proc)[1])
+
+
 def test_accept_pool_slow_serialize(ctx):
     """Slow workers (5 ms per connection) and 16 clients in flight: the
     lock passes from worker to worker, nobody gets a connection twice."""

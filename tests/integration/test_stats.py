@@ -142,6 +142,8 @@ def block_a(fx):
             + worker_row(fx.pid, t1, "fxw1", 320, 100, "20.0%", 200, 0, 1, "10us")
             + worker_row(fx.pid, t2, "fxw2", 320, 100, "20.0%", 200, 0, 1, "0ns")
             + worker_row(fx.pid, t3, "fxw3", 320, 100, "20.0%", 200, 0, 1, "1ns")
+            + "  and 3 ended workers whose rows went to others: 20 accepts, 4 spurious, 5 "
+            "empty (in the totals above)\n"
             + "  and 2 more workers that did not fit in the table (in the totals above)\n"
             + "  1 worker rows skipped: their keys name no thread (corrupt)\n")
 
@@ -302,7 +304,9 @@ def expected_json(fx):
               "lock_owner_died": 0, "lock_wait_ns": dict(zero_hist, max=None),
               "lock_hold_ns": zero_hist, "waiters": 0, "max_waiters": 0, "holder": None,
               "fairness_jain": 1, "max_min_ratio": 1, "worker_overflow": 0,
-              "bad_worker_rows": 0}
+              "bad_worker_rows": 0,
+              "retired_workers": {"count": 0, "calls": 0, "accepts": 0, "spurious": 0,
+                                  "empty": 0, "eintr": 0}}
     a = dict(common, **{
         "local": "127.0.0.1:%d" % fx.port_a, "inode": fx.inode_a, "mode": "serialize",
         "listen_backlog": 7, "accepts": 500, "accept_calls": 1600, "spurious_wakeups": 1000,
@@ -318,6 +322,8 @@ def expected_json(fx):
         "holder": {"pid": fx.pid, "tid": t1, "held_ns": "HELD"},
         "fairness_jain": 250000 / 280000, "max_min_ratio": 2,
         "queue_length": 2, "queue_backlog": 7, "worker_overflow": 2, "bad_worker_rows": 1,
+        "retired_workers": {"count": 3, "calls": 30, "accepts": 20, "spurious": 4, "empty": 5,
+                            "eintr": 1},
         "workers": [worker(fx.pid, "stats_fixture", 640, 200, 0.4, 400, 12, 0, 640000, 1000),
                     worker(t1, "fxw1", 320, 100, 0.2, 200, 0, 1, 3200000, 10000),
                     worker(t2, "fxw2", 320, 100, 0.2, 200, 0, 1, 0, 0),
@@ -421,6 +427,9 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_lock_contended_total", lbl(**a)): "120",
         ("sockshim_lock_owner_died_total", lbl(**a)): "1",
         ("sockshim_worker_overflow_total", lbl(**a)): "2",
+        ("sockshim_retired_workers_total", lbl(**a)): "3",
+        ("sockshim_retired_worker_accepts_total", lbl(**a)): "20",
+        ("sockshim_retired_workers_total", lbl(**b)): "0",
         ("sockshim_lock_waiters", lbl(**a)): "2",
         ("sockshim_lock_max_waiters", lbl(**a)): "3",
         ("sockshim_accept_queue_length", lbl(**a)): "2",

@@ -12,6 +12,9 @@
  *   -P  the port to listen on (default 0: any free one)
  *   -s  slow: wait MS milliseconds before answering each connection
  *   -4  accept4(SOCK_CLOEXEC) instead of accept
+ *   -r  fork: recycle, each worker exits (0) after K connections and the
+ *       parent starts a new one in its place, as Apache's
+ *       MaxConnectionsPerChild or gunicorn's --max-requests do
  *
  * Lines on stdout, one write each:
  *   port P                              listening
@@ -122,8 +125,11 @@ static void answer(int fd, struct slot *s)
 	close(fd);
 }
 
-/* Accept until stopped. Returns 0 when SIGTERM ended an accept, 1 on an
- * unexpected error. */
+/* -r: connections per worker process, 0 for no limit. */
+static uint64_t recycle_after;
+
+/* Accept until stopped (or, with -r, done). Returns 0 when SIGTERM ended an
+ * accept or the worker served its share, 1 on an unexpected error. */
 static int accept_loop(struct slot *s)
 {
 	say("start %d %d\n", (int)s->pid, (int)s->tid);
@@ -136,6 +142,9 @@ static int accept_loop(struct slot *s)
 				 : accept(listener, NULL, NULL);
 		if (fd >= 0) {
 			answer(fd, s);
+			if (recycle_after &&
+			    __atomic_load_n(&s->accepts, __ATOMIC_RELAXED) >= recycle_after)
+				break;
 			continue;
 		}
 		if (errno == EINTR) {
@@ -285,6 +294,25 @@ static int run_forked(int n, const sigset_t *waitset)
 				if (pids[i] == pid)
 					pids[i] = 0;
 			live--;
+			/* -r: a worker that served its share gets a successor. */
+			if (recycle_after && !stopping && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 0) {
+				say("reaped %d exit 0 %llu\n", (int)pid, (unsigned long long)mono_ns());
+				for (i = 0; i < n && pids[i]; i++) {
+				}
+				memset(&slots[i], 0, sizeof(slots[i]));
+				pids[i] = fork();
+				if (pids[i] == 0)
+					child_main(&slots[i], waitset, parent);
+				if (pids[i] < 0) {
+					fprintf(stderr, "acceptpool: fork: %s\n", strerror(errno));
+					pids[i] = 0;
+					bad = 1;
+				} else {
+					live++;
+				}
+				continue;
+			}
 			if (WIFEXITED(status)) {
 				say("reaped %d exit %d %llu\n", (int)pid, WEXITSTATUS(status),
 				    (unsigned long long)mono_ns());
@@ -320,7 +348,7 @@ static int write_port_file(const char *path, int port)
 static int usage(void)
 {
 	fprintf(stderr, "usage: acceptpool [-m thread|fork] [-n N] [-p PORTFILE] [-P PORT] "
-			"[-s MS] [-4]\n");
+			"[-s MS] [-4] [-r K]\n");
 	return 2;
 }
 
@@ -332,7 +360,7 @@ int main(int argc, char **argv)
 	sigset_t waitset;
 	int c, n = 8, port = 0, forked = 0, one = 1;
 
-	while ((c = getopt(argc, argv, "m:n:p:P:s:4")) != -1) {
+	while ((c = getopt(argc, argv, "m:n:p:P:s:4r:")) != -1) {
 		switch (c) {
 		case 'm':
 			if (strcmp(optarg, "thread") && strcmp(optarg, "fork"))
@@ -359,6 +387,11 @@ int main(int argc, char **argv)
 			break;
 		case '4':
 			use_accept4 = 1;
+			break;
+		case 'r':
+			recycle_after = strtoull(optarg, NULL, 10);
+			if (!recycle_after)
+				return usage();
 			break;
 		default:
 			return usage();

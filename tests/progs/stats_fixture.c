@@ -181,6 +181,12 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	set_worker(&a->workers[0], pid, tids[1], 320, 100, 200, 0, 1, 0);
 	/* No pid: a corrupt row the reader must skip. */
 	a->workers[20].key = 12345;
+	/* Being recycled this moment: skipped, and not corrupt. */
+	a->workers[21].key = SOCKSHIM_WORKER_RECYCLING;
+	a->workers[21].accepts = 77;
+	/* Three ended workers whose rows were recycled. */
+	set_worker(&a->retired, 0, 0, 30, 20, 4, 5, 1, 0);
+	a->retired.key = 3;
 	set_ip4(a, pa, ia, 7);
 
 	b->mode = SOCKSHIM_ACCEPT_OBSERVE;

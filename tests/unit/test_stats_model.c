@@ -274,7 +274,16 @@ static void test_read_listener(void **state)
 	l->workers[3].lock_wait_ns = 99;
 	l->workers[5].key = KEY(0, 5);                       /* no pid */
 	l->workers[6].key = (UINT64_C(0x80000000) << 32) | 1; /* pid beyond int32 */
+	l->workers[7].key = SOCKSHIM_WORKER_RECYCLING;       /* in flux: skipped, not bad */
+	l->workers[7].accepts = 1000;
 	l->workers[SOCKSHIM_WORKERS - 1].key = KEY(50, 50);
+	l->retired.key = 7; /* seven ended workers' rows were recycled */
+	l->retired.calls = 70;
+	l->retired.accepts = 40;
+	l->retired.spurious = 5;
+	l->retired.empty = 6;
+	l->retired.eintr = 2;
+	l->retired.last_ns = 123;
 
 	assert_int_equal(stats_read_listener(l, s), 0);
 	assert_int_equal(s->inode, 4242);
@@ -311,6 +320,13 @@ static void test_read_listener(void **state)
 	assert_int_equal(s->workers[1].lock_wait_ns, 99);
 	assert_int_equal(s->workers[2].tid, 102);
 	assert_int_equal(s->workers[3].pid, 300);
+	assert_int_equal(s->retired_workers, 7);
+	assert_int_equal(s->retired.calls, 70);
+	assert_int_equal(s->retired.accepts, 40);
+	assert_int_equal(s->retired.spurious, 5);
+	assert_int_equal(s->retired.empty, 6);
+	assert_int_equal(s->retired.eintr, 2);
+	assert_int_equal(s->retired.last_ns, 123);
 
 	/* A negative holder is no holder. */
 	l->holder_pid = -5;
