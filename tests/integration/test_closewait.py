@@ -361,6 +361,31 @@ def test_closewait_hung_holder(ctx):
     wait_cw(ctx, s, port, 1, "EOF-NOT-READ")
 
 
+def test_closewait_hung_holder_uninterruptible(ctx):
+    """A holder in uninterruptible sleep (state D): a process waiting for
+    its vfork child, which never execs."""
+    need_closewait(ctx)
+    if ctx.sanitizer == "thread":
+        raise lib.Skip("ThreadSanitizer's vfork is a fork: the parent never waits in state D")
+    s = ctx.session()
+    p, port = start_noread(ctx, s, "vforkhang", 1)
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    (fd,) = accepted_fds(ctx, p, 1)
+    c.close()
+    wait_for(lambda: "vfork\n" in ctx.output(p)[0], "cw_noread to vfork")
+    ledgerlib.wait_state(p.pid, "D")
+    objs, (o,) = wait_cw(ctx, s, port, 1, "HUNG-HOLDER")
+    check_summary(objs, s)
+    assert o["inode"] == srvlib.proc_fd_inode(p.pid, fd), o
+    assert o["reason"] == ("cw_noread %d fd %d holds it and is in uninterruptible sleep "
+                           "(state D)" % (p.pid, fd)), o["reason"]
+    mine_h = [h for h in o["holders"] if h["pid"] == p.pid]
+    assert [(h["fd"], h["state"], h["stale"]) for h in mine_h] == [(fd, "D", False)], o
+    block = table_block(table(ctx, s), o["inode"], o["local"], o["peer"])
+    assert block[0].split()[0] == "HUNG-HOLDER", block
+    assert re.search(r"cw_noread %d fd %d state D since " % (p.pid, fd), block[2]), block
+
+
 # ---------------------------------------------------------------------------
 # python3 servers under `sockshim run`.
 

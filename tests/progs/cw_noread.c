@@ -3,9 +3,13 @@
  *
  *     cw_noread accept N    accept N connections, never read them
  *     cw_noread noaccept    listen, never accept
+ *     cw_noread vforkhang N accept N, then vfork a child that sleeps and
+ *                           never execs: this process waits for it in
+ *                           uninterruptible sleep (state D), holding them
  *
- * Prints "port P" once listening, then "accepted FD" per connection, and
- * waits (until a signal; alarm() bounds it). */
+ * Prints "port P" once listening, then "accepted FD" per connection
+ * ("vfork" before the vfork), and waits (until a signal; alarm() bounds
+ * it). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,6 +19,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LIFETIME_S 150
@@ -30,9 +36,12 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof(a);
 	int l, n = 0, i;
 
-	if (argc < 2 || (strcmp(argv[1], "accept") && strcmp(argv[1], "noaccept")) ||
-	    (!strcmp(argv[1], "accept") && (argc < 3 || (n = atoi(argv[2])) < 1))) {
-		fprintf(stderr, "usage: cw_noread accept N | cw_noread noaccept\n");
+	if (argc < 2 ||
+	    (strcmp(argv[1], "accept") && strcmp(argv[1], "noaccept") &&
+	     strcmp(argv[1], "vforkhang")) ||
+	    (strcmp(argv[1], "noaccept") && (argc < 3 || (n = atoi(argv[2])) < 1))) {
+		fprintf(stderr, "usage: cw_noread accept N | cw_noread noaccept | "
+				"cw_noread vforkhang N\n");
 		return 2;
 	}
 	alarm(LIFETIME_S);
@@ -66,6 +75,18 @@ int main(int argc, char **argv)
 		}
 		printf("accepted %d\n", fd);
 		fflush(stdout);
+	}
+	if (!strcmp(argv[1], "vforkhang")) {
+		printf("vfork\n");
+		fflush(stdout);
+		/* The child shares our memory until it execs or exits: it may
+		 * only make raw system calls. */
+		if (vfork() == 0) {
+			struct timespec ts = {LIFETIME_S, 0};
+
+			syscall(SYS_nanosleep, &ts, NULL);
+			syscall(SYS_exit, 0);
+		}
 	}
 	for (;;)
 		pause();
