@@ -238,13 +238,9 @@ int accept_token_take(struct sockshim_listener *l)
 
 	if (cur == self)
 		return 1;
-	if (cur) {
-		/* Held by a thread that is gone (its process killed): free. */
-		pid_t pid = (pid_t)(cur >> 32), tid = (pid_t)(uint32_t)cur;
-
-		if (syscall(SYS_tgkill, pid, tid, 0) == 0 || errno != ESRCH)
-			return 0;
-	}
+	/* Held by a thread that is gone (its process killed): free. */
+	if (cur && !listeners_thread_gone(cur))
+		return 0;
 	if (!__atomic_compare_exchange_n(&l->poller, &cur, self, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return 0;

@@ -56,9 +56,7 @@ uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
 	return 0;
 }
 
-/* Has the thread of worker key K ended? Only a sure "no such thread"
- * counts: a thread we may not signal, or a reused pid, is left alone. */
-static int worker_gone(uint64_t k)
+int listeners_thread_gone(uint64_t k)
 {
 	int saved = errno, gone;
 
@@ -87,7 +85,7 @@ static struct sockshim_worker *recycle_row(struct sockshim_listener *l, uint64_t
 		struct sockshim_worker *w = &l->workers[i];
 		uint64_t k = __atomic_load_n(&w->key, __ATOMIC_ACQUIRE), last;
 
-		if (k == 0 || k == SOCKSHIM_WORKER_RECYCLING || k == me || !worker_gone(k) ||
+		if (k == 0 || k == SOCKSHIM_WORKER_RECYCLING || k == me || !listeners_thread_gone(k) ||
 		    !__atomic_compare_exchange_n(&w->key, &k, SOCKSHIM_WORKER_RECYCLING, 0,
 						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			continue;

@@ -34,6 +34,11 @@ static inline void stat_add(uint64_t *counter, uint64_t n)
 void stat_hist(uint64_t *hist, uint64_t ns);
 
 /* Raise *MAX to V if it is lower. */
+/* Has the thread of KEY ((pid << 32) | tid) ended? Only a sure "no such
+ * thread" counts: one we may not signal, or a reused pid, is alive. errno
+ * is left as it was. */
+int listeners_thread_gone(uint64_t key);
+
 void stat_max(uint32_t *max, uint32_t v);
 void stat_max64(uint64_t *max, uint64_t v);
 
