@@ -91,3 +91,4 @@ else
 	echo "  closewait benchmark failed: $cw"
 fi
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
+${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"
