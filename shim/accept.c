@@ -71,15 +71,37 @@ static void unlock_on_cancel(void *arg)
 	accept_unlock(arg);
 }
 
-/* The real call, with the lock given back if the thread is cancelled in
- * it (accept is a cancellation point). */
+/* The real call. LEFT_NS, when not 0: what remains of the socket's
+ * receive timeout after the wait for the lock; the kernel's accept would
+ * end with EAGAIN then, not a whole timeout later, so we wait for a
+ * connection that long first. (Another process's non-blocking accept may
+ * still take it between the two: then the accept waits on, as a blocking
+ * accept does.) */
+static int accept_within(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
+			 uint64_t left_ns)
+{
+	if (left_ns) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int ret = real.poll(&p, 1, (int)((left_ns + 999999) / 1000000));
+
+		if (ret <= 0) {
+			if (ret == 0)
+				errno = EAGAIN;
+			return -1;
+		}
+	}
+	return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+}
+
+/* The same with the lock given back if the thread is cancelled in it
+ * (accept and poll are cancellation points). */
 static int locked_accept(struct sockshim_listener *l, int fd, struct sockaddr *addr,
-			 socklen_t *len, int flags, int four)
+			 socklen_t *len, int flags, int four, uint64_t left_ns)
 {
 	int ret;
 
 	pthread_cleanup_push(unlock_on_cancel, l);
-	ret = four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
+	ret = accept_within(fd, addr, len, flags, four, left_ns);
 	pthread_cleanup_pop(0);
 	return ret;
 }
@@ -126,6 +148,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	uint32_t ref = shim_inert ? 0 : accept_listener_of(fd);
 	struct sockshim_listener *l = listeners_entry(ref);
 	struct sockshim_worker *w;
+	uint64_t left_ns = 0;
 	int ret, err, locked = 0;
 
 	if (!l)
@@ -135,7 +158,8 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	if (w)
 		stat_add(&w->calls, 1);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && blocking(fd)) {
-		int rc = accept_lock(l, w, receive_timeout_ns(fd));
+		uint64_t timeout_ns = receive_timeout_ns(fd), t0 = emit_now_ns(), waited;
+		int rc = accept_lock(l, w, timeout_ns);
 
 		if (rc == -EINTR || rc == -EAGAIN) {
 			/* As the blocking accept would have ended. */
@@ -144,8 +168,12 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 			return -1;
 		}
 		locked = rc == 0;
+		waited = emit_now_ns() - t0;
+		/* A wait of a millisecond or more for the lock shortens the rest. */
+		if (locked && timeout_ns && waited >= 1000000)
+			left_ns = waited < timeout_ns ? timeout_ns - waited : 1;
 	}
-	ret = locked ? locked_accept(l, fd, addr, len, flags, four)
+	ret = locked ? locked_accept(l, fd, addr, len, flags, four, left_ns)
 		     : (four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len));
 	err = errno;
 	if (locked)

@@ -381,6 +381,55 @@ def test_accept_pool_recycled_workers(ctx):
     assert status == 0, "acceptpool exited %s: %s" % (status, ctx.output(pool.proc)[1])
 
 
+RCVTIMEO_MS = 1000
+# The kernel's accept ends at the timeout; one that waited for the lock
+# first and then a whole timeout more would end near twice as late.
+RCVTIMEO_LATE_MS = 1600
+
+
+def _lockwait(ctx, args, mode, session):
+    """tests/progs/lockwait ARGS, without the shim (MODE None) or under it."""
+    if mode is None:
+        r = ctx.run([ctx.prog("lockwait")] + args, preload=False, timeout=60)
+    else:
+        r = ctx.run([ctx.prog("lockwait")] + args, session=session,
+                    extra_env={"SOCKSHIM_ACCEPT": mode}, timeout=60)
+    assert r.returncode == 0, "lockwait %s (%s) exited %d: %s" % (
+        " ".join(args), mode, r.returncode, r.stderr)
+    return r.stdout.splitlines()
+
+
+def test_accept_lock_rcvtimeo(ctx):
+    """SO_RCVTIMEO on the listener, two threads in a blocking accept and no
+    client: each ends with EAGAIN after its own timeout, in every mode; a
+    serialized waiter counts its wait for the lock as part of it."""
+    for mode in (None, "observe", "serialize"):
+        lines = _lockwait(ctx, ["rcvtimeo", str(RCVTIMEO_MS)], mode, ctx.session(mode or "none"))
+        got = [l.split() for l in lines]
+        say("%s: %s", mode or "no shim", "; ".join(lines))
+        assert [f[:6] for f in got] == [["thread", "0", "ret", "-1", "errno", "EAGAIN"],
+                                        ["thread", "1", "ret", "-1", "errno", "EAGAIN"]], lines
+        for f in got:
+            assert RCVTIMEO_MS - 20 <= int(f[7]) < RCVTIMEO_LATE_MS, (mode, lines)
+
+
+def test_accept_lock_cancel(ctx):
+    """pthread_cancel of a thread waiting for the accept lock, then of the
+    one holding it in accept: both end as cancelled, and the lock serves
+    the next thread at once; the table shows no waiter and no holder."""
+    want = ["cancelled B yes", "cancelled A yes", "C accepted"]
+    assert _lockwait(ctx, ["cancel"], None, None)[:3] == want
+    session = ctx.session("serialize")
+    lines = _lockwait(ctx, ["cancel"], "serialize", session)
+    assert lines[:3] == want and lines[3].startswith("port "), lines
+    e = acclib.listener(ctx, session, int(lines[3].split()[1]))
+    assert e["mode"] == "serialize" and e["accepts"] == 1 and e["accept_calls"] == 3, \
+        acclib.summary(e)
+    # A and C took the lock; B waited for it and was cancelled there.
+    assert (e["lock_acquisitions"], e["lock_contended"], e["waiters"], e["holder_pid"]) == (
+        2, 1, 0, 0), acclib.summary(e)
+
+
 def test_accept_pool_slow_serialize(ctx):
     """Slow workers (5 ms per connection) and 16 clients in flight: the
     lock passes from worker to worker, nobody gets a connection twice."""

@@ -1,0 +1,172 @@
+/* Blocking accept on one listener from two threads at once, for the tests
+ * of what serialize's accept lock must keep as the kernel does: a receive
+ * timeout, and thread cancellation while holding or waiting for the lock.
+ *
+ *     lockwait rcvtimeo MS   SO_RCVTIMEO of MS ms on the listener; two
+ *                            threads accept (the second 50 ms later), no
+ *                            client comes: each must end with EAGAIN after
+ *                            its own MS. Prints "thread I ret R errno NAME
+ *                            ms T" for each.
+ *     lockwait cancel        threads A and B accept (B 50 ms later); both
+ *                            are cancelled (B first, waiting; then A, in
+ *                            accept); then thread C accepts and one client
+ *                            connects: C must get it. Prints "cancelled B",
+ *                            "cancelled A", "C accepted", then "port P".
+ *
+ * alarm() bounds the run; exit 0 when every step went as said. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LIFETIME_S 20
+#define STAGGER_MS 50
+#define SETTLE_MS 200
+
+static int listener = -1;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+	}
+}
+
+struct result {
+	int ret;
+	int err;
+	uint64_t ms;
+};
+
+static void *accept_once(void *arg)
+{
+	struct result *r = arg;
+	uint64_t t0 = mono_ms();
+
+	r->ret = accept(listener, NULL, NULL);
+	r->err = r->ret < 0 ? errno : 0;
+	r->ms = mono_ms() - t0;
+	return NULL;
+}
+
+static int make_listener(long rcvtimeo_ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(listener, 8) < 0 || getsockname(listener, (struct sockaddr *)&a, &len) < 0) {
+		perror("lockwait: listener");
+		return -1;
+	}
+	if (rcvtimeo_ms) {
+		struct timeval tv = {rcvtimeo_ms / 1000, (rcvtimeo_ms % 1000) * 1000};
+
+		if (setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+			perror("lockwait: SO_RCVTIMEO");
+			return -1;
+		}
+	}
+	return ntohs(a.sin_port);
+}
+
+static int run_rcvtimeo(long ms)
+{
+	struct result r[2];
+	pthread_t t[2];
+	int i;
+
+	if (make_listener(ms) < 0)
+		return 1;
+	for (i = 0; i < 2; i++) {
+		if (pthread_create(&t[i], NULL, accept_once, &r[i]))
+			return 1;
+		sleep_ms(STAGGER_MS);
+	}
+	for (i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		printf("thread %d ret %d errno %s ms %llu\n", i, r[i].ret,
+		       r[i].err == EAGAIN ? "EAGAIN" : r[i].err ? strerror(r[i].err) : "0",
+		       (unsigned long long)r[i].ms);
+	}
+	return 0;
+}
+
+static int cancel_one(pthread_t t, const char *name)
+{
+	void *how;
+
+	if (pthread_cancel(t) || pthread_join(t, &how))
+		return 1;
+	printf("cancelled %s %s\n", name, how == PTHREAD_CANCELED ? "yes" : "no");
+	fflush(stdout);
+	return how != PTHREAD_CANCELED;
+}
+
+static int run_cancel(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct result ra, rb, rc;
+	pthread_t ta, tb, tc;
+	int port, client, bad = 0;
+
+	port = make_listener(0);
+	if (port < 0)
+		return 1;
+	if (pthread_create(&ta, NULL, accept_once, &ra))
+		return 1;
+	sleep_ms(STAGGER_MS);
+	if (pthread_create(&tb, NULL, accept_once, &rb))
+		return 1;
+	sleep_ms(SETTLE_MS);
+	bad |= cancel_one(tb, "B"); /* waiting: for the lock under serialize */
+	bad |= cancel_one(ta, "A"); /* in accept: holding the lock under serialize */
+	if (pthread_create(&tc, NULL, accept_once, &rc))
+		return 1;
+	sleep_ms(STAGGER_MS);
+	client = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	if (client < 0 || connect(client, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("lockwait: connect");
+		return 1;
+	}
+	pthread_join(tc, NULL);
+	if (rc.ret >= 0)
+		printf("C accepted\n");
+	else
+		printf("C failed: %s\n", strerror(rc.err));
+	printf("port %d\n", port);
+	close(client);
+	return bad || rc.ret < 0;
+}
+
+int main(int argc, char **argv)
+{
+	alarm(LIFETIME_S);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "rcvtimeo") && atol(argv[2]) > 0)
+		return run_rcvtimeo(atol(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "cancel"))
+		return run_cancel();
+	fprintf(stderr, "usage: lockwait rcvtimeo MS | lockwait cancel\n");
+	return 2;
+}
