@@ -1,17 +1,18 @@
 /* The accept lock: a robust, process-shared pthread mutex in the listener
- * entry, taken with trylock. Waiters sleep on the mutex's own futex word,
- * with FUTEX_WAITERS set as glibc's lock does, so the holder's unlock
- * wakes one, and the kernel wakes one when the holder dies holding it
- * (its robust list): then trylock says EOWNERDEAD and we take it over.
- * To the program the wait is part of its blocking accept: signals stay
- * open, and the futex sleep ends after a handler exactly as accept's
- * sleep would (restarted under SA_RESTART, EINTR otherwise, always EINTR
- * with SO_RCVTIMEO); thread cancellation ends it as well. Never used on a
- * path the user did not ask to serialize. */
+ * entry, taken with trylock. Waiters sleep on a futex word ("turn") that
+ * each unlock bumps and wakes, in short slices; at a slice's end a waiter
+ * tries the mutex again, which is how an owner that died (EOWNERDEAD) is
+ * found within one slice. To the program the wait is part of its blocking
+ * accept, so a signal handler that runs during it must end the accept with
+ * EINTR: signals are blocked while we wait, and let in only inside a
+ * zero-timeout ppoll between slices, where a handler that runs is sure to
+ * be seen (ppoll returns EINTR). Never used on a path the user did not ask
+ * to serialize. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
-#include <stddef.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,10 @@
 
 _Static_assert(sizeof(pthread_mutex_t) <= sizeof(((struct sockshim_listener *)0)->mutex.bytes),
 	       "the listener's mutex field holds a pthread_mutex_t");
+
+/* How long a waiter sleeps before it tries the mutex again. Bounds the
+ * time to notice a dead owner (the issue asks for 100 ms). */
+#define SLICE_NS (20 * 1000000LL)
 
 #define MUTEX_UNINIT 0u
 #define MUTEX_INITIALISING 1u
@@ -69,6 +74,23 @@ static int mutex_ready(struct sockshim_listener *l)
 	return 0;
 }
 
+/* Would the kernel have restarted a blocking accept after this signal?
+ * We do not know which signal it was: restart only if every handler
+ * installed asked for SA_RESTART. */
+static int signal_restarts(void)
+{
+	struct sigaction sa;
+	int sig;
+
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
+			return 0;
+	}
+	return 1;
+}
+
 static int try_mutex(struct sockshim_listener *l)
 {
 	int rc = pthread_mutex_trylock(mutex_of(l));
@@ -82,92 +104,83 @@ static int try_mutex(struct sockshim_listener *l)
 	return rc;
 }
 
-/* The mutex's futex word: glibc keeps a robust mutex's state in its first
- * int, in the kernel's robust-futex format (owner tid, FUTEX_WAITERS,
- * FUTEX_OWNER_DIED; Documentation/locking/robust-futex-ABI). */
-static uint32_t *word_of(struct sockshim_listener *l)
-{
-	return (uint32_t *)(void *)l->mutex.bytes;
-}
-
-_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "the futex word comes first");
+struct wait_state {
+	struct sockshim_listener *l;
+	sigset_t saved; /* the thread's signal mask before the wait */
+};
 
 static void wait_cleanup(void *arg)
 {
-	struct sockshim_listener *l = arg;
+	struct wait_state *ws = arg;
 
-	__atomic_fetch_sub(&l->waiters, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&ws->l->waiters, 1, __ATOMIC_RELAXED);
+	pthread_sigmask(SIG_SETMASK, &ws->saved, NULL);
 }
 
-/* Sleep on the word while it is V, until DEADLINE (0: none). An
- * asynchronous cancellation point, as the accept it stands for. The
- * futex wait ends as the accept's own sleep would: restarted by the
- * kernel after a handler with SA_RESTART (no timeout), EINTR otherwise. */
-static int sleep_on_word(struct sockshim_listener *l, uint32_t v, uint64_t deadline)
+/* Let pending signals in (their handlers run now). 1 if one ran and the
+ * accept it interrupted would not have been restarted. */
+static int signal_interrupts(const sigset_t *saved)
 {
-	struct timespec left, *ts = NULL;
-	int old, rc;
+	static const struct timespec zero = {0, 0};
 
-	if (deadline) {
-		uint64_t now = mono_ns(), ns = deadline > now ? deadline - now : 0;
-
-		left.tv_sec = (time_t)(ns / 1000000000u);
-		left.tv_nsec = (long)(ns % 1000000000u);
-		ts = &left;
-	}
-	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
-	/* Shared (not private): the waiters are in many processes. */
-	rc = (int)syscall(SYS_futex, word_of(l), FUTEX_WAIT, v, ts, NULL, 0);
-	pthread_setcanceltype(old, NULL);
-	return rc < 0 ? -errno : 0;
+	if (ppoll(NULL, 0, &zero, saved) == 0 || errno != EINTR)
+		return 0;
+	return !signal_restarts();
 }
 
-/* Sleep until the mutex is ours (0), the deadline passes (-EAGAIN) or a
- * signal handler ran that would end an accept (-EINTR). Waiters sleep on
- * the mutex's own futex word with FUTEX_WAITERS set, as glibc's own lock
- * does: the owner's unlock wakes one, and so does the kernel when the
- * owner dies holding it (robust list), so nothing wakes an idle pool. A
- * cancellation point: cancelled, it leaves the waiter count as it was. */
+/* Sleep in slices until the mutex is ours (0), the deadline passes
+ * (-EAGAIN) or a signal handler ran that would end an accept (-EINTR).
+ * A cancellation point: cancelled, it leaves the waiter count and the
+ * signal mask as they were. */
 static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 {
+	struct wait_state ws = {.l = l};
 	volatile int ret = 0;
 	const volatile uint64_t deadline = deadline_ns;
-	uint32_t *word = word_of(l);
+	sigset_t all;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &ws.saved);
 	stat_max(&l->max_waiters, __atomic_add_fetch(&l->waiters, 1, __ATOMIC_RELAXED));
-	pthread_cleanup_push(wait_cleanup, l);
+	pthread_cleanup_push(wait_cleanup, &ws);
 	for (;;) {
-		uint32_t v;
-		int rc = try_mutex(l);
+		uint32_t turn = __atomic_load_n(&l->turn, __ATOMIC_ACQUIRE);
+		uint64_t now;
+		struct timespec slice;
+		int rc;
 
-		if (rc != EBUSY) {
-			ret = rc ? -ENOLCK : 0;
-			break;
-		}
-		if (deadline && mono_ns() >= deadline) {
-			ret = -EAGAIN;
-			break;
-		}
-		v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-		if (!v || (v & FUTEX_OWNER_DIED))
-			continue; /* free now, or its owner died: try again */
-		if (!(v & FUTEX_WAITERS)) {
-			if (!__atomic_compare_exchange_n(word, &v, v | FUTEX_WAITERS, 0,
-							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				continue;
-			v |= FUTEX_WAITERS;
-		}
-		rc = sleep_on_word(l, v, deadline);
-		if (rc == -EINTR) {
+		if (signal_interrupts(&ws.saved)) {
 			ret = -EINTR;
 			break;
 		}
+		rc = try_mutex(l);
+		if (rc != EBUSY) {
+			ret = rc ? -ENOLCK : 0;
+			/* A signal that came while we took it would otherwise run
+			 * only once the mask is back, and the accept after it would
+			 * block: look once more, and give the lock back if so. */
+			if (!ret && signal_interrupts(&ws.saved)) {
+				pthread_mutex_unlock(mutex_of(l));
+				__atomic_add_fetch(&l->turn, 1, __ATOMIC_RELEASE);
+				syscall(SYS_futex, &l->turn, FUTEX_WAKE, 1, NULL, NULL, 0);
+				ret = -EINTR;
+			}
+			break;
+		}
+		now = mono_ns();
+		if (deadline && now >= deadline) {
+			ret = -EAGAIN;
+			break;
+		}
+		slice.tv_sec = 0;
+		slice.tv_nsec = (deadline && deadline - now < (uint64_t)SLICE_NS) ? (long)(deadline - now)
+										  : SLICE_NS;
+		/* A shared (not private) futex: the waiters are in many
+		 * processes. Signals stay blocked: they wait for the check. */
+		syscall(SYS_futex, &l->turn, FUTEX_WAIT, turn, &slice, NULL, 0);
+		pthread_testcancel();
 	}
 	pthread_cleanup_pop(1);
-	/* trylock stored our tid alone: others may still sleep on the word,
-	 * and glibc's unlock wakes one only if FUTEX_WAITERS is set. */
-	if (!ret && __atomic_load_n(&l->waiters, __ATOMIC_RELAXED))
-		__atomic_fetch_or(word, FUTEX_WAITERS, __ATOMIC_RELAXED);
 	return ret;
 }
 
@@ -208,7 +221,10 @@ void accept_unlock(struct sockshim_listener *l)
 	stat_hist(l->hold_hist, mono_ns() - since);
 	__atomic_store_n(&l->holder_pid, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&l->holder_tid, 0, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(mutex_of(l)); /* wakes a waiter: FUTEX_WAITERS */
+	pthread_mutex_unlock(mutex_of(l));
+	__atomic_add_fetch(&l->turn, 1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&l->waiters, __ATOMIC_RELAXED))
+		syscall(SYS_futex, &l->turn, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 static uint64_t me(void)

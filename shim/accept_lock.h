@@ -10,10 +10,9 @@
 
 /* Take L's accept lock for worker W (may be NULL), waiting at most
  * TIMEOUT_NS (0: forever). A signal handler that runs meanwhile ends the
- * wait as the kernel ends a blocking accept's: -EINTR, unless the handler
- * asked for SA_RESTART and there is no timeout (then the wait goes on).
- * Returns 0, -EINTR, -EAGAIN (timed out), or -ENOLCK when the lock is
- * unusable (the caller goes on unserialized). */
+ * wait as it would end a blocking accept: -EINTR, unless every installed
+ * handler asked for SA_RESTART. Returns 0, -EINTR, -EAGAIN (timed out),
+ * or -ENOLCK when the lock is unusable (the caller goes on unserialized). */
 int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns);
 
 /* Give L's accept lock back. */

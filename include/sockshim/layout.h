@@ -342,7 +342,7 @@ struct sockshim_listener {
 		uint64_t align;
 	} mutex;                /* pthread_mutex_t, robust and process-shared */
 	uint32_t mutex_ready;   /* 2 once the mutex is initialised (1: being) */
-	uint32_t pad3;
+	uint32_t turn;          /* futex word: bumped and woken at each unlock */
 	uint32_t waiters;       /* threads waiting for the lock now */
 	uint32_t max_waiters;
 	int32_t holder_pid;     /* who holds the lock now, 0 none */
