@@ -680,6 +680,41 @@ def _apache_path(i):
     return "/f%d.txt" % (i % 4)
 
 
+STOP_ROUNDS = 8
+
+
+def test_accept_stop_prefork_server_repeatedly(ctx):
+    """The bundled prefork_server under serialize, stopped as its users
+    stop it: one SIGTERM, which its master forwards once to every worker.
+    The holder's accept ends with EINTR and its unlock wakes a waiter just
+    as that waiter's own SIGTERM comes: the waiter must see the signal, not
+    take the lock and block in accept for good. Eight rounds, as that
+    moment is a race."""
+    server = os.path.join(ctx.build, "examples", "prefork_server")
+    client = os.path.join(ctx.build, "examples", "demo_client")
+    for i in range(STOP_ROUNDS):
+        session = ctx.session("serialize")
+        portfile = os.path.join(ctx.tmp, "port.%d" % i)
+        run = start_run(ctx, session, "serialize", [server, "-w", "4", "-f", portfile],
+                        "prefork-%d" % i)
+        pids = []
+        try:
+            acclib.wait_for_file(portfile, run)
+            with open(portfile) as f:
+                port = int(f.read().split()[0])
+            r = ctx.run([client, "-p", str(port), "-n", "20"], preload=False, timeout=60)
+            assert r.returncode == 0 and r.stdout.count("hello from worker") == 20, r.stdout
+            pids = _processes(run, 4, "prefork_server")
+            _ready(ctx, session, port, run, want_workers=4)
+            srvlib.signal_run(run, signal.SIGTERM)
+            status = srvlib.wait_exit(run, STOP_BOUND, "prefork_server (round %d)" % i)
+            assert status == 0, "round %d: exit status %s" % (i, status)
+            left = [p for p in pids if srvlib.pid_alive(p)]
+            assert not left, "round %d: %s still running" % (i, left)
+        finally:
+            srvlib.reap(run, pids)
+
+
 def test_accept_stop_apache_prefork(ctx):
     # TERM: stop; WINCH: graceful-stop (apachectl graceful-stop), which
     # sockshim run does not forward: sent to the parent itself.
