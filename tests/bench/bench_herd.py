@@ -172,6 +172,10 @@ def main():
             os.path.exists(t + "/events/syscalls/sys_exit_accept4") for t in TRACEFS):
         print("herd (kernel-counted): skipped, perf or the syscall tracepoints are missing")
         return 0
+    if subprocess.run(["perf", "stat", "-e", "syscalls:sys_exit_accept4", "--", "true"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        print("herd (kernel-counted): skipped, perf cannot count syscall tracepoints here")
+        return 0
     if not shutil.which("gunicorn"):
         print("herd (kernel-counted): skipped, gunicorn is not installed")
         return 0

@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -202,6 +203,11 @@ def test_accept_gunicorn_kernel_count(ctx):
     tracefs = [t for t in TRACEFS if os.path.exists(t + "/events/syscalls/sys_exit_accept4")]
     if not perf or not tracefs:
         raise lib.Skip("perf or the syscall tracepoints (tracefs) are not available")
+    probe = subprocess.run([perf, "stat", "-e", "syscalls:sys_exit_accept4", "--", "true"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if probe.returncode != 0:
+        raise lib.Skip("perf cannot count syscall tracepoints here: %s"
+                       % probe.stdout.decode(errors="replace").strip()[-300:])
     port = lib.free_port()
     session = ctx.session("observe")
     out = os.path.join(ctx.tmp, "perf.csv")
