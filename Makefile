@@ -56,7 +56,7 @@ UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/for
 # Sources a test program links besides its own (tests/progs/NAME.c).
 PROG_OBJ_stats_fixture = shim/segment.c
 
-HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h)
+HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
 
 .PHONY: all deps test unit integration asan tsan demo bench install uninstall \
 	clean format lint valgrind

@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 #define FORKS_DEFAULT 10000
 #define THREADS 3
 #define OUTSTANDING 8
@@ -53,44 +55,6 @@ static uint16_t port;
 		}                                                                        \
 	} while (0)
 
-static int listener(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-		close(fd);
-		return -1;
-	}
-	port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int connect_to(void)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Run while the forker is ahead of us; 0 when it is time to stop. */
 static int pace(long i)
 {
@@ -110,7 +74,7 @@ static void *tcp_worker(void *arg)
 	long i;
 
 	for (i = 0; pace(i); i++) {
-		int cl = connect_to(), sv;
+		int cl = loopback_connect(port), sv;
 
 		CHECK(cl >= 0);
 		sv = accept(l, NULL, NULL);
@@ -224,8 +188,8 @@ int main(int argc, char **argv)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-	l = listener();
-	c = connect_to();
+	l = loopback_listen(0, 128, &port);
+	c = loopback_connect(port);
 	a = l >= 0 ? accept(l, NULL, NULL) : -1;
 	if (l < 0 || c < 0 || a < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
 	    pipe2(go, O_CLOEXEC) < 0) {

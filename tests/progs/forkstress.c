@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 #define FORKS 1000
 #define THREADS 3
 /* Per thread: bounded, and paced to the forks so the ring (and the test's
@@ -39,44 +41,6 @@ static long iterations;
 		}                                                                   \
 	} while (0)
 
-static int listener(uint16_t *port)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int connect_to(uint16_t port)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Wait until the forker is ahead of us; 0 when it is time to stop. */
 static int pace(long i)
 {
@@ -92,14 +56,14 @@ static int pace(long i)
 static void *tcp_worker(void *arg)
 {
 	uint16_t port;
-	int l = listener(&port);
+	int l = loopback_listen(SOCK_CLOEXEC, 64, &port);
 	long i;
 	char c;
 
 	(void)arg;
 	CHECK(l >= 0);
 	for (i = 0; pace(i); i++) {
-		int cl = connect_to(port), sv;
+		int cl = loopback_connect(port), sv;
 
 		CHECK(cl >= 0);
 		sv = accept(l, NULL, NULL);
@@ -145,7 +109,7 @@ static void *pair_worker(void *arg)
 static void *mix_worker(void *arg)
 {
 	uint16_t port;
-	int l = listener(&port);
+	int l = loopback_listen(SOCK_CLOEXEC, 64, &port);
 	long i;
 
 	(void)arg;
@@ -157,7 +121,7 @@ static void *mix_worker(void *arg)
 		CHECK(u >= 0 && v >= 0);
 		CHECK(dup3(u, v, O_CLOEXEC) == v);
 		CHECK(close(u) == 0 && close(v) == 0);
-		cl = connect_to(port);
+		cl = loopback_connect(port);
 		CHECK(cl >= 0);
 		sv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 		CHECK(sv >= 0);

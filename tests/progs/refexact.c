@@ -48,6 +48,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 /* No actor lives longer than this: the test's own limit is 120 s. */
 #define LIFETIME_S 150
 /* The FIFOs sit at or above this descriptor, out of the way of close_range
@@ -133,45 +135,6 @@ static int read_line(char *buf, size_t len)
 static int num(const char *s)
 {
 	return s ? atoi(s) : -1;
-}
-
-static int do_listen(int *port)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int do_connect(int port)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* ---- threads ---- */
@@ -324,7 +287,7 @@ static void do_fork(int id)
 static void one(char *line)
 {
 	char *argv[MAX_ARGS + 2], *save = NULL, *tok;
-	int argc = 0, fd, port, sv[2];
+	int argc = 0, fd, sv[2];
 	const char *c;
 
 	for (tok = strtok_r(line, " ", &save); tok && argc < MAX_ARGS + 1;
@@ -337,13 +300,15 @@ static void one(char *line)
 	}
 	c = argv[0];
 	if (!strcmp(c, "listen")) {
-		fd = do_listen(&port);
+		uint16_t port;
+
+		fd = loopback_listen(0, 64, &port);
 		if (fd < 0)
 			reply("err listen: %s", strerror(errno));
 		else
 			reply("ok %d %d", fd, port);
 	} else if (!strcmp(c, "connect")) {
-		fd = do_connect(num(argv[1]));
+		fd = loopback_connect((uint16_t)num(argv[1]));
 		if (fd < 0)
 			reply("err connect: %s", strerror(errno));
 		else
