@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -87,18 +86,7 @@ def layout(root):
     """Offsets and constants of the accept part of layout.h under ROOT."""
     if root in _layouts:
         return _layouts[root]
-    with tempfile.TemporaryDirectory(prefix="sockshim-acclayout.") as d:
-        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
-        with open(src, "w") as f:
-            f.write(_PROBE)
-        res = subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-I",
-                              os.path.join(root, "include"), "-o", exe, src],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        if res.returncode:
-            raise AssertionError("cannot compile the listener-table probe: %s"
-                                 % res.stdout.decode())
-        out = subprocess.run([exe], stdout=subprocess.PIPE, timeout=30, check=True).stdout
-    lay = json.loads(out)
+    lay = lib.layout_probe(root, _PROBE, "listener-table probe")
     if MODE_NAMES != {lay["OBSERVE"]: "observe", lay["SERIALIZE"]: "serialize",
                       lay["OFF"]: "off"}:
         raise AssertionError("accept modes changed in layout.h: %s" % lay)

@@ -15,7 +15,6 @@ import re
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 
 import lib
@@ -80,18 +79,7 @@ _layouts = {}
 def layout(root):
     if root in _layouts:
         return _layouts[root]
-    with tempfile.TemporaryDirectory(prefix="sockshim-ledger-layout.") as d:
-        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
-        with open(src, "w") as f:
-            f.write(_PROBE)
-        res = subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-I",
-                              os.path.join(root, "include"), "-o", exe, src],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        if res.returncode:
-            raise AssertionError("cannot compile the ledger layout probe: %s"
-                                 % res.stdout.decode())
-        lay = json.loads(subprocess.run([exe], stdout=subprocess.PIPE, timeout=30,
-                                        check=True).stdout)
+    lay = lib.layout_probe(root, _PROBE, "ledger layout probe")
     if (lay["SOCKSHIM_BORN_COUNT"], lay["SOCKSHIM_HOW_COUNT"], lay["SOCKSHIM_STEP_COUNT"]) != (
             len(BORN), len(HOW), len(STEP)) or lay["SOCKSHIM_BORN_INHERITED"] != 6 or \
             lay["SOCKSHIM_HOW_INHERITED"] != 6 or lay["SOCKSHIM_STEP_EXIT"] != 9:

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 # How long one test may run; run.py enforces it.
@@ -27,6 +28,22 @@ STOP_GRACE = 5.0
 SHM_DIR = "/dev/shm"
 SHM_PREFIX = "sockshim."
 SESSION_MAX = 48  # SOCKSHIM_SESSION_MAX in include/sockshim/layout.h
+
+
+def layout_probe(root, source, what):
+    """Compile C SOURCE against ROOT's include/ and run it: it prints a JSON
+    object (offsets and constants of layout.h). WHAT names it in errors."""
+    with tempfile.TemporaryDirectory(prefix="sockshim-probe.") as d:
+        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
+        with open(src, "w") as f:
+            f.write(source)
+        res = subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-I",
+                              os.path.join(root, "include"), "-o", exe, src],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if res.returncode:
+            raise AssertionError("cannot compile the %s: %s" % (what, res.stdout.decode()))
+        out = subprocess.run([exe], stdout=subprocess.PIPE, timeout=30, check=True).stdout
+    return json.loads(out)
 
 
 class Skip(Exception):
@@ -94,18 +111,7 @@ def layout(root):
     struct format)} plus sizes and constants. Compiled and run once."""
     if root in _layouts:
         return _layouts[root]
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="sockshim-layout.") as d:
-        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
-        with open(src, "w") as f:
-            f.write(_PROBE)
-        cc = os.environ.get("CC", "cc")
-        res = subprocess.run([cc, "-std=gnu11", "-I", os.path.join(root, "include"), "-o", exe,
-                              src], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        if res.returncode:
-            raise AssertionError("cannot compile the layout probe: %s" % res.stdout.decode())
-        out = subprocess.run([exe], stdout=subprocess.PIPE, timeout=30, check=True).stdout
-    lay = json.loads(out)
+    lay = layout_probe(root, _PROBE, "layout probe")
     # What this reader assumes about the layout, checked rather than trusted.
     if lay["published_7"] != 16 or lay["ev_count"] != len(EVENT_NAMES) or \
             lay["via_exec"] != len(VIA_NAMES) - 1:
