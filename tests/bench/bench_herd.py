@@ -71,31 +71,40 @@ def start(build, port, mode, session, tmp):
     log = open(os.path.join(tmp, "server.log"), "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            if ok(get(port)):
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("gunicorn did not answer (see %s)" % log.name)
-        time.sleep(0.1)
-    master = proc.pid if not mode else children(proc.pid)[0]
-    while len(children(master)) < WORKERS:
-        if time.monotonic() > deadline:
-            raise RuntimeError("gunicorn has %d workers" % len(children(master)))
-        time.sleep(0.1)
-    return proc, children(master)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if ok(get(port)):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not answer (see %s)" % log.name)
+            time.sleep(0.1)
+        master = proc.pid if not mode else children(proc.pid)[0]
+        while len(children(master)) < WORKERS:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn has %d workers" % len(children(master)))
+            time.sleep(0.1)
+        return proc, children(master)
+    except BaseException:
+        stop(proc)
+        raise
 
 
 def stop(proc):
+    """SIGTERM, then SIGKILL to its whole group (every worker) if need be."""
     try:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    except OSError:
+        pass
+    proc.wait()
 
 
 def listener_counts(build, session, port):
@@ -136,24 +145,25 @@ def run(build, label, mode, traced, tmp):
         for p in workers:
             argv += ["-p", str(p)]
         strace = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(ATTACH_WAIT)
-    before = listener_counts(build, session, port) if mode else None
-    t0 = time.monotonic()
-    for _ in range(REQUESTS):
-        r = get(port)
-        if not ok(r):
-            raise RuntimeError("%s: a request failed: %r" % (label, r[:200]))
-    took = time.monotonic() - t0
-    after = listener_counts(build, session, port) if mode else None
-    perf.send_signal(signal.SIGINT)
-    perf.wait(timeout=30)
-    if strace:
-        strace.send_signal(signal.SIGINT)
-        strace.wait(timeout=30)
-    stop(proc)
-    if mode:
-        subprocess.run([os.path.join(build, "sockshim"), "clean", "--session", session],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(ATTACH_WAIT)
+        before = listener_counts(build, session, port) if mode else None
+        t0 = time.monotonic()
+        for _ in range(REQUESTS):
+            r = get(port)
+            if not ok(r):
+                raise RuntimeError("%s: a request failed: %r" % (label, r[:200]))
+        took = time.monotonic() - t0
+        after = listener_counts(build, session, port) if mode else None
+    finally:
+        for tracer in (perf, strace):
+            if tracer:
+                tracer.send_signal(signal.SIGINT)
+                tracer.wait(timeout=30)
+        stop(proc)
+        if mode:
+            subprocess.run([os.path.join(build, "sockshim"), "clean", "--session", session],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     eagain, calls, selects = (perf_counts(perf_out) + [None] * 3)[:3]
     shim = None
     if mode:
