@@ -84,13 +84,17 @@ struct real_syms real = {
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
 
+/* Is P inside this library? _dl_find_object looks the address up in
+ * glibc's sorted table of loaded objects; dladdr, which also searches the
+ * object's symbols for a name, cost 48,000 instructions a call, some 4
+ * million for the 41 lookups of every process's start. */
 static int in_this_library(void *p)
 {
-	Dl_info self, other;
+	struct dl_find_object self, other;
 
-	if (!dladdr((void *)&real_bind, &self) || !dladdr(p, &other))
+	if (_dl_find_object((void *)&real_bind, &self) != 0 || _dl_find_object(p, &other) != 0)
 		return 0;
-	return self.dli_fbase == other.dli_fbase;
+	return self.dlfo_link_map == other.dlfo_link_map;
 }
 
 static void *bind_one(const char *name, void *libc)
