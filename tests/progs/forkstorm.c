@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	pid_t late[LATE];
 	sigset_t usr1;
 	int forks = argc > 1 ? atoi(argv[1]) : FORKS_DEFAULT;
-	int i, l, c, a, sv[2], go[2], sig, failures = 0, bad_threads = 0, running = 0;
+	int i, l, c, a, sv[2], go[2], started[2], sig, failures = 0, bad_threads = 0, running = 0;
 
 	if (argc > 2 && argv[2][0] && strspn(argv[2], "0123") == strlen(argv[2]))
 		modes = argv[2];
@@ -232,13 +232,21 @@ int main(int argc, char **argv)
 	       __atomic_load_n(&iterations, __ATOMIC_RELAXED), bad_threads);
 
 	/* The known state: late children hold what we hold until we close
-	 * the pipe's write end. */
+	 * the pipe's write end. Each says it runs (STARTED) once fork has
+	 * returned in it, that is once the shim has recorded it as a holder
+	 * of what it inherited: only then is the state known. */
+	if (pipe2(started, O_CLOEXEC) < 0)
+		return 1;
 	for (i = 0; i < LATE; i++) {
 		late[i] = fork();
 		if (late[i] == 0) {
-			char b;
+			char b = 'x';
 
 			close(go[1]);
+			close(started[0]);
+			if (write(started[1], &b, 1) != 1)
+				_exit(1);
+			close(started[1]);
 			while (read(go[0], &b, 1) < 0 && errno == EINTR) {
 			}
 			exit(0);
@@ -246,6 +254,18 @@ int main(int argc, char **argv)
 		if (late[i] < 0)
 			return 1;
 	}
+	close(started[1]);
+	for (i = 0; i < LATE;) {
+		char b[LATE];
+		ssize_t n = read(started[0], b, sizeof(b));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 1;
+		i += (int)n;
+	}
+	close(started[0]);
 	close(go[0]);
 	printf("ready %d", (int)getpid());
 	for (i = 0; i < LATE; i++)
