@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
 		if (vfork() == 0) {
 			struct timespec ts = {LIFETIME_S, 0};
 
+			/* Gone with us when a test's cleanup kills us. */
+			syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 			syscall(SYS_nanosleep, &ts, NULL);
 			syscall(SYS_exit, 0);
 		}
