@@ -460,6 +460,21 @@ static int is_tcp(const struct ledger_sock *ls)
 	return ls->socktype == SOCK_STREAM && (ls->family == AF_INET || ls->family == AF_INET6);
 }
 
+/* Has a dump listed a socket with INODE? */
+static int kernel_lists(const struct cw_ctx *c, uint64_t inode)
+{
+	struct kin *x;
+
+	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
+	return x != NULL;
+}
+
+/* A TCP socket the ledger believes held that no dump listed. */
+static int kernel_forgot(const struct cw_ctx *c, const struct ledger_sock *ls)
+{
+	return ls->refs > 0 && !ls->released_ns && is_tcp(ls) && !kernel_lists(c, ls->inode);
+}
+
 static int has_proc_only(const struct rec_sock *rs)
 {
 	unsigned i;
@@ -511,10 +526,7 @@ static int index_kernel(struct cw_ctx *c, const struct sockdiag_list *l, struct 
 
 		if (k->state == SOCKDIAG_LISTEN && l == &c->kern)
 			c->listeners[c->nlisteners++] = k;
-		if (!k->inode)
-			continue;
-		HASH_FIND(hh, c->by_inode, &k->inode, sizeof(uint64_t), x);
-		if (x)
+		if (!k->inode || kernel_lists(c, k->inode))
 			continue;
 		x = &(*kins)[n++];
 		x->inode = k->inode;
@@ -693,12 +705,8 @@ static unsigned print_forgotten(struct cw_ctx *c, struct cw_writer *w)
 
 	for (i = 0; i < c->snap.n; i++) {
 		const struct ledger_sock *ls = &c->snap.v[i];
-		struct kin *x;
 
-		if (ls->refs <= 0 || ls->released_ns || !is_tcp(ls))
-			continue;
-		HASH_FIND(hh, c->by_inode, &ls->inode, sizeof(uint64_t), x);
-		if (x)
+		if (!kernel_forgot(c, ls))
 			continue;
 		/* Also shown for sockets never connected: the kernel lists a
 		 * TCP socket only once it is bound, connecting or listening. */
@@ -879,13 +887,7 @@ static int keep_held(void *arg, uint64_t inode, int32_t refs)
  * shim did not see). */
 static int keep_released_listed(void *arg, uint64_t inode, int32_t refs)
 {
-	const struct cw_ctx *c = arg;
-	struct kin *x;
-
-	if (refs > 0)
-		return 0;
-	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
-	return x != NULL;
+	return refs <= 0 && kernel_lists(arg, inode);
 }
 
 /* Does the ledger hold TCP sockets the first dump did not list? */
@@ -893,16 +895,9 @@ static int need_more(const struct cw_ctx *c)
 {
 	size_t i;
 
-	for (i = 0; i < c->snap.n; i++) {
-		const struct ledger_sock *ls = &c->snap.v[i];
-		struct kin *x;
-
-		if (ls->refs <= 0 || ls->released_ns || !is_tcp(ls))
-			continue;
-		HASH_FIND(hh, c->by_inode, &ls->inode, sizeof(uint64_t), x);
-		if (!x)
+	for (i = 0; i < c->snap.n; i++)
+		if (kernel_forgot(c, &c->snap.v[i]))
 			return 1;
-	}
 	return 0;
 }
 
@@ -921,6 +916,7 @@ struct side_job {
 	void *(*fn)(void *);
 	pthread_t thread;
 	int threaded;
+	int done;
 	int rc;
 };
 
@@ -928,15 +924,28 @@ static void side_start(struct side_job *j, void *(*fn)(void *))
 {
 	j->fn = fn;
 	j->rc = 0;
+	j->done = 0;
 	j->threaded = pthread_create(&j->thread, NULL, fn, j) == 0;
 }
 
+/* Its result: waited for on its thread, or done here. Once. */
 static void side_finish(struct side_job *j)
 {
+	if (j->done)
+		return;
 	if (j->threaded)
 		pthread_join(j->thread, NULL);
 	else
 		j->fn(j);
+	j->done = 1;
+}
+
+/* Loading failed: only wait for the thread, if it runs. */
+static void side_abandon(struct side_job *j)
+{
+	if (!j->done && j->threaded)
+		pthread_join(j->thread, NULL);
+	j->done = 1;
 }
 
 struct scan_job {
@@ -1002,7 +1011,6 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 		goto out;
 	}
 	side_finish(&copy.side);
-	copy.side.threaded = -1; /* done */
 	rc = copy.side.rc;
 	if (rc) {
 		copy_error(c, rc);
@@ -1027,8 +1035,7 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 nomem:
 	fprintf(stderr, "sockshim: out of memory\n");
 out:
-	if (copy.side.threaded == 1)
-		pthread_join(copy.side.thread, NULL);
+	side_abandon(&copy.side);
 	side_finish(&scan.side);
 	c->pf = scan.pf;
 	if (!rc && scan.side.rc) {
