@@ -158,8 +158,8 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	if (w)
 		stat_add(&w->calls, 1);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && blocking(fd)) {
-		uint64_t timeout_ns = receive_timeout_ns(fd), t0 = emit_now_ns(), waited;
-		int rc = accept_lock(l, w, timeout_ns);
+		uint64_t timeout_ns = receive_timeout_ns(fd), waited = 0;
+		int rc = accept_lock(l, w, timeout_ns, &waited);
 
 		if (rc == -EINTR || rc == -EAGAIN) {
 			/* As the blocking accept would have ended. */
@@ -168,7 +168,6 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 			return -1;
 		}
 		locked = rc == 0;
-		waited = emit_now_ns() - t0;
 		/* A wait of a millisecond or more for the lock shortens the rest. */
 		if (locked && timeout_ns && waited >= 1000000)
 			left_ns = waited < timeout_ns ? timeout_ns - waited : 1;

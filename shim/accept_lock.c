@@ -184,7 +184,8 @@ static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 	return ret;
 }
 
-int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns)
+int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns,
+		uint64_t *waited_ns)
 {
 	uint64_t t0, now;
 	int rc;
@@ -211,6 +212,7 @@ int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t
 	stat_hist(l->wait_hist, now - t0);
 	if (w)
 		stat_add(&w->lock_wait_ns, now - t0);
+	*waited_ns = now - t0;
 	return 0;
 }
 

@@ -11,9 +11,11 @@
 /* Take L's accept lock for worker W (may be NULL), waiting at most
  * TIMEOUT_NS (0: forever). A signal handler that runs meanwhile ends the
  * wait as it would end a blocking accept: -EINTR, unless every installed
- * handler asked for SA_RESTART. Returns 0, -EINTR, -EAGAIN (timed out),
- * or -ENOLCK when the lock is unusable (the caller goes on unserialized). */
-int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns);
+ * handler asked for SA_RESTART. Returns 0 (the time it waited in
+ * *WAITED_NS), -EINTR, -EAGAIN (timed out), or -ENOLCK when the lock is
+ * unusable (the caller goes on unserialized). */
+int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns,
+		uint64_t *waited_ns);
 
 /* Give L's accept lock back. */
 void accept_unlock(struct sockshim_listener *l);
