@@ -42,7 +42,7 @@ UNIT_OBJ_test_ring = shim/ring.c shim/segment.c tools/ring_reader.c
 UNIT_OBJ_test_segment = shim/segment.c
 UNIT_OBJ_test_fdtab = shim/fdtab.c
 UNIT_OBJ_test_config = shim/config.c shim/segment.c
-UNIT_OBJ_test_format = tools/format.c
+UNIT_OBJ_test_format = tools/format.c tools/outbuf.c
 UNIT_OBJ_test_outbuf = tools/outbuf.c tools/format.c tools/bigmem.c
 UNIT_OBJ_test_interposable = tools/interposable.c
 UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c \
@@ -52,7 +52,7 @@ UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tool
 	tools/outbuf.c tools/bigmem.c
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
-	tools/bigmem.c
+	tools/bigmem.c tools/outbuf.c
 # Sources a test program links besides its own (tests/progs/NAME.c).
 PROG_OBJ_stats_fixture = shim/segment.c
 

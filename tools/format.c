@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "format.h"
+#include "outbuf.h"
 
 #define NS_PER_SEC 1000000000LL
 #define NS_PER_USEC 1000LL
@@ -196,27 +197,19 @@ void fmt_size(char *buf, size_t len, uint64_t bytes)
 	snprintf(buf, len, "%.1f%c", v, units[u]);
 }
 
-/* N then UNIT, then R in two digits and RUNIT when R_UNIT is set. */
-static void age_parts(char *buf, size_t len, long long n, char unit, long long r, char runit)
+/* N then UNIT, then R in two digits and RUNIT when RUNIT is set. */
+static void age_parts(char *buf, size_t len, int64_t n, char unit, int64_t r, char runit)
 {
-	char d[32];
-	size_t i = sizeof(d);
+	struct fmt_buf b;
 
-	if (runit) {
-		d[--i] = runit;
-		d[--i] = (char)('0' + r % 10);
-		d[--i] = (char)('0' + r / 10);
-	}
-	d[--i] = unit;
-	do {
-		d[--i] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
-	if (!len)
+	fmt_buf_init(&b, buf, len);
+	ob_u64(&b, (uint64_t)n);
+	ob_char(&b, unit);
+	if (!runit)
 		return;
-	n = (long long)(sizeof(d) - i < len - 1 ? sizeof(d) - i : len - 1);
-	memcpy(buf, d + i, (size_t)n);
-	buf[n] = 0;
+	ob_char(&b, (char)('0' + r / 10));
+	ob_char(&b, (char)('0' + r % 10));
+	ob_char(&b, runit);
 }
 
 /* Without printf's number formatting: closewait prints one per socket. */
