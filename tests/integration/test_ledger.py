@@ -632,6 +632,21 @@ def wait_for(fn, what, timeout=ledgerlib.WAIT):
     return ledgerlib.wait_for(fn, what, timeout)
 
 
+def kill_forked_holder(a, ck):
+    """Actor 0 listens and holds both ends of a connection; its child 1,
+    holding them all by fork, is killed with kill -9 (which the shim cannot
+    see). Returns the child's pid."""
+    lfd, port = a.cmd(0, "listen")
+    (_cfd,) = a.cmd(0, "connect %d" % port)
+    (_afd,) = a.cmd(0, "accept %d" % lfd)
+    a.fork(0, 1)
+    victim = a.pids[1]
+    before = ck.truth()
+    a.kill9(1)
+    ck.died(1, before)
+    return victim
+
+
 def test_ledger_pid_reused(ctx):
     """A holder killed with kill -9 (the shim cannot see it); the command
     flags its holders stale ("process has exited"). Then its pid is made to
@@ -644,14 +659,7 @@ def test_ledger_pid_reused(ctx):
     ck = Checker(ctx, s, a)
     other = None
     try:
-        lfd, port = a.cmd(0, "listen")
-        (cfd,) = a.cmd(0, "connect %d" % port)
-        (afd,) = a.cmd(0, "accept %d" % lfd)
-        a.fork(0, 1)
-        victim = a.pids[1]
-        before = ck.truth()
-        a.kill9(1)
-        ck.died(1, before)
+        victim = kill_forked_holder(a, ck)
         ck.check("kill -9 child 1")
         stale = [(o["inode"], h) for o in ledgerlib.holders_json(ctx, s) for h in o["holders"]
                  if h["pid"] == victim]
@@ -693,14 +701,7 @@ def test_ledger_pid_reused_in_session(ctx):
     ck = Checker(ctx, s, a)
     other = None
     try:
-        lfd, port = a.cmd(0, "listen")
-        (cfd,) = a.cmd(0, "connect %d" % port)
-        (afd,) = a.cmd(0, "accept %d" % lfd)
-        a.fork(0, 1)
-        victim = a.pids[1]
-        before = ck.truth()
-        a.kill9(1)
-        ck.died(1, before)
+        victim = kill_forked_holder(a, ck)
         led = ck.check("kill -9 child 1")
         inodes = sorted({t[2] for t in ck.stale})
         assert [led.socks[i]["refs"] for i in inodes] == [2, 2, 2]
