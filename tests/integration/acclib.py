@@ -396,18 +396,6 @@ def start_pool(ctx, session, mode, model, n=8, slow_ms=0, accept4=False, name="a
         time.sleep(POLL)
 
 
-def wait_for_file(path, proc, timeout=WAIT):
-    """Wait until PATH exists and is not empty (a server's port file),
-    failing early if PROC exits."""
-    deadline = time.monotonic() + timeout
-    while not (os.path.exists(path) and os.path.getsize(path)):
-        if proc.poll() is not None:
-            raise AssertionError("exited with %s before writing %s" % (proc.returncode, path))
-        if time.monotonic() > deadline:
-            raise AssertionError("%s not written after %.0fs" % (path, timeout))
-        time.sleep(POLL)
-
-
 def ask(port, timeout):
     """One connection to the pool: its answer (pid, tid, seq)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

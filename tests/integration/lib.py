@@ -46,6 +46,19 @@ def layout_probe(root, source, what):
     return json.loads(out)
 
 
+
+def wait_for_file(path, proc, timeout, what):
+    """Wait until PATH exists and is not empty (a server's port file),
+    failing early if PROC exits. WHAT names the writer in errors."""
+    deadline = time.monotonic() + timeout
+    while not (os.path.exists(path) and os.path.getsize(path)):
+        if proc.poll() is not None:
+            raise AssertionError("%s exited with %s before writing %s"
+                                 % (what, proc.returncode, path))
+        if time.monotonic() > deadline:
+            raise AssertionError("%s did not write %s in %.0fs" % (what, path, timeout))
+        time.sleep(0.05)
+
 class Skip(Exception):
     """Raised by a test that cannot run here; the reason is printed."""
 

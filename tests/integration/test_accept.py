@@ -705,7 +705,7 @@ def test_accept_stop_prefork_server_repeatedly(ctx):
                         "prefork-%d" % i)
         pids = []
         try:
-            acclib.wait_for_file(portfile, run)
+            lib.wait_for_file(portfile, run, acclib.WAIT, "prefork_server")
             with open(portfile) as f:
                 port = int(f.read().split()[0])
             r = ctx.run([client, "-p", str(port), "-n", "20"], preload=False, timeout=60)

@@ -698,11 +698,7 @@ def _prefork_stats(ctx, mode, connections=60, workers=4):
                      str(workers), "-f", portfile], preload=False,
                     extra_env=srvlib.run_env(ctx), name="run")
     try:
-        deadline = time.monotonic() + WAIT
-        while not (os.path.exists(portfile) and os.path.getsize(portfile)):
-            assert run.poll() is None, "sockshim run exited with %s" % run.returncode
-            assert time.monotonic() < deadline, "prefork_server did not announce its port"
-            time.sleep(0.05)
+        lib.wait_for_file(portfile, run, WAIT, "sockshim run -- prefork_server")
         with open(portfile) as f:
             port = int(f.read().split()[0])
         r = ctx.run([client, "-p", str(port), "-n", str(connections)], preload=False,
