@@ -21,6 +21,7 @@ Figures are printed on stdout for the report.
 """
 
 import collections
+import contextlib
 import errno
 import os
 import shutil
@@ -178,6 +179,37 @@ TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 KERNEL_REQUESTS = 300
 
 
+def _has_syscall_tracepoints(t):
+    return os.path.exists(t + "/events/syscalls/sys_exit_accept4")
+
+
+@contextlib.contextmanager
+def _tracefs():
+    """The tracefs directory with the syscall tracepoints, or None. Where
+    tracefs is not mounted (a fresh boot mounts it only on demand) and we
+    are root, mount it at /sys/kernel/tracing for the test, and unmount it
+    afterwards, only if we mounted it."""
+    found = [t for t in TRACEFS if _has_syscall_tracepoints(t)]
+    if found or os.geteuid() != 0 or not os.path.isdir(TRACEFS[0]) \
+            or os.path.ismount(TRACEFS[0]):
+        yield found[0] if found else None
+        return
+    res = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS[0]],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    if res.returncode != 0:
+        say("cannot mount tracefs on %s: %s", TRACEFS[0], res.stdout.decode().strip())
+        yield None
+        return
+    try:
+        yield TRACEFS[0] if _has_syscall_tracepoints(TRACEFS[0]) else None
+    finally:
+        res = subprocess.run(["umount", TRACEFS[0]], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=30)
+        if res.returncode != 0:
+            say("cannot unmount the tracefs we mounted on %s: %s", TRACEFS[0],
+                res.stdout.decode().strip())
+
+
 def _perf_counts(path):
     """{event (with " if" FILTER when filtered, in order): count} from
     `perf stat -x,` output; filtered events come first here."""
@@ -198,11 +230,20 @@ def test_accept_gunicorn_kernel_count(ctx):
     those that failed with EAGAIN, over the server's whole life; the
     listener table (kept after exit) must say the same, call for call.
     Also prints how many EAGAIN accepts a request really costs without
-    strace slowing the winner."""
+    strace slowing the winner. As root it mounts tracefs if need be."""
     perf = shutil.which("perf")
-    tracefs = [t for t in TRACEFS if os.path.exists(t + "/events/syscalls/sys_exit_accept4")]
-    if not perf or not tracefs:
-        raise lib.Skip("perf or the syscall tracepoints (tracefs) are not available")
+    if not perf:
+        raise lib.Skip("perf is not installed (apt-get install -y linux-perf)")
+    with _tracefs() as tracefs:
+        if not tracefs:
+            raise lib.Skip("the syscall tracepoints (tracefs) are not available%s" % (
+                "" if os.geteuid() == 0 else
+                " (tracefs is not mounted, and mounting it needs root)"))
+        _kernel_count(ctx, perf)
+
+
+def _kernel_count(ctx, perf):
+    """test_accept_gunicorn_kernel_count with the tracepoints there."""
     probe = subprocess.run([perf, "stat", "-e", "syscalls:sys_exit_accept4", "--", "true"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     if probe.returncode != 0:
