@@ -27,20 +27,66 @@ static void say(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int name_char_ok(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '.';
+}
+
 int seg_name_check(const char *name)
 {
 	size_t n;
 
 	if (!name || !name[0] || name[0] == '.')
 		return -EINVAL;
-	for (n = 0; name[n]; n++) {
-		char c = name[n];
-		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			 (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-		if (!ok || n >= SOCKSHIM_SESSION_MAX)
+	for (n = 0; name[n]; n++)
+		if (!name_char_ok((unsigned char)name[n]) || n >= SOCKSHIM_SESSION_MAX)
 			return -EINVAL;
-	}
 	return 0;
+}
+
+/* The mark of a mapped name: "-x" and the hash's 8 hex digits. */
+#define MAP_HASH_DIGITS 8
+#define MAP_SUFFIX_LEN (2 + MAP_HASH_DIGITS)
+
+/* FNV-1a, 64 bits folded to 32: a fixed function of the bytes on every
+ * host and build, so the shim and the command always agree. Not meant to
+ * resist a chosen collision: whoever could choose one can write the
+ * session anyway (same user). */
+static uint32_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+int seg_name_map(const char *raw, char out[SEG_NAME_BUF])
+{
+	const size_t keep_max = SOCKSHIM_SESSION_MAX - MAP_SUFFIX_LEN;
+	size_t i, n = 0;
+
+	if (!raw)
+		raw = "";
+	if (seg_name_check(raw) == 0) {
+		snprintf(out, SEG_NAME_BUF, "%s", raw);
+		return 0;
+	}
+	for (i = 0; raw[i] && n < keep_max; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (name_char_ok(c) && !(n == 0 && c == '.'))
+			out[n++] = (char)c;
+		else if (n == 0 || out[n - 1] != '_')
+			out[n++] = '_';
+	}
+	if (n == 0)
+		out[n++] = '_';
+	snprintf(out + n, SEG_NAME_BUF - n, "-x%0*x", MAP_HASH_DIGITS, (unsigned)name_hash(raw));
+	return 1;
 }
 
 int seg_path(char *buf, size_t len, uid_t uid, const char *name)

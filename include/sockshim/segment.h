@@ -24,6 +24,26 @@ struct seg_map {
 /* 0 when NAME is a valid session name, else -EINVAL. */
 int seg_name_check(const char *name);
 
+#define SEG_STR_(x) #x
+#define SEG_STR(x) SEG_STR_(x)
+/* What a valid session name is, for messages. */
+#define SEG_NAME_RULE                                                          \
+	"letters, digits, '_', '-', '.'; at most " SEG_STR(SOCKSHIM_SESSION_MAX)  \
+	"; not starting with '.'"
+
+/* Room for a session name and its NUL. */
+#define SEG_NAME_BUF (SOCKSHIM_SESSION_MAX + 1)
+
+/* The session RAW stands for, into OUT: RAW itself when valid (returns 0),
+ * else (returns 1) a valid name made of RAW's valid characters (each run of
+ * others, and a leading '.', becomes one '_'; at most 38 kept, at least
+ * "_"), then "-x" and 8 hex digits of a hash of all of RAW's bytes.
+ * So the shim and the command map a name the same way, a mapped name never
+ * is "default" and only a name typed in that very form can meet it, and
+ * two invalid names meet only if they agree on the kept characters and the
+ * 32-bit hash. RAW NULL counts as "". */
+int seg_name_map(const char *raw, char out[SEG_NAME_BUF]);
+
 /* The file path of session NAME for UID. -ENAMETOOLONG if it does not fit. */
 int seg_path(char *buf, size_t len, uid_t uid, const char *name);
 

@@ -272,6 +272,124 @@ static void test_segment_invalid_names(void **state)
 	assert_int_equal(seg_remove(longest), 0);
 }
 
+/* Valid names, "default" first, are their own session: mapped unchanged. */
+static void test_segment_name_map_keeps_valid(void **state)
+{
+	char longest[SOCKSHIM_SESSION_MAX + 1], out[SEG_NAME_BUF];
+	const char *good[] = { "default", "a", "web-1", "a.b-c_D9", "-x", "x.", "_",
+			       "my_app-x71c67543", longest };
+	size_t i;
+
+	(void)state;
+	memset(longest, 'L', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = 0;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		memset(out, 0x5a, sizeof(out));
+		assert_int_equal(seg_name_map(good[i], out), 0);
+		assert_string_equal(out, good[i]);
+	}
+}
+
+/* The tricky invalid names: each maps to a valid name of the form
+ * PREFIX-xHHHHHHHH, the same every time, never "default", never one of
+ * the valid names above, and no two of them alike. */
+static void test_segment_name_map_invalid(void **state)
+{
+	char long49[SOCKSHIM_SESSION_MAX + 2], long49b[SOCKSHIM_SESSION_MAX + 2];
+	char long200[201], dots38[40];
+	const char *bad[] = {
+		"",		/* empty: nothing to keep */
+		"\xff\xfe\x80", /* all invalid bytes */
+		"\x01",
+		" ",
+		"  ",		/* the same kept characters as " ", another hash */
+		".",
+		"..",
+		".hidden",	/* a leading '.' */
+		"_hidden",	/* valid: listed to show ".hidden" does not meet it */
+		"my app",
+		"my  app",	/* runs of invalid bytes become one '_' */
+		"my\tapp",
+		"my/app",
+		"../x",
+		"default ",	/* "default" with a bad byte appended */
+		"default\xff",
+		"default\n",
+		" default",
+		"\x1b[31mred\x1b[0m",
+		"caf\xc3\xa9",	/* UTF-8 is not in the set either */
+		long49,		/* longer than SOCKSHIM_SESSION_MAX */
+		long49b,	/* the same first 38 characters, another end */
+		long200,
+		dots38,
+	};
+	const size_t n = sizeof(bad) / sizeof(bad[0]);
+	char out[sizeof(bad) / sizeof(bad[0])][SEG_NAME_BUF], again[SEG_NAME_BUF];
+	size_t i, j, len;
+
+	(void)state;
+	memset(long49, 'q', sizeof(long49) - 1);
+	long49[sizeof(long49) - 1] = 0;
+	memcpy(long49b, long49, sizeof(long49b));
+	long49b[sizeof(long49b) - 2] = 'r';
+	memset(long200, 'z', sizeof(long200) - 1);
+	long200[sizeof(long200) - 1] = 0;
+	memset(dots38, '.', sizeof(dots38) - 1);
+	dots38[sizeof(dots38) - 1] = 0;
+	for (i = 0; i < n; i++) {
+		int expect = seg_name_check(bad[i]) ? 1 : 0;
+
+		assert_int_equal(seg_name_map(bad[i], out[i]), expect);
+		if (!expect)
+			continue; /* "_hidden" */
+		/* Valid, and marked: "-x" and 8 lower-case hex digits. */
+		assert_int_equal(seg_name_check(out[i]), 0);
+		len = strlen(out[i]);
+		assert_true(len >= 11 && len <= SOCKSHIM_SESSION_MAX);
+		assert_int_equal(strncmp(out[i] + len - 10, "-x", 2), 0);
+		for (j = len - 8; j < len; j++)
+			assert_non_null(strchr("0123456789abcdef", out[i][j]));
+		assert_string_not_equal(out[i], SOCKSHIM_DEFAULT_SESSION);
+		/* Deterministic, and a fixed point: the mapped name maps to itself. */
+		assert_int_equal(seg_name_map(bad[i], again), 1);
+		assert_string_equal(again, out[i]);
+		assert_int_equal(seg_name_map(out[i], again), 0);
+		assert_string_equal(again, out[i]);
+	}
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (!strcmp(out[i], out[j]))
+				fail_msg("\"%s\" and \"%s\" both map to %s", bad[i], bad[j], out[i]);
+	/* The kept characters, as the header says. */
+	assert_int_equal(strncmp(out[9], "my_app-x", 8), 0);
+	assert_int_equal(strncmp(out[10], "my_app-x", 8), 0);
+	assert_int_equal(strncmp(out[7], "_hidden-x", 9), 0);
+	assert_int_equal(strncmp(out[0], "_-x", 3), 0);
+	assert_int_equal(strncmp(out[1], "_-x", 3), 0);
+	assert_int_equal(strncmp(out[14], "default_-x", 10), 0);
+	assert_int_equal(strlen(out[20]), SOCKSHIM_SESSION_MAX);
+	assert_int_equal(strncmp(out[20], long49, SOCKSHIM_SESSION_MAX - 10), 0);
+	assert_int_equal(strncmp(out[23], "_..", 3), 0);
+}
+
+/* The mapping is part of the interface between a shim and a command of
+ * another build: the same input must give the same name in every version.
+ * A NUL ends a name (an environment variable or an argument cannot hold
+ * one), and NULL counts as "". */
+static void test_segment_name_map_stable(void **state)
+{
+	char out[SEG_NAME_BUF], empty[SEG_NAME_BUF];
+
+	(void)state;
+	assert_int_equal(seg_name_map("my app", out), 1);
+	assert_string_equal(out, "my_app-x71c67543");
+	assert_int_equal(seg_name_map("my app\0ignored", out), 1);
+	assert_string_equal(out, "my_app-x71c67543");
+	assert_int_equal(seg_name_map("", empty), 1);
+	assert_int_equal(seg_name_map(NULL, out), 1);
+	assert_string_equal(out, empty);
+}
+
 static void test_segment_invalid_capacity(void **state)
 {
 	struct fixture *f = *state;
@@ -582,6 +700,9 @@ int main(void)
 		T(test_segment_mode_0600_with_umask_0),
 		T(test_segment_create_existing_is_eexist),
 		T(test_segment_invalid_names),
+		T(test_segment_name_map_keeps_valid),
+		T(test_segment_name_map_invalid),
+		T(test_segment_name_map_stable),
 		T(test_segment_invalid_capacity),
 		T(test_segment_path),
 		T(test_segment_bad_magic),
