@@ -1,6 +1,7 @@
 /* Parses SOCKSHIM_SESSION, SOCKSHIM_RING_EVENTS, SOCKSHIM_MAX_SOCKETS,
  * SOCKSHIM_ACCEPT and SOCKSHIM_LOG. Pure: the caller passes the lookup, so the unit test needs
- * no environment. */
+ * no environment. A value it echoes goes through config_printable: the
+ * environment may hold anything, the terminal must get none of it raw. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,41 @@ static void note(char *warn, size_t len, const char *what)
 	if (used + 3 >= len)
 		return;
 	snprintf(warn + used, len - used, "%s%s", used ? "; " : "", what);
+}
+
+void config_printable(char *out, size_t len, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const size_t mark = sizeof(CONFIG_CUT_MARK) - 1;
+	size_t n = 0, cut = 0; /* cut: the last end of a piece the mark fits after */
+
+	if (!len)
+		return;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int plain = c >= 0x20 && c < 0x7f && c != '\\';
+
+		if (n + (plain ? 1 : 4) > len - 1) {
+			/* Does not fit: back to where the mark does. */
+			n = cut;
+			if (n + mark <= len - 1) {
+				memcpy(out + n, CONFIG_CUT_MARK, mark);
+				n += mark;
+			}
+			break;
+		}
+		if (plain) {
+			out[n++] = (char)c;
+		} else {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		}
+		if (n + mark <= len - 1)
+			cut = n;
+	}
+	out[n] = 0;
 }
 
 /* A power of two in [2^MIN_SHIFT, 2^MAX_SHIFT], digits only. */
@@ -32,6 +68,17 @@ static int parse_pow2(const char *s, unsigned min_shift, unsigned max_shift, uin
 	return 0;
 }
 
+/* Note in WARN that VAR="VALUE" (VALUE shown escaped) is invalid: WHAT. */
+static void note_bad(char *warn, size_t len, const char *var, const char *value,
+		     const char *what)
+{
+	char shown[CONFIG_SHOWN_MAX], msg[CONFIG_SHOWN_MAX + 256];
+
+	config_printable(shown, sizeof(shown), value);
+	snprintf(msg, sizeof(msg), "%s=\"%s\" %s", var, shown, what);
+	note(warn, len, msg);
+}
+
 int config_parse(struct shim_config *c, const char *(*env)(const char *name), char *warn,
 		 size_t warnlen)
 {
@@ -40,7 +87,7 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 	const char *max_sockets = env("SOCKSHIM_MAX_SOCKETS");
 	const char *log = env("SOCKSHIM_LOG");
 	const char *accept = env("SOCKSHIM_ACCEPT");
-	char msg[200];
+	char what[200];
 	int bad = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -60,41 +107,38 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 		else if (!strcmp(log, "debug"))
 			c->log_level = LOG_DEBUG;
 		else {
-			snprintf(msg, sizeof(msg),
-				 "SOCKSHIM_LOG=\"%.40s\" is not quiet, warn or debug; using warn", log);
-			note(warn, warnlen, msg);
+			note_bad(warn, warnlen, "SOCKSHIM_LOG", log,
+				 "is not quiet, warn or debug; using warn");
 			bad++;
 		}
 	}
-	if (session && session[0]) {
-		if (seg_name_check(session) == 0) {
-			snprintf(c->session, sizeof(c->session), "%s", session);
-		} else {
-			snprintf(msg, sizeof(msg),
-				 "SOCKSHIM_SESSION=\"%.40s\" is not a valid session name; using \"%s\"",
-				 session, SOCKSHIM_DEFAULT_SESSION);
-			note(warn, warnlen, msg);
-			bad++;
-		}
+	/* An invalid name is mapped, as the command maps it, so that both
+	 * meet in the same session; the shared "default" would mix this
+	 * program's events with every other hand-preloaded one's. */
+	if (session && session[0] && seg_name_map(session, c->session)) {
+		snprintf(what, sizeof(what),
+			 "is not a valid session name (" SEG_NAME_RULE "); using \"%s\"",
+			 c->session);
+		note_bad(warn, warnlen, "SOCKSHIM_SESSION", session, what);
+		c->session_mapped = 1;
+		bad++;
 	}
 	if (ring_events && ring_events[0] &&
 	    parse_pow2(ring_events, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT,
 		       &c->ring_capacity)) {
-		snprintf(msg, sizeof(msg),
-			 "SOCKSHIM_RING_EVENTS=\"%.40s\" is not a power of two in [%u, %u]; using %u",
-			 ring_events, 1u << SOCKSHIM_RING_MIN_SHIFT, 1u << SOCKSHIM_RING_MAX_SHIFT,
+		snprintf(what, sizeof(what), "is not a power of two in [%u, %u]; using %u",
+			 1u << SOCKSHIM_RING_MIN_SHIFT, 1u << SOCKSHIM_RING_MAX_SHIFT,
 			 c->ring_capacity);
-		note(warn, warnlen, msg);
+		note_bad(warn, warnlen, "SOCKSHIM_RING_EVENTS", ring_events, what);
 		bad++;
 	}
 	if (max_sockets && max_sockets[0] &&
 	    parse_pow2(max_sockets, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT,
 		       &c->ledger_capacity)) {
-		snprintf(msg, sizeof(msg),
-			 "SOCKSHIM_MAX_SOCKETS=\"%.40s\" is not a power of two in [%u, %u]; using %u",
-			 max_sockets, 1u << SOCKSHIM_LEDGER_MIN_SHIFT, 1u << SOCKSHIM_LEDGER_MAX_SHIFT,
+		snprintf(what, sizeof(what), "is not a power of two in [%u, %u]; using %u",
+			 1u << SOCKSHIM_LEDGER_MIN_SHIFT, 1u << SOCKSHIM_LEDGER_MAX_SHIFT,
 			 c->ledger_capacity);
-		note(warn, warnlen, msg);
+		note_bad(warn, warnlen, "SOCKSHIM_MAX_SOCKETS", max_sockets, what);
 		bad++;
 	}
 	if (accept && accept[0]) {
@@ -105,10 +149,8 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 		else if (!strcmp(accept, "off"))
 			c->accept_mode = SOCKSHIM_ACCEPT_OFF;
 		else {
-			snprintf(msg, sizeof(msg),
-				 "SOCKSHIM_ACCEPT=\"%.40s\" is not observe, serialize or off; using observe",
-				 accept);
-			note(warn, warnlen, msg);
+			note_bad(warn, warnlen, "SOCKSHIM_ACCEPT", accept,
+				 "is not observe, serialize or off; using observe");
 			bad++;
 		}
 	}

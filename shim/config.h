@@ -10,16 +10,29 @@
 
 struct shim_config {
 	char session[SOCKSHIM_SESSION_MAX + 1];
+	int session_mapped; /* SOCKSHIM_SESSION was invalid: session is its seg_name_map */
 	uint32_t ring_capacity;
 	uint32_t ledger_capacity;
 	enum log_level log_level;
 	enum sockshim_accept_mode accept_mode;
 };
 
+/* How much of an invalid value a warning shows, escaped, NUL included. */
+#define CONFIG_SHOWN_MAX 80
+/* Ends a value cut to fit. */
+#define CONFIG_CUT_MARK "..."
+
+/* S for a message, into OUT (LEN bytes): printable ASCII as is, backslash,
+ * control characters (newline, ESC, DEL) and every byte >= 0x80 as \xHH, so
+ * nothing from the environment reaches a terminal raw. Cut, ending in
+ * CONFIG_CUT_MARK, to fit LEN; never an escape cut in half. */
+void config_printable(char *out, size_t len, const char *s);
+
 /* Parse the SOCKSHIM_* variables, read with ENV (getenv, or a test's
- * table; NULL or "" is unset). An invalid value takes the default and
- * leaves a one-line explanation in WARN (empty when all is well). Returns
- * the number of invalid values. */
+ * table; NULL or "" is unset). An invalid value takes the default (an
+ * invalid session name: its seg_name_map) and leaves a one-line
+ * explanation in WARN (empty when all is well), values escaped by
+ * config_printable. Returns the number of invalid values. */
 int config_parse(struct shim_config *c, const char *(*env)(const char *name), char *warn,
 		 size_t warnlen);
 

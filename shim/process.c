@@ -157,6 +157,10 @@ __attribute__((constructor)) static void on_start(void)
 	accept_mode = c.accept_mode;
 	if (warn[0])
 		shim_warn("%s", warn);
+	/* The images this one execs inherit the name in use, valid: they
+	 * join the same session without saying the same warning again. */
+	if (c.session_mapped)
+		setenv("SOCKSHIM_SESSION", c.session, 1);
 	__atomic_store_n(&shim_pid, getpid(), __ATOMIC_RELAXED);
 	if (shim_inert)
 		goto out;

@@ -1,6 +1,7 @@
 /* Unit tests of SOCKSHIM_* parsing (shim/config.c): defaults, valid values,
- * and for each invalid value the default, a warning that names the
- * variable, and the count of invalid values. */
+ * and for each invalid value the default (an invalid session name: its
+ * mapped name), a warning that names the variable and shows the value with
+ * no raw control byte, and the count of invalid values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,18 +12,20 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "sockshim/segment.h"
 
 #define DEFAULT_RING (1u << SOCKSHIM_RING_DEFAULT_SHIFT)
 
 static void expect_defaults(const struct shim_config *c)
 {
 	assert_string_equal(c->session, SOCKSHIM_DEFAULT_SESSION);
+	assert_int_equal(c->session_mapped, 0);
 	assert_int_equal(c->ring_capacity, DEFAULT_RING);
 	assert_int_equal(c->log_level, LOG_WARN);
 }
 
 /* The environment config_parse sees: set by parse(), read by lookup(). */
-static const char *env_session, *env_ring, *env_log, *env_max_sockets;
+static const char *env_session, *env_ring, *env_log, *env_max_sockets, *env_accept;
 
 static const char *lookup(const char *name)
 {
@@ -34,6 +37,8 @@ static const char *lookup(const char *name)
 		return env_log;
 	if (!strcmp(name, "SOCKSHIM_MAX_SOCKETS"))
 		return env_max_sockets;
+	if (!strcmp(name, "SOCKSHIM_ACCEPT"))
+		return env_accept;
 	return NULL;
 }
 
@@ -44,6 +49,7 @@ static int config_parse_strings(struct shim_config *c, const char *session, cons
 	env_ring = ring;
 	env_log = log;
 	env_max_sockets = NULL;
+	env_accept = NULL;
 	return config_parse(c, lookup, warn, len);
 }
 
@@ -119,6 +125,7 @@ static void test_config_valid_values(void **state)
 	(void)state;
 	assert_int_equal(parse(&c, "web-1", "1024", "quiet", warn, sizeof(warn)), 0);
 	assert_string_equal(c.session, "web-1");
+	assert_int_equal(c.session_mapped, 0);
 	assert_int_equal(c.ring_capacity, 1024);
 	assert_int_equal(c.log_level, LOG_QUIET);
 	assert_string_equal(warn, "");
@@ -199,10 +206,23 @@ static void test_config_log_invalid(void **state)
 	expect_one_warning(warn, "SOCKSHIM_LOG", "DEBUG");
 }
 
+/* The session an invalid name stands for, as the command maps it too. */
+static void expect_mapped(const struct shim_config *c, const char *raw)
+{
+	char want[SEG_NAME_BUF];
+
+	assert_int_equal(seg_name_map(raw, want), 1);
+	assert_string_equal(c->session, want);
+	assert_int_equal(c->session_mapped, 1);
+	assert_string_not_equal(c->session, SOCKSHIM_DEFAULT_SESSION);
+	assert_int_equal(c->ring_capacity, DEFAULT_RING);
+	assert_int_equal(c->log_level, LOG_WARN);
+}
+
 static void test_config_session_invalid(void **state)
 {
-	const char *bad[] = { "../x", ".hidden", "a/b", "a b", "x;rm" };
-	char too_long[SOCKSHIM_SESSION_MAX + 2];
+	const char *bad[] = { "../x", ".hidden", "a/b", "a b", "x;rm", "default " };
+	char too_long[SOCKSHIM_SESSION_MAX + 2], using[SEG_NAME_BUF + 16];
 	struct shim_config c;
 	char warn[512];
 	size_t i;
@@ -210,13 +230,17 @@ static void test_config_session_invalid(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(&c, bad[i], NULL, NULL, warn, sizeof(warn)), 1);
-		expect_defaults(&c);
+		expect_mapped(&c, bad[i]);
 		expect_one_warning(warn, "SOCKSHIM_SESSION", bad[i]);
+		/* It says which name is used instead, and what a valid one is. */
+		snprintf(using, sizeof(using), "using \"%s\"", c.session);
+		if (!strstr(warn, using) || !strstr(warn, SEG_NAME_RULE))
+			fail_msg("warning \"%s\" does not say %s and the rule", warn, using);
 	}
 	memset(too_long, 's', sizeof(too_long) - 1);
 	too_long[sizeof(too_long) - 1] = 0;
 	assert_int_equal(parse(&c, too_long, NULL, NULL, warn, sizeof(warn)), 1);
-	expect_defaults(&c);
+	expect_mapped(&c, too_long);
 	assert_non_null(strstr(warn, "SOCKSHIM_SESSION"));
 }
 
@@ -234,7 +258,7 @@ static void test_config_mixed_and_all_invalid(void **state)
 	expect_one_warning(warn, "SOCKSHIM_RING_EVENTS", "abc");
 
 	assert_int_equal(parse(&c, "../x", "1000", "loud", warn, sizeof(warn)), 3);
-	expect_defaults(&c);
+	expect_mapped(&c, "../x");
 	assert_non_null(strstr(warn, "SOCKSHIM_SESSION=\"../x\""));
 	assert_non_null(strstr(warn, "SOCKSHIM_RING_EVENTS=\"1000\""));
 	assert_non_null(strstr(warn, "SOCKSHIM_LOG=\"loud\""));
@@ -256,7 +280,7 @@ static void test_config_short_warning_buffer(void **state)
 		buf[0] = 0;
 		memset(&c, 0, sizeof(c));
 		assert_int_equal(config_parse_strings(&c, "../x", "abc", "loud", buf, len), 3);
-		expect_defaults(&c);
+		expect_mapped(&c, "../x");
 		assert_true(strlen(buf) < len);
 		assert_int_equal((unsigned char)buf[len], 0x5a);
 		/* What fits of the first warning (nothing below 4 bytes). */
@@ -267,6 +291,87 @@ static void test_config_short_warning_buffer(void **state)
 		else
 			assert_int_equal(strncmp(buf, log_warning, strlen(log_warning)), 0);
 	}
+}
+
+/* No byte of WARN is a control character, DEL or >= 0x80. */
+static void expect_no_raw_bytes(const char *warn)
+{
+	const unsigned char *u;
+
+	for (u = (const unsigned char *)warn; *u; u++)
+		if (*u < 0x20 || *u >= 0x7f)
+			fail_msg("warning \"%s\" holds the raw byte 0x%02x at %zu", warn, *u,
+				 (size_t)(u - (const unsigned char *)warn));
+}
+
+/* Every variable's value is echoed escaped: newline, ESC, DEL, a byte
+ * >= 0x80 and a backslash become \xHH; what is plain stays. */
+static void test_config_warnings_escape_values(void **state)
+{
+	const char *value = "a\nb\x1b[2J\x7f\xff\\z";
+	const char *shown = "a\\x0ab\\x1b[2J\\x7f\\xff\\x5cz";
+	const char **vars[] = { &env_session, &env_ring, &env_log, &env_max_sockets,
+				&env_accept };
+	const char *names[] = { "SOCKSHIM_SESSION", "SOCKSHIM_RING_EVENTS", "SOCKSHIM_LOG",
+				"SOCKSHIM_MAX_SOCKETS", "SOCKSHIM_ACCEPT" };
+	struct shim_config c;
+	char warn[512], quoted[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		env_session = env_ring = env_log = env_max_sockets = env_accept = NULL;
+		*vars[i] = value;
+		memset(warn, 'x', sizeof(warn) - 1);
+		warn[sizeof(warn) - 1] = 0;
+		assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 1);
+		expect_no_raw_bytes(warn);
+		snprintf(quoted, sizeof(quoted), "%s=\"%s\"", names[i], shown);
+		if (!strstr(warn, quoted))
+			fail_msg("warning \"%s\" does not show %s", warn, quoted);
+	}
+	/* All at once: one line still, nothing raw. */
+	env_session = env_ring = env_log = env_max_sockets = env_accept = value;
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 5);
+	expect_no_raw_bytes(warn);
+}
+
+static void test_config_printable(void **state)
+{
+	char out[CONFIG_SHOWN_MAX], big[1000], small[8];
+	size_t len;
+
+	(void)state;
+	config_printable(out, sizeof(out), "plain text 1.0_-");
+	assert_string_equal(out, "plain text 1.0_-");
+	config_printable(out, sizeof(out), "\t\r\n\x1b\x7f\x80\xff\\");
+	assert_string_equal(out, "\\x09\\x0d\\x0a\\x1b\\x7f\\x80\\xff\\x5c");
+	config_printable(out, sizeof(out), "");
+	assert_string_equal(out, "");
+	/* A long value is cut to fit and says so. */
+	memset(big, 'v', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	config_printable(out, sizeof(out), big);
+	assert_int_equal(strlen(out), sizeof(out) - 1);
+	assert_string_equal(out + sizeof(out) - 1 - strlen(CONFIG_CUT_MARK), CONFIG_CUT_MARK);
+	/* Never an escape cut in half, whatever the room. */
+	memset(big, '\n', 30);
+	big[30] = 0;
+	for (len = 1; len <= sizeof(small); len++) {
+		memset(small, 0x5a, sizeof(small));
+		config_printable(small, len, big);
+		assert_true(strlen(small) < len);
+		expect_no_raw_bytes(small);
+		assert_true(strlen(small) == 0 || !strcmp(small, "...") ||
+			    !strncmp(small, "\\x0a", 4));
+	}
+	/* Exactly fitting: no cut mark. */
+	config_printable(small, 5, "\n");
+	assert_string_equal(small, "\\x0a");
+	config_printable(small, 5, "abcd");
+	assert_string_equal(small, "abcd");
+	config_printable(small, 5, "abcde");
+	assert_string_equal(small, "a...");
 }
 
 int main(void)
@@ -284,6 +389,8 @@ int main(void)
 		cmocka_unit_test(test_config_session_invalid),
 		cmocka_unit_test(test_config_mixed_and_all_invalid),
 		cmocka_unit_test(test_config_short_warning_buffer),
+		cmocka_unit_test(test_config_warnings_escape_values),
+		cmocka_unit_test(test_config_printable),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
