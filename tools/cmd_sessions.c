@@ -540,5 +540,6 @@ int cmd_clean(int argc, char **argv)
 	if (force && all)
 		return cli_usage_error("clean", clean_usage,
 				       "--force works only with --session NAME");
-	return name ? clean_one(name, force) : clean_all();
+	/* An invalid name means the session the shim maps it to. */
+	return name ? clean_one(session_choose(name), force) : clean_all();
 }

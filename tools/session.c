@@ -1,5 +1,6 @@
 /* Session names and read-only opening for the subcommands. seg_open does
- * the checking; this file turns its answer into a message with a fix. */
+ * the checking; this file turns its answer into a message with a fix, and
+ * maps an invalid name as the shim does (seg_name_map). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,28 +9,59 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "format.h"
 #include "session.h"
+
+/* How many bytes of a name a message shows (escaped). */
+#define SHOWN_MAX 64
+
+void session_printable(char *buf, size_t len, const char *s)
+{
+	struct fmt_buf b;
+
+	fmt_buf_init(&b, buf, len);
+	fmt_printable(&b, s, SHOWN_MAX);
+	if (strnlen(s, SHOWN_MAX + 1) > SHOWN_MAX)
+		fmt_append(&b, "...");
+}
 
 const char *session_choose(const char *opt)
 {
-	const char *env;
+	/* The mapped name must outlive the call: it is the session's name
+	 * for the rest of the command (cmd_events asks twice). */
+	static char mapped[SEG_NAME_BUF];
+	static int said;
+	const char *env = getenv("SOCKSHIM_SESSION"), *raw;
+	char shown[4 * SHOWN_MAX + 8];
 
 	if (opt)
-		return opt;
-	env = getenv("SOCKSHIM_SESSION");
-	return env && env[0] ? env : SOCKSHIM_DEFAULT_SESSION;
+		raw = opt;
+	else if (env && env[0])
+		raw = env;
+	else
+		return SOCKSHIM_DEFAULT_SESSION;
+	if (seg_name_map(raw, mapped) == 0)
+		return raw;
+	if (!said) {
+		said = 1;
+		session_printable(shown, sizeof(shown), raw);
+		fprintf(stderr,
+			"sockshim: session name \"%s\"%s is not valid (" SEG_NAME_RULE
+			"); using \"%s\"\n",
+			shown, raw == opt ? "" : " (from $SOCKSHIM_SESSION)", mapped);
+	}
+	return mapped;
 }
 
 int session_check_name(const char *name)
 {
+	char shown[4 * SHOWN_MAX + 8];
+
 	if (seg_name_check(name) == 0)
 		return 0;
-	/* session_choose hands out the environment's own string. */
-	fprintf(stderr,
-		"sockshim: \"%s\"%s is not a valid session name; use at most %d letters, "
-		"digits, '_', '-' or '.', not starting with '.'\n",
-		name, name == getenv("SOCKSHIM_SESSION") ? " (from $SOCKSHIM_SESSION)" : "",
-		SOCKSHIM_SESSION_MAX);
+	session_printable(shown, sizeof(shown), name);
+	fprintf(stderr, "sockshim: \"%s\" is not a valid session name (" SEG_NAME_RULE ")\n",
+		shown);
 	return -EINVAL;
 }
 
@@ -103,7 +135,5 @@ int session_open(const char *name, struct seg_map *m)
 int session_open_chosen(const char *opt, const char **name, struct seg_map *m)
 {
 	*name = session_choose(opt);
-	if (session_check_name(*name))
-		return EXIT_USAGE;
 	return session_open(*name, m) ? EXIT_FAIL : EXIT_OK;
 }

@@ -8,8 +8,16 @@
 #include "sockshim/segment.h"
 
 /* The session to use: OPT (from --session) if given, else
- * $SOCKSHIM_SESSION if set and not empty, else "default". */
+ * $SOCKSHIM_SESSION if set and not empty, else "default". An invalid name
+ * is mapped by seg_name_map, as the shim maps it, and the command says
+ * once on stderr which name it uses instead (the mapped name lives in a
+ * static buffer: one session per command). Always a valid name. */
 const char *session_choose(const char *opt);
+
+/* S (a session name, or any string from the user or the environment) for
+ * a message into BUF: control characters, backslash and bytes that are
+ * not UTF-8 as \xHH (fmt_printable), cut after 64 bytes with "...". */
+void session_printable(char *buf, size_t len, const char *s);
 
 /* 0 when NAME is a valid session name; else says why on stderr, -EINVAL. */
 int session_check_name(const char *name);
@@ -22,8 +30,8 @@ int session_path(char *buf, size_t len, const char *name);
 int session_open(const char *name, struct seg_map *m);
 
 /* What the reading subcommands do first: choose the session (OPT as for
- * session_choose) into *NAME, check its name and open it. EXIT_OK, or
- * EXIT_USAGE / EXIT_FAIL after saying why on stderr. */
+ * session_choose) into *NAME and open it. EXIT_OK, or EXIT_FAIL after
+ * saying why on stderr. */
 int session_open_chosen(const char *opt, const char **name, struct seg_map *m);
 
 #endif
