@@ -1,7 +1,8 @@
 /* `sockshim run`: creates (or joins) a session, starts CMD with the shim
  * preloaded, forwards termination signals to it, and exits as CMD did.
- * sockshim's own failures happen before CMD starts; after that, CMD's
- * exit status is ours. */
+ * It fails open as the shim does: without a usable session CMD still
+ * runs (unrecorded); only a bad command line or a broken installation
+ * keeps CMD from starting. After CMD starts, its exit status is ours. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "format.h"
 #include "interposable.h"
 #include "session.h"
 #include "shm_users.h"
@@ -31,6 +33,8 @@
  * timeout(1) do. */
 #define EXIT_RUN_FAILED 125
 #define EXIT_CANNOT_EXEC 126
+/* getopt_long's code for --strict, which has no short form. */
+#define OPT_STRICT 0x100
 
 struct run_opts {
 	const char *session;
@@ -39,6 +43,7 @@ struct run_opts {
 	uint32_t max_sockets;
 	const char *accept; /* --accept MODE, or NULL: as SOCKSHIM_ACCEPT says */
 	int keep;
+	int strict; /* no session: refuse (125) instead of running CMD unrecorded */
 	char **cmd;
 };
 
@@ -49,12 +54,15 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 static void usage(FILE *f)
 {
 	fputs("Usage: sockshim run [--session NAME] [--ring-events N] [--max-sockets N]\n"
-	      "                    [--accept observe|serialize|off] [--keep] -- CMD [ARGS...]\n"
+	      "                    [--accept observe|serialize|off] [--keep] [--strict]\n"
+	      "                    -- CMD [ARGS...]\n"
 	      "\n"
 	      "Run CMD with libsockshim.so preloaded; its processes record their socket\n"
 	      "events into the session, which 'sockshim events' reads.\n"
 	      "\n"
-	      "  -s, --session NAME     the session (default: $SOCKSHIM_SESSION, else \"default\")\n"
+	      "  -s, --session NAME     the session (default: $SOCKSHIM_SESSION, else \"default\");\n"
+	      "                         an invalid name is mapped to a valid one, as the\n"
+	      "                         shim maps it, and the name used is said\n"
 	      "  -n, --ring-events N    ring size in events: a power of two, 1024..4194304\n"
 	      "                         (default: $SOCKSHIM_RING_EVENTS, else 65536)\n"
 	      "  -m, --max-sockets N    sockets the ledger holds: a power of two, 256..1048576\n"
@@ -63,7 +71,15 @@ static void usage(FILE *f)
 	      "                         serialize (one waiter per listener), off\n"
 	      "                         (default: $SOCKSHIM_ACCEPT, else observe)\n"
 	      "  -k, --keep             keep the session after CMD exits\n"
+	      "      --strict           refuse (exit 125, CMD not started) when the session\n"
+	      "                         cannot be created or joined\n"
 	      "  -h, --help             this text\n"
+	      "\n"
+	      "When the session cannot be created or joined (" SOCKSHIM_SHM_DIR " full, read-only\n"
+	      "or missing; a segment in the way that cannot be used or replaced), CMD runs\n"
+	      "anyway, without the shim and unrecorded, after one warning; --strict refuses\n"
+	      "instead. A bad command line (exit 2) or a broken installation (libsockshim.so\n"
+	      "not found or not preloadable: exit 125) always keeps CMD from starting.\n"
 	      "\n"
 	      "Exits with CMD's status (128+N if killed by signal N), 127 if CMD is not\n"
 	      "found, 126 if it cannot be executed, 125 if sockshim fails before CMD starts.\n",
@@ -71,6 +87,17 @@ static void usage(FILE *f)
 }
 
 #define bad_usage(...) (cli_usage_error("run", usage, __VA_ARGS__), EXIT_USAGE)
+
+/* Room for a string from the environment or the command line, shown by
+ * printable(). */
+#define SHOWN_LEN 300
+
+/* S escaped for stderr (session_printable) in BUF, SHOWN_LEN bytes. */
+static const char *printable(char buf[SHOWN_LEN], const char *s)
+{
+	session_printable(buf, SHOWN_LEN, s);
+	return buf;
+}
 
 static int pow2_within(long v, int min_shift, int max_shift)
 {
@@ -95,11 +122,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{"max-sockets", required_argument, NULL, 'm'},
 		{"accept", required_argument, NULL, 'a'},
 		{"keep", no_argument, NULL, 'k'},
+		{"strict", no_argument, NULL, OPT_STRICT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *env = getenv("SOCKSHIM_RING_EVENTS");
 	const char *env_max = getenv("SOCKSHIM_MAX_SOCKETS");
+	char shown[SHOWN_LEN];
 	long v;
 	int c;
 
@@ -112,8 +141,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			fprintf(stderr,
 				"sockshim: warning: SOCKSHIM_RING_EVENTS=%s is not a power of "
 				"two in %d..%d; using %u\n",
-				env, 1 << SOCKSHIM_RING_MIN_SHIFT, 1 << SOCKSHIM_RING_MAX_SHIFT,
-				o->ring);
+				printable(shown, env), 1 << SOCKSHIM_RING_MIN_SHIFT,
+				1 << SOCKSHIM_RING_MAX_SHIFT, o->ring);
 	}
 	o->max_sockets = SOCKSHIM_LEDGER_DEFAULT;
 	if (env_max && env_max[0]) {
@@ -123,7 +152,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			fprintf(stderr,
 				"sockshim: warning: SOCKSHIM_MAX_SOCKETS=%s is not a power of "
 				"two in %d..%d; using %u\n",
-				env_max, 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
+				printable(shown, env_max), 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
 				1 << SOCKSHIM_LEDGER_MAX_SHIFT, o->max_sockets);
 	}
 	opterr = 0;
@@ -161,6 +190,9 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case 'k':
 			o->keep = 1;
 			break;
+		case OPT_STRICT:
+			o->strict = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -181,7 +213,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 static int find_lib(char *out, size_t len)
 {
 	const char *env = getenv("SOCKSHIM_LIB");
-	char exe[PATH_MAX], tried[3][PATH_MAX + 32], *dir;
+	char exe[PATH_MAX], tried[3][PATH_MAX + 32], *dir, shown[SHOWN_LEN];
 	ssize_t n;
 	int i, count = 0;
 
@@ -192,7 +224,7 @@ static int find_lib(char *out, size_t len)
 			fprintf(stderr,
 				"sockshim: SOCKSHIM_LIB=%s: %s; point it at " LIB_NAME
 				" or unset it\n",
-				env, strerror(errno));
+				printable(shown, env), strerror(errno));
 			return -ENOENT;
 		}
 		return 0;
@@ -215,21 +247,29 @@ static int find_lib(char *out, size_t len)
 	return -ENOENT;
 }
 
-/* LD_PRELOAD = LIB, then whatever was preloaded already. */
+/* 0 when LIB can go into LD_PRELOAD; else says why, -EINVAL. */
+static int lib_preloadable(const char *lib)
+{
+	char shown[SHOWN_LEN];
+
+	/* The loader splits LD_PRELOAD at blanks and colons. */
+	if (!strpbrk(lib, ": \t"))
+		return 0;
+	fprintf(stderr,
+		"sockshim: cannot preload %s: LD_PRELOAD cannot hold a path with "
+		"spaces or colons; move or link it elsewhere and set SOCKSHIM_LIB\n",
+		printable(shown, lib));
+	return -EINVAL;
+}
+
+/* LD_PRELOAD = LIB (lib_preloadable), then whatever was preloaded
+ * already; SOCKSHIM_* for the session NAME and the options. */
 static int set_env(const char *lib, const struct run_opts *o, const char *name)
 {
 	const char *old = getenv("LD_PRELOAD");
 	char ring[16], *val = NULL;
 	int rc = 0;
 
-	/* The loader splits LD_PRELOAD at blanks and colons. */
-	if (strpbrk(lib, ": \t")) {
-		fprintf(stderr,
-			"sockshim: cannot preload %s: LD_PRELOAD cannot hold a path with "
-			"spaces or colons; move or link it elsewhere and set SOCKSHIM_LIB\n",
-			lib);
-		return -EINVAL;
-	}
 	if (old && old[0]) {
 		if (asprintf(&val, "%s:%s", lib, old) < 0)
 			return -ENOMEM;
@@ -268,25 +308,59 @@ static void warn_interposable(const char *cmd)
 	}
 }
 
-static void say_users(int count, const pid_t pids[SHM_USERS_PIDS])
+/* "2 processes (pids 10, 11)" into B. */
+static void users_text(struct fmt_buf *b, int count, const pid_t pids[SHM_USERS_PIDS])
 {
 	int i;
 
-	fprintf(stderr, "%d process%s (pid%s ", count, count == 1 ? "" : "es",
-		count == 1 ? "" : "s");
+	fmt_append(b, "%d process%s (pid%s ", count, count == 1 ? "" : "es",
+		   count == 1 ? "" : "s");
 	for (i = 0; i < count && i < SHM_USERS_PIDS; i++)
-		fprintf(stderr, "%s%d", i ? ", " : "", (int)pids[i]);
-	fprintf(stderr, "%s)", count > SHM_USERS_PIDS ? ", ..." : "");
+		fmt_append(b, "%s%d", i ? ", " : "", (int)pids[i]);
+	fmt_append(b, "%s)", count > SHM_USERS_PIDS ? ", ..." : "");
+}
+
+static void say_users(int count, const pid_t pids[SHM_USERS_PIDS])
+{
+	char buf[256];
+	struct fmt_buf b;
+
+	fmt_buf_init(&b, buf, sizeof(buf));
+	users_text(&b, count, pids);
+	fputs(buf, stderr);
+}
+
+/* The fix when the session file cannot be created, for the errno. */
+static const char *create_fix(int err)
+{
+	switch (err) {
+	case EROFS:
+		return "remount " SOCKSHIM_SHM_DIR " read-write";
+	case ENOSPC:
+	case EDQUOT:
+		return "free space in " SOCKSHIM_SHM_DIR
+		       " or use a smaller --ring-events or --max-sockets";
+	case ENOENT:
+	case ENOTDIR:
+		return "mount a tmpfs on " SOCKSHIM_SHM_DIR;
+	case EACCES:
+	case EPERM:
+		return "make " SOCKSHIM_SHM_DIR " writable for you (mode 1777)";
+	default:
+		return "check that " SOCKSHIM_SHM_DIR " is a writable tmpfs with room";
+	}
 }
 
 /* Create session NAME, replace a stale one, or join one in use, and map
  * it into *HOLD. *CREATED tells whether it is ours to remove at exit.
- * 0 or -errno (said). */
+ * 0, or -errno with WHY saying what failed, on which file, and the fix;
+ * the caller decides whether CMD runs anyway. */
 static int open_session(const char *name, const struct run_opts *o, int *created,
-			struct seg_map *hold)
+			struct seg_map *hold, struct fmt_buf *why)
 {
 	pid_t pids[SHM_USERS_PIDS];
-	char path[256], why[512];
+	char path[256], reason[512];
+	struct stat st;
 	int rc, users, tries;
 
 	*created = 0;
@@ -303,17 +377,21 @@ static int open_session(const char *name, const struct run_opts *o, int *created
 		if (users == -ENOENT)
 			continue; /* removed meanwhile: create it again */
 		if (users < 0) {
-			rc = users;
-			break;
+			fmt_append(why, "cannot tell who uses %s: %s; if nobody does, remove it "
+				   "with sockshim clean --session %s --force",
+				   path, strerror(-users), name);
+			return users;
 		}
 		if (users > 0) {
-			why[0] = 0;
-			rc = seg_open(name, 1, hold, why, sizeof(why));
+			reason[0] = 0;
+			rc = seg_open(name, 1, hold, reason, sizeof(reason));
 			if (rc) {
-				fprintf(stderr,
-					"sockshim: cannot join session \"%s\", in use by ", name);
-				say_users(users, pids);
-				fprintf(stderr, ": %s\n", why);
+				fmt_append(why, "%s is in use by ", path);
+				users_text(why, users, pids);
+				fmt_append(why, " and cannot be joined (%s); use another "
+					   "--session, or stop them and remove it with "
+					   "sockshim clean --session %s",
+					   reason[0] ? reason : strerror(-rc), name);
 				return rc;
 			}
 			fprintf(stderr, "sockshim: session \"%s\" is in use by ", name);
@@ -328,18 +406,18 @@ static int open_session(const char *name, const struct run_opts *o, int *created
 		/* Left over by a run that ended without cleaning up. */
 		rc = seg_remove(name);
 		if (rc && rc != -ENOENT) {
-			fprintf(stderr,
-				"sockshim: cannot replace the unused session \"%s\" (%s): %s; "
-				"remove it with sockshim clean --session %s\n",
-				name, path, strerror(-rc), name);
+			fmt_append(why, "cannot replace the unused %s: %s; ", path, strerror(-rc));
+			if (lstat(path, &st) == 0 && st.st_uid != geteuid())
+				fmt_append(why, "it belongs to uid %u: have it removed (by its "
+					   "owner or root) or use another --session",
+					   (unsigned)st.st_uid);
+			else
+				fmt_append(why, "remove it with sockshim clean --session %s",
+					   name);
 			return rc;
 		}
 	}
-	fprintf(stderr, "sockshim: cannot create session \"%s\" (%s): %s\n", name, path,
-		strerror(-rc));
-	if (rc == -ENOSPC)
-		fprintf(stderr, "sockshim: free space in " SOCKSHIM_SHM_DIR
-				" or use a smaller --ring-events\n");
+	fmt_append(why, "cannot create %s: %s; %s", path, strerror(-rc), create_fix(-rc));
 	return rc;
 }
 
@@ -484,11 +562,27 @@ static int spawn_and_wait(char **cmd)
 	return WEXITSTATUS(status);
 }
 
+/* After CMD: let go of the session, and remove it if we created it
+ * (INO: its file then), unless --keep. */
+static void end_session(const char *name, const struct run_opts *o, struct seg_map *hold,
+			int created, ino_t ino)
+{
+	seg_unmap(hold);
+	if (created && !o->keep)
+		close_session(name, ino);
+	else if (created)
+		fprintf(stderr,
+			"sockshim: kept session \"%s\"; read it with sockshim events --session "
+			"%s, remove it with sockshim clean --session %s\n",
+			name, name, name);
+}
+
 int cmd_run(int argc, char **argv)
 {
-	char lib[PATH_MAX], path[256];
+	char lib[PATH_MAX], path[256], why[1024], shown[SHOWN_LEN];
 	struct run_opts o;
 	struct seg_map hold;
+	struct fmt_buf wb;
 	struct stat st;
 	const char *name;
 	int rc, created = 0, status;
@@ -497,30 +591,40 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	name = session_choose(o.session);
-	if (session_check_name(name))
-		return EXIT_USAGE;
-	if (find_lib(lib, sizeof(lib)) || set_env(lib, &o, name))
+	/* A broken installation refuses, --strict or not: it is ours to fix,
+	 * and a CMD that silently ran unrecorded every time would hide it. */
+	if (find_lib(lib, sizeof(lib)) || lib_preloadable(lib))
 		return EXIT_RUN_FAILED;
-	warn_interposable(o.cmd[0]);
+	/* Without a session, CMD fails open as the shim would: it runs, but
+	 * without the shim (which would only find no session and warn
+	 * again) and unrecorded; --strict refuses instead. Only the
+	 * recording is lost, so the user's service still starts. */
+	fmt_buf_init(&wb, why, sizeof(why));
+	if (open_session(name, &o, &created, &hold, &wb)) {
+		fprintf(stderr, "sockshim: session \"%s\" unusable: %s; %s %s%s\n", name, why,
+			o.strict ? "not starting" : "running", printable(shown, o.cmd[0]),
+			o.strict ? " (--strict)"
+				 : " without the shim, unrecorded (--strict refuses instead)");
+		return o.strict ? EXIT_RUN_FAILED : spawn_and_wait(o.cmd);
+	}
 	/* We keep the segment mapped (writable, as users map it; we never
 	 * write) while CMD runs, so the session counts as in use: a
 	 * concurrent run joins it and clean leaves it alone, even before
 	 * CMD's shim has mapped it, or if it never does. */
-	if (open_session(name, &o, &created, &hold))
-		return EXIT_RUN_FAILED;
 	session_path(path, sizeof(path), name);
 	if (lstat(path, &st) < 0)
 		st.st_ino = 0;
+	rc = set_env(lib, &o, name);
+	if (rc) {
+		fprintf(stderr, "sockshim: cannot set the environment of %s: %s\n",
+			printable(shown, o.cmd[0]), strerror(-rc));
+		end_session(name, &o, &hold, created, st.st_ino);
+		return EXIT_RUN_FAILED;
+	}
+	warn_interposable(o.cmd[0]);
 
 	status = spawn_and_wait(o.cmd);
 
-	seg_unmap(&hold);
-	if (created && !o.keep)
-		close_session(name, st.st_ino);
-	else if (created)
-		fprintf(stderr,
-			"sockshim: kept session \"%s\"; read it with sockshim events --session "
-			"%s, remove it with sockshim clean --session %s\n",
-			name, name, name);
+	end_session(name, &o, &hold, created, st.st_ino);
 	return status;
 }
