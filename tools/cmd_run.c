@@ -88,9 +88,9 @@ static void usage(FILE *f)
 
 #define bad_usage(...) (cli_usage_error("run", usage, __VA_ARGS__), EXIT_USAGE)
 
-/* Room for a string from the environment or the command line, shown by
- * printable(). */
-#define SHOWN_LEN 300
+/* Room for a string from the environment or the command line (a path),
+ * shown by printable(): 1024 bytes of it, escaped. */
+#define SHOWN_LEN (4 * 1024 + 8)
 
 /* S escaped for stderr (session_printable) in BUF, SHOWN_LEN bytes. */
 static const char *printable(char buf[SHOWN_LEN], const char *s)
@@ -289,6 +289,7 @@ static int set_env(const char *lib, const struct run_opts *o, const char *name)
 
 static void warn_interposable(const char *cmd)
 {
+	char file[SHOWN_LEN], interp[SHOWN_LEN];
 	struct interp_report rep;
 	unsigned bit;
 
@@ -300,11 +301,12 @@ static void warn_interposable(const char *cmd)
 		if (rep.interp[0])
 			fprintf(stderr,
 				"sockshim: warning: %s runs %s, which %s\n",
-				rep.file, rep.interp, interp_problem_text(bit));
+				printable(file, rep.file), printable(interp, rep.interp),
+				interp_problem_text(bit));
 		else
 			fprintf(stderr,
 				"sockshim: warning: %s %s\n",
-				rep.file, interp_problem_text(bit));
+				printable(file, rep.file), interp_problem_text(bit));
 	}
 }
 
@@ -480,21 +482,23 @@ static pid_t wait_forwarding(pid_t pid, const sigset_t *waitset, int *status)
 /* What exec said, as a shell says it; returns the shell's status. */
 static int exec_failed(const char *cmd, int err)
 {
-	char interp[PATH_MAX], file[PATH_MAX];
+	char interp[PATH_MAX], file[PATH_MAX], shown[SHOWN_LEN], shown_interp[SHOWN_LEN];
 
+	printable(shown, cmd);
 	if (err == ENOENT && interp_resolve(cmd, getenv("PATH"), file, sizeof(file)) == 0 &&
 	    interp_script(file, getenv("PATH"), interp, sizeof(interp)) == -ENOENT) {
-		fprintf(stderr, "sockshim: %s: bad interpreter %s: no such file\n", cmd, interp);
+		fprintf(stderr, "sockshim: %s: bad interpreter %s: no such file\n", shown,
+			printable(shown_interp, interp));
 		return EXIT_CANNOT_EXEC;
 	}
 	if (err == ENOENT) {
 		if (strchr(cmd, '/'))
-			fprintf(stderr, "sockshim: %s: command not found (no such file)\n", cmd);
+			fprintf(stderr, "sockshim: %s: command not found (no such file)\n", shown);
 		else
-			fprintf(stderr, "sockshim: %s: command not found\n", cmd);
+			fprintf(stderr, "sockshim: %s: command not found\n", shown);
 		return EXIT_NOT_FOUND;
 	}
-	fprintf(stderr, "sockshim: %s: %s\n", cmd, strerror(err));
+	fprintf(stderr, "sockshim: %s: %s\n", shown, strerror(err));
 	return EXIT_CANNOT_EXEC;
 }
 

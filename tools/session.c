@@ -12,16 +12,18 @@
 #include "format.h"
 #include "session.h"
 
-/* How many bytes of a name a message shows (escaped). */
-#define SHOWN_MAX 64
+/* Room for a session name (or 64 bytes of an invalid one), escaped. */
+#define SHOWN_LEN (4 * 64 + 8)
 
 void session_printable(char *buf, size_t len, const char *s)
 {
+	/* Each byte may take 4 ("\xff"); room is kept for "..." and NUL. */
+	size_t max = len > 8 ? (len - 4) / 4 : 0;
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, buf, len);
-	fmt_printable(&b, s, SHOWN_MAX);
-	if (strnlen(s, SHOWN_MAX + 1) > SHOWN_MAX)
+	fmt_printable(&b, s, max);
+	if (strnlen(s, max + 1) > max)
 		fmt_append(&b, "...");
 }
 
@@ -32,7 +34,7 @@ const char *session_choose(const char *opt)
 	static char mapped[SEG_NAME_BUF];
 	static int said;
 	const char *env = getenv("SOCKSHIM_SESSION"), *raw;
-	char shown[4 * SHOWN_MAX + 8];
+	char shown[SHOWN_LEN];
 
 	if (opt)
 		raw = opt;
@@ -55,7 +57,7 @@ const char *session_choose(const char *opt)
 
 int session_check_name(const char *name)
 {
-	char shown[4 * SHOWN_MAX + 8];
+	char shown[SHOWN_LEN];
 
 	if (seg_name_check(name) == 0)
 		return 0;
