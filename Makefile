@@ -23,7 +23,9 @@ CFLAGS_BASE = -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -pthread \
 LDFLAGS_BASE = -pthread $(if $(SAN),-fsanitize=$(SAN))
 
 SHIM_SRC = $(sort $(wildcard shim/*.c))
-TOOL_SRC = $(sort $(wildcard tools/*.c)) shim/segment.c
+# The segment code the shim and the command share.
+SEGMENT_SRC = shim/segment.c shim/seg_guard.c
+TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC)
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -38,15 +40,15 @@ EXAMPLE_SRC = $(sort $(wildcard examples/*.c))
 EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 # Objects each unit test links against (besides cmocka): the module it tests.
-UNIT_OBJ_test_ring = shim/ring.c shim/segment.c tools/ring_reader.c
-UNIT_OBJ_test_segment = shim/segment.c
+UNIT_OBJ_test_ring = shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c
+UNIT_OBJ_test_segment = $(SEGMENT_SRC)
 UNIT_OBJ_test_fdtab = shim/fdtab.c
-UNIT_OBJ_test_config = shim/config.c shim/segment.c
+UNIT_OBJ_test_config = shim/config.c $(SEGMENT_SRC)
 UNIT_OBJ_test_format = tools/format.c tools/outbuf.c
 UNIT_OBJ_test_outbuf = tools/outbuf.c tools/format.c tools/bigmem.c
 UNIT_OBJ_test_interposable = tools/interposable.c
 UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c \
-	shim/segment.c
+	$(SEGMENT_SRC)
 UNIT_OBJ_test_sockdiag = tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/format.c \
 	tools/outbuf.c tools/bigmem.c
@@ -54,7 +56,7 @@ UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
 # Sources a test program links besides its own (tests/progs/NAME.c).
-PROG_OBJ_stats_fixture = shim/segment.c
+PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
 
@@ -112,7 +114,7 @@ $(BUILD)/bench/bench_calls: tests/bench/bench_calls.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
 
-$(BUILD)/bench/bench_ring: tests/bench/bench_ring.c shim/ring.c shim/segment.c tools/ring_reader.c $(HEADERS)
+$(BUILD)/bench/bench_ring: tests/bench/bench_ring.c shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $(filter %.c,$^) $(LDFLAGS_BASE) $(LDFLAGS)
 
@@ -170,7 +172,7 @@ format:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -Iinclude -Ishim -Itools -D_GNU_SOURCE shim tools tests/unit tests/progs
-	clang-tidy --quiet $(SHIM_SRC) $(filter-out shim/segment.c,$(TOOL_SRC)) -- \
+	clang-tidy --quiet $(SHIM_SRC) $(filter-out $(SEGMENT_SRC),$(TOOL_SRC)) -- \
 		-std=gnu11 -D_GNU_SOURCE -Iinclude -Ishim -Itools -pthread
 
 clean:

@@ -21,6 +21,8 @@
 #include "emit.h"
 #include "listeners.h"
 #include "log.h"
+#include "real.h"
+#include "sigbus.h"
 
 _Static_assert(sizeof(pthread_mutex_t) <= sizeof(((struct sockshim_listener *)0)->mutex.bytes),
 	       "the listener's mutex field holds a pthread_mutex_t");
@@ -114,7 +116,7 @@ static void wait_cleanup(void *arg)
 	struct wait_state *ws = arg;
 
 	__atomic_fetch_sub(&ws->l->waiters, 1, __ATOMIC_RELAXED);
-	pthread_sigmask(SIG_SETMASK, &ws->saved, NULL);
+	real.pthread_sigmask(SIG_SETMASK, &ws->saved, NULL);
 }
 
 /* Let pending signals in (their handlers run now). 1 if one ran and the
@@ -139,8 +141,9 @@ static int wait_for_mutex(struct sockshim_listener *l, uint64_t deadline_ns)
 	const volatile uint64_t deadline = deadline_ns;
 	sigset_t all;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &ws.saved);
+	/* Not SIGBUS: the segment we touch meanwhile may shrink. */
+	sigbus_fill_except(&all);
+	real.pthread_sigmask(SIG_BLOCK, &all, &ws.saved);
 	stat_max(&l->max_waiters, __atomic_add_fetch(&l->waiters, 1, __ATOMIC_RELAXED));
 	pthread_cleanup_push(wait_cleanup, &ws);
 	for (;;) {

@@ -13,6 +13,7 @@
 #include "emit.h"
 #include "export.h"
 #include "real.h"
+#include "sigbus.h"
 #include "vfork.h"
 
 /* Copy the string at SRC without trusting it: exec is called with
@@ -54,8 +55,10 @@ static void emit_exec(const char *path, int fd, int ret, int err)
 	do {                                                             \
 		int ret_, err_;                                          \
 		emit_exec(path, fd, 0, 0);                               \
+		sigbus_before_exec();                                    \
 		ret_ = (call);                                           \
 		err_ = errno;                                            \
+		sigbus_after_exec_failed();                              \
 		emit_exec(path, fd, ret_, err_);                         \
 		errno = err_;                                            \
 		return ret_;                                             \

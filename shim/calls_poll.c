@@ -32,7 +32,7 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
 
 static int counting(void)
 {
-	return accept_mode != SOCKSHIM_ACCEPT_OFF && !shim_inert && shim_seg.base;
+	return accept_mode != SOCKSHIM_ACCEPT_OFF && !shim_inert && shim_seg_live();
 }
 
 static int has_listener(const struct pollfd *fds, nfds_t n)

@@ -58,7 +58,7 @@ uint64_t emit_now_ns(void)
 
 void emit_record(struct sockshim_record *r)
 {
-	if (!__atomic_load_n(&shim_seg.base, __ATOMIC_ACQUIRE))
+	if (!shim_seg_live())
 		return;
 	r->ts_ns = emit_now_ns();
 	if ((!r->pid || !r->tid) && __builtin_expect(shim_in_vfork_child(), 0)) {

@@ -7,10 +7,19 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "sockshim/seg_guard.h"
 #include "sockshim/segment.h"
 
 /* The session; base is NULL when there is none (events are dropped). */
 extern struct seg_map shim_seg;
+
+/* Is there a session to write to? Its mapping, once lost to a file that
+ * shrank (seg_guard), stays mapped (zero pages) for whoever is still
+ * writing to it, but takes nothing new: the shim is inert for it. */
+static inline int shim_seg_live(void)
+{
+	return __atomic_load_n(&shim_seg.base, __ATOMIC_ACQUIRE) && !seg_guard_any_lost();
+}
 /* Our pid, cached at start-up and in the fork child; 0 before start-up. */
 extern pid_t shim_pid;
 

@@ -28,7 +28,7 @@ static uint64_t now_ns(clockid_t clock)
 
 static struct sockshim_sock *entry(uint32_t ref)
 {
-	if (!ref || !shim_seg.base || ref > shim_seg.ledger_capacity)
+	if (!ref || !shim_seg_live() || ref > shim_seg.ledger_capacity)
 		return NULL;
 	return seg_ledger(&shim_seg) + (ref - 1);
 }
@@ -51,7 +51,7 @@ uint32_t ledger_find(uint64_t inode)
 	uint32_t cap = shim_seg.ledger_capacity, h, i;
 	struct sockshim_sock *l;
 
-	if (!shim_seg.base || !inode)
+	if (!shim_seg_live() || !inode)
 		return 0;
 	l = seg_ledger(&shim_seg);
 	h = sockshim_ledger_hash(inode);
@@ -113,7 +113,7 @@ uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, in
 	struct sockshim_sock *l;
 
 	*created = 0;
-	if (!shim_seg.base || !inode || inode == INODE_RESERVED)
+	if (!shim_seg_live() || !inode || inode == INODE_RESERVED)
 		return 0;
 	ref = ledger_find(inode);
 	if (ref)
@@ -403,7 +403,7 @@ void ledger_forget_stale(pid_t pid, uint64_t started_ns)
 	struct sockshim_sock *l;
 	uint32_t i, j;
 
-	if (!shim_seg.base)
+	if (!shim_seg_live())
 		return;
 	l = seg_ledger(&shim_seg);
 	for (i = 0; i < shim_seg.ledger_capacity; i++) {

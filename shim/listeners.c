@@ -18,7 +18,7 @@ enum sockshim_accept_mode accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
 
 struct sockshim_listener *listeners_entry(uint32_t ref)
 {
-	if (!ref || ref > SOCKSHIM_LISTENERS || !shim_seg.base || !shim_seg.listeners_offset)
+	if (!ref || ref > SOCKSHIM_LISTENERS || !shim_seg_live() || !shim_seg.listeners_offset)
 		return NULL;
 	return seg_listeners(&shim_seg) + (ref - 1);
 }
@@ -28,7 +28,7 @@ uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
 	struct sockshim_listener *t;
 	uint32_t i;
 
-	if (!shim_seg.base || !shim_seg.listeners_offset || !inode || inode == INODE_RESERVED ||
+	if (!shim_seg_live() || !shim_seg.listeners_offset || !inode || inode == INODE_RESERVED ||
 	    accept_mode == SOCKSHIM_ACCEPT_OFF)
 		return 0;
 	t = seg_listeners(&shim_seg);

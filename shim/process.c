@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "listeners.h"
 #include "real.h"
+#include "sigbus.h"
 #include "sockinfo.h"
 #include "track.h"
 
@@ -50,6 +51,14 @@ static void attach_session(const struct shim_config *c)
 	char why[256] = "";
 	int rc;
 
+	/* Before the first access: a segment that shrinks (even while we
+	 * read its header) must cost the mapping, never the process. */
+	rc = sigbus_guard_install();
+	if (rc < 0) {
+		shim_warn("cannot take over SIGBUS (%s); running without an event log, "
+			  "since a damaged segment could then kill this process", strerror(-rc));
+		return;
+	}
 	rc = seg_open(c->session, 1, &m, why, sizeof(why));
 	if (rc == -ENOENT) {
 		rc = seg_create(c->session, c->ring_capacity, c->ledger_capacity, &m);
@@ -61,6 +70,7 @@ static void attach_session(const struct shim_config *c)
 				 c->session, strerror(-rc));
 	}
 	if (rc < 0) {
+		sigbus_guard_remove();
 		shim_warn("session \"%s\" unusable: %s; running without an event log",
 			  c->session, why);
 		return;

@@ -159,6 +159,12 @@ static void bind_all(void)
 	BIND(epoll_ctl, "epoll_ctl");
 	BIND(epoll_wait, "epoll_wait");
 	BIND(epoll_pwait, "epoll_pwait");
+	BIND(sigaction, "sigaction");
+	BIND(signal, "signal");
+	BIND(bsd_signal, "bsd_signal");
+	BIND(sysv_signal, "sysv_signal");
+	BIND(sigprocmask, "sigprocmask");
+	BIND(pthread_sigmask, "pthread_sigmask");
 	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockshim/seg_guard.h"
 #include "sockshim/segment.h"
 
 static void say(char *why, size_t len, const char *fmt, ...)
@@ -191,9 +192,11 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 		rc = -errno;
 		goto out_unlink;
 	}
+	seg_guard_watch(base, size, name);
 	header_init(base, name, ring_capacity, ledger_capacity);
 	if (link(tmp, path) < 0) {
 		rc = -errno;
+		seg_guard_unwatch(base);
 		munmap(base, size);
 		goto out_unlink;
 	}
@@ -249,8 +252,14 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	    h->listeners_offset != sockshim_listeners_offset(cap, ledger_cap) ||
 	    h->listeners_capacity != SOCKSHIM_LISTENERS ||
 	    h->listener_entry_size != sizeof(struct sockshim_listener) ||
-	    seg_size != sockshim_segment_size(cap, ledger_cap) || seg_size > m->size) {
+	    seg_size != sockshim_segment_size(cap, ledger_cap)) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
+		return -EPROTO;
+	}
+	if (seg_size > m->size) {
+		say(why, whylen,
+		    "it is %zu bytes, its header says %llu (truncated by someone?)", m->size,
+		    (unsigned long long)seg_size);
 		return -EPROTO;
 	}
 	m->ring_capacity = cap;
@@ -315,6 +324,19 @@ int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 		rc = -EPROTO;
 		goto out;
 	}
+	/* A writer touches every page sooner or later: pages the file lacks
+	 * (a sparse copy, a hole punched) are reserved now, so that a full
+	 * /dev/shm is a refusal here, not a SIGBUS in the host later. tmpfs
+	 * counts allocated pages in st_blocks: a whole file costs no call. */
+	if (writable && (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+		rc = posix_fallocate(fd, 0, st.st_size);
+		if (rc) {
+			say(why, whylen, "%s lacks pages and they cannot be reserved: %s", path,
+			    strerror(rc));
+			rc = -rc;
+			goto out;
+		}
+	}
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0),
 		    MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
@@ -322,6 +344,9 @@ int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 		say(why, whylen, "cannot map %s: %s", path, strerror(errno));
 		goto out;
 	}
+	/* From here on, the file shrinking under us costs the mapping, not
+	 * the process (when its SIGBUS handler calls seg_guard_fault). */
+	seg_guard_watch(base, (size_t)st.st_size, name);
 	out->base = base;
 	out->size = (size_t)st.st_size;
 	out->writable = writable;
@@ -335,8 +360,10 @@ out:
 
 void seg_unmap(struct seg_map *m)
 {
-	if (m->base)
+	if (m->base) {
+		seg_guard_unwatch(m->base);
 		munmap(m->base, m->size);
+	}
 	memset(m, 0, sizeof(*m));
 }
 

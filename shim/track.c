@@ -25,7 +25,7 @@ static void remember(int fd, const struct fd_entry *e)
 	if (fdtab_count_overflow() == 1)
 		shim_warn("descriptor %d is beyond the descriptor table (%u entries); "
 			  "such sockets are not tracked", fd, fdtab_capacity);
-	if (shim_seg.base)
+	if (shim_seg_live())
 		__atomic_fetch_add(&seg_header(&shim_seg)->fd_overflow, 1, __ATOMIC_RELAXED);
 }
 
@@ -43,7 +43,7 @@ static void ledger_attach(int fd, struct fd_entry *e)
 	pid_t self = track_self();
 	int created;
 
-	if (e->ledger || (e->flags & FDT_NO_LEDGER) || !shim_seg.base)
+	if (e->ledger || (e->flags & FDT_NO_LEDGER) || !shim_seg_live())
 		return;
 	e->ledger = ledger_get(e->inode, e, self, fd, &created);
 	if (!e->ledger) {

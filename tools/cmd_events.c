@@ -17,6 +17,8 @@
 #include "format.h"
 #include "ring_reader.h"
 #include "session.h"
+#include "session_watch.h"
+#include "sockshim/seg_guard.h"
 
 /* Long enough to cost nothing while idle, short enough to feel live. */
 #define FOLLOW_SLEEP_NS (20 * 1000000L)
@@ -258,14 +260,6 @@ static int stdout_hung_up(void)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
 }
 
-/* True when the session file is gone or replaced by another segment. */
-static int session_gone(const char *path, ino_t ino)
-{
-	struct stat st;
-
-	return lstat(path, &st) < 0 || st.st_ino != ino;
-}
-
 /* Tickets taken at least RING_TORN_TIMEOUT_NS ago: a live writer has
  * finished them, so one still pending is torn at once. Without this, a
  * ring full of unfinished slots (a corrupt head, writers killed en masse)
@@ -297,18 +291,19 @@ static int64_t reader_clock(struct aging *a, const struct ring_reader *rr)
 }
 
 /* Read until the head seen at start (once) or until stopped (follow). */
-static void read_loop(struct ring_reader *rr, struct events_out *out, const char *path,
-		      ino_t ino)
+static enum session_change read_loop(struct ring_reader *rr, struct events_out *out,
+				      const struct session_watch *watch)
 {
 	const struct events_opts *o = out->o;
 	uint64_t end = ring_reader_head(rr), lost;
 	struct sockshim_record rec;
 	struct aging age;
-	int polls = 0, gone = 0;
+	int polls = 0;
+	enum session_change change = SESSION_SAME;
 	char kind;
 
 	aging_init(&age, rr);
-	while (!stop_requested && !out->pipe_closed && !out->write_err) {
+	while (!stop_requested && !out->pipe_closed && !out->write_err && !seg_guard_any_lost()) {
 		if (!o->follow && rr->cursor >= end)
 			break;
 		switch (ring_reader_next(rr, &rec, &lost, &kind, reader_clock(&age, rr))) {
@@ -324,7 +319,7 @@ static void read_loop(struct ring_reader *rr, struct events_out *out, const char
 		case RING_EMPTY:
 			break;
 		}
-		if (!o->follow || gone)
+		if (!o->follow || change == SESSION_GONE)
 			break; /* the head went backwards: nothing more to read */
 		flush_lost(out);
 		flush_out(out);
@@ -333,17 +328,23 @@ static void read_loop(struct ring_reader *rr, struct events_out *out, const char
 			break;
 		}
 		/* Drain what the last writers left, then stop. */
-		if (++polls % SESSION_CHECK_POLLS == 0 && session_gone(path, ino)) {
-			gone = 1;
-			continue;
+		if (++polls % SESSION_CHECK_POLLS == 0) {
+			change = session_watch_check(watch);
+			if (change == SESSION_SHRANK)
+				break; /* its writers stopped; main says so */
+			if (change == SESSION_GONE)
+				continue;
 		}
 		nap(FOLLOW_SLEEP_NS);
 	}
 	flush_lost(out);
 	flush_out(out);
-	if (gone)
+	if (change == SESSION_GONE)
 		fprintf(stderr, "sockshim: session \"%s\" ended (its segment was removed)\n",
 			session_choose(o->session));
+	else if (change == SESSION_SHRANK)
+		session_say_shrunk(session_choose(o->session));
+	return change;
 }
 
 static void install_signals(void)
@@ -363,12 +364,12 @@ static void install_signals(void)
 
 int cmd_events(int argc, char **argv)
 {
-	char path[256], header[FMT_LINE_MAX];
+	char header[FMT_LINE_MAX];
+	struct session_watch watch;
 	struct events_opts o;
 	struct events_out out;
 	struct ring_reader rr;
 	struct seg_map m;
-	struct stat st;
 	const char *name;
 	uint64_t lost;
 	int rc;
@@ -379,11 +380,8 @@ int cmd_events(int argc, char **argv)
 	rc = session_open_chosen(o.session, &name, &m);
 	if (rc)
 		return rc;
-	session_path(path, sizeof(path), name);
 	/* Near-atomic with the open; only used to notice the session's end. */
-	st.st_ino = 0;
-	if (lstat(path, &st) < 0)
-		st.st_ino = 0;
+	session_watch_init(&watch, name, m.size);
 
 	memset(&out, 0, sizeof(out));
 	out.o = &o;
@@ -395,9 +393,7 @@ int cmd_events(int argc, char **argv)
 		put_line(&out, header);
 	}
 	ring_reader_init(&rr, &m, 1);
-	read_loop(&rr, &out, path, st.st_ino);
-
-	rc = EXIT_OK;
+	rc = read_loop(&rr, &out, &watch) == SESSION_SHRANK ? EXIT_FAIL : EXIT_OK;
 	if (out.write_err) {
 		fprintf(stderr, "sockshim: cannot write events: %s\n", strerror(out.write_err));
 		rc = EXIT_FAIL;

@@ -21,6 +21,8 @@
 #include "format.h"
 #include "prom.h"
 #include "session.h"
+#include "session_watch.h"
+#include "sockshim/seg_guard.h"
 #include "sockdiag.h"
 #include "stats_model.h"
 
@@ -652,14 +654,6 @@ static int put_frame(const char *text, size_t len, int in_place)
 	return 0;
 }
 
-/* True when the session file is gone or replaced by another segment. */
-static int session_gone(const char *path, ino_t ino)
-{
-	struct stat st;
-
-	return lstat(path, &st) < 0 || st.st_ino != ino;
-}
-
 /* Sleep SECONDS, or less if a stop signal comes (they are blocked outside
  * ppoll, so none is lost between a check and the sleep) or the reader of
  * stdout goes away (a pipe's write end reports POLLERR). */
@@ -697,19 +691,18 @@ static int run(const struct stats_opts *o, const char *name, struct seg_map *m)
 	struct stats_listener *tmp = calloc(SOCKSHIM_LISTENERS, sizeof(*tmp));
 	struct stats_entry *v = calloc(SOCKSHIM_LISTENERS, sizeof(*v));
 	int in_place = o->watch > 0 && isatty(STDOUT_FILENO), rc = EXIT_OK, frames = 0;
-	char path[256], *text = NULL;
+	struct session_watch watch;
+	enum session_change change;
+	char *text = NULL;
 	struct stats_frame f;
 	sigset_t unblocked;
-	struct stat st;
 	size_t len = 0;
 	FILE *mem;
 
 	if (!tmp || !v)
 		goto out_nomem;
-	session_path(path, sizeof(path), name);
 	/* Near-atomic with the open; only used to notice the session's end. */
-	if (lstat(path, &st) < 0)
-		st.st_ino = 0;
+	session_watch_init(&watch, name, m->size);
 	signal(SIGPIPE, SIG_IGN);
 	if (o->watch > 0)
 		watch_signals(&unblocked);
@@ -746,14 +739,20 @@ static int run(const struct stats_opts *o, const char *name, struct seg_map *m)
 			rc = EXIT_FAIL;
 			break;
 		}
-		if (o->watch <= 0 || stop_requested)
+		if (o->watch <= 0 || stop_requested || seg_guard_any_lost())
 			break;
 		watch_sleep(o->watch, &unblocked);
 		if (stop_requested)
 			break;
-		if (session_gone(path, st.st_ino)) {
+		change = session_watch_check(&watch);
+		if (change == SESSION_GONE) {
 			fprintf(stderr, "sockshim: session \"%s\" ended (its segment was removed)\n",
 				name);
+			break;
+		}
+		if (change == SESSION_SHRANK) {
+			session_say_shrunk(name);
+			rc = EXIT_FAIL;
 			break;
 		}
 	}

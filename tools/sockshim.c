@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "session_watch.h"
 #include "sockshim/layout.h"
+#include "sockshim/seg_guard.h"
 
 #ifndef SOCKSHIM_VERSION
 #define SOCKSHIM_VERSION "0.1.0"
@@ -93,6 +95,18 @@ int cli_number(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* A subcommand's status, unless a segment it read shrank meanwhile: what
+ * it printed may then be incomplete, and it says so. */
+static int lost_check(int status)
+{
+	const char *name = seg_guard_lost_name();
+
+	if (!name)
+		return status;
+	session_say_shrunk(name);
+	return status == EXIT_OK ? EXIT_FAIL : status;
+}
+
 int main(int argc, char **argv)
 {
 	size_t i;
@@ -111,9 +125,15 @@ int main(int argc, char **argv)
 		       SOCKSHIM_LAYOUT_VERSION);
 		return EXIT_OK;
 	}
+	/* A segment file that shrinks while we read it costs the reading
+	 * (its pages read as zeros), never a death by SIGBUS. */
+	if (seg_guard_install_default() < 0)
+		fprintf(stderr, "sockshim: warning: cannot install a SIGBUS handler (%s); a "
+				"segment truncated while it is read would end this command\n",
+			strerror(errno));
 	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		if (!strcmp(argv[1], subcommands[i].name))
-			return subcommands[i].fn(argc - 1, argv + 1);
+			return lost_check(subcommands[i].fn(argc - 1, argv + 1));
 	if (argv[1][0] == '-')
 		fprintf(stderr, "sockshim: unknown option '%s'\n\n", argv[1]);
 	else
