@@ -68,7 +68,7 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 {
 	const sockshim_word *ip = (const sockshim_word *)src->local_ip;
 	uint64_t inode = LOAD(&src->inode), words[2];
-	unsigned i;
+	unsigned i, kept;
 	int rc;
 
 	memset(dst, 0, sizeof(*dst));
@@ -122,6 +122,16 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 			dst->bad_workers++;
 	}
 	qsort(dst->workers, dst->nworkers, sizeof(dst->workers[0]), by_thread);
+	/* A thread claims one row, for itself: the same thread in another
+	 * row is a scribble, counted as corrupt, not a second worker. */
+	for (i = kept = 1; i < dst->nworkers; i++) {
+		if (!by_thread(&dst->workers[i], &dst->workers[kept - 1]))
+			dst->bad_workers++;
+		else
+			dst->workers[kept++] = dst->workers[i];
+	}
+	if (dst->nworkers)
+		dst->nworkers = kept;
 	dst->retired_workers = LOAD(&src->retired.key);
 	dst->retired.calls = LOAD(&src->retired.calls);
 	dst->retired.accepts = LOAD(&src->retired.accepts);
@@ -148,6 +158,17 @@ static int by_address(const void *a, const void *b)
 	return (x->inode > y->inode) - (x->inode < y->inode);
 }
 
+/* Is INODE among the K listeners of OUT already? */
+static int have_inode(const struct stats_listener *out, size_t k, uint64_t inode)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++)
+		if (out[i].inode == inode)
+			return 1;
+	return 0;
+}
+
 void stats_read_table(const struct sockshim_listener *table, size_t n, struct stats_listener *out,
 		      size_t *nout)
 {
@@ -158,7 +179,10 @@ void stats_read_table(const struct sockshim_listener *table, size_t n, struct st
 		rc = -EAGAIN;
 		for (t = 0; t < COPY_TRIES && rc == -EAGAIN; t++)
 			rc = stats_read_listener(&table[i], &out[k]);
-		if (rc == 0)
+		/* One listener in two entries (two processes claimed one for
+		 * it at once, or a scribble): the first is the one the shim's
+		 * lookups find and count into. */
+		if (rc == 0 && !have_inode(out, k, out[k].inode))
 			k++;
 	}
 	qsort(out, k, sizeof(out[0]), by_address);

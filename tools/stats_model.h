@@ -58,7 +58,8 @@ struct stats_listener {
 	uint64_t wait_hist[STATS_BUCKETS];
 	uint64_t hold_hist[STATS_BUCKETS];
 	unsigned nworkers;    /* valid rows in workers[], sorted by pid, tid */
-	unsigned bad_workers; /* claimed rows whose key names no pid/tid: skipped */
+	unsigned bad_workers; /* claimed rows whose key names no pid/tid, or a
+			       * thread another row has: skipped */
 	struct stats_worker workers[SOCKSHIM_WORKERS];
 	/* Workers that ended and whose rows went to others: how many, and
 	 * their counts summed (pid and tid 0). */
@@ -87,7 +88,8 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 
 /* Copy the used entries of TABLE (N entries) into OUT (room for N), sorted
  * by family, address, port and inode; *NOUT gets their number. An entry
- * that changes owner twice in a row while copied is left out. */
+ * that changes owner twice in a row while copied is left out, and so is
+ * an entry whose inode an earlier one has: each listener comes out once. */
 void stats_read_table(const struct sockshim_listener *table, size_t n, struct stats_listener *out,
 		      size_t *nout);
 

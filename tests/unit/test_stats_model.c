@@ -394,6 +394,50 @@ static void test_read_table(void **state)
 	free(out);
 }
 
+/* Found by tests/fuzz/fuzz_listeners: the same thread in two worker rows,
+ * or the same listener (inode) in two entries of the table, was read
+ * twice: its accepts counted twice in the fairness figures, and the
+ * Prometheus exposition repeated a series (which a scrape rejects). Two
+ * processes taking their first accept on an inherited listener at once
+ * can each claim an entry for it; a scribbled segment can do anything. */
+static void test_read_duplicates(void **state)
+{
+	struct sockshim_listener *t = calloc(3, sizeof(*t)), *x;
+	struct stats_listener *out = calloc(3, sizeof(*out));
+	size_t n = 99;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(out);
+	x = new_listener(20, "127.0.0.1", 80);
+	t[0] = *x;
+	t[0].accepts = 5;
+	t[0].workers[0].key = KEY(100, 101);
+	t[0].workers[0].accepts = 3;
+	t[0].workers[1].key = KEY(200, 201);
+	t[0].workers[2].key = KEY(100, 101); /* the same thread again */
+	t[0].workers[2].accepts = 3;
+	t[1] = *x; /* the same listener again, in a later entry */
+	t[1].accepts = 1;
+	free(x);
+	x = new_listener(10, "127.0.0.1", 80);
+	t[2] = *x;
+	free(x);
+
+	stats_read_table(t, 3, out, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].inode, 10);
+	assert_int_equal(out[1].inode, 20);
+	/* The entry lookups find, the first one, is the one kept. */
+	assert_int_equal(out[1].accepts, 5);
+	assert_int_equal(out[1].nworkers, 2);
+	assert_int_equal(out[1].workers[0].pid, 100);
+	assert_int_equal(out[1].workers[1].pid, 200);
+	assert_int_equal(out[1].bad_workers, 1);
+	free(t);
+	free(out);
+}
+
 static void test_worker_accepts(void **state)
 {
 	struct stats_listener *s = calloc(1, sizeof(*s));
@@ -425,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_jain),            cmocka_unit_test(test_max_min_and_ratios),
 		cmocka_unit_test(test_fmt),             cmocka_unit_test(test_read_listener),
 		cmocka_unit_test(test_read_table),      cmocka_unit_test(test_worker_accepts),
+		cmocka_unit_test(test_read_duplicates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
