@@ -21,6 +21,9 @@
 #include "bigmem.h"
 #include "sockdiag.h"
 
+/* Error codes are -1 .. -MAX_ERRNO, as the kernel's IS_ERR_VALUE has it. */
+#define MAX_ERRNO 4095
+
 /* A dump answer is at most 32 KiB per message batch (the kernel's cap on
  * dump skbs); a larger buffer costs nothing and survives a future raise. */
 #define RECV_BUF ((size_t)64 * 1024)
@@ -168,7 +171,9 @@ int sockdiag_parse(const void *buf, size_t len, uint32_t seq, struct sockdiag_li
 
 			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
 				return -EBADMSG;
-			return e->error < 0 ? e->error : -EPROTO;
+			/* An errno, or something no errno is: callers print
+			 * strerror(-rc), which INT_MIN would overflow. */
+			return e->error < 0 && e->error >= -MAX_ERRNO ? e->error : -EPROTO;
 		}
 		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 			continue;

@@ -5,6 +5,7 @@
  * listener's accept queue (no inode). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -124,6 +125,7 @@ static void test_parse_malformed(void **state)
 {
 	struct sockdiag_list l = {0};
 	struct nlbuf nb = {.len = 0};
+	struct nlmsgerr *e;
 	struct nlmsghdr *h;
 
 	(void)state;
@@ -148,6 +150,16 @@ static void test_parse_malformed(void **state)
 	assert_int_equal(l.n, 1);
 	assert_false(l.v[0].has_info);
 	assert_int_equal(l.n, 1);
+	/* An error code no errno has (found by tests/fuzz/fuzz_sockdiag):
+	 * -EPROTO, never a number whose negation overflows in strerror(-rc). */
+	nb.len = 0;
+	e = NLMSG_DATA(nl_add(&nb, NLMSG_ERROR, 1, sizeof(*e)));
+	e->error = INT_MIN;
+	assert_int_equal(sockdiag_parse(nb.b, nb.len, 1, &l), -EPROTO);
+	e->error = -4096;
+	assert_int_equal(sockdiag_parse(nb.b, nb.len, 1, &l), -EPROTO);
+	e->error = -4095;
+	assert_int_equal(sockdiag_parse(nb.b, nb.len, 1, &l), -4095);
 	sockdiag_list_free(&l);
 }
 
