@@ -25,7 +25,7 @@ LDFLAGS_BASE = -pthread $(if $(SAN),-fsanitize=$(SAN))
 SHIM_SRC = $(sort $(wildcard shim/*.c))
 # The segment code the shim and the command share.
 SEGMENT_SRC = shim/segment.c shim/seg_guard.c
-TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC)
+TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -172,7 +172,7 @@ format:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -Iinclude -Ishim -Itools -D_GNU_SOURCE shim tools tests/unit tests/progs
-	clang-tidy --quiet $(SHIM_SRC) $(filter-out $(SEGMENT_SRC),$(TOOL_SRC)) -- \
+	clang-tidy --quiet $(SHIM_SRC) $(filter-out $(SEGMENT_SRC) shim/thread_state.c,$(TOOL_SRC)) -- \
 		-std=gnu11 -D_GNU_SOURCE -Iinclude -Ishim -Itools -pthread
 
 clean:

@@ -68,7 +68,7 @@ static int blocking(int fd)
 
 static void unlock_on_cancel(void *arg)
 {
-	accept_unlock(arg);
+	(void)accept_unlock(arg);
 }
 
 /* The real call. LEFT_NS, when not 0: what remains of the socket's
@@ -159,7 +159,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 		stat_add(&w->calls, 1);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && blocking(fd)) {
 		uint64_t timeout_ns = receive_timeout_ns(fd), waited = 0;
-		int rc = accept_lock(l, w, timeout_ns, &waited);
+		int rc = accept_lock(l, fd, w, timeout_ns, &waited);
 
 		if (rc == -EINTR || rc == -EAGAIN) {
 			/* As the blocking accept would have ended. */
@@ -167,7 +167,8 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 			errno = -rc;
 			return -1;
 		}
-		locked = rc == 0;
+		/* ACCEPT_BYPASSED: the holder cannot go on; nor do we wait. */
+		locked = rc == ACCEPT_LOCKED;
 		/* A wait of a millisecond or more for the lock shortens the rest. */
 		if (locked && timeout_ns && waited >= 1000000)
 			left_ns = waited < timeout_ns ? timeout_ns - waited : 1;
@@ -176,7 +177,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 		     : (four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len));
 	err = errno;
 	if (locked)
-		accept_unlock(l);
+		(void)accept_unlock(l); /* an error is counted and said there */
 	count(l, w, ref, ret, err);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
 		accept_token_drop(l); /* the wakeup it waited for is used */

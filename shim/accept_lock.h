@@ -1,6 +1,8 @@
-/* Serializing accept across a worker pool: the listener's robust
- * process-shared mutex (the lock-then-accept pool model) and its poll
- * token (one waiter in poll/select/epoll at a time). */
+/* Serializing accept across a worker pool: the listener's accept lock
+ * (the lock-then-accept pool model) and its poll token (one waiter in
+ * poll/select at a time). Neither can stop a server: a holder that is
+ * dead is taken over, one that is stopped or leaves connections waiting
+ * is bypassed, a lock word that names no thread is reset. */
 #ifndef SOCKSHIM_ACCEPT_LOCK_H
 #define SOCKSHIM_ACCEPT_LOCK_H
 
@@ -8,21 +10,29 @@
 
 #include "sockshim/layout.h"
 
-/* Take L's accept lock for worker W (may be NULL), waiting at most
- * TIMEOUT_NS (0: forever). A signal handler that runs meanwhile ends the
- * wait as it would end a blocking accept: -EINTR, unless every installed
- * handler asked for SA_RESTART. Returns 0 (the time it waited in
- * *WAITED_NS), -EINTR, -EAGAIN (timed out), or -ENOLCK when the lock is
- * unusable (the caller goes on unserialized). */
-int accept_lock(struct sockshim_listener *l, struct sockshim_worker *w, uint64_t timeout_ns,
-		uint64_t *waited_ns);
+/* What accept_lock did. */
+enum accept_lock_result {
+	ACCEPT_LOCKED = 0,    /* ours: accept, then accept_unlock */
+	ACCEPT_BYPASSED = 1,  /* its holder makes no progress: accept without it */
+};
 
-/* Give L's accept lock back. */
-void accept_unlock(struct sockshim_listener *l);
+/* Take L's accept lock (listener FD) for worker W (may be NULL), waiting
+ * at most TIMEOUT_NS (0: forever). A signal handler that runs meanwhile
+ * ends the wait as it would end a blocking accept: -EINTR, unless every
+ * installed handler asked for SA_RESTART. Returns ACCEPT_LOCKED (the time
+ * it waited in *WAITED_NS), ACCEPT_BYPASSED, -EINTR or -EAGAIN (timed
+ * out). */
+int accept_lock(struct sockshim_listener *l, int fd, struct sockshim_worker *w,
+		uint64_t timeout_ns, uint64_t *waited_ns);
 
-/* Try to become (or stay) the one thread that waits for L in poll, select
- * or epoll. 1 if we have it. A token whose holder died is taken over. */
-int accept_token_take(struct sockshim_listener *l);
+/* Give L's accept lock back. 0, or -EPERM when the lock was no longer
+ * ours (taken over, or overwritten): counted and said once. */
+int accept_unlock(struct sockshim_listener *l);
+
+/* Try to become (or stay) the one thread that waits for L (listener FD)
+ * in poll or select now. 1 if we have it. A token whose holder is gone,
+ * stopped, or leaves connections waiting is taken over. */
+int accept_token_take(struct sockshim_listener *l, int fd);
 
 /* Give L's poll token back, if we have it. */
 void accept_token_drop(struct sockshim_listener *l);

@@ -98,7 +98,7 @@ static nfds_t hide_listeners(struct pollfd *fds, nfds_t n, int *saved)
 		if (!fdtab_is_listener(fds[i].fd))
 			continue;
 		l = listeners_entry(accept_listener_of(fds[i].fd));
-		if (!l || accept_token_take(l))
+		if (!l || accept_token_take(l, fds[i].fd))
 			continue;
 		saved[i] = fds[i].fd;
 		fds[i].fd = -1;
@@ -268,7 +268,7 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, uint6
 			if (!FD_ISSET(fd, rd) || !fdtab_is_listener(fd))
 				continue;
 			l = listeners_entry(accept_listener_of(fd));
-			if (!l || accept_token_take(l))
+			if (!l || accept_token_take(l, fd))
 				continue;
 			listeners_worker(l); /* waits without the token: still a worker */
 			FD_CLR(fd, rd);

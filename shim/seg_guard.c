@@ -19,7 +19,7 @@
 #define MSG_MAX (SOCKSHIM_SESSION_MAX + 160)
 
 struct watched {
-	uintptr_t base; /* 0: free; published last, cleared first */
+	char *base; /* NULL: free, CLAIMING: being filled; published last */
 	size_t size;
 	int lost;
 	int said;
@@ -29,6 +29,8 @@ struct watched {
 };
 
 static struct watched watched[SEG_GUARD_MAX];
+/* A slot being filled in: an address no mapping starts at. */
+#define CLAIMING ((char *)watched)
 unsigned seg_guard_losses;
 /* The name of the first mapping lost, kept after it is unwatched. */
 static char first_lost[SOCKSHIM_SESSION_MAX + 1];
@@ -39,11 +41,10 @@ int seg_guard_watch(void *base, size_t size, const char *name)
 
 	for (i = 0; i < SEG_GUARD_MAX; i++) {
 		struct watched *w = &watched[i];
-		uintptr_t zero = 0;
+		char *none = NULL;
 		int n;
 
-		/* Claim with an odd marker no mapping starts at. */
-		if (!__atomic_compare_exchange_n(&w->base, &zero, (uintptr_t)1, 0, __ATOMIC_ACQ_REL,
+		if (!__atomic_compare_exchange_n(&w->base, &none, CLAIMING, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;
 		w->size = size;
@@ -56,23 +57,23 @@ int seg_guard_watch(void *base, size_t size, const char *name)
 			     "(truncated? /dev/shm full?); this process stops recording into it\n",
 			     name ? name : "?");
 		w->msg_len = n < 0 ? 0 : (size_t)n < sizeof(w->msg) ? (size_t)n : sizeof(w->msg) - 1;
-		__atomic_store_n(&w->base, (uintptr_t)base, __ATOMIC_RELEASE);
+		__atomic_store_n(&w->base, (char *)base, __ATOMIC_RELEASE);
 		return 0;
 	}
 	return -ENOSPC;
 }
 
-static struct watched *find(uintptr_t addr, int exact)
+static struct watched *find(const char *addr, int exact)
 {
 	unsigned i;
 
 	for (i = 0; i < SEG_GUARD_MAX; i++) {
 		struct watched *w = &watched[i];
-		uintptr_t base = __atomic_load_n(&w->base, __ATOMIC_ACQUIRE);
+		const char *base = __atomic_load_n(&w->base, __ATOMIC_ACQUIRE);
 
-		if (base <= 1)
+		if (!base || base == CLAIMING)
 			continue;
-		if (exact ? addr == base : (addr >= base && addr - base < w->size))
+		if (exact ? addr == base : (addr >= base && (size_t)(addr - base) < w->size))
 			return w;
 	}
 	return NULL;
@@ -80,15 +81,15 @@ static struct watched *find(uintptr_t addr, int exact)
 
 void seg_guard_unwatch(const void *base)
 {
-	struct watched *w = find((uintptr_t)base, 1);
+	struct watched *w = find(base, 1);
 
 	if (w)
-		__atomic_store_n(&w->base, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&w->base, NULL, __ATOMIC_RELEASE);
 }
 
 int seg_guard_fault(const void *addr, int loud)
 {
-	struct watched *w = find((uintptr_t)addr, 0);
+	struct watched *w = find(addr, 0);
 	int saved = errno;
 	void *p;
 
@@ -97,7 +98,7 @@ int seg_guard_fault(const void *addr, int loud)
 	/* Zero pages where the file's were: every later access succeeds and
 	 * reads what an unused segment holds. Two threads faulting at once
 	 * both map; the second mapping replaces the first, equally empty. */
-	p = mmap((void *)w->base, w->size, PROT_READ | PROT_WRITE,
+	p = mmap(w->base, w->size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = saved;
@@ -122,12 +123,12 @@ int seg_guard_lost(const void *base)
 	unsigned i;
 
 	if (base) {
-		struct watched *w = find((uintptr_t)base, 1);
+		struct watched *w = find(base, 1);
 
 		return w && __atomic_load_n(&w->lost, __ATOMIC_ACQUIRE);
 	}
 	for (i = 0; i < SEG_GUARD_MAX; i++)
-		if (__atomic_load_n(&watched[i].base, __ATOMIC_ACQUIRE) > 1 &&
+		if (__atomic_load_n(&watched[i].base, __ATOMIC_ACQUIRE) &&
 		    __atomic_load_n(&watched[i].lost, __ATOMIC_ACQUIRE))
 			return 1;
 	return 0;

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "format.h"
+#include "lock_view.h"
 #include "prom.h"
 #include "session.h"
 #include "session_watch.h"
@@ -322,6 +323,61 @@ static void table_workers(FILE *out, const struct stats_entry *e, uint64_t total
 	}
 }
 
+/* "  lock: ..." without its newline: the lock as it is, and how often
+ * serialization gave way. */
+static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_ns)
+{
+	struct lock_view v;
+	char held[32];
+	unsigned r;
+	uint64_t any = s->unlock_errors;
+
+	for (r = 0; r < SOCKSHIM_BYPASS_COUNT; r++)
+		any |= s->lock_bypassed[r] | s->token_taken[r];
+	if (any) {
+		fprintf(out, "  lock bypassed: stopped %" PRIu64 ", stalled %" PRIu64
+			     ", invalid word reset %" PRIu64 "; tokens taken: stopped %" PRIu64
+			     ", stalled %" PRIu64 "; unlock errors %" PRIu64 "\n",
+			s->lock_bypassed[SOCKSHIM_BYPASS_STOPPED],
+			s->lock_bypassed[SOCKSHIM_BYPASS_STALLED],
+			s->lock_bypassed[SOCKSHIM_BYPASS_INVALID],
+			s->token_taken[SOCKSHIM_BYPASS_STOPPED],
+			s->token_taken[SOCKSHIM_BYPASS_STALLED], s->unlock_errors);
+	}
+	lock_view_read(&v, s, now_ns);
+	switch (v.state) {
+	case LOCK_FREE:
+		fprintf(out, "  lock holder: none");
+		return;
+	case LOCK_INVALID:
+		fprintf(out, "  lock holder: none, the lock word is garbage (%#x; the next waiter "
+			     "resets it)", (unsigned)v.word);
+		return;
+	case LOCK_HELD:
+		break;
+	}
+	if (v.pid)
+		fprintf(out, "  lock holder: pid %d tid %d", v.pid, v.tid);
+	else
+		fprintf(out, "  lock holder: tid %d", v.tid);
+	{
+		struct fmt_buf b;
+		char shown[80]; /* 16 bytes of name, escaped */
+
+		fmt_buf_init(&b, shown, sizeof(shown));
+		fmt_printable(&b, v.comm[0] ? v.comm : "?", sizeof(v.comm));
+		fprintf(out, " (%s, %s)", shown, lock_view_state_name(v.thread_state));
+	}
+	if (v.held_ns) {
+		stats_fmt_ns(held, sizeof(held), v.held_ns);
+		fprintf(out, " for %s", held);
+	}
+	if (v.bypassed) {
+		stats_fmt_ns(held, sizeof(held), v.bypassed_ns);
+		fprintf(out, "; bypassed for %s (%s)", held, stats_bypass_name(v.bypass_reason));
+	}
+}
+
 static void table_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;
@@ -374,13 +430,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 		snprintf(c, sizeof(c), "-");
 	cells(out, "fairness (Jain)", a, "max/min accepts", b, "queue/backlog", c);
 
-	if (s->holder_pid) {
-		stats_fmt_ns(held, sizeof(held), stats_held_ns(s, f->now_ns));
-		fprintf(out, "  lock holder: pid %d tid %d for %s", (int)s->holder_pid,
-			(int)s->holder_tid, held);
-	} else {
-		fprintf(out, "  lock holder: none");
-	}
+	table_lock(out, s, f->now_ns);
 	if (s->poller) {
 		uint64_t since = s->poller_since_ns && s->poller_since_ns <= f->now_ns
 					 ? f->now_ns - s->poller_since_ns
@@ -483,6 +533,61 @@ static void json_bound(FILE *out, const char *key, const struct stats_bound *b)
 		fprintf(out, "%" PRIu64 "}", b->ns);
 }
 
+static void json_reasons(FILE *out, const char *key, const uint64_t *v)
+{
+	unsigned r;
+
+	fprintf(out, ",\"%s\":{", key);
+	for (r = 0; r < SOCKSHIM_BYPASS_COUNT; r++)
+		fprintf(out, "%s\"%s\":%" PRIu64, r ? "," : "", stats_bypass_name(r), v[r]);
+	fputc('}', out);
+}
+
+/* ,"lock":{...},"lock_bypassed":{...},"token_taken":{...},"unlock_errors":N */
+static void json_lock(FILE *out, const struct stats_listener *s, uint64_t now_ns)
+{
+	static const char *const states[] = {"free", "held", "invalid"};
+	struct lock_view v;
+
+	lock_view_read(&v, s, now_ns);
+	fprintf(out, ",\"lock\":{\"state\":\"%s\",\"word\":%u", states[v.state],
+		(unsigned)v.word);
+	if (v.state == LOCK_HELD) {
+		char st[2] = {(char)(v.thread_state > 0 ? v.thread_state : 0), 0};
+
+		fprintf(out, ",\"pid\":");
+		if (v.pid)
+			fprintf(out, "%d", v.pid);
+		else
+			fputs("null", out);
+		fprintf(out, ",\"tid\":%d,\"comm\":", v.tid);
+		if (v.comm[0])
+			json_str(out, v.comm, sizeof(v.comm));
+		else
+			fputs("null", out);
+		fputs(",\"thread_state\":", out);
+		if (v.thread_state > 0 && v.thread_state < 128)
+			fprintf(out, "\"%s\"", st);
+		else
+			fputs("null", out);
+		fprintf(out, ",\"state_text\":\"%s\",\"held_ns\":", lock_view_state_name(v.thread_state));
+		if (v.held_ns)
+			fprintf(out, "%" PRIu64, v.held_ns);
+		else
+			fputs("null", out);
+	}
+	fputs(",\"bypassed\":", out);
+	if (v.bypassed)
+		fprintf(out, "{\"reason\":\"%s\",\"for_ns\":%" PRIu64 "}",
+			stats_bypass_name(v.bypass_reason), v.bypassed_ns);
+	else
+		fputs("null", out);
+	fputc('}', out);
+	json_reasons(out, "lock_bypassed", s->lock_bypassed);
+	json_reasons(out, "token_taken", s->token_taken);
+	fprintf(out, ",\"unlock_errors\":%" PRIu64, s->unlock_errors);
+}
+
 static void json_hist(FILE *out, const char *key, const uint64_t *h, int with_max)
 {
 	struct stats_bound b;
@@ -578,6 +683,7 @@ static void json_listener(FILE *out, const struct stats_frame *f, const struct s
 			(int)s->holder_tid, stats_held_ns(s, f->now_ns));
 	else
 		fputs("null", out);
+	json_lock(out, s, f->now_ns);
 	fputs(",\"poll_token\":", out);
 	if (s->poller)
 		fprintf(out, "{\"pid\":%u,\"tid\":%u,\"held_ns\":%" PRIu64 "}",

@@ -230,8 +230,12 @@ static const struct {
 	{"sockshim_lock_contended_total", "Acquisitions of the accept lock that had to wait.",
 	 offsetof(struct stats_listener, lock_contended)},
 	{"sockshim_lock_owner_died_total",
-	 "Accept locks recovered from a holder that died holding them (EOWNERDEAD).",
+	 "Accept locks taken over from a holder that died holding them.",
 	 offsetof(struct stats_listener, owner_died)},
+	{"sockshim_lock_unlock_errors_total",
+	 "Unlocks that found the accept lock no longer the unlocker's (taken over or "
+	 "overwritten).",
+	 offsetof(struct stats_listener, unlock_errors)},
 	{"sockshim_worker_overflow_total",
 	 "Workers of the listener beyond the segment's table, counted in the listener's "
 	 "totals but not per worker.",
@@ -344,6 +348,28 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
 			fam_head(&m);
 			prom_sample_u64(f, m.name, l, nl, field_u64(&v[i].s, counters[k].off));
+		}
+	}
+
+	for (k = 0; k < 2; k++) {
+		fam_begin(&m, f, k ? "sockshim_token_taken_total" : "sockshim_lock_bypassed_total",
+			  "counter",
+			  k ? "Poll tokens taken from a holder that left connections waiting, by "
+			      "reason: stopped (the holder is stopped), stalled (it took none)."
+			    : "Accepts made without the accept lock because its holder could make "
+			      "no progress, by reason: stopped (the holder is stopped), stalled "
+			      "(connections waited, it took none), invalid (the lock word named no "
+			      "thread and was reset).");
+		for (i = 0; i < n; i++) {
+			const uint64_t *val = k ? v[i].s.token_taken : v[i].s.lock_bypassed;
+			size_t r;
+
+			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+			for (r = 0; r < SOCKSHIM_BYPASS_COUNT; r++) {
+				l[nl] = (struct prom_label){"reason", stats_bypass_name(r)};
+				fam_head(&m);
+				prom_sample_u64(f, m.name, l, nl + 1, val[r]);
+			}
 		}
 	}
 

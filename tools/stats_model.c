@@ -84,6 +84,10 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	words[1] = LOAD(&ip[1]);
 	memcpy(dst->local_ip, words, sizeof(dst->local_ip));
 	dst->listen_backlog = LOAD(&src->backlog);
+	dst->lock_word = LOAD(&src->lock);
+	dst->bypass_word = LOAD(&src->bypass_word);
+	dst->bypass_reason = LOAD(&src->bypass_reason);
+	dst->bypass_since_ns = LOAD(&src->bypass_since_ns);
 	dst->waiters = LOAD(&src->waiters);
 	dst->max_waiters = LOAD(&src->max_waiters);
 	dst->holder_pid = LOAD(&src->holder_pid);
@@ -103,6 +107,11 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	dst->lock_contended = LOAD(&src->lock_contended);
 	dst->owner_died = LOAD(&src->owner_died);
 	dst->worker_overflow = LOAD(&src->worker_overflow);
+	dst->unlock_errors = LOAD(&src->unlock_errors);
+	for (i = 0; i < SOCKSHIM_BYPASS_COUNT; i++) {
+		dst->lock_bypassed[i] = LOAD(&src->lock_bypassed[i]);
+		dst->token_taken[i] = LOAD(&src->token_taken[i]);
+	}
 	for (i = 0; i < STATS_BUCKETS; i++) {
 		dst->wait_hist[i] = LOAD(&src->wait_hist[i]);
 		dst->hold_hist[i] = LOAD(&src->hold_hist[i]);
@@ -398,4 +407,15 @@ void stats_fmt_double(char *buf, size_t len, double v)
 			return;
 	}
 	snprintf(buf, len, "%.17g", v);
+}
+
+const char *stats_bypass_name(unsigned reason)
+{
+	static const char *const names[SOCKSHIM_BYPASS_COUNT] = {
+		[SOCKSHIM_BYPASS_STOPPED] = "stopped",
+		[SOCKSHIM_BYPASS_STALLED] = "stalled",
+		[SOCKSHIM_BYPASS_INVALID] = "invalid",
+	};
+
+	return reason < SOCKSHIM_BYPASS_COUNT ? names[reason] : "unknown";
 }

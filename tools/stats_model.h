@@ -36,9 +36,13 @@ struct stats_listener {
 	uint16_t local_port;
 	uint8_t local_ip[16];
 	int32_t listen_backlog; /* as passed to listen(), -1 unknown */
+	uint32_t lock_word;   /* the accept lock as it is: 0 free, else a thread id */
+	uint32_t bypass_word; /* the lock word waiters do not wait for, 0 none */
+	uint16_t bypass_reason; /* raw enum sockshim_bypass */
+	uint64_t bypass_since_ns;
 	uint32_t waiters;
 	uint32_t max_waiters;
-	int32_t holder_pid; /* 0: nobody holds the accept lock */
+	int32_t holder_pid; /* who took the lock last, 0 none (see lock_word) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
 	uint64_t poller; /* (pid << 32) | tid, 0 none */
@@ -55,6 +59,9 @@ struct stats_listener {
 	uint64_t lock_contended;
 	uint64_t owner_died;
 	uint64_t worker_overflow;
+	uint64_t lock_bypassed[SOCKSHIM_BYPASS_COUNT];
+	uint64_t token_taken[SOCKSHIM_BYPASS_COUNT];
+	uint64_t unlock_errors;
 	uint64_t wait_hist[STATS_BUCKETS];
 	uint64_t hold_hist[STATS_BUCKETS];
 	unsigned nworkers;    /* valid rows in workers[], sorted by pid, tid */
@@ -167,5 +174,9 @@ void stats_fmt_bound(char *buf, size_t len, const struct stats_bound *b);
 /* The shortest decimal that reads back as V ("0.25", "1e-09"); "NaN",
  * "+Inf", "-Inf" for the special values (Prometheus spells them so). */
 void stats_fmt_double(char *buf, size_t len, double v);
+
+/* The name of a reason the accept lock gave way (enum sockshim_bypass):
+ * "stopped", "stalled", "invalid"; "unknown" out of range. */
+const char *stats_bypass_name(unsigned reason);
 
 #endif

@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 5u
+#define SOCKSHIM_LAYOUT_VERSION 6u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -288,10 +288,10 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 }
 
 /* ---- Accept: one entry per listening socket, shared by every process
- * and thread that holds it. Counters are updated with relaxed atomics;
- * the lock is a process-shared robust pthread mutex, the one structure in
- * the segment whose insides (the robust list links) glibc and the kernel
- * manage, per process, on our behalf. ---- */
+ * and thread that holds it. Counters are updated with relaxed atomics.
+ * The accept lock is a plain futex word of our own: no pointer, no libc
+ * structure, nothing the kernel follows, so whatever another process
+ * writes into it is only a value to check. ---- */
 
 #define SOCKSHIM_LISTENERS 64
 #define SOCKSHIM_WORKERS 64
@@ -305,6 +305,20 @@ enum sockshim_accept_mode {
 	SOCKSHIM_ACCEPT_SERIALIZE = 1, /* one waiter per listener at a time */
 	SOCKSHIM_ACCEPT_OFF = 2,       /* pass-through, no statistics */
 };
+
+/* Why serialization gave way: a waiter accepted without the lock (or took
+ * the poll token from its holder) because the holder could make no
+ * progress. */
+enum sockshim_bypass {
+	SOCKSHIM_BYPASS_STOPPED = 0, /* the holder is stopped (SIGSTOP, a debugger) */
+	SOCKSHIM_BYPASS_STALLED = 1, /* connections waited, the holder took none */
+	SOCKSHIM_BYPASS_INVALID = 2, /* the lock word names no thread (garbage) */
+	SOCKSHIM_BYPASS_COUNT
+};
+
+/* The lock word: 0 when free, else the holder's thread id. Thread ids
+ * are below this (the kernel's PID_MAX_LIMIT); a word above is garbage. */
+#define SOCKSHIM_LOCK_TID_MAX (1u << 22)
 
 /* One worker (thread) that accepts on a listener: claimed by CAS of key.
  * When every row is taken, a worker recycles the row of a thread that has
@@ -335,21 +349,22 @@ struct sockshim_listener {
 	uint16_t pad0;
 	uint8_t local_ip[16];
 	int32_t backlog;     /* as passed to listen(), -1 unknown */
-	int32_t pad1;
-	/* The accept lock (serialize). */
-	union {
-		char bytes[48];
-		uint64_t align;
-	} mutex;                /* pthread_mutex_t, robust and process-shared */
-	uint32_t mutex_ready;   /* 2 once the mutex is initialised (1: being) */
-	uint32_t turn;          /* futex word: bumped and woken at each unlock */
+	/* The accept lock (serialize): the futex word (see above). */
+	uint32_t lock;
+	/* A lock word found stuck (its holder stopped or stalled, or the
+	 * word garbage): while the lock still holds exactly this value,
+	 * waiters accept without it. 0: none. */
+	uint32_t bypass_word;
+	uint16_t bypass_reason;  /* enum sockshim_bypass of bypass_word */
+	uint16_t pad1;
+	uint64_t bypass_since_ns;
 	uint32_t waiters;       /* threads waiting for the lock now */
 	uint32_t max_waiters;
-	int32_t holder_pid;     /* who holds the lock now, 0 none */
+	int32_t holder_pid;     /* who took the lock last (0: nobody holds it) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
 	/* The poll token (serialize): who may wait for the listener in
-	 * poll/select/epoll now. */
+	 * poll/select now. */
 	uint64_t poller;        /* (pid << 32) | tid; 0 none */
 	uint64_t poller_since_ns;
 	/* Counters. */
@@ -363,12 +378,16 @@ struct sockshim_listener {
 	uint64_t wakeups;       /* poll/select/epoll returns that reported the listener */
 	uint64_t lock_acquisitions;
 	uint64_t lock_contended;
-	uint64_t owner_died;    /* EOWNERDEAD recoveries */
+	uint64_t owner_died;    /* locks taken over from a holder that died */
 	uint64_t worker_overflow; /* workers beyond SOCKSHIM_WORKERS */
+	uint64_t lock_bypassed[SOCKSHIM_BYPASS_COUNT]; /* accepts made without the lock, by reason */
+	uint64_t token_taken[SOCKSHIM_BYPASS_COUNT];   /* poll tokens taken from their holder */
+	uint64_t unlock_errors; /* unlocks that found the lock not ours */
 	uint64_t wait_hist[SOCKSHIM_HIST_BUCKETS];
 	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
-	uint8_t pad2[88];
-	struct sockshim_worker workers[SOCKSHIM_WORKERS];
+	/* Rows on cache lines of their own: the hot counters above are the
+	 * listener's, these the workers'. */
+	struct sockshim_worker workers[SOCKSHIM_WORKERS] __attribute__((aligned(64)));
 	/* The summed counts of recycled rows (workers that ended); key: how
 	 * many, last_ns: the latest of theirs. */
 	struct sockshim_worker retired;

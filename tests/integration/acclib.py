@@ -46,7 +46,9 @@ int main(void)
 	F(H, listeners_offset, "Q"); F(H, listeners_capacity, "I");
 	F(H, listener_entry_size, "I"); F(H, listeners_full, "Q");
 	F(L, inode, "Q"); F(L, family, "H"); F(L, mode, "H"); F(L, local_port, "H");
-	F(L, local_ip, "16s"); F(L, backlog, "i"); F(L, mutex_ready, "I"); F(L, waiters, "I");
+	F(L, local_ip, "16s"); F(L, backlog, "i"); F(L, lock, "I"); F(L, waiters, "I");
+	F(L, bypass_word, "I"); F(L, bypass_reason, "H"); F(L, unlock_errors, "Q");
+	F(L, lock_bypassed, "Q"); F(L, token_taken, "Q");
 	F(L, max_waiters, "I"); F(L, holder_pid, "i"); F(L, holder_tid, "i");
 	F(L, held_since_ns, "Q"); F(L, poller, "Q"); F(L, accept_calls, "Q"); F(L, accepts, "Q");
 	F(L, spurious, "Q"); F(L, empty, "Q"); F(L, eintr, "Q"); F(L, econnaborted, "Q");
@@ -109,7 +111,10 @@ def _array(lay, name, buf, base, count):
 LISTENER_COUNTERS = ("accept_calls", "accepts", "spurious", "empty", "eintr", "econnaborted",
                      "emfile", "wakeups", "lock_acquisitions", "lock_contended", "owner_died",
                      "worker_overflow", "waiters", "max_waiters", "holder_pid", "holder_tid",
-                     "held_since_ns", "poller", "mutex_ready", "backlog")
+                     "held_since_ns", "poller", "lock", "backlog", "bypass_word",
+                     "bypass_reason", "unlock_errors")
+# Arrays indexed by enum sockshim_bypass.
+BYPASS_REASONS = ("stopped", "stalled", "invalid")
 WORKER_COUNTERS = ("calls", "accepts", "spurious", "empty", "eintr", "lock_wait_ns", "last_ns")
 
 
@@ -148,6 +153,9 @@ def raw_listeners(ctx, session):
             e[k] = _u(lay, "L." + k, data, base)
         e["wait_hist"] = _array(lay, "L.wait_hist", data, base, lay["HIST"])
         e["hold_hist"] = _array(lay, "L.hold_hist", data, base, lay["HIST"])
+        for k in ("lock_bypassed", "token_taken"):
+            e[k] = dict(zip(BYPASS_REASONS, _array(lay, "L." + k, data, base,
+                                                   len(BYPASS_REASONS))))
         e["workers"] = []
         wbase = base + lay["L.workers"][0]
         for j in range(lay["WORKERS"]):

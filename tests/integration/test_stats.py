@@ -136,7 +136,9 @@ def block_a(fx):
                     ("waiters now/max", "2/3"))
             + cells(("fairness (Jain)", "0.893"), ("max/min accepts", "2.00"),
                     ("queue/backlog", "2/7"))
-            + "  lock holder: pid %d tid %d for HELD\n" % (fx.pid, t1)
+            + "  lock bypassed: stopped 4, stalled 2, invalid word reset 1; tokens taken: "
+            "stopped 3, stalled 0; unlock errors 1\n"
+            + "  lock holder: pid %d tid %d (fxw1, sleeping) for HELD\n" % (fx.pid, t1)
             + WORKER_HEAD
             + worker_row(fx.pid, fx.pid, "stats_fixture", 640, 200, "40.0%", 400, 12, 0, "1.0us")
             + worker_row(fx.pid, t1, "fxw1", 320, 100, "20.0%", 200, 0, 1, "10us")
@@ -187,7 +189,7 @@ def blocks(fx):
 
 def hide_held(text):
     """The holder's age grows while the test runs: one token stands for it."""
-    return re.sub(r"(lock holder: pid \d+ tid \d+ for )\S+", r"\1HELD", text)
+    return re.sub(r"(lock holder: pid \d+ tid \d+ \([^)]*\) for )\S+", r"\1HELD", text)
 
 
 def hist_lines(title, counts):
@@ -221,7 +223,7 @@ def test_stats_table_exact(ctx):
     fx = Fixture(ctx)
     out, err = stats_ok(ctx, fx.session)
     assert err == "", err
-    m = re.search(r"lock holder: pid \d+ tid \d+ for (\S+)\n", out)
+    m = re.search(r"lock holder: pid \d+ tid \d+ \(fxw1, sleeping\) for (\S+)\n", out)
     assert m and re.fullmatch(r"\d+(\.\d)?s", m.group(1)), "holder age: %r" % (m and m.group(1))
     age = float(m.group(1)[:-1])
     assert 1.5 <= age < 60, "the holder took the lock 1.5 s before the fixture said ready: %s" % age
@@ -303,6 +305,9 @@ def expected_json(fx):
               "emfile_enfile": 0, "lock_acquisitions": 0, "lock_contended": 0,
               "lock_owner_died": 0, "lock_wait_ns": dict(zero_hist, max=None),
               "lock_hold_ns": zero_hist, "waiters": 0, "max_waiters": 0, "holder": None,
+              "lock": {"state": "free", "word": 0, "bypassed": None},
+              "lock_bypassed": {"stopped": 0, "stalled": 0, "invalid": 0},
+              "token_taken": {"stopped": 0, "stalled": 0, "invalid": 0}, "unlock_errors": 0,
               "fairness_jain": 1, "max_min_ratio": 1, "worker_overflow": 0,
               "bad_worker_rows": 0,
               "retired_workers": {"count": 0, "calls": 0, "accepts": 0, "spurious": 0,
@@ -320,6 +325,11 @@ def expected_json(fx):
                          "p99": bound(65536, 131072), "log2_hist": HOLD_HIST},
         "waiters": 2, "max_waiters": 3,
         "holder": {"pid": fx.pid, "tid": t1, "held_ns": "HELD"},
+        "lock": {"state": "held", "word": t1, "pid": fx.pid, "tid": t1, "comm": "fxw1",
+                 "thread_state": "S", "state_text": "sleeping", "held_ns": "HELD",
+                 "bypassed": None},
+        "lock_bypassed": {"stopped": 4, "stalled": 2, "invalid": 1},
+        "token_taken": {"stopped": 3, "stalled": 0, "invalid": 0}, "unlock_errors": 1,
         "fairness_jain": 250000 / 280000, "max_min_ratio": 2,
         "queue_length": 2, "queue_backlog": 7, "worker_overflow": 2, "bad_worker_rows": 1,
         "retired_workers": {"count": 3, "calls": 30, "accepts": 20, "spurious": 4, "empty": 5,
@@ -353,6 +363,8 @@ def test_stats_json_exact(ctx):
             held = obj["holder"]["held_ns"]
             assert 1500000000 <= held < 60 * 10**9, held
             obj["holder"]["held_ns"] = "HELD"
+            assert obj["lock"]["held_ns"] == held, obj["lock"]
+            obj["lock"]["held_ns"] = "HELD"
     exp = expected_json(fx)
     for g, e in zip(got, exp):
         assert g == e, "JSON differs:\n got %s\nwant %s" % (
@@ -426,6 +438,12 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_lock_acquisitions_total", lbl(**a)): "500",
         ("sockshim_lock_contended_total", lbl(**a)): "120",
         ("sockshim_lock_owner_died_total", lbl(**a)): "1",
+        ("sockshim_lock_unlock_errors_total", lbl(**a)): "1",
+        ("sockshim_lock_bypassed_total", lbl(reason="stopped", **a)): "4",
+        ("sockshim_lock_bypassed_total", lbl(reason="stalled", **a)): "2",
+        ("sockshim_lock_bypassed_total", lbl(reason="invalid", **a)): "1",
+        ("sockshim_token_taken_total", lbl(reason="stopped", **a)): "3",
+        ("sockshim_token_taken_total", lbl(reason="stalled", **b)): "0",
         ("sockshim_worker_overflow_total", lbl(**a)): "2",
         ("sockshim_retired_workers_total", lbl(**a)): "3",
         ("sockshim_retired_worker_accepts_total", lbl(**a)): "20",

@@ -174,6 +174,14 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->holder_pid = pid;
 	a->holder_tid = tids[0];
 	a->held_since_ns = mono_ns() - 1500000000u;
+	a->lock = (uint32_t)tids[0];
+	/* Serialization gave way: 4 accepts past a stopped holder, 2 past
+	 * one that took nothing, 1 garbage word reset; 3 tokens taken. */
+	a->lock_bypassed[SOCKSHIM_BYPASS_STOPPED] = 4;
+	a->lock_bypassed[SOCKSHIM_BYPASS_STALLED] = 2;
+	a->lock_bypassed[SOCKSHIM_BYPASS_INVALID] = 1;
+	a->token_taken[SOCKSHIM_BYPASS_STOPPED] = 3;
+	a->unlock_errors = 1;
 	/* Rows in no particular order: the reader sorts them. */
 	set_worker(&a->workers[7], pid, tids[2], 320, 100, 200, 0, 1, 320);
 	set_worker(&a->workers[3], pid, tids[0], 320, 100, 200, 0, 1, 3200000);

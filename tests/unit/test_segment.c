@@ -530,7 +530,7 @@ static void test_segment_truncated_file(void **state)
 	create_file(f);
 	/* Header intact, last record cut off. */
 	truncate_to(f, (off_t)sockshim_segment_size(CAP, SOCKSHIM_LEDGER_DEFAULT) - 1);
-	expect_refused(f, -EPROTO, "corrupt");
+	expect_refused(f, -EPROTO, "truncated");
 	/* Not even a header. */
 	truncate_to(f, (off_t)sizeof(struct sockshim_header) - 1);
 	expect_refused(f, -EPROTO, "impossible size");
@@ -563,7 +563,7 @@ static void test_segment_validate_checks_mapped_size(void **state)
 	assert_int_equal(v.ring_offset, sizeof(struct sockshim_header));
 	v.size = f->m.size - 1;
 	assert_int_equal(seg_validate(&v, f->why, sizeof(f->why)), -EPROTO);
-	assert_non_null(strstr(f->why, "corrupt"));
+	assert_non_null(strstr(f->why, "truncated"));
 	v.size = sizeof(struct sockshim_header) - 1;
 	assert_int_equal(seg_validate(&v, f->why, sizeof(f->why)), -EPROTO);
 	assert_non_null(strstr(f->why, "smaller than a header"));
