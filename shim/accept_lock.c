@@ -13,6 +13,7 @@
  * handler that runs is sure to be seen. Never used on a path the user did
  * not ask to serialize. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
@@ -71,15 +72,27 @@ static int signal_restarts(void)
 	return 1;
 }
 
-/* Let pending signals in (their handlers run now). 1 if one ran and the
- * accept it interrupted would not have been restarted. */
-static int signal_interrupts(const sigset_t *saved)
+enum signal_seen { SIGNAL_NONE, SIGNAL_INTERRUPTS, SIGNAL_RESTARTS };
+
+/* Let pending signals in (their handlers run now): none ran, one ran and
+ * the accept it interrupted would end with EINTR, or would be restarted. */
+static enum signal_seen signals_let_in(const sigset_t *saved)
 {
 	static const struct timespec zero = {0, 0};
 
 	if (real.ppoll(NULL, 0, &zero, saved) == 0 || errno != EINTR)
-		return 0;
-	return !signal_restarts();
+		return SIGNAL_NONE;
+	return signal_restarts() ? SIGNAL_RESTARTS : SIGNAL_INTERRUPTS;
+}
+
+/* The listener FD is no longer open (a handler closed it): the restarted
+ * accept fails at once with EBADF, and so must ours, not wait for a lock. */
+static int fd_gone(int fd)
+{
+	int saved = errno, gone = real.fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+
+	errno = saved;
+	return gone;
 }
 
 /* Connections wait on listener FD. */
@@ -132,7 +145,7 @@ static int stalled(struct stall *s, uint32_t word, uint64_t progress, uint64_t n
 	return now - s->since_ns >= (uint64_t)STALL_NS;
 }
 
-enum wait_result { WAIT_LOCKED, WAIT_BYPASS, WAIT_EINTR, WAIT_TIMEOUT };
+enum wait_result { WAIT_LOCKED, WAIT_BYPASS, WAIT_EINTR, WAIT_TIMEOUT, WAIT_FD_GONE };
 
 /* Lock word W is held while connections wait: take over a dead holder's
  * lock or a garbage word (1, ours), or decide to bypass (2), or wait on
@@ -214,10 +227,19 @@ static enum wait_result wait_for_lock(struct sockshim_listener *l, int fd, uint6
 		struct timespec slice;
 		int verdict = 0;
 
-		if (signal_interrupts(&ws.saved)) {
+		switch (signals_let_in(&ws.saved)) {
+		case SIGNAL_INTERRUPTS:
 			ret = WAIT_EINTR;
 			break;
+		case SIGNAL_RESTARTS:
+			if (fd_gone(fd))
+				ret = WAIT_FD_GONE;
+			break;
+		case SIGNAL_NONE:
+			break;
 		}
+		if (ret != WAIT_LOCKED)
+			break;
 		if (w == 0 && take(l, 0, me))
 			verdict = 1;
 		else if (w && w == __atomic_load_n(&l->bypass_word, __ATOMIC_ACQUIRE))
@@ -234,7 +256,7 @@ static enum wait_result wait_for_lock(struct sockshim_listener *l, int fd, uint6
 			/* A signal that came while we took it would otherwise run
 			 * only once the mask is back, and the accept after it
 			 * would block: look once more, and give it back if so. */
-			if (signal_interrupts(&ws.saved)) {
+			if (signals_let_in(&ws.saved) == SIGNAL_INTERRUPTS) {
 				release(l, me);
 				ret = WAIT_EINTR;
 			}
@@ -276,6 +298,8 @@ int accept_lock(struct sockshim_listener *l, int fd, struct sockshim_worker *w,
 						   SOCKSHIM_BYPASS_COUNT],
 				 1);
 			return ACCEPT_BYPASSED;
+		case WAIT_FD_GONE:
+			return ACCEPT_BYPASSED; /* the accept fails on its own */
 		case WAIT_EINTR:
 			return -EINTR;
 		case WAIT_TIMEOUT:

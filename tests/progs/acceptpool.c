@@ -15,6 +15,9 @@
  *   -r  fork: recycle, each worker exits (0) after K connections and the
  *       parent starts a new one in its place, as Apache's
  *       MaxConnectionsPerChild or gunicorn's --max-requests do
+ *   -t  fork: T threads accept in each worker process (default 1)
+ *   -k  fork: a worker killed by a signal gets a successor, as nginx's and
+ *       Apache's masters do
  *
  * Lines on stdout, one write each:
  *   port P                              listening
@@ -127,6 +130,9 @@ static void answer(int fd, struct slot *s)
 
 /* -r: connections per worker process, 0 for no limit. */
 static uint64_t recycle_after;
+/* -t: accepting threads per worker process; -k: respawn the killed. */
+static int threads_per_worker = 1;
+static int respawn_killed;
 
 /* Accept until stopped (or, with -r, done). Returns 0 when SIGTERM ended an
  * accept or the worker served its share, 1 on an unexpected error. */
@@ -212,6 +218,35 @@ static int run_threads(int n, const sigset_t *waitset)
 	return 0;
 }
 
+/* -t: the worker process's threads accept (slots S[0..T-1]) with every
+ * signal blocked; its main thread waits for SIGTERM, then prints their
+ * totals and ends the process, as run_threads does for a whole pool. */
+static int run_threads_in_worker(struct slot *s, const sigset_t *waitset)
+{
+	sigset_t stop;
+	pthread_t th;
+	int i, sig;
+
+	for (i = 0; i < threads_per_worker; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		if (pthread_create(&th, NULL, thread_main, &s[i]))
+			return 1;
+		pthread_detach(th);
+	}
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGALRM);
+	(void)waitset;
+	sigprocmask(SIG_BLOCK, &stop, NULL);
+	do
+		sig = sigwaitinfo(&stop, NULL);
+	while (sig < 0 && errno == EINTR);
+	for (i = 0; i < threads_per_worker; i++)
+		print_totals(&s[i]);
+	return sig == SIGALRM ? 3 : 0;
+}
+
 static void child_main(struct slot *s, const sigset_t *waitset, pid_t parent)
 {
 	struct sigaction sa;
@@ -228,6 +263,8 @@ static void child_main(struct slot *s, const sigset_t *waitset, pid_t parent)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGCHLD, SIG_DFL);
 	alarm(LIFETIME_S);
+	if (threads_per_worker > 1)
+		_exit(run_threads_in_worker(s, waitset));
 	s->pid = getpid();
 	s->tid = my_tid();
 	sigprocmask(SIG_UNBLOCK, waitset, NULL);
@@ -260,7 +297,7 @@ static int run_forked(int n, const sigset_t *waitset)
 			return 1;
 		}
 		if (pid == 0)
-			child_main(&slots[i], waitset, parent);
+			child_main(&slots[i * threads_per_worker], waitset, parent);
 		pids[i] = pid;
 		live++;
 	}
@@ -294,16 +331,24 @@ static int run_forked(int n, const sigset_t *waitset)
 				if (pids[i] == pid)
 					pids[i] = 0;
 			live--;
-			/* -r: a worker that served its share gets a successor. */
-			if (recycle_after && !stopping && WIFEXITED(status) &&
-			    WEXITSTATUS(status) == 0) {
-				say("reaped %d exit 0 %llu\n", (int)pid, (unsigned long long)mono_ns());
+			/* -r: a worker that served its share gets a successor;
+			 * -k: so does one that was killed. */
+			if (!stopping && ((recycle_after && WIFEXITED(status) &&
+					   WEXITSTATUS(status) == 0) ||
+					  (respawn_killed && WIFSIGNALED(status)))) {
+				if (WIFEXITED(status))
+					say("reaped %d exit 0 %llu\n", (int)pid,
+					    (unsigned long long)mono_ns());
+				else
+					say("reaped %d signal %d %llu\n", (int)pid, WTERMSIG(status),
+					    (unsigned long long)mono_ns());
 				for (i = 0; i < n && pids[i]; i++) {
 				}
-				memset(&slots[i], 0, sizeof(slots[i]));
+				memset(&slots[i * threads_per_worker], 0,
+				       sizeof(slots[0]) * (size_t)threads_per_worker);
 				pids[i] = fork();
 				if (pids[i] == 0)
-					child_main(&slots[i], waitset, parent);
+					child_main(&slots[i * threads_per_worker], waitset, parent);
 				if (pids[i] < 0) {
 					fprintf(stderr, "acceptpool: fork: %s\n", strerror(errno));
 					pids[i] = 0;
@@ -348,7 +393,7 @@ static int write_port_file(const char *path, int port)
 static int usage(void)
 {
 	fprintf(stderr, "usage: acceptpool [-m thread|fork] [-n N] [-p PORTFILE] [-P PORT] "
-			"[-s MS] [-4] [-r K]\n");
+			"[-s MS] [-4] [-r K] [-t T] [-k]\n");
 	return 2;
 }
 
@@ -360,7 +405,7 @@ int main(int argc, char **argv)
 	sigset_t waitset;
 	int c, n = 8, port = 0, forked = 0, one = 1;
 
-	while ((c = getopt(argc, argv, "m:n:p:P:s:4r:")) != -1) {
+	while ((c = getopt(argc, argv, "m:n:p:P:s:4r:t:k")) != -1) {
 		switch (c) {
 		case 'm':
 			if (strcmp(optarg, "thread") && strcmp(optarg, "fork"))
@@ -393,11 +438,20 @@ int main(int argc, char **argv)
 			if (!recycle_after)
 				return usage();
 			break;
+		case 't':
+			threads_per_worker = atoi(optarg);
+			if (threads_per_worker < 1 || threads_per_worker > MAX_WORKERS)
+				return usage();
+			break;
+		case 'k':
+			respawn_killed = 1;
+			break;
 		default:
 			return usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || n * threads_per_worker > MAX_WORKERS ||
+	    (threads_per_worker > 1 && !forked))
 		return usage();
 
 	sigemptyset(&waitset);

@@ -12,6 +12,17 @@
  *                            accept); then thread C accepts and one client
  *                            connects: C must get it. Prints "cancelled B",
  *                            "cancelled A", "C accepted", then "port P".
+ *     lockwait sigclose      threads A and B accept (B 50 ms later); a
+ *                            SIGUSR1 handler (SA_RESTART) that closes the
+ *                            listener runs in B: B's accept, restarted
+ *                            after it, must fail with EBADF as the
+ *                            kernel's does, within a second. Prints
+ *                            "B ret R errno NAME ms T".
+ *     lockwait forkheld      thread A accepts (under serialize: holds the
+ *                            lock); the main thread forks; the child
+ *                            accepts too (waits for A's lock). Prints
+ *                            "port P"; the test connects twice and reads
+ *                            "parent" and "child"; the child exits 0.
  *
  * alarm() bounds the run; exit 0 when every step went as said. */
 #include <arpa/inet.h>
@@ -22,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,6 +172,84 @@ static int run_cancel(void)
 	return bad || rc.ret < 0;
 }
 
+static void close_listener(int sig)
+{
+	(void)sig;
+	close(listener);
+}
+
+static int run_sigclose(void)
+{
+	struct sigaction sa;
+	struct result ra, rb;
+	pthread_t ta, tb;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = close_listener;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (make_listener(0) < 0 || sigaction(SIGUSR1, &sa, NULL) < 0)
+		return 1;
+	if (pthread_create(&ta, NULL, accept_once, &ra))
+		return 1;
+	sleep_ms(STAGGER_MS);
+	if (pthread_create(&tb, NULL, accept_once, &rb))
+		return 1;
+	sleep_ms(SETTLE_MS);
+	pthread_kill(tb, SIGUSR1);
+	pthread_join(tb, NULL);
+	printf("B ret %d errno %s ms %llu\n", rb.ret, rb.err == EBADF ? "EBADF" : strerror(rb.err),
+	       (unsigned long long)rb.ms);
+	/* A stays in accept on the closed listener, as it would without us. */
+	fflush(stdout);
+	_exit(rb.ret == -1 && rb.err == EBADF ? 0 : 1);
+}
+
+/* Accept one connection and answer it with WHO. */
+static int answer_one(const char *who)
+{
+	int fd = accept(listener, NULL, NULL);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, who, strlen(who)) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void *accept_as_parent(void *arg)
+{
+	*(int *)arg = answer_one("parent\n");
+	return NULL;
+}
+
+static int run_forkheld(void)
+{
+	pthread_t ta;
+	int port, ra = -1, status;
+	pid_t child;
+
+	port = make_listener(0);
+	if (port < 0 || pthread_create(&ta, NULL, accept_as_parent, &ra))
+		return 1;
+	sleep_ms(SETTLE_MS); /* A is in accept: under serialize, with the lock */
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0)
+		_exit(answer_one("child\n") ? 1 : 0);
+	printf("port %d\n", port);
+	pthread_join(ta, NULL);
+	if (waitpid(child, &status, 0) != child)
+		return 1;
+	printf("parent %s child %d\n", ra ? "failed" : "answered",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return ra || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv)
 {
 	alarm(LIFETIME_S);
@@ -167,6 +258,10 @@ int main(int argc, char **argv)
 		return run_rcvtimeo(atol(argv[2]));
 	if (argc == 2 && !strcmp(argv[1], "cancel"))
 		return run_cancel();
-	fprintf(stderr, "usage: lockwait rcvtimeo MS | lockwait cancel\n");
+	if (argc == 2 && !strcmp(argv[1], "sigclose"))
+		return run_sigclose();
+	if (argc == 2 && !strcmp(argv[1], "forkheld"))
+		return run_forkheld();
+	fprintf(stderr, "usage: lockwait rcvtimeo MS | cancel | sigclose | forkheld\n");
 	return 2;
 }
