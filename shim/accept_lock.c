@@ -162,7 +162,8 @@ static int judge_holder(struct sockshim_listener *l, uint32_t w, uint32_t me, st
 			  (unsigned)l->local_port, w);
 		return 1;
 	}
-	state = thread_state((pid_t)w);
+	/* Our own tid, while we wait: a dead holder's, reused for us. */
+	state = w == me ? 0 : thread_state((pid_t)w);
 	if (thread_state_dead(state)) {
 		/* Killed in accept (or a word naming a thread that does not
 		 * exist): the lock is nobody's. */

@@ -1,7 +1,8 @@
 /* A load client for acceptpool: N connections, C in flight at a time,
  * each reading the one line the worker answers ("PID TID SEQ") until the
  * server closes. It checks that every connection was accepted exactly
- * once: each worker's SEQs seen are 1..K with none twice and none missing.
+ * once: each worker's SEQs seen are consecutive (1..K for a fresh pool),
+ * none twice and none missing.
  * Source addresses rotate over 127.0.1.0/24 so that the TIME_WAIT
  * sockets of earlier connections never collide with new ones.
  *
@@ -37,7 +38,7 @@ struct conn {
 
 struct worker {
 	long pid, tid;
-	uint64_t count, max_seq;
+	uint64_t count, min_seq, max_seq;
 	uint8_t *seen; /* bit per SEQ, 1..N */
 };
 
@@ -80,6 +81,8 @@ static void record(const char *line)
 	w->count++;
 	if (seq > w->max_seq)
 		w->max_seq = seq;
+	if (!w->min_seq || seq < w->min_seq)
+		w->min_seq = seq;
 	answered++;
 }
 
@@ -166,7 +169,7 @@ int main(int argc, char **argv)
 			}
 	}
 	for (i = 0; i < nworkers; i++)
-		gaps += (long)(workers[i].max_seq - workers[i].count);
+		gaps += (long)(workers[i].max_seq - workers[i].min_seq + 1 - workers[i].count);
 	printf("connections %ld answered %ld errors %ld duplicates %ld gaps %ld workers %d\n", total,
 	       answered, errors + (total - done), duplicates, gaps, nworkers);
 	return answered == total && !errors && !duplicates && !gaps && done == total ? 0 : 1;
