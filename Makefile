@@ -55,6 +55,7 @@ UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tool
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
+UNIT_OBJ_test_shm_users = tools/shm_users.c
 # Sources a test program links besides its own (tests/progs/NAME.c).
 PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
 

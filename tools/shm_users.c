@@ -63,15 +63,31 @@ static int note(struct shm_users *u, pid_t pid, dev_t dev, ino_t ino)
 	return 0;
 }
 
+int shm_users_parse_maps_line(const char *line, dev_t *dev, ino_t *ino)
+{
+	unsigned maj, min;
+	unsigned long long inode;
+	char perms[8];
+	int pos = 0;
+
+	if (sscanf(line, "%*s %7s %*s %x:%x %llu %n", perms, &maj, &min, &inode, &pos) < 4 ||
+	    !pos || perms[1] != 'w')
+		return 0;
+	if (strncmp(line + pos, SEG_PATH_PREFIX, sizeof(SEG_PATH_PREFIX) - 1) != 0)
+		return 0;
+	*dev = makedev(maj, min);
+	*ino = (ino_t)inode;
+	return 1;
+}
+
 static int scan_pid(struct shm_users *u, pid_t pid)
 {
 	char path[64], *line = NULL;
-	unsigned maj, min;
-	unsigned long long ino;
-	char perms[8];
 	size_t cap = 0;
+	dev_t dev;
+	ino_t ino;
 	FILE *f;
-	int rc = 0, pos;
+	int rc = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
@@ -80,13 +96,9 @@ static int scan_pid(struct shm_users *u, pid_t pid)
 	if (!f)
 		return 0;
 	while (getline(&line, &cap, f) > 0) {
-		pos = 0;
-		if (sscanf(line, "%*s %7s %*s %x:%x %llu %n", perms, &maj, &min, &ino, &pos) < 4 ||
-		    !pos || perms[1] != 'w')
+		if (!shm_users_parse_maps_line(line, &dev, &ino))
 			continue;
-		if (strncmp(line + pos, SEG_PATH_PREFIX, sizeof(SEG_PATH_PREFIX) - 1) != 0)
-			continue;
-		rc = note(u, pid, makedev(maj, min), (ino_t)ino);
+		rc = note(u, pid, dev, ino);
 		if (rc)
 			goto out;
 	}

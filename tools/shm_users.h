@@ -27,4 +27,11 @@ void shm_users_free(struct shm_users *u);
  * -errno (-ENOENT when PATH does not exist). */
 int shm_users_of_path(const char *path, pid_t pids[SHM_USERS_PIDS]);
 
+/* ---- Pure parser, for the tests. ---- */
+
+/* One line of /proc/PID/maps (NUL-terminated): 1 when it maps a session
+ * segment writable, with the file's device and inode in *DEV and *INO;
+ * 0 for any other line. */
+int shm_users_parse_maps_line(const char *line, dev_t *dev, ino_t *ino);
+
 #endif
