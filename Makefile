@@ -150,6 +150,81 @@ tsan:
 valgrind: all $(UNIT_BIN) $(PROG_BIN)
 	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind
 
+# ---- make fuzz: libFuzzer harnesses (tests/fuzz) for every reader of bytes
+# another process wrote, and for the shim's configuration parser. Built with
+# clang into $(BUILD)/fuzz, seeded from a real session (tests/fuzz/seeds.py,
+# so the seeds always match layout.h), each run FUZZ_SECONDS, FUZZ_JOBS at a
+# time (tests/fuzz/run.sh). The corpus grows in $(BUILD)/fuzz/corpus; a
+# crash is kept in $(BUILD)/fuzz/crashes and fails the target. ----
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
+FUZZ_DIR = $(BUILD)/fuzz
+FUZZ_TARGETS = segment ring ledger listeners proc sockdiag config
+FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+# -fno-sanitize-recover: a UBSan finding is a crash libFuzzer keeps. The
+# project's warnings stay errors, but clang's -Wsign-compare, which GCC does
+# not apply in C, flags the kernel's own NLMSG_OK macro.
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all $(WARN) -Wno-sign-compare -D_GNU_SOURCE -Iinclude -Ishim -Itools \
+	-Itests/fuzz -pthread
+# Every harness links the segment code; then the modules it reads through,
+# as their unit tests link them where one does ($(sort) drops duplicates).
+FUZZ_SEG = $(SEGMENT_SRC)
+comma = ,
+FUZZ_SRC_segment = tools/ring_reader.c tools/ledger_read.c tools/stats_model.c tools/sockdiag.c \
+	tools/format.c tools/outbuf.c tools/bigmem.c
+FUZZ_SRC_ring = tools/ring_reader.c tools/format.c tools/outbuf.c tools/bigmem.c
+FUZZ_SRC_ledger = $(UNIT_OBJ_test_ledger_read)
+FUZZ_SRC_listeners = $(UNIT_OBJ_test_prom)
+FUZZ_SRC_proc = tools/procfd.c tools/shm_users.c tools/bigmem.c
+FUZZ_SRC_sockdiag = $(UNIT_OBJ_test_sockdiag)
+FUZZ_SRC_config = $(UNIT_OBJ_test_config)
+
+.PHONY: fuzz fuzz-build fuzz-deps
+
+fuzz: all $(EXAMPLE_BIN) fuzz-build
+	$(PYTHON) tests/fuzz/seeds.py --build $(BUILD) --seedcut $(FUZZ_DIR)/seedcut \
+		--out $(FUZZ_DIR)/seeds
+	sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BIN) $(FUZZ_DIR)/seedcut
+
+# clang with libFuzzer's runtime (Debian: clang, libclang-rt-14-dev). As
+# root we install them; otherwise we stop and say the exact command.
+fuzz-deps:
+	@mkdir -p $(FUZZ_DIR); \
+	probe() { printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' | \
+		$(FUZZ_CC) -x c -fsanitize=fuzzer -o $(FUZZ_DIR)/.probe - >/dev/null 2>&1; }; \
+	if ! probe; then \
+	  pkgs="clang libclang-rt-14-dev"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "sockshim: installing $$pkgs (for make fuzz)"; \
+	    (apt-get install -y $$pkgs || (apt-get update && apt-get install -y $$pkgs)) >/dev/null || exit 1; \
+	    probe || { echo "sockshim: $(FUZZ_CC) still cannot build a libFuzzer harness" >&2; exit 1; }; \
+	  else \
+	    echo "sockshim: make fuzz needs clang with libFuzzer; run: sudo apt-get install -y $$pkgs" >&2; exit 1; \
+	  fi; \
+	fi; \
+	rm -f $(FUZZ_DIR)/.probe
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/fuzz_util.o $$(FUZZ_SRC_$$*) \
+		tests/fuzz/fuzz_util.h $(HEADERS) | fuzz-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DIR)/fuzz_util.o $(sort $(FUZZ_SEG) $(FUZZ_SRC_$*)) \
+		-ldl -lm
+
+# The harnesses' checkers are sanitized but not instrumented for coverage:
+# the fuzzer is to explore the readers, not the checkers.
+$(FUZZ_DIR)/fuzz_util.o: tests/fuzz/fuzz_util.c tests/fuzz/fuzz_util.h $(HEADERS) | fuzz-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(subst fuzzer$(comma),,$(FUZZ_CFLAGS)) -c -o $@ $<
+
+$(FUZZ_DIR)/seedcut: tests/fuzz/seedcut.c $(FUZZ_SEG) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(FUZZ_SEG) $(LDFLAGS_BASE) $(LDFLAGS)
+# ---- end of make fuzz ----
+
 demo: all $(EXAMPLE_BIN)
 	@sh examples/demo.sh $(BUILD)
 
