@@ -398,6 +398,12 @@ int cmd_events(int argc, char **argv)
 		fprintf(stderr, "sockshim: cannot write events: %s\n", strerror(out.write_err));
 		rc = EXIT_FAIL;
 	}
+	if (rr.overwritten_before)
+		fprintf(stderr,
+			"sockshim: %llu older events had been overwritten before this read began "
+			"(the ring keeps the last %u; follow with -f, or a bigger --ring-events, "
+			"to see them all)\n",
+			(unsigned long long)rr.overwritten_before, m.ring_capacity);
 	lost = rr.lost_overrun + rr.lost_torn;
 	if (lost)
 		fprintf(stderr, "sockshim: %llu events delivered, %llu lost (overrun %llu, torn %llu)\n",

@@ -31,6 +31,7 @@ void ring_reader_init(struct ring_reader *r, const struct seg_map *m, int from_o
 		r->cursor = head;
 	else
 		r->cursor = head > m->ring_capacity ? head - m->ring_capacity : 0;
+	r->overwritten_before = from_oldest ? r->cursor : 0;
 }
 
 static int check_ok(const struct sockshim_record *rec, uint64_t ticket)

@@ -18,6 +18,7 @@ struct ring_reader {
 	uint64_t delivered;
 	uint64_t lost_overrun; /* overwritten before we read them */
 	uint64_t lost_torn;    /* never finished by their writer */
+	uint64_t overwritten_before; /* from_oldest: records gone before we started */
 	int64_t pending_since_ns; /* when the slot at cursor was first seen pending, or 0 */
 };
 

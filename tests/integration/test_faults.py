@@ -310,7 +310,7 @@ def test_fault_lock_word_scribbled(ctx):
     assert o["accepts"] == 41, o["accepts"]
 
 
-def _pool(ctx, session, mode, n=4, threads=1, respawn=False):
+def fork_pool(ctx, session, mode, n=4, threads=1, respawn=False):
     portfile = os.path.join(ctx.tmp, "pool.%d.port" % len(ctx._procs))
     argv = [ctx.prog("acceptpool"), "-m", "fork", "-n", str(n), "-p", portfile]
     if threads > 1:
@@ -336,7 +336,7 @@ def load(ctx, port, n, conc=16):
 
 def test_fault_lock_holder_stopped(ctx):
     s = ctx.session()
-    proc, port = _pool(ctx, s, "serialize")
+    proc, port = fork_pool(ctx, s, "serialize")
     acclib.ask(port, 5)
     o = wait_holder(ctx, s, port, "before SIGSTOP")
     holder = o["lock"]["pid"]
@@ -375,7 +375,7 @@ def test_fault_lock_holder_stopped(ctx):
 
 def test_fault_kill_all_workers_holding_lock(ctx):
     s = ctx.session()
-    proc, port = _pool(ctx, s, "serialize", respawn=True)
+    proc, port = fork_pool(ctx, s, "serialize", respawn=True)
     acclib.ask(port, 5)
     o = wait_holder(ctx, s, port, "before the kill")
     workers = [p for p in acclib.descendants(proc.pid) if p != proc.pid]
