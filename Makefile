@@ -61,7 +61,7 @@ PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
 
-.PHONY: all deps test unit integration asan tsan demo bench install uninstall \
+.PHONY: all deps test unit integration asan tsan demo bench soak install uninstall \
 	clean format lint valgrind
 .DELETE_ON_ERROR:
 
@@ -224,6 +224,13 @@ $(FUZZ_DIR)/seedcut: tests/fuzz/seedcut.c $(FUZZ_SEG) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(FUZZ_SEG) $(LDFLAGS_BASE) $(LDFLAGS)
 # ---- end of make fuzz ----
+
+# Five minutes of nginx-light under wrk with the shim: errors, exact
+# accept counts and the workers' anonymous memory (tests/bench/soak_nginx.py).
+SOAK_SECONDS ?= 300
+
+soak: all
+	$(PYTHON) tests/bench/soak_nginx.py $(BUILD) $(SOAK_SECONDS)
 
 demo: all $(EXAMPLE_BIN)
 	@sh examples/demo.sh $(BUILD)

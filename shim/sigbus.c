@@ -116,7 +116,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
-static int install_ours(void)
+static int install_ours_saving(struct sigaction *replaced)
 {
 	struct sigaction ours;
 
@@ -127,7 +127,12 @@ static int install_ours(void)
 	 * keeps an alternate stack, a fault on a full stack still lands. */
 	ours.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
 	sigemptyset(&ours.sa_mask);
-	return real.sigaction(SIGBUS, &ours, NULL);
+	return real.sigaction(SIGBUS, &ours, replaced);
+}
+
+static int install_ours(void)
+{
+	return install_ours_saving(NULL);
 }
 
 static void unblock_bus(void)
@@ -232,8 +237,14 @@ static int program_sigbus(const struct sigaction *act, struct sigaction *old)
 	if (real.sigaction(SIGBUS, act, old) < 0)
 		return -1;
 	if (act) {
-		program_action_set(act);
-		install_ours();
+		struct sigaction kept;
+
+		/* As the kernel holds it (libc adds its restorer): what a later
+		 * sigaction reports, exactly as without us. */
+		if (install_ours_saving(&kept) == 0)
+			program_action_set(&kept);
+		else
+			program_action_set(act);
 	}
 	if (old)
 		*old = prev;
