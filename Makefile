@@ -61,7 +61,7 @@ PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
 
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
 
-.PHONY: all deps test unit integration asan tsan demo bench soak install uninstall \
+.PHONY: all deps test-deps test unit integration asan tsan demo bench soak install uninstall \
 	clean format lint valgrind
 .DELETE_ON_ERROR:
 
@@ -80,6 +80,28 @@ deps:
 	    (apt-get install -y $$missing || (apt-get update && apt-get install -y $$missing)) >/dev/null || exit 1; \
 	  else \
 	    echo "sockshim: missing$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+# What the integration tests run besides the build: real servers and
+# clients from Debian, the tools the tests read the kernel with. As root,
+# `make test` installs the missing ones first (as deps does); otherwise it
+# says the exact command, and the tests that need them skip, saying why.
+TEST_PACKAGES = python3 iproute2 procps util-linux curl socat nginx-light apache2 gunicorn \
+	uwsgi uwsgi-plugin-python3 prometheus linux-perf
+
+test-deps:
+	@missing=""; \
+	for p in $(TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "sockshim: installing$$missing (for the tests)"; \
+	    (apt-get install -y --no-install-recommends $$missing || \
+	     (apt-get update && apt-get install -y --no-install-recommends $$missing)) >/dev/null || exit 1; \
+	  else \
+	    echo "sockshim: the tests want$$missing; run: sudo apt-get install -y$$missing" >&2; \
 	  fi; \
 	fi
 
@@ -125,11 +147,17 @@ $(BUILD)/bench/bench_closewait: tests/bench/bench_closewait.c
 
 BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring $(BUILD)/bench/bench_closewait
 
-unit: all $(UNIT_BIN)
-	@fail=0; for t in $(UNIT_BIN); do $$t || fail=1; done; exit $$fail
+# make unit T=NAME: one unit test (tests/unit/test_NAME.c, or test_NAME).
+# make integration K="PATTERN ...": the integration tests whose names
+# contain (or match) any PATTERN.
+UNIT_RUN = $(if $(T),$(filter %/test_$(patsubst test_%,%,$(T)),$(UNIT_BIN)),$(UNIT_BIN))
 
-integration: all $(PROG_BIN) $(EXAMPLE_BIN)
-	$(PYTHON) tests/integration/run.py --build $(BUILD)
+unit: all $(UNIT_RUN)
+	@[ -n "$(UNIT_RUN)" ] || { echo "sockshim: no unit test named $(T)" >&2; exit 2; }
+	@fail=0; for t in $(UNIT_RUN); do $$t || fail=1; done; exit $$fail
+
+integration: all test-deps $(PROG_BIN) $(EXAMPLE_BIN)
+	$(PYTHON) tests/integration/run.py --build $(BUILD) $(foreach k,$(K),-k $(k))
 
 test: unit integration
 
