@@ -14,6 +14,10 @@
 #endif
 
 #define RECORD_WORDS (sizeof(struct sockshim_record) / sizeof(uint64_t))
+/* The last ticket a stamp can name: 2t + 2 must not wrap. No writer gets
+ * past it (2^63 events); a head beyond it is a scribble, and its tickets
+ * would be delivered under the stamps of tickets 2^63 lower. */
+#define TICKET_MAX ((UINT64_MAX - 2) / 2)
 
 uint64_t ring_reader_head(const struct ring_reader *r)
 {
@@ -74,6 +78,8 @@ enum ring_status ring_reader_next(struct ring_reader *r, struct sockshim_record 
 		return lose(r, head - cap - r->cursor, 'o', lost, lost_kind);
 
 	ticket = r->cursor;
+	if (ticket > TICKET_MAX)
+		return lose(r, head - ticket, 't', lost, lost_kind);
 	slot = seg_ring(r->map) + (ticket & (cap - 1));
 	src = (const sockshim_word *)slot;
 	s1 = __atomic_load_n(&slot->stamp, __ATOMIC_ACQUIRE);

@@ -692,6 +692,28 @@ static void test_ring_spoiled_record_refused(void **state)
 	assert_int_equal(r.delivered, 1);
 }
 
+/* Found by tests/fuzz/fuzz_ring: a head scribbled past 2^63 makes the
+ * stamp 2t + 2 wrap, so a slot of ticket 2^63 + 4 published as the writer
+ * publishes it (stamp 10, check over the full ticket) was delivered with
+ * the stamp of ticket 4, and `events` printed it as event 4. No writer
+ * gets there (2^63 events): such tickets are lost, never delivered. */
+static void test_ring_ticket_beyond_stamps(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t t = (UINT64_C(1) << 63) + 4;
+	struct ring_reader r;
+
+	__atomic_store_n(&seg_header(&f->m)->ring_head, t, __ATOMIC_RELEASE);
+	ring_reader_init(&r, &f->m, 0);
+	append(&f->m, 9, 1); /* ticket t, as the shim would write it */
+	append(&f->m, 9, 2);
+	expect_lost(&r, 2, 't', mono_ns());
+	expect_status(&r, RING_EMPTY, mono_ns());
+	assert_int_equal(r.cursor, t + 2);
+	assert_int_equal(r.delivered, 0);
+	assert_int_equal(r.lost_torn, 2);
+}
+
 /* from_oldest = 0: only what is published after the reader started. */
 static void test_ring_reader_from_now(void **state)
 {
@@ -736,6 +758,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_reader_from_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_lapped_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_spoiled_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_ticket_beyond_stamps, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
