@@ -15,6 +15,8 @@
 
 /* An entry being (re)initialised by its claimer: matches no inode. */
 #define INODE_RESERVED UINT64_MAX
+/* Lost races a claim retries before it gives up (counted as ledger_full). */
+#define LEDGER_RETRIES 16
 
 static char comm[16];
 
@@ -110,6 +112,9 @@ uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, in
 		    int *created)
 {
 	uint32_t cap = shim_seg.ledger_capacity, h, i, ref;
+	/* Races with other claimers are retried, a bounded number of times:
+	 * a table another process keeps rewriting must not hold us. */
+	unsigned tries = 0;
 	struct sockshim_sock *l;
 
 	*created = 0;
@@ -135,11 +140,13 @@ again:
 			*created = 1;
 			return at + 1;
 		}
-		goto again; /* someone took the slot: look again, it may be ours */
+		if (++tries < LEDGER_RETRIES)
+			goto again; /* someone took the slot: look again, it may be ours */
+		break;
 	}
 	/* No free slot near ours: take the one released longest ago (its
 	 * history goes; a socket still held never loses its entry). */
-	for (;;) {
+	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
 		struct sockshim_sock *best = NULL;
 		uint64_t best_released = UINT64_MAX, k;
 

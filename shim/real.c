@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "real.h"
@@ -113,10 +114,22 @@ static void *bind_one(const char *name, void *libc)
 
 #define BIND(field, name) *(void **)&bound.field = bind_one(name, libc)
 
+/* libc's handle, for dlsym, without dlopen: binding may happen before
+ * libc's own initialiser has run (a sanitizer's preinit calls sigaction,
+ * which is ours), and a dlopen then would initialise libc with no
+ * environment for good. _dl_find_object only reads the table of loaded
+ * objects; the link map it returns is what dlopen would have returned. */
+static void *libc_handle(void)
+{
+	struct dl_find_object libc;
+
+	return _dl_find_object((void *)&getpid, &libc) == 0 ? libc.dlfo_link_map : NULL;
+}
+
 static void bind_all(void)
 {
 	struct real_syms bound;
-	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	void *libc = libc_handle();
 
 	memset(&bound, 0, sizeof(bound));
 	BIND(socket, "socket");
@@ -170,8 +183,6 @@ static void bind_all(void)
 		bound.fcntl64 = bound.fcntl;
 	memcpy(&real, &bound, sizeof(real));
 	__atomic_store_n(&real_bound, 1, __ATOMIC_RELEASE);
-	if (libc)
-		dlclose(libc);
 }
 
 void real_bind(void)
