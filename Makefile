@@ -42,6 +42,8 @@ EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 # Objects each unit test links against (besides cmocka): the module it tests.
 UNIT_OBJ_test_ring = shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c
 UNIT_OBJ_test_segment = $(SEGMENT_SRC)
+UNIT_OBJ_test_seg_guard = $(SEGMENT_SRC)
+UNIT_OBJ_test_thread_state = shim/thread_state.c
 UNIT_OBJ_test_fdtab = shim/fdtab.c
 UNIT_OBJ_test_config = shim/config.c $(SEGMENT_SRC)
 UNIT_OBJ_test_format = tools/format.c tools/outbuf.c
