@@ -137,10 +137,11 @@ static void test_table_is_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* First: the first loss names the process's message. */
+		cmocka_unit_test(test_shrunk_mapping_is_replaced),
 		cmocka_unit_test(test_fault_outside_is_not_claimed),
 		cmocka_unit_test(test_table_is_bounded),
 		cmocka_unit_test(test_unwatched_fault_is_not_ours),
-		cmocka_unit_test(test_shrunk_mapping_is_replaced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
