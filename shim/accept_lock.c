@@ -55,34 +55,47 @@ static int futex(uint32_t *word, int op, uint32_t val, const struct timespec *ts
 	return (int)syscall(SYS_futex, word, op, val, ts, NULL, 0);
 }
 
-/* Would the kernel have restarted a blocking accept after this signal?
- * We do not know which signal it was: restart only if every handler
- * installed asked for SA_RESTART. */
-static int signal_restarts(void)
-{
-	struct sigaction sa;
-	int sig;
-
-	for (sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
-			continue;
-		if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
-			return 0;
-	}
-	return 1;
-}
-
 enum signal_seen { SIGNAL_NONE, SIGNAL_INTERRUPTS, SIGNAL_RESTARTS };
 
+/* Of the signals in PENDING that the thread's mask SAVED lets through:
+ * -1 none, 1 one with a handler that would end a blocking accept with
+ * EINTR (no SA_RESTART), else 0. Signals without a handler end nothing:
+ * the default action either ignores them or ends the process. */
+static int pending_interrupts(const sigset_t *pending, const sigset_t *saved)
+{
+	struct sigaction sa;
+	int sig, any = -1;
+
+	for (sig = 1; sig < NSIG; sig++) {
+		if (!sigismember(pending, sig) || sigismember(saved, sig))
+			continue;
+		any = 0;
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+		    sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART))
+			return 1;
+	}
+	return any;
+}
+
 /* Let pending signals in (their handlers run now): none ran, one ran and
- * the accept it interrupted would end with EINTR, or would be restarted. */
+ * the accept it interrupted would end with EINTR, or would be restarted.
+ * Which signals they were is read first, so that the verdict is theirs,
+ * not that of every handler installed (a sanitizer's SIGSEGV handler has
+ * no SA_RESTART). */
 static enum signal_seen signals_let_in(const sigset_t *saved)
 {
 	static const struct timespec zero = {0, 0};
+	sigset_t pending;
+	int interrupts;
 
+	if (sigpending(&pending) < 0)
+		sigfillset(&pending);
+	interrupts = pending_interrupts(&pending, saved);
+	if (interrupts < 0)
+		return SIGNAL_NONE; /* nothing to let in: no call */
 	if (real.ppoll(NULL, 0, &zero, saved) == 0 || errno != EINTR)
 		return SIGNAL_NONE;
-	return signal_restarts() ? SIGNAL_RESTARTS : SIGNAL_INTERRUPTS;
+	return interrupts ? SIGNAL_INTERRUPTS : SIGNAL_RESTARTS;
 }
 
 /* The listener FD is no longer open (a handler closed it): the restarted
