@@ -135,13 +135,19 @@ static int install_ours(void)
 	return install_ours_saving(NULL);
 }
 
-static void unblock_bus(void)
+/* SIG_BLOCK or SIG_UNBLOCK SIGBUS in the kernel's mask of this thread. */
+static void mask_bus(int how)
 {
 	sigset_t bus;
 
 	sigemptyset(&bus);
 	sigaddset(&bus, SIGBUS);
-	real.pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+	real.pthread_sigmask(how, &bus, NULL);
+}
+
+static void unblock_bus(void)
+{
+	mask_bus(SIG_UNBLOCK);
 }
 
 int sigbus_guard_install(void)
@@ -173,13 +179,8 @@ void sigbus_guard_remove(void)
 		return;
 	program_action_get(&a);
 	real.sigaction(SIGBUS, &a, NULL);
-	if (bus_blocked) {
-		sigset_t bus;
-
-		sigemptyset(&bus);
-		sigaddset(&bus, SIGBUS);
-		real.pthread_sigmask(SIG_BLOCK, &bus, NULL);
-	}
+	if (bus_blocked)
+		mask_bus(SIG_BLOCK);
 }
 
 int sigbus_guard_active(void)
@@ -197,13 +198,8 @@ void sigbus_before_exec(void)
 	/* Handlers do not survive exec; "ignored" and "blocked" do. */
 	if (a.sa_handler == SIG_IGN)
 		real.sigaction(SIGBUS, &a, NULL);
-	if (bus_blocked) {
-		sigset_t bus;
-
-		sigemptyset(&bus);
-		sigaddset(&bus, SIGBUS);
-		real.pthread_sigmask(SIG_BLOCK, &bus, NULL);
-	}
+	if (bus_blocked)
+		mask_bus(SIG_BLOCK);
 }
 
 void sigbus_after_exec_failed(void)

@@ -123,6 +123,19 @@ static int run_rcvtimeo(long ms)
 	return 0;
 }
 
+/* Threads A and B in accept, B STAGGER_MS after A (under serialize: A
+ * holds the lock, B waits for it), both settled. 0 or -1. */
+static int start_two(pthread_t *ta, struct result *ra, pthread_t *tb, struct result *rb)
+{
+	if (pthread_create(ta, NULL, accept_once, ra))
+		return -1;
+	sleep_ms(STAGGER_MS);
+	if (pthread_create(tb, NULL, accept_once, rb))
+		return -1;
+	sleep_ms(SETTLE_MS);
+	return 0;
+}
+
 static int cancel_one(pthread_t t, const char *name)
 {
 	void *how;
@@ -142,14 +155,8 @@ static int run_cancel(void)
 	int port, client, bad = 0;
 
 	port = make_listener(0);
-	if (port < 0)
+	if (port < 0 || start_two(&ta, &ra, &tb, &rb) < 0)
 		return 1;
-	if (pthread_create(&ta, NULL, accept_once, &ra))
-		return 1;
-	sleep_ms(STAGGER_MS);
-	if (pthread_create(&tb, NULL, accept_once, &rb))
-		return 1;
-	sleep_ms(SETTLE_MS);
 	bad |= cancel_one(tb, "B"); /* waiting: for the lock under serialize */
 	bad |= cancel_one(ta, "A"); /* in accept: holding the lock under serialize */
 	if (pthread_create(&tc, NULL, accept_once, &rc))
@@ -188,14 +195,9 @@ static int run_sigclose(void)
 	sa.sa_handler = close_listener;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (make_listener(0) < 0 || sigaction(SIGUSR1, &sa, NULL) < 0)
+	if (make_listener(0) < 0 || sigaction(SIGUSR1, &sa, NULL) < 0 ||
+	    start_two(&ta, &ra, &tb, &rb) < 0)
 		return 1;
-	if (pthread_create(&ta, NULL, accept_once, &ra))
-		return 1;
-	sleep_ms(STAGGER_MS);
-	if (pthread_create(&tb, NULL, accept_once, &rb))
-		return 1;
-	sleep_ms(SETTLE_MS);
 	pthread_kill(tb, SIGUSR1);
 	pthread_join(tb, NULL);
 	printf("B ret %d errno %s ms %llu\n", rb.ret, rb.err == EBADF ? "EBADF" : strerror(rb.err),
