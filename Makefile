@@ -109,7 +109,12 @@ test-deps:
 
 $(BUILD)/obj/%.pic.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) -fPIC -fvisibility=hidden $(CFLAGS) $(CFLAGS_FILE) -c $< -o $@
+
+# The signal wrappers run inside a sanitizer runtime's own start-up (it
+# sets its handlers from its preinit), before it can take instrumented
+# code: never instrumented (see the file's comment).
+$(BUILD)/obj/shim/calls_signal.pic.o: CFLAGS_FILE = $(if $(SAN),-fno-sanitize=all)
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

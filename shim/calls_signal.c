@@ -1,21 +1,47 @@
 /* Wrappers of the calls that set signal actions and masks: sigaction,
  * signal, bsd_signal, sysv_signal, sigprocmask, pthread_sigmask. Only
- * SIGBUS is ours (shim/sigbus.c); everything else passes through. */
+ * SIGBUS is ours (shim/sigbus.c), and only while a session is mapped;
+ * everything else passes through.
+ * These run before anything else of ours can: a sanitizer's runtime sets
+ * its signal handlers from its preinit, before its own state exists. So
+ * this file is never instrumented (see the Makefile), and until the guard
+ * is on it calls only libc, found with dlsym, not the shim's binding. */
+#include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
 
 #include "export.h"
-#include "real.h"
 #include "sigbus.h"
 
 /* Obsolete (POSIX.1-2001 only), so <signal.h> no longer declares it; libc
  * still exports it. */
 sighandler_t bsd_signal(int sig, sighandler_t handler);
 
+/* The next definition of NAME (libc's), looked up once. */
+static void *next(void **slot, const char *name)
+{
+	void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (!p) {
+		p = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	}
+	return p;
+}
+
+#define NEXT(type, name)                                     \
+	({                                                   \
+		static void *slot_;                          \
+		(type)next(&slot_, name);                    \
+	})
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+
 /* signal() for SIGBUS, through shim_sigaction, with the flags the libc
  * function would have used. */
-static sighandler_t shim_signal_with(int sig, sighandler_t handler, int flags,
-				     sighandler_t (*pass)(int, sighandler_t))
+static sighandler_t shim_signal_with(int sig, sighandler_t handler, int flags, signal_fn pass)
 {
 	struct sigaction act, old;
 
@@ -34,33 +60,37 @@ static sighandler_t shim_signal_with(int sig, sighandler_t handler, int flags,
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+	if (!sigbus_guard_active())
+		return NEXT(sigaction_fn, "sigaction")(sig, act, old);
 	return shim_sigaction(sig, act, old);
 }
 
 SHIM_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-	real_ensure();
-	return shim_signal_with(sig, handler, SA_RESTART, real.signal);
+	return shim_signal_with(sig, handler, SA_RESTART, NEXT(signal_fn, "signal"));
 }
 
 SHIM_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
-	real_ensure();
-	return shim_signal_with(sig, handler, SA_RESTART, real.bsd_signal);
+	return shim_signal_with(sig, handler, SA_RESTART, NEXT(signal_fn, "bsd_signal"));
 }
 
 SHIM_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
-	real_ensure();
-	return shim_signal_with(sig, handler, SA_RESETHAND | SA_NODEFER, real.sysv_signal);
+	return shim_signal_with(sig, handler, SA_RESETHAND | SA_NODEFER,
+				NEXT(signal_fn, "sysv_signal"));
 }
 
 SHIM_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
+	if (!sigbus_guard_active())
+		return NEXT(sigmask_fn, "sigprocmask")(how, set, old);
 	return shim_sigmask(how, set, old, 0);
 }
 
 SHIM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
+	if (!sigbus_guard_active())
+		return NEXT(sigmask_fn, "pthread_sigmask")(how, set, old);
 	return shim_sigmask(how, set, old, 1);
 }

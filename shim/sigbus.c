@@ -16,7 +16,7 @@
 #include "sockshim/layout.h"
 #include "sockshim/seg_guard.h"
 
-static int guard_on;
+int sigbus_guard_on;
 
 /* The program's SIGBUS action: a few slots written in turn and published
  * by index, so that a reader (the dispatcher, in any thread) never sees a
@@ -161,7 +161,7 @@ int sigbus_guard_install(void)
 	program_action_set(&cur);
 	if (install_ours() < 0)
 		return -errno;
-	__atomic_store_n(&guard_on, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&sigbus_guard_on, 1, __ATOMIC_RELEASE);
 	/* An image exec'ed with SIGBUS blocked keeps it blocked, for the
 	 * program's eyes only. */
 	if (real.pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, SIGBUS)) {
@@ -175,17 +175,12 @@ void sigbus_guard_remove(void)
 {
 	struct sigaction a;
 
-	if (!__atomic_exchange_n(&guard_on, 0, __ATOMIC_ACQ_REL))
+	if (!__atomic_exchange_n(&sigbus_guard_on, 0, __ATOMIC_ACQ_REL))
 		return;
 	program_action_get(&a);
 	real.sigaction(SIGBUS, &a, NULL);
 	if (bus_blocked)
 		mask_bus(SIG_BLOCK);
-}
-
-int sigbus_guard_active(void)
-{
-	return __atomic_load_n(&guard_on, __ATOMIC_ACQUIRE);
 }
 
 void sigbus_before_exec(void)

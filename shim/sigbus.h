@@ -15,8 +15,15 @@ int sigbus_guard_install(void);
 /* Give SIGBUS back to the program (no segment after all). */
 void sigbus_guard_remove(void);
 
-/* Is our dispatcher the kernel's SIGBUS action? */
-int sigbus_guard_active(void);
+/* Set while our dispatcher is the kernel's SIGBUS action. */
+extern int sigbus_guard_on;
+
+/* Is it? Inline: shim/calls_signal.c asks before anything of ours that a
+ * sanitizer instruments may run. */
+static inline int sigbus_guard_active(void)
+{
+	return __atomic_load_n(&sigbus_guard_on, __ATOMIC_ACQUIRE);
+}
 
 /* Around exec: the new image inherits the program's SIGBUS state (ignored,
  * blocked), not ours; after a failed exec, ours again. */

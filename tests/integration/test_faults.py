@@ -403,6 +403,11 @@ def test_fault_kill_all_workers_holding_lock(ctx):
 def test_fault_lock_signal_closes_listener(ctx):
     # As without the shim: the accept restarted after the handler fails
     # with EBADF, whether the thread waited in accept or for the lock.
+    if ctx.sanitizer == "thread":
+        # TSan defers the handler until the blocking accept returns, which
+        # it never does: the program hangs without the shim too.
+        raise lib.Skip("ThreadSanitizer runs a handler only after the blocking call; "
+                       "lockwait sigclose hangs under it without the shim as well")
     for mode in ("observe", "serialize", None):
         r = ctx.run([ctx.prog("lockwait"), "sigclose"], session=ctx.session(),
                     preload=mode is not None, extra_env={"SOCKSHIM_ACCEPT": mode or ""},
