@@ -156,10 +156,15 @@ def test_fault_truncate_nginx(ctx):
     for i in range(10):
         status, _ = lib.http_get(port, "/before/%d" % i)
         assert status == 200
-    tree = acclib.descendants(run.pid)
-    master = [p for p in tree if srvlib.ppid(p) == run.pid]
-    workers = [p for p in tree if p not in master and p != run.pid]
-    assert len(master) == 1 and len(workers) == 4, "nginx processes %s" % tree
+    deadline = time.monotonic() + WAIT
+    while True:  # workers may still be starting (slowly, under a sanitizer)
+        tree = acclib.descendants(run.pid)
+        master = [p for p in tree if srvlib.ppid(p) == run.pid]
+        workers = [p for p in tree if p not in master and p != run.pid]
+        if len(master) == 1 and len(workers) == 4:
+            break
+        assert time.monotonic() < deadline, "nginx processes %s" % tree
+        time.sleep(0.1)
     path = ctx.session_path(s)
     os.truncate(path, os.path.getsize(path) // 2 // 4096 * 4096 + 1000)
     pids = set()
