@@ -17,6 +17,7 @@
 #include "export.h"
 #include "fork.h"
 #include "ledger.h"
+#include "procs.h"
 #include "real.h"
 #include "track.h"
 
@@ -145,6 +146,8 @@ static void in_fork_child(void)
 	shim_forget_tid();
 	if (shim_inert)
 		return;
+	/* Our own entry first: the holds below are listed in it. */
+	procs_start(child, procs_start_ticks(), 1);
 	fork_child_holds(parent_pid, child, 1);
 	if (!in_our_fork)
 		log_fork(parent_pid, parent_tid, child);

@@ -12,6 +12,7 @@
 #include "callsite.h"
 #include "emit.h"
 #include "ledger.h"
+#include "procs.h"
 
 /* An entry being (re)initialised by its claimer: matches no inode. */
 #define INODE_RESERVED UINT64_MAX
@@ -243,10 +244,12 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
 		if (reserved)
 			ledger_reserve(ref, -1);
+		procs_held(ref, pid, fd); /* listed by this image too */
 		return;
 	}
 	if (!reserved)
 		ledger_reserve(ref, 1);
+	procs_held(ref, pid, fd);
 	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) && !(free_dead_holders(ref, s) &&
 	    claim_holder(s, pid, fd, how, from_pid, from_fd))) {
 		/* The reference is counted even when its holder cannot be named. */
@@ -315,6 +318,7 @@ int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
 	*before = -1;
 	if (!s)
 		return -1;
+	procs_dropped(ref, pid, fd);
 	hd = holder_of(s, pid, fd);
 	if (hd)
 		__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
@@ -381,31 +385,69 @@ void ledger_read(uint32_t ref)
 		__atomic_store_n(&s->last_read_ns, now_ns(CLOCK_MONOTONIC_COARSE), __ATOMIC_RELAXED);
 }
 
-/* The close event exec's close-on-exec made, told by the new image. */
-static void log_exec_close(const struct sockshim_sock *s, uint64_t inode, int fd, int before,
-			   int left)
+uint64_t ledger_inode(uint32_t ref)
+{
+	struct sockshim_sock *s = entry(ref);
+	uint64_t inode = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
+
+	return inode == INODE_RESERVED ? 0 : inode;
+}
+
+void ledger_describe_record(uint32_t ref, struct sockshim_record *r)
+{
+	const struct sockshim_sock *s = entry(ref);
+	uint16_t flags;
+
+	if (!s)
+		return;
+	r->inode = ledger_inode(ref);
+	r->family = s->family;
+	r->socktype = s->socktype;
+	memcpy(r->local_ip, s->local_ip, sizeof(r->local_ip));
+	memcpy(r->peer_ip, s->peer_ip, sizeof(r->peer_ip));
+	r->local_port = s->local_port;
+	r->peer_port = s->peer_port;
+	flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+	if (flags & SOCKSHIM_SOCK_LOCAL_KNOWN)
+		r->flags |= SOCKSHIM_RF_LOCAL_KNOWN;
+	if (flags & SOCKSHIM_SOCK_PEER_KNOWN)
+		r->flags |= SOCKSHIM_RF_PEER_KNOWN;
+	if (flags & SOCKSHIM_SOCK_LISTENER)
+		r->flags |= SOCKSHIM_RF_LISTENER;
+}
+
+/* The close record of PID's FD, released VIA with BEFORE and LEFT
+ * references. */
+static void log_close(uint32_t ref, pid_t pid, int fd, int via, int before, int left)
 {
 	struct sockshim_record r;
 
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, 0, 0);
-	r.inode = inode;
-	r.family = s->family;
-	r.socktype = s->socktype;
-	memcpy(r.local_ip, s->local_ip, sizeof(r.local_ip));
-	memcpy(r.peer_ip, s->peer_ip, sizeof(r.peer_ip));
-	r.local_port = s->local_port;
-	r.peer_port = s->peer_port;
-	if (s->flags & SOCKSHIM_SOCK_LOCAL_KNOWN)
-		r.flags |= SOCKSHIM_RF_LOCAL_KNOWN;
-	if (s->flags & SOCKSHIM_SOCK_PEER_KNOWN)
-		r.flags |= SOCKSHIM_RF_PEER_KNOWN;
-	r.detail.close.via = SOCKSHIM_CLOSE_VIA_EXEC;
+	r.pid = pid;
+	r.tid = pid;
+	ledger_describe_record(ref, &r);
+	r.detail.close.via = via;
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = left;
 	emit_record(&r);
 }
 
-void ledger_forget_stale(pid_t pid, uint64_t started_ns)
+void ledger_forget_one(uint32_t ref, pid_t pid, int fd, int via)
+{
+	int before, left = ledger_release(ref, pid, fd, &before);
+
+	if (left < 0)
+		return;
+	ledger_step(ref, via == SOCKSHIM_CLOSE_VIA_EXEC ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT,
+		    pid, fd, left, via);
+	log_close(ref, pid, fd, via, before, left);
+}
+
+/* Every live holder PID has (whose descriptor, when STILL_OURS, is not
+ * the socket any more) is released VIA. The one whole-ledger scan of the
+ * shim: only for a process that held more than its entry in the process
+ * table could list. */
+static void forget(pid_t pid, int still_ours, int via)
 {
 	struct sockshim_sock *l;
 	uint32_t i, j;
@@ -421,22 +463,25 @@ void ledger_forget_stale(pid_t pid, uint64_t started_ns)
 		for (j = 0; j < SOCKSHIM_HOLDERS; j++) {
 			struct sockshim_holder *hd = &l[i].holders[j];
 			struct fd_entry e;
-			int fd, before, left, exec_closed;
+			int fd;
 
 			if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
 			    __atomic_load_n(&hd->pid, __ATOMIC_RELAXED) != pid)
 				continue;
 			fd = __atomic_load_n(&hd->fd, __ATOMIC_RELAXED);
-			if (fdtab_get(fd, &e) && e.inode == inode)
-				continue; /* still ours: it survived exec */
-			/* Held since before this process started: a dead process's
-			 * whose pid we got. Else ours, closed by close-on-exec. */
-			exec_closed = __atomic_load_n(&hd->since_ns, __ATOMIC_RELAXED) >= started_ns;
-			left = ledger_release(i + 1, pid, fd, &before);
-			ledger_step(i + 1, exec_closed ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT, pid, fd,
-				    left, exec_closed ? SOCKSHIM_CLOSE_VIA_EXEC : 0);
-			if (exec_closed)
-				log_exec_close(&l[i], inode, fd, before, left);
+			if (still_ours && fdtab_get(fd, &e) && e.inode == inode)
+				continue; /* it survived exec */
+			ledger_forget_one(i + 1, pid, fd, via);
 		}
 	}
+}
+
+void ledger_forget_stale(pid_t pid)
+{
+	forget(pid, 1, SOCKSHIM_CLOSE_VIA_EXEC);
+}
+
+void ledger_forget_pid(pid_t pid, int via)
+{
+	forget(pid, 0, via);
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "fdtab.h"
+#include "sockshim/layout.h"
 
 /* The index + 1 of INODE's entry, 0 if it has none. */
 uint32_t ledger_find(uint64_t inode);
@@ -51,9 +52,26 @@ void ledger_eof(uint32_t ref, pid_t pid, int fd);
 void ledger_read(uint32_t ref);
 
 /* Drop every holder PID has in the ledger whose fd is not a socket of
- * ours any more (after exec: close-on-exec; after a pid was reused: the
- * dead process's). STARTED_NS: our process start, CLOCK_MONOTONIC. */
-void ledger_forget_stale(pid_t pid, uint64_t started_ns);
+ * ours any more: close-on-exec, for an image whose process held more than
+ * its entry in the process table lists. A scan of the whole ledger: only
+ * then. */
+void ledger_forget_stale(pid_t pid);
+
+/* Drop every holder dead process PID has in the ledger, each with a close
+ * record VIA: for a process whose entry could not list them all. A scan
+ * of the whole ledger: only then. */
+void ledger_forget_pid(pid_t pid, int via);
+
+/* Release PID's hold of REF as FD at its end VIA (exec, exit, death):
+ * the history step and the close record with the references before and
+ * after. */
+void ledger_forget_one(uint32_t ref, pid_t pid, int fd, int via);
+
+/* The inode of entry REF, 0 if none. */
+uint64_t ledger_inode(uint32_t ref);
+
+/* Fill R's socket identity (inode, family, addresses) from entry REF. */
+void ledger_describe_record(uint32_t ref, struct sockshim_record *r);
 
 /* The process name recorded in history steps (refreshed after exec). */
 void ledger_set_comm(void);

@@ -18,6 +18,7 @@
 #include "fork.h"
 #include "ledger.h"
 #include "listeners.h"
+#include "procs.h"
 #include "real.h"
 #include "sigbus.h"
 #include "sockinfo.h"
@@ -82,6 +83,7 @@ static void attach_session(const struct shim_config *c)
 	shim_seg.ledger_capacity = m.ledger_capacity;
 	shim_seg.ledger_offset = m.ledger_offset;
 	shim_seg.listeners_offset = m.listeners_offset;
+	shim_seg.procs_offset = m.procs_offset;
 	shim_seg.writable = 1;
 	__atomic_store_n(&shim_seg.base, m.base, __ATOMIC_RELEASE);
 }
@@ -115,40 +117,6 @@ static void discover_inherited(void)
 	closedir(d);
 }
 
-/* When this process started, as CLOCK_MONOTONIC ns (0 if unknown): from
- * /proc/self/stat's start time, in clock ticks since boot. */
-static uint64_t started_monotonic_ns(void)
-{
-	char buf[1024], *p;
-	unsigned long long ticks = 0;
-	struct timespec boot, mono;
-	long hz = sysconf(_SC_CLK_TCK);
-	ssize_t n;
-	int fd, field;
-
-	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0 || hz <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
-	if (!p)
-		return 0;
-	/* Field 3 follows ") "; the start time is field 22. */
-	for (field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
-		return 0;
-	clock_gettime(CLOCK_BOOTTIME, &boot);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	return (uint64_t)(ticks * (1000000000ull / (unsigned long long)hz)) -
-	       ((uint64_t)boot.tv_sec * 1000000000u + (uint64_t)boot.tv_nsec) +
-	       ((uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec);
-}
-
 /* A normal exit drops every reference we hold (the kernel closes them). */
 static void on_exit_image(void)
 {
@@ -159,7 +127,7 @@ __attribute__((constructor)) static void on_start(void)
 {
 	struct shim_config c;
 	char warn[512];
-	int saved = errno, rc;
+	int saved = errno, rc, search;
 
 	real_bind();
 	config_parse(&c, env_lookup, warn, sizeof(warn));
@@ -186,10 +154,13 @@ __attribute__((constructor)) static void on_start(void)
 	if (rc)
 		shim_warn("pthread_atfork failed (%s); forks are not logged", strerror(rc));
 	ledger_set_comm();
+	/* Our entry in the process table, in constant time: what the image
+	 * before exec held and exec closed, or what a dead process with our
+	 * pid left behind, is released from its list, not by a ledger scan. */
+	search = procs_start(shim_getpid(), procs_start_ticks(), 0);
 	discover_inherited();
-	/* Holders this pid had before exec that exec closed (close-on-exec),
-	 * or that a dead process with our pid left behind. */
-	ledger_forget_stale(shim_getpid(), started_monotonic_ns());
+	if (search) /* it held more than its entry lists */
+		ledger_forget_stale(shim_getpid());
 	atexit(on_exit_image);
 out:
 	errno = saved;

@@ -178,6 +178,11 @@ static void bind_all(void)
 	BIND(sysv_signal, "sysv_signal");
 	BIND(sigprocmask, "sigprocmask");
 	BIND(pthread_sigmask, "pthread_sigmask");
+	BIND(wait, "wait");
+	BIND(waitpid, "waitpid");
+	BIND(wait3, "wait3");
+	BIND(wait4, "wait4");
+	BIND(waitid, "waitid");
 	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;

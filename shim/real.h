@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 struct real_syms {
 	int (*socket)(int, int, int);
@@ -62,6 +64,11 @@ struct real_syms {
 	sighandler_t (*sysv_signal)(int, sighandler_t);
 	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	pid_t (*wait)(int *);
+	pid_t (*waitpid)(pid_t, int *, int);
+	pid_t (*wait3)(int *, int, struct rusage *);
+	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
+	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 };
 
 extern struct real_syms real;

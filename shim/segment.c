@@ -123,6 +123,9 @@ static void header_init(struct sockshim_header *h, const char *name,
 	h->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
 	h->listeners_capacity = SOCKSHIM_LISTENERS;
 	h->listener_entry_size = sizeof(struct sockshim_listener);
+	h->procs_offset = sockshim_procs_offset(ring_capacity, ledger_capacity);
+	h->procs_capacity = SOCKSHIM_PROCS;
+	h->proc_entry_size = sizeof(struct sockshim_proc);
 	h->creator_pid = getpid();
 	h->creator_uid = geteuid();
 	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -209,6 +212,7 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 	out->ledger_capacity = ledger_capacity;
 	out->ledger_offset = sockshim_ledger_offset(ring_capacity);
 	out->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
+	out->procs_offset = sockshim_procs_offset(ring_capacity, ledger_capacity);
 	out->writable = 1;
 	return 0;
 
@@ -252,6 +256,8 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	    h->listeners_offset != sockshim_listeners_offset(cap, ledger_cap) ||
 	    h->listeners_capacity != SOCKSHIM_LISTENERS ||
 	    h->listener_entry_size != sizeof(struct sockshim_listener) ||
+	    h->procs_offset != sockshim_procs_offset(cap, ledger_cap) ||
+	    h->procs_capacity != SOCKSHIM_PROCS || h->proc_entry_size != sizeof(struct sockshim_proc) ||
 	    seg_size != sockshim_segment_size(cap, ledger_cap)) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
 		return -EPROTO;
@@ -267,6 +273,7 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	m->ledger_capacity = ledger_cap;
 	m->ledger_offset = ledger_off;
 	m->listeners_offset = sockshim_listeners_offset(cap, ledger_cap);
+	m->procs_offset = sockshim_procs_offset(cap, ledger_cap);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "ledger.h"
 #include "real.h"
 #include "log.h"
+#include "procs.h"
 #include "sockinfo.h"
 #include "track.h"
 #include "vfork.h"
@@ -361,13 +362,13 @@ void track_process_exit(void)
 		return;
 	for (fd = 0; fd < high; fd++) {
 		struct fd_entry e;
-		int before, left;
 
 		if (!fdtab_get((int)fd, &e) || !e.ledger)
 			continue;
-		left = ledger_release(e.ledger, self, (int)fd, &before);
-		ledger_step(e.ledger, SOCKSHIM_STEP_EXIT, self, (int)fd, left, 0);
+		/* The kernel closes it: a close record like any other. */
+		ledger_forget_one(e.ledger, self, (int)fd, SOCKSHIM_CLOSE_VIA_EXIT);
 	}
 	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
+	procs_exit(self);
 	errno = saved;
 }

@@ -365,18 +365,7 @@ static const char *how_name(int how)
 
 static const char *via_name(int via)
 {
-	switch (via) {
-	case SOCKSHIM_CLOSE_VIA_CLOSE:
-		return "close";
-	case SOCKSHIM_CLOSE_VIA_CLOSE_RANGE:
-		return "close_range";
-	case SOCKSHIM_CLOSE_VIA_DUP2:
-		return "dup2";
-	case SOCKSHIM_CLOSE_VIA_EXEC:
-		return "exec";
-	default:
-		return NULL;
-	}
+	return sockshim_close_via_name((unsigned)via);
 }
 
 /* Append NAME, or "unknown(V)" when NAME is NULL (a corrupt value). */

@@ -74,18 +74,7 @@ const char *ledger_op_name(unsigned op)
 
 const char *ledger_via_name(unsigned via)
 {
-	switch (via) {
-	case SOCKSHIM_CLOSE_VIA_CLOSE:
-		return "close";
-	case SOCKSHIM_CLOSE_VIA_CLOSE_RANGE:
-		return "close_range";
-	case SOCKSHIM_CLOSE_VIA_DUP2:
-		return "dup2";
-	case SOCKSHIM_CLOSE_VIA_EXEC:
-		return "exec";
-	default:
-		return NULL;
-	}
+	return sockshim_close_via_name((unsigned)via);
 }
 
 static int before_birth(uint64_t ts, uint64_t born_ns)

@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 6u
+#define SOCKSHIM_LAYOUT_VERSION 7u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -55,7 +55,21 @@ enum sockshim_close_via {
 	SOCKSHIM_CLOSE_VIA_CLOSE_RANGE = 1,
 	SOCKSHIM_CLOSE_VIA_DUP2 = 2, /* replaced by dup2/dup3 */
 	SOCKSHIM_CLOSE_VIA_EXEC = 3, /* close-on-exec */
+	SOCKSHIM_CLOSE_VIA_EXIT = 4, /* the process exited holding it */
+	SOCKSHIM_CLOSE_VIA_DEATH = 5, /* the process died holding it (its reaper tells) */
+	SOCKSHIM_CLOSE_VIA_COUNT
 };
+
+/* The name of a close's way (enum sockshim_close_via), NULL out of range:
+ * the one table every reader prints from. */
+static inline const char *sockshim_close_via_name(unsigned via)
+{
+	static const char *const names[SOCKSHIM_CLOSE_VIA_COUNT] = {
+		"close", "close_range", "dup2", "exec", "exit", "death",
+	};
+
+	return via < SOCKSHIM_CLOSE_VIA_COUNT ? names[via] : NULL;
+}
 
 #define SOCKSHIM_EXEC_PATH_MAX 36
 
@@ -395,6 +409,44 @@ struct sockshim_listener {
 
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
 
+/* ---- The process table: one entry per preloaded process of the
+ * session, keyed by pid and start time (a pid the kernel gave again is
+ * another process). It lists the sockets the process holds, so that
+ * whoever learns of its end (its own exit, the parent that reaps it, the
+ * image that execs in its place, a new process with its pid) can release
+ * exactly its references without scanning the ledger. ---- */
+
+#define SOCKSHIM_PROCS 4096
+/* Holds listed per process; more are counted in held_unlisted and found,
+ * when needed, by scanning the ledger. */
+#define SOCKSHIM_PROC_HELD 26
+
+#define SOCKSHIM_PROC_FREE 0u
+#define SOCKSHIM_PROC_CLAIMED 1u /* being written by its claimer */
+#define SOCKSHIM_PROC_LIVE 2u
+
+struct sockshim_proc {
+	uint32_t state;        /* SOCKSHIM_PROC_*; CAS FREE -> CLAIMED -> LIVE */
+	int32_t pid;
+	uint64_t start_ticks;  /* /proc/PID/stat field 22: clock ticks after boot */
+	char comm[16];         /* the image's name, refreshed at exec */
+	uint32_t held_unlisted; /* holds beyond held[] (an exact count) */
+	uint32_t execs;        /* images exec'ed in this process so far */
+	uint64_t pad;
+	/* (ledger ref << 32) | fd of each socket held; 0: a free slot. */
+	uint64_t held[SOCKSHIM_PROC_HELD];
+};
+
+_Static_assert(sizeof(struct sockshim_proc) == 256, "a process entry is four cache lines");
+
+static inline uint32_t sockshim_proc_hash(int32_t pid)
+{
+	return (uint32_t)(((uint64_t)(uint32_t)pid * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+}
+
+/* A process lives within this many entries of its hash slot. */
+#define SOCKSHIM_PROC_PROBE 64
+
 /* The segment starts with this header; the ring follows at ring_offset.
  * The creator writes it completely before the segment gets its final name,
  * so an attacher never sees a half-written header. */
@@ -420,7 +472,10 @@ struct sockshim_header {
 	uint64_t listeners_offset;     /* bytes from the segment start, 64-aligned */
 	uint32_t listeners_capacity;   /* SOCKSHIM_LISTENERS */
 	uint32_t listener_entry_size;  /* sizeof(struct sockshim_listener) */
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16];
+	uint64_t procs_offset;         /* bytes from the segment start, 64-aligned */
+	uint32_t procs_capacity;       /* SOCKSHIM_PROCS */
+	uint32_t proc_entry_size;      /* sizeof(struct sockshim_proc) */
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -431,7 +486,8 @@ struct sockshim_header {
 	uint64_t holder_overflow; /* holders not recorded: the socket's table was full */
 	uint64_t ledger_reclaimed; /* entries of released sockets given to new ones */
 	uint64_t listeners_full;   /* listeners not recorded: the table was full */
-	uint8_t pad2[16];
+	uint64_t procs_full;       /* processes not recorded: no free entry near their slot */
+	uint64_t procs_reaped;     /* processes whose holds their reaper released */
 };
 
 _Static_assert(sizeof(struct sockshim_header) == 384, "header size is fixed");
@@ -458,10 +514,17 @@ static inline uint64_t sockshim_listeners_offset(uint32_t ring_capacity, uint32_
 	       (uint64_t)ledger_capacity * sizeof(struct sockshim_sock);
 }
 
-static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+/* The process table follows the listener table. */
+static inline uint64_t sockshim_procs_offset(uint32_t ring_capacity, uint32_t ledger_capacity)
 {
 	return sockshim_listeners_offset(ring_capacity, ledger_capacity) +
 	       (uint64_t)SOCKSHIM_LISTENERS * sizeof(struct sockshim_listener);
+}
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+{
+	return sockshim_procs_offset(ring_capacity, ledger_capacity) +
+	       (uint64_t)SOCKSHIM_PROCS * sizeof(struct sockshim_proc);
 }
 
 #endif

@@ -18,6 +18,7 @@ struct seg_map {
 	uint32_t ledger_capacity; /* validated */
 	uint64_t ledger_offset;   /* validated */
 	uint64_t listeners_offset; /* validated; SOCKSHIM_LISTENERS entries */
+	uint64_t procs_offset;     /* validated; SOCKSHIM_PROCS entries */
 	int writable;
 };
 
@@ -90,6 +91,11 @@ static inline struct sockshim_sock *seg_ledger(const struct seg_map *m)
 static inline struct sockshim_listener *seg_listeners(const struct seg_map *m)
 {
 	return (struct sockshim_listener *)((char *)m->base + m->listeners_offset);
+}
+
+static inline struct sockshim_proc *seg_procs(const struct seg_map *m)
+{
+	return (struct sockshim_proc *)((char *)m->base + m->procs_offset);
 }
 
 #endif

@@ -90,5 +90,6 @@ if cw=$("$BUILD/sockshim" run --session "$CW_SESSION" --max-sockets 65536 -- \
 else
 	echo "  closewait benchmark failed: $cw"
 fi
+sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"

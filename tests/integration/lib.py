@@ -77,7 +77,7 @@ RECORD_SIZE = 128  # likewise
 
 EVENT_NAMES = [None, "socket", "bind", "listen", "accept", "connect", "shutdown",
                "close", "peer_eof", "dup", "fork", "exec", "exit", "inherit"]
-VIA_NAMES = ["close", "close_range", "dup2", "exec"]
+VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death"]
 HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
 
 _PROBE = r"""
@@ -109,9 +109,9 @@ int main(void)
 	printf("\"published_7\": %llu, \"ev_count\": %d, \"ev_inherit\": %d,\n",
 	       (unsigned long long)sockshim_stamp_published(7), SOCKSHIM_EV_COUNT,
 	       SOCKSHIM_EV_INHERIT);
-	printf("\"rf_peer\": %d, \"rf_local\": %d, \"rf_listener\": %d, \"via_exec\": %d}\n",
+	printf("\"rf_peer\": %d, \"rf_local\": %d, \"rf_listener\": %d, \"via_count\": %d}\n",
 	       SOCKSHIM_RF_PEER_KNOWN, SOCKSHIM_RF_LOCAL_KNOWN, SOCKSHIM_RF_LISTENER,
-	       SOCKSHIM_CLOSE_VIA_EXEC);
+	       SOCKSHIM_CLOSE_VIA_COUNT);
 	return 0;
 }
 """
@@ -127,7 +127,7 @@ def layout(root):
     lay = layout_probe(root, _PROBE, "layout probe")
     # What this reader assumes about the layout, checked rather than trusted.
     if lay["published_7"] != 16 or lay["ev_count"] != len(EVENT_NAMES) or \
-            lay["via_exec"] != len(VIA_NAMES) - 1:
+            lay["via_count"] != len(VIA_NAMES):
         raise AssertionError("layout.h changed in a way lib.py does not know: %s" % lay)
     _layouts[root] = lay
     return lay

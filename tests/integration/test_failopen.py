@@ -27,6 +27,8 @@ EXPORTED = {
     "vfork",  # shim/vfork.c: an assembly trampoline, x86-64 only
     # shim/calls_signal.c: SIGBUS stays ours while a segment is mapped
     "sigaction", "signal", "bsd_signal", "sysv_signal", "sigprocmask", "pthread_sigmask",
+    # shim/calls_wait.c: the reaper releases what a dead child held
+    "wait", "waitpid", "wait3", "wait4", "waitid",
 }
 if os.uname().machine != "x86_64":
     EXPORTED.discard("vfork")

@@ -1,0 +1,262 @@
+/* The process table: an entry per preloaded process (pid and start time),
+ * listing the sockets it holds as (ledger reference, fd) pairs. The
+ * process writes its own list (threads by CAS on each slot); whoever
+ * learns of its end releases what the list names: itself at exit, its
+ * parent when it reaps it, the next image after exec, a new process that
+ * got its pid. Nothing here scans the ledger, but for a process that held
+ * more than its list takes (then the count of the unlisted ones is exact,
+ * and the ledger is searched for them once, at its end). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "emit.h"
+#include "ledger.h"
+#include "procs.h"
+
+static struct sockshim_proc *self_entry;
+
+static struct sockshim_proc *table(void)
+{
+	return shim_seg_live() && shim_seg.procs_offset ? seg_procs(&shim_seg) : NULL;
+}
+
+uint64_t procs_start_ticks(void)
+{
+	char buf[1024], *p;
+	unsigned long long ticks = 0;
+	ssize_t n;
+	int fd, field;
+
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+	/* Field 3 follows ") "; the start time is field 22. */
+	for (field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+		return 0;
+	return ticks;
+}
+
+/* PID's live entry, or NULL. Entries are freed in place, so the whole
+ * probe window is looked at. */
+static struct sockshim_proc *find(struct sockshim_proc *t, pid_t pid)
+{
+	uint32_t h = sockshim_proc_hash(pid), i;
+
+	for (i = 0; i < SOCKSHIM_PROC_PROBE; i++) {
+		struct sockshim_proc *e = &t[(h + i) & (SOCKSHIM_PROCS - 1)];
+
+		if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == SOCKSHIM_PROC_LIVE &&
+		    __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid)
+			return e;
+	}
+	return NULL;
+}
+
+static void set_comm(struct sockshim_proc *e)
+{
+	char name[17] = "";
+	unsigned i;
+
+	prctl(PR_GET_NAME, name, 0, 0, 0);
+	for (i = 0; i < sizeof(e->comm); i++)
+		__atomic_store_n(&e->comm[i], name[i], __ATOMIC_RELAXED);
+}
+
+static struct sockshim_proc *claim(struct sockshim_proc *t, pid_t pid, uint64_t ticks)
+{
+	uint32_t h = sockshim_proc_hash(pid), i, j;
+
+	for (i = 0; i < SOCKSHIM_PROC_PROBE; i++) {
+		struct sockshim_proc *e = &t[(h + i) & (SOCKSHIM_PROCS - 1)];
+		uint32_t free_state = SOCKSHIM_PROC_FREE;
+
+		if (!__atomic_compare_exchange_n(&e->state, &free_state, SOCKSHIM_PROC_CLAIMED, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&e->pid, pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->start_ticks, ticks, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->held_unlisted, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->execs, 0, __ATOMIC_RELAXED);
+		for (j = 0; j < SOCKSHIM_PROC_HELD; j++)
+			__atomic_store_n(&e->held[j], 0, __ATOMIC_RELAXED);
+		set_comm(e);
+		__atomic_store_n(&e->state, SOCKSHIM_PROC_LIVE, __ATOMIC_RELEASE);
+		return e;
+	}
+	__atomic_fetch_add(&seg_header(&shim_seg)->procs_full, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void free_entry(struct sockshim_proc *e)
+{
+	__atomic_store_n(&e->state, SOCKSHIM_PROC_FREE, __ATOMIC_RELEASE);
+}
+
+/* Is our FD still the socket of ledger reference REF? */
+static int still_ours(uint32_t ref, int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && ledger_inode(ref) == st.st_ino;
+}
+
+/* Every hold E lists that KEEP does not keep is released VIA; 1 if E
+ * also held sockets it could not list (the caller then searches the
+ * ledger). KEEP may be NULL (nothing kept). */
+static int release_listed(struct sockshim_proc *e, pid_t pid, int via, int (*keep)(uint32_t, int))
+{
+	unsigned i;
+
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+		uint64_t v = __atomic_load_n(&e->held[i], __ATOMIC_ACQUIRE);
+		uint32_t ref = (uint32_t)(v >> 32);
+		int fd = (int)(uint32_t)v;
+
+		if (!v || (keep && keep(ref, fd)))
+			continue;
+		if (!__atomic_compare_exchange_n(&e->held[i], &v, 0, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		ledger_forget_one(ref, pid, fd, via);
+	}
+	return __atomic_load_n(&e->held_unlisted, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* The entry of our pid left by the image before exec: what exec closed
+ * (close-on-exec) is released, the rest stays listed. 1 when it also had
+ * unlisted holds: the caller searches the ledger for them. */
+static int after_exec(struct sockshim_proc *e, pid_t pid)
+{
+	__atomic_fetch_add(&e->execs, 1, __ATOMIC_RELAXED);
+	set_comm(e);
+	return release_listed(e, pid, SOCKSHIM_CLOSE_VIA_EXEC, still_ours);
+}
+
+static void gone(struct sockshim_proc *e, pid_t pid, int via)
+{
+	if (release_listed(e, pid, via, NULL))
+		ledger_forget_pid(pid, via);
+	free_entry(e);
+}
+
+int procs_start(pid_t pid, uint64_t ticks, int forked)
+{
+	struct sockshim_proc *t = table(), *e;
+	int search = 0;
+
+	self_entry = NULL;
+	if (!t)
+		return 0;
+	e = find(t, pid);
+	if (e && !forked) {
+		uint64_t was = __atomic_load_n(&e->start_ticks, __ATOMIC_RELAXED);
+
+		/* The same process, exec'ed: its pid and start time stay. */
+		if (was == ticks || !was || !ticks) {
+			if (!was)
+				__atomic_store_n(&e->start_ticks, ticks, __ATOMIC_RELAXED);
+			search = after_exec(e, pid);
+			self_entry = e;
+			return search;
+		}
+	}
+	/* A process that had our pid died without its end being seen (its
+	 * parent is not preloaded, or ignores SIGCHLD). */
+	if (e)
+		gone(e, pid, SOCKSHIM_CLOSE_VIA_DEATH);
+	self_entry = claim(t, pid, ticks);
+	return 0;
+}
+
+static struct sockshim_proc *mine(pid_t pid)
+{
+	struct sockshim_proc *e = self_entry;
+
+	/* A vfork child runs on its parent's memory: its holds are not
+	 * the parent's list's. */
+	return e && __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid && shim_seg_live() ? e : NULL;
+}
+
+void procs_held(uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_proc *e = mine(pid);
+	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
+	unsigned i;
+
+	if (!e || !ref)
+		return;
+	/* Seen again (exec re-discovers what survived it): listed once. */
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++)
+		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) == v)
+			return;
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+		uint64_t none = 0;
+
+		if (__atomic_compare_exchange_n(&e->held[i], &none, v, 0, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			return;
+	}
+	__atomic_fetch_add(&e->held_unlisted, 1, __ATOMIC_RELAXED);
+}
+
+void procs_dropped(uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_proc *e = mine(pid);
+	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
+	uint32_t n;
+	unsigned i;
+
+	if (!e || !ref)
+		return;
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+		uint64_t want = v;
+
+		if (__atomic_compare_exchange_n(&e->held[i], &want, 0, 0, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			return;
+	}
+	/* Not listed: one of the unlisted ones. */
+	n = __atomic_load_n(&e->held_unlisted, __ATOMIC_RELAXED);
+	while (n && !__atomic_compare_exchange_n(&e->held_unlisted, &n, n - 1, 1, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED)) {
+	}
+}
+
+void procs_gone(pid_t pid, int via)
+{
+	struct sockshim_proc *t = table(), *e;
+
+	if (!t || pid <= 0)
+		return;
+	e = find(t, pid);
+	if (!e || e == self_entry)
+		return;
+	gone(e, pid, via);
+	__atomic_fetch_add(&seg_header(&shim_seg)->procs_reaped, 1, __ATOMIC_RELAXED);
+}
+
+void procs_exit(pid_t pid)
+{
+	/* A vfork child (PID not the entry's) touches nothing: its memory
+	 * is its parent's. */
+	struct sockshim_proc *e = mine(pid);
+
+	if (!e)
+		return;
+	self_entry = NULL;
+	free_entry(e);
+}
