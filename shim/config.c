@@ -1,5 +1,6 @@
 /* Parses SOCKSHIM_SESSION, SOCKSHIM_RING_EVENTS, SOCKSHIM_MAX_SOCKETS,
- * SOCKSHIM_ACCEPT and SOCKSHIM_LOG. Pure: the caller passes the lookup, so the unit test needs
+ * SOCKSHIM_ACCEPT, SOCKSHIM_LOG and SOCKSHIM_FOLLOW, and writes each back as
+ * it is in effect (config_entry). Pure: the caller passes the lookup, so the unit test needs
  * no environment. A value it echoes goes through config_printable: the
  * environment may hold anything, the terminal must get none of it raw. */
 #include <stdio.h>
@@ -8,6 +9,23 @@
 
 #include "config.h"
 #include "sockshim/segment.h"
+
+const char *const config_var_name[CONFIG_VARS] = {
+	[CONFIG_SESSION] = "SOCKSHIM_SESSION",
+	[CONFIG_RING_EVENTS] = "SOCKSHIM_RING_EVENTS",
+	[CONFIG_MAX_SOCKETS] = "SOCKSHIM_MAX_SOCKETS",
+	[CONFIG_ACCEPT] = "SOCKSHIM_ACCEPT",
+	[CONFIG_LOG] = "SOCKSHIM_LOG",
+	[CONFIG_FOLLOW] = "SOCKSHIM_FOLLOW",
+};
+
+static const char *const log_names[] = {
+	[LOG_QUIET] = "quiet", [LOG_WARN] = "warn", [LOG_DEBUG] = "debug"};
+static const char *const accept_names[] = {
+	[SOCKSHIM_ACCEPT_OBSERVE] = "observe",
+	[SOCKSHIM_ACCEPT_SERIALIZE] = "serialize",
+	[SOCKSHIM_ACCEPT_OFF] = "off",
+};
 
 static void note(char *warn, size_t len, const char *what)
 {
@@ -87,8 +105,10 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 	const char *max_sockets = env("SOCKSHIM_MAX_SOCKETS");
 	const char *log = env("SOCKSHIM_LOG");
 	const char *accept = env("SOCKSHIM_ACCEPT");
+	const char *follow = env("SOCKSHIM_FOLLOW");
+	const char *values[CONFIG_VARS] = {session, ring_events, max_sockets, accept, log, follow};
 	char what[200];
-	int bad = 0;
+	int bad = 0, v;
 
 	memset(c, 0, sizeof(*c));
 	if (warnlen)
@@ -98,6 +118,10 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 	c->ledger_capacity = SOCKSHIM_LEDGER_DEFAULT;
 	c->log_level = LOG_WARN;
 	c->accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
+	c->follow = 1;
+	for (v = 0; v < CONFIG_VARS; v++)
+		if (values[v] && values[v][0])
+			c->given |= 1u << v;
 
 	if (log && log[0]) {
 		if (!strcmp(log, "quiet"))
@@ -154,5 +178,49 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 			bad++;
 		}
 	}
+	if (follow && follow[0]) {
+		if (!strcmp(follow, "0"))
+			c->follow = 0;
+		else if (strcmp(follow, "1") != 0) {
+			note_bad(warn, warnlen, "SOCKSHIM_FOLLOW", follow, "is not 0 or 1; using 1");
+			bad++;
+		}
+	}
 	return bad;
+}
+
+int config_entry(const struct shim_config *c, enum config_var v, char *out, size_t len)
+{
+	char num[16];
+	const char *value = num;
+	int n;
+
+	switch (v) {
+	case CONFIG_SESSION:
+		value = c->session;
+		break;
+	case CONFIG_RING_EVENTS:
+		snprintf(num, sizeof(num), "%u", (unsigned)c->ring_capacity);
+		break;
+	case CONFIG_MAX_SOCKETS:
+		snprintf(num, sizeof(num), "%u", (unsigned)c->ledger_capacity);
+		break;
+	case CONFIG_ACCEPT:
+		if ((unsigned)c->accept_mode >= sizeof(accept_names) / sizeof(accept_names[0]))
+			return -1;
+		value = accept_names[c->accept_mode];
+		break;
+	case CONFIG_LOG:
+		if ((unsigned)c->log_level >= sizeof(log_names) / sizeof(log_names[0]))
+			return -1;
+		value = log_names[c->log_level];
+		break;
+	case CONFIG_FOLLOW:
+		value = c->follow ? "1" : "0";
+		break;
+	default:
+		return -1;
+	}
+	n = snprintf(out, len, "%s=%s", config_var_name[v], value);
+	return n < 0 || (size_t)n >= len ? -1 : n;
 }

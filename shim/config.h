@@ -8,6 +8,21 @@
 #include "log.h"
 #include "sockshim/layout.h"
 
+/* The variables config_parse reads; bit (1u << V) of shim_config.given
+ * says the environment set V (to a non-empty value). */
+enum config_var {
+	CONFIG_SESSION,
+	CONFIG_RING_EVENTS,
+	CONFIG_MAX_SOCKETS,
+	CONFIG_ACCEPT,
+	CONFIG_LOG,
+	CONFIG_FOLLOW,
+	CONFIG_VARS
+};
+
+/* The name of each: config_var_name[CONFIG_LOG] is "SOCKSHIM_LOG". */
+extern const char *const config_var_name[CONFIG_VARS];
+
 struct shim_config {
 	char session[SOCKSHIM_SESSION_MAX + 1];
 	int session_mapped; /* SOCKSHIM_SESSION was invalid: session is its seg_name_map */
@@ -15,6 +30,8 @@ struct shim_config {
 	uint32_t ledger_capacity;
 	enum log_level log_level;
 	enum sockshim_accept_mode accept_mode;
+	int follow; /* put the shim back into a scrubbed exec environment */
+	unsigned given;
 };
 
 /* How much of an invalid value a warning shows, escaped, NUL included. */
@@ -35,5 +52,11 @@ void config_printable(char *out, size_t len, const char *s);
  * config_printable. Returns the number of invalid values. */
 int config_parse(struct shim_config *c, const char *(*env)(const char *name), char *warn,
 		 size_t warnlen);
+
+/* "NAME=VALUE" for V with the value C has in effect (after any default or
+ * mapping, so that an image that reads it back gets the same setting
+ * without the same warning), into OUT (LEN bytes). Its length, or -1 when
+ * it does not fit. */
+int config_entry(const struct shim_config *c, enum config_var v, char *out, size_t len);
 
 #endif

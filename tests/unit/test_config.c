@@ -1,7 +1,8 @@
 /* Unit tests of SOCKSHIM_* parsing (shim/config.c): defaults, valid values,
  * and for each invalid value the default (an invalid session name: its
  * mapped name), a warning that names the variable and shows the value with
- * no raw control byte, and the count of invalid values. */
+ * no raw control byte, and the count of invalid values; which variables
+ * were given, and each written back as it is in effect (config_entry). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +26,8 @@ static void expect_defaults(const struct shim_config *c)
 }
 
 /* The environment config_parse sees: set by parse(), read by lookup(). */
-static const char *env_session, *env_ring, *env_log, *env_max_sockets, *env_accept;
+static const char *env_session, *env_ring, *env_log, *env_max_sockets, *env_accept,
+	*env_follow;
 
 static const char *lookup(const char *name)
 {
@@ -39,6 +41,8 @@ static const char *lookup(const char *name)
 		return env_max_sockets;
 	if (!strcmp(name, "SOCKSHIM_ACCEPT"))
 		return env_accept;
+	if (!strcmp(name, "SOCKSHIM_FOLLOW"))
+		return env_follow;
 	return NULL;
 }
 
@@ -50,6 +54,7 @@ static int config_parse_strings(struct shim_config *c, const char *session, cons
 	env_log = log;
 	env_max_sockets = NULL;
 	env_accept = NULL;
+	env_follow = NULL;
 	return config_parse(c, lookup, warn, len);
 }
 
@@ -374,6 +379,105 @@ static void test_config_printable(void **state)
 	assert_string_equal(small, "a...");
 }
 
+/* config_entry of V in C is WANT. */
+static void expect_entry(const struct shim_config *c, enum config_var v, const char *want)
+{
+	char out[128];
+
+	assert_int_equal(config_entry(c, v, out, sizeof(out)), (int)strlen(want));
+	assert_string_equal(out, want);
+}
+
+static void test_config_follow(void **state)
+{
+	struct shim_config c;
+	char warn[512];
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, warn, sizeof(warn)), 0);
+	assert_int_equal(c.follow, 1);
+	assert_int_equal(c.given, 0);
+
+	env_follow = "0";
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 0);
+	assert_int_equal(c.follow, 0);
+	assert_int_equal(c.given, 1u << CONFIG_FOLLOW);
+	assert_string_equal(warn, "");
+	expect_entry(&c, CONFIG_FOLLOW, "SOCKSHIM_FOLLOW=0");
+
+	env_follow = "1";
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 0);
+	assert_int_equal(c.follow, 1);
+
+	env_follow = "";
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 0);
+	assert_int_equal(c.follow, 1);
+	assert_int_equal(c.given, 0);
+
+	env_follow = "no";
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 1);
+	assert_int_equal(c.follow, 1);
+	expect_one_warning(warn, "SOCKSHIM_FOLLOW", "no");
+	env_follow = NULL;
+}
+
+static void test_config_entries_in_effect(void **state)
+{
+	struct shim_config c;
+	char warn[512], small[20];
+
+	(void)state;
+	/* Nothing given: the defaults, written back. */
+	assert_int_equal(parse(&c, NULL, NULL, NULL, warn, sizeof(warn)), 0);
+	expect_entry(&c, CONFIG_SESSION, "SOCKSHIM_SESSION=default");
+	expect_entry(&c, CONFIG_RING_EVENTS, "SOCKSHIM_RING_EVENTS=65536");
+	expect_entry(&c, CONFIG_LOG, "SOCKSHIM_LOG=warn");
+	expect_entry(&c, CONFIG_ACCEPT, "SOCKSHIM_ACCEPT=observe");
+
+	/* Each given, valid: as given. */
+	env_session = "web-1";
+	env_ring = "1024";
+	env_log = "quiet";
+	env_max_sockets = "512";
+	env_accept = "serialize";
+	env_follow = NULL;
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 0);
+	assert_int_equal(c.given, (1u << CONFIG_SESSION) | (1u << CONFIG_RING_EVENTS) |
+					  (1u << CONFIG_LOG) | (1u << CONFIG_MAX_SOCKETS) |
+					  (1u << CONFIG_ACCEPT));
+	expect_entry(&c, CONFIG_SESSION, "SOCKSHIM_SESSION=web-1");
+	expect_entry(&c, CONFIG_RING_EVENTS, "SOCKSHIM_RING_EVENTS=1024");
+	expect_entry(&c, CONFIG_MAX_SOCKETS, "SOCKSHIM_MAX_SOCKETS=512");
+	expect_entry(&c, CONFIG_LOG, "SOCKSHIM_LOG=quiet");
+	expect_entry(&c, CONFIG_ACCEPT, "SOCKSHIM_ACCEPT=serialize");
+	expect_entry(&c, CONFIG_FOLLOW, "SOCKSHIM_FOLLOW=1");
+
+	/* Given, invalid: what is in effect instead (an image reading it
+	 * back says no warning again), and still given. */
+	env_session = "bad name";
+	env_ring = "1000";
+	env_accept = "bogus";
+	env_log = "loud";
+	assert_int_equal(config_parse(&c, lookup, warn, sizeof(warn)), 4);
+	assert_true(c.given & (1u << CONFIG_ACCEPT));
+	assert_int_equal(strncmp(c.session, "bad_name", 8), 0);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "SOCKSHIM_SESSION=%s", c.session);
+		expect_entry(&c, CONFIG_SESSION, want);
+	}
+	expect_entry(&c, CONFIG_RING_EVENTS, "SOCKSHIM_RING_EVENTS=65536");
+	expect_entry(&c, CONFIG_ACCEPT, "SOCKSHIM_ACCEPT=observe");
+	expect_entry(&c, CONFIG_LOG, "SOCKSHIM_LOG=warn");
+
+	/* Too small a buffer: -1, never a cut entry taken for whole. */
+	assert_int_equal(config_entry(&c, CONFIG_ACCEPT, small, sizeof(small)), -1);
+	assert_int_equal(config_entry(&c, CONFIG_VARS, small, sizeof(small)), -1);
+	assert_string_equal(config_var_name[CONFIG_MAX_SOCKETS], "SOCKSHIM_MAX_SOCKETS");
+	env_session = env_ring = env_log = env_max_sockets = env_accept = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +495,8 @@ int main(void)
 		cmocka_unit_test(test_config_short_warning_buffer),
 		cmocka_unit_test(test_config_warnings_escape_values),
 		cmocka_unit_test(test_config_printable),
+		cmocka_unit_test(test_config_follow),
+		cmocka_unit_test(test_config_entries_in_effect),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
