@@ -1,0 +1,687 @@
+/* Puts the shim back into the environment of an exec that lacks it, on the
+ * caller's stack, and names the images the loader will not preload into.
+ * After start-up nothing here writes anything but its own stack: a vfork
+ * child, which shares our memory, runs it; nothing here may fault on what
+ * the program passed to exec. */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "follow.h"
+#include "log.h"
+#include "real.h"
+#include "vfork.h"
+
+/* What we copy onto the caller's stack is bounded (a thread's stack may be
+ * small): an environment with more entries, or a longer LD_PRELOAD, passes
+ * unchanged, and we say so. Real ones hold tens of entries. */
+#define ENTRIES_MAX 1024
+#define PRELOAD_MAX 4096
+/* Enough of an entry to know its name: the longest we look for,
+ * "SOCKSHIM_RING_EVENTS=", and the first byte of its value. */
+#define NAME_PEEK 32
+#define PRELOAD_NAME "LD_PRELOAD="
+#define PRELOAD_NAME_LEN (sizeof(PRELOAD_NAME) - 1)
+/* The loader splits LD_PRELOAD at these (rtld's handle_preload_list). */
+#define PRELOAD_SEPARATORS " :"
+/* Any entry of this name in LD_PRELOAD is a sockshim the program chose. */
+#define LIB_BASENAME "libsockshim.so"
+/* "NAME=VALUE" of one setting; the longest value is a session name. */
+#define ENTRY_MAX (32 + SOCKSHIM_SESSION_MAX)
+/* The search path execvp uses without PATH (glibc's _CS_PATH). */
+#define DEFAULT_PATH "/bin:/usr/bin"
+/* How much of a path a message shows. */
+#define SHOWN_MAX 80
+/* Program headers read at a time when looking for PT_INTERP. */
+#define PHDR_CHUNK 1024
+
+/* Set once by follow_start, read-only after. */
+static char lib_path[PATH_MAX];
+static size_t lib_len;
+static char entries[CONFIG_VARS][ENTRY_MAX]; /* "NAME=VALUE" as in effect */
+static unsigned passed;                      /* bits (1u << var) of entries to pass */
+static int follow_on;
+static enum log_level say_level = LOG_WARN;
+
+/* ---- reading what the program passed, without faulting ---- */
+
+struct reader {
+	pid_t pid;
+	uintptr_t page;
+};
+
+static void reader_init(struct reader *r)
+{
+	r->pid = getpid();
+	r->page = (uintptr_t)getpagesize();
+}
+
+/* The bytes from SRC to the end of its page, at most LEN: a piece that is
+ * readable or not as a whole. */
+static size_t to_page_end(const struct reader *r, const void *src, size_t len)
+{
+	size_t left = (size_t)(r->page - ((uintptr_t)src & (r->page - 1)));
+
+	return left < len ? left : len;
+}
+
+/* Copy LEN bytes at SRC, all in one page, to DST: 0, or -1 if unmapped.
+ * process_vm_readv on ourselves answers EFAULT where a load would crash;
+ * where a sandbox forbids it, we read as libc's own execv would. */
+static int peek_piece(const struct reader *r, void *dst, const void *src, size_t len)
+{
+	struct iovec local = {dst, len}, remote = {(void *)src, len};
+	ssize_t n = process_vm_readv(r->pid, &local, 1, &remote, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	return -1;
+}
+
+/* Copy LEN bytes at SRC to DST, page by page: 0, or -1. */
+static int peek_bytes(const struct reader *r, void *dst, const void *src, size_t len)
+{
+	size_t got = 0, n;
+
+	for (; got < len; got += n) {
+		n = to_page_end(r, (const char *)src + got, len - got);
+		if (peek_piece(r, (char *)dst + got, (const char *)src + got, n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The string at SRC into DST (CAP + 1 bytes, always terminated): its
+ * length; CAP when longer (DST then holds its first CAP bytes); -1 when
+ * unreadable. Never reads past its NUL's page. */
+static ssize_t peek_string(const struct reader *r, char *dst, const char *src, size_t cap)
+{
+	size_t got = 0, n;
+	const char *nul;
+
+	for (; got < cap; got += n) {
+		n = to_page_end(r, src + got, cap - got);
+		if (peek_piece(r, dst + got, src + got, n) < 0)
+			return -1;
+		nul = memchr(dst + got, 0, n);
+		if (nul)
+			return nul - dst;
+	}
+	dst[cap] = 0;
+	return (ssize_t)cap;
+}
+
+/* The length of the string at SRC: at most MAX + 1 (longer), -1 when
+ * unreadable. */
+static ssize_t peek_strlen(const struct reader *r, const char *src, size_t max)
+{
+	char piece[256];
+	size_t got = 0, n;
+	const char *nul;
+
+	for (; got <= max; got += n) {
+		n = to_page_end(r, src + got, sizeof(piece));
+		if (peek_piece(r, piece, src + got, n) < 0)
+			return -1;
+		nul = memchr(piece, 0, n);
+		if (nul)
+			return (ssize_t)(got + (size_t)(nul - piece));
+	}
+	return (ssize_t)max + 1;
+}
+
+/* ---- saying what we could not do ---- */
+
+/* One line on stderr, as shim_warn says it; but a vfork child writes
+ * none of the state shim_warn keeps (the parent would see it). */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	if (say_level == LOG_QUIET)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (!shim_in_vfork_child()) {
+		shim_warn("%s", line);
+		return;
+	}
+	{
+		char out[sizeof(line) + 16];
+
+		n = snprintf(out, sizeof(out), "sockshim: %s\n", line);
+		if (n > (int)sizeof(out) - 1)
+			n = (int)sizeof(out) - 1;
+		if (n > 0 && write(STDERR_FILENO, out, (size_t)n) < 0) {
+			/* Nowhere left to say it. */
+		}
+	}
+}
+
+/* The path of T, for a message: escaped, cut to fit. */
+static void show_target(const struct reader *r, const struct follow_target *t, char *out,
+			size_t len)
+{
+	char raw[SHOWN_MAX + 1];
+
+	if (!t->path)
+		snprintf(out, len, "descriptor %d", t->fd);
+	else if (peek_string(r, raw, t->path, SHOWN_MAX) < 0)
+		snprintf(out, len, "?");
+	else
+		config_printable(out, len, raw);
+}
+
+/* ---- the image an exec runs ---- */
+
+/* Is the file ST the dynamic loader itself (ld.so run as a program, which
+ * has no PT_INTERP but preloads)? */
+static int is_loader(const struct stat *st)
+{
+	Dl_info info;
+	struct stat ld;
+
+	/* _r_debug is the loader's own (link.h). */
+	if (!dladdr(&_r_debug, &info) || !info.dli_fname || stat(info.dli_fname, &ld))
+		return 0;
+	return ld.st_dev == st->st_dev && ld.st_ino == st->st_ino;
+}
+
+/* The program headers of the ELF file FD (class CLS, header HEAD): 1 when
+ * none is PT_INTERP, 0 when one is or we cannot tell. p_type is the first
+ * word of a program header in both classes. */
+static int elf_without_interp(int fd, const unsigned char *head, int cls)
+{
+	unsigned char buf[PHDR_CHUNK];
+	uint64_t phoff;
+	unsigned phentsize, phnum, i, per;
+	uint16_t type;
+
+	if (cls == ELFCLASS64) {
+		Elf64_Ehdr e;
+
+		memcpy(&e, head, sizeof(e));
+		type = e.e_type;
+		phoff = e.e_phoff;
+		phentsize = e.e_phentsize;
+		phnum = e.e_phnum;
+	} else {
+		Elf32_Ehdr e;
+
+		memcpy(&e, head, sizeof(e));
+		type = e.e_type;
+		phoff = e.e_phoff;
+		phentsize = e.e_phentsize;
+		phnum = e.e_phnum;
+	}
+	if ((type != ET_EXEC && type != ET_DYN) || phentsize < sizeof(uint32_t) ||
+	    phentsize > sizeof(buf) || !phnum || phnum == PN_XNUM || phoff > INT64_MAX / 2)
+		return 0;
+	per = (unsigned)(sizeof(buf) / phentsize);
+	for (i = 0; i < phnum; i += per) {
+		unsigned k, n = phnum - i < per ? phnum - i : per;
+		size_t want = (size_t)n * phentsize;
+
+		if (pread(fd, buf, want, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)want)
+			return 0;
+		for (k = 0; k < n; k++) {
+			uint32_t p_type;
+
+			memcpy(&p_type, buf + (size_t)k * phentsize, sizeof(p_type));
+			if (p_type == PT_INTERP)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static int file_static(int fd, const struct stat *st, int depth);
+
+/* A script (HEAD, N bytes, starts "#!"): is its interpreter static? */
+static int script_static(const unsigned char *head, size_t n)
+{
+	char interp[PATH_MAX];
+	size_t i = 2, len;
+	struct stat st;
+	int fd, rc;
+
+	while (i < n && (head[i] == ' ' || head[i] == '\t'))
+		i++;
+	for (len = 0; i + len < n && len < sizeof(interp) - 1; len++) {
+		unsigned char c = head[i + len];
+
+		if (c == ' ' || c == '\t' || c == '\n' || !c)
+			break;
+	}
+	if (!len || i + len >= n) /* empty, or cut: cannot tell */
+		return 0;
+	memcpy(interp, head + i, len);
+	interp[len] = 0;
+	if (stat(interp, &st) || !S_ISREG(st.st_mode))
+		return 0;
+	fd = open(interp, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	rc = file_static(fd, &st, 1);
+	real.close(fd);
+	return rc;
+}
+
+/* Will the file FD (ST) run without a loader, so without the shim? 1 yes,
+ * 0 no or cannot tell. DEPTH: scripts are judged by their interpreter,
+ * one level, as the kernel goes. */
+static int file_static(int fd, const struct stat *st, int depth)
+{
+	unsigned char head[256];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+
+	if (n >= 2 && head[0] == '#' && head[1] == '!')
+		return depth ? 0 : script_static(head, (size_t)n);
+	if (n < (ssize_t)sizeof(Elf64_Ehdr) || memcmp(head, ELFMAG, SELFMAG) != 0)
+		return 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (head[EI_DATA] != ELFDATA2LSB)
+		return 0;
+#else
+	if (head[EI_DATA] != ELFDATA2MSB)
+		return 0;
+#endif
+	if (head[EI_CLASS] != ELFCLASS64 && head[EI_CLASS] != ELFCLASS32)
+		return 0;
+	return elf_without_interp(fd, head, head[EI_CLASS]) && !is_loader(st);
+}
+
+/* Does the file (PATH, else FD) carry file capabilities? */
+static int has_file_caps(const char *path, int fd)
+{
+	ssize_t n = path ? getxattr(path, "security.capability", NULL, 0)
+			 : fgetxattr(fd, "security.capability", NULL, 0);
+
+	return n > 0;
+}
+
+/* Will the kernel run the file ST (PATH, else FD) in secure-execution
+ * mode (AT_SECURE), where the loader ignores LD_PRELOAD paths with a
+ * slash? It does when the exec leaves the effective ids unlike the real
+ * ones (set-user-ID, set-group-ID, or ours already apart) or grants file
+ * capabilities to a user other than root; not on a nosuid mount or under
+ * no_new_privs. */
+static int runs_secure(const struct stat *st, const char *path, int fd)
+{
+	uid_t euid = geteuid();
+	gid_t egid = getegid();
+	int setuid = (st->st_mode & S_ISUID) != 0;
+	int setgid = (st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+	int caps = getuid() != 0 && has_file_caps(path, fd);
+
+	if (setuid || setgid || caps) {
+		struct statvfs vfs;
+		int nosuid = !(path ? statvfs(path, &vfs) : fstatvfs(fd, &vfs)) &&
+			     (vfs.f_flag & ST_NOSUID);
+
+		if (!nosuid && prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+			if (caps)
+				return 1;
+			if (setuid)
+				euid = st->st_uid;
+			if (setgid)
+				egid = st->st_gid;
+		}
+	}
+	return euid != getuid() || egid != getgid();
+}
+
+/* Where execvp finds FILE: the first regular file in $PATH we may
+ * execute, into OUT (LEN bytes). 0, or -1 when none. */
+static int search_path(const char *file, char *out, size_t len)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	size_t flen = strlen(file);
+	struct stat st;
+
+	for (p = path ? path : DEFAULT_PATH;; p = end + 1) {
+		size_t dlen;
+
+		end = strchrnul(p, ':');
+		dlen = (size_t)(end - p);
+		if (dlen + 1 + flen < len) {
+			/* An empty entry is the current directory. */
+			if (dlen) {
+				memcpy(out, p, dlen);
+				out[dlen++] = '/';
+			}
+			memcpy(out + dlen, file, flen + 1);
+			if (!stat(out, &st) && S_ISREG(st.st_mode) &&
+			    !faccessat(AT_FDCWD, out, X_OK, AT_EACCESS))
+				return 0;
+		}
+		if (!*end)
+			return -1;
+	}
+}
+
+/* What the exec of T will run: FOLLOW_SECURE, FOLLOW_STATIC, else
+ * FOLLOW_CARRIED (a dynamic image, or one we cannot tell: exec will say).
+ * Says so when the shim cannot follow. Its own frame, apart from the
+ * environment's copies: its path buffer is gone by the time exec runs. */
+static __attribute__((noinline)) enum follow_verdict target_image(const struct reader *r,
+								   const struct follow_target *t)
+{
+	char path[PATH_MAX], shown[SHOWN_MAX];
+	const char *file = NULL;
+	struct stat st;
+	int fd, rc;
+
+	if (t->path) {
+		ssize_t len = peek_string(r, path, t->path, sizeof(path) - 1);
+
+		if (len < 0 || len >= (ssize_t)sizeof(path) - 1)
+			return FOLLOW_CARRIED;
+		if (t->search && !strchr(path, '/')) {
+			char name[NAME_MAX + 1];
+
+			if (len > NAME_MAX)
+				return FOLLOW_CARRIED;
+			memcpy(name, path, (size_t)len + 1);
+			if (search_path(name, path, sizeof(path)) < 0)
+				return FOLLOW_CARRIED;
+		}
+		file = path;
+		if (stat(file, &st) || !S_ISREG(st.st_mode))
+			return FOLLOW_CARRIED;
+	} else if (fstat(t->fd, &st) || !S_ISREG(st.st_mode)) {
+		return FOLLOW_CARRIED;
+	}
+	if (runs_secure(&st, file, t->fd)) {
+		show_target(r, t, shown, sizeof(shown));
+		say("not following the exec of %s (pid %d): it runs set-user-ID, set-group-ID or "
+		    "with file capabilities, where the loader ignores LD_PRELOAD; its sockets are "
+		    "not recorded (holders sees them in /proc)",
+		    shown, (int)getpid());
+		return FOLLOW_SECURE;
+	}
+	if (file) {
+		/* Non-blocking: the file may have become a FIFO since stat. */
+		fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0)
+			return FOLLOW_CARRIED;
+		rc = file_static(fd, &st, 0);
+		real.close(fd);
+	} else {
+		rc = file_static(t->fd, &st, 0);
+	}
+	if (!rc)
+		return FOLLOW_CARRIED;
+	show_target(r, t, shown, sizeof(shown));
+	say("%s (exec by pid %d) is statically linked: no shim runs in it and its sockets are "
+	    "not recorded (holders sees them in /proc); what it executes is followed",
+	    shown, (int)getpid());
+	return FOLLOW_STATIC;
+}
+
+/* ---- the environment ---- */
+
+struct env_scan {
+	size_t n;                 /* entries before the NULL */
+	long preload;             /* the last LD_PRELOAD= (the loader takes the last), or -1 */
+	size_t preload_len;       /* its value's length */
+	long first[CONFIG_VARS];  /* the first NAME= of each (getenv takes the first), or -1 */
+	unsigned valued;          /* bits: that first one has a value */
+};
+
+/* Note what the entry I, at E, is. 0, or -1 when unreadable. */
+static int scan_entry(const struct reader *r, const char *e, size_t i, struct env_scan *s)
+{
+	char head[NAME_PEEK + 1];
+	int v;
+
+	if (peek_string(r, head, e, NAME_PEEK) < 0)
+		return -1;
+	if (!strncmp(head, PRELOAD_NAME, PRELOAD_NAME_LEN)) {
+		ssize_t len = peek_strlen(r, e + PRELOAD_NAME_LEN, PRELOAD_MAX);
+
+		if (len < 0)
+			return -1;
+		s->preload = (long)i;
+		s->preload_len = (size_t)len;
+		return 0;
+	}
+	for (v = 0; v < CONFIG_VARS; v++) {
+		size_t nl = strlen(config_var_name[v]);
+
+		if (s->first[v] < 0 && !strncmp(head, config_var_name[v], nl) && head[nl] == '=') {
+			s->first[v] = (long)i;
+			if (head[nl + 1])
+				s->valued |= 1u << v;
+		}
+	}
+	return 0;
+}
+
+/* Scan ENVP (NULL: empty), a page of pointers at a time (the array may end
+ * just before an unmapped page). 0; -1 when unreadable; -2 when it holds
+ * more than ENTRIES_MAX entries. */
+static int env_scan(const struct reader *r, char *const envp[], struct env_scan *s)
+{
+	char *chunk[64];
+	size_t i, k, n;
+	int v;
+
+	s->n = 0;
+	s->preload = -1;
+	s->preload_len = 0;
+	s->valued = 0;
+	for (v = 0; v < CONFIG_VARS; v++)
+		s->first[v] = -1;
+	if (!envp)
+		return 0;
+	for (i = 0;; i += n) {
+		n = to_page_end(r, envp + i, sizeof(chunk)) / sizeof(char *);
+		if (!n) /* a pointer across a page boundary */
+			n = 1;
+		if (peek_bytes(r, chunk, envp + i, n * sizeof(char *)) < 0)
+			return -1;
+		for (k = 0; k < n; k++) {
+			if (!chunk[k]) {
+				s->n = i + k;
+				return 0;
+			}
+			if (i + k >= ENTRIES_MAX)
+				return -2;
+			if (scan_entry(r, chunk[k], i + k, s) < 0)
+				return -1;
+		}
+	}
+}
+
+/* Does the LD_PRELOAD value LIST name a sockshim? Ours by its path, or
+ * any libsockshim.so the program chose. */
+static int lists_shim(const char *list)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t len = strcspn(p, PRELOAD_SEPARATORS);
+		const char *base = p + len;
+
+		while (base > p && base[-1] != '/')
+			base--;
+		if ((len == lib_len && !memcmp(p, lib_path, len)) ||
+		    ((size_t)(p + len - base) == sizeof(LIB_BASENAME) - 1 &&
+		     !memcmp(base, LIB_BASENAME, sizeof(LIB_BASENAME) - 1)))
+			return 1;
+		p += len;
+		p += strspn(p, PRELOAD_SEPARATORS);
+	}
+	return 0;
+}
+
+/* ENV: ENVP's N entries (copied), then what is missing: the LD_PRELOAD
+ * entry PRE (in the place of the loader's, or added) and the settings of
+ * MISSING (in the place of an empty one, or added); NULL-terminated. */
+static void env_build(char **env, const struct env_scan *s, char *pre, unsigned missing)
+{
+	size_t k = s->n;
+	int v;
+
+	if (pre) {
+		if (s->preload >= 0)
+			env[s->preload] = pre;
+		else
+			env[k++] = pre;
+	}
+	for (v = 0; v < CONFIG_VARS; v++) {
+		if (!(missing & (1u << v)))
+			continue;
+		if (s->first[v] >= 0)
+			env[s->first[v]] = entries[v];
+		else
+			env[k++] = entries[v];
+	}
+	env[k] = NULL;
+}
+
+int follow_exec(const struct follow_target *t, char *const envp[], follow_call call, void *arg)
+{
+	struct reader r;
+	struct env_scan s;
+	enum follow_verdict image;
+	char shown[SHOWN_MAX];
+	int rc;
+
+	if (!follow_on || __atomic_load_n(&shim_inert, __ATOMIC_RELAXED))
+		return call(arg, envp, FOLLOW_OFF);
+	reader_init(&r);
+	image = target_image(&r, t);
+	if (image == FOLLOW_SECURE)
+		return call(arg, envp, FOLLOW_SECURE);
+	rc = env_scan(&r, envp, &s);
+	if (rc == -1)
+		return call(arg, envp, FOLLOW_UNREADABLE);
+	if (rc < 0 || s.preload_len > PRELOAD_MAX) {
+		show_target(&r, t, shown, sizeof(shown));
+		say("not following the exec of %s (pid %d): its environment is too large to "
+		    "extend here (more than %d entries, or an LD_PRELOAD over %d bytes)",
+		    shown, (int)getpid(), ENTRIES_MAX, PRELOAD_MAX);
+		return call(arg, envp, FOLLOW_TOO_LARGE);
+	}
+	{
+		/* "LD_PRELOAD=" ours ":" theirs */
+		char pre[PRELOAD_NAME_LEN + lib_len + 1 + s.preload_len + 1];
+		char *theirs = pre + PRELOAD_NAME_LEN + lib_len + 1, *entry;
+		unsigned missing = passed & ~s.valued;
+		int add_lib = 1;
+
+		memcpy(pre, PRELOAD_NAME, PRELOAD_NAME_LEN);
+		memcpy(pre + PRELOAD_NAME_LEN, lib_path, lib_len);
+		pre[PRELOAD_NAME_LEN + lib_len] = 0;
+		if (s.preload >= 0 && s.preload_len) {
+			if (peek_bytes(&r, &entry, envp + s.preload, sizeof(entry)) < 0 ||
+			    peek_bytes(&r, theirs, entry + PRELOAD_NAME_LEN, s.preload_len) < 0)
+				return call(arg, envp, FOLLOW_UNREADABLE);
+			theirs[s.preload_len] = 0;
+			add_lib = !lists_shim(theirs);
+			theirs[-1] = ':';
+		}
+		if (!add_lib && !missing)
+			return call(arg, envp, image);
+		{
+			char *env[s.n + CONFIG_VARS + 2];
+
+			if (s.n && peek_bytes(&r, env, envp, s.n * sizeof(char *)) < 0)
+				return call(arg, envp, FOLLOW_UNREADABLE);
+			env_build(env, &s, add_lib ? pre : NULL, missing);
+			return call(arg, env, image == FOLLOW_STATIC ? FOLLOW_STATIC : FOLLOW_RESTORED);
+		}
+	}
+}
+
+/* ---- start-up ---- */
+
+static const char *env_lookup(const char *name)
+{
+	return getenv(name);
+}
+
+/* Our own file: the name of the link map holding this function, as the
+ * loader opened it; made absolute when relative (an exec may follow a
+ * chdir). 0, or -1 when unknown or unfit for LD_PRELOAD. */
+static int find_lib_path(void)
+{
+	struct dl_find_object o;
+	const struct link_map *lm;
+
+	if (_dl_find_object((void *)&find_lib_path, &o) != 0)
+		return -1;
+	lm = o.dlfo_link_map;
+	if (!lm || !lm->l_name || !lm->l_name[0])
+		return -1;
+	if (lm->l_name[0] == '/') {
+		size_t len = strlen(lm->l_name);
+
+		if (len >= sizeof(lib_path))
+			return -1;
+		memcpy(lib_path, lm->l_name, len + 1);
+	} else if (!realpath(lm->l_name, lib_path)) {
+		return -1;
+	}
+	lib_len = strlen(lib_path);
+	return strpbrk(lib_path, PRELOAD_SEPARATORS) ? -1 : 0;
+}
+
+/* The settings in effect, kept for the images we exec: the session always
+ * (the name in use, after any mapping), the others when the environment
+ * gave them. Our own constructor, so that process.c's start-up stays as it
+ * is; its warnings about invalid values are process.c's to say. */
+__attribute__((constructor)) static void follow_start(void)
+{
+	struct shim_config c;
+	char warn[512];
+	int saved = errno, v;
+
+	config_parse(&c, env_lookup, warn, sizeof(warn));
+	say_level = c.log_level;
+	if (!c.follow)
+		goto out;
+	if (find_lib_path() < 0) {
+		shim_debug("cannot tell the path of " LIB_BASENAME " (or it holds a blank or a "
+			   "colon); the images this process executes are followed only if their "
+			   "environment carries LD_PRELOAD");
+		goto out;
+	}
+	for (v = 0; v < CONFIG_VARS; v++) {
+		if (v == CONFIG_FOLLOW || (v != CONFIG_SESSION && !(c.given & (1u << v))))
+			continue;
+		if (config_entry(&c, (enum config_var)v, entries[v], sizeof(entries[v])) >= 0)
+			passed |= 1u << v;
+	}
+	follow_on = 1;
+out:
+	errno = saved;
+}
