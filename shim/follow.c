@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -201,14 +202,21 @@ static void show_target(const struct reader *r, const struct follow_target *t, c
 /* ---- the image an exec runs ---- */
 
 /* Is the file ST the dynamic loader itself (ld.so run as a program, which
- * has no PT_INTERP but preloads)? */
+ * has no PT_INTERP but preloads)? _dl_find_object reads the table of
+ * loaded objects without a lock (dladdr takes the loader's, which a vfork
+ * child shares with its parent). */
 static int is_loader(const struct stat *st)
 {
-	Dl_info info;
+	/* The auxiliary vector gives the loader's base as an integer. */
+	void *base = (void *)getauxval(AT_BASE); // NOLINT(performance-no-int-to-ptr)
+	struct dl_find_object o;
+	const struct link_map *lm;
 	struct stat ld;
 
-	/* _r_debug is the loader's own (link.h). */
-	if (!dladdr(&_r_debug, &info) || !info.dli_fname || stat(info.dli_fname, &ld))
+	if (!base || _dl_find_object(base, &o) != 0)
+		return 0;
+	lm = o.dlfo_link_map;
+	if (!lm || !lm->l_name || stat(lm->l_name, &ld))
 		return 0;
 	return ld.st_dev == st->st_dev && ld.st_ino == st->st_ino;
 }
@@ -624,64 +632,78 @@ int follow_exec(const struct follow_target *t, char *const envp[], follow_call c
 
 /* ---- start-up ---- */
 
-static const char *env_lookup(const char *name)
-{
-	return getenv(name);
-}
-
-/* Our own file: the name of the link map holding this function, as the
- * loader opened it; made absolute when relative (an exec may follow a
- * chdir). 0, or -1 when unknown or unfit for LD_PRELOAD. */
-static int find_lib_path(void)
+/* Our own file, into OUT (LEN bytes): the name of the link map holding
+ * this function, as the loader opened it; made absolute when relative (an
+ * exec may follow a chdir). 0, or -1 when unknown. */
+static int find_lib_path(char *out, size_t len)
 {
 	struct dl_find_object o;
 	const struct link_map *lm;
+	char abs[PATH_MAX];
+	const char *name;
+	size_t n;
 
 	if (_dl_find_object((void *)&find_lib_path, &o) != 0)
 		return -1;
 	lm = o.dlfo_link_map;
 	if (!lm || !lm->l_name || !lm->l_name[0])
 		return -1;
-	if (lm->l_name[0] == '/') {
-		size_t len = strlen(lm->l_name);
-
-		if (len >= sizeof(lib_path))
+	name = lm->l_name;
+	if (name[0] != '/') {
+		if (!realpath(name, abs))
 			return -1;
-		memcpy(lib_path, lm->l_name, len + 1);
-	} else if (!realpath(lm->l_name, lib_path)) {
-		return -1;
+		name = abs;
 	}
-	lib_len = strlen(lib_path);
-	return strpbrk(lib_path, PRELOAD_SEPARATORS) ? -1 : 0;
+	n = strlen(name);
+	if (n >= len)
+		return -1;
+	memcpy(out, name, n + 1);
+	return 0;
 }
 
-/* The settings in effect, kept for the images we exec: the session always
- * (the name in use, after any mapping), the others when the environment
- * gave them. Our own constructor, so that process.c's start-up stays as it
- * is; its warnings about invalid values are process.c's to say. */
-__attribute__((constructor)) static void follow_start(void)
+int follow_setup(const struct shim_config *c, const char *lib)
 {
-	struct shim_config c;
-	char warn[512];
-	int saved = errno, v;
+	size_t len = strlen(lib);
+	int v;
 
-	config_parse(&c, env_lookup, warn, sizeof(warn));
-	say_level = c.log_level;
-	if (!c.follow)
-		goto out;
-	if (find_lib_path() < 0) {
-		shim_debug("cannot tell the path of " LIB_BASENAME " (or it holds a blank or a "
-			   "colon); the images this process executes are followed only if their "
-			   "environment carries LD_PRELOAD");
-		goto out;
-	}
+	follow_on = 0;
+	passed = 0;
+	say_level = c->log_level;
+	if (!c->follow)
+		return 0;
+	if (lib[0] != '/' || len >= sizeof(lib_path) || strpbrk(lib, PRELOAD_SEPARATORS))
+		return -1;
+	memcpy(lib_path, lib, len + 1);
+	lib_len = len;
 	for (v = 0; v < CONFIG_VARS; v++) {
-		if (v == CONFIG_FOLLOW || (v != CONFIG_SESSION && !(c.given & (1u << v))))
+		if (v == CONFIG_FOLLOW || (v != CONFIG_SESSION && !(c->given & (1u << v))))
 			continue;
-		if (config_entry(&c, (enum config_var)v, entries[v], sizeof(entries[v])) >= 0)
+		if (config_entry(c, (enum config_var)v, entries[v], sizeof(entries[v])) >= 0)
 			passed |= 1u << v;
 	}
 	follow_on = 1;
-out:
+	return 0;
+}
+
+static const char *env_lookup(const char *name)
+{
+	return getenv(name);
+}
+
+/* Our own constructor, so that process.c's start-up stays as it is; its
+ * warnings about invalid values are process.c's to say. */
+__attribute__((constructor)) static void follow_start(void)
+{
+	struct shim_config c;
+	char warn[512], lib[PATH_MAX];
+	int saved = errno;
+
+	config_parse(&c, env_lookup, warn, sizeof(warn));
+	if (!c.follow || find_lib_path(lib, sizeof(lib)) < 0)
+		lib[0] = 0;
+	if (follow_setup(&c, lib) < 0)
+		shim_debug("cannot tell the path of " LIB_BASENAME " (or it holds a blank or a "
+			   "colon); the images this process executes are followed only if their "
+			   "environment carries LD_PRELOAD");
 	errno = saved;
 }

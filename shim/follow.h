@@ -5,6 +5,16 @@
 #ifndef SOCKSHIM_FOLLOW_H
 #define SOCKSHIM_FOLLOW_H
 
+struct shim_config;
+
+/* Follow the images this process executes, with the settings C has in
+ * effect (the session always, the others C was given) and LIB, the
+ * absolute path of libsockshim.so. Our constructor calls it at start-up
+ * (the unit test directly); nothing else may, since exec reads what it
+ * sets without a lock. 0, or -1 when LIB cannot go into LD_PRELOAD (then
+ * nothing is put back). */
+int follow_setup(const struct shim_config *c, const char *lib);
+
 /* How an exec was followed, for whoever logs it. */
 enum follow_verdict {
 	FOLLOW_CARRIED,    /* the environment already carried the shim */
