@@ -10,9 +10,10 @@
  * only inside the mapping, deliver records that pass their check, count
  * exactly what they lose, and end.
  *
- * Input: u64 the file's size (modulo 2 MiB + 1), u8 the length of the
- * reason buffer, then chunks: u32 offset, u16 length, the bytes to put
- * there (cut to the file). A real segment's non-zero runs make a seed. */
+ * Input: u64 the file's size (modulo 1 + 4 times the smallest segment's),
+ * u8 the length of the reason buffer, then chunks: u32 offset, u16
+ * length, the bytes to put there (cut to the file). A real segment's
+ * non-zero runs make a seed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,11 @@
 #include "ring_reader.h"
 #include "stats_model.h"
 
-/* Files up to this size: room for a ring of 2^12 records and a ledger of
- * 2^9 sockets; larger geometries fail the size check, which is enough. */
-#define SIZE_MAX_FUZZ ((size_t)2 << 20)
+/* Files up to this size: room for a few geometries above the smallest;
+ * larger ones fail the size check, which is enough. */
+#define SIZE_MAX_FUZZ                                                               \
+	((size_t)4 * sockshim_segment_size(1u << SOCKSHIM_RING_MIN_SHIFT,             \
+					   1u << SOCKSHIM_LEDGER_MIN_SHIFT))
 #define WHY_MAX 256
 
 static int pow2_within(uint32_t v, unsigned min_shift, unsigned max_shift)

@@ -94,24 +94,27 @@ void fuzz_unmap(void *base, size_t size)
 void fuzz_seg_init(struct seg_map *m, void *base, size_t size, uint32_t ring_capacity,
 		   uint32_t ledger_capacity)
 {
-	struct sockshim_header *h = base;
-	char why[200];
+	static struct sockshim_header header;
+	static uint32_t made_ring, made_ledger;
+	struct seg_map tmp;
+	char name[64], why[200];
 	int rc;
 
-	memset(h, 0, sizeof(*h));
-	h->layout_version = SOCKSHIM_LAYOUT_VERSION;
-	h->header_size = sizeof(*h);
-	h->segment_size = sockshim_segment_size(ring_capacity, ledger_capacity);
-	h->ring_offset = sizeof(*h);
-	h->ring_capacity = ring_capacity;
-	h->record_size = sizeof(struct sockshim_record);
-	h->ledger_offset = sockshim_ledger_offset(ring_capacity);
-	h->ledger_capacity = ledger_capacity;
-	h->ledger_entry_size = sizeof(struct sockshim_sock);
-	h->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
-	h->listeners_capacity = SOCKSHIM_LISTENERS;
-	h->listener_entry_size = sizeof(struct sockshim_listener);
-	h->magic = SOCKSHIM_MAGIC;
+	/* The header as the shim writes it, from seg_create itself, so that
+	 * every field a new layout adds is filled in: made once, in a real
+	 * session that is removed at once. */
+	if (made_ring != ring_capacity || made_ledger != ledger_capacity) {
+		snprintf(name, sizeof(name), "fuzz-header-%d", (int)getpid());
+		seg_remove(name);
+		rc = seg_create(name, ring_capacity, ledger_capacity, &tmp);
+		FUZZ_CHECK(rc == 0, "cannot create session %s: %s", name, strerror(-rc));
+		memcpy(&header, tmp.base, sizeof(header));
+		seg_unmap(&tmp);
+		seg_remove(name);
+		made_ring = ring_capacity;
+		made_ledger = ledger_capacity;
+	}
+	memcpy(base, &header, sizeof(header));
 	memset(m, 0, sizeof(*m));
 	m->base = base;
 	m->size = size;

@@ -29,8 +29,9 @@ void *fuzz_map(size_t size);
 void fuzz_unmap(void *base, size_t size);
 
 /* Write a valid header for a segment of the given capacities at BASE
- * (SIZE bytes mapped, at least the segment size) and validate it as the
- * command does, filling *M. Aborts if seg_validate refuses it. */
+ * (SIZE bytes mapped, at least the segment size), the one seg_create
+ * writes, and validate it as the command does, filling *M. Aborts if
+ * seg_validate refuses it. */
 void fuzz_seg_init(struct seg_map *m, void *base, size_t size, uint32_t ring_capacity,
 		   uint32_t ledger_capacity);
 
