@@ -37,6 +37,10 @@
 /* Enough of an entry to know its name: the longest we look for,
  * "SOCKSHIM_RING_EVENTS=", and the first byte of its value. */
 #define NAME_PEEK 32
+/* Environment entries read with one system call, and the most bytes
+ * that call reads. */
+#define SCAN_BATCH 64
+#define SPAN_MAX 4096
 #define PRELOAD_NAME "LD_PRELOAD="
 #define PRELOAD_NAME_LEN (sizeof(PRELOAD_NAME) - 1)
 /* The loader splits LD_PRELOAD at these (rtld's handle_preload_list). */
@@ -49,8 +53,11 @@
 #define DEFAULT_PATH "/bin:/usr/bin"
 /* How much of a path a message shows. */
 #define SHOWN_MAX 80
-/* Program headers read at a time when looking for PT_INTERP. */
+/* The start of a file read to judge it (an ELF header and, usually, its
+ * program headers), and the program headers read at a time beyond it. */
 #define PHDR_CHUNK 1024
+/* The kernel reads no more of a "#!" line (BINPRM_BUF_SIZE). */
+#define BINPRM_LINE 256
 
 /* Set once by follow_start, read-only after. */
 static char lib_path[PATH_MAX];
@@ -221,10 +228,11 @@ static int is_loader(const struct stat *st)
 	return ld.st_dev == st->st_dev && ld.st_ino == st->st_ino;
 }
 
-/* The program headers of the ELF file FD (class CLS, header HEAD): 1 when
- * none is PT_INTERP, 0 when one is or we cannot tell. p_type is the first
- * word of a program header in both classes. */
-static int elf_without_interp(int fd, const unsigned char *head, int cls)
+/* The program headers of the ELF file FD (class CLS; HEAD holds its
+ * first N bytes, where they usually are): 1 when none is PT_INTERP, 0 when
+ * one is or we cannot tell. p_type is the first word of a program header
+ * in both classes. */
+static int elf_without_interp(int fd, const unsigned char *head, size_t n_head, int cls)
 {
 	unsigned char buf[PHDR_CHUNK];
 	uint64_t phoff;
@@ -255,13 +263,17 @@ static int elf_without_interp(int fd, const unsigned char *head, int cls)
 	for (i = 0; i < phnum; i += per) {
 		unsigned k, n = phnum - i < per ? phnum - i : per;
 		size_t want = (size_t)n * phentsize;
+		uint64_t off = phoff + (uint64_t)i * phentsize;
+		const unsigned char *ph = buf;
 
-		if (pread(fd, buf, want, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)want)
+		if (off + want <= n_head)
+			ph = head + off;
+		else if (pread(fd, buf, want, (off_t)off) != (ssize_t)want)
 			return 0;
 		for (k = 0; k < n; k++) {
 			uint32_t p_type;
 
-			memcpy(&p_type, buf + (size_t)k * phentsize, sizeof(p_type));
+			memcpy(&p_type, ph + (size_t)k * phentsize, sizeof(p_type));
 			if (p_type == PT_INTERP)
 				return 0;
 		}
@@ -274,7 +286,7 @@ static int file_static(int fd, const struct stat *st, int depth);
 /* A script (HEAD, N bytes, starts "#!"): is its interpreter static? */
 static int script_static(const unsigned char *head, size_t n)
 {
-	char interp[PATH_MAX];
+	char interp[BINPRM_LINE];
 	size_t i = 2, len;
 	struct stat st;
 	int fd, rc;
@@ -306,7 +318,7 @@ static int script_static(const unsigned char *head, size_t n)
  * one level, as the kernel goes. */
 static int file_static(int fd, const struct stat *st, int depth)
 {
-	unsigned char head[256];
+	unsigned char head[PHDR_CHUNK];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
 
 	if (n >= 2 && head[0] == '#' && head[1] == '!')
@@ -322,7 +334,7 @@ static int file_static(int fd, const struct stat *st, int depth)
 #endif
 	if (head[EI_CLASS] != ELFCLASS64 && head[EI_CLASS] != ELFCLASS32)
 		return 0;
-	return elf_without_interp(fd, head, head[EI_CLASS]) && !is_loader(st);
+	return elf_without_interp(fd, head, (size_t)n, head[EI_CLASS]) && !is_loader(st);
 }
 
 /* Does the file (PATH, else FD) carry file capabilities? */
@@ -463,14 +475,13 @@ struct env_scan {
 	unsigned valued;          /* bits: that first one has a value */
 };
 
-/* Note what the entry I, at E, is. 0, or -1 when unreadable. */
-static int scan_entry(const struct reader *r, const char *e, size_t i, struct env_scan *s)
+/* Note what the entry I, at E, is; HEAD holds its start, terminated. 0,
+ * or -1 when unreadable. */
+static int scan_entry(const struct reader *r, const char *head, const char *e, size_t i,
+		      struct env_scan *s)
 {
-	char head[NAME_PEEK + 1];
 	int v;
 
-	if (peek_string(r, head, e, NAME_PEEK) < 0)
-		return -1;
 	if (!strncmp(head, PRELOAD_NAME, PRELOAD_NAME_LEN)) {
 		ssize_t len = peek_strlen(r, e + PRELOAD_NAME_LEN, PRELOAD_MAX);
 
@@ -492,13 +503,76 @@ static int scan_entry(const struct reader *r, const char *e, size_t i, struct en
 	return 0;
 }
 
+/* The heads of the first of the N (at most SCAN_BATCH) entries at E into
+ * HEADS, each terminated, with one system call: the kernel pins a page per
+ * piece it reads, some 0.5 us each, so heads close together in one page
+ * (as environment strings usually are) are read as one piece, within
+ * SPAN_MAX bytes in all. A head a page's end cuts, and any after a
+ * failure, is read again on its own. How many it read (at least one), or
+ * -1 when one is unreadable. */
+static ssize_t peek_heads(const struct reader *r, char *const *e, size_t n,
+			  char heads[][NAME_PEEK + 1])
+{
+	struct iovec local[SCAN_BATCH], remote[SCAN_BATCH];
+	char buf[SPAN_MAX];
+	size_t at[SCAN_BATCH], len[SCAN_BATCH], k, pieces = 0, used = 0;
+	ssize_t got;
+
+	for (k = 0; k < n; k++) {
+		const char *h = e[k];
+		size_t cut = to_page_end(r, h, NAME_PEEK);
+
+		len[k] = cut;
+		if (pieces) {
+			struct iovec *last = &remote[pieces - 1];
+			const char *start = last->iov_base;
+			size_t end = (size_t)(h - start) + cut;
+
+			/* After the last piece's start, in its page, in the buffer. */
+			if (h >= start && end <= to_page_end(r, start, SPAN_MAX) &&
+			    used - last->iov_len + end <= sizeof(buf)) {
+				at[k] = used - last->iov_len + (size_t)(h - start);
+				if (end > last->iov_len) {
+					used += end - last->iov_len;
+					last->iov_len = local[pieces - 1].iov_len = end;
+				}
+				continue;
+			}
+		}
+		if (used + cut > sizeof(buf))
+			break; /* the rest, next time */
+		at[k] = used;
+		local[pieces].iov_base = buf + used;
+		remote[pieces].iov_base = (void *)h;
+		local[pieces].iov_len = remote[pieces].iov_len = cut;
+		used += cut;
+		pieces++;
+	}
+	n = k;
+	got = process_vm_readv(r->pid, local, (unsigned long)pieces, remote, (unsigned long)pieces, 0);
+	for (k = 0; k < n; k++) {
+		const char *h = buf + at[k];
+		int read = got == (ssize_t)used;
+
+		if (read && (memchr(h, 0, len[k]) || len[k] == NAME_PEEK)) {
+			memcpy(heads[k], h, len[k]);
+			heads[k][len[k]] = 0;
+		} else if (peek_string(r, heads[k], e[k], NAME_PEEK) < 0) {
+			return -1;
+		}
+	}
+	return (ssize_t)n;
+}
+
 /* Scan ENVP (NULL: empty), a page of pointers at a time (the array may end
  * just before an unmapped page). 0; -1 when unreadable; -2 when it holds
- * more than ENTRIES_MAX entries. */
-static int env_scan(const struct reader *r, char *const envp[], struct env_scan *s)
+ * more than ENTRIES_MAX entries. Its own frame, gone before the copies. */
+static __attribute__((noinline)) int env_scan(const struct reader *r, char *const envp[],
+					      struct env_scan *s)
 {
-	char *chunk[64];
-	size_t i, k, n;
+	char *chunk[SCAN_BATCH], heads[SCAN_BATCH][NAME_PEEK + 1];
+	size_t i, k, n, m;
+	ssize_t done;
 	int v;
 
 	s->n = 0;
@@ -515,15 +589,21 @@ static int env_scan(const struct reader *r, char *const envp[], struct env_scan 
 			n = 1;
 		if (peek_bytes(r, chunk, envp + i, n * sizeof(char *)) < 0)
 			return -1;
-		for (k = 0; k < n; k++) {
-			if (!chunk[k]) {
-				s->n = i + k;
-				return 0;
-			}
-			if (i + k >= ENTRIES_MAX)
-				return -2;
-			if (scan_entry(r, chunk[k], i + k, s) < 0)
+		for (m = 0; m < n && chunk[m]; m++)
+			;
+		if (i + m > ENTRIES_MAX)
+			return -2;
+		for (k = 0; k < m; k += (size_t)done) {
+			done = peek_heads(r, chunk + k, m - k, heads + k);
+			if (done < 0)
 				return -1;
+		}
+		for (k = 0; k < m; k++)
+			if (scan_entry(r, heads[k], chunk[k], i + k, s) < 0)
+				return -1;
+		if (m < n) {
+			s->n = i + m;
+			return 0;
 		}
 	}
 }

@@ -342,6 +342,47 @@ static void test_follow_name_across_pages(void **state)
 	munmap(p, (size_t)page * 2);
 }
 
+/* Entries scattered over four pages in no order, some across page
+ * boundaries, more than one read takes: each still judged by its name. */
+static void test_follow_scattered_entries(void **state)
+{
+	enum { N = 300 };
+	long page = sysconf(_SC_PAGESIZE);
+	char *buf = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	static char *env[N + 4];
+	const char *ours[] = {"SOCKSHIM_RING_EVENTS=9", "LD_PRELOAD=/a.so:" LIB,
+			      "SOCKSHIM_SESSION=there"};
+	size_t i, at;
+
+	(void)state;
+	assert_true(buf != MAP_FAILED);
+	for (i = 0; i < N; i++) {
+		/* Descending, 40 bytes apart, wrapping around the pages. */
+		at = ((N - i) * 40 + (i % 7) * 3) % ((size_t)page * 4 - 64);
+		snprintf(buf + at, 32, "K%zu=%zu", i, i);
+		env[i] = buf + at;
+	}
+	/* Ours across page boundaries, far apart, between the others. */
+	for (i = 0; i < 3; i++) {
+		char *p = buf + (size_t)page * (i + 1) - 7;
+
+		memcpy(p, ours[i], strlen(ours[i]) + 1);
+		env[N - 1 - i * 100] = p;
+	}
+	env[N] = NULL;
+	follow(MISSING, env);
+	assert_int_equal(seen.verdict, FOLLOW_CARRIED);
+	assert_ptr_equal(seen.env, env);
+
+	/* Without the session: it is added, nothing else changes. */
+	env[N - 1 - 2 * 100] = "K=gone";
+	follow(MISSING, env);
+	assert_int_equal(seen.verdict, FOLLOW_RESTORED);
+	assert_int_equal(seen.n, 64); /* what struct seen keeps */
+	munmap(buf, (size_t)page * 4);
+}
+
 static void test_follow_bounds(void **state)
 {
 	enum { MANY = 1025 };
@@ -457,6 +498,7 @@ int main(void)
 		cmocka_unit_test_setup(test_follow_setup_refuses_unfit_paths, setup),
 		cmocka_unit_test_setup(test_follow_reads_without_fault, setup),
 		cmocka_unit_test_setup(test_follow_name_across_pages, setup),
+		cmocka_unit_test_setup(test_follow_scattered_entries, setup),
 		cmocka_unit_test_setup(test_follow_bounds, setup),
 		cmocka_unit_test_setup(test_follow_judges_images, setup),
 	};
