@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "calls.h"
 #include "emit.h"
 #include "export.h"
 #include "real.h"
@@ -30,14 +31,14 @@ static __attribute__((noinline)) int shim_close_slow(int fd)
 }
 
 /* The fast half: an untracked descriptor goes to libc as a tail call. */
-static inline int shim_close(int fd)
+int shim_close(int fd)
 {
 	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
 		return real.close(fd);
 	return shim_close_slow(fd);
 }
 
-static int shim_close_range(unsigned first, unsigned last, int flags)
+int shim_close_range(unsigned first, unsigned last, int flags)
 {
 	unsigned fd, end;
 	int ret, err;
@@ -70,7 +71,7 @@ out:
 	return ret;
 }
 
-static int shim_dup(int old_fd)
+int shim_dup(int old_fd)
 {
 	int ret = real.dup(old_fd);
 	int err = errno;
@@ -83,7 +84,7 @@ static int shim_dup(int old_fd)
 
 /* dup2 and dup3: NEW_FD, if open, is closed by the kernel as part of the
  * call; forget it first so no other thread can see a stale entry. */
-static int shim_dup3(int old_fd, int new_fd, int flags, int three)
+int shim_dup3(int old_fd, int new_fd, int flags, int three)
 {
 	struct fd_entry replaced;
 	int took = 0, ret, err;
@@ -136,7 +137,7 @@ static void fcntl_after(int fd, int cmd, uintptr_t arg, int ret)
 	}
 }
 
-static int shim_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
+int shim_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 {
 	int ret = fn(fd, cmd, arg);
 	int err = errno;

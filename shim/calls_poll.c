@@ -17,6 +17,7 @@
 
 #include "accept.h"
 #include "accept_lock.h"
+#include "calls.h"
 #include "emit.h"
 #include "export.h"
 #include "listeners.h"
@@ -164,7 +165,7 @@ static int call_ppoll(struct pollfd *fds, nfds_t n, int ms, const void *arg)
 	return real.ppoll(fds, n, &ts, a->mask);
 }
 
-static int shim_poll(struct pollfd *fds, nfds_t n, int timeout)
+int shim_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	int ret, err;
 
@@ -322,7 +323,7 @@ static uint64_t deadline_of(uint64_t sec, uint64_t ns)
 	return d ? d : 1;
 }
 
-static int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
+int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
 {
 	fd_set asked;
 	uint64_t deadline = 0;
@@ -437,7 +438,7 @@ static void reg_drop(int epfd, int fd)
 	}
 }
 
-static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	struct epoll_event mine;
 	struct epoll_reg *r;
@@ -509,7 +510,7 @@ static int any_reg(int epfd)
 	return 0;
 }
 
-static int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 {
 	int ret = real.epoll_wait(epfd, evs, max, timeout);
 	int err = errno;
@@ -520,8 +521,8 @@ static int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeo
 	return ret;
 }
 
-static int shim_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
-			    const sigset_t *mask)
+int shim_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
+		     const sigset_t *mask)
 {
 	int ret = real.epoll_pwait(epfd, evs, max, timeout, mask);
 	int err = errno;

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "calls.h"
 #include "export.h"
 #include "fdtab.h"
 #include "real.h"
@@ -111,7 +112,7 @@ static __attribute__((noinline)) ssize_t shim_recvmsg_slow(int fd, struct msghdr
 	return ret;
 }
 
-static inline ssize_t shim_read(int fd, void *buf, size_t n)
+ssize_t shim_read(int fd, void *buf, size_t n)
 {
 	if (PASS_THROUGH(read, fd))
 		return real.read(fd, buf, n);
@@ -125,7 +126,7 @@ static inline ssize_t shim_read_chk(int fd, void *buf, size_t n, size_t buflen)
 	return shim_read_chk_slow(fd, buf, n, buflen);
 }
 
-static inline ssize_t shim_readv(int fd, const struct iovec *iov, int n)
+ssize_t shim_readv(int fd, const struct iovec *iov, int n)
 {
 	if (PASS_THROUGH(readv, fd))
 		return real.readv(fd, iov, n);
@@ -146,8 +147,8 @@ static inline ssize_t shim_recv_chk(int fd, void *buf, size_t n, size_t buflen, 
 	return shim_recv_chk_slow(fd, buf, n, buflen, flags);
 }
 
-static inline ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags,
-				    struct sockaddr *addr, socklen_t *len)
+ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+		      socklen_t *len)
 {
 	if (PASS_THROUGH(recvfrom, fd))
 		return real.recvfrom(fd, buf, n, flags, addr, len);
@@ -162,7 +163,7 @@ static inline ssize_t shim_recvfrom_chk(int fd, void *buf, size_t n, size_t bufl
 	return shim_recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, len);
 }
 
-static inline ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	if (PASS_THROUGH(recvmsg, fd))
 		return real.recvmsg(fd, msg, flags);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "accept.h"
+#include "calls.h"
 #include "emit.h"
 #include "listeners.h"
 #include "export.h"
@@ -22,7 +23,7 @@ static int kernel_read_addr(int err)
 	return err != EFAULT && err != EINVAL && err != EBADF;
 }
 
-static int shim_socket(int domain, int type, int protocol, void *caller)
+int shim_socket(int domain, int type, int protocol, void *caller)
 {
 	int fd = real.socket(domain, type, protocol);
 	int err = errno;
@@ -44,7 +45,7 @@ static int shim_socket(int domain, int type, int protocol, void *caller)
 	return fd;
 }
 
-static int shim_socketpair(int domain, int type, int protocol, int sv[2], void *caller)
+int shim_socketpair(int domain, int type, int protocol, int sv[2], void *caller)
 {
 	int ret = real.socketpair(domain, type, protocol, sv);
 	int err = errno;
@@ -57,7 +58,7 @@ static int shim_socketpair(int domain, int type, int protocol, int sv[2], void *
 	return ret;
 }
 
-static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int ret = real.bind(fd, addr, len);
 	int err = errno;
@@ -84,7 +85,7 @@ out:
 	return ret;
 }
 
-static int shim_listen(int fd, int backlog)
+int shim_listen(int fd, int backlog)
 {
 	int ret = real.listen(fd, backlog);
 	int err = errno;
@@ -106,8 +107,8 @@ out:
 	return ret;
 }
 
-static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
-			void *caller)
+int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
+		 void *caller)
 {
 	int ret = accept_run(fd, addr, len, flags, four);
 	int err = errno;
@@ -121,7 +122,7 @@ static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags
 	return ret;
 }
 
-static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int ret = real.connect(fd, addr, len);
 	int err = errno;
@@ -143,7 +144,7 @@ out:
 	return ret;
 }
 
-static int shim_shutdown(int fd, int how)
+int shim_shutdown(int fd, int how)
 {
 	int ret = real.shutdown(fd, how);
 	int err = errno;

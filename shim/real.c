@@ -3,6 +3,7 @@
  * once, the shim goes inert, and libc's own definition is used instead. */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -71,6 +72,24 @@ static int boot_close(int fd)
 	return real.close(fd);
 }
 
+/* libc's syscall() reads six arguments whatever the number; so do we. */
+static long boot_syscall(long number, ...)
+{
+	va_list ap;
+	long a1, a2, a3, a4, a5, a6;
+
+	va_start(ap, number);
+	a1 = va_arg(ap, long);
+	a2 = va_arg(ap, long);
+	a3 = va_arg(ap, long);
+	a4 = va_arg(ap, long);
+	a5 = va_arg(ap, long);
+	a6 = va_arg(ap, long);
+	va_end(ap);
+	real_bind();
+	return real.syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
 struct real_syms real = {
 	.read = boot_read,
 	.read_chk = boot_read_chk,
@@ -81,6 +100,7 @@ struct real_syms real = {
 	.recvfrom_chk = boot_recvfrom_chk,
 	.recvmsg = boot_recvmsg,
 	.close = boot_close,
+	.syscall = boot_syscall,
 };
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
@@ -183,6 +203,7 @@ static void bind_all(void)
 	BIND(wait3, "wait3");
 	BIND(wait4, "wait4");
 	BIND(waitid, "waitid");
+	BIND(syscall, "syscall");
 	BIND(close, "close");
 	if (!bound.fcntl64)
 		bound.fcntl64 = bound.fcntl;

@@ -69,6 +69,7 @@ struct real_syms {
 	pid_t (*wait3)(int *, int, struct rusage *);
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
+	long (*syscall)(long, ...);
 };
 
 extern struct real_syms real;
@@ -80,7 +81,7 @@ extern int real_bound;
  * twice or linked wrongly): every wrapper then only passes through. */
 extern int shim_inert;
 
-/* The hot wrappers (read family, close) call real.X without checking it:
+/* The hot wrappers (read family, close, syscall) call real.X unchecked:
  * until binding, real.X is a bootstrap function that binds, then calls.
  * Bind every symbol, once (pthread_once). Safe to call from any wrapper,
  * before or after the constructor. */

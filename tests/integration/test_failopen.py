@@ -29,6 +29,8 @@ EXPORTED = {
     "sigaction", "signal", "bsd_signal", "sysv_signal", "sigprocmask", "pthread_sigmask",
     # shim/calls_wait.c: the reaper releases what a dead child held
     "wait", "waitpid", "wait3", "wait4", "waitid",
+    # shim/calls_syscall.c: the numbers of the calls above, through libc's syscall()
+    "syscall",
 }
 if os.uname().machine != "x86_64":
     EXPORTED.discard("vfork")
