@@ -10,7 +10,7 @@ import lib
 
 # tests/progs/wrapcheck.c: MISSING, and the calls that exec it.
 MISSING = "/nonexistent/sockshim-wrapcheck"
-EXECS_OF_MISSING = 7  # execve execv execvp execvpe execl execlp execle
+EXECS_OF_MISSING = 8  # execve execv execvp execvpe execl execlp execle, syscall(SYS_execve)
 # accept and accept4 interrupted by SIGALRM, one each (test_accept, test_accept4).
 ACCEPT_EINTR = 2
 # Exit statuses of the children that exec successfully, one fork each.
