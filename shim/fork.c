@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "procs.h"
 #include "real.h"
+#include "sockinfo.h"
 #include "track.h"
 
 /* Descriptors whose child reference is reserved: beyond this many the
@@ -90,9 +91,20 @@ void fork_child_holds(pid_t parent, pid_t child, int use_reservations)
 
 		if (!fdtab_get((int)fd, &e))
 			continue;
-		/* Inode unknown: we are the child's only thread (fork) or the
-		 * parent is stopped (vfork): the table is safe to resolve.
-		 * Not in a vfork child, whose table is the parent's. */
+		/* The table was copied while the parent's other threads were
+		 * between a call and its bookkeeping (a dup2 onto a tracked
+		 * descriptor, a close): what the kernel gave us is the truth.
+		 * We are the child's only thread (fork): a descriptor that is
+		 * not the socket the table says is dropped from it (its
+		 * reservation goes back below), never held. Not in a vfork
+		 * child, whose table is the parent's. */
+		if (use_reservations && e.ledger && !(e.inode & FDT_INODE_UNKNOWN) &&
+		    sockinfo_inode((int)fd) != e.inode) {
+			fdtab_take((int)fd, NULL);
+			continue;
+		}
+		/* Inode unknown: safe to resolve here (fork: our only thread;
+		 * vfork: the parent is stopped). */
 		if (!e.ledger && use_reservations && !track_lookup_or_adopt((int)fd, &e))
 			continue;
 		if (!e.ledger)

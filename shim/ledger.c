@@ -191,31 +191,64 @@ void ledger_describe(uint32_t ref, const struct fd_entry *e)
 		__atomic_store_n(&s->born, (uint16_t)SOCKSHIM_BORN_CONNECT, __ATOMIC_RELAXED);
 }
 
-static struct sockshim_holder *holder_of(struct sockshim_sock *s, pid_t pid, int fd)
+static int holder_is(struct sockshim_holder *hd, pid_t pid, int fd)
+{
+	return __atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) == SOCKSHIM_HOLDER_LIVE &&
+	       __atomic_load_n(&hd->pid, __ATOMIC_RELAXED) == pid &&
+	       __atomic_load_n(&hd->fd, __ATOMIC_RELAXED) == fd;
+}
+
+/* The pool slot I of the probe window of (REF, PID, FD). */
+static struct sockshim_pooled_holder *pool_slot(uint32_t ref, pid_t pid, int fd, unsigned i)
+{
+	uint32_t cap = shim_seg.ledger_capacity;
+
+	return seg_pool(&shim_seg) + ((sockshim_pool_hash(ref, pid, fd) + i) & (cap - 1));
+}
+
+/* PID's holder of entry REF as FD in the pool, if S has any there. */
+static struct sockshim_holder *pooled_of(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd)
 {
 	unsigned i;
 
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
-		struct sockshim_holder *hd = &s->holders[i];
+	if (!__atomic_load_n(&s->pooled, __ATOMIC_ACQUIRE) || !shim_seg.pool_offset)
+		return NULL;
+	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
+		struct sockshim_pooled_holder *p = pool_slot(ref, pid, fd, i);
 
-		if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) == SOCKSHIM_HOLDER_LIVE &&
-		    __atomic_load_n(&hd->pid, __ATOMIC_RELAXED) == pid &&
-		    __atomic_load_n(&hd->fd, __ATOMIC_RELAXED) == fd)
-			return hd;
+		if (holder_is(&p->h, pid, fd) && __atomic_load_n(&p->ref, __ATOMIC_RELAXED) == ref)
+			return &p->h;
 	}
 	return NULL;
+}
+
+/* PID's holder of entry REF (S) as FD, in the entry or the pool; *POOLED
+ * says which. */
+static struct sockshim_holder *holder_of(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd,
+					 int *pooled)
+{
+	unsigned i;
+
+	*pooled = 0;
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		if (holder_is(&s->holders[i], pid, fd))
+			return &s->holders[i];
+	*pooled = 1;
+	return pooled_of(ref, s, pid, fd);
 }
 
 int ledger_holds(uint32_t ref, pid_t pid, int fd)
 {
 	struct sockshim_sock *s = entry(ref);
+	int pooled;
 
-	return s && holder_of(s, pid, fd) != NULL;
+	return s && holder_of(ref, s, pid, fd, &pooled) != NULL;
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
 			int from_fd);
-static int free_dead_holders(uint32_t ref, struct sockshim_sock *s);
+static int claim_pooled(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd, int how,
+			pid_t from_pid, int from_fd);
 
 void ledger_reserve(uint32_t ref, int delta)
 {
@@ -236,10 +269,11 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 {
 	struct sockshim_sock *s = entry(ref);
 	struct sockshim_holder *hd;
+	int pooled;
 
 	if (!s)
 		return;
-	hd = holder_of(s, pid, fd);
+	hd = holder_of(ref, s, pid, fd, &pooled);
 	if (hd) { /* seen again (exec, re-discovery): how it holds it now */
 		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
 		if (reserved)
@@ -250,62 +284,66 @@ void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int f
 	if (!reserved)
 		ledger_reserve(ref, 1);
 	procs_held(ref, pid, fd);
-	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) && !(free_dead_holders(ref, s) &&
-	    claim_holder(s, pid, fd, how, from_pid, from_fd))) {
+	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) &&
+	    !claim_pooled(ref, s, pid, fd, how, from_pid, from_fd)) {
 		/* The reference is counted even when its holder cannot be named. */
 		__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
 		count(&seg_header(&shim_seg)->holder_overflow);
 	}
 }
 
+/* Take HD if it is free, fill it in (REF first, if given: a pooled
+ * holder's) and publish it. */
+static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t ref, pid_t pid,
+		       int fd, int how, pid_t from_pid, int from_fd)
+{
+	uint32_t free_state = SOCKSHIM_HOLDER_FREE;
+
+	if (!__atomic_compare_exchange_n(&hd->state, &free_state, SOCKSHIM_HOLDER_CLAIMED, 0,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return 0;
+	if (ref_slot)
+		__atomic_store_n(ref_slot, ref, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->since_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
+	return 1;
+}
+
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
 			int from_fd)
 {
-	struct sockshim_holder *hd;
 	unsigned i;
 
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
-		uint32_t free_state = SOCKSHIM_HOLDER_FREE;
-
-		hd = &s->holders[i];
-		if (!__atomic_compare_exchange_n(&hd->state, &free_state, SOCKSHIM_HOLDER_CLAIMED, 0,
-						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-			continue;
-		__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->since_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
-		__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
-		return 1;
-	}
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd))
+			return 1;
 	return 0;
 }
 
-/* The table of holders is full: free the slots of processes that are gone
- * (killed, or ended in a way we did not see). A system call per slot, on
- * this rare path only. Returns how many were freed. */
-static int free_dead_holders(uint32_t ref, struct sockshim_sock *s)
+/* The entry's own slots are taken: one in the pool. */
+static int claim_pooled(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd, int how,
+			pid_t from_pid, int from_fd)
 {
 	unsigned i;
-	int freed = 0;
 
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
-		struct sockshim_holder *hd = &s->holders[i];
-		uint32_t live = SOCKSHIM_HOLDER_LIVE;
-		pid_t pid = __atomic_load_n(&hd->pid, __ATOMIC_RELAXED);
+	if (!shim_seg.pool_offset)
+		return 0;
+	/* Counted first: a reader or a lookup that sees the holder also
+	 * knows to look in the pool. */
+	__atomic_fetch_add(&s->pooled, 1, __ATOMIC_ACQ_REL);
+	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
+		struct sockshim_pooled_holder *p = pool_slot(ref, pid, fd, i);
 
-		if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
-		    kill(pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-			ledger_reserve(ref, -1);
-			freed++;
-		}
+		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd))
+			return 1;
 	}
-	return freed;
+	__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
+	return 0;
 }
 
 int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
@@ -314,15 +352,16 @@ int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
 	struct sockshim_holder *hd;
 	int32_t refs, left;
 	uint32_t live = SOCKSHIM_HOLDER_LIVE;
+	int pooled;
 
 	*before = -1;
 	if (!s)
 		return -1;
 	procs_dropped(ref, pid, fd);
-	hd = holder_of(s, pid, fd);
-	if (hd)
-		__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	hd = holder_of(ref, s, pid, fd, &pooled);
+	if (hd && __atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
+					      __ATOMIC_RELEASE, __ATOMIC_RELAXED) && pooled)
+		__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
 	/* Never below zero: a holder we never saw (kill -9 elsewhere) does
 	 * not make the count negative. */
 	refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
@@ -473,6 +512,23 @@ static void forget(pid_t pid, int still_ours, int via)
 				continue; /* it survived exec */
 			ledger_forget_one(i + 1, pid, fd, via);
 		}
+	}
+	if (!shim_seg.pool_offset)
+		return;
+	for (i = 0; i < shim_seg.ledger_capacity; i++) {
+		struct sockshim_pooled_holder *p = &seg_pool(&shim_seg)[i];
+		uint32_t ref = __atomic_load_n(&p->ref, __ATOMIC_RELAXED);
+		struct fd_entry e;
+		int fd;
+
+		if (__atomic_load_n(&p->h.state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
+		    __atomic_load_n(&p->h.pid, __ATOMIC_RELAXED) != pid || !ref ||
+		    ref > shim_seg.ledger_capacity)
+			continue;
+		fd = __atomic_load_n(&p->h.fd, __ATOMIC_RELAXED);
+		if (still_ours && fdtab_get(fd, &e) && e.inode == ledger_inode(ref))
+			continue;
+		ledger_forget_one(ref, pid, fd, via);
 	}
 }
 

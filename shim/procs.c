@@ -18,6 +18,7 @@
 #include "emit.h"
 #include "ledger.h"
 #include "procs.h"
+#include "sockshim/rawio.h"
 
 static struct sockshim_proc *self_entry;
 
@@ -36,8 +37,8 @@ uint64_t procs_start_ticks(void)
 	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = rawio_read(fd, buf, sizeof(buf) - 1);
+	rawio_close(fd);
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockshim/rawio.h"
 #include "sockshim/seg_guard.h"
 #include "sockshim/segment.h"
 
@@ -126,6 +127,9 @@ static void header_init(struct sockshim_header *h, const char *name,
 	h->procs_offset = sockshim_procs_offset(ring_capacity, ledger_capacity);
 	h->procs_capacity = SOCKSHIM_PROCS;
 	h->proc_entry_size = sizeof(struct sockshim_proc);
+	h->pool_offset = sockshim_pool_offset(ring_capacity, ledger_capacity);
+	h->pool_capacity = ledger_capacity;
+	h->pooled_entry_size = sizeof(struct sockshim_pooled_holder);
 	h->creator_pid = getpid();
 	h->creator_uid = geteuid();
 	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -204,7 +208,7 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 		goto out_unlink;
 	}
 	unlink(tmp);
-	close(fd);
+	rawio_close(fd);
 	out->base = base;
 	out->size = size;
 	out->ring_capacity = ring_capacity;
@@ -213,12 +217,13 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 	out->ledger_offset = sockshim_ledger_offset(ring_capacity);
 	out->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
 	out->procs_offset = sockshim_procs_offset(ring_capacity, ledger_capacity);
+	out->pool_offset = sockshim_pool_offset(ring_capacity, ledger_capacity);
 	out->writable = 1;
 	return 0;
 
 out_unlink:
 	unlink(tmp);
-	close(fd);
+	rawio_close(fd);
 	return rc;
 }
 
@@ -258,6 +263,8 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	    h->listener_entry_size != sizeof(struct sockshim_listener) ||
 	    h->procs_offset != sockshim_procs_offset(cap, ledger_cap) ||
 	    h->procs_capacity != SOCKSHIM_PROCS || h->proc_entry_size != sizeof(struct sockshim_proc) ||
+	    h->pool_offset != sockshim_pool_offset(cap, ledger_cap) || h->pool_capacity != ledger_cap ||
+	    h->pooled_entry_size != sizeof(struct sockshim_pooled_holder) ||
 	    seg_size != sockshim_segment_size(cap, ledger_cap)) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
 		return -EPROTO;
@@ -274,6 +281,7 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	m->ledger_offset = ledger_off;
 	m->listeners_offset = sockshim_listeners_offset(cap, ledger_cap);
 	m->procs_offset = sockshim_procs_offset(cap, ledger_cap);
+	m->pool_offset = sockshim_pool_offset(cap, ledger_cap);
 	return 0;
 }
 
@@ -361,7 +369,7 @@ int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 	if (rc)
 		seg_unmap(out);
 out:
-	close(fd);
+	rawio_close(fd);
 	return rc;
 }
 

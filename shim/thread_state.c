@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include "sockshim/rawio.h"
 #include "sockshim/thread_state.h"
 
 int thread_state(pid_t tid)
@@ -24,8 +25,8 @@ int thread_state(pid_t tid)
 		state = errno == ENOENT || errno == ESRCH ? 0 : -1;
 		goto out;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = rawio_read(fd, buf, sizeof(buf) - 1);
+	rawio_close(fd);
 	if (n <= 0) {
 		state = n == 0 || errno == ESRCH ? 0 : -1;
 		goto out;

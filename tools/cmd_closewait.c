@@ -1105,6 +1105,7 @@ static int print_items(struct cw_ctx *c, struct cw_writer *w0, struct cw_item *i
 	if (n >= CW_SPLIT_MIN) {
 		w1 = calloc(1, sizeof(*w1));
 		if (w1) {
+			rec_sock_init(&w1->rs);
 			first.to = second.from = n / 2;
 			second.w = w1;
 			threaded = pthread_create(&t, NULL, print_part_thread, &second) == 0;
@@ -1123,6 +1124,7 @@ static int print_items(struct cw_ctx *c, struct cw_writer *w0, struct cw_item *i
 			fwrite(w1->mem, 1, w1->mem_len, w0->out);
 		}
 		free(w1->mem);
+		rec_sock_free(&w1->rs);
 		free(w1);
 	}
 	return rc;
@@ -1137,8 +1139,12 @@ static int report(struct cw_ctx *c)
 
 	items = big_calloc(c->kern.n ? c->kern.n : 1, sizeof(*items));
 	w = malloc(sizeof(*w));
+	if (w)
+		rec_sock_init(&w->rs);
 	if (!items || !w || (!c->o->all && index_session_pids(c))) {
 		free(items);
+		if (w)
+			rec_sock_free(&w->rs);
 		free(w);
 		fprintf(stderr, "sockshim: out of memory\n");
 		return EXIT_FAIL;
@@ -1171,6 +1177,7 @@ static int report(struct cw_ctx *c)
 		row_header();
 	if (print_items(c, w, items, n)) {
 		free(items);
+		rec_sock_free(&w->rs);
 		free(w);
 		return EXIT_FAIL;
 	}
@@ -1195,6 +1202,7 @@ static int report(struct cw_ctx *c)
 			       (unsigned long long)c->snap.ledger_full);
 	}
 	free(items);
+	rec_sock_free(&w->rs);
 	free(w);
 	return EXIT_OK;
 }

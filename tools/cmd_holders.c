@@ -304,7 +304,9 @@ static const char *state_of(const struct hitem *it)
 
 #define HROW_FMT "  %-7s %-15s %4s %-15s %-18s %-11s %s\n"
 
-static void print_text(struct hctx *c, const struct hitem *it, char *line, size_t len)
+/* Both printers: 0 once the item is printed, -ENOSPC when it did not fit
+ * in LINE (nothing printed: the caller grows it and asks again). */
+static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t len)
 {
 	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX], when[32], pid[16], fd[16], comm[64];
 	const struct ledger_sock *ls = it->ls;
@@ -374,10 +376,13 @@ static void print_text(struct hctx *c, const struct hitem *it, char *line, size_
 				   SOCKSHIM_STEPS);
 	}
 	fmt_append(&b, "\n");
+	if (b.pos + 1 >= b.len)
+		return -ENOSPC;
 	fputs(line, stdout);
+	return 0;
 }
 
-static void print_json(struct hctx *c, const struct hitem *it, char *line, size_t len)
+static int print_json(struct hctx *c, const struct hitem *it, char *line, size_t len)
 {
 	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX];
 	const struct ledger_sock *ls = it->ls;
@@ -398,7 +403,10 @@ static void print_json(struct hctx *c, const struct hitem *it, char *line, size_
 		fmt_append(&b, ",\"state\":null,\"kernel_lists\":%s", state ? "null" : "false");
 	view_json_members(&b, &c->snap, ls, &c->rs, c->sym);
 	fmt_append(&b, "}\n");
+	if (b.pos + 1 >= b.len)
+		return -ENOSPC;
 	fputs(line, stdout);
+	return 0;
 }
 
 static int by_birth(const void *a, const void *b)
@@ -508,12 +516,14 @@ int cmd_holders(int argc, char **argv)
 	struct hctx c;
 	size_t n = 0, i;
 	char *line = NULL;
+	size_t line_len;
 	int rc;
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	memset(&c, 0, sizeof(c));
+	rec_sock_init(&c.rs);
 	c.o = &o;
 	rc = session_open_chosen(o.session, &c.session, &m);
 	if (rc)
@@ -522,7 +532,8 @@ int cmd_holders(int argc, char **argv)
 	rc = load(&c, &m);
 	if (!rc)
 		rc = collect(&c, &items, &n);
-	line = malloc(VIEW_LINE_MAX);
+	line_len = VIEW_LINE_MAX;
+	line = malloc(line_len);
 	if (rc || !line) {
 		if (rc == -ENOMEM || !line)
 			fprintf(stderr, "sockshim: out of memory\n");
@@ -530,10 +541,19 @@ int cmd_holders(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (o.json)
-			print_json(&c, &items[i], line, VIEW_LINE_MAX);
-		else
-			print_text(&c, &items[i], line, VIEW_LINE_MAX);
+		/* A socket with hundreds of holders (a listener of a big pool)
+		 * does not fit the usual line: grow it and write it again. */
+		while ((o.json ? print_json : print_text)(&c, &items[i], line, line_len) == -ENOSPC) {
+			char *bigger = line_len < (64u << 20) ? realloc(line, line_len * 2) : NULL;
+
+			if (!bigger) {
+				fprintf(stderr, "sockshim: out of memory\n");
+				rc = EXIT_FAIL;
+				goto out;
+			}
+			line = bigger;
+			line_len *= 2;
+		}
 	}
 	if (!o.json) {
 		if (!n)
@@ -559,6 +579,7 @@ out:
 	procfd_free(c.pf);
 	sockdiag_list_free(&c.kern);
 	ledger_snap_free(&c.snap);
+	rec_sock_free(&c.rs);
 	seg_unmap(&m);
 	return rc;
 }

@@ -82,28 +82,33 @@ static int before_birth(uint64_t ts, uint64_t born_ns)
 	return born_ns > BIRTH_SLACK_NS && ts < born_ns - BIRTH_SLACK_NS;
 }
 
+/* Copy holder H of a socket born at BORN_NS into D. 1 if it is a live
+ * holder that can be right. */
+static int holder_load(struct ledger_holder *d, const struct sockshim_holder *h, uint64_t born_ns)
+{
+	/* CLAIMED is a holder being written: not there yet. */
+	if (h->state != SOCKSHIM_HOLDER_LIVE || h->pid <= 0 || h->fd < 0)
+		return 0;
+	if (before_birth(h->since_ns, born_ns))
+		return 0;
+	d->pid = h->pid;
+	d->fd = h->fd;
+	d->how = h->how < SOCKSHIM_HOW_COUNT ? h->how : SOCKSHIM_HOW_NONE;
+	d->since_ns = h->since_ns;
+	d->from_pid = h->from_pid;
+	d->from_fd = h->from_fd;
+	return 1;
+}
+
 static void load_holders(struct ledger_sock *out, const struct sockshim_sock *raw)
 {
 	unsigned i;
 
+	out->holders = out->own_holders;
 	out->nholders = 0;
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
-		const struct sockshim_holder *h = &raw->holders[i];
-		struct ledger_holder *d;
-
-		/* CLAIMED is a holder being written: not there yet. */
-		if (h->state != SOCKSHIM_HOLDER_LIVE || h->pid <= 0 || h->fd < 0)
-			continue;
-		if (before_birth(h->since_ns, out->born_ns))
-			continue;
-		d = &out->holders[out->nholders++];
-		d->pid = h->pid;
-		d->fd = h->fd;
-		d->how = h->how < SOCKSHIM_HOW_COUNT ? h->how : SOCKSHIM_HOW_NONE;
-		d->since_ns = h->since_ns;
-		d->from_pid = h->from_pid;
-		d->from_fd = h->from_fd;
-	}
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		if (holder_load(&out->holders[out->nholders], &raw->holders[i], out->born_ns))
+			out->nholders++;
 }
 
 static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
@@ -184,6 +189,7 @@ int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 	out->steps_next = raw->steps_next;
 	out->noeffect_closes = raw->noeffect_closes;
 	out->holder_overflow = raw->holder_overflow;
+	out->pooled = raw->pooled;
 	if (out->eof_ns == 0 || out->eof_pid <= 0) {
 		out->eof_ns = 0;
 		out->eof_pid = 0;
@@ -234,6 +240,89 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 	return 0;
 }
 
+/* The snapshot entry of ledger slot SLOT (the entries are in slot order),
+ * or NULL. */
+static struct ledger_sock *by_slot(struct ledger_snap *s, uint32_t slot)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid].slot == slot)
+			return &s->v[mid];
+		if (s->v[mid].slot < slot)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The holders in the shared pool (of sockets whose own slots were taken):
+ * one scan of the pool, then each such socket gets one array, its own
+ * holders and its pooled ones. 0 or -ENOMEM. */
+static int add_pooled(const struct seg_map *m, struct ledger_snap *s)
+{
+	const struct sockshim_pooled_holder *pool = seg_pool(m);
+	size_t i, total = 0, used = 0;
+	unsigned *count;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].pooled)
+			break;
+	if (i == s->n || !m->pool_offset)
+		return 0; /* the common case: nobody is pooled */
+	count = calloc(s->n, sizeof(*count));
+	if (!count)
+		return -ENOMEM;
+	for (i = 0; i < m->ledger_capacity; i++) {
+		uint32_t ref = __atomic_load_n(&pool[i].ref, __ATOMIC_RELAXED);
+		struct ledger_sock *x;
+
+		if (__atomic_load_n(&pool[i].h.state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
+		    !ref || ref > m->ledger_capacity || !(x = by_slot(s, ref - 1)))
+			continue;
+		count[x - s->v]++;
+	}
+	for (i = 0; i < s->n; i++)
+		if (count[i])
+			total += SOCKSHIM_HOLDERS + count[i];
+	if (!total) {
+		free(count);
+		return 0;
+	}
+	s->pool_holders = calloc(total, sizeof(*s->pool_holders));
+	if (!s->pool_holders) {
+		free(count);
+		return -ENOMEM;
+	}
+	for (i = 0; i < s->n; i++) {
+		struct ledger_sock *x = &s->v[i];
+
+		if (!count[i])
+			continue;
+		memcpy(&s->pool_holders[used], x->holders, x->nholders * sizeof(*x->holders));
+		x->holders = &s->pool_holders[used];
+		used += SOCKSHIM_HOLDERS + count[i];
+		count[i] += SOCKSHIM_HOLDERS; /* now: the room of its array */
+	}
+	for (i = 0; i < m->ledger_capacity; i++) {
+		struct sockshim_pooled_holder h;
+		struct ledger_sock *x;
+
+		h.ref = __atomic_load_n(&pool[i].ref, __ATOMIC_RELAXED);
+		h.h = pool[i].h; /* a moment's copy: checked like any holder */
+		if (!h.ref || h.ref > m->ledger_capacity || !(x = by_slot(s, h.ref - 1)) ||
+		    !count[x - s->v] || x->nholders >= count[x - s->v])
+			continue;
+		if (holder_load(&x->holders[x->nholders], &h.h, x->born_ns))
+			x->nholders++;
+	}
+	free(count);
+	return 0;
+}
+
 int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 			 int (*keep)(void *arg, uint64_t inode, int32_t refs), void *arg)
 {
@@ -278,9 +367,14 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 
 		if (!ino || ino == INODE_RESERVED)
 			continue;
-		if (take(out, e, ino, &out->v[out->n]) == 0)
+		if (take(out, e, ino, &out->v[out->n]) == 0) {
+			out->v[out->n].slot = slots[i];
 			out->n++;
+		}
 	}
+	rc = add_pooled(m, out);
+	if (rc)
+		goto out;
 	/* The array no longer moves: index it. A duplicate inode (a reclaim
 	 * racing the copy) keeps the newer birth. */
 	for (i = 0; i < out->n; i++) {
@@ -310,6 +404,7 @@ int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
 void ledger_snap_free(struct ledger_snap *s)
 {
 	HASH_CLEAR(hh, s->by_inode);
+	free(s->pool_holders);
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }

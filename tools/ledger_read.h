@@ -53,8 +53,11 @@ struct ledger_sock {
 	uint64_t callsite, callsite_offset;
 	char callsite_module[SOCKSHIM_MODULE_MAX + 1];
 	uint32_t steps_next, noeffect_closes, holder_overflow;
-	unsigned nholders; /* live holders, in table order */
-	struct ledger_holder holders[SOCKSHIM_HOLDERS];
+	uint32_t slot;   /* its index in the ledger */
+	uint32_t pooled; /* holders the entry said were in the shared pool */
+	unsigned nholders; /* live holders: the entry's in table order, then the pool's */
+	struct ledger_holder *holders; /* own_holders, or the snapshot's pool copy */
+	struct ledger_holder own_holders[SOCKSHIM_HOLDERS];
 	unsigned nsteps; /* history, oldest first */
 	struct ledger_step steps[SOCKSHIM_STEPS];
 	int history_lost; /* older steps were overwritten */
@@ -71,6 +74,7 @@ struct ledger_snap {
 	uint64_t ledger_full, holder_overflow, ledger_reclaimed;
 	size_t unsettled; /* entries that kept changing while copied */
 	size_t rejected;  /* entries whose contents could not be right */
+	struct ledger_holder *pool_holders; /* the holders of entries with pooled ones */
 };
 
 /* Copy the ledger of M. 0 or -ENOMEM. */
@@ -87,7 +91,8 @@ void ledger_snap_free(struct ledger_snap *s);
 const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode);
 
 /* Copy and check one raw entry (the part of the snapshot the tests drive
- * directly). 0, or -EINVAL when it is unused or cannot be right. */
+ * directly). 0, or -EINVAL when it is unused or cannot be right. Its
+ * holders are its own slots' (the pool's are added by the snapshot). */
 int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw);
 
 /* Names for people and JSON; "unknown(N)" is written by the callers. */

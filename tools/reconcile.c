@@ -3,6 +3,7 @@
  * once by procfd whatever the number of sockets it holds. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reconcile.h"
@@ -110,6 +111,32 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 	}
 }
 
+void rec_sock_init(struct rec_sock *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+}
+
+void rec_sock_free(struct rec_sock *rs)
+{
+	free(rs->h);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* Room for N holders in OUT; 0, or -ENOMEM (OUT keeps what it had). */
+static int reserve(struct rec_sock *out, size_t n)
+{
+	struct rec_holder *h;
+
+	if (n <= out->cap)
+		return 0;
+	h = realloc(out->h, n * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	out->h = h;
+	out->cap = (unsigned)n;
+	return 0;
+}
+
 void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, struct procfd *pf,
 	       uint64_t inode, struct rec_sock *out)
 {
@@ -121,16 +148,19 @@ void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, str
 	out->n = 0;
 	out->live = 0;
 	out->proc_extra = 0;
-	if (ls)
-		for (k = 0; k < ls->nholders; k++)
-			from_ledger(snap, ls, pf, inode, &ls->holders[k], &out->h[out->n++]);
+	/* Room for every holder either side knows (a listener of a big pool
+	 * has hundreds); without memory, the ones left out are counted. */
 	refs = procfd_refs(pf, inode, &nrefs);
+	reserve(out, (ls ? ls->nholders : 0) + nrefs + REC_PROC_MAX);
+	if (ls)
+		for (k = 0; k < ls->nholders && out->n < out->cap; k++)
+			from_ledger(snap, ls, pf, inode, &ls->holders[k], &out->h[out->n++]);
 	for (i = 0; i < nrefs; i++) {
 		struct rec_holder *h;
 
 		if (ls && ledger_holder_of(ls, refs[i].pid, refs[i].fd))
 			continue;
-		if (out->n >= sizeof(out->h) / sizeof(out->h[0])) {
+		if (out->n >= out->cap) {
 			out->proc_extra++;
 			continue;
 		}

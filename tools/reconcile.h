@@ -15,7 +15,8 @@
 #define REC_LEDGER 0x1
 #define REC_PROC 0x2
 
-/* Proc-only holders beyond this many are counted, not listed. */
+/* The room a rec_sock starts with, beyond what the ledger and /proc list
+ * for the socket at hand. */
 #define REC_PROC_MAX 24
 
 struct rec_holder {
@@ -34,10 +35,15 @@ struct rec_holder {
 
 struct rec_sock {
 	unsigned n;
-	struct rec_holder h[SOCKSHIM_HOLDERS + REC_PROC_MAX];
+	struct rec_holder *h; /* grown to fit: a listener may have hundreds */
+	unsigned cap;
 	unsigned live;       /* holders that are not stale */
-	unsigned proc_extra; /* proc-only holders not listed */
+	unsigned proc_extra; /* proc-only holders not listed (or no memory) */
 };
+
+/* An empty one, before its first reconcile; free it with rec_sock_free. */
+void rec_sock_init(struct rec_sock *rs);
+void rec_sock_free(struct rec_sock *rs);
 
 /* Join the ledger entry LS (NULL when the ledger does not know INODE)
  * with /proc for socket INODE. Ledger holders come first, in table order,

@@ -286,8 +286,8 @@ struct sockshim_sock {
 	char callsite_module[SOCKSHIM_MODULE_MAX]; /* that module's path */
 	uint32_t steps_next;   /* next history index (atomic) */
 	uint32_t noeffect_closes; /* closes that left other references */
-	uint32_t holder_overflow;
-	uint32_t pad;
+	uint32_t holder_overflow; /* holders in neither holders[] nor the pool */
+	uint32_t pooled;       /* holders in the shared pool (holders[] full) */
 	struct sockshim_holder holders[SOCKSHIM_HOLDERS];
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
@@ -409,6 +409,29 @@ struct sockshim_listener {
 
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
 
+/* ---- The holder pool: the holders of sockets whose SOCKSHIM_HOLDERS
+ * slots are taken (a listener in every worker of a big pool). As many
+ * entries as the ledger; a holder lives within SOCKSHIM_POOL_PROBE
+ * entries of its hash slot, claimed by CAS of h.state as an entry's own
+ * slots are. ---- */
+
+struct sockshim_pooled_holder {
+	uint32_t ref; /* the ledger entry (index + 1); set before h.state is LIVE */
+	uint32_t pad;
+	struct sockshim_holder h;
+};
+
+_Static_assert(sizeof(struct sockshim_pooled_holder) == 40, "pooled holder size");
+
+#define SOCKSHIM_POOL_PROBE 64
+
+static inline uint32_t sockshim_pool_hash(uint32_t ref, int32_t pid, int32_t fd)
+{
+	uint64_t k = ((uint64_t)ref << 32) ^ ((uint64_t)(uint32_t)pid << 12) ^ (uint32_t)fd;
+
+	return (uint32_t)((k * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+}
+
 /* ---- The process table: one entry per preloaded process of the
  * session, keyed by pid and start time (a pid the kernel gave again is
  * another process). It lists the sockets the process holds, so that
@@ -475,7 +498,10 @@ struct sockshim_header {
 	uint64_t procs_offset;         /* bytes from the segment start, 64-aligned */
 	uint32_t procs_capacity;       /* SOCKSHIM_PROCS */
 	uint32_t proc_entry_size;      /* sizeof(struct sockshim_proc) */
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16];
+	uint64_t pool_offset;          /* bytes from the segment start, 64-aligned */
+	uint32_t pool_capacity;        /* holders: ledger_capacity */
+	uint32_t pooled_entry_size;    /* sizeof(struct sockshim_pooled_holder) */
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16 - 16];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -521,10 +547,17 @@ static inline uint64_t sockshim_procs_offset(uint32_t ring_capacity, uint32_t le
 	       (uint64_t)SOCKSHIM_LISTENERS * sizeof(struct sockshim_listener);
 }
 
-static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+/* The holder pool follows the process table: as many as the ledger. */
+static inline uint64_t sockshim_pool_offset(uint32_t ring_capacity, uint32_t ledger_capacity)
 {
 	return sockshim_procs_offset(ring_capacity, ledger_capacity) +
 	       (uint64_t)SOCKSHIM_PROCS * sizeof(struct sockshim_proc);
+}
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+{
+	return sockshim_pool_offset(ring_capacity, ledger_capacity) +
+	       (uint64_t)ledger_capacity * sizeof(struct sockshim_pooled_holder);
 }
 
 #endif

@@ -19,6 +19,7 @@ struct seg_map {
 	uint64_t ledger_offset;   /* validated */
 	uint64_t listeners_offset; /* validated; SOCKSHIM_LISTENERS entries */
 	uint64_t procs_offset;     /* validated; SOCKSHIM_PROCS entries */
+	uint64_t pool_offset;      /* validated; ledger_capacity pooled holders */
 	int writable;
 };
 
@@ -96,6 +97,11 @@ static inline struct sockshim_listener *seg_listeners(const struct seg_map *m)
 static inline struct sockshim_proc *seg_procs(const struct seg_map *m)
 {
 	return (struct sockshim_proc *)((char *)m->base + m->procs_offset);
+}
+
+static inline struct sockshim_pooled_holder *seg_pool(const struct seg_map *m)
+{
+	return (struct sockshim_pooled_holder *)((char *)m->base + m->pool_offset);
 }
 
 #endif

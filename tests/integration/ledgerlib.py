@@ -31,6 +31,7 @@ _PROBE = r"""
 #define HD struct sockshim_holder
 #define ST struct sockshim_step
 #define H struct sockshim_header
+#define PH struct sockshim_pooled_holder
 #define F(T, f, fmt) printf("\"%s.%s\": [%zu, \"%s\"],\n", #T, #f, offsetof(T, f), fmt)
 #define C(name) printf("\"%s\": %lld,\n", #name, (long long)(name))
 int main(void)
@@ -41,7 +42,8 @@ int main(void)
 	F(H, fd_overflow, "Q"); F(H, attaches, "Q"); F(H, ledger_full, "Q");
 	F(H, holder_overflow, "Q"); F(H, ledger_reclaimed, "Q");
 	F(H, magic, "Q"); F(H, layout_version, "I"); F(H, segment_size, "Q");
-	F(H, ring_capacity, "I");
+	F(H, ring_capacity, "I"); F(H, pool_offset, "Q"); F(H, pool_capacity, "I");
+	F(PH, ref, "I"); F(PH, h, "x");
 	F(S, inode, "Q"); F(S, born_ns, "Q"); F(S, born_pid, "i"); F(S, born_fd, "i");
 	F(S, born, "H"); F(S, family, "H"); F(S, socktype, "H"); F(S, flags, "H");
 	F(S, local_ip, "16s"); F(S, peer_ip, "16s"); F(S, local_port, "H"); F(S, peer_port, "H");
@@ -51,6 +53,7 @@ int main(void)
 	printf("\"S.callsite_module\": [%zu, \"%zus\"],\n", offsetof(S, callsite_module),
 	       sizeof(((S *)0)->callsite_module));
 	F(S, steps_next, "I"); F(S, noeffect_closes, "I"); F(S, holder_overflow, "I");
+	F(S, pooled, "I");
 	F(S, holders, "x"); F(S, steps, "x");
 	F(HD, state, "I"); F(HD, pid, "i"); F(HD, fd, "i"); F(HD, how, "H");
 	F(HD, since_ns, "Q"); F(HD, from_pid, "i"); F(HD, from_fd, "i");
@@ -62,8 +65,9 @@ int main(void)
 	C(SOCKSHIM_SOCK_LISTENER); C(SOCKSHIM_SOCK_LOCAL_KNOWN); C(SOCKSHIM_SOCK_PEER_KNOWN);
 	C(SOCKSHIM_LEDGER_DEFAULT); C(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION);
 	C(SOCKSHIM_BORN_INHERITED); C(SOCKSHIM_HOW_INHERITED); C(SOCKSHIM_STEP_EXIT);
-	printf("\"SIZEOF_SOCK\": %zu, \"SIZEOF_HOLDER\": %zu, \"SIZEOF_STEP\": %zu}\n",
+	printf("\"SIZEOF_SOCK\": %zu, \"SIZEOF_HOLDER\": %zu, \"SIZEOF_STEP\": %zu,\n",
 	       sizeof(S), sizeof(HD), sizeof(ST));
+	printf("\"SIZEOF_POOLED\": %zu}\n", sizeof(PH));
 	return 0;
 }
 """
@@ -99,6 +103,18 @@ def _addr(family, ip, port):
     if family == socket.AF_INET6:
         return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, ip), port)
     return None
+
+
+def _holder(lay, data, hb):
+    """The live holder at offset HB, as a dict, or None."""
+    if _g(lay, "HD.state", data, hb) != lay["SOCKSHIM_HOLDER_LIVE"]:
+        return None
+    how = _g(lay, "HD.how", data, hb)
+    return {"pid": _g(lay, "HD.pid", data, hb), "fd": _g(lay, "HD.fd", data, hb),
+            "how": HOW[how] if how < len(HOW) else "bad(%d)" % how,
+            "since_ns": _g(lay, "HD.since_ns", data, hb),
+            "from_pid": _g(lay, "HD.from_pid", data, hb),
+            "from_fd": _g(lay, "HD.from_fd", data, hb)}
 
 
 class RawLedger:
@@ -142,16 +158,9 @@ class RawLedger:
             e["listener"] = bool(e["flags"] & lay["SOCKSHIM_SOCK_LISTENER"])
             holders = []
             for j in range(lay["SOCKSHIM_HOLDERS"]):
-                hb = base + hoff + j * hsz
-                if _g(lay, "HD.state", data, hb) != lay["SOCKSHIM_HOLDER_LIVE"]:
-                    continue
-                how = _g(lay, "HD.how", data, hb)
-                holders.append({"pid": _g(lay, "HD.pid", data, hb),
-                                "fd": _g(lay, "HD.fd", data, hb),
-                                "how": HOW[how] if how < len(HOW) else "bad(%d)" % how,
-                                "since_ns": _g(lay, "HD.since_ns", data, hb),
-                                "from_pid": _g(lay, "HD.from_pid", data, hb),
-                                "from_fd": _g(lay, "HD.from_fd", data, hb)})
+                hd = _holder(lay, data, base + hoff + j * hsz)
+                if hd:
+                    holders.append(hd)
             e["holders"] = holders
             steps = []
             for j in range(lay["SOCKSHIM_STEPS"]):
@@ -169,6 +178,18 @@ class RawLedger:
                                   "utf-8", "replace")})
             e["steps"] = sorted(steps, key=lambda s: s["seq"])
             self.socks[inode] = e
+        # The holders in the shared pool, after the entries' own.
+        by_slot = {e["slot"]: e for e in self.socks.values()}
+        poff, pcap, psz = h["pool_offset"], h["pool_capacity"], lay["SIZEOF_POOLED"]
+        if pcap != cap or poff + pcap * psz > min(len(data), h["segment_size"]):
+            raise AssertionError("%s: holder pool geometry cannot be right: %s" % (path, h))
+        for i in range(pcap):
+            b = poff + i * psz
+            ref = _g(lay, "PH.ref", data, b)
+            hd = _holder(lay, data, b + lay["PH.h"][0])
+            if hd and 1 <= ref <= cap and ref - 1 in by_slot:
+                hd["pooled"] = True
+                by_slot[ref - 1]["holders"].append(hd)
 
     def holder_set(self):
         """{(pid, fd, inode)} of every live holder."""

@@ -425,9 +425,8 @@ def test_ledger_forkstorm_exit_unseen(ctx):
 # Overflow: more holders than an entry names, more sockets than the ledger.
 
 def test_ledger_holder_overflow(ctx):
-    """One socket in 11 descriptors: the entry names 8 (SOCKSHIM_HOLDERS),
-    counts all 11, and says 3 did not fit; `holders` finds the other 3 in
-    /proc."""
+    """One socket in 11 descriptors: the entry names 8 (SOCKSHIM_HOLDERS)
+    in its own slots and 3 in the shared pool; all 11 named, none lost."""
     s = ctx.session()
     a = Actors(ctx, s)
     try:
@@ -440,27 +439,57 @@ def test_ledger_holder_overflow(ctx):
         (inode,) = {t[2] for t in truth}
         e = led.socks[inode]
         lay = ledgerlib.layout(ctx.root)
-        assert (e["refs"], len(e["holders"]), e["holder_overflow"]) == (
-            11, lay["SOCKSHIM_HOLDERS"], 11 - lay["SOCKSHIM_HOLDERS"]), e
-        assert led.header["holder_overflow"] == 3, led.header
-        assert {(h["pid"], h["fd"], inode) for h in e["holders"]} == {
-            (p0, fd, inode) for fd in [lfd] + dups[:7]}
+        assert (e["refs"], len(e["holders"]), e["pooled"], e["holder_overflow"]) == (
+            11, 11, 11 - lay["SOCKSHIM_HOLDERS"], 0), e
+        assert sum(1 for h in e["holders"] if h.get("pooled")) == 3, e["holders"]
+        assert led.header["holder_overflow"] == 0, led.header
+        assert {(h["pid"], h["fd"], inode) for h in e["holders"]} == truth
         (o,) = ledgerlib.holders_json(ctx, s, [str(inode)])
-        assert o["holder_overflow"] == 3 and o["refs"] == 11, o
+        assert o["holder_overflow"] == 0 and o["refs"] == 11, o
         got = sorted((h["pid"], h["fd"], h["source"]) for h in o["holders"])
-        assert got == sorted([(p0, fd, "ledger+proc") for fd in [lfd] + dups[:7]] +
-                             [(p0, fd, "proc") for fd in dups[7:]]), got
+        assert got == sorted((p0, fd, "ledger+proc") for fd in [lfd] + dups), got
         text = ledgerlib.tool(ctx, ["holders", "--session", s, str(inode)]).stdout
-        assert "refs: 11 (ledger), 11 holders found; 3 holders did not fit in the ledger" in text, \
-            text
-        # Closing them all releases it: the count was right all along.
+        assert "refs: 11 (ledger), 11 holders found" in text and "did not fit" not in text, text
+        # Closing them all releases it: pooled holders go as the entry's do.
         a.cmd(0, "tclose " + " ".join(map(str, dups)))
         a.cmd(0, "close %d" % lfd)
         e = raw_ledger(ctx, s).socks[inode]
-        assert e["refs"] == 0 and e["released_ns"] and not e["holders"], e
+        assert e["refs"] == 0 and e["released_ns"] and not e["holders"] and e["pooled"] == 0, e
         rel = [c for c in ctx.events(s) if c["type"] == "close" and c["inode"] == inode
                and c["released"]]
         assert len(rel) == 1 and rel[0]["fd"] == lfd and rel[0]["refs_before"] == 1, rel
+    finally:
+        a.close()
+
+
+def test_ledger_holder_pool_full(ctx):
+    """A ledger of 256 sockets has a pool of 256 holders: one socket in
+    400 descriptors names as many as fit, counts the rest exactly (the
+    reference count is right), and `holders` finds those in /proc."""
+    s = ctx.session()
+    a = Actors(ctx, s, extra_env={"SOCKSHIM_MAX_SOCKETS": "256"})
+    try:
+        p0 = a.pids[0]
+        lfd, port = a.cmd(0, "listen")
+        dups = [a.cmd(0, "dup %d" % lfd)[0] for _ in range(399)]
+        truth = proc_set([p0])
+        assert len(truth) == 400
+        (inode,) = {t[2] for t in truth}
+        e = raw_ledger(ctx, s).socks[inode]
+        named = {(h["pid"], h["fd"], inode) for h in e["holders"]}
+        assert e["refs"] == 400 and named <= truth, e["refs"]
+        assert len(named) + e["holder_overflow"] == 400, (len(named), e["holder_overflow"])
+        assert e["holder_overflow"] > 0 and e["pooled"] == len(named) - 8, (
+            e["pooled"], len(named), e["holder_overflow"])
+        (o,) = ledgerlib.holders_json(ctx, s, [str(inode)])
+        assert o["refs"] == 400 and o["holder_overflow"] == e["holder_overflow"], o
+        got = {(h["pid"], h["fd"], inode) for h in o["holders"]}
+        assert got == truth, len(got)
+        for k in range(0, len(dups), 40):  # refexact reads a line of bounded length
+            a.cmd(0, "tclose " + " ".join(map(str, dups[k:k + 40])))
+        a.cmd(0, "close %d" % lfd)
+        e = raw_ledger(ctx, s).socks[inode]
+        assert e["refs"] == 0 and not e["holders"] and e["pooled"] == 0, e
     finally:
         a.close()
 

@@ -207,7 +207,7 @@ static void test_reconcile(void **state)
 	struct ledger_snap snap;
 	struct ledger_sock ls;
 	const struct rec_holder *h;
-	struct rec_sock rs;
+	struct rec_sock rs = {0};
 	struct procfd *p;
 	struct child c, other;
 	int64_t now = clock_ns(CLOCK_MONOTONIC);
@@ -228,6 +228,7 @@ static void test_reconcile(void **state)
 	snap.created_boot_ns = clock_ns(CLOCK_BOOTTIME);
 	snap.created_real_ns = clock_ns(CLOCK_REALTIME);
 	memset(&ls, 0, sizeof(ls));
+	ls.holders = ls.own_holders;
 	ls.inode = c.inode;
 	ls.born = SOCKSHIM_BORN_SOCKETPAIR;
 	ls.born_pid = getpid();
@@ -278,6 +279,7 @@ static void test_reconcile(void **state)
 	reconcile(NULL, NULL, p, c.inode, &rs);
 	assert_int_equal(rs.n, 1);
 	assert_int_equal(rs.h[0].pid, c.pid);
+	rec_sock_free(&rs);
 	procfd_free(p);
 	/* OTHER inherited C's pipe end: it goes first, or C never sees EOF. */
 	end_child(&other);
