@@ -489,8 +489,10 @@ static void set_age(const struct cw_ctx *c, struct cw_item *it)
 {
 	it->age_ns = -1;
 	it->age_est = 0;
-	if (it->ls && it->ls->eof_ns && (int64_t)it->ls->eof_ns <= c->now_ns) {
-		it->age_ns = c->now_ns - (int64_t)it->ls->eof_ns;
+	/* Compared unsigned: an EOF time of 2^63 or more (written by anyone)
+	 * must not turn negative and overflow the subtraction. */
+	if (it->ls && it->ls->eof_ns && c->now_ns >= 0 && it->ls->eof_ns <= (uint64_t)c->now_ns) {
+		it->age_ns = (int64_t)((uint64_t)c->now_ns - it->ls->eof_ns);
 	} else if (it->k->has_info) {
 		it->age_ns = (int64_t)it->k->last_data_recv_ms * NS_PER_MS;
 		it->age_est = 1;

@@ -180,6 +180,10 @@ static void inspect(const struct seg_file *f, const struct shm_users *users,
 	memcpy(si->creator_comm, seg_header(&m)->creator_comm, 16);
 	si->creator_comm[16] = 0;
 	si->created_real_ns = seg_header(&m)->created_realtime_ns;
+	/* Any value another process wrote: one before the epoch or from the
+	 * far future is "unknown", not a subtraction that overflows. */
+	if (si->created_real_ns < 0 || si->created_real_ns > INT64_MAX / 2)
+		si->created_real_ns = 0;
 	seg_unmap(&m);
 }
 
