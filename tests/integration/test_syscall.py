@@ -248,8 +248,9 @@ def syscall_numbers():
 
 def test_syscall_routes_every_wrapper(ctx):
     """Each name the shim exports that is also a system call's name is either
-    routed by shim/calls_syscall.c (a `case SYS_name:`) or listed there as
-    passed through on purpose: a new wrapper cannot be forgotten here."""
+    routed by shim/calls_syscall.c (a `case SYS_name:` in shim_syscall_slow
+    and in routed(), its fast test) or listed there as passed through on
+    purpose: a new wrapper cannot be forgotten here."""
     res = subprocess.run(["nm", "-D", "--defined-only", ctx.lib], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, timeout=30, check=True)
     exported = {re.sub(r"@.*", "", l.split()[2]) for l in res.stdout.decode().splitlines()
@@ -257,7 +258,13 @@ def test_syscall_routes_every_wrapper(ctx):
     numbers = syscall_numbers()
     with open(os.path.join(ctx.root, "shim", "calls_syscall.c")) as f:
         src = f.read()
-    routed = set(re.findall(r"case SYS_(\w+):", src))
+    def cases(start):
+        body = src.split(start, 1)[1].split("default:", 1)[0]
+        return set(re.findall(r"case SYS_(\w+):", body))
+
+    routed = cases("shim_syscall_slow(long n")
+    fast = cases("static inline int routed(long n)")
+    assert routed == fast, "routed() and shim_syscall_slow() differ: %s" % sorted(routed ^ fast)
     head = src.split("*/", 1)[0]
     assert "Passed through on purpose:" in head, "calls_syscall.c's list of numbers passed through"
     passed = set(re.findall(r"SYS_(\w+)", head.split("Passed through on purpose:", 1)[1]))
