@@ -2020,6 +2020,35 @@ static void test_sys_passthrough(void **state)
 	}
 }
 
+/* A vfork child shares our memory: its syscall(SYS_close) closes its own
+ * copy (ours stays open and tracked), and its syscall(SYS_exit_group)
+ * ends it, not us. */
+static void test_sys_vfork(void **state)
+{
+	int st, s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	(void)state;
+	assert_true(s >= 0);
+	pid = vfork();
+	if (pid == 0)
+		syscall(SYS_exit_group, syscall(SYS_close, s) == 0 ? 26 : 27);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 26);
+	assert_true(is_socket(s));
+	/* Our own exit_group is still routed after the child's. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		syscall(SYS_exit_group, 28);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 28);
+	EXPECT_OK(syscall(SYS_close, s));
+	EXPECT_ERR(EBADF, syscall(SYS_close, s));
+}
+
 /* libc's syscall() is no cancellation point: a thread with a cancel
  * pending gets through syscall(SYS_read) and syscall(SYS_close) and is
  * cancelled at the next point, the same with the shim, whose logic calls
@@ -2145,7 +2174,7 @@ int main(void)
 		T(test_sys_signals),
 #endif
 		T(test_sys_exec_exit), T(test_sys_wait), T(test_sys_passthrough),
-		T(test_sys_nocancel),
+		T(test_sys_vfork), T(test_sys_nocancel),
 	};
 
 	/* The EINTR tests need SIGALRM to interrupt, not to kill. */
