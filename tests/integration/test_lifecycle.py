@@ -1,0 +1,145 @@
+"""Exact under real server lifecycles (issue 12): big pools, reloads and
+killed workers. After each, `sockshim holders --json` names every holder
+/proc shows for the server's sockets from the ledger (source ledger+proc),
+none is STALE, and each socket's reference count is its holders: the
+holder pool names the listener in every one of 150 Apache children or 33
+nginx processes, and a dead worker's references go when its master reaps
+it. Loopback, bounded, every process stopped by its pid."""
+
+import os
+import signal
+import time
+
+import acclib
+import lib
+import srvlib
+from ledgerlib import holders_json, proc_set, raw_ledger
+
+WAIT = 60.0
+
+
+def _tree(run):
+    """The server's processes under `sockshim run` (run itself excluded)."""
+    return [p for p in acclib.descendants(run.pid) if p != run.pid]
+
+
+def _wait_workers(run, n, what, exclude=()):
+    deadline = time.monotonic() + WAIT
+    while True:
+        tree = _tree(run)
+        main = [p for p in tree if srvlib.ppid(p) == run.pid]
+        workers = [p for p in tree if p not in main and p not in exclude]
+        if len(main) == 1 and len(workers) >= n:
+            return main[0], workers
+        assert time.monotonic() < deadline, "%s: %d workers of %d after %.0fs" % (
+            what, len(workers), n, WAIT)
+        time.sleep(0.2)
+
+
+def _exact(ctx, session, run, what):
+    """holders --json == /proc for every socket of the server, from the
+    ledger, nothing stale; refs == holders in the ledger. Retried for a
+    while: workers that are leaving finish leaving."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        pids = _tree(run)
+        truth = proc_set(pids)
+        inodes = {t[2] for t in truth}
+        got, stale, proc_only = set(), [], []
+        for o in holders_json(ctx, session):
+            for h in o["holders"]:
+                if h["stale"]:
+                    stale.append((h["pid"], h["fd"], o["inode"]))
+                elif o["inode"] in inodes:
+                    got.add((h["pid"], h["fd"], o["inode"]))
+                    if h["source"] != "ledger+proc":
+                        proc_only.append((h["pid"], h["fd"], o["inode"], h["source"]))
+        led = raw_ledger(ctx, session)
+        wrong = {i: (e["refs"], len(e["holders"])) for i, e in led.socks.items()
+                 if i in inodes and e["refs"] != len(e["holders"])}
+        if got == truth and not stale and not proc_only and not wrong:
+            return truth
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                "%s: holders != /proc\n  only in holders: %s\n  only in /proc: %s\n"
+                "  stale: %s\n  not from the ledger: %s\n  refs != holders: %s"
+                % (what, sorted(got - truth)[:10], sorted(truth - got)[:10], stale[:10],
+                   proc_only[:10], list(wrong.items())[:10]))
+        time.sleep(0.3)
+
+
+def _start(ctx, argv, name):
+    s = ctx.session()
+    run = ctx.spawn([ctx.tool, "run", "--session", s, "--"] + argv, preload=False,
+                    extra_env=srvlib.run_env(ctx), name=name)
+    return s, run
+
+
+def _stop(run):
+    srvlib.signal_run(run, signal.SIGTERM)
+    assert srvlib.wait_exit(run, WAIT, "the server under sockshim run") in (0, 143)
+
+
+def _serve(port, n, path="/"):
+    for i in range(n):
+        status, _ = lib.http_get(port, path, timeout=20)
+        assert status == 200, (i, status)
+
+
+def test_lifecycle_apache_prefork_150(ctx):
+    port = lib.free_port()
+    s, run = _start(ctx, acclib.apache_argv(ctx, port, workers=150), "apache")
+    lib.wait_port(port, timeout=WAIT, proc=run)
+    _, workers = _wait_workers(run, 150, "apache2 prefork")
+    _serve(port, 300, "/f0.txt")
+    truth = _exact(ctx, s, run, "apache2 prefork, 150 children")
+    listener = [t for t in truth if t[1] == min(f for _, f, _ in truth)]
+    assert len({t[0] for t in truth}) == 151, len({t[0] for t in truth})
+    assert len(listener) >= 151, len(listener)
+    _stop(run)
+
+
+def test_lifecycle_nginx_32_reload(ctx):
+    port = lib.free_port()
+    s, run = _start(ctx, acclib.nginx_argv(ctx, port, workers=32), "nginx")
+    lib.wait_port(port, timeout=WAIT, proc=run)
+    master, old = _wait_workers(run, 32, "nginx")
+    _serve(port, 100)
+    _exact(ctx, s, run, "nginx, 32 workers")
+    # Reload: 32 new workers, the old ones finish and leave.
+    os.kill(master, signal.SIGHUP)
+    deadline = time.monotonic() + WAIT
+    while True:
+        now = [p for p in _tree(run) if p != master]
+        if len(now) == 32 and not set(now) & set(old):
+            break
+        assert time.monotonic() < deadline, "nginx reload: workers %s" % now
+        time.sleep(0.2)
+    _serve(port, 100)
+    _exact(ctx, s, run, "nginx, 32 workers after a reload")
+    _stop(run)
+
+
+def test_lifecycle_gunicorn_hup_and_kill(ctx):
+    port = lib.free_port()
+    s, run = _start(ctx, acclib.gunicorn_argv(ctx, port, workers=4), "gunicorn")
+    lib.wait_port(port, timeout=WAIT, proc=run)
+    master, workers = _wait_workers(run, 4, "gunicorn")
+    for i in range(3):
+        _serve(port, 20)
+        os.kill(master, signal.SIGHUP)
+        deadline = time.monotonic() + WAIT
+        while True:  # four new workers replace the old ones
+            now = [p for p in _tree(run) if p != master]
+            if len(now) == 4 and not set(now) & set(workers):
+                workers = now
+                break
+            assert time.monotonic() < deadline, "gunicorn HUP %d: workers %s" % (i, now)
+            time.sleep(0.2)
+    _serve(port, 20)
+    # A worker killed outright: the master reaps it and starts another.
+    os.kill(workers[0], signal.SIGKILL)
+    _wait_workers(run, 4, "gunicorn after kill -9", exclude=(workers[0],))
+    _serve(port, 20)
+    _exact(ctx, s, run, "gunicorn after 3 HUPs and a kill -9")
+    _stop(run)
