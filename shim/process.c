@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "emit.h"
@@ -24,9 +23,8 @@
 #include "sockinfo.h"
 #include "track.h"
 
-/* Bounds of the descriptor table: at least the classic 1024, at most a
- * million (64 MiB of address space, only touched pages cost memory). */
-#define FDTAB_MIN 1024u
+/* The descriptor table's size: a million (128 MiB of address space; only
+ * touched pages cost memory). */
 #define FDTAB_MAX (1u << 20)
 
 /* getenv with the signature config_parse wants. */
@@ -36,14 +34,13 @@ static const char *env_lookup(const char *name)
 }
 
 
+/* The table covers every descriptor the kernel can give (nr_open is 2^20
+ * unless raised): a limit lowered before exec must not leave inherited
+ * descriptors above it, untracked, or a listener's accepts uncounted.
+ * Only the pages of descriptors in use are ever touched. */
 static uint32_t fdtab_size(void)
 {
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY ||
-	    rl.rlim_max > FDTAB_MAX)
-		return FDTAB_MAX;
-	return rl.rlim_max < FDTAB_MIN ? FDTAB_MIN : (uint32_t)rl.rlim_max;
+	return FDTAB_MAX;
 }
 
 static void attach_session(const struct shim_config *c)

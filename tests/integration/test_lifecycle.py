@@ -6,14 +6,16 @@ holder pool names the listener in every one of 150 Apache children or 33
 nginx processes, and a dead worker's references go when its master reaps
 it. Loopback, bounded, every process stopped by its pid."""
 
+import json
 import os
 import signal
+import socket
 import time
 
 import acclib
 import lib
 import srvlib
-from ledgerlib import holders_json, proc_set, raw_ledger
+from ledgerlib import holders_json, proc_set, raw_ledger, tool
 
 WAIT = 60.0
 
@@ -143,3 +145,49 @@ def test_lifecycle_gunicorn_hup_and_kill(ctx):
     _serve(port, 20)
     _exact(ctx, s, run, "gunicorn after 3 HUPs and a kill -9")
     _stop(run)
+
+
+# A listener inherited above the descriptor limit of the image that gets it
+# (the limit lowered before exec): tracked all the same.
+HIGH_FD = 1500
+HIGH_PARENT = r"""
+import os, resource, socket, sys
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(16)
+os.dup2(ls.fileno(), %d); ls.close()
+print(socket.socket(fileno=os.dup(%d)).getsockname()[1], flush=True)
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+os.execv(sys.executable, [sys.executable, sys.argv[1]])
+""" % (HIGH_FD, HIGH_FD)
+HIGH_SERVER = r"""
+import socket
+ls = socket.socket(fileno=%d)
+for _ in range(20):
+    c, _ = ls.accept(); c.sendall(b"ok\n"); c.close()
+""" % HIGH_FD
+
+
+def test_lifecycle_fd_above_limit(ctx):
+    s = ctx.session()
+    parent, server = (os.path.join(ctx.tmp, n) for n in ("parent.py", "server.py"))
+    with open(parent, "w") as f:
+        f.write(HIGH_PARENT)
+    with open(server, "w") as f:
+        f.write(HIGH_SERVER)
+    proc = ctx.spawn([srvlib.python3(), parent, server], session=s, name="high")
+    deadline = time.monotonic() + 20
+    while not ctx.output(proc)[0].strip():
+        assert proc.poll() is None and time.monotonic() < deadline, ctx.output(proc)
+        time.sleep(0.05)
+    port = int(ctx.output(proc)[0].split()[0])
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            assert c.makefile("rb").read() == b"ok\n"
+    assert proc.wait(timeout=20) == 0, ctx.output(proc)[1]
+    evs = ctx.events(s)
+    acc = [e for e in evs if e["type"] == "accept" and e["ret"] >= 0]
+    assert len(acc) == 20 and all(e["listen_fd"] == HIGH_FD for e in acc), acc[:3]
+    # No close of the listener while it was open: only its last, at exit.
+    lclose = [e for e in evs if e["type"] == "close" and e["fd"] == HIGH_FD]
+    assert all(e["via"] == "exit" or e["released"] for e in lclose), lclose
+    st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
+    assert [o["accepts"] for o in st] == [20], st
