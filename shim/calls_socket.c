@@ -97,8 +97,8 @@ int shim_listen(int fd, int backlog)
 		e.flags |= FDT_LISTENER;
 		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
-		if (!e.listener)
-			e.listener = (uint16_t)listeners_get(e.inode, &e, backlog);
+		/* Also for a listener already known: its backlog is the last. */
+		e.listener = (uint16_t)listeners_get(e.inode, &e, backlog);
 		track_addresses(fd, &e, 0);
 	}
 	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);

@@ -33,8 +33,12 @@ uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
 		return 0;
 	t = seg_listeners(&shim_seg);
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
-		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode)
+		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode) {
+			/* listen() again (Puma: 4096, then 1024): the last wins. */
+			if (backlog >= 0)
+				__atomic_store_n(&t[i].backlog, backlog, __ATOMIC_RELAXED);
 			return i + 1;
+		}
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++) {
 		uint64_t k = 0;
 

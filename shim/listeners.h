@@ -13,8 +13,8 @@
 extern enum sockshim_accept_mode accept_mode;
 
 /* The listener entry of socket INODE (index + 1), registered from E with
- * BACKLOG (-1 unknown) if new; 0 when there is no session or no room
- * (counted). */
+ * BACKLOG (-1 unknown) if new, its backlog updated to BACKLOG (>= 0) if
+ * not; 0 when there is no session or no room (counted). */
 uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog);
 
 /* The entry behind REF, or NULL. */

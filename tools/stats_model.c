@@ -333,14 +333,21 @@ double stats_max_min(const uint64_t *x, size_t n)
 size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_t *sum)
 {
 	size_t i, n = s->nworkers < SOCKSHIM_WORKERS ? s->nworkers : SOCKSHIM_WORKERS;
+	size_t k = 0;
 
 	*sum = 0;
+	/* Fairness is among the threads that accept: a row of one that only
+	 * ever waited in poll (a thread pool's idle threads) is not a worker
+	 * that got nothing. */
 	for (i = 0; i < n; i++) {
-		x[i] = s->workers[i].accepts;
-		if (__builtin_add_overflow(*sum, x[i], sum))
+		if (!s->workers[i].calls)
+			continue;
+		x[k] = s->workers[i].accepts;
+		if (__builtin_add_overflow(*sum, x[k], sum))
 			*sum = UINT64_MAX;
+		k++;
 	}
-	return n;
+	return k;
 }
 
 double stats_ratio(uint64_t num, uint64_t den)

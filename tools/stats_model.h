@@ -150,8 +150,9 @@ double stats_jain(const uint64_t *x, size_t n);
  * accepted nothing while another did. */
 double stats_max_min(const uint64_t *x, size_t n);
 
-/* The workers' accepts in X (room for SOCKSHIM_WORKERS); returns their
- * number, and *SUM their sum (saturating). */
+/* The accepts of the workers that called accept at least once in X (room
+ * for SOCKSHIM_WORKERS); returns their number, and *SUM their sum
+ * (saturating). Fairness is computed over these. */
 size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_t *sum);
 
 /* NUM / DEN, NaN when DEN is 0 (spurious wakeups per accept, mean lock

@@ -191,3 +191,16 @@ def test_lifecycle_fd_above_limit(ctx):
     assert all(e["via"] == "exit" or e["released"] for e in lclose), lclose
     st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
     assert [o["accepts"] for o in st] == [20], st
+
+
+def test_lifecycle_listen_twice(ctx):
+    """A second listen() on the same socket (Puma: 4096, then 1024): stats
+    shows the backlog of the last."""
+    s = ctx.session()
+    r = ctx.run([srvlib.python3(), "-c",
+                 "import socket; l = socket.socket(); l.bind(('127.0.0.1', 0)); "
+                 "l.listen(4096); l.listen(1024); print(l.getsockname()[1])"],
+                session=s, valgrind=False)
+    assert r.returncode == 0, r.stderr
+    st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
+    assert [o["listen_backlog"] for o in st] == [1024], st

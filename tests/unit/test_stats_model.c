@@ -451,12 +451,22 @@ static void test_worker_accepts(void **state)
 	s->workers[0].accepts = 200;
 	s->workers[1].accepts = 100;
 	s->workers[2].accepts = UINT64_MAX;
+	s->workers[0].calls = s->workers[1].calls = s->workers[2].calls = 1;
 	assert_int_equal(stats_worker_accepts(s, x, &sum), 3);
 	assert_true(sum == UINT64_MAX);
 	assert_int_equal(x[1], 100);
+	/* A thread that never called accept (a pool's idle thread, seen in
+	 * poll only) is no worker that got nothing: out of the fairness. */
+	s->workers[2].calls = 0;
+	s->workers[2].accepts = 0;
+	assert_int_equal(stats_worker_accepts(s, x, &sum), 2);
+	assert_int_equal(sum, 300);
+	assert_true(stats_jain(x, 2) > 0.89 && stats_jain(x, 2) < 0.91);
 	/* A count beyond the table (it cannot come from stats_read_listener,
 	 * but the reader of a struct should not trust it either). */
 	s->nworkers = 1000;
+	for (unsigned i = 0; i < SOCKSHIM_WORKERS; i++)
+		s->workers[i].calls = 1;
 	assert_int_equal(stats_worker_accepts(s, x, &sum), SOCKSHIM_WORKERS);
 	free(s);
 }
