@@ -37,6 +37,8 @@
 /* Enough of an entry to know its name: the longest we look for,
  * "SOCKSHIM_RING_EVENTS=", and the first byte of its value. */
 #define NAME_PEEK 32
+/* What valgrind's launcher gives the tool it executes. */
+#define LAUNCHER_NAME "VALGRIND_LAUNCHER="
 /* Environment entries read with one system call, and the most bytes
  * that call reads. */
 #define SCAN_BATCH 64
@@ -408,7 +410,7 @@ static int search_path(const char *file, char *out, size_t len)
 
 /* What the exec of T will run: FOLLOW_SECURE, FOLLOW_STATIC, else
  * FOLLOW_CARRIED (a dynamic image, or one we cannot tell: exec will say).
- * Says so when the shim cannot follow. Its own frame, apart from the
+ * Says so for a secure one (the caller, for a static one). Its own frame, apart from the
  * environment's copies: its path buffer is gone by the time exec runs. */
 static __attribute__((noinline)) enum follow_verdict target_image(const struct reader *r,
 								   const struct follow_target *t)
@@ -456,13 +458,22 @@ static __attribute__((noinline)) enum follow_verdict target_image(const struct r
 	} else {
 		rc = file_static(t->fd, &st, 0);
 	}
-	if (!rc)
-		return FOLLOW_CARRIED;
+	return rc ? FOLLOW_STATIC : FOLLOW_CARRIED;
+}
+
+/* Say that the exec of T runs a static image, unless that image loads a
+ * program itself (a valgrind tool: its launcher passes VALGRIND_LAUNCHER),
+ * whose loader runs the shim as usual. */
+static void say_static(const struct reader *r, const struct follow_target *t, int loader)
+{
+	char shown[SHOWN_MAX];
+
+	if (loader)
+		return;
 	show_target(r, t, shown, sizeof(shown));
 	say("%s (exec by pid %d) is statically linked: no shim runs in it and its sockets are "
 	    "not recorded (holders sees them in /proc); what it executes is followed",
 	    shown, (int)getpid());
-	return FOLLOW_STATIC;
 }
 
 /* ---- the environment ---- */
@@ -473,6 +484,7 @@ struct env_scan {
 	size_t preload_len;       /* its value's length */
 	long first[CONFIG_VARS];  /* the first NAME= of each (getenv takes the first), or -1 */
 	unsigned valued;          /* bits: that first one has a value */
+	int loader;               /* VALGRIND_LAUNCHER= is there: the image is a loader */
 };
 
 /* Note what the entry I, at E, is; HEAD holds its start, terminated. 0,
@@ -482,6 +494,8 @@ static int scan_entry(const struct reader *r, const char *head, const char *e, s
 {
 	int v;
 
+	if (!strncmp(head, LAUNCHER_NAME, sizeof(LAUNCHER_NAME) - 1))
+		s->loader = 1;
 	if (!strncmp(head, PRELOAD_NAME, PRELOAD_NAME_LEN)) {
 		ssize_t len = peek_strlen(r, e + PRELOAD_NAME_LEN, PRELOAD_MAX);
 
@@ -579,6 +593,7 @@ static __attribute__((noinline)) int env_scan(const struct reader *r, char *cons
 	s->preload = -1;
 	s->preload_len = 0;
 	s->valued = 0;
+	s->loader = 0;
 	for (v = 0; v < CONFIG_VARS; v++)
 		s->first[v] = -1;
 	if (!envp)
@@ -670,6 +685,8 @@ int follow_exec(const struct follow_target *t, char *const envp[], follow_call c
 	if (image == FOLLOW_SECURE)
 		return call(arg, envp, FOLLOW_SECURE);
 	rc = env_scan(&r, envp, &s);
+	if (image == FOLLOW_STATIC)
+		say_static(&r, t, rc == 0 && s.loader);
 	if (rc == -1)
 		return call(arg, envp, FOLLOW_UNREADABLE);
 	if (rc < 0 || s.preload_len > PRELOAD_MAX) {

@@ -166,6 +166,10 @@ def test_syscall_node(ctx):
     node = lib.which("node") or lib.which("nodejs")
     if not node:
         raise lib.Skip("node is not installed (apt-get install -y nodejs)")
+    if ctx.sanitizer == "thread":
+        # With halt_on_error, its first report (V8's own threads) stops node.
+        raise lib.Skip("ThreadSanitizer's runtime reports races inside node's V8 (not "
+                       "instrumented) and stops it, without the shim as well")
     script = os.path.join(ctx.tmp, "server.js")
     with open(script, "w") as f:
         f.write(NODE_SERVER)

@@ -1710,8 +1710,9 @@ static void test_sys_read(void **state)
 	assert_int_equal(EXPECT_OK(syscall(SYS_read, sv[0], buf, sizeof(buf))), 5);
 	EXPECT_EINTR(syscall(SYS_read, sv[0], buf, sizeof(buf)));
 	/* A count that libc's int would wrap to 1: whatever the kernel makes
-	 * of it (EINVAL before Linux 5.10, 32 bits since), the same. */
-	{
+	 * of it (EINVAL before Linux 5.10, 32 bits since), the same.
+	 * Not under valgrind, which checks the 64-bit count's vectors. */
+	if (!under_valgrind()) {
 		int p[2];
 		long bare, via;
 
@@ -1780,8 +1781,10 @@ static void test_sys_poll_select(void **state)
 	c = connect_to(port);
 	assert_int_equal(EXPECT_OK(syscall(SYS_poll, &pfd, 1, 1000)), 1);
 	assert_true(pfd.revents & POLLIN);
-	/* The kernel counts in 32 bits. */
-	assert_int_equal(EXPECT_OK(syscall(SYS_poll, &pfd, (1L << 32) | 1, 0)), 1);
+	/* The kernel counts in 32 bits (valgrind does not: it would check
+	 * 2^32 entries). */
+	if (!under_valgrind())
+		assert_int_equal(EXPECT_OK(syscall(SYS_poll, &pfd, (1L << 32) | 1, 0)), 1);
 	/* Not checked: a bad FDS. shim_poll reads the set before the kernel
 	 * does (a fault where libc says EFAULT), through poll() as well. */
 #else
@@ -1872,6 +1875,11 @@ static void test_sys_signals(void **state)
 	uint64_t kset, kgot;
 
 	(void)state;
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's sigaction keeps its own handler in the kernel for the
+	 * program's: the raw call and sigaction differ without the shim too. */
+	skip();
+#endif
 	/* cmocka has its own SIGBUS handler: that is the program's action. */
 	assert_int_equal(sigaction(SIGBUS, NULL, &saved), 0);
 	memset(&kold, 0xff, sizeof(kold));
@@ -1891,10 +1899,12 @@ static void test_sys_signals(void **state)
 	assert_int_equal(sigaction(SIGBUS, NULL, &sa), 0);
 	assert_true(sa.sa_handler == SIG_DFL);
 	assert_int_equal(sigaction(SIGBUS, &saved, NULL), 0);
-	EXPECT_ERR(EINVAL, syscall(SYS_rt_sigaction, SIGBUS, NULL, &kold, 7));
-	EXPECT_ERR(EINVAL, syscall(SYS_rt_sigaction, SIGKILL, &k, NULL, 8));
 	EXPECT_ERR(EINVAL, syscall(SYS_rt_sigaction, 0, NULL, &kold, 8));
+	/* valgrind emulates these calls: it checks neither the set size, nor
+	 * SIGKILL's SIG_DFL, nor the pointers as the kernel does. */
 	if (!under_valgrind()) {
+		EXPECT_ERR(EINVAL, syscall(SYS_rt_sigaction, SIGKILL, &k, NULL, 8));
+		EXPECT_ERR(EINVAL, syscall(SYS_rt_sigaction, SIGBUS, NULL, &kold, 7));
 		EXPECT_ERR(EFAULT, syscall(SYS_rt_sigaction, SIGBUS, bad_ptr(), NULL, 8));
 		EXPECT_ERR(EFAULT, syscall(SYS_rt_sigaction, SIGUSR2, NULL, bad_ptr(), 8));
 	}
@@ -1913,8 +1923,8 @@ static void test_sys_signals(void **state)
 	assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &set), 0);
 	assert_int_equal(sigismember(&set, SIGBUS), 0);
 	EXPECT_ERR(EINVAL, syscall(SYS_rt_sigprocmask, 99, &kset, NULL, 8));
-	EXPECT_ERR(EINVAL, syscall(SYS_rt_sigprocmask, SIG_BLOCK, &kset, NULL, 7));
 	if (!under_valgrind()) {
+		EXPECT_ERR(EINVAL, syscall(SYS_rt_sigprocmask, SIG_BLOCK, &kset, NULL, 7));
 		EXPECT_ERR(EFAULT, syscall(SYS_rt_sigprocmask, SIG_BLOCK, bad_ptr(), NULL, 8));
 		EXPECT_ERR(EFAULT, syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, bad_ptr(), 8));
 	}
