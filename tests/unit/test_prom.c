@@ -280,8 +280,9 @@ static void test_stats_exposition(void **state)
 	v[0].queue_backlog = 7;
 	v[0].s.nworkers = 2;
 	v[0].s.workers[0] = (struct stats_worker){.pid = 10, .tid = 11, .accepts = 300,
-						  .lock_wait_ns = 1500000000};
-	v[0].s.workers[1] = (struct stats_worker){.pid = 10, .tid = 12, .accepts = 200};
+						  .calls = 900, .lock_wait_ns = 1500000000};
+	v[0].s.workers[1] = (struct stats_worker){.pid = 10, .tid = 12, .accepts = 200,
+						  .calls = 700};
 	entry_init(&v[1], 4343, 9090);
 	v[1].s.mode = 9; /* corrupt */
 
@@ -330,6 +331,18 @@ static void test_stats_exposition(void **state)
 	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 0.5\n"));
 	/* No holder's age from a clock behind held_since. */
 	assert_non_null(strstr(t, "sockshim_lock_held_seconds{" L0 "} 0\n"));
+	mem_close(&m);
+
+	/* A thread that never called accept (seen in poll only) is no worker
+	 * that got nothing: fairness is among the other one. */
+	v[0].s.workers[1].calls = 0;
+	mem_open(&m);
+	assert_int_equal(prom_write_stats(m.f, "web", v, 1, 0), 0);
+	t = mem_text(&m);
+	check_structure(t);
+	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 1\n"));
+	assert_non_null(strstr(t, "sockshim_accepts_max_min_ratio{" L0 "} 1\n"));
+	assert_non_null(strstr(t, "sockshim_worker_accepts_total{" L0 ",pid=\"10\",tid=\"12\"} 0\n"));
 	mem_close(&m);
 	free(v);
 }
