@@ -729,10 +729,10 @@ int follow_exec(const struct follow_target *t, char *const envp[], follow_call c
 
 /* ---- start-up ---- */
 
-/* Our own file, into OUT (LEN bytes): the name of the link map holding
- * this function, as the loader opened it; made absolute when relative (an
- * exec may follow a chdir). 0, or -1 when unknown. */
-static int find_lib_path(char *out, size_t len)
+/* The file holding ADDR, into OUT (LEN bytes): the name of its link map,
+ * as the loader opened it; made absolute when relative (an exec may
+ * follow a chdir). 0, or -1 when unknown. */
+static int find_object_path(void *addr, char *out, size_t len)
 {
 	struct dl_find_object o;
 	const struct link_map *lm;
@@ -740,7 +740,7 @@ static int find_lib_path(char *out, size_t len)
 	const char *name;
 	size_t n;
 
-	if (_dl_find_object((void *)&find_lib_path, &o) != 0)
+	if (_dl_find_object(addr, &o) != 0)
 		return -1;
 	lm = o.dlfo_link_map;
 	if (!lm || !lm->l_name || !lm->l_name[0])
@@ -758,6 +758,38 @@ static int find_lib_path(char *out, size_t len)
 	return 0;
 }
 
+/* Our own file, into OUT (LEN bytes), as find_object_path. A sanitized
+ * build (make asan, make tsan) is the runtime, then ours: the runtime
+ * must come first in the loader's list of a followed image too. */
+#if defined(__SANITIZE_ADDRESS__)
+extern void __asan_init(void);
+#define SANITIZER_RUNTIME ((void *)&__asan_init)
+#elif defined(__SANITIZE_THREAD__)
+extern void __tsan_init(void);
+#define SANITIZER_RUNTIME ((void *)&__tsan_init)
+#endif
+#ifdef SANITIZER_RUNTIME
+#define LIB_FORBIDDEN " " /* the runtime's path, a colon, ours */
+#else
+#define LIB_FORBIDDEN PRELOAD_SEPARATORS
+#endif
+static int find_lib_path(char *out, size_t len)
+{
+#ifdef SANITIZER_RUNTIME
+	size_t n;
+
+	if (find_object_path(SANITIZER_RUNTIME, out, len) < 0)
+		return -1;
+	n = strlen(out);
+	if (n + 2 > len)
+		return -1;
+	out[n++] = ':';
+	return find_object_path((void *)&find_lib_path, out + n, len - n);
+#else
+	return find_object_path((void *)&find_lib_path, out, len);
+#endif
+}
+
 int follow_setup(const struct shim_config *c, const char *lib)
 {
 	size_t len = strlen(lib);
@@ -768,7 +800,7 @@ int follow_setup(const struct shim_config *c, const char *lib)
 	say_level = c->log_level;
 	if (!c->follow)
 		return 0;
-	if (lib[0] != '/' || len >= sizeof(lib_path) || strpbrk(lib, PRELOAD_SEPARATORS))
+	if (lib[0] != '/' || len >= sizeof(lib_path) || strpbrk(lib, LIB_FORBIDDEN))
 		return -1;
 	memcpy(lib_path, lib, len + 1);
 	lib_len = len;

@@ -58,11 +58,11 @@ def say(fmt, *args):
     print("    " + (fmt % args if args else fmt), flush=True)
 
 
-def need_plain_build(ctx):
-    """A scrubbed environment loses a sanitizer's runtime and options: a
-    sanitized shim cannot start in the image it executes."""
-    if ctx.sanitizer:
-        raise lib.Skip("a followed image gets the shim without the %s runtime" % ctx.sanitizer)
+def followed_preload(ctx):
+    """What the shim puts in front of a followed image's LD_PRELOAD: its
+    own path; a sanitized build's runtime, then its path."""
+    rt = ctx.sanitizer_runtime()
+    return "%s:%s" % (rt, ctx.lib) if rt else ctx.lib
 
 
 # ---------------------------------------------------------------------------
@@ -146,8 +146,9 @@ def check_followed(ctx, session, out, child_pid, lib_first=True):
     reached it, its inherited listener, its accept and its UDP socket are
     in the session's events after its exec record."""
     env = child_env(out)
-    pre = env.get("LD_PRELOAD", "").split(":")
-    assert ctx.lib in pre and (not lib_first or pre[0] == ctx.lib), (
+    pre = env.get("LD_PRELOAD", "")
+    assert ctx.lib in pre.split(":") and (not lib_first or
+                                          (pre + ":").startswith(followed_preload(ctx) + ":")), (
         "the child's LD_PRELOAD is %r" % env.get("LD_PRELOAD"))
     assert env.get("SOCKSHIM_SESSION") == session, env
     for k, v in SETTINGS.items():
@@ -171,7 +172,6 @@ def check_followed(ctx, session, out, child_pid, lib_first=True):
 # Exec with the shim scrubbed, each way.
 
 def test_follow_scrubbed_env(ctx):
-    need_plain_build(ctx)
     child = ctx.prog("followchild")
     figures = []
     for mode in SCRUBBED_MODES:
@@ -205,14 +205,13 @@ def other_preload():
 def test_follow_keeps_program_choices(ctx):
     """The program's own LD_PRELOAD entries are kept (ours in front), and a
     SOCKSHIM_SESSION it sets is its choice."""
-    need_plain_build(ctx)
     child = ctx.prog("followchild")
     other = other_preload()
     session = ctx.session("preload")
     _, pid, out, err = run_followexec(ctx, session, "preload", [child, "{fd}"],
                                       {"FOLLOW_OTHER": other})
     env = child_env(out)
-    assert env.get("LD_PRELOAD") == "%s:%s" % (ctx.lib, other), env
+    assert env.get("LD_PRELOAD") == "%s:%s" % (followed_preload(ctx), other), env
     check_followed(ctx, session, out, pid)
     say("LD_PRELOAD=%s kept: the child has %s", other, env["LD_PRELOAD"])
 
@@ -222,7 +221,8 @@ def test_follow_keeps_program_choices(ctx):
     _, pid, out, err = run_followexec(ctx, session, "session", [child, "{fd}"],
                                       {"FOLLOW_OTHER": theirs})
     env = child_env(out)
-    assert env.get("SOCKSHIM_SESSION") == theirs and env.get("LD_PRELOAD") == ctx.lib, env
+    assert env.get("SOCKSHIM_SESSION") == theirs, env
+    assert env.get("LD_PRELOAD") == followed_preload(ctx), env
     mine, _ = after_exec(ctx.events(session), pid)
     assert not mine, "the child recorded in the parent's session: %s" % mine
     got = [e["type"] for e in ctx.events(theirs) if e["pid"] == pid]
@@ -240,7 +240,6 @@ def test_follow_keeps_program_choices(ctx):
 def test_follow_env_i_and_python(ctx):
     """`env -i PROG` from a preloaded program, and Python's os.execve with
     an empty environment."""
-    need_plain_build(ctx)
     child = ctx.prog("followchild")
     env_prog = srvlib.need("env", "coreutils")
     session = ctx.session("envi")
@@ -271,7 +270,6 @@ def test_follow_env_i_and_python(ctx):
 def test_follow_off(ctx):
     """SOCKSHIM_FOLLOW=0: nothing is put back; the child is not followed
     (its exec is recorded, nothing after it)."""
-    need_plain_build(ctx)
     child = ctx.prog("followchild")
     for mode in ("empty", "execv", "vfork"):
         session = ctx.session(mode)
@@ -292,7 +290,6 @@ def test_follow_exec_failures(ctx):
     """Failed execs: errno exactly as without the shim (ENOENT, EACCES for a
     directory and a FIFO, EFAULT for unmapped strings and arrays, EINVAL),
     the environment untouched, no fault on an envp ending at a page's end."""
-    need_plain_build(ctx)
     for preload in (False, True):
         r = ctx.run([ctx.prog("followexec"), "fail"], session=ctx.session(), preload=preload,
                     extra_env=SETTINGS)
@@ -305,9 +302,14 @@ def test_follow_exec_failures(ctx):
 def test_follow_secure_exec(ctx):
     """A set-user-ID image runs in secure execution, where the loader
     ignores LD_PRELOAD: nothing is added, and the shim says so."""
-    need_plain_build(ctx)
     if os.geteuid() != 0:
         raise lib.Skip("needs root to make a set-user-ID copy owned by another user")
+    if ctx.sanitizer:
+        # Nothing is added to its empty environment, as it should be: the
+        # sanitized followchild runs with the runtime's own defaults, and
+        # LeakSanitizer refuses to run set-user-ID.
+        raise lib.Skip("the sanitized set-user-ID copy runs without sanitizer options "
+                       "(LeakSanitizer stops it)")
     st = os.statvfs(ctx.tmp)
     if st.f_flag & os.ST_NOSUID:
         raise lib.Skip("%s is mounted nosuid" % ctx.tmp)
@@ -331,7 +333,6 @@ def test_follow_secure_exec(ctx):
 def test_follow_static_image(ctx):
     """A static image has no loader: the shim says so, passes its variables
     on anyway, and what that image executes is followed again."""
-    need_plain_build(ctx)
     static = os.path.join(ctx.tmp, "followchild-static")
     cc = os.environ.get("CC", "cc")
     libc_a = subprocess.run([cc, "-print-file-name=libc.a"], stdout=subprocess.PIPE,
@@ -348,7 +349,8 @@ def test_follow_static_image(ctx):
                                            [static, "{fd}", "--exec", child, "-1"])
     assert answered == p.pid
     env = child_env(out)
-    assert env.get("LD_PRELOAD") == ctx.lib and env.get("SOCKSHIM_SESSION") == session, env
+    assert env.get("LD_PRELOAD") == followed_preload(ctx), env
+    assert env.get("SOCKSHIM_SESSION") == session, env
     lines = lib.sockshim_lines(err)
     assert len(lines) == 1 and "is statically linked" in lines[0], err
     evs = ctx.events(session)
@@ -390,7 +392,6 @@ def check_ledger_released(ctx, session, port, what):
 def test_follow_socket_activate_plain(ctx):
     """systemd-socket-activate -l ADDR -- followchild 3 --serve N: the server
     it executes (environment rebuilt without LD_PRELOAD) is followed."""
-    need_plain_build(ctx)
     exe = activate_exe()
     port = lib.free_port()
     session = ctx.session()
@@ -456,7 +457,6 @@ def test_follow_socket_activate_inetd(ctx):
     forked by the activator and executed with a rebuilt environment: each
     is followed; every accept recorded; no reference left to a closed
     connection, and the listener's references are its live holders."""
-    need_plain_build(ctx)
     exe = activate_exe()
     port = lib.free_port()
     session = ctx.session()
@@ -595,7 +595,6 @@ def nginx_upgrade(ctx, check):
     a new master with only TZ and NGINX in its environment; WINCH retires
     the old workers, QUIT the old master; a load runs throughout. Then
     CHECK(ctx, session, port, facts) while the new master serves."""
-    need_plain_build(ctx)
     port = lib.free_port()
     argv = acclib.nginx_argv(ctx, port, workers=NGINX_WORKERS)
     conf = os.path.join(ctx.tmp, "nginx.conf")
