@@ -758,9 +758,8 @@ static int find_object_path(void *addr, char *out, size_t len)
 	return 0;
 }
 
-/* Our own file, into OUT (LEN bytes), as find_object_path. A sanitized
- * build (make asan, make tsan) is the runtime, then ours: the runtime
- * must come first in the loader's list of a followed image too. */
+/* A sanitized build (make asan, make tsan) loads its runtime first: a
+ * followed image needs the runtime ahead of the shim too. */
 #if defined(__SANITIZE_ADDRESS__)
 extern void __asan_init(void);
 #define SANITIZER_RUNTIME ((void *)&__asan_init)
@@ -768,27 +767,22 @@ extern void __asan_init(void);
 extern void __tsan_init(void);
 #define SANITIZER_RUNTIME ((void *)&__tsan_init)
 #endif
-#ifdef SANITIZER_RUNTIME
-#define LIB_FORBIDDEN " " /* the runtime's path, a colon, ours */
-#else
-#define LIB_FORBIDDEN PRELOAD_SEPARATORS
-#endif
-static int find_lib_path(char *out, size_t len)
-{
-#ifdef SANITIZER_RUNTIME
-	size_t n;
 
-	if (find_object_path(SANITIZER_RUNTIME, out, len) < 0)
-		return -1;
-	n = strlen(out);
-	if (n + 2 > len)
-		return -1;
-	out[n++] = ':';
-	return find_object_path((void *)&find_lib_path, out + n, len - n);
-#else
-	return find_object_path((void *)&find_lib_path, out, len);
-#endif
+#ifdef SANITIZER_RUNTIME
+/* Put the runtime's path RT (one entry) ahead of ours: "RT:ours". */
+static void put_runtime_first(const char *rt)
+{
+	size_t n = strlen(rt);
+
+	if (!follow_on || rt[0] != '/' || strpbrk(rt, PRELOAD_SEPARATORS) ||
+	    n + 1 + lib_len >= sizeof(lib_path))
+		return;
+	memmove(lib_path + n + 1, lib_path, lib_len + 1);
+	memcpy(lib_path, rt, n);
+	lib_path[n] = ':';
+	lib_len += n + 1;
 }
+#endif
 
 int follow_setup(const struct shim_config *c, const char *lib)
 {
@@ -800,7 +794,7 @@ int follow_setup(const struct shim_config *c, const char *lib)
 	say_level = c->log_level;
 	if (!c->follow)
 		return 0;
-	if (lib[0] != '/' || len >= sizeof(lib_path) || strpbrk(lib, LIB_FORBIDDEN))
+	if (lib[0] != '/' || len >= sizeof(lib_path) || strpbrk(lib, PRELOAD_SEPARATORS))
 		return -1;
 	memcpy(lib_path, lib, len + 1);
 	lib_len = len;
@@ -828,11 +822,15 @@ __attribute__((constructor)) static void follow_start(void)
 	int saved = errno;
 
 	config_parse(&c, env_lookup, warn, sizeof(warn));
-	if (!c.follow || find_lib_path(lib, sizeof(lib)) < 0)
+	if (!c.follow || find_object_path((void *)&follow_start, lib, sizeof(lib)) < 0)
 		lib[0] = 0;
 	if (follow_setup(&c, lib) < 0)
 		shim_debug("cannot tell the path of " LIB_BASENAME " (or it holds a blank or a "
 			   "colon); the images this process executes are followed only if their "
 			   "environment carries LD_PRELOAD");
+#ifdef SANITIZER_RUNTIME
+	if (find_object_path(SANITIZER_RUNTIME, lib, sizeof(lib)) == 0)
+		put_runtime_first(lib);
+#endif
 	errno = saved;
 }
