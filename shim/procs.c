@@ -20,6 +20,7 @@
 #include "procs.h"
 #include "sockshim/rawio.h"
 
+/* Ours; read by every thread, cleared by the one that runs the exit. */
 static struct sockshim_proc *self_entry;
 
 static struct sockshim_proc *table(void)
@@ -159,7 +160,7 @@ int procs_start(pid_t pid, uint64_t ticks, int forked)
 	struct sockshim_proc *t = table(), *e;
 	int search = 0;
 
-	self_entry = NULL;
+	__atomic_store_n(&self_entry, NULL, __ATOMIC_RELEASE);
 	if (!t)
 		return 0;
 	e = find(t, pid);
@@ -171,7 +172,7 @@ int procs_start(pid_t pid, uint64_t ticks, int forked)
 			if (!was)
 				__atomic_store_n(&e->start_ticks, ticks, __ATOMIC_RELAXED);
 			search = after_exec(e, pid);
-			self_entry = e;
+			__atomic_store_n(&self_entry, e, __ATOMIC_RELEASE);
 			return search;
 		}
 	}
@@ -179,13 +180,13 @@ int procs_start(pid_t pid, uint64_t ticks, int forked)
 	 * parent is not preloaded, or ignores SIGCHLD). */
 	if (e)
 		gone(e, pid, SOCKSHIM_CLOSE_VIA_DEATH);
-	self_entry = claim(t, pid, ticks);
+	__atomic_store_n(&self_entry, claim(t, pid, ticks), __ATOMIC_RELEASE);
 	return 0;
 }
 
 static struct sockshim_proc *mine(pid_t pid)
 {
-	struct sockshim_proc *e = self_entry;
+	struct sockshim_proc *e = __atomic_load_n(&self_entry, __ATOMIC_ACQUIRE);
 
 	/* A vfork child runs on its parent's memory: its holds are not
 	 * the parent's list's. */
@@ -244,7 +245,7 @@ void procs_gone(pid_t pid, int via)
 	if (!t || pid <= 0)
 		return;
 	e = find(t, pid);
-	if (!e || e == self_entry)
+	if (!e || e == __atomic_load_n(&self_entry, __ATOMIC_ACQUIRE))
 		return;
 	gone(e, pid, via);
 	__atomic_fetch_add(&seg_header(&shim_seg)->procs_reaped, 1, __ATOMIC_RELAXED);
@@ -258,6 +259,6 @@ void procs_exit(pid_t pid)
 
 	if (!e)
 		return;
-	self_entry = NULL;
+	__atomic_store_n(&self_entry, NULL, __ATOMIC_RELEASE);
 	free_entry(e);
 }

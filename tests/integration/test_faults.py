@@ -154,6 +154,13 @@ def test_fault_truncate_restored(ctx):
 
 
 def test_fault_truncate_nginx(ctx):
+    if ctx.sanitizer == "thread":
+        # strace: the master's SIGCHLD handler runs under the runtime's own
+        # rt_sigprocmask(~[RTMIN RT_1]) (out of the shim's reach); its
+        # waitpid makes the reaper touch the shrunk segment, and the kernel
+        # kills on a SIGBUS that is blocked. Not so without the runtime.
+        raise lib.Skip("ThreadSanitizer runs signal handlers with SIGBUS blocked: the "
+                       "shim's fault in nginx's SIGCHLD handler kills it")
     port = lib.free_port()
     s = ctx.session()
     argv = acclib.nginx_argv(ctx, port, workers=4)
@@ -187,7 +194,8 @@ def test_fault_truncate_nginx(ctx):
     for r in READERS:
         reader_refuses(ctx, s, r, "sockshim:", "truncated")
     srvlib.signal_run(run, signal.SIGTERM)
-    assert srvlib.wait_exit(run, WAIT, "nginx under sockshim run") == 0
+    rc = srvlib.wait_exit(run, WAIT, "nginx under sockshim run")
+    assert rc == 0, "nginx under sockshim run exited %d" % rc
 
 
 def test_fault_segment_unlinked(ctx):
