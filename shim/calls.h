@@ -40,7 +40,11 @@ ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
 
 /* shim/calls_poll.c */
 int shim_poll(struct pollfd *fds, nfds_t n, int timeout);
-int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout);
+/* CALL: libc's select (it reads and writes the timeout itself), or the
+ * system call (the kernel's EFAULT, and a read-only timeout let be). */
+typedef int (*select_call)(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout);
+int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout,
+		select_call call);
 int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout);
 int shim_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,

@@ -7,7 +7,11 @@
  * only in the worker holding its poll token; the others wait for their
  * other descriptors in slices and try for the token between slices. For
  * epoll, the kernel's EPOLLEXCLUSIVE does the same job (see below). A set
- * with no listener in it costs a scan and the real call. */
+ * with no listener in it costs a scan and the real call.
+ * The program's arrays and sets are the kernel's to judge: before the call
+ * they are read and written only through usermem (a bad pointer gets
+ * EFAULT, as without the shim, not a crash), and only as many bytes as
+ * the kernel takes (an fd_set of NFDS bits may be smaller than fd_set). */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -22,10 +26,15 @@
 #include "export.h"
 #include "listeners.h"
 #include "real.h"
+#include "usermem.h"
 
 /* How long a worker without the token waits for its other descriptors
  * before it tries for the token again. */
 #define SLICE_MS 50
+
+/* A big poll set: only listeners among its first entries are serialized;
+ * the rest are passed through as they are. */
+#define POLL_SERIALIZED 64
 
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
@@ -62,9 +71,28 @@ static uint64_t deadline_of_ms(int timeout)
 	return timeout < 0 ? 0 : emit_now_ns() + (uint64_t)timeout * 1000000u;
 }
 
+/* Nanoseconds left until DEADLINE, for select; -1: none. */
+static int64_t ns_left(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (!deadline)
+		return -1;
+	now = emit_now_ns();
+	return now >= deadline ? 0 : (int64_t)(deadline - now);
+}
+
+static uint64_t deadline_of(uint64_t sec, uint64_t ns)
+{
+	/* 1, not 0: a zero timeout is a deadline already passed. */
+	uint64_t d = emit_now_ns() + sec * 1000000000u + ns;
+
+	return d ? d : 1;
+}
+
 /* After a poll: count the listeners it reported readable; a listener
  * whose token we hold but which is not readable gives its token back. */
-static void after_poll(struct pollfd *fds, nfds_t n, int ret)
+static void after_poll(const struct pollfd *fds, nfds_t n, int ret)
 {
 	nfds_t i;
 
@@ -87,22 +115,31 @@ static void after_poll(struct pollfd *fds, nfds_t n, int ret)
 
 /* serialize: hide from this poll the listeners whose token another worker
  * holds (fd -1 is skipped by the kernel). Returns how many were hidden;
- * their fds go to SAVED. */
-static nfds_t hide_listeners(struct pollfd *fds, nfds_t n, int *saved)
+ * their fds go to SAVED. FDS may be the program's own array only once the
+ * kernel has taken it (a poll returned); before, the entries are read from
+ * FIRST, a copy, and the hiding written through usermem (EFAULT: -1). */
+static long hide_listeners(struct pollfd *fds, const struct pollfd *first, nfds_t n, int *saved)
 {
-	nfds_t i, hidden = 0;
+	static const int hide = -1;
+	nfds_t i;
+	long hidden = 0;
 
+	for (i = 0; i < n; i++)
+		saved[i] = -1;
 	for (i = 0; i < n; i++) {
 		struct sockshim_listener *l;
+		int fd = first ? first[i].fd : fds[i].fd;
 
-		saved[i] = -1;
-		if (!fdtab_is_listener(fds[i].fd))
+		if (!fdtab_is_listener(fd))
 			continue;
-		l = listeners_entry(accept_listener_of(fds[i].fd));
-		if (!l || accept_token_take(l, fds[i].fd))
+		l = listeners_entry(accept_listener_of(fd));
+		if (!l || accept_token_take(l, fd))
 			continue;
-		saved[i] = fds[i].fd;
-		fds[i].fd = -1;
+		saved[i] = fd;
+		if (!first)
+			fds[i].fd = -1;
+		else if (usermem_write(&fds[i].fd, &hide, sizeof(hide)) < 0)
+			return -1; /* not writable: the kernel says EFAULT */
 		hidden++;
 	}
 	return hidden;
@@ -120,24 +157,32 @@ static void unhide_listeners(struct pollfd *fds, nfds_t n, const int *saved)
 	}
 }
 
-/* The serialized poll: CALL(fds, n, ms) is poll or ppoll. */
-static int poll_serialized(struct pollfd *fds, nfds_t n, uint64_t deadline,
+/* The serialized poll: CALL(fds, n, ms) is poll or ppoll. FIRST is the
+ * copy of the first LIMIT entries (serialize_limit) the caller read. */
+static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *first,
+			   nfds_t limit, uint64_t deadline,
 			   int (*call)(struct pollfd *, nfds_t, int, const void *), const void *arg)
 {
-	int saved[64], ret;
-	/* A big set: only listeners among its first 64 entries are
-	 * serialized; the rest are passed through as they are. */
-	nfds_t limit = n > 64 ? 64 : n;
+	int saved[POLL_SERIALIZED], ret;
 
 	for (;;) {
-		nfds_t hidden = hide_listeners(fds, limit, saved);
+		long hidden = hide_listeners(fds, first, limit, saved);
 		int ms = ms_left(deadline);
 
+		if (hidden < 0) {
+			/* Not writable: the ones hidden so far (writable) back,
+			 * the tokens taken back; the kernel says EFAULT. */
+			unhide_listeners(fds, limit, saved);
+			after_poll(first, limit, -1);
+			return call(fds, n, ms_left(deadline), arg);
+		}
+		first = NULL; /* the kernel takes the array from here on */
 		if (hidden && (ms < 0 || ms > SLICE_MS))
 			ms = SLICE_MS; /* come back for the token */
 		ret = call(fds, n, ms, arg);
 		unhide_listeners(fds, limit, saved);
-		after_poll(fds, n, ret);
+		if (ret >= 0 || errno == EINTR)
+			after_poll(fds, n, ret);
 		if (ret != 0 || !hidden || ms_left(deadline) == 0)
 			return ret;
 	}
@@ -165,45 +210,64 @@ static int call_ppoll(struct pollfd *fds, nfds_t n, int ms, const void *arg)
 	return real.ppoll(fds, n, &ts, a->mask);
 }
 
+/* serialize: the first LIMIT entries of FDS (the ones serialized: a big
+ * set's listeners past them are passed through as they are), copied into
+ * FIRST without trusting FDS. 1 when one is a listener; 0 when none is,
+ * or FDS is not readable (the kernel will say EFAULT). */
+static int serialize_limit(const struct pollfd *fds, nfds_t n, struct pollfd *first,
+			   nfds_t *limit)
+{
+	*limit = n > POLL_SERIALIZED ? POLL_SERIALIZED : n;
+	return *limit && usermem_read(first, fds, *limit * sizeof(*fds)) == 0 &&
+	       has_listener(first, *limit);
+}
+
+/* Not serialized: the call, then the count. The program's array is read
+ * only once the kernel has read it (a result, or EINTR). */
+static int poll_observed(struct pollfd *fds, nfds_t n, int ret)
+{
+	int err = errno;
+
+	if (ret >= 0 || err == EINTR)
+		after_poll(fds, n, ret);
+	errno = err;
+	return ret;
+}
+
 int shim_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-	int ret, err;
+	struct pollfd first[POLL_SERIALIZED];
+	nfds_t limit;
 
-	if (!counting() || !has_listener(fds, n))
+	if (!counting() || !fdtab_listeners_seen())
 		return real.poll(fds, n, timeout);
-	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
-		ret = poll_serialized(fds, n, deadline_of_ms(timeout), call_poll, NULL);
-	else {
-		ret = real.poll(fds, n, timeout);
-		err = errno;
-		after_poll(fds, n, ret);
-		errno = err;
-	}
-	return ret;
+	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && serialize_limit(fds, n, first, &limit))
+		return poll_serialized(fds, n, first, limit, deadline_of_ms(timeout), call_poll,
+				       NULL);
+	return poll_observed(fds, n, real.poll(fds, n, timeout));
 }
 
 static int shim_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
 		      const sigset_t *mask)
 {
 	struct ppoll_args a = {mask};
+	struct pollfd first[POLL_SERIALIZED];
+	struct timespec ts = {0, 0};
 	uint64_t deadline = 0;
-	int ret, err;
+	nfds_t limit;
 
-	if (!counting() || !has_listener(fds, n))
+	if (!counting() || !fdtab_listeners_seen())
 		return real.ppoll(fds, n, timeout, mask);
-	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE) {
+	/* A timeout the kernel refuses (EINVAL) or cannot read (EFAULT) is
+	 * the kernel's to answer: the slices would pass their own. */
+	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && serialize_limit(fds, n, first, &limit) &&
+	    (!timeout || (usermem_read(&ts, timeout, sizeof(ts)) == 0 && ts.tv_sec >= 0 &&
+			  ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000))) {
 		if (timeout)
-			deadline = emit_now_ns() + (uint64_t)timeout->tv_sec * 1000000000u +
-				   (uint64_t)timeout->tv_nsec;
-		if (timeout && !deadline)
-			deadline = 1;
-		return poll_serialized(fds, n, deadline, call_ppoll, &a);
+			deadline = deadline_of((uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec);
+		return poll_serialized(fds, n, first, limit, deadline, call_ppoll, &a);
 	}
-	ret = real.ppoll(fds, n, timeout, mask);
-	err = errno;
-	after_poll(fds, n, ret);
-	errno = err;
-	return ret;
+	return poll_observed(fds, n, real.ppoll(fds, n, timeout, mask));
 }
 
 /* select: the same with fd_sets. Listeners matter only in READ. */
@@ -211,12 +275,30 @@ static int select_has_listener(int nfds, const fd_set *rd)
 {
 	int fd;
 
-	if (!rd)
-		return 0;
 	for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
 		if (FD_ISSET(fd, rd) && fdtab_is_listener(fd))
 			return 1;
 	return 0;
+}
+
+/* The bytes of a set the kernel takes for NFDS (whole longs), at most an
+ * fd_set: the shim looks at descriptors below FD_SETSIZE only. */
+static size_t set_bytes(int nfds)
+{
+	int n = nfds < FD_SETSIZE ? nfds : FD_SETSIZE;
+
+	return ((size_t)n + 63) / 64 * 8;
+}
+
+/* The sets a select waits on: READ's first bytes copied into *ASKED
+ * (zeroed past them), without trusting READ. 1 when it names a listener;
+ * 0 when not, or not readable (the kernel will say EFAULT). */
+static int select_asked(int nfds, const fd_set *rd, fd_set *asked)
+{
+	if (!rd || nfds <= 0)
+		return 0;
+	FD_ZERO(asked);
+	return usermem_read(asked, rd, set_bytes(nfds)) == 0 && select_has_listener(nfds, asked);
 }
 
 static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int ret)
@@ -240,49 +322,83 @@ static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int re
 	}
 }
 
-/* CALL is select or pselect with the timeout in ns (-1 none). */
-static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, uint64_t deadline,
+/* Put back the sets the select waits on (their first B bytes): through
+ * usermem the first time (the kernel has not judged them yet), plainly
+ * once it has. 0, or -1 when one is not writable. */
+static int select_put(fd_set *const user[3], const fd_set want[3], size_t b, int trusted)
+{
+	struct iovec local[3], remote[3];
+	int i, n = 0;
+
+	for (i = 0; i < 3; i++) {
+		if (!user[i])
+			continue;
+		if (trusted) {
+			memcpy(user[i], &want[i], b);
+			continue;
+		}
+		local[n].iov_base = (void *)&want[i];
+		remote[n].iov_base = user[i];
+		local[n].iov_len = remote[n].iov_len = b;
+		n++;
+	}
+	return n ? usermem_writev(local, remote, n) : 0;
+}
+
+/* CALL is select or pselect with the timeout in ns (-1 none). ASKED is
+ * READ's copy (select_asked); only descriptors below FD_SETSIZE. */
+static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const fd_set *asked_in,
+			     uint64_t deadline,
 			     int (*call)(int, fd_set *, fd_set *, fd_set *, int64_t, const void *),
 			     const void *arg)
 {
-	fd_set want_rd, want_wr, want_ex, asked;
-	int fd, ret;
+	fd_set *const user[3] = {rd, wr, ex};
+	fd_set want[3], cur[3], asked;
+	size_t b = set_bytes(nfds);
+	struct iovec local[2], remote[2];
+	int fd, ret, n = 0, trusted = 0;
 
-	want_rd = *rd;
-	if (wr)
-		want_wr = *wr;
-	if (ex)
-		want_ex = *ex;
+	want[0] = *asked_in;
+	FD_ZERO(&want[1]);
+	FD_ZERO(&want[2]);
+	for (fd = 1; fd < 3; fd++) {
+		if (!user[fd])
+			continue;
+		local[n].iov_base = &want[fd];
+		remote[n].iov_base = user[fd];
+		local[n].iov_len = remote[n].iov_len = b;
+		n++;
+	}
+	if (n && usermem_readv(local, remote, n) < 0)
+		return call(nfds, rd, wr, ex, ns_left(deadline), arg); /* the kernel's EFAULT */
 	for (;;) {
 		int hidden = 0;
 		int64_t ns;
 
-		*rd = want_rd;
-		if (wr)
-			*wr = want_wr;
-		if (ex)
-			*ex = want_ex;
-		asked = want_rd;
+		memcpy(cur, want, sizeof(cur));
+		asked = want[0];
 		for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
 			struct sockshim_listener *l;
 
-			if (!FD_ISSET(fd, rd) || !fdtab_is_listener(fd))
+			if (!FD_ISSET(fd, &cur[0]) || !fdtab_is_listener(fd))
 				continue;
 			l = listeners_entry(accept_listener_of(fd));
 			if (!l || accept_token_take(l, fd))
 				continue;
 			listeners_worker(l); /* waits without the token: still a worker */
-			FD_CLR(fd, rd);
+			FD_CLR(fd, &cur[0]);
 			FD_CLR(fd, &asked);
 			hidden++;
 		}
-		if (!deadline)
-			ns = -1;
-		else {
-			uint64_t now = emit_now_ns();
-
-			ns = now >= deadline ? 0 : (int64_t)(deadline - now);
+		/* The first time, only a change needs writing; a set that is
+		 * not writable is the kernel's to refuse (EFAULT). */
+		if ((trusted || hidden) && select_put(user, cur, b, trusted) < 0) {
+			select_put(user, want, b, 0);       /* what was written, back */
+			after_select(nfds, &asked, rd, -1); /* the tokens taken, back */
+			return call(nfds, rd, wr, ex, ns_left(deadline), arg);
 		}
+		trusted = 1;
+		ns = ns_left(deadline);
 		if (hidden && (ns < 0 || ns > (int64_t)SLICE_MS * 1000000))
 			ns = (int64_t)SLICE_MS * 1000000;
 		ret = call(nfds, rd, wr, ex, ns, arg);
@@ -292,16 +408,20 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, uint6
 	}
 }
 
+struct select_args {
+	select_call call;
+};
+
 static int call_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t ns, const void *arg)
 {
+	const struct select_args *a = arg;
 	struct timeval tv;
 
-	(void)arg;
 	if (ns < 0)
-		return real.select(nfds, rd, wr, ex, NULL);
+		return a->call(nfds, rd, wr, ex, NULL);
 	tv.tv_sec = ns / 1000000000;
 	tv.tv_usec = (ns % 1000000000) / 1000;
-	return real.select(nfds, rd, wr, ex, &tv);
+	return a->call(nfds, rd, wr, ex, &tv);
 }
 
 static int call_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t ns, const void *arg)
@@ -315,39 +435,47 @@ static int call_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t ns
 	return real.pselect(nfds, rd, wr, ex, &ts, arg);
 }
 
-static uint64_t deadline_of(uint64_t sec, uint64_t ns)
+/* Not serialized: the call, then the count (READ is read only once the
+ * kernel has written it: a result). */
+static int select_observed(int nfds, const fd_set *asked, const fd_set *rd, int ret)
 {
-	/* 1, not 0: a zero timeout is a deadline already passed. */
-	uint64_t d = emit_now_ns() + sec * 1000000000u + ns;
+	int err = errno;
 
-	return d ? d : 1;
+	after_select(nfds, asked, rd, ret);
+	errno = err;
+	return ret;
 }
 
-int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
+int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout,
+		select_call call)
 {
+	struct select_args a = {call};
 	fd_set asked;
-	uint64_t deadline = 0;
+	struct timeval tv = {0, 0};
+	uint64_t deadline = 0, now, left;
 	int ret, err;
 
-	if (!counting() || !select_has_listener(nfds, rd))
-		return real.select(nfds, rd, wr, ex, timeout);
-	asked = *rd;
-	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE) {
-		ret = real.select(nfds, rd, wr, ex, timeout);
-		err = errno;
-		after_select(nfds, &asked, rd, ret);
-		errno = err;
-		return ret;
-	}
+	if (!counting() || !fdtab_listeners_seen() || !select_asked(nfds, rd, &asked))
+		return call(nfds, rd, wr, ex, timeout);
+	/* serialize, but not a set past FD_SETSIZE (its higher descriptors
+	 * could not be put back between slices), nor a timeout the kernel
+	 * refuses (EINVAL) or cannot read (EFAULT): the kernel answers. */
+	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE || nfds > FD_SETSIZE ||
+	    (timeout && (usermem_read(&tv, timeout, sizeof(tv)) < 0 || tv.tv_sec < 0 ||
+			 tv.tv_usec < 0)))
+		return select_observed(nfds, &asked, rd, call(nfds, rd, wr, ex, timeout));
 	if (timeout)
-		deadline = deadline_of((uint64_t)timeout->tv_sec, (uint64_t)timeout->tv_usec * 1000u);
-	ret = select_serialized(nfds, rd, wr, ex, deadline, call_select, NULL);
+		deadline = deadline_of((uint64_t)tv.tv_sec, (uint64_t)tv.tv_usec * 1000u);
+	ret = select_serialized(nfds, rd, wr, ex, &asked, deadline, call_select, &a);
 	err = errno;
-	if (timeout) { /* Linux tells how much of the timeout is left */
-		uint64_t now = emit_now_ns(), left = now >= deadline ? 0 : deadline - now;
-
-		timeout->tv_sec = (time_t)(left / 1000000000u);
-		timeout->tv_usec = (suseconds_t)(left % 1000000000u / 1000u);
+	if (timeout) {
+		/* Linux tells how much of the timeout is left, and lets a
+		 * timeval in read-only memory be. */
+		now = emit_now_ns();
+		left = now >= deadline ? 0 : deadline - now;
+		tv.tv_sec = (time_t)(left / 1000000000u);
+		tv.tv_usec = (suseconds_t)(left % 1000000000u / 1000u);
+		(void)usermem_write(timeout, &tv, sizeof(tv));
 	}
 	errno = err;
 	return ret;
@@ -357,22 +485,19 @@ static int shim_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
 			const struct timespec *timeout, const sigset_t *mask)
 {
 	fd_set asked;
+	struct timespec ts = {0, 0};
 	uint64_t deadline = 0;
-	int ret, err;
 
-	if (!counting() || !select_has_listener(nfds, rd))
+	if (!counting() || !fdtab_listeners_seen() || !select_asked(nfds, rd, &asked))
 		return real.pselect(nfds, rd, wr, ex, timeout, mask);
-	asked = *rd;
-	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE) {
-		ret = real.pselect(nfds, rd, wr, ex, timeout, mask);
-		err = errno;
-		after_select(nfds, &asked, rd, ret);
-		errno = err;
-		return ret;
-	}
+	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE || nfds > FD_SETSIZE ||
+	    (timeout && (usermem_read(&ts, timeout, sizeof(ts)) < 0 || ts.tv_sec < 0 ||
+			 ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)))
+		return select_observed(nfds, &asked, rd,
+				       real.pselect(nfds, rd, wr, ex, timeout, mask));
 	if (timeout)
-		deadline = deadline_of((uint64_t)timeout->tv_sec, (uint64_t)timeout->tv_nsec);
-	return select_serialized(nfds, rd, wr, ex, deadline, call_pselect, mask);
+		deadline = deadline_of((uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec);
+	return select_serialized(nfds, rd, wr, ex, &asked, deadline, call_pselect, mask);
 }
 
 /* epoll. Its events carry the caller's data, not the fd: epoll_ctl
@@ -454,9 +579,8 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		errno = err;
 		return ret;
 	}
-	if (!ev)
-		return real.epoll_ctl(epfd, op, fd, ev);
-	mine = *ev;
+	if (!ev || usermem_read(&mine, ev, sizeof(mine)) < 0)
+		return real.epoll_ctl(epfd, op, fd, ev); /* the kernel's EFAULT */
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && !(mine.events & (EPOLLET | EPOLLONESHOT))) {
 		exclusive = !(mine.events & EPOLLEXCLUSIVE);
 		mine.events |= EPOLLEXCLUSIVE;
@@ -476,7 +600,7 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	}
 	err = errno;
 	if (ret == 0)
-		reg_put(epfd, fd, ev->data.u64, exclusive);
+		reg_put(epfd, fd, mine.data.u64, exclusive);
 	errno = err;
 	return ret;
 }
@@ -566,7 +690,7 @@ SHIM_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec 
 SHIM_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
 {
 	real_ensure();
-	return shim_select(nfds, rd, wr, ex, timeout);
+	return shim_select(nfds, rd, wr, ex, timeout, real.select);
 }
 
 SHIM_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,

@@ -35,6 +35,7 @@
 #include "export.h"
 #include "real.h"
 #include "sigbus.h"
+#include "usermem.h"
 
 /* libc's syscall() is no cancellation point (libuv calls it for close for
  * that reason); the libc functions behind the logic of close, accept,
@@ -135,22 +136,12 @@ struct kernel_sigaction {
 
 static int copy_in(void *dst, const void *src, size_t len)
 {
-	struct iovec local = {dst, len}, remote = {(void *)src, len};
-	int saved = errno, ok;
-
-	ok = process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
-	errno = saved;
-	return ok;
+	return usermem_read(dst, src, len) == 0;
 }
 
 static int copy_out(void *dst, const void *src, size_t len)
 {
-	struct iovec local = {(void *)src, len}, remote = {dst, len};
-	int saved = errno, ok;
-
-	ok = process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
-	errno = saved;
-	return ok;
+	return usermem_write(dst, src, len) == 0;
 }
 
 #define PASS(n) real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5])
@@ -222,6 +213,15 @@ static __attribute__((noinline)) long sys_rt_sigprocmask(const long a[6])
 /* ---- the router ---------------------------------------------------------
  * Arguments are converted as the kernel converts them (descriptors to
  * 32 bits) or as libc's prototype does where that loses nothing. */
+#ifdef SYS_select
+/* The select that syscall(SYS_select) makes: the kernel's, whose timeout
+ * libc's select would read and write itself. */
+static int sys_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
+{
+	return (int)real.syscall(SYS_select, (long)nfds, rd, wr, ex, timeout);
+}
+#endif
+
 static __attribute__((noinline)) long shim_syscall_slow(long n, const long a[6], void *caller)
 {
 	switch (n) {
@@ -293,7 +293,7 @@ static __attribute__((noinline)) long shim_syscall_slow(long n, const long a[6],
 	case SYS_select:
 		real_ensure();
 		return NOCANCEL(shim_select((int)a[0], ptr(a[1]), ptr(a[2]), ptr(a[3]),
-					    ptr(a[4])));
+					    ptr(a[4]), sys_select));
 #endif
 	case SYS_epoll_ctl:
 		real_ensure();

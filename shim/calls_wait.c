@@ -27,7 +27,7 @@ static void reaped(pid_t pid, int status)
 
 static pid_t shim_wait4(pid_t pid, int *status, int options, struct rusage *ru, int which)
 {
-	int mine;
+	int mine = 0;
 	int *st = status ? status : &mine;
 	pid_t ret;
 

@@ -50,6 +50,14 @@ int fdtab_get(int fd, struct fd_entry *out)
 	return 1;
 }
 
+uint32_t fdtab_listeners;
+
+static void note_listener(uint64_t flags)
+{
+	if ((flags & FDT_LISTENER) && !fdtab_listeners_seen())
+		__atomic_store_n(&fdtab_listeners, 1, __ATOMIC_RELAXED);
+}
+
 int fdtab_set(int fd, const struct fd_entry *e)
 {
 	const sockshim_word *src = (const sockshim_word *)e;
@@ -59,6 +67,7 @@ int fdtab_set(int fd, const struct fd_entry *e)
 
 	if ((unsigned)fd >= fdtab_capacity)
 		return -EMFILE;
+	note_listener(e->flags);
 	dst = (sockshim_word *)&fdtab[fd];
 	for (i = 1; i < ENTRY_WORDS; i++)
 		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
@@ -85,6 +94,7 @@ uint64_t fdtab_flags_or(int fd, uint64_t bits)
 {
 	if ((unsigned)fd >= fdtab_capacity)
 		return 0;
+	note_listener(bits);
 	return __atomic_fetch_or(&fdtab[fd].flags, bits, __ATOMIC_RELAXED);
 }
 

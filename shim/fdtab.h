@@ -72,6 +72,16 @@ static inline uint32_t fdtab_ledger(int fd)
 	return __atomic_load_n(&fdtab[fd].ledger, __ATOMIC_RELAXED);
 }
 
+/* Has this process ever tracked a listener? Set for good by the first:
+ * the calls that look for listeners in the program's arrays skip them
+ * until then. */
+extern uint32_t fdtab_listeners;
+
+static inline int fdtab_listeners_seen(void)
+{
+	return __atomic_load_n(&fdtab_listeners, __ATOMIC_RELAXED) != 0;
+}
+
 /* Copy FD's entry into *OUT. 1 if tracked, else 0. */
 int fdtab_get(int fd, struct fd_entry *out);
 

@@ -53,6 +53,18 @@ def test_wrapcheck_under_shim(ctx):
     assert not problems, "\n".join(problems)
 
 
+def test_wrapcheck_under_shim_serialize(ctx):
+    """The same with SOCKSHIM_ACCEPT=serialize, where poll and select hide
+    listeners and put the program's sets back between slices."""
+    s = ctx.session()
+    res = ctx.run([ctx.prog("wrapcheck")], session=s,
+                  extra_env={"WRAPCHECK_PRELOAD": "1", "SOCKSHIM_ACCEPT": "serialize"},
+                  timeout=90)
+    assert res.returncode == 0, "wrapcheck fails under serialize: " + cmocka_summary(res)
+    assert not lib.sockshim_lines(res.stderr), res.stderr
+    check_events(ctx.events(s))
+
+
 def check_events(evs):
     """The preload was active: the session holds wrapcheck's events, and
     the ones it is sure to cause are there, exactly."""

@@ -73,6 +73,22 @@ static int group_setup(void **state)
 	return fdtab_init(CAP);
 }
 
+/* No listener seen until one is tracked (by fdtab_set or a flag), for good. */
+static void test_fdtab_listeners_seen(void **state)
+{
+	struct fd_entry e = entry(40, FDT_CLOEXEC), out;
+
+	(void)state;
+	assert_false(fdtab_listeners_seen());
+	assert_int_equal(fdtab_set(40, &e), 0);
+	fdtab_flags_or(40, FDT_NONBLOCK);
+	assert_false(fdtab_listeners_seen());
+	fdtab_flags_or(40, FDT_LISTENER);
+	assert_true(fdtab_listeners_seen());
+	assert_int_equal(fdtab_take(40, &out), 1);
+	assert_true(fdtab_listeners_seen());
+}
+
 static void test_fdtab_init_keeps_first_capacity(void **state)
 {
 	(void)state;
@@ -428,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_fdtab_before_init),
 	};
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fdtab_listeners_seen), /* first: none seen yet */
 		cmocka_unit_test(test_fdtab_init_keeps_first_capacity),
 		cmocka_unit_test(test_fdtab_set_get_take),
 		cmocka_unit_test(test_fdtab_capacity_bound),

@@ -1,0 +1,25 @@
+/* The program's memory, read and written without trusting it: where the
+ * kernel would answer a bad pointer with EFAULT, a load or store of ours
+ * would crash the program. process_vm_readv/writev on ourselves fail
+ * where the kernel would. errno is left as it was. */
+#ifndef SOCKSHIM_USERMEM_H
+#define SOCKSHIM_USERMEM_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+
+/* Copy N pieces: REMOTE[i] (the program's) into LOCAL[i] (ours), the same
+ * lengths. 0, or -1 when one is not readable as a whole. Where a sandbox
+ * refuses the calls (ENOSYS, EPERM), copied as libc itself would read. */
+int usermem_readv(const struct iovec *local, const struct iovec *remote, int n);
+
+/* Copy N pieces: LOCAL[i] into REMOTE[i]. 0, or -1 when one is not
+ * writable as a whole (some may have been written). Refused by a sandbox:
+ * copied as plain stores. */
+int usermem_writev(const struct iovec *local, const struct iovec *remote, int n);
+
+/* One piece each way. */
+int usermem_read(void *dst, const void *src, size_t len);
+int usermem_write(void *dst, const void *src, size_t len);
+
+#endif
