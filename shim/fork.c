@@ -34,7 +34,6 @@ struct reservation {
 static __thread struct reservation reserved[RESERVED_MAX]
 	__attribute__((tls_model("initial-exec")));
 static __thread unsigned n_reserved __attribute__((tls_model("initial-exec")));
-static __thread int in_our_fork __attribute__((tls_model("initial-exec")));
 static __thread pid_t parent_pid __attribute__((tls_model("initial-exec")));
 static __thread pid_t parent_tid __attribute__((tls_model("initial-exec")));
 
@@ -148,8 +147,10 @@ static void before_fork(void)
 	errno = saved;
 }
 
-/* The child's only thread: refresh the cached identity, claim the
- * references, and log the fork if no wrapper in the parent will. */
+/* The child's only thread: refresh the cached identity, log the fork,
+ * claim the references. The child logs it, before anything else it
+ * does: its fork record precedes every record of its own (the parent,
+ * logging after fork returned, could come after the child's first). */
 static void in_fork_child(void)
 {
 	pid_t child = getpid();
@@ -158,12 +159,10 @@ static void in_fork_child(void)
 	shim_forget_tid();
 	if (shim_inert)
 		return;
+	log_fork(parent_pid, parent_tid, child);
 	/* Our own entry first: the holds below are listed in it. */
 	procs_start(child, procs_start_ticks(), 1);
 	fork_child_holds(parent_pid, child, 1);
-	if (!in_our_fork)
-		log_fork(parent_pid, parent_tid, child);
-	in_our_fork = 0;
 }
 
 int fork_install(void)
@@ -176,18 +175,12 @@ static pid_t shim_fork(void)
 	pid_t pid;
 	int err;
 
-	in_our_fork = 1;
 	pid = real.fork();
 	err = errno;
 	if (pid == 0)
 		return 0; /* the child handler did the child's part */
-	in_our_fork = 0;
-	if (!shim_inert) {
-		if (pid > 0)
-			log_fork(shim_getpid(), shim_gettid(), pid);
-		else
-			unreserve(); /* no child: give its references back */
-	}
+	if (!shim_inert && pid < 0)
+		unreserve(); /* no child: give its references back */
 	n_reserved = 0;
 	errno = err;
 	return pid;

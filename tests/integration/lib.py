@@ -593,7 +593,8 @@ class Context:
     def events(self, session, args=()):
         """The session's events, without `lost` markers. Through the command
         unless the run says --events raw (or auto and the command is not
-        ready). Fails the test if events were lost."""
+        ready). Fails the test if events were lost, or if a child's record
+        precedes its fork record."""
         mode = self.events_mode
         if mode == "auto":
             mode = "command" if self.tool_ready() else "raw"
@@ -603,12 +604,29 @@ class Context:
             ring = self.raw(session)
             if ring.lost:
                 raise AssertionError("session %s lost %d events" % (session, ring.lost))
+            check_fork_order(ring.events)
             return ring.events
         evs = self.events_cmd(session, args)
         lost = [e for e in evs if e.get("type") == "lost"]
         if lost:
             raise AssertionError("session %s lost events: %s" % (session, lost))
+        check_fork_order(evs)
         return evs
+
+
+def check_fork_order(evs):
+    """Every event stream: a child's fork record comes before any record of
+    the child's own (pid == child_pid), however the two processes ran."""
+    first = {}
+    for e in evs:
+        first.setdefault(e["pid"], e)
+    for e in evs:
+        if e["type"] != "fork":
+            continue
+        mine = first.get(e["child_pid"])
+        if mine is not None and mine["seq"] < e["seq"]:
+            raise AssertionError("pid %d's %s record (seq %d) precedes its fork record (seq %d)"
+                                 % (e["child_pid"], mine["type"], mine["seq"], e["seq"]))
 
 
 def session_path(uid, name):

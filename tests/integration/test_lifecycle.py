@@ -204,3 +204,34 @@ def test_lifecycle_listen_twice(ctx):
     assert r.returncode == 0, r.stderr
     st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
     assert [o["listen_backlog"] for o in st] == [1024], st
+
+
+FORK_SCRIPT = """
+import os, socket, sys
+s = socket.socket()
+for i in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        s.close()  # the child's first record, at once
+        os._exit(0)
+    os.waitpid(pid, 0)
+print(os.getpid())
+"""
+
+
+def test_lifecycle_fork_record_first(ctx):
+    """A child's fork record precedes its own records: 1,000 children that
+    close a socket the moment fork returns (the parent logged the fork
+    after fork returned in it, and 0 to 5 of 300 children's closes came
+    first). ctx.events checks the order for every test's stream; here each
+    child's close is there, after its fork."""
+    n = 1000
+    s = ctx.session()
+    r = ctx.run([srvlib.python3(), "-c", FORK_SCRIPT, str(n)], session=s, valgrind=False)
+    assert r.returncode == 0, r.stderr
+    parent = int(r.stdout.split()[-1])
+    evs = ctx.events(s)
+    forks = {e["child_pid"]: e["seq"] for e in evs if e["type"] == "fork" and e["pid"] == parent}
+    closes = {e["pid"]: e["seq"] for e in evs if e["type"] == "close" and e["pid"] in forks}
+    assert len(closes) == n, "%d of %d children's closes recorded" % (len(closes), n)
+    assert all(forks[p] < seq for p, seq in closes.items())
