@@ -24,6 +24,7 @@
 #include "session.h"
 #include "session_watch.h"
 #include "sockshim/seg_guard.h"
+#include "sockshim/thread_state.h"
 #include "sockdiag.h"
 #include "stats_model.h"
 
@@ -170,8 +171,23 @@ static void thread_comm(char *buf, size_t len, int pid, int tid)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
+/* Has thread TID of process PID ended? Its /proc entry is gone, or it is
+ * dead; not when /proc cannot tell (no /proc, another pid namespace's
+ * numbers are not ours to judge either way: kept). */
+static int thread_ended(int32_t pid, int32_t tid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
+	if (stat(path, &st) < 0)
+		return errno == ENOENT && stat("/proc/self", &st) == 0;
+	return thread_state_dead(thread_state((pid_t)tid));
+}
+
 /* Take a snapshot of the listener table into F->v, with the kernel's
- * accept queues. 0 or -ENOMEM. */
+ * accept queues; the rows of ended threads go to the retired row. 0 or
+ * -ENOMEM. */
 static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats_listener *tmp)
 {
 	struct sockdiag_list kern = {0};
@@ -190,6 +206,7 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 		struct stats_entry *e = &f->v[i];
 
 		memcpy(&e->s, &tmp[i], sizeof(e->s));
+		stats_retire_ended(&e->s, thread_ended);
 		stats_addr(e->addr, sizeof(e->addr), &e->s);
 		e->have_queue = 0;
 		for (j = 0; j < kern.n; j++) {
@@ -443,7 +460,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	fputc('\n', out);
 	table_workers(out, e, total);
 	if (s->retired_workers)
-		fprintf(out, "  and %" PRIu64 " ended worker%s whose rows went to others: %" PRIu64
+		fprintf(out, "  and %" PRIu64 " worker%s that ended (rows retired): %" PRIu64
 			     " accepts, %" PRIu64 " spurious, %" PRIu64 " empty (in the totals "
 			     "above)\n",
 			s->retired_workers, s->retired_workers == 1 ? "" : "s", s->retired.accepts,

@@ -152,6 +152,39 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	return LOAD(&src->inode) == inode ? 0 : -EAGAIN;
 }
 
+static void add_sat(uint64_t *to, uint64_t v)
+{
+	if (__builtin_add_overflow(*to, v, to))
+		*to = UINT64_MAX;
+}
+
+size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid))
+{
+	size_t i, kept = 0, moved = 0;
+	size_t n = s->nworkers < SOCKSHIM_WORKERS ? s->nworkers : SOCKSHIM_WORKERS;
+
+	for (i = 0; i < n; i++) {
+		const struct stats_worker *w = &s->workers[i];
+
+		if (!ended(w->pid, w->tid)) {
+			s->workers[kept++] = *w;
+			continue;
+		}
+		add_sat(&s->retired.calls, w->calls);
+		add_sat(&s->retired.accepts, w->accepts);
+		add_sat(&s->retired.spurious, w->spurious);
+		add_sat(&s->retired.empty, w->empty);
+		add_sat(&s->retired.eintr, w->eintr);
+		add_sat(&s->retired.lock_wait_ns, w->lock_wait_ns);
+		if (w->last_ns > s->retired.last_ns)
+			s->retired.last_ns = w->last_ns;
+		add_sat(&s->retired_workers, 1);
+		moved++;
+	}
+	s->nworkers = (unsigned)kept;
+	return moved;
+}
+
 static int by_address(const void *a, const void *b)
 {
 	const struct stats_listener *x = a, *y = b;

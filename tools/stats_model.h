@@ -100,6 +100,12 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 void stats_read_table(const struct sockshim_listener *table, size_t n, struct stats_listener *out,
 		      size_t *nout);
 
+/* Rows of threads that have ended, known to ENDED(pid, tid) (the reader
+ * asks /proc), are moved into the retired row, as the shim itself recycles
+ * them: the living are the rows, fairness is among them, and no count is
+ * lost. How many rows it moved. */
+size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
+
 /* "observe", "serialize", "off", or NULL for a value outside the enum. */
 const char *stats_mode_name(unsigned mode);
 

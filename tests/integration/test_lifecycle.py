@@ -141,9 +141,19 @@ def test_lifecycle_gunicorn_hup_and_kill(ctx):
     _serve(port, 20)
     # A worker killed outright: the master reaps it and starts another.
     os.kill(workers[0], signal.SIGKILL)
-    _wait_workers(run, 4, "gunicorn after kill -9", exclude=(workers[0],))
+    _, live = _wait_workers(run, 4, "gunicorn after kill -9", exclude=(workers[0],))
     _serve(port, 20)
     _exact(ctx, s, run, "gunicorn after 3 HUPs and a kill -9")
+    # stats of the living: rows only for live workers; the 13 that ended
+    # (3 HUPs x 4, one killed) retired with their counts, none lost.
+    st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
+    assert len(st) == 1, st
+    rows = {w["pid"] for w in st[0]["workers"]}
+    assert rows <= set(live) | {master}, "rows of ended workers %s" % (rows - set(live))
+    ret = st[0]["retired_workers"]
+    assert ret["count"] >= 13, ret
+    got = (sum(w["accepts"] for w in st[0]["workers"]), ret["accepts"], st[0]["accepts"])
+    assert got[0] + got[1] == got[2] >= 80, got
     _stop(run)
 
 

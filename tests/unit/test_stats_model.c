@@ -438,6 +438,54 @@ static void test_read_duplicates(void **state)
 	free(out);
 }
 
+/* Ended threads for test_retire_ended: pid 20's, and tid 31. */
+static int fake_ended(int32_t pid, int32_t tid)
+{
+	return pid == 20 || tid == 31;
+}
+
+static void test_retire_ended(void **state)
+{
+	struct stats_listener *s = calloc(1, sizeof(*s));
+
+	(void)state;
+	assert_non_null(s);
+	s->nworkers = 4;
+	s->workers[0] = (struct stats_worker){.pid = 10, .tid = 10, .calls = 5, .accepts = 4};
+	s->workers[1] = (struct stats_worker){.pid = 20, .tid = 21, .calls = 7, .accepts = 6,
+					      .spurious = 1, .empty = 2, .eintr = 3,
+					      .lock_wait_ns = 100, .last_ns = 900};
+	s->workers[2] = (struct stats_worker){.pid = 30, .tid = 31, .calls = 9, .accepts = 8,
+					      .last_ns = 500};
+	s->workers[3] = (struct stats_worker){.pid = 30, .tid = 32, .calls = 1, .accepts = 1};
+	s->retired_workers = 2;
+	s->retired.accepts = 50;
+	s->retired.last_ns = 700;
+	assert_int_equal(stats_retire_ended(s, fake_ended), 2);
+	/* The living, in their order; the ended summed, none lost. */
+	assert_int_equal(s->nworkers, 2);
+	assert_int_equal(s->workers[0].tid, 10);
+	assert_int_equal(s->workers[1].tid, 32);
+	assert_int_equal(s->retired_workers, 4);
+	assert_int_equal(s->retired.calls, 16);
+	assert_int_equal(s->retired.accepts, 64);
+	assert_int_equal(s->retired.spurious, 1);
+	assert_int_equal(s->retired.empty, 2);
+	assert_int_equal(s->retired.eintr, 3);
+	assert_int_equal(s->retired.lock_wait_ns, 100);
+	assert_int_equal(s->retired.last_ns, 900);
+	/* Nothing more to retire; a count past the table is bounded. */
+	assert_int_equal(stats_retire_ended(s, fake_ended), 0);
+	s->retired.accepts = UINT64_MAX;
+	for (unsigned i = 2; i < SOCKSHIM_WORKERS; i++)
+		s->workers[i] = (struct stats_worker){.pid = 40, .tid = (int32_t)(40 + i)};
+	s->nworkers = 1000;
+	assert_int_equal(stats_retire_ended(s, fake_ended), 0);
+	assert_int_equal(s->nworkers, SOCKSHIM_WORKERS);
+	assert_true(s->retired.accepts == UINT64_MAX);
+	free(s);
+}
+
 static void test_worker_accepts(void **state)
 {
 	struct stats_listener *s = calloc(1, sizeof(*s));
@@ -479,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_jain),            cmocka_unit_test(test_max_min_and_ratios),
 		cmocka_unit_test(test_fmt),             cmocka_unit_test(test_read_listener),
 		cmocka_unit_test(test_read_table),      cmocka_unit_test(test_worker_accepts),
+		cmocka_unit_test(test_retire_ended),
 		cmocka_unit_test(test_read_duplicates),
 	};
 
