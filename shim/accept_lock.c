@@ -396,8 +396,10 @@ int accept_token_take(struct sockshim_listener *l, int fd)
 	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_ACQUIRE);
 	int why = -1;
 
-	if (cur == self)
+	if (cur == self) {
+		stat_add(&l->token_waits, 1);
 		return 1;
+	}
 	/* Held by a thread that is gone (its process killed): free. */
 	if (cur && !listeners_thread_gone(cur)) {
 		why = token_stuck(l, fd, cur);
@@ -410,6 +412,7 @@ int accept_token_take(struct sockshim_listener *l, int fd)
 	if (why >= 0 && why < SOCKSHIM_BYPASS_COUNT)
 		stat_add(&l->token_taken[why], 1);
 	__atomic_store_n(&l->poller_since_ns, mono_ns(), __ATOMIC_RELAXED);
+	stat_add(&l->token_waits, 1);
 	return 1;
 }
 

@@ -599,8 +599,14 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		ret = real.epoll_ctl(epfd, op, fd, &mine);
 	}
 	err = errno;
-	if (ret == 0)
+	if (ret == 0) {
+		struct sockshim_listener *l;
+
 		reg_put(epfd, fd, mine.data.u64, exclusive);
+		/* EPOLLEXCLUSIVE, ours or the program's (nginx's own). */
+		if ((mine.events & EPOLLEXCLUSIVE) && (l = listeners_entry(accept_listener_of(fd))))
+			stat_add(&l->epoll_exclusive, 1);
+	}
 	errno = err;
 	return ret;
 }

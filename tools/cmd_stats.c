@@ -311,7 +311,8 @@ static void table_workers(FILE *out, const struct stats_entry *e, uint64_t total
 	unsigned i;
 
 	if (!e->s.nworkers) {
-		fprintf(out, "  no worker has tried to accept on it yet\n");
+		fprintf(out, e->s.retired_workers ? "  no live worker accepts on it now\n"
+						  : "  no worker has tried to accept on it yet\n");
 		return;
 	}
 	fprintf(out, "  %8s %8s %-16s %9s %9s %6s %9s %8s %8s %9s\n", "PID", "TID", "COMM",
@@ -395,6 +396,44 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 	}
 }
 
+/* How the listener is gated, by mechanism and with that mechanism's own
+ * count: serialize gates a blocking accept with the lock, poll and select
+ * with the poll token, epoll with EPOLLEXCLUSIVE (a server with
+ * non-blocking listeners takes the lock 0 times, rightly). In the other
+ * modes, the program's own EPOLLEXCLUSIVE. */
+static void table_gating(FILE *out, const struct stats_listener *s)
+{
+	const char *sep = "";
+
+	if (s->mode != SOCKSHIM_ACCEPT_SERIALIZE) {
+		if (s->epoll_exclusive)
+			fprintf(out, "  epoll: EPOLLEXCLUSIVE of the program's own, %" PRIu64
+				     " registration%s\n",
+				s->epoll_exclusive, s->epoll_exclusive == 1 ? "" : "s");
+		return;
+	}
+	fputs("  gated by:", out);
+	if (s->lock_acquisitions) {
+		fprintf(out, " the accept lock (blocking accept), %" PRIu64 " acquisitions",
+			s->lock_acquisitions);
+		sep = ";";
+	}
+	if (s->token_waits) {
+		fprintf(out, "%s the poll token (poll/select), %" PRIu64 " waits with it", sep,
+			s->token_waits);
+		sep = ";";
+	}
+	if (s->epoll_exclusive) {
+		fprintf(out, "%s EPOLLEXCLUSIVE (epoll), %" PRIu64 " registration%s", sep,
+			s->epoll_exclusive, s->epoll_exclusive == 1 ? "" : "s");
+		sep = ";";
+	}
+	if (!*sep)
+		fputs(" nothing yet (no blocking accept, poll, select or epoll wait on it so far)",
+		      out);
+	fputc('\n', out);
+}
+
 static void table_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;
@@ -446,6 +485,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	else
 		snprintf(c, sizeof(c), "-");
 	cells(out, "fairness (Jain)", a, "max/min accepts", b, "queue/backlog", c);
+	table_gating(out, s);
 
 	table_lock(out, s, f->now_ns);
 	if (s->poller) {
@@ -689,9 +729,10 @@ static void json_listener(FILE *out, const struct stats_frame *f, const struct s
 		",\"empty_accepts\":%" PRIu64 ",\"poll_wakeups\":%" PRIu64 ",\"eintr\":%" PRIu64
 		",\"econnaborted\":%" PRIu64 ",\"emfile_enfile\":%" PRIu64
 		",\"lock_acquisitions\":%" PRIu64 ",\"lock_contended\":%" PRIu64
-		",\"lock_owner_died\":%" PRIu64,
+		",\"lock_owner_died\":%" PRIu64 ",\"poll_token_waits\":%" PRIu64
+		",\"epoll_exclusive_registrations\":%" PRIu64,
 		s->empty, s->wakeups, s->eintr, s->econnaborted, s->emfile, s->lock_acquisitions,
-		s->lock_contended, s->owner_died);
+		s->lock_contended, s->owner_died, s->token_waits, s->epoll_exclusive);
 	json_hist(out, "lock_wait_ns", s->wait_hist, 1);
 	json_hist(out, "lock_hold_ns", s->hold_hist, 0);
 	fprintf(out, ",\"waiters\":%u,\"max_waiters\":%u,\"holder\":", s->waiters, s->max_waiters);

@@ -232,6 +232,14 @@ static const struct {
 	{"sockshim_lock_owner_died_total",
 	 "Accept locks taken over from a holder that died holding them.",
 	 offsetof(struct stats_listener, owner_died)},
+	{"sockshim_poll_token_waits_total",
+	 "poll and select waits for the listener that held its poll token "
+	 "(SOCKSHIM_ACCEPT=serialize gates poll and select so).",
+	 offsetof(struct stats_listener, token_waits)},
+	{"sockshim_epoll_exclusive_registrations_total",
+	 "epoll registrations of the listener with EPOLLEXCLUSIVE, the shim's "
+	 "(SOCKSHIM_ACCEPT=serialize) or the program's own.",
+	 offsetof(struct stats_listener, epoll_exclusive)},
 	{"sockshim_lock_unlock_errors_total",
 	 "Unlocks that found the accept lock no longer the unlocker's (taken over or "
 	 "overwritten).",

@@ -108,6 +108,8 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	dst->owner_died = LOAD(&src->owner_died);
 	dst->worker_overflow = LOAD(&src->worker_overflow);
 	dst->unlock_errors = LOAD(&src->unlock_errors);
+	dst->token_waits = LOAD(&src->token_waits);
+	dst->epoll_exclusive = LOAD(&src->epoll_exclusive);
 	for (i = 0; i < SOCKSHIM_BYPASS_COUNT; i++) {
 		dst->lock_bypassed[i] = LOAD(&src->lock_bypassed[i]);
 		dst->token_taken[i] = LOAD(&src->token_taken[i]);

@@ -62,6 +62,8 @@ struct stats_listener {
 	uint64_t lock_bypassed[SOCKSHIM_BYPASS_COUNT];
 	uint64_t token_taken[SOCKSHIM_BYPASS_COUNT];
 	uint64_t unlock_errors;
+	uint64_t token_waits;     /* poll/select waits that held the poll token */
+	uint64_t epoll_exclusive; /* epoll registrations with EPOLLEXCLUSIVE */
 	uint64_t wait_hist[STATS_BUCKETS];
 	uint64_t hold_hist[STATS_BUCKETS];
 	unsigned nworkers;    /* valid rows in workers[], sorted by pid, tid */

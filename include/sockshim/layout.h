@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 7u
+#define SOCKSHIM_LAYOUT_VERSION 8u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -397,6 +397,13 @@ struct sockshim_listener {
 	uint64_t lock_bypassed[SOCKSHIM_BYPASS_COUNT]; /* accepts made without the lock, by reason */
 	uint64_t token_taken[SOCKSHIM_BYPASS_COUNT];   /* poll tokens taken from their holder */
 	uint64_t unlock_errors; /* unlocks that found the lock not ours */
+	/* How serialize gates the listener, by mechanism: a blocking accept
+	 * takes the lock (lock_acquisitions); a poll or select waits for it
+	 * only with the poll token (token_waits: waits that held it); an
+	 * epoll registration has EPOLLEXCLUSIVE, from the shim or the program
+	 * (epoll_exclusive: registrations, in every mode). */
+	uint64_t token_waits;
+	uint64_t epoll_exclusive;
 	uint64_t wait_hist[SOCKSHIM_HIST_BUCKETS];
 	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
 	/* Rows on cache lines of their own: the hot counters above are the

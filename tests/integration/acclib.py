@@ -214,9 +214,34 @@ CMD_WORKER = {"calls": "calls", "accepts": "accepts", "spurious_wakeups": "spuri
               "empty_accepts": "empty", "eintr": "eintr"}
 
 
+def thread_ended(pid, tid):
+    """As `sockshim stats` judges a worker row: its thread's /proc entry
+    is gone, or the thread is dead."""
+    if not os.path.exists("/proc/%d/task/%d" % (pid, tid)):
+        return True
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def cross_check(raw, cmd):
     """The command's view of a listener (CMD) equals the segment's (RAW),
-    read while nothing moved. Returns a list of differences."""
+    read while nothing moved, the rows of ended threads retired as the
+    command retires them. Returns a list of differences."""
+    raw = dict(raw)
+    retired = dict(raw["retired"])
+    live = []
+    for w in raw["workers"]:
+        if not thread_ended(w["pid"], w["tid"]):
+            live.append(w)
+            continue
+        retired["count"] += 1
+        for k in ("calls", "accepts", "spurious", "empty", "eintr"):
+            retired[k] += w[k]
+    raw["workers"], raw["retired"] = live, retired
     bad = []
     for k in ("local", "inode", "mode"):
         if cmd.get(k) != raw[k]:

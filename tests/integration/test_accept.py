@@ -790,6 +790,26 @@ def _log_lines(path):
         return []
 
 
+def _check_gating(ctx, session, what, mode, workers):
+    """stats says how the listener is gated, with each mechanism's count.
+    nginx waits in epoll with EPOLLEXCLUSIVE of its own (every mode, one
+    registration per worker at least) and never takes the lock."""
+    st = acclib.stats_command(ctx, session)
+    assert len(st) == 1, st
+    got = (st[0]["lock_acquisitions"], st[0]["poll_token_waits"],
+           st[0]["epoll_exclusive_registrations"])
+    say("%s %s gating: lock %d, poll token %d, EPOLLEXCLUSIVE %d", what, mode, *got)
+    text = subprocess.run([ctx.tool, "stats", "--session", session], stdout=subprocess.PIPE,
+                          timeout=60, env=ctx.env(preload=False)).stdout.decode()
+    if mode == "serialize":
+        assert "  gated by: " in text, text
+    if what == "nginx":
+        assert got[0] == 0 and got[2] >= workers, got
+        want = "EPOLLEXCLUSIVE (epoll)" if mode == "serialize" else \
+            "EPOLLEXCLUSIVE of the program's own"
+        assert want in text, text
+
+
 def _per_worker_vs_log(ctx, what, make_argv, log_name, mode, path_of, n=200, workers=4):
     port = lib.free_port()
     session = ctx.session(mode)
@@ -841,6 +861,7 @@ def _per_worker_vs_log(ctx, what, make_argv, log_name, mode, path_of, n=200, wor
         assert table == dict(logged), "%s %s: table %s, access log %s" % (
             what, mode, table, dict(logged))
         assert after["accepts"] - before["accepts"] == n, acclib.summary(after)
+        _check_gating(ctx, session, what, mode, workers)
         return table
     finally:
         srvlib.reap(run, pids)

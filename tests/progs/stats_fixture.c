@@ -182,6 +182,10 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->lock_bypassed[SOCKSHIM_BYPASS_INVALID] = 1;
 	a->token_taken[SOCKSHIM_BYPASS_STOPPED] = 3;
 	a->unlock_errors = 1;
+	/* Gated three ways: the lock (lock_acquisitions above), the poll
+	 * token, EPOLLEXCLUSIVE. */
+	a->token_waits = 40;
+	a->epoll_exclusive = 2;
 	/* Rows in no particular order: the reader sorts them. */
 	set_worker(&a->workers[7], pid, tids[2], 320, 100, 200, 0, 1, 320);
 	set_worker(&a->workers[3], pid, tids[0], 320, 100, 200, 0, 1, 3200000);
@@ -198,6 +202,7 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	set_ip4(a, pa, ia, 7);
 
 	b->mode = SOCKSHIM_ACCEPT_OBSERVE;
+	b->epoll_exclusive = 3; /* the program's own, in observe */
 	set_ip4(b, pb, ib, 5);
 
 	c->mode = 9;
@@ -205,6 +210,7 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	c->backlog = -1;
 	c->accepts = 5;
 	c->accept_calls = 5;
+	/* A thread that has ended (no such tid): the reader retires its row. */
 	set_worker(&c->workers[0], pid, 0x7fffffff, 5, 5, 0, 0, 0, 0);
 	__atomic_store_n(&c->inode, FAKE_INODE, __ATOMIC_RELEASE);
 }
