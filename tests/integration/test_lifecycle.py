@@ -183,7 +183,7 @@ def test_lifecycle_fd_above_limit(ctx):
         f.write(HIGH_PARENT)
     with open(server, "w") as f:
         f.write(HIGH_SERVER)
-    proc = ctx.spawn([srvlib.python3(), parent, server], session=s, name="high")
+    proc = ctx.spawn([srvlib.python3(), parent, server], session=s, name="high", valgrind=False)
     deadline = time.monotonic() + 20
     while not ctx.output(proc)[0].strip():
         assert proc.poll() is None and time.monotonic() < deadline, ctx.output(proc)
