@@ -434,6 +434,17 @@ static void table_gating(FILE *out, const struct stats_listener *s)
 	fputc('\n', out);
 }
 
+/* Is the listener closed? 1 when the kernel, asked just now, lists no
+ * TCP listener of that inode (it was closed: a reload, a stopped server);
+ * 0 when it lists it; -1 when it cannot tell (sock_diag failed, or not a
+ * TCP listener, which sock_diag does not list). */
+static int listener_closed(const struct stats_frame *f, const struct stats_entry *e)
+{
+	if (f->diag_failed || (e->s.family != AF_INET && e->s.family != AF_INET6))
+		return -1;
+	return !e->have_queue;
+}
+
 static void table_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;
@@ -446,6 +457,8 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	fprintf(out, "LISTENER %s  inode %" PRIu64 "  mode %s", e->addr, s->inode, mode);
 	if (s->listen_backlog >= 0)
 		fprintf(out, "  listen(backlog %d)", (int)s->listen_backlog);
+	if (listener_closed(f, e) == 1)
+		fputs("  CLOSED (the kernel lists it no more; its counts are history)", out);
 	fputc('\n', out);
 
 	u64_str(a, sizeof(a), s->accepts);
@@ -761,6 +774,11 @@ static void json_listener(FILE *out, const struct stats_frame *f, const struct s
 			e->queue_backlog);
 	else
 		fputs(",\"queue_length\":null,\"queue_backlog\":null", out);
+	{
+		int closed = listener_closed(f, e);
+
+		fprintf(out, ",\"closed\":%s", closed < 0 ? "null" : closed ? "true" : "false");
+	}
 	fprintf(out, ",\"worker_overflow\":%" PRIu64 ",\"bad_worker_rows\":%u", s->worker_overflow,
 		s->bad_workers);
 	fprintf(out,

@@ -205,7 +205,8 @@ def test_lifecycle_fd_above_limit(ctx):
 
 def test_lifecycle_listen_twice(ctx):
     """A second listen() on the same socket (Puma: 4096, then 1024): stats
-    shows the backlog of the last."""
+    shows the backlog of the last; the program gone, the listener is shown
+    closed."""
     s = ctx.session()
     r = ctx.run([srvlib.python3(), "-c",
                  "import socket; l = socket.socket(); l.bind(('127.0.0.1', 0)); "
@@ -214,6 +215,9 @@ def test_lifecycle_listen_twice(ctx):
     assert r.returncode == 0, r.stderr
     st = [json.loads(l) for l in tool(ctx, ["stats", "--session", s, "--json"]).stdout.splitlines()]
     assert [o["listen_backlog"] for o in st] == [1024], st
+    assert [o["closed"] for o in st] == [True], st
+    text = tool(ctx, ["stats", "--session", s]).stdout
+    assert "  CLOSED (the kernel lists it no more" in text.splitlines()[0], text
 
 
 FORK_SCRIPT = """

@@ -313,7 +313,7 @@ def expected_json(fx):
               "lock": {"state": "free", "word": 0, "bypassed": None},
               "lock_bypassed": {"stopped": 0, "stalled": 0, "invalid": 0},
               "token_taken": {"stopped": 0, "stalled": 0, "invalid": 0}, "unlock_errors": 0,
-              "poll_token_waits": 0, "epoll_exclusive_registrations": 0,
+              "poll_token_waits": 0, "epoll_exclusive_registrations": 0, "closed": False,
               "fairness_jain": 1, "max_min_ratio": 1, "worker_overflow": 0,
               "bad_worker_rows": 0,
               "retired_workers": {"count": 0, "calls": 0, "accepts": 0, "spurious": 0,
@@ -353,7 +353,7 @@ def expected_json(fx):
     c = dict(common, **{
         "local": None, "inode": FAKE_INODE, "mode": "unknown(9)", "listen_backlog": None,
         "accepts": 5, "accept_calls": 5, "spurious_per_accept": 0, "queue_length": None,
-        "queue_backlog": None, "workers": [],
+        "queue_backlog": None, "workers": [], "closed": None,
         "retired_workers": {"count": 1, "calls": 5, "accepts": 5, "spurious": 0, "empty": 0,
                             "eintr": 0}})
     return [c] + [x for _, x in sorted([(fx.port_a, a), (fx.port_b, b)],
