@@ -3,11 +3,14 @@
  * process writes its own list (threads by CAS on each slot); whoever
  * learns of its end releases what the list names: itself at exit, its
  * parent when it reaps it, the next image after exec, a new process that
- * got its pid. Nothing here scans the ledger, but for a process that held
+ * got its pid, or the sweep (a few entries looked at by every process that
+ * starts: a process gone with no reap seen, when its parent ignores
+ * SIGCHLD or is not preloaded). Nothing here scans the ledger, but for a process that held
  * more than its list takes (then the count of the unlisted ones is exact,
  * and the ledger is searched for them once, at its end). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,11 @@
 #include "ledger.h"
 #include "procs.h"
 #include "sockshim/rawio.h"
+
+/* Entries a new process looks at for processes gone unseen: the whole
+ * table after SOCKSHIM_PROCS / PROCS_SWEEP starts, some 16 kill(pid, 0)
+ * (a few microseconds) a start. */
+#define PROCS_SWEEP 16
 
 /* Ours; read by every thread, cleared by the one that runs the exit. */
 static struct sockshim_proc *self_entry;
@@ -155,6 +163,48 @@ static void gone(struct sockshim_proc *e, pid_t pid, int via)
 	free_entry(e);
 }
 
+/* Is PID gone, not even a zombie? (A zombie's holds go when it is
+ * reaped.) errno is left as it was. */
+static int process_gone(pid_t pid)
+{
+	int saved = errno, gone = kill(pid, 0) < 0 && errno == ESRCH;
+
+	errno = saved;
+	return gone;
+}
+
+/* Look at N entries from a cursor of this process's own (its pid's hash,
+ * then onwards): an entry whose process is gone is released via death,
+ * taken first (LIVE -> CLAIMED) so that no one else releases it twice.
+ * A kill(pid, 0) an entry. */
+static void sweep(struct sockshim_proc *t, pid_t self, unsigned n)
+{
+	static uint32_t cursor;
+	unsigned k;
+
+	if (!cursor)
+		cursor = sockshim_proc_hash(self) | 1;
+	for (k = 0; k < n; k++) {
+		struct sockshim_proc *e = &t[cursor++ & (SOCKSHIM_PROCS - 1)];
+		uint32_t live = SOCKSHIM_PROC_LIVE;
+		pid_t pid;
+
+		if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) != SOCKSHIM_PROC_LIVE)
+			continue;
+		pid = __atomic_load_n(&e->pid, __ATOMIC_RELAXED);
+		if (pid <= 0 || pid == self || !process_gone(pid) ||
+		    !__atomic_compare_exchange_n(&e->state, &live, SOCKSHIM_PROC_CLAIMED, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		/* Taken: its pid cannot change now (claim() needs it FREE). */
+		if (__atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid)
+			gone(e, pid, SOCKSHIM_CLOSE_VIA_DEATH);
+		else
+			free_entry(e);
+		__atomic_fetch_add(&seg_header(&shim_seg)->procs_reaped, 1, __ATOMIC_RELAXED);
+	}
+}
+
 int procs_start(pid_t pid, uint64_t ticks, int forked)
 {
 	struct sockshim_proc *t = table(), *e;
@@ -181,6 +231,7 @@ int procs_start(pid_t pid, uint64_t ticks, int forked)
 	if (e)
 		gone(e, pid, SOCKSHIM_CLOSE_VIA_DEATH);
 	__atomic_store_n(&self_entry, claim(t, pid, ticks), __ATOMIC_RELEASE);
+	sweep(t, pid, PROCS_SWEEP);
 	return 0;
 }
 

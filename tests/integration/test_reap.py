@@ -139,3 +139,71 @@ def test_reap_unseen_exit(ctx):
     # The child execs a program the shim does not follow, which exits:
     # no exit hook ran in the process that held the sockets.
     _case(ctx, "rawexit", "waitpid", "exit")
+
+
+# A parent that ignores SIGCHLD (the kernel reaps its children: no wait
+# call for the shim to see) forks children that hold the listener and a
+# connection each, and are killed; then new processes start in the session.
+IGNORER = r"""
+import os, signal, socket, sys, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+n = int(sys.argv[1])
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(64)
+print("port", ls.getsockname()[1], flush=True)
+for i in range(n):
+    if os.fork() == 0:
+        c, _ = ls.accept()
+        os.write(1, b"child %d\n" % os.getpid())  # one write: lines whole
+        time.sleep(60)
+        os._exit(0)
+sys.stdin.readline()
+"""
+
+
+def test_reap_sigchld_ignored_swept(ctx):
+    """Children of a parent that ignores SIGCHLD, killed: no one reaps them
+    through a wait the shim sees, so the sweep releases them: every process
+    that starts looks at 16 entries of the process table (kill(pid, 0)).
+    After 300 short processes (the table's 4,096 entries covered), their
+    holds are gone, each with its close record via death, and the ledger is
+    /proc again."""
+    n = 20
+    s = ctx.session()
+    script = os.path.join(ctx.tmp, "ignorer.py")
+    with open(script, "w") as f:
+        f.write(IGNORER)
+    p = subprocess.Popen([srvlib.python3(), script, str(n)], env=ctx.env(session=s),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    ctx._procs.append(p)
+    p.out_files = ()
+    try:
+        port = int(p.stdout.readline().split()[1])
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+        children = [int(p.stdout.readline().split()[1]) for _ in range(n)]
+        for c in children:
+            os.kill(c, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(os.path.exists("/proc/%d" % c) for c in children):
+            assert time.monotonic() < deadline, "children not gone"
+            time.sleep(0.02)
+        led = raw_ledger(ctx, s)
+        ghosts = {t for t in led.holder_set() if t[0] in children}
+        assert len(ghosts) == 2 * n, "before the sweep: %d holds of the dead" % len(ghosts)
+        for _ in range(300):
+            r = subprocess.run(["/bin/true"], env=ctx.env(session=s), timeout=30)
+            assert r.returncode == 0
+        led = raw_ledger(ctx, s)
+        left = {t for t in led.holder_set() if t[0] in children}
+        assert not left, "holds of dead children left after the sweep: %s" % sorted(left)[:5]
+        assert led.holder_set() == proc_set([p.pid]), (sorted(led.holder_set()),
+                                                       sorted(proc_set([p.pid])))
+        closes = [e for e in ctx.events(s) if e["type"] == "close" and e["pid"] in children]
+        assert len(closes) == 2 * n and all(e["via"] == "death" for e in closes), closes[:3]
+        conn = [e for e in closes if not e["listener"]]
+        assert len(conn) == n and all(e["released"] for e in conn), conn[:3]
+    finally:
+        for c in conns:
+            c.close()
+        p.kill()
+        p.wait()
