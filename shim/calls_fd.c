@@ -159,20 +159,29 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	return shim_close_range(first, last, flags);
 }
 
+/* The exported wrappers go straight to libc for descriptors the shim
+ * does not track (a tracked socket's number is in the table before any
+ * thread can learn it from socket() or accept()): a few instructions, as
+ * read and close; real.X binds itself on first use (shim/real.c). */
 SHIM_EXPORT int dup(int old_fd)
 {
-	real_ensure();
+	if (__builtin_expect(!fdtab_is_tracked(old_fd), 1))
+		return real.dup(old_fd);
 	return shim_dup(old_fd);
 }
 
 SHIM_EXPORT int dup2(int old_fd, int new_fd)
 {
+	if (__builtin_expect(!fdtab_either_tracked(old_fd, new_fd), 1))
+		return real.dup2(old_fd, new_fd);
 	real_ensure();
 	return shim_dup3(old_fd, new_fd, 0, 0);
 }
 
 SHIM_EXPORT int dup3(int old_fd, int new_fd, int flags)
 {
+	if (__builtin_expect(!fdtab_either_tracked(old_fd, new_fd), 1))
+		return real.dup3(old_fd, new_fd, flags);
 	real_ensure();
 	return shim_dup3(old_fd, new_fd, flags, 1);
 }
@@ -187,6 +196,8 @@ SHIM_EXPORT int fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
+		return real.fcntl(fd, cmd, arg);
 	real_ensure();
 	return shim_fcntl(real.fcntl, fd, cmd, arg);
 }
@@ -199,6 +210,8 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
+		return real.fcntl64(fd, cmd, arg);
 	real_ensure();
 	return shim_fcntl(real.fcntl64, fd, cmd, arg);
 }

@@ -57,6 +57,17 @@ static inline int fdtab_is_tracked(int fd)
 	       __atomic_load_n(&fdtab[fd].inode, __ATOMIC_RELAXED) != 0;
 }
 
+/* Is A or B a tracked socket? The table's bounds and base read once: the
+ * untracked path of dup2 and dup3. */
+static inline int fdtab_either_tracked(int a, int b)
+{
+	uint32_t cap = __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE);
+	const struct fd_entry *t = fdtab;
+
+	return ((unsigned)a < cap && __atomic_load_n(&t[a].inode, __ATOMIC_RELAXED) != 0) ||
+	       ((unsigned)b < cap && __atomic_load_n(&t[b].inode, __ATOMIC_RELAXED) != 0);
+}
+
 /* Is FD a tracked listening socket? */
 static inline int fdtab_is_listener(int fd)
 {

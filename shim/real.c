@@ -72,6 +72,50 @@ static int boot_close(int fd)
 	return real.close(fd);
 }
 
+static int boot_dup(int fd)
+{
+	real_bind();
+	return real.dup(fd);
+}
+
+static int boot_dup2(int fd, int to)
+{
+	real_bind();
+	return real.dup2(fd, to);
+}
+
+static int boot_dup3(int fd, int to, int flags)
+{
+	real_bind();
+	return real.dup3(fd, to, flags);
+}
+
+/* fcntl's third argument, int or pointer, passed on as a pointer-sized
+ * value (as libc reads it). */
+static int boot_fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	real_bind();
+	return real.fcntl(fd, cmd, arg);
+}
+
+static int boot_fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	real_bind();
+	return real.fcntl64(fd, cmd, arg);
+}
+
 /* libc's syscall() reads six arguments whatever the number; so do we. */
 static long boot_syscall(long number, ...)
 {
@@ -100,6 +144,11 @@ struct real_syms real = {
 	.recvfrom_chk = boot_recvfrom_chk,
 	.recvmsg = boot_recvmsg,
 	.close = boot_close,
+	.dup = boot_dup,
+	.dup2 = boot_dup2,
+	.dup3 = boot_dup3,
+	.fcntl = boot_fcntl,
+	.fcntl64 = boot_fcntl64,
 	.syscall = boot_syscall,
 };
 

@@ -1,5 +1,5 @@
 /* Per-call cost of the wrapped calls, run with and without the preload by
- * bench.sh: read() and close() on untracked descriptors, and the
+ * bench.sh: read(), close(), dup2() and fcntl() on untracked descriptors, and the
  * socket()+close() pair. Prints "name ns_per_call" lines. */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +44,37 @@ static double bench_close(long n)
 	return (now_ns() - t0) / n;
 }
 
+/* dup2() of an untracked descriptor onto another untracked one (the
+ * kernel closes and replaces it): one wrapped call per iteration. */
+static double bench_dup(long n)
+{
+	int fd = open("/dev/zero", O_RDONLY), to = fd + 1;
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++)
+		if (dup2(fd, to) != to)
+			abort();
+	t0 = (now_ns() - t0) / n;
+	close(to);
+	close(fd);
+	return t0;
+}
+
+/* fcntl(F_SETFD) on an untracked descriptor: a command the shim acts on
+ * for sockets. */
+static double bench_fcntl(long n)
+{
+	int fd = open("/dev/zero", O_RDONLY);
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++)
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+			abort();
+	t0 = (now_ns() - t0) / n;
+	close(fd);
+	return t0;
+}
+
 static double bench_socket_close(long n)
 {
 	double t0 = now_ns();
@@ -65,6 +96,10 @@ int main(int argc, char **argv)
 		printf("read_untracked %.1f\n", bench_read(n));
 	if (!strcmp(what, "close") || !strcmp(what, "all"))
 		printf("close_untracked %.1f\n", bench_close(n));
+	if (!strcmp(what, "dup") || !strcmp(what, "all"))
+		printf("dup_untracked %.1f\n", bench_dup(n));
+	if (!strcmp(what, "fcntl") || !strcmp(what, "all"))
+		printf("fcntl_untracked %.1f\n", bench_fcntl(n));
 	if (!strcmp(what, "socket") || !strcmp(what, "all"))
 		printf("socket_close %.1f\n", bench_socket_close(n / 20 ? n / 20 : 1));
 	return 0;
