@@ -7,9 +7,10 @@
  * workers are real threads, each once, sorted, within the table; a lock
  * holder is a real pid or none; the listeners come out sorted and each
  * series once; percentiles are ordered and within the histogram;
- * fairness within [1/n, 1]; every string is terminated and escaped; the
- * exposition parses, its histogram buckets never decrease and end at
- * _count; nothing is read outside the segment.
+ * fairness within [1/n, 1]; retiring ended rows keeps every count and
+ * the order; every string is terminated and escaped; the exposition
+ * parses, its histogram buckets never decrease and end at _count;
+ * nothing is read outside the segment.
  *
  * Input: u64 now (CLOCK_MONOTONIC), u64 have_queue (bit i: listener i has
  * its kernel queue), then entries: u8 slot, u32 queue length, u32 queue
@@ -90,11 +91,49 @@ static void check_double(double v)
 	FUZZ_CHECK(isnan(v) || strtod(buf, NULL) == v, "%s does not read back as %.17g", buf, v);
 }
 
+/* Rows of odd threads end: retiring them keeps the living rows in order
+ * and moves every count of the ended into the retired row. */
+static int odd_thread_ended(int32_t pid, int32_t tid)
+{
+	(void)pid;
+	return tid & 1;
+}
+
+static void check_retire(const struct stats_listener *s)
+{
+	static struct stats_listener r;
+	uint64_t before = s->retired.accepts, want = s->retired_workers;
+	size_t moved, i, n = s->nworkers < SOCKSHIM_WORKERS ? s->nworkers : SOCKSHIM_WORKERS;
+	size_t odd = 0;
+
+	r = *s;
+	for (i = 0; i < n; i++) {
+		odd += s->workers[i].tid & 1;
+		if (s->workers[i].tid & 1 && __builtin_add_overflow(before, s->workers[i].accepts, &before))
+			before = UINT64_MAX;
+	}
+	moved = stats_retire_ended(&r, odd_thread_ended);
+	FUZZ_CHECK(moved == odd && r.nworkers == n - odd, "%zu of %zu rows retired, %zu odd", moved, n,
+		   odd);
+	if (__builtin_add_overflow(want, odd, &want))
+		want = UINT64_MAX;
+	FUZZ_CHECK(r.retired_workers == want, "retired workers %llu, want %llu",
+		   (unsigned long long)r.retired_workers, (unsigned long long)want);
+	FUZZ_CHECK(r.retired.accepts == before, "retired accepts %llu, want %llu",
+		   (unsigned long long)r.retired.accepts, (unsigned long long)before);
+	for (i = 0; i < r.nworkers; i++)
+		FUZZ_CHECK(!(r.workers[i].tid & 1) &&
+				   (!i || r.workers[i - 1].pid < r.workers[i].pid ||
+				    (r.workers[i - 1].pid == r.workers[i].pid &&
+				     r.workers[i - 1].tid < r.workers[i].tid)),
+			   "row %zu (thread %d) after retirement", i, r.workers[i].tid);
+}
+
 static void check_listener(const struct stats_listener *s, uint64_t now)
 {
 	uint64_t x[SOCKSHIM_WORKERS], sum = 0, want = 0;
 	char buf[STATS_ADDR_MAX];
-	size_t n, i;
+	size_t n, i, k;
 	double j;
 
 	FUZZ_CHECK(s->inode && s->inode != STATS_INODE_CLAIMING, "inode %llu read",
@@ -119,7 +158,10 @@ static void check_listener(const struct stats_listener *s, uint64_t now)
 	check_hist(s->wait_hist);
 	check_hist(s->hold_hist);
 	n = stats_worker_accepts(s, x, &sum);
-	FUZZ_CHECK(n == s->nworkers, "%zu worker counts of %u", n, s->nworkers);
+	/* Fairness is among the threads that called accept (calls > 0). */
+	for (i = 0, k = 0; i < s->nworkers; i++)
+		k += s->workers[i].calls != 0;
+	FUZZ_CHECK(n == k, "%zu worker counts of %zu callers (%u rows)", n, k, s->nworkers);
 	for (i = 0; i < n; i++)
 		if (__builtin_add_overflow(want, x[i], &want))
 			want = UINT64_MAX;
@@ -135,6 +177,7 @@ static void check_listener(const struct stats_listener *s, uint64_t now)
 	check_double((double)s->lock_contended / 7.0);
 	stats_fmt_ns(buf, sizeof(buf), s->held_since_ns);
 	fuzz_check_terminal(buf, sizeof(buf), "duration");
+	check_retire(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
