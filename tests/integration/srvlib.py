@@ -276,8 +276,13 @@ def proc_fd_inode(pid, fd):
 
 
 def ppid(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        stat = f.read()
+    """PID's parent, or None once PID is gone (a worker that exits between
+    listing the tree and reading its stat: gunicorn replacing one)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return None
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
