@@ -60,6 +60,8 @@ UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
+UNIT_OBJ_test_closewait_verdict = tools/closewait_verdict.c tools/reconcile.c tools/procfd.c \
+	tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c
 # Sources a test program links besides its own (tests/progs/NAME.c).
 PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
 

@@ -17,7 +17,9 @@
 
 #include "bigmem.h"
 #include "cli.h"
+#include "closewait_verdict.h"
 #include "format.h"
+#include "kindex.h"
 #include "ledger_read.h"
 #include "outbuf.h"
 #include "procfd.h"
@@ -30,39 +32,11 @@
 #define NS_PER_SEC 1000000000LL
 #define NS_PER_MS 1000000LL
 
-/* In the order they are decided: the first that applies wins. */
-enum verdict {
-	V_UNACCEPTED,
-	V_HUNG_HOLDER,
-	V_EOF_READ_NOT_CLOSED,
-	V_INHERITED,
-	V_EOF_NOT_READ,
-	V_UNKNOWN,
-	V_COUNT
-};
-
-static const char *const verdict_names[V_COUNT] = {
-	[V_UNACCEPTED] = "UNACCEPTED",
-	[V_HUNG_HOLDER] = "HUNG-HOLDER",
-	[V_EOF_READ_NOT_CLOSED] = "EOF-READ-NOT-CLOSED",
-	[V_INHERITED] = "INHERITED",
-	[V_EOF_NOT_READ] = "EOF-NOT-READ",
-	[V_UNKNOWN] = "UNKNOWN",
-};
-
 struct cw_opts {
 	const char *session;
 	int64_t min_age_ns;
 	int json;
 	int all; /* also the sockets outside the session */
-};
-
-/* A kernel socket by inode, to find the ledger's sockets the kernel has
- * forgotten. */
-struct kin {
-	uint64_t inode;
-	const struct sockdiag_sock *k;
-	UT_hash_handle hh;
 };
 
 /* A process the ledger knows as a holder: its sockets are the session's. */
@@ -75,7 +49,7 @@ struct cw_item {
 	const struct sockdiag_sock *k;
 	const struct ledger_sock *ls;
 	const struct sockdiag_sock *listener; /* UNACCEPTED: the listener, if found */
-	enum verdict verdict;
+	struct cw_decision d; /* by judge(), as it is printed */
 	int64_t age_ns; /* -1: unknown */
 	int age_est;    /* from tcp_info, not from the ledger's EOF time */
 	int proc_only;  /* some holder is known to /proc alone */
@@ -131,8 +105,8 @@ struct cw_ctx {
 	struct sockdiag_list kern_more; /* the other states, only when needed */
 	struct procfd *pf;
 	struct symbolizer *sym;
-	struct kin *kins, *kins_more;
-	struct kin *by_inode;
+	struct kindex kidx; /* KERN and KERN_MORE by inode: the sockets the
+			     * kernel still lists */
 	struct session_pid *pids, *pid_pool;
 	const struct sockdiag_sock **listeners;
 	size_t nlisteners;
@@ -287,43 +261,6 @@ static const struct sockdiag_sock *find_listener(const struct cw_ctx *c,
 	return best;
 }
 
-static int live_holder_pid(const struct rec_sock *rs, pid_t pid)
-{
-	unsigned i;
-
-	for (i = 0; i < rs->n; i++)
-		if (!rs->h[i].stale && rs->h[i].pid == pid)
-			return 1;
-	return 0;
-}
-
-/* The owner closed its copy, or others now hold it by fork, exec, SCM
- * or dup. */
-static int inherited(const struct ledger_sock *ls, const struct rec_sock *rs)
-{
-	const struct ledger_step *v[1];
-	unsigned i, others = 0, got = 0;
-
-	if (!ls)
-		return 0;
-	if (ls->noeffect_closes || view_noeffect_steps(ls, v, 1))
-		return 1;
-	for (i = 0; i < rs->n; i++) {
-		const struct rec_holder *h = &rs->h[i];
-
-		if (h->stale)
-			continue;
-		if (h->pid == ls->born_pid)
-			return 0;
-		others++;
-		if ((h->source & REC_LEDGER) &&
-		    (h->how == SOCKSHIM_HOW_FORK || h->how == SOCKSHIM_HOW_EXEC ||
-		     h->how == SOCKSHIM_HOW_SCM || h->how == SOCKSHIM_HOW_DUP))
-			got++;
-	}
-	return others && got;
-}
-
 static void holder_name(struct fmt_buf *b, const struct rec_holder *h)
 {
 	if (h->comm[0])
@@ -357,102 +294,106 @@ static void live_holders(struct fmt_buf *b, const struct rec_sock *rs)
 		ob_str(b, "nobody we can see");
 }
 
-/* Decide the verdict of IT, whose holders are RS; the reason goes to B
- * (NULL: not wanted). */
-static enum verdict decide(const struct cw_ctx *c, struct cw_item *it, const struct rec_sock *rs,
-			   struct fmt_buf *b)
+/* UNACCEPTED: the accept queue it waits in, when its listener was found. */
+static void why_unaccepted(struct fmt_buf *b, const struct cw_item *it)
 {
-	const struct ledger_sock *ls = it->ls;
-	const struct sockdiag_sock *k = it->k;
-	char when[32], addr[FMT_ADDR_MAX];
-	unsigned i;
+	const struct sockdiag_sock *l = it->listener;
+	char addr[FMT_ADDR_MAX];
 
-	if (!k->inode) {
-		if (!b)
-			return V_UNACCEPTED;
-		if (it->listener) {
-			kaddr(addr, sizeof(addr), it->listener, 0);
-			fmt_append(b, "still in the accept queue of listener %s (inode %llu, %u queued, "
-				      "backlog %u): nobody accepted it",
-				   addr, (unsigned long long)it->listener->inode, it->listener->rqueue,
-				   it->listener->wqueue);
-		} else {
-			fmt_append(b, "no descriptor (inode 0), and no listener on port %u was found",
-				   k->sport);
-		}
-		return V_UNACCEPTED;
+	if (!l) {
+		fmt_append(b, "no descriptor (inode 0), and no listener on port %u was found",
+			   it->k->sport);
+		return;
 	}
-	for (i = 0; i < rs->n; i++) {
-		const struct rec_holder *h = &rs->h[i];
+	kaddr(addr, sizeof(addr), l, 0);
+	fmt_append(b, "still in the accept queue of listener %s (inode %llu, %u queued, "
+		      "backlog %u): nobody accepted it",
+		   addr, (unsigned long long)l->inode, l->rqueue, l->wqueue);
+}
 
-		if (h->stale || !rec_state_hung(h->state))
-			continue;
-		if (b) {
-			holder_name(b, h);
-			fmt_append(b, " holds it and is %s (state %c)",
-				   h->state == 'D' ? "in uninterruptible sleep" : "stopped", h->state);
-		}
-		return V_HUNG_HOLDER;
-	}
-	if (ls && ls->eof_ns && live_holder_pid(rs, ls->eof_pid)) {
-		if (b) {
-			const char *comm = NULL;
+static void why_hung(struct fmt_buf *b, const struct rec_holder *h)
+{
+	holder_name(b, h);
+	fmt_append(b, " holds it and is %s (state %c)",
+		   h->state == 'D' ? "in uninterruptible sleep" : "stopped", h->state);
+}
 
-			for (i = 0; i < rs->n && !comm; i++)
-				if (!rs->h[i].stale && rs->h[i].pid == ls->eof_pid)
-					comm = rs->h[i].comm;
-			view_clock(when, sizeof(when), &c->snap, ls->eof_ns);
-			ob_printable(b, comm && comm[0] ? comm : "?", 16);
-			fmt_append(b, " %d read the EOF on fd %d at %s and still holds it, but never "
-				      "closed it",
-				   ls->eof_pid, ls->eof_fd, when);
-		}
-		return V_EOF_READ_NOT_CLOSED;
-	}
-	if (inherited(ls, rs)) {
-		if (b) {
-			const char *comm = ledger_comm_of(ls, ls->born_pid);
+/* EOF-READ-NOT-CLOSED: H is the holder that read the EOF. */
+static void why_eof_read(const struct cw_ctx *c, struct fmt_buf *b, const struct ledger_sock *ls,
+			 const struct rec_holder *h)
+{
+	char when[32];
 
-			ob_printable(b, comm ? comm : "?", LEDGER_COMM_MAX);
-			ob_char(b, ' ');
-			ob_i64(b, ls->born_pid);
-			ob_str(b, ls->born == SOCKSHIM_BORN_ACCEPT ? " (which accepted it) "
-								   : " (which created it) ");
-			if (live_holder_pid(rs, ls->born_pid))
-				ob_str(b, "still has a copy, but other processes hold it too");
-			else
-				ob_str(b, "closed its copy");
-			if (ls->noeffect_closes)
-				fmt_append(b, "; %u close%s had no effect", ls->noeffect_closes,
-					   ls->noeffect_closes == 1 ? "" : "s");
-			ob_str(b, "; held now by ");
-			live_holders(b, rs);
-		}
-		return V_INHERITED;
-	}
-	if (k->rqueue >= 1 && !(ls && ls->eof_ns)) {
-		if (b) {
-			ob_str(b, "Recv-Q ");
-			ob_u64(b, k->rqueue);
-			ob_str(b, ": nobody read the EOF (the FIN counts as one); held by ");
-			live_holders(b, rs);
-		}
-		return V_EOF_NOT_READ;
-	}
-	if (b) {
-		if (!ls)
-			fmt_append(b, "not in the ledger (created outside the session, before the "
-				      "shim, or the ledger was full)");
-		else
-			fmt_append(b, "in the ledger, refs %d", ls->refs);
-		if (k->rqueue == 0)
-			fmt_append(b, "; Recv-Q 0: the EOF was read, %s",
-				   ls && ls->eof_ns ? "by a process that no longer holds it"
-						    : "but the ledger did not see by whom");
-		fmt_append(b, "; held by ");
+	view_clock(when, sizeof(when), &c->snap, ls->eof_ns);
+	ob_printable(b, h->comm[0] ? h->comm : "?", sizeof(h->comm));
+	fmt_append(b, " %d read the EOF on fd %d at %s and still holds it, but never closed it",
+		   ls->eof_pid, ls->eof_fd, when);
+}
+
+static void why_inherited(struct fmt_buf *b, const struct ledger_sock *ls,
+			  const struct rec_sock *rs, const struct cw_decision *d)
+{
+	const char *comm = ledger_comm_of(ls, ls->born_pid);
+
+	ob_printable(b, comm ? comm : "?", LEDGER_COMM_MAX);
+	ob_char(b, ' ');
+	ob_i64(b, ls->born_pid);
+	ob_str(b, ls->born == SOCKSHIM_BORN_ACCEPT ? " (which accepted it) "
+						   : " (which created it) ");
+	if (d->owner_holds)
+		ob_str(b, "still has a copy, but other processes hold it too");
+	else
+		ob_str(b, "closed its copy");
+	if (ls->noeffect_closes)
+		fmt_append(b, "; %u close%s had no effect", ls->noeffect_closes,
+			   ls->noeffect_closes == 1 ? "" : "s");
+	ob_str(b, "; held now by ");
+	live_holders(b, rs);
+}
+
+static void why_unknown(struct fmt_buf *b, const struct cw_item *it, const struct rec_sock *rs)
+{
+	if (!it->ls)
+		fmt_append(b, "not in the ledger (created outside the session, before the "
+			      "shim, or the ledger was full)");
+	else
+		fmt_append(b, "in the ledger, refs %d", it->ls->refs);
+	if (it->d.eof == CW_EOF_READ_BY_GONE)
+		fmt_append(b, "; Recv-Q 0: the EOF was read, by a process that no longer holds it");
+	else if (it->d.eof == CW_EOF_READ_UNSEEN)
+		fmt_append(b, "; Recv-Q 0: the EOF was read, but the ledger did not see by whom");
+	fmt_append(b, "; held by ");
+	live_holders(b, rs);
+}
+
+/* Why IT has the verdict judge() gave it, whose holders are RS (as judge
+ * left them), for people: the "why:" line and JSON's "reason". */
+static void why_append(const struct cw_ctx *c, const struct cw_item *it,
+		       const struct rec_sock *rs, struct fmt_buf *b)
+{
+	switch (it->d.verdict) {
+	case CW_UNACCEPTED:
+		why_unaccepted(b, it);
+		break;
+	case CW_HUNG_HOLDER:
+		why_hung(b, &rs->h[it->d.holder]);
+		break;
+	case CW_EOF_READ_NOT_CLOSED:
+		why_eof_read(c, b, it->ls, &rs->h[it->d.holder]);
+		break;
+	case CW_INHERITED:
+		why_inherited(b, it->ls, rs, &it->d);
+		break;
+	case CW_EOF_NOT_READ:
+		ob_str(b, "Recv-Q ");
+		ob_u64(b, it->k->rqueue);
+		ob_str(b, ": nobody read the EOF (the FIN counts as one); held by ");
 		live_holders(b, rs);
+		break;
+	default:
+		why_unknown(b, it, rs);
+		break;
 	}
-	return V_UNKNOWN;
 }
 
 static int is_tcp(const struct ledger_sock *ls)
@@ -463,10 +404,7 @@ static int is_tcp(const struct ledger_sock *ls)
 /* Has a dump listed a socket with INODE? */
 static int kernel_lists(const struct cw_ctx *c, uint64_t inode)
 {
-	struct kin *x;
-
-	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
-	return x != NULL;
+	return kindex_find(&c->kidx, inode) != NULL;
 }
 
 /* A TCP socket the ledger believes held that no dump listed. */
@@ -508,34 +446,21 @@ static int by_age(const void *a, const void *b)
 	return (x->k->inode > y->k->inode) - (x->k->inode < y->k->inode);
 }
 
-/* Index the sockets of L with an inode by it (into the array *KINS it
- * allocates), and remember the listeners of the first list. */
-static int index_kernel(struct cw_ctx *c, const struct sockdiag_list *l, struct kin **kins)
+/* Index the sockets of L by inode, and remember the listeners of the
+ * first list (the one with CLOSE_WAIT and LISTEN). */
+static int index_kernel(struct cw_ctx *c, const struct sockdiag_list *l)
 {
-	size_t i, n = 0;
+	size_t i;
 
-	*kins = calloc(l->n ? l->n : 1, sizeof(**kins));
-	if (!*kins)
-		return -ENOMEM;
 	if (l == &c->kern) {
 		c->listeners = calloc(l->n ? l->n : 1, sizeof(const struct sockdiag_sock *));
 		if (!c->listeners)
 			return -ENOMEM;
+		for (i = 0; i < l->n; i++)
+			if (l->v[i].state == SOCKDIAG_LISTEN)
+				c->listeners[c->nlisteners++] = &l->v[i];
 	}
-	for (i = 0; i < l->n; i++) {
-		const struct sockdiag_sock *k = &l->v[i];
-		struct kin *x;
-
-		if (k->state == SOCKDIAG_LISTEN && l == &c->kern)
-			c->listeners[c->nlisteners++] = k;
-		if (!k->inode || kernel_lists(c, k->inode))
-			continue;
-		x = &(*kins)[n++];
-		x->inode = k->inode;
-		x->k = k;
-		HASH_ADD(hh, c->by_inode, inode, sizeof(uint64_t), x);
-	}
-	return 0;
+	return kindex_add(&c->kidx, l);
 }
 
 static void age_append(struct fmt_buf *b, const struct cw_item *it)
@@ -562,13 +487,21 @@ static void age_append(struct fmt_buf *b, const struct cw_item *it)
 /* The holders of IT into W->rs, and its verdict. */
 static void judge(const struct cw_ctx *c, struct cw_writer *w, struct cw_item *it)
 {
+	const struct ledger_step *first[1];
+	struct cw_evidence ev;
+
 	if (it->k->inode) {
 		reconcile(&c->snap, it->ls, c->pf, it->k->inode, &w->rs);
 		it->proc_only = it->ls && has_proc_only(&w->rs);
 	} else {
 		w->rs.n = w->rs.live = w->rs.proc_extra = 0;
 	}
-	it->verdict = decide(c, it, &w->rs, NULL);
+	ev.inode = it->k->inode;
+	ev.recv_q = it->k->rqueue;
+	ev.ls = it->ls;
+	ev.noeffect_steps = it->ls ? view_noeffect_steps(it->ls, first, 1) : 0;
+	ev.rs = &w->rs;
+	cw_decide(&ev, &it->d);
 }
 
 static void row_header(void)
@@ -585,7 +518,7 @@ static void print_text(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 
 	judge(c, w, it);
 	fmt_buf_init(&b, w->line, sizeof(w->line));
-	ob_str(&b, verdict_names[it->verdict]);
+	ob_str(&b, cw_verdict_name(it->d.verdict));
 	ob_pad_to(&b, COL_AGE, 1);
 	age_append(&b, it);
 	ob_pad_to(&b, COL_RECVQ, 1);
@@ -597,9 +530,9 @@ static void print_text(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 	ob_pad_to(&b, COL_PEER, 1);
 	kaddr_append(&b, it->k, 1);
 	ob_str(&b, "\n    why: ");
-	decide(c, it, &w->rs, &b);
+	why_append(c, it, &w->rs, &b);
 	ob_char(&b, '\n');
-	if (it->verdict == V_UNACCEPTED && it->listener) {
+	if (it->d.verdict == CW_UNACCEPTED && it->listener) {
 		const struct ledger_sock *lls = cw_ledger_find(c, it->listener->inode);
 
 		reconcile(&c->snap, lls, c->pf, it->listener->inode, &w->rs);
@@ -643,10 +576,10 @@ static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 
 	judge(c, w, it);
 	fmt_buf_init(&rb, reason, sizeof(reason));
-	decide(c, it, &w->rs, &rb);
+	why_append(c, it, &w->rs, &rb);
 	fmt_buf_init(&b, w->line, sizeof(w->line));
 	ob_str(&b, "{\"type\":\"socket\",\"verdict\":\"");
-	ob_str(&b, verdict_names[it->verdict]);
+	ob_str(&b, cw_verdict_name(it->d.verdict));
 	ob_str(&b, "\",\"reason\":");
 	ob_json_str(&b, reason, sizeof(reason));
 	ob_str(&b, ",\"inode\":");
@@ -671,7 +604,7 @@ static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 		ob_str(&b, ",\"age_s\":null,\"age_estimated\":null");
 	}
 	view_json_members(&b, &c->snap, it->ls, &w->rs, c->sym);
-	if (it->verdict == V_UNACCEPTED && it->listener) {
+	if (it->d.verdict == CW_UNACCEPTED && it->listener) {
 		const struct ledger_sock *lls = cw_ledger_find(c, it->listener->inode);
 		unsigned i;
 
@@ -790,15 +723,15 @@ static unsigned print_proc_only(struct cw_ctx *c, struct cw_writer *w,
 	return count;
 }
 
-static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size_t n,
+static void print_summary(struct cw_ctx *c, const unsigned counts[CW_VERDICT_COUNT], size_t n,
 			  size_t not_in_ledger, size_t outside)
 {
 	unsigned v, shown = 0;
 
 	if (c->o->json) {
 		printf("{\"type\":\"summary\",\"session\":\"%s\",\"close_wait\":%zu", c->session, n);
-		for (v = 0; v < V_COUNT; v++)
-			printf(",\"%s\":%u", verdict_names[v], counts[v]);
+		for (v = 0; v < CW_VERDICT_COUNT; v++)
+			printf(",\"%s\":%u", cw_verdict_name(v), counts[v]);
 		printf(",\"not_in_ledger\":%zu,\"outside_session\":", not_in_ledger);
 		if (c->o->all)
 			printf("null");
@@ -809,9 +742,9 @@ static void print_summary(struct cw_ctx *c, const unsigned counts[V_COUNT], size
 		return;
 	}
 	printf("\n%zu socket%s in CLOSE_WAIT", n, n == 1 ? "" : "s");
-	for (v = 0; v < V_COUNT; v++)
+	for (v = 0; v < CW_VERDICT_COUNT; v++)
 		if (counts[v])
-			printf("%s %u %s", shown++ ? "," : ":", counts[v], verdict_names[v]);
+			printf("%s %u %s", shown++ ? "," : ":", counts[v], cw_verdict_name(v));
 	printf("\n");
 	if (outside)
 		printf("%zu more socket%s in CLOSE_WAIT on this host belong%s to no process of the "
@@ -1004,7 +937,7 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 		dump_error(rc);
 		goto out;
 	}
-	rc = index_kernel(c, &c->kern, &c->kins);
+	rc = index_kernel(c, &c->kern);
 	if (rc)
 		goto nomem;
 	rc = ledger_snapshot_some(m, &c->snap_released, keep_released_listed, c);
@@ -1026,7 +959,7 @@ static int load(struct cw_ctx *c, struct seg_map *m)
 			dump_error(rc);
 			goto out;
 		}
-		rc = index_kernel(c, &c->kern_more, &c->kins_more);
+		rc = index_kernel(c, &c->kern_more);
 		if (rc)
 			goto nomem;
 	}
@@ -1051,11 +984,9 @@ out:
 
 static void unload(struct cw_ctx *c)
 {
-	HASH_CLEAR(hh, c->by_inode);
+	kindex_free(&c->kidx);
 	HASH_CLEAR(hh, c->pids);
 	free(c->pid_pool);
-	free(c->kins);
-	free(c->kins_more);
 	free(c->listeners);
 	symbolizer_free(c->sym);
 	procfd_free(c->pf);
@@ -1134,7 +1065,7 @@ static int print_items(struct cw_ctx *c, struct cw_writer *w0, struct cw_item *i
 
 static int report(struct cw_ctx *c)
 {
-	unsigned counts[V_COUNT] = {0};
+	unsigned counts[CW_VERDICT_COUNT] = {0};
 	size_t n = 0, i, not_in_ledger = 0, outside = 0;
 	struct cw_item *items;
 	struct cw_writer *w;
@@ -1184,7 +1115,7 @@ static int report(struct cw_ctx *c)
 		return EXIT_FAIL;
 	}
 	for (i = 0; i < n; i++)
-		counts[items[i].verdict]++;
+		counts[items[i].d.verdict]++;
 	print_summary(c, counts, n, not_in_ledger, outside);
 	print_forgotten(c, w);
 	print_proc_only(c, w, items, n);
@@ -1220,6 +1151,7 @@ int cmd_closewait(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	memset(&c, 0, sizeof(c));
+	kindex_init(&c.kidx);
 	c.o = &o;
 	rc = session_open_chosen(o.session, &c.session, &m);
 	if (rc)

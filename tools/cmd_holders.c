@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include "uthash_int.h"
 
 #include "cli.h"
 #include "format.h"
+#include "kindex.h"
 #include "ledger_read.h"
 #include "procfd.h"
 #include "reconcile.h"
@@ -36,12 +36,6 @@ struct holders_opts {
 	unsigned port;
 };
 
-struct kin {
-	uint64_t inode;
-	const struct sockdiag_sock *k;
-	UT_hash_handle hh;
-};
-
 /* One socket to show: from the ledger, or (with a filter) from /proc. */
 struct hitem {
 	uint64_t inode;
@@ -56,7 +50,7 @@ struct hctx {
 	struct sockdiag_list kern;
 	struct procfd *pf;
 	struct symbolizer *sym;
-	struct kin *kins, *by_inode;
+	struct kindex kidx; /* KERN by inode */
 	struct rec_sock rs;
 };
 
@@ -189,10 +183,7 @@ static int parse_opts(int argc, char **argv, struct holders_opts *o)
 
 static const struct sockdiag_sock *kernel_of(const struct hctx *c, uint64_t inode)
 {
-	struct kin *x;
-
-	HASH_FIND(hh, c->by_inode, &inode, sizeof(inode), x);
-	return x ? x->k : NULL;
+	return kindex_find(&c->kidx, inode);
 }
 
 static int addr_match(const struct holders_opts *o, unsigned family, const uint8_t *ip,
@@ -463,7 +454,6 @@ static int collect(struct hctx *c, struct hitem **out, size_t *nout)
 
 static int load(struct hctx *c, struct seg_map *m)
 {
-	size_t i, n = 0;
 	int rc;
 
 	rc = ledger_snapshot(m, &c->snap);
@@ -489,23 +479,7 @@ static int load(struct hctx *c, struct seg_map *m)
 	rc = symbolizer_new(&c->sym);
 	if (rc)
 		return rc;
-	c->kins = calloc(c->kern.n ? c->kern.n : 1, sizeof(*c->kins));
-	if (!c->kins)
-		return -ENOMEM;
-	for (i = 0; i < c->kern.n; i++) {
-		struct kin *x;
-
-		if (!c->kern.v[i].inode)
-			continue;
-		HASH_FIND(hh, c->by_inode, &c->kern.v[i].inode, sizeof(uint64_t), x);
-		if (x)
-			continue;
-		x = &c->kins[n++];
-		x->inode = c->kern.v[i].inode;
-		x->k = &c->kern.v[i];
-		HASH_ADD(hh, c->by_inode, inode, sizeof(uint64_t), x);
-	}
-	return 0;
+	return kindex_add(&c->kidx, &c->kern);
 }
 
 int cmd_holders(int argc, char **argv)
@@ -524,6 +498,7 @@ int cmd_holders(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	memset(&c, 0, sizeof(c));
 	rec_sock_init(&c.rs);
+	kindex_init(&c.kidx);
 	c.o = &o;
 	rc = session_open_chosen(o.session, &c.session, &m);
 	if (rc)
@@ -573,8 +548,7 @@ int cmd_holders(int argc, char **argv)
 out:
 	free(line);
 	free(items);
-	HASH_CLEAR(hh, c.by_inode);
-	free(c.kins);
+	kindex_free(&c.kidx);
 	symbolizer_free(c.sym);
 	procfd_free(c.pf);
 	sockdiag_list_free(&c.kern);
