@@ -30,7 +30,7 @@ uint32_t accept_listener_of(int fd)
 	/* A listener we did not see listen (inherited, adopted). */
 	if (!track_lookup_or_adopt(fd, &e))
 		return 0;
-	e.listener = (uint16_t)listeners_get(e.inode, &e, -1);
+	e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, -1);
 	if (e.listener && !fdtab_set(fd, &e))
 		return e.listener;
 	return e.listener;
@@ -39,7 +39,7 @@ uint32_t accept_listener_of(int fd)
 void accept_woken(int fd)
 {
 	uint32_t ref = accept_listener_of(fd);
-	struct sockshim_listener *l = listeners_entry(ref);
+	struct sockshim_listener *l = listeners_entry(shim_session(), ref);
 
 	if (!l)
 		return;
@@ -146,7 +146,7 @@ static void count(struct sockshim_listener *l, struct sockshim_worker *w, uint32
 int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
 	uint32_t ref = shim_inert ? 0 : accept_listener_of(fd);
-	struct sockshim_listener *l = listeners_entry(ref);
+	struct sockshim_listener *l = listeners_entry(shim_session(), ref);
 	struct sockshim_worker *w;
 	uint64_t left_ns = 0;
 	int ret, err, locked = 0;

@@ -101,7 +101,7 @@ static void after_poll(const struct pollfd *fds, nfds_t n, int ret)
 
 		if (fds[i].fd < 0 || !fdtab_is_listener(fds[i].fd))
 			continue;
-		l = listeners_entry(accept_listener_of(fds[i].fd));
+		l = listeners_entry(shim_session(), accept_listener_of(fds[i].fd));
 		if (l) /* a worker that waits and never wins still has a row */
 			listeners_worker(l);
 		if (ret > 0 && (fds[i].revents & (POLLIN | POLLPRI))) {
@@ -132,7 +132,7 @@ static long hide_listeners(struct pollfd *fds, const struct pollfd *first, nfds_
 
 		if (!fdtab_is_listener(fd))
 			continue;
-		l = listeners_entry(accept_listener_of(fd));
+		l = listeners_entry(shim_session(), accept_listener_of(fd));
 		if (!l || accept_token_take(l, fd))
 			continue;
 		saved[i] = fd;
@@ -310,7 +310,7 @@ static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int re
 
 		if (!FD_ISSET(fd, asked) || !fdtab_is_listener(fd))
 			continue;
-		l = listeners_entry(accept_listener_of(fd));
+		l = listeners_entry(shim_session(), accept_listener_of(fd));
 		if (l) /* a worker that waits and never wins still has a row */
 			listeners_worker(l);
 		if (ret > 0 && FD_ISSET(fd, rd)) {
@@ -382,7 +382,7 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const
 
 			if (!FD_ISSET(fd, &cur[0]) || !fdtab_is_listener(fd))
 				continue;
-			l = listeners_entry(accept_listener_of(fd));
+			l = listeners_entry(shim_session(), accept_listener_of(fd));
 			if (!l || accept_token_take(l, fd))
 				continue;
 			listeners_worker(l); /* waits without the token: still a worker */
@@ -604,7 +604,8 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 		reg_put(epfd, fd, mine.data.u64, exclusive);
 		/* EPOLLEXCLUSIVE, ours or the program's (nginx's own). */
-		if ((mine.events & EPOLLEXCLUSIVE) && (l = listeners_entry(accept_listener_of(fd))))
+		if ((mine.events & EPOLLEXCLUSIVE) &&
+		    (l = listeners_entry(shim_session(), accept_listener_of(fd))))
 			stat_add(&l->epoll_exclusive, 1);
 	}
 	errno = err;

@@ -98,7 +98,7 @@ int shim_listen(int fd, int backlog)
 		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
 		/* Also for a listener already known: its backlog is the last. */
-		e.listener = (uint16_t)listeners_get(e.inode, &e, backlog);
+		e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, backlog);
 		track_addresses(fd, &e, 0);
 	}
 	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);

@@ -56,9 +56,12 @@ uint64_t emit_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void emit_record(struct sockshim_record *r)
+/* Inlined into both callers: emit_record, on every hot path, pays
+ * nothing for the mapping being an argument. */
+static inline __attribute__((always_inline)) void stamp_append(struct seg_map *m,
+							       struct sockshim_record *r)
 {
-	if (!shim_seg_live())
+	if (!seg_map_live(m))
 		return;
 	r->ts_ns = emit_now_ns();
 	if ((!r->pid || !r->tid) && __builtin_expect(shim_in_vfork_child(), 0)) {
@@ -70,7 +73,17 @@ void emit_record(struct sockshim_record *r)
 		r->pid = shim_getpid();
 	if (!r->tid)
 		r->tid = shim_gettid();
-	ring_append(&shim_seg, r);
+	ring_append(m, r);
+}
+
+void emit_record_to(struct seg_map *m, struct sockshim_record *r)
+{
+	stamp_append(m, r);
+}
+
+void emit_record(struct sockshim_record *r)
+{
+	stamp_append(&shim_seg, r);
 }
 
 void emit_simple(int type, int fd, const struct fd_entry *e, int ret, int err)

@@ -13,12 +13,26 @@
 /* The session; base is NULL when there is none (events are dropped). */
 extern struct seg_map shim_seg;
 
-/* Is there a session to write to? Its mapping, once lost to a file that
+/* The session the shim writes to: the one place that says which segment
+ * is current. The model's modules (ledger, listeners) take the mapping as
+ * an argument, so that they run on any mapping (a test's private one). */
+static inline struct seg_map *shim_session(void)
+{
+	return &shim_seg;
+}
+
+/* Is mapping M one to write to? A mapping, once lost to a file that
  * shrank (seg_guard), stays mapped (zero pages) for whoever is still
  * writing to it, but takes nothing new: the shim is inert for it. */
+static inline int seg_map_live(const struct seg_map *m)
+{
+	return __atomic_load_n(&m->base, __ATOMIC_ACQUIRE) && !seg_guard_any_lost();
+}
+
+/* Is there a session to write to? */
 static inline int shim_seg_live(void)
 {
-	return __atomic_load_n(&shim_seg.base, __ATOMIC_ACQUIRE) && !seg_guard_any_lost();
+	return seg_map_live(&shim_seg);
 }
 /* Our pid, cached at start-up and in the fork child; 0 before start-up. */
 extern pid_t shim_pid;
@@ -46,6 +60,9 @@ void record_from_entry(struct sockshim_record *r, const struct fd_entry *e);
 
 /* Stamp time, pid and tid, and append to the ring. Wait-free; no syscall. */
 void emit_record(struct sockshim_record *r);
+
+/* The same into M's ring (no-op when M is not live). */
+void emit_record_to(struct seg_map *m, struct sockshim_record *r);
 
 /* Shorthand: emit TYPE for FD described by E (may be NULL). */
 void emit_simple(int type, int fd, const struct fd_entry *e, int ret, int err);

@@ -51,7 +51,7 @@ static void reserve_for_child(void)
 		 * The child, alone in its process, asks for its own copy. */
 		if (!fdtab_get((int)fd, &e) || !e.ledger)
 			continue;
-		ledger_reserve(e.ledger, 1);
+		ledger_reserve(shim_session(), e.ledger, 1);
 		reserved[n_reserved].fd = (int)fd;
 		reserved[n_reserved].ledger = e.ledger;
 		n_reserved++;
@@ -64,7 +64,7 @@ static void unreserve(void)
 	unsigned i;
 
 	for (i = 0; i < n_reserved; i++)
-		ledger_reserve(reserved[i].ledger, -1);
+		ledger_reserve(shim_session(), reserved[i].ledger, -1);
 	n_reserved = 0;
 }
 
@@ -81,6 +81,7 @@ static uint32_t reserved_for(int fd)
 
 void fork_child_holds(pid_t parent, pid_t child, int use_reservations)
 {
+	struct seg_map *m = shim_session();
 	uint32_t fd, high = fdtab_high();
 	unsigned i;
 
@@ -108,9 +109,9 @@ void fork_child_holds(pid_t parent, pid_t child, int use_reservations)
 			continue;
 		if (!e.ledger)
 			continue;
-		ledger_hold(e.ledger, child, (int)fd, SOCKSHIM_HOW_FORK, parent, (int)fd,
+		ledger_hold(m, e.ledger, child, (int)fd, SOCKSHIM_HOW_FORK, parent, (int)fd,
 			    r && r == e.ledger);
-		ledger_step(e.ledger, SOCKSHIM_STEP_FORK, parent, (int)fd, child, 0);
+		ledger_step(m, e.ledger, SOCKSHIM_STEP_FORK, parent, (int)fd, child, 0);
 	}
 	if (!use_reservations)
 		return;
@@ -120,7 +121,7 @@ void fork_child_holds(pid_t parent, pid_t child, int use_reservations)
 		struct fd_entry e;
 
 		if (!fdtab_get(reserved[i].fd, &e) || e.ledger != reserved[i].ledger)
-			ledger_reserve(reserved[i].ledger, -1);
+			ledger_reserve(m, reserved[i].ledger, -1);
 	}
 	n_reserved = 0;
 }

@@ -29,11 +29,11 @@ static uint64_t now_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static struct sockshim_sock *entry(uint32_t ref)
+static struct sockshim_sock *entry(struct seg_map *m, uint32_t ref)
 {
-	if (!ref || !shim_seg_live() || ref > shim_seg.ledger_capacity)
+	if (!ref || !seg_map_live(m) || ref > m->ledger_capacity)
 		return NULL;
-	return seg_ledger(&shim_seg) + (ref - 1);
+	return seg_ledger(m) + (ref - 1);
 }
 
 static void count(uint64_t *counter)
@@ -49,14 +49,14 @@ void ledger_set_comm(void)
 		memcpy(comm, name, sizeof(comm));
 }
 
-uint32_t ledger_find(uint64_t inode)
+uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 {
-	uint32_t cap = shim_seg.ledger_capacity, h, i;
+	uint32_t cap = m->ledger_capacity, h, i;
 	struct sockshim_sock *l;
 
-	if (!shim_seg_live() || !inode)
+	if (!seg_map_live(m) || !inode)
 		return 0;
-	l = seg_ledger(&shim_seg);
+	l = seg_ledger(m);
 	h = sockshim_ledger_hash(inode);
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
@@ -109,22 +109,22 @@ static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_
 	__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
 }
 
-uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, int born_fd,
-		    int *created)
+uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
+		    int born_fd, int *created)
 {
-	uint32_t cap = shim_seg.ledger_capacity, h, i, ref;
+	uint32_t cap = m->ledger_capacity, h, i, ref;
 	/* Races with other claimers are retried, a bounded number of times:
 	 * a table another process keeps rewriting must not hold us. */
 	unsigned tries = 0;
 	struct sockshim_sock *l;
 
 	*created = 0;
-	if (!shim_seg_live() || !inode || inode == INODE_RESERVED)
+	if (!seg_map_live(m) || !inode || inode == INODE_RESERVED)
 		return 0;
-	ref = ledger_find(inode);
+	ref = ledger_lookup(m, inode);
 	if (ref)
 		return ref;
-	l = seg_ledger(&shim_seg);
+	l = seg_ledger(m);
 	h = sockshim_ledger_hash(inode);
 again:
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
@@ -171,18 +171,18 @@ again:
 		    !__atomic_compare_exchange_n(&best->inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE))
 			continue; /* someone else took it: look again */
-		count(&seg_header(&shim_seg)->ledger_reclaimed);
+		count(&seg_header(m)->ledger_reclaimed);
 		init_entry(best, inode, e, born_pid, born_fd);
 		*created = 1;
 		return (uint32_t)(best - l) + 1;
 	}
-	count(&seg_header(&shim_seg)->ledger_full);
+	count(&seg_header(m)->ledger_full);
 	return 0;
 }
 
-void ledger_describe(uint32_t ref, const struct fd_entry *e)
+void ledger_describe(struct seg_map *m, uint32_t ref, const struct fd_entry *e)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 
 	if (!s)
 		return;
@@ -199,22 +199,24 @@ static int holder_is(struct sockshim_holder *hd, pid_t pid, int fd)
 }
 
 /* The pool slot I of the probe window of (REF, PID, FD). */
-static struct sockshim_pooled_holder *pool_slot(uint32_t ref, pid_t pid, int fd, unsigned i)
+static struct sockshim_pooled_holder *pool_slot(struct seg_map *m, uint32_t ref, pid_t pid, int fd,
+					       unsigned i)
 {
-	uint32_t cap = shim_seg.ledger_capacity;
+	uint32_t cap = m->ledger_capacity;
 
-	return seg_pool(&shim_seg) + ((sockshim_pool_hash(ref, pid, fd) + i) & (cap - 1));
+	return seg_pool(m) + ((sockshim_pool_hash(ref, pid, fd) + i) & (cap - 1));
 }
 
 /* PID's holder of entry REF as FD in the pool, if S has any there. */
-static struct sockshim_holder *pooled_of(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd)
+static struct sockshim_holder *pooled_of(struct seg_map *m, uint32_t ref, struct sockshim_sock *s,
+					 pid_t pid, int fd)
 {
 	unsigned i;
 
-	if (!__atomic_load_n(&s->pooled, __ATOMIC_ACQUIRE) || !shim_seg.pool_offset)
+	if (!__atomic_load_n(&s->pooled, __ATOMIC_ACQUIRE) || !m->pool_offset)
 		return NULL;
 	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
-		struct sockshim_pooled_holder *p = pool_slot(ref, pid, fd, i);
+		struct sockshim_pooled_holder *p = pool_slot(m, ref, pid, fd, i);
 
 		if (holder_is(&p->h, pid, fd) && __atomic_load_n(&p->ref, __ATOMIC_RELAXED) == ref)
 			return &p->h;
@@ -224,8 +226,8 @@ static struct sockshim_holder *pooled_of(uint32_t ref, struct sockshim_sock *s, 
 
 /* PID's holder of entry REF (S) as FD, in the entry or the pool; *POOLED
  * says which. */
-static struct sockshim_holder *holder_of(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd,
-					 int *pooled)
+static struct sockshim_holder *holder_of(struct seg_map *m, uint32_t ref, struct sockshim_sock *s,
+					 pid_t pid, int fd, int *pooled)
 {
 	unsigned i;
 
@@ -234,25 +236,25 @@ static struct sockshim_holder *holder_of(uint32_t ref, struct sockshim_sock *s, 
 		if (holder_is(&s->holders[i], pid, fd))
 			return &s->holders[i];
 	*pooled = 1;
-	return pooled_of(ref, s, pid, fd);
+	return pooled_of(m, ref, s, pid, fd);
 }
 
-int ledger_holds(uint32_t ref, pid_t pid, int fd)
+int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	int pooled;
 
-	return s && holder_of(ref, s, pid, fd, &pooled) != NULL;
+	return s && holder_of(m, ref, s, pid, fd, &pooled) != NULL;
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
 			int from_fd);
-static int claim_pooled(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd, int how,
-			pid_t from_pid, int from_fd);
+static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
+			int fd, int how, pid_t from_pid, int from_fd);
 
-void ledger_reserve(uint32_t ref, int delta)
+void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	int32_t refs;
 
 	if (!s)
@@ -264,31 +266,31 @@ void ledger_reserve(uint32_t ref, int delta)
 		__atomic_store_n(&s->released_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
 }
 
-void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int from_fd,
-		 int reserved)
+void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
+		 int from_fd, int reserved)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
 	int pooled;
 
 	if (!s)
 		return;
-	hd = holder_of(ref, s, pid, fd, &pooled);
+	hd = holder_of(m, ref, s, pid, fd, &pooled);
 	if (hd) { /* seen again (exec, re-discovery): how it holds it now */
 		__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
 		if (reserved)
-			ledger_reserve(ref, -1);
+			ledger_reserve(m, ref, -1);
 		procs_held(ref, pid, fd); /* listed by this image too */
 		return;
 	}
 	if (!reserved)
-		ledger_reserve(ref, 1);
+		ledger_reserve(m, ref, 1);
 	procs_held(ref, pid, fd);
 	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) &&
-	    !claim_pooled(ref, s, pid, fd, how, from_pid, from_fd)) {
+	    !claim_pooled(m, ref, s, pid, fd, how, from_pid, from_fd)) {
 		/* The reference is counted even when its holder cannot be named. */
 		__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
-		count(&seg_header(&shim_seg)->holder_overflow);
+		count(&seg_header(m)->holder_overflow);
 	}
 }
 
@@ -326,18 +328,18 @@ static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid
 }
 
 /* The entry's own slots are taken: one in the pool. */
-static int claim_pooled(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd, int how,
-			pid_t from_pid, int from_fd)
+static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
+			int fd, int how, pid_t from_pid, int from_fd)
 {
 	unsigned i;
 
-	if (!shim_seg.pool_offset)
+	if (!m->pool_offset)
 		return 0;
 	/* Counted first: a reader or a lookup that sees the holder also
 	 * knows to look in the pool. */
 	__atomic_fetch_add(&s->pooled, 1, __ATOMIC_ACQ_REL);
 	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
-		struct sockshim_pooled_holder *p = pool_slot(ref, pid, fd, i);
+		struct sockshim_pooled_holder *p = pool_slot(m, ref, pid, fd, i);
 
 		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd))
 			return 1;
@@ -346,9 +348,9 @@ static int claim_pooled(uint32_t ref, struct sockshim_sock *s, pid_t pid, int fd
 	return 0;
 }
 
-int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
+int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
 	int32_t refs, left;
 	uint32_t live = SOCKSHIM_HOLDER_LIVE;
@@ -358,7 +360,7 @@ int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
 	if (!s)
 		return -1;
 	procs_dropped(ref, pid, fd);
-	hd = holder_of(ref, s, pid, fd, &pooled);
+	hd = holder_of(m, ref, s, pid, fd, &pooled);
 	if (hd && __atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
 					      __ATOMIC_RELEASE, __ATOMIC_RELAXED) && pooled)
 		__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
@@ -377,9 +379,9 @@ int ledger_release(uint32_t ref, pid_t pid, int fd, int *before)
 	return left;
 }
 
-void ledger_step(uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
+void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_step *st;
 	uint32_t n;
 
@@ -400,9 +402,9 @@ void ledger_step(uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
 	__atomic_store_n(&st->seq, n + 1, __ATOMIC_RELEASE);
 }
 
-void ledger_eof(uint32_t ref, pid_t pid, int fd)
+void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	uint64_t none = 0;
 
 	if (!s)
@@ -413,33 +415,33 @@ void ledger_eof(uint32_t ref, pid_t pid, int fd)
 		__atomic_store_n(&s->eof_pid, pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->eof_fd, fd, __ATOMIC_RELAXED);
 	}
-	ledger_step(ref, SOCKSHIM_STEP_EOF, pid, fd, 0, 0);
+	ledger_step(m, ref, SOCKSHIM_STEP_EOF, pid, fd, 0, 0);
 }
 
-void ledger_read(uint32_t ref)
+void ledger_read(struct seg_map *m, uint32_t ref)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 
 	if (s)
 		__atomic_store_n(&s->last_read_ns, now_ns(CLOCK_MONOTONIC_COARSE), __ATOMIC_RELAXED);
 }
 
-uint64_t ledger_inode(uint32_t ref)
+uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 {
-	struct sockshim_sock *s = entry(ref);
+	struct sockshim_sock *s = entry(m, ref);
 	uint64_t inode = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
 
 	return inode == INODE_RESERVED ? 0 : inode;
 }
 
-void ledger_describe_record(uint32_t ref, struct sockshim_record *r)
+void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r)
 {
-	const struct sockshim_sock *s = entry(ref);
+	const struct sockshim_sock *s = entry(m, ref);
 	uint16_t flags;
 
 	if (!s)
 		return;
-	r->inode = ledger_inode(ref);
+	r->inode = ledger_inode(m, ref);
 	r->family = s->family;
 	r->socktype = s->socktype;
 	memcpy(r->local_ip, s->local_ip, sizeof(r->local_ip));
@@ -457,44 +459,46 @@ void ledger_describe_record(uint32_t ref, struct sockshim_record *r)
 
 /* The close record of PID's FD, released VIA with BEFORE and LEFT
  * references. */
-static void log_close(uint32_t ref, pid_t pid, int fd, int via, int before, int left)
+static void log_close(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int via, int before,
+		      int left)
 {
 	struct sockshim_record r;
 
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, 0, 0);
 	r.pid = pid;
 	r.tid = pid;
-	ledger_describe_record(ref, &r);
+	ledger_describe_record(m, ref, &r);
 	r.detail.close.via = via;
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = left;
-	emit_record(&r);
+	emit_record_to(m, &r);
 }
 
-void ledger_forget_one(uint32_t ref, pid_t pid, int fd, int via)
+void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int via)
 {
-	int before, left = ledger_release(ref, pid, fd, &before);
+	int before, left = ledger_release(m, ref, pid, fd, &before);
 
 	if (left < 0)
 		return;
-	ledger_step(ref, via == SOCKSHIM_CLOSE_VIA_EXEC ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT,
-		    pid, fd, left, via);
-	log_close(ref, pid, fd, via, before, left);
+	ledger_step(m, ref,
+		    via == SOCKSHIM_CLOSE_VIA_EXEC ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT, pid, fd,
+		    left, via);
+	log_close(m, ref, pid, fd, via, before, left);
 }
 
 /* Every live holder PID has (whose descriptor, when STILL_OURS, is not
  * the socket any more) is released VIA. The one whole-ledger scan of the
  * shim: only for a process that held more than its entry in the process
  * table could list. */
-static void forget(pid_t pid, int still_ours, int via)
+static void forget(struct seg_map *m, pid_t pid, int still_ours, int via)
 {
 	struct sockshim_sock *l;
 	uint32_t i, j;
 
-	if (!shim_seg_live())
+	if (!seg_map_live(m))
 		return;
-	l = seg_ledger(&shim_seg);
-	for (i = 0; i < shim_seg.ledger_capacity; i++) {
+	l = seg_ledger(m);
+	for (i = 0; i < m->ledger_capacity; i++) {
 		uint64_t inode = __atomic_load_n(&l[i].inode, __ATOMIC_ACQUIRE);
 
 		if (!inode || inode == INODE_RESERVED || !__atomic_load_n(&l[i].refs, __ATOMIC_RELAXED))
@@ -510,34 +514,34 @@ static void forget(pid_t pid, int still_ours, int via)
 			fd = __atomic_load_n(&hd->fd, __ATOMIC_RELAXED);
 			if (still_ours && fdtab_get(fd, &e) && e.inode == inode)
 				continue; /* it survived exec */
-			ledger_forget_one(i + 1, pid, fd, via);
+			ledger_forget_one(m, i + 1, pid, fd, via);
 		}
 	}
-	if (!shim_seg.pool_offset)
+	if (!m->pool_offset)
 		return;
-	for (i = 0; i < shim_seg.ledger_capacity; i++) {
-		struct sockshim_pooled_holder *p = &seg_pool(&shim_seg)[i];
+	for (i = 0; i < m->ledger_capacity; i++) {
+		struct sockshim_pooled_holder *p = &seg_pool(m)[i];
 		uint32_t ref = __atomic_load_n(&p->ref, __ATOMIC_RELAXED);
 		struct fd_entry e;
 		int fd;
 
 		if (__atomic_load_n(&p->h.state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE ||
 		    __atomic_load_n(&p->h.pid, __ATOMIC_RELAXED) != pid || !ref ||
-		    ref > shim_seg.ledger_capacity)
+		    ref > m->ledger_capacity)
 			continue;
 		fd = __atomic_load_n(&p->h.fd, __ATOMIC_RELAXED);
-		if (still_ours && fdtab_get(fd, &e) && e.inode == ledger_inode(ref))
+		if (still_ours && fdtab_get(fd, &e) && e.inode == ledger_inode(m, ref))
 			continue;
-		ledger_forget_one(ref, pid, fd, via);
+		ledger_forget_one(m, ref, pid, fd, via);
 	}
 }
 
-void ledger_forget_stale(pid_t pid)
+void ledger_forget_stale(struct seg_map *m, pid_t pid)
 {
-	forget(pid, 1, SOCKSHIM_CLOSE_VIA_EXEC);
+	forget(m, pid, 1, SOCKSHIM_CLOSE_VIA_EXEC);
 }
 
-void ledger_forget_pid(pid_t pid, int via)
+void ledger_forget_pid(struct seg_map *m, pid_t pid, int via)
 {
-	forget(pid, 0, via);
+	forget(m, pid, 0, via);
 }

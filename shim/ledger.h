@@ -1,7 +1,8 @@
 /* The reference ledger in the session segment: who holds each socket, how
  * they got it, and what happened to it. Lock-free and allocation-free:
  * safe on the close and dup paths, in signal handlers and across fork.
- * Every function is a no-op without a session. */
+ * Every function works on the ledger of mapping M (the shim passes
+ * shim_session()), and is a no-op when M is not live (seg_map_live). */
 #ifndef SOCKSHIM_LEDGER_H
 #define SOCKSHIM_LEDGER_H
 
@@ -10,68 +11,69 @@
 
 #include "fdtab.h"
 #include "sockshim/layout.h"
+#include "sockshim/segment.h"
 
 /* The index + 1 of INODE's entry, 0 if it has none. */
-uint32_t ledger_find(uint64_t inode);
+uint32_t ledger_lookup(struct seg_map *m, uint64_t inode);
 
 /* The index + 1 of INODE's entry, created from E (born, addresses, call
  * site) if it has none; 0 when the ledger has no room near its slot
  * (counted). *CREATED tells whether this call created it. */
-uint32_t ledger_get(uint64_t inode, const struct fd_entry *e, pid_t born_pid, int born_fd,
-		    int *created);
+uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
+		    int born_fd, int *created);
 
 /* Refresh the entry's addresses, listener flag and birth (connect makes a
  * socket()-born socket a CONNECT one) from E. */
-void ledger_describe(uint32_t ref, const struct fd_entry *e);
+void ledger_describe(struct seg_map *m, uint32_t ref, const struct fd_entry *e);
 
 /* PID now holds the socket as FD, got by HOW (enum sockshim_how) from
  * FROM_PID/FROM_FD. A holder already recorded for PID/FD is updated.
  * RESERVED: its reference was already counted by ledger_reserve(). */
-void ledger_hold(uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid, int from_fd,
-		 int reserved);
+void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
+		 int from_fd, int reserved);
 
 /* Count a reference that a holder will claim soon (a fork child's, taken
  * before the fork so that the parent closing its copy meanwhile does not
  * look like the last reference going), or give it back (DELTA -1). */
-void ledger_reserve(uint32_t ref, int delta);
+void ledger_reserve(struct seg_map *m, uint32_t ref, int delta);
 
 /* PID's FD no longer refers to the socket. Returns the references left
  * (>= 0), and the references before in *BEFORE. */
-int ledger_release(uint32_t ref, pid_t pid, int fd, int *before);
+int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before);
 
 /* Whether PID holds the socket as FD in the ledger. */
-int ledger_holds(uint32_t ref, pid_t pid, int fd);
+int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
 
 /* Append a history step (enum sockshim_step_op). */
-void ledger_step(uint32_t ref, int op, pid_t pid, int fd, int arg, int via);
+void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via);
 
 /* A read returned 0: the first one is remembered. */
-void ledger_eof(uint32_t ref, pid_t pid, int fd);
+void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
 
 /* A read happened now (coarse clock). */
-void ledger_read(uint32_t ref);
+void ledger_read(struct seg_map *m, uint32_t ref);
 
 /* Drop every holder PID has in the ledger whose fd is not a socket of
  * ours any more: close-on-exec, for an image whose process held more than
  * its entry in the process table lists. A scan of the whole ledger: only
  * then. */
-void ledger_forget_stale(pid_t pid);
+void ledger_forget_stale(struct seg_map *m, pid_t pid);
 
 /* Drop every holder dead process PID has in the ledger, each with a close
  * record VIA: for a process whose entry could not list them all. A scan
  * of the whole ledger: only then. */
-void ledger_forget_pid(pid_t pid, int via);
+void ledger_forget_pid(struct seg_map *m, pid_t pid, int via);
 
 /* Release PID's hold of REF as FD at its end VIA (exec, exit, death):
- * the history step and the close record with the references before and
- * after. */
-void ledger_forget_one(uint32_t ref, pid_t pid, int fd, int via);
+ * the history step and the close record (into M's ring) with the
+ * references before and after. */
+void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int via);
 
 /* The inode of entry REF, 0 if none. */
-uint64_t ledger_inode(uint32_t ref);
+uint64_t ledger_inode(struct seg_map *m, uint32_t ref);
 
 /* Fill R's socket identity (inode, family, addresses) from entry REF. */
-void ledger_describe_record(uint32_t ref, struct sockshim_record *r);
+void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r);
 
 /* The process name recorded in history steps (refreshed after exec). */
 void ledger_set_comm(void);

@@ -16,22 +16,22 @@ enum sockshim_accept_mode accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
 /* Being initialised by its claimer: matches no inode. */
 #define INODE_RESERVED UINT64_MAX
 
-struct sockshim_listener *listeners_entry(uint32_t ref)
+struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref)
 {
-	if (!ref || ref > SOCKSHIM_LISTENERS || !shim_seg_live() || !shim_seg.listeners_offset)
+	if (!ref || ref > SOCKSHIM_LISTENERS || !seg_map_live(m) || !m->listeners_offset)
 		return NULL;
-	return seg_listeners(&shim_seg) + (ref - 1);
+	return seg_listeners(m) + (ref - 1);
 }
 
-uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
+uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog)
 {
 	struct sockshim_listener *t;
 	uint32_t i;
 
-	if (!shim_seg_live() || !shim_seg.listeners_offset || !inode || inode == INODE_RESERVED ||
+	if (!seg_map_live(m) || !m->listeners_offset || !inode || inode == INODE_RESERVED ||
 	    accept_mode == SOCKSHIM_ACCEPT_OFF)
 		return 0;
-	t = seg_listeners(&shim_seg);
+	t = seg_listeners(m);
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
 		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode) {
 			/* listen() again (Puma: 4096, then 1024): the last wins. */
@@ -56,7 +56,7 @@ uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog)
 		__atomic_store_n(&t[i].inode, inode, __ATOMIC_RELEASE);
 		return i + 1;
 	}
-	stat_add(&seg_header(&shim_seg)->listeners_full, 1);
+	stat_add(&seg_header(m)->listeners_full, 1);
 	return 0;
 }
 

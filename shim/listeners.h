@@ -8,17 +8,19 @@
 
 #include "fdtab.h"
 #include "sockshim/layout.h"
+#include "sockshim/segment.h"
 
 /* This process's accept mode (SOCKSHIM_ACCEPT), set at start-up. */
 extern enum sockshim_accept_mode accept_mode;
 
-/* The listener entry of socket INODE (index + 1), registered from E with
- * BACKLOG (-1 unknown) if new, its backlog updated to BACKLOG (>= 0) if
- * not; 0 when there is no session or no room (counted). */
-uint32_t listeners_get(uint64_t inode, const struct fd_entry *e, int backlog);
+/* The listener entry of socket INODE (index + 1) in M's table (the shim
+ * passes shim_session()), registered from E with BACKLOG (-1 unknown) if
+ * new, its backlog updated to BACKLOG (>= 0) if not; 0 when M is not live
+ * or has no room (counted). */
+uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog);
 
-/* The entry behind REF, or NULL. */
-struct sockshim_listener *listeners_entry(uint32_t ref);
+/* The entry behind REF in M's table, or NULL. */
+struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref);
 
 /* The calling thread's worker row on L (claimed on first use), or NULL
  * when the table of workers is full (counted). */
@@ -33,12 +35,12 @@ static inline void stat_add(uint64_t *counter, uint64_t n)
 /* Count NS in a log2 histogram. */
 void stat_hist(uint64_t *hist, uint64_t ns);
 
-/* Raise *MAX to V if it is lower. */
 /* Has the thread of KEY ((pid << 32) | tid) ended? Only a sure "no such
  * thread" counts: one we may not signal, or a reused pid, is alive. errno
  * is left as it was. */
 int listeners_thread_gone(uint64_t key);
 
+/* Raise *MAX to V if it is lower. */
 void stat_max(uint32_t *max, uint32_t v);
 void stat_max64(uint64_t *max, uint64_t v);
 

@@ -158,7 +158,7 @@ __attribute__((constructor)) static void on_start(void)
 	search = procs_start(shim_getpid(), procs_start_ticks(), 0);
 	discover_inherited();
 	if (search) /* it held more than its entry lists */
-		ledger_forget_stale(shim_getpid());
+		ledger_forget_stale(shim_session(), shim_getpid());
 	atexit(on_exit_image);
 out:
 	errno = saved;

@@ -121,7 +121,8 @@ static int still_ours(uint32_t ref, int fd)
 {
 	struct stat st;
 
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && ledger_inode(ref) == st.st_ino;
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       ledger_inode(shim_session(), ref) == st.st_ino;
 }
 
 /* Every hold E lists that KEEP does not keep is released VIA; 1 if E
@@ -141,7 +142,7 @@ static int release_listed(struct sockshim_proc *e, pid_t pid, int via, int (*kee
 		if (!__atomic_compare_exchange_n(&e->held[i], &v, 0, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;
-		ledger_forget_one(ref, pid, fd, via);
+		ledger_forget_one(shim_session(), ref, pid, fd, via);
 	}
 	return __atomic_load_n(&e->held_unlisted, __ATOMIC_ACQUIRE) != 0;
 }
@@ -159,7 +160,7 @@ static int after_exec(struct sockshim_proc *e, pid_t pid)
 static void gone(struct sockshim_proc *e, pid_t pid, int via)
 {
 	if (release_listed(e, pid, via, NULL))
-		ledger_forget_pid(pid, via);
+		ledger_forget_pid(shim_session(), pid, via);
 	free_entry(e);
 }
 

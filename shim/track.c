@@ -26,8 +26,8 @@ static void remember(int fd, const struct fd_entry *e)
 	if (fdtab_count_overflow() == 1)
 		shim_warn("descriptor %d is beyond the descriptor table (%u entries); "
 			  "such sockets are not tracked", fd, fdtab_capacity);
-	if (shim_seg_live())
-		__atomic_fetch_add(&seg_header(&shim_seg)->fd_overflow, 1, __ATOMIC_RELAXED);
+	if (seg_map_live(shim_session()))
+		__atomic_fetch_add(&seg_header(shim_session())->fd_overflow, 1, __ATOMIC_RELAXED);
 }
 
 pid_t track_self(void)
@@ -41,24 +41,25 @@ pid_t track_self(void)
  * way we did not see). */
 static void ledger_attach(int fd, struct fd_entry *e)
 {
+	struct seg_map *m = shim_session();
 	pid_t self = track_self();
 	int created;
 
-	if (e->ledger || (e->flags & FDT_NO_LEDGER) || !shim_seg_live())
+	if (e->ledger || (e->flags & FDT_NO_LEDGER) || !seg_map_live(m))
 		return;
-	e->ledger = ledger_get(e->inode, e, self, fd, &created);
+	e->ledger = ledger_get(m, e->inode, e, self, fd, &created);
 	if (!e->ledger) {
 		e->flags |= FDT_NO_LEDGER; /* counted once, not at every call */
 		return;
 	}
 	if (created) {
-		ledger_hold(e->ledger, self, fd,
+		ledger_hold(m, e->ledger, self, fd,
 			    e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
 							       : SOCKSHIM_HOW_CREATED,
 			    self, fd, 0);
-		ledger_step(e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0);
-	} else if (!ledger_holds(e->ledger, self, fd)) {
-		ledger_hold(e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
+		ledger_step(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0);
+	} else if (!ledger_holds(m, e->ledger, self, fd)) {
+		ledger_hold(m, e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
 	}
 }
 
@@ -90,25 +91,26 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e)
 
 void track_adopt_inherited(int fd, struct fd_entry *e)
 {
+	struct seg_map *m = shim_session();
 	pid_t self = shim_getpid(), parent = getppid();
-	uint32_t ref = ledger_find(e->inode);
+	uint32_t ref = ledger_lookup(m, e->inode);
 
 	if (!ref) {
 		/* From outside the session (a service manager, a shell). */
 		e->born = SOCKSHIM_BORN_INHERITED;
 		ledger_attach(fd, e);
-	} else if (ledger_holds(ref, self, fd)) {
+	} else if (ledger_holds(m, ref, self, fd)) {
 		/* Ours before exec: it survived (no close-on-exec). */
 		e->ledger = ref;
-		ledger_hold(ref, self, fd, SOCKSHIM_HOW_EXEC, self, fd, 0);
-		ledger_step(ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
+		ledger_hold(m, ref, self, fd, SOCKSHIM_HOW_EXEC, self, fd, 0);
+		ledger_step(m, ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
 	} else {
 		/* Our parent had it and started us in a way we did not see
 		 * (posix_spawn, a raw clone): say so as fork + exec. */
 		e->ledger = ref;
-		ledger_hold(ref, self, fd, SOCKSHIM_HOW_EXEC, parent, fd, 0);
-		ledger_step(ref, SOCKSHIM_STEP_FORK, parent, fd, self, 0);
-		ledger_step(ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
+		ledger_hold(m, ref, self, fd, SOCKSHIM_HOW_EXEC, parent, fd, 0);
+		ledger_step(m, ref, SOCKSHIM_STEP_FORK, parent, fd, self, 0);
+		ledger_step(m, ref, SOCKSHIM_STEP_EXEC, self, fd, 0, 0);
 	}
 	remember(fd, e);
 }
@@ -212,6 +214,7 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 
 void track_dup(int old_fd, int new_fd, int cloexec)
 {
+	struct seg_map *m = shim_session();
 	struct sockshim_record r;
 	struct fd_entry e;
 	pid_t self = track_self();
@@ -222,8 +225,8 @@ void track_dup(int old_fd, int new_fd, int cloexec)
 	e.flags &= ~(uint64_t)FDT_CLOEXEC;
 	if (cloexec)
 		e.flags |= FDT_CLOEXEC;
-	ledger_hold(e.ledger, self, new_fd, SOCKSHIM_HOW_DUP, self, old_fd, 0);
-	ledger_step(e.ledger, SOCKSHIM_STEP_DUP, self, old_fd, new_fd, 0);
+	ledger_hold(m, e.ledger, self, new_fd, SOCKSHIM_HOW_DUP, self, old_fd, 0);
+	ledger_step(m, e.ledger, SOCKSHIM_STEP_DUP, self, old_fd, new_fd, 0);
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_DUP, old_fd, new_fd, 0);
 	record_from_entry(&r, &e);
@@ -242,6 +245,7 @@ int track_forget(int fd, struct fd_entry *e)
 
 void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 {
+	struct seg_map *m = shim_session();
 	struct sockshim_record r;
 	pid_t self = track_self();
 	int before = -1, after = -1;
@@ -249,8 +253,8 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	/* A close that failed (EBADF: the entry was stale) dropped nothing
 	 * the kernel knew of; EINTR still closed it on Linux. */
 	if (e->ledger && (ret == 0 || err == EINTR)) {
-		after = ledger_release(e->ledger, self, fd, &before);
-		ledger_step(e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
+		after = ledger_release(m, e->ledger, self, fd, &before);
+		ledger_step(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
 	}
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, ret, err);
 	record_from_entry(&r, e);
@@ -262,10 +266,11 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 
 void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err)
 {
+	struct seg_map *m = shim_session();
 	struct sockshim_record r;
 
 	if (ret == 0)
-		ledger_step(e->ledger, SOCKSHIM_STEP_SHUTDOWN, track_self(), fd, how, 0);
+		ledger_step(m, e->ledger, SOCKSHIM_STEP_SHUTDOWN, track_self(), fd, how, 0);
 	record_init(&r, SOCKSHIM_EV_SHUTDOWN, fd, ret, err);
 	record_from_entry(&r, e);
 	r.detail.shutdown.how = how;
@@ -274,9 +279,11 @@ void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err)
 
 void track_addresses(int fd, struct fd_entry *e, int born)
 {
+	struct seg_map *m = shim_session();
+
 	if (born)
 		e->born = (uint16_t)born;
-	ledger_describe(e->ledger, e);
+	ledger_describe(m, e->ledger, e);
 	if (!shim_in_vfork_child())
 		fdtab_set(fd, e);
 }
@@ -286,11 +293,12 @@ void track_read(int fd)
 	uint32_t ref = fdtab_ledger(fd);
 
 	if (ref)
-		ledger_read(ref);
+		ledger_read(shim_session(), ref);
 }
 
 void track_received(int sock, const struct msghdr *msg)
 {
+	struct seg_map *m = shim_session();
 	const struct cmsghdr *c;
 	struct ucred peer;
 	socklen_t len = sizeof(peer);
@@ -317,9 +325,9 @@ void track_received(int sock, const struct msghdr *msg)
 				continue; /* not a socket */
 			e.born = SOCKSHIM_BORN_SCM_RIGHTS;
 			e.born_ns = emit_now_ns();
-			e.ledger = ledger_get(e.inode, &e, self, fd, &created);
-			ledger_hold(e.ledger, self, fd, SOCKSHIM_HOW_SCM, from ? from : self, -1, 0);
-			ledger_step(e.ledger, SOCKSHIM_STEP_SCM, self, fd, from, 0);
+			e.ledger = ledger_get(m, e.inode, &e, self, fd, &created);
+			ledger_hold(m, e.ledger, self, fd, SOCKSHIM_HOW_SCM, from ? from : self, -1, 0);
+			ledger_step(m, e.ledger, SOCKSHIM_STEP_SCM, self, fd, from, 0);
 			remember(fd, &e);
 		}
 	}
@@ -329,6 +337,7 @@ out:
 
 void track_read_zero(int fd)
 {
+	struct seg_map *m = shim_session();
 	struct fd_entry e;
 	int saved = errno;
 
@@ -345,7 +354,7 @@ void track_read_zero(int fd)
 	}
 	if (fdtab_flags_or(fd, FDT_EOF_SEEN) & FDT_EOF_SEEN)
 		goto out;
-	ledger_eof(e.ledger, track_self(), fd);
+	ledger_eof(m, e.ledger, track_self(), fd);
 	emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
 out:
 	errno = saved;
@@ -354,6 +363,7 @@ out:
 void track_process_exit(void)
 {
 	static pid_t done; /* the pid that already did it (exit, then _exit) */
+	struct seg_map *m = shim_session();
 	pid_t self = track_self();
 	uint32_t fd, high = fdtab_high();
 	int saved = errno;
@@ -366,7 +376,7 @@ void track_process_exit(void)
 		if (!fdtab_get((int)fd, &e) || !e.ledger)
 			continue;
 		/* The kernel closes it: a close record like any other. */
-		ledger_forget_one(e.ledger, self, (int)fd, SOCKSHIM_CLOSE_VIA_EXIT);
+		ledger_forget_one(m, e.ledger, self, (int)fd, SOCKSHIM_CLOSE_VIA_EXIT);
 	}
 	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
 	procs_exit(self);

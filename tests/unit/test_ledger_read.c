@@ -1,6 +1,8 @@
-/* Unit tests of tools/ledger_read.c: snapshots of synthetic ledgers written
- * into a real session segment (placement, filters, reserved entries),
- * what a corrupt entry is turned into, and inheritance paths rebuilt from
+/* Unit tests of tools/ledger_read.c: snapshots of ledgers written into a
+ * real session segment by the shim's own ledger code (shim/ledger.c:
+ * placement, holders, history steps; a value a test wants wrong is then
+ * written over by hand), with filters and reserved entries, what a
+ * corrupt entry is turned into, and inheritance paths rebuilt from
  * history steps: the fork/dup/exec chain of the issue, SCM_RIGHTS, a
  * history that wrapped, a holder that is the creator itself. */
 #include <errno.h>
@@ -11,17 +13,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "ledger_fake.h"
+#include "ledger.h"
 #include "ledger_read.h"
+#include "vfork.h"
 
 #define RING (1u << SOCKSHIM_RING_MIN_SHIFT)
 #define LEDGER (1u << SOCKSHIM_LEDGER_MIN_SHIFT)
-#define T0 1000000000000ULL /* a monotonic time: 1000 s */
+/* A monotonic time, 10 s: births are set to it; holders and steps the
+ * shim's code stamps now, which is later. */
+#define T0 10000000000ULL
 #define MS 1000000ULL
+
+/* emit.c (linked for the ledger) asks; never in a vfork child here. */
+int shim_in_vfork_child(void)
+{
+	return 0;
+}
 
 struct fixture {
 	char name[64];
@@ -64,31 +76,79 @@ static char *path_of(const struct ledger_sock *s, pid_t pid, int fd)
 	return buf;
 }
 
+/* The ledger entry of INODE, made by the shim's ledger_get: born BORN in
+ * PID as FD at T0. Its reference in *REF (if not NULL). */
+static struct sockshim_sock *plant(struct seg_map *m, uint64_t inode, unsigned born, int pid,
+				   int fd, uint32_t *ref)
+{
+	struct fd_entry e;
+	uint32_t r;
+	int created;
+
+	memset(&e, 0, sizeof(e));
+	e.born = (uint16_t)born;
+	e.born_ns = T0;
+	e.family = 2; /* AF_INET */
+	e.socktype = 1;
+	r = ledger_get(m, inode, &e, pid, fd, &created);
+	assert_int_not_equal(r, 0);
+	assert_true(created);
+	if (ref)
+		*ref = r;
+	return &seg_ledger(m)[r - 1];
+}
+
+/* A history step by process COMM, as the shim writes it. */
+static struct sockshim_step *step(struct seg_map *m, uint32_t ref, unsigned op, int pid, int fd,
+				  int arg, const char *comm)
+{
+	struct sockshim_sock *s = &seg_ledger(m)[ref - 1];
+	uint32_t n = s->steps_next;
+
+	assert_int_equal(prctl(PR_SET_NAME, comm, 0, 0, 0), 0);
+	ledger_set_comm();
+	ledger_step(m, ref, (int)op, pid, fd, arg, 0);
+	return &s->steps[n % SOCKSHIM_STEPS];
+}
+
+/* PID holds the socket as FD, as the shim records it; its holder. */
+static struct sockshim_holder *hold(struct seg_map *m, uint32_t ref, int pid, int fd,
+				    unsigned how, int from_pid, int from_fd)
+{
+	struct sockshim_sock *s = &seg_ledger(m)[ref - 1];
+	unsigned i;
+
+	ledger_hold(m, ref, pid, fd, (int)how, from_pid, from_fd, 0);
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		if (s->holders[i].state == SOCKSHIM_HOLDER_LIVE && s->holders[i].pid == pid &&
+		    s->holders[i].fd == fd)
+			return &s->holders[i];
+	fail_msg("holder %d/%d not recorded", pid, fd);
+	return NULL;
+}
+
 /* The issue's example: accepted by 4101 fd 7, forked to 4120, dup2'ed onto
  * fd 0, exec'ed sh, which forked 4123, which exec'ed sleep. 4101 and sh
  * closed their copies; the closes had no effect. */
-static struct sockshim_sock *plant_chain(const struct seg_map *m, uint64_t inode)
+static struct sockshim_sock *plant_chain(struct seg_map *m, uint64_t inode)
 {
-	struct sockshim_sock *s = fake_entry(m, inode);
+	uint32_t r;
+	struct sockshim_sock *s = plant(m, inode, SOCKSHIM_BORN_ACCEPT, 4101, 7, &r);
 
-	assert_non_null(s);
-	fake_born(s, SOCKSHIM_BORN_ACCEPT, 4101, 7, T0);
-	s->family = 2; /* AF_INET */
-	s->socktype = 1;
-	fake_step(s, SOCKSHIM_STEP_BORN, 4101, 7, SOCKSHIM_BORN_ACCEPT, "socat", T0);
-	fake_step(s, SOCKSHIM_STEP_FORK, 4101, 7, 4120, "socat", T0 + 1 * MS);
-	fake_step(s, SOCKSHIM_STEP_CLOSE, 4101, 7, 2, "socat", T0 + 2 * MS);
-	fake_step(s, SOCKSHIM_STEP_DUP, 4120, 7, 0, "socat", T0 + 3 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXEC, 4120, 0, 0, "sh", T0 + 4 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXEC, 4120, 7, 0, "sh", T0 + 4 * MS);
-	fake_step(s, SOCKSHIM_STEP_FORK, 4120, 0, 4123, "sh", T0 + 5 * MS);
-	fake_step(s, SOCKSHIM_STEP_FORK, 4120, 7, 4123, "sh", T0 + 5 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXEC, 4123, 0, 0, "sleep", T0 + 6 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXEC, 4123, 7, 0, "sleep", T0 + 6 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXIT, 4120, 0, 2, "sh", T0 + 7 * MS);
-	fake_step(s, SOCKSHIM_STEP_EXIT, 4120, 7, 1, "sh", T0 + 7 * MS);
-	fake_holder(s, 4123, 0, SOCKSHIM_HOW_EXEC, T0 + 6 * MS, 4120, 0);
-	fake_holder(s, 4123, 7, SOCKSHIM_HOW_EXEC, T0 + 6 * MS, 4120, 7);
+	step(m, r, SOCKSHIM_STEP_BORN, 4101, 7, SOCKSHIM_BORN_ACCEPT, "socat");
+	step(m, r, SOCKSHIM_STEP_FORK, 4101, 7, 4120, "socat");
+	step(m, r, SOCKSHIM_STEP_CLOSE, 4101, 7, 2, "socat");
+	step(m, r, SOCKSHIM_STEP_DUP, 4120, 7, 0, "socat");
+	step(m, r, SOCKSHIM_STEP_EXEC, 4120, 0, 0, "sh");
+	step(m, r, SOCKSHIM_STEP_EXEC, 4120, 7, 0, "sh");
+	step(m, r, SOCKSHIM_STEP_FORK, 4120, 0, 4123, "sh");
+	step(m, r, SOCKSHIM_STEP_FORK, 4120, 7, 4123, "sh");
+	step(m, r, SOCKSHIM_STEP_EXEC, 4123, 0, 0, "sleep");
+	step(m, r, SOCKSHIM_STEP_EXEC, 4123, 7, 0, "sleep");
+	step(m, r, SOCKSHIM_STEP_EXIT, 4120, 0, 2, "sh");
+	step(m, r, SOCKSHIM_STEP_EXIT, 4120, 7, 1, "sh");
+	hold(m, r, 4123, 0, SOCKSHIM_HOW_EXEC, 4120, 0);
+	hold(m, r, 4123, 7, SOCKSHIM_HOW_EXEC, 4120, 7);
 	s->noeffect_closes = 3;
 	return s;
 }
@@ -155,20 +215,19 @@ static void test_path_hops(void **state)
 static void test_scm_path(void **state)
 {
 	struct fixture *f = *state;
-	struct sockshim_sock *s = fake_entry(&f->m, 777);
 	const struct ledger_sock *ls;
 	struct ledger_snap snap;
+	uint32_t r;
 
-	fake_born(s, SOCKSHIM_BORN_SOCKETPAIR, 100, 3, T0);
-	fake_step(s, SOCKSHIM_STEP_BORN, 100, 3, SOCKSHIM_BORN_SOCKETPAIR, "a", T0);
-	fake_step(s, SOCKSHIM_STEP_SCM, 200, 5, 100, "b", T0 + MS);
-	fake_step(s, SOCKSHIM_STEP_DUP, 200, 5, 9, "b", T0 + 2 * MS);
-	fake_holder(s, 200, 9, SOCKSHIM_HOW_DUP, T0 + 2 * MS, 200, 5);
+	plant(&f->m, 777, SOCKSHIM_BORN_SOCKETPAIR, 100, 3, &r);
+	step(&f->m, r, SOCKSHIM_STEP_BORN, 100, 3, SOCKSHIM_BORN_SOCKETPAIR, "a");
+	step(&f->m, r, SOCKSHIM_STEP_SCM, 200, 5, 100, "b");
+	step(&f->m, r, SOCKSHIM_STEP_DUP, 200, 5, 9, "b");
+	hold(&f->m, r, 200, 9, SOCKSHIM_HOW_DUP, 200, 5);
 	/* Received from a sender the shim did not know. */
-	s = fake_entry(&f->m, 778);
-	fake_born(s, SOCKSHIM_BORN_SCM_RIGHTS, 300, 4, T0);
-	fake_step(s, SOCKSHIM_STEP_SCM, 300, 4, 0, "c", T0);
-	fake_holder(s, 300, 4, SOCKSHIM_HOW_SCM, T0, 0, -1);
+	plant(&f->m, 778, SOCKSHIM_BORN_SCM_RIGHTS, 300, 4, &r);
+	step(&f->m, r, SOCKSHIM_STEP_SCM, 300, 4, 0, "c");
+	hold(&f->m, r, 300, 4, SOCKSHIM_HOW_SCM, 0, -1);
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	ls = ledger_find(&snap, 777);
 	assert_non_null(ls);
@@ -183,19 +242,19 @@ static void test_scm_path(void **state)
 static void test_history_wrapped(void **state)
 {
 	struct fixture *f = *state;
-	struct sockshim_sock *s = fake_entry(&f->m, 888);
 	const struct ledger_sock *ls;
 	struct ledger_snap snap;
+	uint32_t r;
 	int i;
 
-	fake_born(s, SOCKSHIM_BORN_ACCEPT, 10, 4, T0);
-	fake_step(s, SOCKSHIM_STEP_BORN, 10, 4, SOCKSHIM_BORN_ACCEPT, "srv", T0);
-	fake_step(s, SOCKSHIM_STEP_FORK, 10, 4, 11, "srv", T0 + MS);
+	plant(&f->m, 888, SOCKSHIM_BORN_ACCEPT, 10, 4, &r);
+	step(&f->m, r, SOCKSHIM_STEP_BORN, 10, 4, SOCKSHIM_BORN_ACCEPT, "srv");
+	step(&f->m, r, SOCKSHIM_STEP_FORK, 10, 4, 11, "srv");
 	/* Twenty reads of EOF push the birth and the fork out of the ring. */
 	for (i = 0; i < 20; i++)
-		fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "srv", T0 + (uint64_t)(2 + i) * MS);
-	fake_holder(s, 11, 4, SOCKSHIM_HOW_FORK, T0 + MS, 10, 4);
-	fake_holder(s, 10, 4, SOCKSHIM_HOW_CREATED, T0, 10, 4);
+		step(&f->m, r, SOCKSHIM_STEP_EOF, 10, 4, 0, "srv");
+	hold(&f->m, r, 11, 4, SOCKSHIM_HOW_FORK, 10, 4);
+	hold(&f->m, r, 10, 4, SOCKSHIM_HOW_CREATED, 10, 4);
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	ls = ledger_find(&snap, 888);
 	assert_non_null(ls);
@@ -213,27 +272,28 @@ static void test_history_wrapped(void **state)
 static void test_corrupt_values(void **state)
 {
 	struct fixture *f = *state;
-	struct sockshim_sock *s = fake_entry(&f->m, 999);
 	struct sockshim_step *st;
 	struct sockshim_holder *h;
 	const struct ledger_sock *ls;
 	struct ledger_snap snap;
+	uint32_t r;
+	struct sockshim_sock *s = plant(&f->m, 999, SOCKSHIM_BORN_SOCKET, 10, 4, &r);
 
-	fake_born(s, 77, 10, 4, T0); /* born out of range */
+	s->born = 77; /* born out of range */
 	memset(s->callsite_module, 'x', sizeof(s->callsite_module)); /* not terminated */
-	h = fake_holder(s, 10, 4, 200, T0, 0, 0); /* how out of range */
-	assert_non_null(h);
-	h = fake_holder(s, 11, 4, SOCKSHIM_HOW_FORK, T0, 10, 4);
+	hold(&f->m, r, 10, 4, 200, 0, 0); /* how out of range */
+	h = hold(&f->m, r, 11, 4, SOCKSHIM_HOW_FORK, 10, 4);
 	h->state = SOCKSHIM_HOLDER_CLAIMED; /* being written */
-	fake_holder(s, 0, 4, SOCKSHIM_HOW_FORK, T0, 10, 4);   /* no pid */
-	fake_holder(s, 12, -3, SOCKSHIM_HOW_FORK, T0, 10, 4); /* no fd */
-	h = fake_holder(s, 13, 4, SOCKSHIM_HOW_FORK, T0 - 5000 * MS, 10, 4);
-	assert_non_null(h); /* from before the birth: a reclaimed entry's */
-	fake_step(s, SOCKSHIM_STEP_BORN, 10, 4, 77, "a", T0);
-	fake_step(s, 99, 10, 4, 0, "a", T0 + MS); /* op out of range */
-	st = fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "a", T0 + 2 * MS);
+	hold(&f->m, r, 0, 4, SOCKSHIM_HOW_FORK, 10, 4);   /* no pid */
+	hold(&f->m, r, 12, -3, SOCKSHIM_HOW_FORK, 10, 4); /* no fd */
+	h = hold(&f->m, r, 13, 4, SOCKSHIM_HOW_FORK, 10, 4);
+	h->since_ns = T0 - 5000 * MS; /* from before the birth: a reclaimed entry's */
+	step(&f->m, r, SOCKSHIM_STEP_BORN, 10, 4, 77, "a");
+	step(&f->m, r, 99, 10, 4, 0, "a"); /* op out of range */
+	st = step(&f->m, r, SOCKSHIM_STEP_EOF, 10, 4, 0, "a");
 	st->seq = 9; /* not the seq of its slot */
-	fake_step(s, SOCKSHIM_STEP_EOF, 10, 4, 0, "aaaaaaaaaaaaaaaa", T0 + 3 * MS);
+	/* The kernel keeps 15 bytes of a name, the step 12, unterminated. */
+	step(&f->m, r, SOCKSHIM_STEP_EOF, 10, 4, 0, "aaaaaaaaaaaaaaaa");
 	s->eof_ns = T0;
 	s->eof_pid = -4; /* nonsense: no EOF then */
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
@@ -261,10 +321,11 @@ static void test_reserved_and_empty(void **state)
 	struct ledger_sock out;
 	struct ledger_snap snap;
 
-	s = fake_entry(&f->m, 4242);
-	fake_born(s, SOCKSHIM_BORN_SOCKET, 1, 3, T0);
-	s = fake_entry(&f->m, UINT64_MAX); /* the shim's "being initialised" */
-	fake_born(s, SOCKSHIM_BORN_SOCKET, 1, 4, T0);
+	plant(&f->m, 4242, SOCKSHIM_BORN_SOCKET, 1, 3, NULL);
+	/* The shim's "being initialised": an entry whose claimer has not
+	 * published its inode yet. */
+	s = plant(&f->m, 4243, SOCKSHIM_BORN_SOCKET, 1, 4, NULL);
+	s->inode = UINT64_MAX;
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	assert_int_equal(snap.n, 1);
 	assert_non_null(ledger_find(&snap, 4242));
@@ -285,15 +346,13 @@ static void test_snapshot_some(void **state)
 {
 	struct fixture *f = *state;
 	struct ledger_snap snap;
-	struct sockshim_sock *s;
+	uint32_t r;
 	uint64_t i;
 
 	for (i = 1; i <= 100; i++) {
-		s = fake_entry(&f->m, i);
-		assert_non_null(s);
-		fake_born(s, SOCKSHIM_BORN_SOCKET, 1, (int)i, T0);
+		plant(&f->m, i, SOCKSHIM_BORN_SOCKET, 1, (int)i, &r);
 		if (i % 10 == 0)
-			fake_holder(s, 1, (int)i, SOCKSHIM_HOW_CREATED, T0, 1, (int)i);
+			hold(&f->m, r, 1, (int)i, SOCKSHIM_HOW_CREATED, 1, (int)i);
 	}
 	assert_int_equal(ledger_snapshot_some(&f->m, &snap, keep_held, NULL), 0);
 	assert_int_equal(snap.n, 11);

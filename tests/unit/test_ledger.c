@@ -1,0 +1,703 @@
+/* Unit tests of shim/ledger.c, the shim's reference ledger, run on a
+ * private mapping (private_seg.h): where entries are placed (hash, linear
+ * probing), what a full probe window does (counted, then the entry
+ * released longest ago is reclaimed), holder and reference counts through
+ * hold, reserve and release (the entry's own slots, then the pool, then
+ * counted overflow), history steps, EOF, the ends of a process (close
+ * records into the mapping's ring), and concurrent writers: threads that
+ * claim the same inodes, and threads that hold and release one socket,
+ * with exact final counts. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "emit.h"
+#include "ledger.h"
+#include "private_seg.h"
+#include "ring_reader.h"
+#include "vfork.h"
+
+#define RING (1u << SOCKSHIM_RING_MIN_SHIFT)
+#define LEDGER (1u << SOCKSHIM_LEDGER_MIN_SHIFT)
+#define BIG_LEDGER 4096u
+#define THREADS 4
+#define OPS 10000
+
+/* emit.c asks; the tests never run in a vfork child. */
+int shim_in_vfork_child(void)
+{
+	return 0;
+}
+
+static int setup_with(void **state, uint32_t ledger)
+{
+	struct seg_map *m = calloc(1, sizeof(*m));
+
+	if (!m || private_seg_map(m, RING, ledger)) {
+		free(m);
+		return -1;
+	}
+	*state = m;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, LEDGER);
+}
+
+static int setup_big(void **state)
+{
+	return setup_with(state, BIG_LEDGER);
+}
+
+static int teardown(void **state)
+{
+	private_seg_unmap(*state);
+	free(*state);
+	return 0;
+}
+
+static struct fd_entry sock_entry(uint16_t born)
+{
+	struct fd_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.family = 2; /* AF_INET */
+	e.socktype = 1;
+	e.born = born;
+	e.born_ns = 12345;
+	e.local_ip[0] = 127;
+	e.local_ip[3] = 1;
+	e.local_port = 8080;
+	e.flags = FDT_LOCAL_KNOWN;
+	return e;
+}
+
+static struct sockshim_sock *at(struct seg_map *m, uint32_t ref)
+{
+	assert_true(ref >= 1 && ref <= m->ledger_capacity);
+	return &seg_ledger(m)[ref - 1];
+}
+
+static uint32_t slot_of(const struct seg_map *m, uint64_t inode)
+{
+	return sockshim_ledger_hash(inode) & (m->ledger_capacity - 1);
+}
+
+/* N inodes (from FROM on) whose hash slot is SLOT. */
+static void same_slot(const struct seg_map *m, uint32_t slot, uint64_t from, uint64_t *out,
+		      unsigned n)
+{
+	uint64_t ino;
+	unsigned k = 0;
+
+	for (ino = from; k < n; ino++)
+		if (slot_of(m, ino) == slot)
+			out[k++] = ino;
+}
+
+static uint32_t get(struct seg_map *m, uint64_t inode, int *created)
+{
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_ACCEPT);
+
+	return ledger_get(m, inode, &e, 100, 7, created);
+}
+
+/* An entry sits at its hash slot, described from the fd entry; asked
+ * again it is found, not created. */
+static void test_get_places_at_hash(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created;
+
+	ref = get(m, 4242, &created);
+	assert_int_equal(ref, slot_of(m, 4242) + 1);
+	assert_true(created);
+	s = at(m, ref);
+	assert_int_equal(s->inode, 4242);
+	assert_int_equal(s->born, SOCKSHIM_BORN_ACCEPT);
+	assert_int_equal(s->born_pid, 100);
+	assert_int_equal(s->born_fd, 7);
+	assert_int_equal(s->born_ns, 12345);
+	assert_int_equal(s->local_port, 8080);
+	assert_int_equal(s->local_ip[0], 127);
+	assert_int_equal(s->flags, SOCKSHIM_SOCK_LOCAL_KNOWN);
+	assert_int_equal(s->refs, 0);
+	assert_int_equal(get(m, 4242, &created), ref);
+	assert_false(created);
+	assert_int_equal(ledger_lookup(m, 4242), ref);
+	assert_int_equal(ledger_inode(m, ref), 4242);
+	assert_int_equal(ledger_lookup(m, 4243), 0);
+	/* Inode 0 is "never used", UINT64_MAX "being initialised". */
+	assert_int_equal(get(m, 0, &created), 0);
+	assert_false(created);
+	assert_int_equal(get(m, UINT64_MAX, &created), 0);
+	assert_int_equal(ledger_inode(m, 0), 0);
+	assert_int_equal(ledger_inode(m, m->ledger_capacity + 1), 0);
+}
+
+/* Sockets of one hash slot take the slots after it, in order; each is
+ * found where it went. */
+static void test_collisions_probe(void **state)
+{
+	struct seg_map *m = *state;
+	uint64_t ino[5];
+	uint32_t slot = 17;
+	unsigned i;
+	int created;
+
+	same_slot(m, slot, 1, ino, 5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(get(m, ino[i], &created), slot + i + 1);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(ledger_lookup(m, ino[i]), slot + i + 1);
+}
+
+/* The probe window wraps at the end of the table. */
+static void test_probe_wraps(void **state)
+{
+	struct seg_map *m = *state;
+	uint32_t last = m->ledger_capacity - 1;
+	uint64_t ino[3];
+	int created;
+
+	same_slot(m, last, 1, ino, 3);
+	assert_int_equal(get(m, ino[0], &created), last + 1);
+	assert_int_equal(get(m, ino[1], &created), 1);
+	assert_int_equal(get(m, ino[2], &created), 2);
+	assert_int_equal(ledger_lookup(m, ino[2]), 2);
+}
+
+/* A window of held sockets is full: the next one is not recorded, and
+ * counted. Released ones are reclaimed, the one released longest ago
+ * first; a held one never is. */
+static void test_full_window_and_reclaim(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_header *h = seg_header(m);
+	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 3];
+	uint32_t slot = 40, ref, first, second;
+	unsigned i;
+	int created, before;
+
+	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 3);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		ref = get(m, ino[i], &created);
+		assert_int_equal(ref, slot + i + 1);
+		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
+	}
+	assert_int_equal(get(m, ino[SOCKSHIM_LEDGER_PROBE], &created), 0);
+	assert_false(created);
+	assert_int_equal(h->ledger_full, 1);
+	assert_int_equal(h->ledger_reclaimed, 0);
+
+	/* Released: entries 5, then 3. */
+	first = slot + 5 + 1;
+	second = slot + 3 + 1;
+	assert_int_equal(ledger_release(m, first, 100, 5, &before), 0);
+	usleep(1000); /* released_ns must differ */
+	assert_int_equal(ledger_release(m, second, 100, 3, &before), 0);
+	assert_true(at(m, first)->released_ns < at(m, second)->released_ns);
+
+	ref = get(m, ino[SOCKSHIM_LEDGER_PROBE], &created);
+	assert_int_equal(ref, first);
+	assert_true(created);
+	assert_int_equal(h->ledger_reclaimed, 1);
+	assert_int_equal(ledger_lookup(m, ino[5]), 0); /* its history went */
+	assert_int_equal(at(m, ref)->released_ns, 0);
+	assert_int_equal(at(m, ref)->refs, 0);
+	assert_int_equal(at(m, ref)->holders[0].state, SOCKSHIM_HOLDER_FREE);
+
+	ref = get(m, ino[SOCKSHIM_LEDGER_PROBE + 1], &created);
+	assert_int_equal(ref, second);
+	assert_int_equal(h->ledger_reclaimed, 2);
+	/* Nothing released is left: full again. */
+	assert_int_equal(get(m, ino[SOCKSHIM_LEDGER_PROBE + 2], &created), 0);
+	assert_int_equal(h->ledger_full, 2);
+}
+
+/* References and holders through hold, hold again, release. */
+static void test_hold_release_counts(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created, before, left;
+
+	ref = get(m, 9001, &created);
+	s = at(m, ref);
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	ledger_hold(m, ref, 100, 8, SOCKSHIM_HOW_DUP, 100, 7, 0);
+	ledger_hold(m, ref, 200, 7, SOCKSHIM_HOW_FORK, 100, 7, 0);
+	assert_int_equal(s->refs, 3);
+	assert_int_equal(s->holders[1].state, SOCKSHIM_HOLDER_LIVE);
+	assert_int_equal(s->holders[1].pid, 100);
+	assert_int_equal(s->holders[1].fd, 8);
+	assert_int_equal(s->holders[1].how, SOCKSHIM_HOW_DUP);
+	assert_int_equal(s->holders[1].from_fd, 7);
+	assert_int_equal(s->holders[2].from_pid, 100);
+	assert_true(ledger_holds(m, ref, 200, 7));
+	assert_false(ledger_holds(m, ref, 200, 8));
+	/* Seen again (exec): how it holds it changes, the count does not. */
+	ledger_hold(m, ref, 200, 7, SOCKSHIM_HOW_EXEC, 200, 7, 0);
+	assert_int_equal(s->refs, 3);
+	assert_int_equal(s->holders[2].how, SOCKSHIM_HOW_EXEC);
+
+	left = ledger_release(m, ref, 100, 7, &before);
+	assert_int_equal(before, 3);
+	assert_int_equal(left, 2);
+	assert_int_equal(s->noeffect_closes, 1);
+	assert_int_equal(s->holders[0].state, SOCKSHIM_HOLDER_FREE);
+	assert_false(ledger_holds(m, ref, 100, 7));
+	assert_int_equal(s->released_ns, 0);
+	assert_int_equal(ledger_release(m, ref, 100, 8, &before), 1);
+	assert_int_equal(ledger_release(m, ref, 200, 7, &before), 0);
+	assert_int_equal(before, 1);
+	assert_int_equal(s->noeffect_closes, 2);
+	assert_true(s->released_ns != 0);
+	/* A holder never seen does not make the count negative. */
+	assert_int_equal(ledger_release(m, ref, 300, 3, &before), 0);
+	assert_int_equal(before, 0);
+	assert_int_equal(s->refs, 0);
+	/* A freed slot is taken again. */
+	ledger_hold(m, ref, 300, 4, SOCKSHIM_HOW_SCM, 100, -1, 0);
+	assert_int_equal(s->holders[0].pid, 300);
+	assert_int_equal(s->refs, 1);
+	assert_int_equal(s->released_ns, 0);
+	/* No entry: nothing happens. */
+	assert_int_equal(ledger_release(m, 0, 300, 4, &before), -1);
+	assert_int_equal(before, -1);
+}
+
+/* A fork's reservation counts the child's reference before it holds. */
+static void test_reserve(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created, before;
+
+	ref = get(m, 9002, &created);
+	s = at(m, ref);
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	ledger_reserve(m, ref, 1);
+	assert_int_equal(s->refs, 2);
+	/* The parent closes before the child runs: not the last reference. */
+	assert_int_equal(ledger_release(m, ref, 100, 7, &before), 1);
+	assert_int_equal(s->released_ns, 0);
+	ledger_hold(m, ref, 101, 7, SOCKSHIM_HOW_FORK, 100, 7, 1);
+	assert_int_equal(s->refs, 1);
+	assert_true(ledger_holds(m, ref, 101, 7));
+	/* A reservation for a holder already there is given back. */
+	ledger_reserve(m, ref, 1);
+	ledger_hold(m, ref, 101, 7, SOCKSHIM_HOW_FORK, 100, 7, 1);
+	assert_int_equal(s->refs, 1);
+	/* One given back unused, to zero: released. */
+	assert_int_equal(ledger_release(m, ref, 101, 7, &before), 0);
+	ledger_reserve(m, ref, 1);
+	assert_int_equal(s->released_ns, 0);
+	ledger_reserve(m, ref, -1);
+	assert_int_equal(s->refs, 0);
+	assert_true(s->released_ns != 0);
+}
+
+/* Holders beyond the entry's slots go to the pool, and are found, and
+ * released, there; without a pool they are counted. */
+static void test_pool_and_overflow(void **state)
+{
+	struct seg_map *m = *state, nopool;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	unsigned i, in_pool = 0;
+	int created, before;
+
+	ref = get(m, 9003, &created);
+	s = at(m, ref);
+	for (i = 0; i < SOCKSHIM_HOLDERS + 3; i++)
+		ledger_hold(m, ref, 500 + (int)i, 3, SOCKSHIM_HOW_FORK, 100, 3, 0);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS + 3);
+	assert_int_equal(s->pooled, 3);
+	for (i = 0; i < m->ledger_capacity; i++)
+		if (seg_pool(m)[i].h.state == SOCKSHIM_HOLDER_LIVE && seg_pool(m)[i].ref == ref)
+			in_pool++;
+	assert_int_equal(in_pool, 3);
+	assert_true(ledger_holds(m, ref, 500 + SOCKSHIM_HOLDERS + 1, 3));
+	/* Seen again in the pool: not counted twice. */
+	ledger_hold(m, ref, 500 + SOCKSHIM_HOLDERS + 1, 3, SOCKSHIM_HOW_EXEC, 100, 3, 0);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS + 3);
+	assert_int_equal(ledger_release(m, ref, 500 + SOCKSHIM_HOLDERS + 1, 3, &before),
+			 SOCKSHIM_HOLDERS + 2);
+	assert_int_equal(s->pooled, 2);
+	assert_false(ledger_holds(m, ref, 500 + SOCKSHIM_HOLDERS + 1, 3));
+	assert_int_equal(s->holder_overflow, 0);
+
+	/* A segment without a pool: the reference is counted, its holder
+	 * cannot be named. */
+	nopool = *m;
+	nopool.pool_offset = 0;
+	ref = get(m, 9004, &created);
+	s = at(m, ref);
+	for (i = 0; i < SOCKSHIM_HOLDERS + 2; i++)
+		ledger_hold(&nopool, ref, 600 + (int)i, 3, SOCKSHIM_HOW_FORK, 100, 3, 0);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS + 2);
+	assert_int_equal(s->pooled, 0);
+	assert_int_equal(s->holder_overflow, 2);
+	assert_int_equal(seg_header(m)->holder_overflow, 2);
+	assert_false(ledger_holds(&nopool, ref, 600 + SOCKSHIM_HOLDERS, 3));
+}
+
+/* History steps: seq = index + 1, the process name, wrapping around. */
+static void test_steps(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	unsigned i;
+	int created;
+
+	assert_int_equal(prctl(PR_SET_NAME, "stepper", 0, 0, 0), 0);
+	ledger_set_comm();
+	ref = get(m, 9005, &created);
+	s = at(m, ref);
+	ledger_step(m, ref, SOCKSHIM_STEP_BORN, 100, 7, SOCKSHIM_BORN_ACCEPT, 0);
+	ledger_step(m, ref, SOCKSHIM_STEP_CLOSE, 100, 7, 2, SOCKSHIM_CLOSE_VIA_DUP2);
+	assert_int_equal(s->steps_next, 2);
+	assert_int_equal(s->steps[0].seq, 1);
+	assert_int_equal(s->steps[0].op, SOCKSHIM_STEP_BORN);
+	assert_int_equal(s->steps[0].arg, SOCKSHIM_BORN_ACCEPT);
+	assert_memory_equal(s->steps[0].comm, "stepper", 8);
+	assert_int_equal(s->steps[1].seq, 2);
+	assert_int_equal(s->steps[1].via, SOCKSHIM_CLOSE_VIA_DUP2);
+	assert_int_equal(s->steps[1].arg, 2);
+	assert_true(s->steps[1].ts_ns >= s->steps[0].ts_ns);
+	for (i = 2; i < SOCKSHIM_STEPS + 3; i++)
+		ledger_step(m, ref, SOCKSHIM_STEP_DUP, 100, 7, (int)i, 0);
+	assert_int_equal(s->steps_next, SOCKSHIM_STEPS + 3);
+	assert_int_equal(s->steps[0].seq, SOCKSHIM_STEPS + 1);
+	assert_int_equal(s->steps[2].seq, SOCKSHIM_STEPS + 3);
+	assert_int_equal(s->steps[2].arg, SOCKSHIM_STEPS + 2);
+	assert_int_equal(s->steps[3].seq, 4); /* not overwritten yet */
+}
+
+/* The first EOF is remembered; every one is a step. A read stamps the
+ * entry. connect() turns a socket()-born entry into a CONNECT one. */
+static void test_eof_read_describe(void **state)
+{
+	struct seg_map *m = *state;
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_SOCKET);
+	struct sockshim_record r;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created;
+
+	ref = ledger_get(m, 9006, &e, 100, 5, &created);
+	s = at(m, ref);
+	ledger_eof(m, ref, 100, 5);
+	ledger_eof(m, ref, 200, 6);
+	assert_true(s->eof_ns != 0);
+	assert_int_equal(s->eof_pid, 100);
+	assert_int_equal(s->eof_fd, 5);
+	assert_int_equal(s->steps_next, 2);
+	assert_int_equal(s->steps[1].pid, 200);
+	assert_int_equal(s->last_read_ns, 0);
+	ledger_read(m, ref);
+	assert_true(s->last_read_ns != 0);
+
+	e.born = SOCKSHIM_BORN_CONNECT;
+	e.peer_port = 443;
+	e.flags |= FDT_PEER_KNOWN;
+	ledger_describe(m, ref, &e);
+	assert_int_equal(s->born, SOCKSHIM_BORN_CONNECT);
+	assert_int_equal(s->peer_port, 443);
+	assert_int_equal(s->flags, SOCKSHIM_SOCK_LOCAL_KNOWN | SOCKSHIM_SOCK_PEER_KNOWN);
+	memset(&r, 0, sizeof(r));
+	ledger_describe_record(m, ref, &r);
+	assert_int_equal(r.inode, 9006);
+	assert_int_equal(r.peer_port, 443);
+	assert_int_equal(r.flags, SOCKSHIM_RF_LOCAL_KNOWN | SOCKSHIM_RF_PEER_KNOWN);
+}
+
+/* The next record in M's ring (from READER). */
+static void next_record(struct ring_reader *rd, struct sockshim_record *out)
+{
+	uint64_t lost = 0;
+	char kind = 0;
+
+	assert_int_equal(ring_reader_next(rd, out, &lost, &kind, INT64_MAX), RING_RECORD);
+}
+
+/* A process's end: its holds go, each with a step and a close record
+ * in the mapping's own ring; other processes' holds stay. */
+static void test_forget(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_record r;
+	struct ring_reader rd;
+	uint32_t a, b;
+	uint64_t lost = 0;
+	unsigned i;
+	char kind;
+	int created;
+
+	a = get(m, 9007, &created);
+	b = get(m, 9008, &created);
+	ledger_hold(m, a, 77, 4, SOCKSHIM_HOW_CREATED, 77, 4, 0);
+	ledger_hold(m, a, 78, 4, SOCKSHIM_HOW_FORK, 77, 4, 0);
+	ledger_hold(m, b, 77, 5, SOCKSHIM_HOW_CREATED, 77, 5, 0);
+	/* b's slots full of others: 77's second hold of b is pooled. */
+	for (i = 0; i < SOCKSHIM_HOLDERS - 1; i++)
+		ledger_hold(m, b, 900 + (int)i, 5, SOCKSHIM_HOW_FORK, 77, 5, 0);
+	ledger_hold(m, b, 77, 6, SOCKSHIM_HOW_DUP, 77, 5, 0);
+	assert_int_equal(at(m, b)->pooled, 1);
+
+	ring_reader_init(&rd, m, 1);
+	ledger_forget_one(m, a, 77, 4, SOCKSHIM_CLOSE_VIA_EXIT);
+	next_record(&rd, &r);
+	assert_int_equal(r.type, SOCKSHIM_EV_CLOSE);
+	assert_int_equal(r.pid, 77);
+	assert_int_equal(r.fd, 4);
+	assert_int_equal(r.inode, 9007);
+	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_EXIT);
+	assert_int_equal(r.detail.close.refs_before, 2);
+	assert_int_equal(r.detail.close.refs_after, 1);
+	assert_int_equal(at(m, a)->steps[0].op, SOCKSHIM_STEP_EXIT);
+	/* A hold the ledger has no holder for (one it never saw) still
+	 * drops a reference, with its record. */
+	ledger_forget_one(m, a, 77, 4, SOCKSHIM_CLOSE_VIA_EXIT);
+	next_record(&rd, &r);
+	assert_int_equal(r.detail.close.refs_before, 1);
+	assert_int_equal(r.detail.close.refs_after, 0);
+
+	ledger_forget_pid(m, 77, SOCKSHIM_CLOSE_VIA_DEATH);
+	assert_false(ledger_holds(m, b, 77, 5));
+	assert_false(ledger_holds(m, b, 77, 6));
+	assert_true(ledger_holds(m, b, 900, 5));
+	assert_true(ledger_holds(m, a, 78, 4));
+	assert_int_equal(at(m, b)->refs, SOCKSHIM_HOLDERS - 1);
+	assert_int_equal(at(m, b)->pooled, 0);
+	for (i = 0; i < 2; i++) {
+		next_record(&rd, &r);
+		assert_int_equal(r.pid, 77);
+		assert_int_equal(r.inode, 9008);
+		assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_DEATH);
+	}
+	assert_int_equal(ring_reader_next(&rd, &r, &lost, &kind, INT64_MAX), RING_EMPTY);
+}
+
+/* Without a mapping every function is a no-op. */
+static void test_no_session(void **state)
+{
+	struct seg_map none;
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_SOCKET);
+	struct sockshim_record r;
+	int created = 1, before = 7;
+
+	(void)state;
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(ledger_get(&none, 5, &e, 1, 1, &created), 0);
+	assert_false(created);
+	assert_int_equal(ledger_lookup(&none, 5), 0);
+	ledger_hold(&none, 1, 1, 1, SOCKSHIM_HOW_CREATED, 1, 1, 0);
+	ledger_reserve(&none, 1, 1);
+	ledger_step(&none, 1, SOCKSHIM_STEP_DUP, 1, 1, 1, 0);
+	ledger_eof(&none, 1, 1, 1);
+	ledger_read(&none, 1);
+	ledger_describe(&none, 1, &e);
+	assert_int_equal(ledger_release(&none, 1, 1, 1, &before), -1);
+	assert_int_equal(before, -1);
+	assert_false(ledger_holds(&none, 1, 1, 1));
+	assert_int_equal(ledger_inode(&none, 1), 0);
+	memset(&r, 0, sizeof(r));
+	ledger_describe_record(&none, 1, &r);
+	assert_int_equal(r.inode, 0);
+	ledger_forget_one(&none, 1, 1, 1, SOCKSHIM_CLOSE_VIA_EXIT);
+	ledger_forget_pid(&none, 1, SOCKSHIM_CLOSE_VIA_EXIT);
+	ledger_forget_stale(&none, 1);
+}
+
+/* ---- Concurrent writers ---- */
+
+#define INODES 1000u
+
+struct worker {
+	pthread_t thread;
+	struct seg_map *m;
+	pthread_barrier_t *start;
+	unsigned id;
+	unsigned created;  /* entries this thread created */
+	unsigned failures; /* answers that were wrong */
+	uint32_t ref_of[INODES];
+};
+
+/* THREADS x OPS ledger_get, each thread of its own INODES / THREADS
+ * inodes, interleaved with the others' (inode = thread + THREADS * k):
+ * the threads race for the same slots, never for the same inode (two
+ * first claims of one inode at once can make two entries: see the
+ * commit message). Every inode gets one entry, created exactly once. */
+static void *claim_many(void *arg)
+{
+	struct worker *w = arg;
+	unsigned i;
+
+	pthread_barrier_wait(w->start);
+	for (i = 0; i < OPS; i++) {
+		uint64_t ino = 1 + w->id + THREADS * ((i * 7u) % (INODES / THREADS));
+		uint32_t ref;
+		int created;
+
+		ref = get(w->m, ino, &created);
+		w->created += (unsigned)created;
+		/* No cmocka assertion off the main thread: counted instead. */
+		if (!ref || ref > w->m->ledger_capacity ||
+		    __atomic_load_n(&seg_ledger(w->m)[ref - 1].inode, __ATOMIC_ACQUIRE) != ino ||
+		    (w->ref_of[ino - 1] && w->ref_of[ino - 1] != ref))
+			w->failures++;
+		w->ref_of[ino - 1] = ref;
+	}
+	return NULL;
+}
+
+static void run_threads(struct worker *w, struct seg_map *m, void *(*fn)(void *))
+{
+	pthread_barrier_t start;
+	unsigned t;
+
+	assert_int_equal(pthread_barrier_init(&start, NULL, THREADS), 0);
+	for (t = 0; t < THREADS; t++) {
+		w[t].m = m;
+		w[t].start = &start;
+		w[t].id = t;
+		assert_int_equal(pthread_create(&w[t].thread, NULL, fn, &w[t]), 0);
+	}
+	for (t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
+	pthread_barrier_destroy(&start);
+}
+
+static void test_concurrent_claims(void **state)
+{
+	struct seg_map *m = *state;
+	struct worker *w = calloc(THREADS, sizeof(*w));
+	unsigned t, i, created = 0, entries = 0;
+
+	assert_non_null(w);
+	run_threads(w, m, claim_many);
+	for (t = 0; t < THREADS; t++) {
+		assert_int_equal(w[t].failures, 0);
+		created += w[t].created;
+	}
+	assert_int_equal(created, INODES);
+	for (i = 0; i < m->ledger_capacity; i++)
+		if (seg_ledger(m)[i].inode)
+			entries++;
+	assert_int_equal(entries, INODES);
+	for (i = 0; i < INODES; i++) {
+		uint32_t ref = ledger_lookup(m, i + 1);
+
+		assert_true(ref != 0);
+		assert_int_equal(w[i % THREADS].ref_of[i], ref);
+	}
+	assert_int_equal(seg_header(m)->ledger_full, 0);
+	assert_int_equal(seg_header(m)->ledger_reclaimed, 0);
+	free(w);
+}
+
+#define HOLD_FDS 3
+
+/* Each thread (its own pid) holds one socket as HOLD_FDS descriptors,
+ * then releases them, OPS times: THREADS x HOLD_FDS live holders at the
+ * peak, more than the entry's slots, so the pool is raced for too. */
+static void *hold_release(void *arg)
+{
+	struct worker *w = arg;
+	pid_t pid = 5000 + (pid_t)w->id;
+	uint32_t ref = w->ref_of[0];
+	unsigned i;
+	int fd, before;
+
+	pthread_barrier_wait(w->start);
+	for (i = 0; i < OPS; i++) {
+		for (fd = 0; fd < HOLD_FDS; fd++) {
+			ledger_hold(w->m, ref, pid, fd, SOCKSHIM_HOW_DUP, pid, 0, 0);
+			if (!ledger_holds(w->m, ref, pid, fd))
+				w->failures++;
+		}
+		for (fd = 0; fd < HOLD_FDS; fd++) {
+			int left = ledger_release(w->m, ref, pid, fd, &before);
+
+			if (left < 0 || before < 1 || left != before - 1 ||
+			    ledger_holds(w->m, ref, pid, fd))
+				w->failures++;
+			if (!left)
+				w->created++; /* here: releases that left none */
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_hold_release(void **state)
+{
+	struct seg_map *m = *state;
+	struct worker *w = calloc(THREADS, sizeof(*w));
+	struct sockshim_sock *s;
+	uint32_t ref;
+	unsigned t, i, last = 0;
+	int created;
+
+	assert_non_null(w);
+	ref = get(m, 777777, &created);
+	s = at(m, ref);
+	for (t = 0; t < THREADS; t++)
+		w[t].ref_of[0] = ref;
+	run_threads(w, m, hold_release);
+	for (t = 0; t < THREADS; t++) {
+		assert_int_equal(w[t].failures, 0);
+		last += w[t].created;
+	}
+	assert_int_equal(s->refs, 0);
+	assert_int_equal(s->pooled, 0);
+	assert_int_equal(s->holder_overflow, 0);
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		assert_int_equal(s->holders[i].state, SOCKSHIM_HOLDER_FREE);
+	for (i = 0; i < m->ledger_capacity; i++)
+		assert_int_equal(seg_pool(m)[i].h.state, SOCKSHIM_HOLDER_FREE);
+	/* Every release but those that left none had no effect. */
+	assert_true(last >= 1);
+	assert_int_equal(s->noeffect_closes, THREADS * OPS * HOLD_FDS - last);
+	assert_true(s->released_ns != 0);
+	free(w);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_get_places_at_hash),
+		T(test_collisions_probe),
+		T(test_probe_wraps),
+		T(test_full_window_and_reclaim),
+		T(test_hold_release_counts),
+		T(test_reserve),
+		T(test_pool_and_overflow),
+		T(test_steps),
+		T(test_eof_read_describe),
+		T(test_forget),
+		cmocka_unit_test(test_no_session),
+		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_hold_release, setup_big, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
