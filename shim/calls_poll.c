@@ -13,7 +13,9 @@
  * EFAULT, as without the shim, not a crash), and only as many bytes as
  * the kernel takes (an fd_set of NFDS bits may be smaller than fd_set). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -26,6 +28,7 @@
 #include "export.h"
 #include "listeners.h"
 #include "real.h"
+#include "sockshim/rawio.h"
 #include "usermem.h"
 
 /* How long a worker without the token waits for its other descriptors
@@ -531,22 +534,103 @@ static struct epoll_reg *reg_find(int epfd, int fd)
 	return NULL;
 }
 
-static void reg_put(int epfd, int fd, uint64_t data, int exclusive)
+/* Marks ALIVE[j] for every slot of EPFD the kernel still holds: its own
+ * list, /proc/self/fdinfo/EPFD ("tfd: FD events: E data: D ..."). An
+ * epoll set closed, or a listener closed, leaves no EPOLL_CTL_DEL for us
+ * to see. Read in pieces, a line carried over; a closed EPFD has none. */
+static void mark_in_kernel(int epfd, unsigned char *alive)
 {
-	struct epoll_reg *r = reg_find(epfd, fd);
+	char path[48], buf[1024];
+	size_t have = 0;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return;
+	for (;;) {
+		ssize_t n = rawio_read(f, buf + have, sizeof(buf) - 1 - have);
+		char *line = buf, *nl;
+
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = 0;
+		while ((nl = strchr(line, '\n'))) {
+			int tfd;
+			unsigned events, j;
+			unsigned long long d;
+
+			*nl = 0;
+			if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events, &d) == 3)
+				for (j = 0; j < EPOLL_SLOTS; j++)
+					alive[j] |= __atomic_load_n(&regs[j].epfd, __ATOMIC_RELAXED) == epfd &&
+						    __atomic_load_n(&regs[j].fd, __ATOMIC_RELAXED) == tfd &&
+						    __atomic_load_n(&regs[j].data, __ATOMIC_RELAXED) == d;
+			line = nl + 1;
+		}
+		have = (size_t)(buf + have - line);
+		if (have == sizeof(buf) - 1)
+			have = 0; /* no line is this long: not ours */
+		memmove(buf, line, have);
+	}
+	rawio_close(f);
+}
+
+/* When every slot is taken: free those the kernel no longer holds, each
+ * epoll set's list read once. */
+static void reg_collect(void)
+{
+	unsigned char alive[EPOLL_SLOTS] = {0}, done[EPOLL_SLOTS] = {0};
+	unsigned i, j;
+
+	for (i = 0; i < EPOLL_SLOTS; i++) {
+		int epfd = __atomic_load_n(&regs[i].epfd, __ATOMIC_ACQUIRE);
+
+		if (epfd < 0 || done[i])
+			continue;
+		mark_in_kernel(epfd, alive);
+		for (j = i; j < EPOLL_SLOTS; j++) {
+			int was = epfd;
+
+			if (__atomic_load_n(&regs[j].epfd, __ATOMIC_RELAXED) != epfd)
+				continue;
+			done[j] = 1;
+			if (!alive[j] && __atomic_compare_exchange_n(&regs[j].epfd, &was, -1, 0,
+								     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				__atomic_fetch_sub(&regs_live, 1, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+static struct epoll_reg *reg_claim(void)
+{
 	unsigned i;
 
-	for (i = 0; !r && i < EPOLL_SLOTS; i++) {
+	for (i = 0; i < EPOLL_SLOTS; i++) {
 		int free_slot = -1;
 
 		if (__atomic_compare_exchange_n(&regs[i].epfd, &free_slot, -2, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
-			r = &regs[i];
 			__atomic_fetch_add(&regs_live, 1, __ATOMIC_RELAXED);
+			return &regs[i];
 		}
 	}
+	return NULL;
+}
+
+static void reg_put(int epfd, int fd, uint64_t data, int exclusive)
+{
+	struct epoll_reg *r = reg_find(epfd, fd);
+
 	if (!r)
-		return; /* too many: that listener's wakeups go uncounted */
+		r = reg_claim();
+	if (!r) {
+		reg_collect();
+		r = reg_claim();
+	}
+	if (!r)
+		return; /* that many live: this listener's wakeups go uncounted */
 	__atomic_store_n(&r->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->data, data, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->exclusive, exclusive, __ATOMIC_RELAXED);

@@ -477,6 +477,61 @@ def test_accept_lock_cancel(ctx):
         2, 1, 0, 0), acclib.summary(e)
 
 
+EPOLL_CHURN = r"""
+import os, resource, select, socket, sys
+n, conns = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 2 * n + 64)), hard))
+main = socket.socket()
+main.bind(("127.0.0.1", 0))
+main.listen(64)
+last = select.epoll()  # a number none of the churn below uses
+keep = select.epoll()
+# N epoll sets at once, each holding MAIN, closed without EPOLL_CTL_DEL.
+sets = [select.epoll() for _ in range(n)]
+for ep in sets:
+    ep.register(main.fileno(), select.EPOLLIN)
+for ep in sets:
+    ep.close()
+# N listeners at once in KEEP, closed: the kernel drops them from KEEP.
+others = [socket.socket() for _ in range(n)]
+for o in others:
+    o.bind(("127.0.0.1", 0))
+    o.listen(1)
+    keep.register(o.fileno(), select.EPOLLIN)
+for o in others:
+    o.close()
+last.register(main.fileno(), select.EPOLLIN)
+for _ in range(conns):
+    c = socket.create_connection(main.getsockname(), timeout=10)
+    got = last.poll(10)
+    assert got == [(main.fileno(), select.EPOLLIN)], got
+    s, _ = main.accept()
+    s.close()
+    c.close()
+print("port", main.getsockname()[1], flush=True)
+"""
+
+
+def test_accept_epoll_churn_keeps_counting(ctx):
+    """A server that opens and closes 1,000 epoll sets holding its
+    listener, and 1,000 listeners in an epoll set, never telling epoll
+    (close, no EPOLL_CTL_DEL): the shim's 256 registration slots are
+    taken back from what the kernel dropped, so a new epoll set's wakeups
+    on the listener are still counted, each once."""
+    conns = 20
+    for mode in ("observe", "serialize"):
+        session = ctx.session(mode)
+        r = ctx.run([srvlib.python3(), "-c", EPOLL_CHURN, "1000", str(conns)], session=session,
+                    extra_env={"SOCKSHIM_ACCEPT": mode}, timeout=120, valgrind=False)
+        assert r.returncode == 0, "churn (%s) exited %d: %s" % (mode, r.returncode, r.stderr)
+        port = int(r.stdout.split()[1])
+        e = acclib.listener(ctx, session, port)
+        say("%s: %d poll wakeups, %d accepts after 2,000 dropped registrations", mode,
+            e["wakeups"], e["accepts"])
+        assert (e["wakeups"], e["accepts"]) == (conns, conns), acclib.summary(e)
+
+
 def test_accept_pool_slow_serialize(ctx):
     """Slow workers (5 ms per connection) and 16 clients in flight: the
     lock passes from worker to worker, nobody gets a connection twice."""
