@@ -31,8 +31,8 @@ uint32_t accept_listener_of(int fd)
 	if (!track_lookup_or_adopt(fd, &e))
 		return 0;
 	e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, -1);
-	if (e.listener && !fdtab_set(fd, &e))
-		return e.listener;
+	if (e.listener)
+		track_update(fd, &e);
 	return e.listener;
 }
 

@@ -97,8 +97,8 @@ int shim_dup3(int old_fd, int new_fd, int flags, int three)
 		/* dup2 returns NEW_FD; its implicit close succeeded. */
 		if (ret >= 0)
 			track_closed(new_fd, &replaced, SOCKSHIM_CLOSE_VIA_DUP2, 0, 0);
-		else if (!shim_in_vfork_child())
-			fdtab_set(new_fd, &replaced); /* the call failed: still open */
+		else
+			track_update(new_fd, &replaced); /* the call failed: still open */
 	}
 	if (ret >= 0 && old_fd != new_fd && !shim_inert && fdtab_is_tracked(old_fd))
 		track_dup(old_fd, ret, three && (flags & O_CLOEXEC));

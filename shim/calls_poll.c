@@ -166,7 +166,7 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 			   nfds_t limit, uint64_t deadline,
 			   int (*call)(struct pollfd *, nfds_t, int, const void *), const void *arg)
 {
-	int saved[POLL_SERIALIZED], ret;
+	int saved[POLL_SERIALIZED], ret, err, entry = errno;
 
 	for (;;) {
 		long hidden = hide_listeners(fds, first, limit, saved);
@@ -183,11 +183,14 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 		if (hidden && (ms < 0 || ms > SLICE_MS))
 			ms = SLICE_MS; /* come back for the token */
 		ret = call(fds, n, ms, arg);
+		err = ret < 0 ? errno : entry;
 		unhide_listeners(fds, limit, saved);
-		if (ret >= 0 || errno == EINTR)
+		if (ret >= 0 || err == EINTR)
 			after_poll(fds, n, ret);
-		if (ret != 0 || !hidden || ms_left(deadline) == 0)
+		if (ret != 0 || !hidden || ms_left(deadline) == 0) {
+			errno = err; /* the call's, whatever the count did */
 			return ret;
+		}
 	}
 }
 
@@ -359,7 +362,7 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const
 	fd_set want[3], cur[3], asked;
 	size_t b = set_bytes(nfds);
 	struct iovec local[2], remote[2];
-	int fd, ret, n = 0, trusted = 0;
+	int fd, ret, err, n = 0, trusted = 0, entry = errno;
 
 	want[0] = *asked_in;
 	FD_ZERO(&want[1]);
@@ -405,9 +408,12 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const
 		if (hidden && (ns < 0 || ns > (int64_t)SLICE_MS * 1000000))
 			ns = (int64_t)SLICE_MS * 1000000;
 		ret = call(nfds, rd, wr, ex, ns, arg);
+		err = ret < 0 ? errno : entry;
 		after_select(nfds, &asked, rd, ret);
-		if (ret != 0 || !hidden || (deadline && emit_now_ns() >= deadline))
+		if (ret != 0 || !hidden || (deadline && emit_now_ns() >= deadline)) {
+			errno = err; /* the call's, whatever the count did */
 			return ret;
+		}
 	}
 }
 

@@ -35,7 +35,7 @@ static inline int iov_nonempty(const struct iovec *iov, int n)
  * frame: a few loads and branches (real.X needs no check, see real.h).
  * The out-of-line slow half, on a tracked descriptor, takes a 0 from a
  * read that asked for something as the peer's FIN. */
-#define PASS_THROUGH(fn, fd) __builtin_expect(!fdtab_is_tracked(fd), 1)
+#define PASS_THROUGH(fd) __builtin_expect(!fdtab_is_tracked(fd), 1)
 
 #define READ_SLOW(fd, call, asked)                  \
 	do {                                        \
@@ -114,35 +114,35 @@ static __attribute__((noinline)) ssize_t shim_recvmsg_slow(int fd, struct msghdr
 
 ssize_t shim_read(int fd, void *buf, size_t n)
 {
-	if (PASS_THROUGH(read, fd))
+	if (PASS_THROUGH(fd))
 		return real.read(fd, buf, n);
 	return shim_read_slow(fd, buf, n);
 }
 
 static inline ssize_t shim_read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (PASS_THROUGH(read_chk, fd))
+	if (PASS_THROUGH(fd))
 		return real.read_chk(fd, buf, n, buflen);
 	return shim_read_chk_slow(fd, buf, n, buflen);
 }
 
 ssize_t shim_readv(int fd, const struct iovec *iov, int n)
 {
-	if (PASS_THROUGH(readv, fd))
+	if (PASS_THROUGH(fd))
 		return real.readv(fd, iov, n);
 	return shim_readv_slow(fd, iov, n);
 }
 
 static inline ssize_t shim_recv(int fd, void *buf, size_t n, int flags)
 {
-	if (PASS_THROUGH(recv, fd))
+	if (PASS_THROUGH(fd))
 		return real.recv(fd, buf, n, flags);
 	return shim_recv_slow(fd, buf, n, flags);
 }
 
 static inline ssize_t shim_recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	if (PASS_THROUGH(recv_chk, fd))
+	if (PASS_THROUGH(fd))
 		return real.recv_chk(fd, buf, n, buflen, flags);
 	return shim_recv_chk_slow(fd, buf, n, buflen, flags);
 }
@@ -150,7 +150,7 @@ static inline ssize_t shim_recv_chk(int fd, void *buf, size_t n, size_t buflen, 
 ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
 		      socklen_t *len)
 {
-	if (PASS_THROUGH(recvfrom, fd))
+	if (PASS_THROUGH(fd))
 		return real.recvfrom(fd, buf, n, flags, addr, len);
 	return shim_recvfrom_slow(fd, buf, n, flags, addr, len);
 }
@@ -158,14 +158,14 @@ ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a
 static inline ssize_t shim_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 					int flags, struct sockaddr *addr, socklen_t *len)
 {
-	if (PASS_THROUGH(recvfrom_chk, fd))
+	if (PASS_THROUGH(fd))
 		return real.recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
 	return shim_recvfrom_chk_slow(fd, buf, n, buflen, flags, addr, len);
 }
 
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (PASS_THROUGH(recvmsg, fd))
+	if (PASS_THROUGH(fd))
 		return real.recvmsg(fd, msg, flags);
 	return shim_recvmsg_slow(fd, msg, flags);
 }

@@ -76,8 +76,7 @@ int track_lookup_or_adopt(int fd, struct fd_entry *e)
 			return 1;
 		}
 		ledger_attach(fd, e);
-		if (!shim_in_vfork_child())
-			fdtab_set(fd, e);
+		track_update(fd, e);
 		return 1;
 	}
 	if (fd < 0 || sockinfo_describe(fd, e) < 0)
@@ -284,6 +283,11 @@ void track_addresses(int fd, struct fd_entry *e, int born)
 	if (born)
 		e->born = (uint16_t)born;
 	ledger_describe(m, e->ledger, e);
+	track_update(fd, e);
+}
+
+void track_update(int fd, const struct fd_entry *e)
+{
 	if (!shim_in_vfork_child())
 		fdtab_set(fd, e);
 }

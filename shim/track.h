@@ -1,6 +1,7 @@
 /* The model: what the wrappers tell after a real call succeeded or failed.
- * Each function keeps the descriptor table true and emits the event. None
- * changes errno. */
+ * Each function keeps the descriptor table true and emits the event. They
+ * may change errno (the ledger asks the kernel, kill() included): the
+ * wrappers keep the call's errno around them. */
 #ifndef SOCKSHIM_TRACK_H
 #define SOCKSHIM_TRACK_H
 
@@ -46,6 +47,10 @@ void track_read(int fd);
 
 /* shutdown(FD, HOW) on the socket described by E returned RET (ERR). */
 void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err);
+
+/* Stores E as FD's entry; not in a vfork child, whose descriptors are
+ * its own while the table is its parent's. */
+void track_update(int fd, const struct fd_entry *e);
 
 /* E (FD's entry) got new addresses or flags (bind, listen, connect);
  * BORN, if not 0, is its new birth (connect). Stores it and tells the
