@@ -39,7 +39,8 @@ PROG_BIN = $(PROG_SRC:tests/progs/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC = $(sort $(wildcard examples/*.c))
 EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-# Objects each unit test links against (besides cmocka): the module it tests.
+# Sources whose objects each unit test links besides its own and cmocka:
+# the module it tests, and what that module calls.
 UNIT_OBJ_test_ring = shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c
 UNIT_OBJ_test_segment = $(SEGMENT_SRC)
 UNIT_OBJ_test_seg_guard = $(SEGMENT_SRC)
@@ -69,13 +70,20 @@ UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
 UNIT_OBJ_test_closewait_verdict = tools/closewait_verdict.c tools/reconcile.c tools/procfd.c \
 	tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c
-# Sources a test program links besides its own (tests/progs/NAME.c).
+# Sources a test program links besides its own (tests/progs/NAME.c), and
+# libraries: cmocka only where a program uses it.
 PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
+PROG_LIBS_wrapcheck = -lcmocka
+PROG_LIBS_sigbuscheck = -lcmocka
 
+# Every object's header dependencies are generated as it is compiled
+# (-MMD; -MP: a header removed since breaks no build). The harnesses and
+# benchmarks compiled in one step from several sources depend on all.
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
+DEPFLAGS = -MMD -MP
 
 .PHONY: all deps test-deps test unit integration asan tsan demo bench soak install uninstall \
-	clean format lint valgrind
+	clean lint valgrind
 .DELETE_ON_ERROR:
 
 all: deps $(LIB) $(TOOL)
@@ -118,18 +126,24 @@ test-deps:
 	  fi; \
 	fi
 
-$(BUILD)/obj/%.pic.o: %.c $(HEADERS)
+$(BUILD)/obj/%.pic.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -fPIC -fvisibility=hidden $(CFLAGS) $(CFLAGS_FILE) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(DEPFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) $(CFLAGS_FILE) -c $< -o $@
 
 # The signal wrappers run inside a sanitizer runtime's own start-up (it
 # sets its handlers from its preinit), before it can take instrumented
 # code: never instrumented (see the file's comment).
 $(BUILD)/obj/shim/calls_signal.pic.o: CFLAGS_FILE = $(if $(SAN),-fno-sanitize=all)
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -DSOCKSHIM_LIBDIR='"$(LIBDIR)"' $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(DEPFLAGS) -DSOCKSHIM_LIBDIR='"$(LIBDIR)"' $(CFLAGS) $(CFLAGS_FILE) \
+		-c $< -o $@
+
+# Unit tests see the modules' private headers.
+$(BUILD)/obj/tests/%.o: CFLAGS_FILE = -Ishim -Itools
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 $(LIB): $(SHIM_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_BASE) -Wl,-z,defs -Wl,-z,now -ldl $(LDFLAGS)
@@ -137,31 +151,34 @@ $(LIB): $(SHIM_OBJ)
 $(TOOL): $(TOOL_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS_BASE) -ldw -lelf $(LDFLAGS)
 
+# The objects of sources $(1). (A function: a % in a pattern rule's
+# prerequisites would be taken for the stem.)
+objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(UNIT_OBJ_test_$$*) $(HEADERS)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call objects_of,$$(UNIT_OBJ_test_$$*))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $< $(UNIT_OBJ_test_$*) \
-		$(LDFLAGS_BASE) -lcmocka -ldl $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) -lcmocka -ldl $(LDFLAGS)
 
-$(BUILD)/tests/%: tests/progs/%.c $$(PROG_OBJ_$$*) $(HEADERS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/progs/%.o $$(call objects_of,$$(PROG_OBJ_$$*))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PROG_OBJ_$*) $(LDFLAGS_BASE) -lcmocka $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(PROG_LIBS_$*) $(LDFLAGS)
 
-$(BUILD)/examples/%: examples/%.c
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
 
-$(BUILD)/bench/bench_calls: tests/bench/bench_calls.c
+$(BUILD)/bench/bench_calls: $(BUILD)/obj/tests/bench/bench_calls.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
 
 $(BUILD)/bench/bench_ring: tests/bench/bench_ring.c shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -Ishim -Itools $(CFLAGS) -o $@ $(filter %.c,$^) $(LDFLAGS_BASE) $(LDFLAGS)
 
-$(BUILD)/bench/bench_closewait: tests/bench/bench_closewait.c
+$(BUILD)/bench/bench_closewait: $(BUILD)/obj/tests/bench/bench_closewait.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE) $(LDFLAGS)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
 
 BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring $(BUILD)/bench/bench_closewait
 
@@ -179,19 +196,18 @@ integration: all test-deps $(PROG_BIN) $(EXAMPLE_BIN)
 
 test: unit integration
 
-# Sanitizer builds: the unit tests and the C test programs, preloading the
-# sanitized shim into programs that carry the same runtime.
-asan:
-	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 unit
-	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 all $(PROG_BIN:build/%=build/asan/%) \
-		$(EXAMPLE_BIN:build/%=build/asan/%)
-	$(PYTHON) tests/integration/run.py --build build/asan --sanitizer address
-
-tsan:
-	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 unit
-	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 all $(PROG_BIN:build/%=build/tsan/%) \
-		$(EXAMPLE_BIN:build/%=build/tsan/%)
-	$(PYTHON) tests/integration/run.py --build build/tsan --sanitizer thread
+# Sanitizer builds, in $(BUILD)/asan and $(BUILD)/tsan: the unit tests and
+# the C test programs, preloading the sanitized shim into programs that
+# carry the same runtime.
+asan tsan: SAN_BUILD = $(BUILD)/$@
+asan: SAN_NAME = address
+tsan: SAN_NAME = thread
+asan tsan:
+	$(MAKE) BUILD=$(SAN_BUILD) SAN=$(SAN_NAME) OPT=-O1 unit
+	$(MAKE) BUILD=$(SAN_BUILD) SAN=$(SAN_NAME) OPT=-O1 all \
+		$(PROG_SRC:tests/progs/%.c=$(SAN_BUILD)/tests/%) \
+		$(EXAMPLE_SRC:examples/%.c=$(SAN_BUILD)/examples/%)
+	$(PYTHON) tests/integration/run.py --build $(SAN_BUILD) --sanitizer $(SAN_NAME)
 
 valgrind: all $(UNIT_BIN) $(PROG_BIN)
 	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind
@@ -294,9 +310,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/sockshim $(DESTDIR)$(LIBDIR)/libsockshim.so \
 	      $(DESTDIR)$(MANDIR)/sockshim.1
 
-format:
-	clang-format -i $(SHIM_SRC) $(TOOL_SRC) $(UNIT_SRC) $(PROG_SRC) $(HEADERS)
-
 # Static analysis; .clang-tidy says which checks and why.
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
@@ -305,4 +318,4 @@ lint:
 		-std=gnu11 -D_GNU_SOURCE -Iinclude -Ishim -Itools -pthread
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
