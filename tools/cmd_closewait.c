@@ -577,7 +577,7 @@ static unsigned print_proc_only(struct cw_ctx *c, struct cw_writer *w,
 				fmt_append(&b, "{\"type\":\"proc_only_holder\",\"inode\":%llu,"
 					       "\"local\":\"%s\",\"peer\":\"%s\",\"pid\":%d,\"comm\":",
 					   (unsigned long long)items[k].k->inode, local, peer, h->pid);
-				fmt_json_str(&b, h->comm, sizeof(h->comm));
+				ob_json_str(&b, h->comm, sizeof(h->comm));
 				fmt_append(&b, ",\"fd\":%d}\n", h->fd);
 			} else {
 				fmt_append(&b, "  inode %llu %s -> %s: ",

@@ -340,7 +340,7 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 		snprintf(pid, sizeof(pid), "%d", h->pid);
 		snprintf(fd, sizeof(fd), "%d", h->fd);
 		fmt_buf_init(&cb, comm, sizeof(comm));
-		fmt_printable(&cb, h->comm[0] ? h->comm : "?", sizeof(h->comm));
+		ob_printable(&cb, h->comm[0] ? h->comm : "?", sizeof(h->comm));
 		view_clock(when, sizeof(when), &c->snap, h->since_ns);
 		fmt_append(&b, "  %-7s %-15s %4s %-15s %-18s %-11s ", pid, comm, fd, when,
 			   rec_how_name(h), rec_source_name(h->source));

@@ -204,7 +204,7 @@ static void print_row(const struct seg_file *f, const struct seg_info *si, int64
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, name, sizeof(name));
-	fmt_printable(&b, f->name, sizeof(f->name));
+	ob_printable(&b, f->name, sizeof(f->name));
 	if (si->stat_ok) {
 		fmt_size(size, sizeof(size), (uint64_t)si->st.st_size);
 		snprintf(procs, sizeof(procs), "%d", si->procs);
@@ -214,7 +214,7 @@ static void print_row(const struct seg_file *f, const struct seg_info *si, int64
 		snprintf(events, sizeof(events), "%llu", (unsigned long long)si->events);
 		fmt_buf_init(&b, creator, sizeof(creator));
 		fmt_append(&b, "%d/", si->creator_pid);
-		fmt_printable(&b, si->creator_comm, sizeof(si->creator_comm));
+		ob_printable(&b, si->creator_comm, sizeof(si->creator_comm));
 		fmt_age(age, sizeof(age), (now - si->created_real_ns) / 1000000000);
 	}
 	if (!strcmp(si->status, "ok"))
@@ -226,26 +226,26 @@ static void print_row(const struct seg_file *f, const struct seg_info *si, int64
 
 static void print_json(const struct seg_file *f, const struct seg_info *si, int64_t now)
 {
-	char line[FMT_LINE_MAX + 1024], when[48];
+	char line[FMT_LINE_MAX + 1024];
 	struct fmt_buf b;
 	int i;
 
 	fmt_buf_init(&b, line, sizeof(line));
 	fmt_append(&b, "{\"session\":");
-	fmt_json_str(&b, f->name, sizeof(f->name));
+	ob_json_str(&b, f->name, sizeof(f->name));
 	fmt_append(&b, ",\"path\":");
-	fmt_json_str(&b, f->path, sizeof(f->path));
+	ob_json_str(&b, f->path, sizeof(f->path));
 	if (si->stat_ok)
 		fmt_append(&b, ",\"size\":%lld", (long long)si->st.st_size);
 	else
 		fmt_append(&b, ",\"size\":null");
 	if (si->have_header) {
-		fmt_iso8601(when, sizeof(when), si->created_real_ns);
 		fmt_append(&b, ",\"ring\":%u,\"events\":%llu,\"creator_pid\":%d,\"creator_comm\":",
 			   si->ring, (unsigned long long)si->events, si->creator_pid);
-		fmt_json_str(&b, si->creator_comm, sizeof(si->creator_comm));
-		fmt_append(&b, ",\"created\":\"%s\",\"age_s\":%lld", when,
-			   (long long)((now - si->created_real_ns) / 1000000000));
+		ob_json_str(&b, si->creator_comm, sizeof(si->creator_comm));
+		ob_str(&b, ",\"created\":");
+		ob_json_time(&b, si->created_real_ns);
+		fmt_append(&b, ",\"age_s\":%lld", (long long)((now - si->created_real_ns) / 1000000000));
 	} else {
 		fmt_append(&b, ",\"ring\":null,\"events\":null,\"creator_pid\":null,"
 			       "\"creator_comm\":null,\"created\":null,\"age_s\":null");
@@ -255,7 +255,7 @@ static void print_json(const struct seg_file *f, const struct seg_info *si, int6
 		fmt_append(&b, "%s%d", i ? "," : "", (int)si->pids[i]);
 	fmt_append(&b, "],\"status\":\"%s\",\"problem\":", si->status);
 	if (strcmp(si->status, "ok") != 0)
-		fmt_json_str(&b, si->problem, sizeof(si->problem));
+		ob_json_str(&b, si->problem, sizeof(si->problem));
 	else
 		fmt_append(&b, "null");
 	fmt_append(&b, "}");
@@ -459,7 +459,7 @@ static int clean_all(void)
 		const struct seg_file *f = &files[i];
 
 		fmt_buf_init(&b, name, sizeof(name));
-		fmt_printable(&b, f->name, sizeof(f->name));
+		ob_printable(&b, f->name, sizeof(f->name));
 		if (lstat(f->path, &st) < 0)
 			continue; /* removed by someone else meanwhile */
 		if (f->tmp_pid && creator_alive(f->tmp_pid))

@@ -323,7 +323,7 @@ static void table_workers(FILE *out, const struct stats_entry *e, uint64_t total
 
 		thread_comm(comm, sizeof(comm), w->pid, w->tid);
 		fmt_buf_init(&b, shown, sizeof(shown));
-		fmt_printable(&b, comm[0] ? comm : "-", sizeof(comm));
+		ob_printable(&b, comm[0] ? comm : "-", sizeof(comm));
 		if (total)
 			snprintf(share, sizeof(share), "%.1f%%", 100.0 * (double)w->accepts /
 								 (double)total);
@@ -383,7 +383,7 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		char shown[80]; /* 16 bytes of name, escaped */
 
 		fmt_buf_init(&b, shown, sizeof(shown));
-		fmt_printable(&b, v.comm[0] ? v.comm : "?", sizeof(v.comm));
+		ob_printable(&b, v.comm[0] ? v.comm : "?", sizeof(v.comm));
 		fprintf(out, " (%s, %s)", shown, lock_view_state_name(v.thread_state));
 	}
 	if (v.held_ns) {
@@ -543,10 +543,12 @@ static void no_listener(FILE *out, const char *session)
 static void draw_table(FILE *out, const struct stats_frame *f)
 {
 	char when[32];
+	struct fmt_buf w;
 	size_t i;
 
 	if (f->o->watch > 0) {
-		fmt_clock(when, sizeof(when), f->real_ns);
+		fmt_buf_init(&w, when, sizeof(when));
+		ob_clock(&w, f->real_ns);
 		fprintf(out, "sockshim stats: session \"%s\", every %gs, at %.8s\n\n", f->session,
 			f->o->watch, when);
 	}
@@ -571,7 +573,7 @@ static void json_str(FILE *out, const char *s, size_t n)
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, buf, sizeof(buf));
-	fmt_json_str(&b, s, n);
+	ob_json_str(&b, s, n);
 	fputs(buf, out);
 }
 
@@ -713,13 +715,15 @@ static void json_listener(FILE *out, const struct stats_frame *f, const struct s
 	const struct stats_listener *s = &e->s;
 	uint64_t x[SOCKSHIM_WORKERS], total;
 	char mode[32], when[48];
+	struct fmt_buf w;
 	size_t nw;
 
 	mode_str(mode, sizeof(mode), s->mode);
 	fputs("{", out);
 	if (f->o->watch > 0) {
-		fmt_iso8601(when, sizeof(when), f->real_ns);
-		fprintf(out, "\"time\":\"%s\",", when);
+		fmt_buf_init(&w, when, sizeof(when));
+		ob_json_time(&w, f->real_ns);
+		fprintf(out, "\"time\":%s,", when);
 	}
 	fputs("\"session\":", out);
 	json_str(out, f->session, SOCKSHIM_SESSION_MAX + 1);

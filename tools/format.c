@@ -3,17 +3,11 @@
  * segment, so nothing indexes a table without a range check. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "format.h"
-#include "outbuf.h"
-
-#define NS_PER_SEC 1000000000LL
-#define NS_PER_USEC 1000LL
 
 /* Indexed by enum sockshim_event_type; NULL for SOCKSHIM_EV_NONE, which
  * no writer ever publishes. */
@@ -27,31 +21,7 @@ static const char *const event_names[SOCKSHIM_EV_COUNT] = {
 	[SOCKSHIM_EV_INHERIT] = "inherit",
 };
 
-void fmt_buf_init(struct fmt_buf *b, char *p, size_t len)
-{
-	b->p = p;
-	b->len = len;
-	b->pos = 0;
-	if (len)
-		p[0] = 0;
-}
 
-void fmt_append(struct fmt_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->pos + 1 >= b->len)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->pos, b->len - b->pos, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	b->pos += (size_t)n;
-	if (b->pos >= b->len)
-		b->pos = b->len - 1;
-}
 
 const char *fmt_event_name(unsigned type)
 {
@@ -114,69 +84,18 @@ int fmt_realtime(int64_t *real_ns, uint64_t ts_ns, int64_t created_real_ns,
 	return 0;
 }
 
-/* Split NS into seconds and a non-negative remainder, also before 1970. */
-static void split_ns(int64_t ns, time_t *sec, long *rem)
-{
-	int64_t s = ns / NS_PER_SEC, r = ns % NS_PER_SEC;
-
-	if (r < 0) {
-		r += NS_PER_SEC;
-		s--;
-	}
-	*sec = (time_t)s;
-	*rem = (long)r;
-}
-
-void fmt_clock(char *buf, size_t len, int64_t real_ns)
-{
-	struct tm tm;
-	time_t sec;
-	long rem;
-
-	split_ns(real_ns, &sec, &rem);
-	if (!localtime_r(&sec, &tm)) {
-		snprintf(buf, len, "?");
-		return;
-	}
-	snprintf(buf, len, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 rem / (long)NS_PER_USEC);
-}
-
-void fmt_iso8601(char *buf, size_t len, int64_t real_ns)
-{
-	struct tm tm;
-	time_t sec;
-	long rem;
-
-	split_ns(real_ns, &sec, &rem);
-	if (!gmtime_r(&sec, &tm)) {
-		snprintf(buf, len, "?");
-		return;
-	}
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 rem / (long)NS_PER_USEC);
-}
-
 int fmt_addr(char *buf, size_t len, const struct sockshim_record *r, int peer)
 {
 	uint16_t flag = peer ? SOCKSHIM_RF_PEER_KNOWN : SOCKSHIM_RF_LOCAL_KNOWN;
-	const uint8_t *ip = peer ? r->peer_ip : r->local_ip;
-	unsigned port = peer ? r->peer_port : r->local_port;
-	char a[INET6_ADDRSTRLEN];
+	struct fmt_buf b;
 
-	if ((r->flags & flag) && r->family == AF_INET &&
-	    inet_ntop(AF_INET, ip, a, sizeof(a))) {
-		snprintf(buf, len, "%s:%u", a, port);
-		return 1;
+	fmt_buf_init(&b, buf, len);
+	if (!(r->flags & flag) || (r->family != AF_INET && r->family != AF_INET6)) {
+		ob_char(&b, '-');
+		return 0;
 	}
-	if ((r->flags & flag) && r->family == AF_INET6 &&
-	    inet_ntop(AF_INET6, ip, a, sizeof(a))) {
-		snprintf(buf, len, "[%s]:%u", a, port);
-		return 1;
-	}
-	snprintf(buf, len, "-");
-	return 0;
+	ob_addr(&b, r->family, peer ? r->peer_ip : r->local_ip, peer ? r->peer_port : r->local_port);
+	return 1;
 }
 
 void fmt_size(char *buf, size_t len, uint64_t bytes)
@@ -227,87 +146,6 @@ void fmt_age(char *buf, size_t len, int64_t s)
 		age_parts(buf, len, s / 86400, 'd', s % 86400 / 3600, 'h');
 }
 
-size_t fmt_utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return need;
-}
-
-void fmt_json_str(struct fmt_buf *b, const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, k;
-
-	fmt_append(b, "\"");
-	while (i < n && u[i]) {
-		unsigned char c = u[i];
-
-		if (c == '"' || c == '\\') {
-			fmt_append(b, "\\%c", c);
-			i++;
-		} else if (c == '\n') {
-			fmt_append(b, "\\n");
-			i++;
-		} else if (c == '\t') {
-			fmt_append(b, "\\t");
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			fmt_append(b, "\\u%04x", c);
-			i++;
-		} else if ((k = fmt_utf8_len(u + i, strnlen(s + i, n - i))) == 0) {
-			fmt_append(b, "\\ufffd");
-			i++;
-		} else {
-			fmt_append(b, "%.*s", (int)k, s + i);
-			i += k;
-		}
-	}
-	fmt_append(b, "\"");
-}
-
-void fmt_printable(struct fmt_buf *b, const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, k;
-
-	while (i < n && u[i]) {
-		k = fmt_utf8_len(u + i, strnlen(s + i, n - i));
-		/* C1 controls (U+0080..U+009F) drive terminals as C0 ones do. */
-		if (k == 0 || u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\' ||
-		    (k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0)) {
-			fmt_append(b, "\\x%02x", u[i]);
-			i++;
-		} else {
-			fmt_append(b, "%.*s", (int)k, s + i);
-			i += k;
-		}
-	}
-}
 
 static const char *family_name(unsigned family)
 {
@@ -437,7 +275,7 @@ static void table_detail(struct fmt_buf *b, const struct sockshim_record *r)
 		fmt_append(b, "child %d", r->detail.fork.child_pid);
 		break;
 	case SOCKSHIM_EV_EXEC:
-		fmt_printable(b, r->detail.exec_path, sizeof(r->detail.exec_path));
+		ob_printable(b, r->detail.exec_path, sizeof(r->detail.exec_path));
 		break;
 	default:
 		break;
@@ -454,14 +292,15 @@ void fmt_table_row(char *buf, size_t len, const struct sockshim_record *r,
 	char when[32], pid[16], tid[16], type[32], fd[16], inode[24];
 	char local[FMT_ADDR_MAX], peer[FMT_ADDR_MAX], addrs[2 * FMT_ADDR_MAX + 8];
 	char detail[FMT_LINE_MAX / 2];
-	struct fmt_buf d;
+	struct fmt_buf d, w;
 	int64_t real;
 	int lk, pk;
 
+	fmt_buf_init(&w, when, sizeof(when));
 	if (fmt_realtime(&real, r->ts_ns, c->created_real_ns, c->created_mono_ns) == 0)
-		fmt_clock(when, sizeof(when), real);
+		ob_clock(&w, real);
 	else
-		snprintf(when, sizeof(when), "?");
+		ob_char(&w, '?');
 	snprintf(pid, sizeof(pid), "%d", r->pid);
 	snprintf(tid, sizeof(tid), "%d", r->tid);
 	type_str(type, sizeof(type), r->type);
@@ -534,7 +373,7 @@ static void json_detail(struct fmt_buf *b, const struct sockshim_record *r)
 		break;
 	case SOCKSHIM_EV_EXEC:
 		fmt_append(b, ",\"path\":");
-		fmt_json_str(b, r->detail.exec_path, sizeof(r->detail.exec_path));
+		ob_json_str(b, r->detail.exec_path, sizeof(r->detail.exec_path));
 		break;
 	default:
 		break;
@@ -544,7 +383,7 @@ static void json_detail(struct fmt_buf *b, const struct sockshim_record *r)
 void fmt_json_record(char *buf, size_t len, const struct sockshim_record *r,
 		     uint64_t seq, const struct fmt_clockref *c)
 {
-	char type[32], when[48], err[64];
+	char type[32], err[64];
 	const char *family = family_name(r->family), *st = socktype_name(r->socktype);
 	struct fmt_buf b;
 	int64_t real;
@@ -553,12 +392,11 @@ void fmt_json_record(char *buf, size_t len, const struct sockshim_record *r,
 	type_str(type, sizeof(type), r->type);
 	fmt_append(&b, "{\"type\":\"%s\",\"seq\":%llu,\"ts\":%llu", type,
 		   (unsigned long long)seq, (unsigned long long)r->ts_ns);
-	if (fmt_realtime(&real, r->ts_ns, c->created_real_ns, c->created_mono_ns) == 0) {
-		fmt_iso8601(when, sizeof(when), real);
-		fmt_append(&b, ",\"time\":\"%s\"", when);
-	} else {
-		fmt_append(&b, ",\"time\":null");
-	}
+	ob_str(&b, ",\"time\":");
+	if (fmt_realtime(&real, r->ts_ns, c->created_real_ns, c->created_mono_ns) == 0)
+		ob_json_time(&b, real);
+	else
+		ob_put(&b, "null", 4);
 	fmt_append(&b, ",\"pid\":%d,\"tid\":%d,\"fd\":%d,\"inode\":%llu", r->pid, r->tid,
 		   r->fd, (unsigned long long)r->inode);
 	if (family)

@@ -1,30 +1,21 @@
-/* Formatting for people and for JSON: event names, addresses, times, sizes,
- * whole event lines, JSON string escaping. Pure functions of their
- * arguments (local time also depends on TZ). Records come from memory any
- * process may have scribbled on: every enum is range-checked here. */
+/* Event records for people and for JSON: event names, a record's
+ * addresses, whole event lines, sizes and ages; built on the output
+ * layer (outbuf.h). Pure functions of their arguments (local time also
+ * depends on TZ). Records come from memory any process may have scribbled
+ * on: every enum is range-checked here. */
 #ifndef SOCKSHIM_FORMAT_H
 #define SOCKSHIM_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outbuf.h"
 #include "sockshim/layout.h"
 
 /* Room for any line built below; longer output is cut, never overflows. */
 #define FMT_LINE_MAX 2048
 /* "[1111:2222:3333:4444:5555:6666:7777:8888]:65535" and its NUL. */
 #define FMT_ADDR_MAX 64
-
-/* A small string builder: appends, truncates at LEN-1, stays terminated. */
-struct fmt_buf {
-	char *p;
-	size_t len;
-	size_t pos;
-};
-
-void fmt_buf_init(struct fmt_buf *b, char *p, size_t len);
-void fmt_append(struct fmt_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 /* The name of event TYPE ("accept"), or NULL when TYPE is out of range. */
 const char *fmt_event_name(unsigned type);
@@ -40,26 +31,13 @@ void fmt_errno_name(char *buf, size_t len, int err);
  * monotonic). -ERANGE when the inputs (perhaps corrupt) overflow. */
 int fmt_realtime(int64_t *real_ns, uint64_t ts_ns, int64_t created_real_ns,
 		 int64_t created_mono_ns);
-/* "HH:MM:SS.mmmuuu" in local time. */
-void fmt_clock(char *buf, size_t len, int64_t real_ns);
-/* "2024-05-01T12:34:56.123456Z" (UTC). */
-void fmt_iso8601(char *buf, size_t len, int64_t real_ns);
-
-/* The local (PEER = 0) or peer address of R, "1.2.3.4:80" or "[::1]:80".
+/* The local (PEER = 0) or peer address of R as ob_addr writes it.
  * Returns 1, or 0 with "-" in BUF when it is unknown or not an IP one. */
 int fmt_addr(char *buf, size_t len, const struct sockshim_record *r, int peer);
 
 /* Human sizes "512B", "8.0M"; ages "45s", "3m12s", "2h05m", "3d04h". */
 void fmt_size(char *buf, size_t len, uint64_t bytes);
 void fmt_age(char *buf, size_t len, int64_t seconds);
-
-/* Append S (at most N bytes, stops at NUL) as a quoted JSON string.
- * Control characters are escaped and invalid UTF-8 becomes U+FFFD, so the
- * line stays valid JSON whatever the bytes were. */
-void fmt_json_str(struct fmt_buf *b, const char *s, size_t n);
-/* Append S (at most N bytes) for a terminal: control characters, backslash
- * and bytes that are not UTF-8 are shown as \xHH. */
-void fmt_printable(struct fmt_buf *b, const char *s, size_t n);
 
 /* What the event lines need from the segment header, copied once. */
 struct fmt_clockref {
@@ -77,9 +55,5 @@ void fmt_json_record(char *buf, size_t len, const struct sockshim_record *r,
 /* A loss of N records: KIND 'o' (overrun) or 't' (torn), as a table
  * line or a JSON object. */
 void fmt_lost(char *buf, size_t len, uint64_t n, char kind, int json);
-
-/* The length of the valid UTF-8 sequence at S (at most N bytes), or 0.
- * Rejects overlong forms, surrogates and code points past U+10FFFF. */
-size_t fmt_utf8_len(const unsigned char *s, size_t n);
 
 #endif

@@ -3,6 +3,8 @@
  * fmt_append: never past LEN-1, always terminated. Escaping follows
  * format.c's rules byte for byte. */
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -11,6 +13,63 @@
 
 #define NS_PER_SEC 1000000000LL
 #define NS_PER_USEC 1000LL
+
+void fmt_buf_init(struct fmt_buf *b, char *p, size_t len)
+{
+	b->p = p;
+	b->len = len;
+	b->pos = 0;
+	if (len)
+		p[0] = 0;
+}
+
+void fmt_append(struct fmt_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->pos + 1 >= b->len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->pos, b->len - b->pos, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	b->pos += (size_t)n;
+	if (b->pos >= b->len)
+		b->pos = b->len - 1;
+}
+
+size_t fmt_utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t need, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < need || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < need; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return need;
+}
 
 void ob_put(struct fmt_buf *b, const char *s, size_t n)
 {
@@ -298,16 +357,18 @@ void ob_clock(struct fmt_buf *b, int64_t real_ns)
 	micros(b, usec);
 }
 
-void ob_iso8601(struct fmt_buf *b, int64_t real_ns)
+/* DATE (19 bytes, "2024-05-01T12:34:56") and the microseconds of REAL_NS
+ * in UTC; 0 when the year is not one ISO 8601 writes in four digits. The
+ * calendar conversion is done once per second and remembered. */
+static int iso_parts(int64_t real_ns, const char **date_out, long *usec)
 {
 	static __thread time_t last = -1;
-	static __thread char date[19]; /* 2024-05-01T12:34:56 */
+	static __thread char date[19];
 	static __thread int ok;
 	struct tm tm;
 	time_t sec;
-	long usec;
 
-	split_ns(real_ns, &sec, &usec);
+	split_ns(real_ns, &sec, usec);
 	if (sec != last) {
 		last = sec;
 		ok = gmtime_r(&sec, &tm) != NULL && tm.tm_year + 1900 >= 0 &&
@@ -329,11 +390,35 @@ void ob_iso8601(struct fmt_buf *b, int64_t real_ns)
 			two(date + 17, tm.tm_sec);
 		}
 	}
-	if (!ok) {
+	*date_out = date;
+	return ok;
+}
+
+void ob_iso8601(struct fmt_buf *b, int64_t real_ns)
+{
+	const char *date;
+	long usec;
+
+	if (!iso_parts(real_ns, &date, &usec)) {
 		ob_char(b, '?');
 		return;
 	}
-	ob_put(b, date, sizeof(date));
+	ob_put(b, date, 19);
 	micros(b, usec);
 	ob_char(b, 'Z');
+}
+
+void ob_json_time(struct fmt_buf *b, int64_t real_ns)
+{
+	const char *date;
+	long usec;
+
+	if (!iso_parts(real_ns, &date, &usec)) {
+		ob_put(b, "null", 4);
+		return;
+	}
+	ob_char(b, '"');
+	ob_put(b, date, 19);
+	micros(b, usec);
+	ob_put(b, "Z\"", 2);
 }

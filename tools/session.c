@@ -22,7 +22,7 @@ void session_printable(char *buf, size_t len, const char *s)
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, buf, len);
-	fmt_printable(&b, s, max);
+	ob_printable(&b, s, max);
 	if (strnlen(s, max + 1) > max)
 		fmt_append(&b, "...");
 }

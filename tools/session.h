@@ -16,7 +16,7 @@ const char *session_choose(const char *opt);
 
 /* S (a session name, or any string from the user or the environment) for
  * a message into BUF: control characters, backslash and bytes that are
- * not UTF-8 as \xHH (fmt_printable). Cut, ending in "...", after as many
+ * not UTF-8 as \xHH (ob_printable). Cut, ending in "...", after as many
  * bytes as surely fit escaped: (LEN - 4) / 4. */
 void session_printable(char *buf, size_t len, const char *s);
 

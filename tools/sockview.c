@@ -38,9 +38,8 @@ void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap
 		ob_put(b, "\":null", 6);
 		return;
 	}
-	ob_put(b, "\":\"", 3);
-	ob_iso8601(b, real);
-	ob_char(b, '"');
+	ob_put(b, "\":", 2);
+	ob_json_time(b, real);
 }
 
 int view_ledger_addr_append(struct fmt_buf *b, const struct ledger_sock *ls, int peer)

@@ -210,7 +210,7 @@ static void make_text(struct sym_info *in)
 		fmt_append(&b, " (%s:%d)", in->file, in->line);
 	if (in->module[0]) {
 		fmt_append(&b, " in ");
-		fmt_printable(&b, in->module, sizeof(in->module));
+		ob_printable(&b, in->module, sizeof(in->module));
 	}
 	if (!in->have_func && !in->have_line && in->why[0])
 		fmt_append(&b, " [%s]", in->why);

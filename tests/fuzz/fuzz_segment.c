@@ -71,15 +71,17 @@ static void print_header(const struct seg_map *m)
 	comm[sizeof(h->creator_comm)] = 0;
 	fmt_buf_init(&b, line, sizeof(line));
 	fmt_append(&b, "%d/", h->creator_pid);
-	fmt_printable(&b, comm, sizeof(comm));
+	ob_printable(&b, comm, sizeof(comm));
 	fuzz_check_terminal(line, sizeof(line), "session creator");
-	fmt_iso8601(when, sizeof(when), h->created_realtime_ns);
 	fmt_buf_init(&b, line, sizeof(line));
 	fmt_append(&b, "{\"creator_comm\":");
-	fmt_json_str(&b, comm, sizeof(comm));
-	fmt_append(&b, ",\"created\":\"%s\"}", when);
+	ob_json_str(&b, comm, sizeof(comm));
+	fmt_append(&b, ",\"created\":");
+	ob_json_time(&b, h->created_realtime_ns);
+	fmt_append(&b, "}");
 	fuzz_check_json(line, sizeof(line), "session JSON");
-	fmt_clock(when, sizeof(when), h->created_realtime_ns);
+	fmt_buf_init(&b, when, sizeof(when));
+	ob_clock(&b, h->created_realtime_ns);
 	fuzz_check_terminal(when, sizeof(when), "creation time");
 }
 

@@ -17,6 +17,7 @@ import time
 
 import lib
 import ledgerlib
+import srvlib
 from ledgerlib import Actors, proc_set, raw_ledger
 
 SEED = int(os.environ.get("SOCKSHIM_TEST_SEED", "20261121"))
@@ -771,3 +772,44 @@ def test_ledger_unused_socketpair(ctx):
         assert got == truth, "holders --pid %d: %s; /proc: %s" % (p0, sorted(got), sorted(truth))
     finally:
         a.close()
+
+
+MAPPED_SERVER = r"""
+import socket, sys
+srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+srv.bind(("::ffff:127.0.0.1", 0))
+srv.listen(4)
+print(srv.getsockname()[1], flush=True)
+conn, peer = srv.accept()
+print(peer[0], peer[1], flush=True)
+sys.stdin.read()  # hold the connection until the test closes stdin
+"""
+
+
+def test_ledger_mapped_address_one_rendering(ctx):
+    """A dual-stack listener's IPv4 peer (an AF_INET6 socket, peer
+    ::ffff:127.0.0.1): events, holders and closewait show the same
+    address, as IPv4 ("127.0.0.1:PORT"); events keeps family inet6."""
+    session = ctx.session()
+    proc = subprocess.Popen([srvlib.python3(), "-c", MAPPED_SERVER], env=ctx.env(session),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ctx.tmp)
+    try:
+        port = int(proc.stdout.readline())
+        cli = socket.create_connection(("127.0.0.1", port), timeout=10)
+        peer_ip, peer_port = proc.stdout.readline().split()
+        assert peer_ip == b"::ffff:127.0.0.1", peer_ip
+        local, peer = "127.0.0.1:%d" % port, "127.0.0.1:%d" % int(peer_port)
+        acc = [e for e in ctx.events(session) if e["type"] == "accept"]
+        assert [(e["family"], e["local"], e["peer"]) for e in acc] == [("inet6", local, peer)], acc
+        rows = [h for h in ledgerlib.holders_json(ctx, session) if h["peer"] == peer]
+        assert len(rows) == 1 and rows[0]["local"] == local, rows
+        # Our side closes: the server's socket sits in CLOSE_WAIT.
+        cli.close()
+        cw = ledgerlib.wait_for(
+            lambda: [c for c in ledgerlib.closewait_json(ctx, session) if c.get("peer") == peer],
+            "the server's connection in CLOSE_WAIT")
+        assert cw[0]["local"] == local, cw
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)

@@ -99,6 +99,12 @@ static void test_addresses(void **state)
 	r.peer_port = 65535;
 	assert_int_equal(fmt_addr(buf, sizeof(buf), &r, 1), 1);
 	assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+	/* An IPv4-mapped address is the IPv4 address it is, as every
+	 * command shows it. */
+	memset(r.peer_ip, 0, 10);
+	memcpy(r.peer_ip + 10, "\xff\xff\x7f\x00\x00\x01", 6);
+	assert_int_equal(fmt_addr(buf, sizeof(buf), &r, 1), 1);
+	assert_string_equal(buf, "127.0.0.1:65535");
 
 	r.flags = SOCKSHIM_RF_LOCAL_KNOWN;
 	assert_int_equal(fmt_addr(buf, sizeof(buf), &r, 1), 0);
@@ -111,6 +117,7 @@ static void test_addresses(void **state)
 
 static void test_times(void **state)
 {
+	struct fmt_buf b;
 	char buf[64];
 	int64_t real;
 
@@ -124,16 +131,30 @@ static void test_times(void **state)
 	assert_int_equal(fmt_realtime(&real, (uint64_t)INT64_MAX, INT64_MAX, 0), -ERANGE);
 	assert_int_equal(fmt_realtime(&real, 0, INT64_MIN, INT64_MAX), -ERANGE);
 
-	fmt_iso8601(buf, sizeof(buf), T0_NS);
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_iso8601(&b, T0_NS);
 	assert_string_equal(buf, "2023-11-14T22:13:20.123456Z");
-	fmt_iso8601(buf, sizeof(buf), 0);
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_iso8601(&b, 0);
 	assert_string_equal(buf, "1970-01-01T00:00:00.000000Z");
-	fmt_iso8601(buf, sizeof(buf), -1);
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_iso8601(&b, -1);
 	assert_string_equal(buf, "1969-12-31T23:59:59.999999Z");
+	/* JSON quoted; the ends of what 64-bit nanoseconds can say. */
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_json_time(&b, T0_NS);
+	assert_string_equal(buf, "\"2023-11-14T22:13:20.123456Z\"");
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_json_time(&b, INT64_MAX);
+	assert_string_equal(buf, "\"2262-04-11T23:47:16.854775Z\"");
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_iso8601(&b, INT64_MIN);
+	assert_string_equal(buf, "1677-09-21T00:12:43.145224Z");
 
 	setenv("TZ", "UTC", 1);
 	tzset();
-	fmt_clock(buf, sizeof(buf), T0_NS);
+	fmt_buf_init(&b, buf, sizeof(buf));
+	ob_clock(&b, T0_NS);
 	assert_string_equal(buf, "22:13:20.123456");
 }
 
@@ -168,7 +189,7 @@ static void json_of(char *out, size_t len, const char *s, size_t n)
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, out, len);
-	fmt_json_str(&b, s, n);
+	ob_json_str(&b, s, n);
 }
 
 static void test_json_escaping(void **state)
@@ -200,7 +221,7 @@ static void test_printable(void **state)
 
 	(void)state;
 	fmt_buf_init(&b, buf, sizeof(buf));
-	fmt_printable(&b, "/usr/bin/\x1b[31mred\\ caf\xc3\xa9 \xc2\x9b \xff", 100);
+	ob_printable(&b, "/usr/bin/\x1b[31mred\\ caf\xc3\xa9 \xc2\x9b \xff", 100);
 	assert_string_equal(buf, "/usr/bin/\\x1b[31mred\\x5c caf\xc3\xa9 \\xc2\\x9b \\xff");
 }
 

@@ -1,7 +1,8 @@
-/* Unit tests of tools/outbuf.c (the printf-free appenders) and
- * tools/bigmem.c: every escaper agrees byte for byte with its format.c
- * twin over every single byte and a set of UTF-8 edge cases, numbers are
- * right at their limits, and nothing is written past the buffer. */
+/* Unit tests of tools/outbuf.c (the output layer) and tools/bigmem.c:
+ * every escaper agrees byte for byte with a plain reference escaper
+ * written here from the rules (one byte at a time, printf) over every
+ * single byte and a set of UTF-8 edge cases, numbers are right at their
+ * limits, and nothing is written past the buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,19 +33,62 @@ static const char *const edge[] = {
 	"",
 };
 
+/* The rules, plainly: JSON escapes quote, backslash, \n, \t, other
+ * controls and DEL as \u00XX, invalid UTF-8 as U+FFFD. */
+static void ref_json_str(struct fmt_buf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	fmt_append(b, "\"");
+	while (i < n && u[i]) {
+		unsigned char c = u[i];
+
+		if (c == '"' || c == '\\')
+			fmt_append(b, "\\%c", c), i++;
+		else if (c == '\n')
+			fmt_append(b, "\\n"), i++;
+		else if (c == '\t')
+			fmt_append(b, "\\t"), i++;
+		else if (c < 0x20 || c == 0x7f)
+			fmt_append(b, "\\u%04x", c), i++;
+		else if ((k = fmt_utf8_len(u + i, strnlen(s + i, n - i))) == 0)
+			fmt_append(b, "\\ufffd"), i++;
+		else
+			fmt_append(b, "%.*s", (int)k, s + i), i += k;
+	}
+	fmt_append(b, "\"");
+}
+
+/* A terminal: controls, C1 controls, backslash and invalid UTF-8 as \xHH. */
+static void ref_printable(struct fmt_buf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	while (i < n && u[i]) {
+		k = fmt_utf8_len(u + i, strnlen(s + i, n - i));
+		if (k == 0 || u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\' ||
+		    (k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0))
+			fmt_append(b, "\\x%02x", u[i]), i++;
+		else
+			fmt_append(b, "%.*s", (int)k, s + i), i += k;
+	}
+}
+
 static void agree(const char *s, size_t n)
 {
 	char want[512], got[512];
 	struct fmt_buf w, g;
 
 	fmt_buf_init(&w, want, sizeof(want));
-	fmt_json_str(&w, s, n);
+	ref_json_str(&w, s, n);
 	fmt_buf_init(&g, got, sizeof(got));
 	ob_json_str(&g, s, n);
 	assert_string_equal(got, want);
 
 	fmt_buf_init(&w, want, sizeof(want));
-	fmt_printable(&w, s, n);
+	ref_printable(&w, s, n);
 	fmt_buf_init(&g, got, sizeof(got));
 	ob_printable(&g, s, n);
 	assert_string_equal(got, want);
