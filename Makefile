@@ -25,7 +25,7 @@ LDFLAGS_BASE = -pthread $(if $(SAN),-fsanitize=$(SAN))
 SHIM_SRC = $(sort $(wildcard shim/*.c))
 # The segment code the shim and the command share.
 SEGMENT_SRC = shim/segment.c shim/seg_guard.c
-TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c
+TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c shim/config.c
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 

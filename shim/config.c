@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "sockshim/config.h"
 #include "sockshim/segment.h"
 
 const char *const config_var_name[CONFIG_VARS] = {
@@ -71,16 +71,15 @@ void config_printable(char *out, size_t len, const char *s)
 	out[n] = 0;
 }
 
-/* A power of two in [2^MIN_SHIFT, 2^MAX_SHIFT], digits only. */
-static int parse_pow2(const char *s, unsigned min_shift, unsigned max_shift, uint32_t *out)
+int config_parse_pow2(const char *s, unsigned min_shift, unsigned max_shift, uint32_t *out)
 {
 	char *end;
 	unsigned long long v;
 
 	if (s[0] < '0' || s[0] > '9')
 		return -1;
-	v = strtoull(s, &end, 10);
-	if (*end || v < (1ull << min_shift) || v > (1ull << max_shift) || (v & (v - 1)))
+	v = strtoull(s, &end, 10); /* out of range: ULLONG_MAX, no power of two */
+	if (*end || !sockshim_pow2_within(v, min_shift, max_shift))
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -148,7 +147,7 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 		bad++;
 	}
 	if (ring_events && ring_events[0] &&
-	    parse_pow2(ring_events, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT,
+	    config_parse_pow2(ring_events, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT,
 		       &c->ring_capacity)) {
 		snprintf(what, sizeof(what), "is not a power of two in [%u, %u]; using %u",
 			 1u << SOCKSHIM_RING_MIN_SHIFT, 1u << SOCKSHIM_RING_MAX_SHIFT,
@@ -157,7 +156,7 @@ int config_parse(struct shim_config *c, const char *(*env)(const char *name), ch
 		bad++;
 	}
 	if (max_sockets && max_sockets[0] &&
-	    parse_pow2(max_sockets, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT,
+	    config_parse_pow2(max_sockets, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT,
 		       &c->ledger_capacity)) {
 		snprintf(what, sizeof(what), "is not a power of two in [%u, %u]; using %u",
 			 1u << SOCKSHIM_LEDGER_MIN_SHIFT, 1u << SOCKSHIM_LEDGER_MAX_SHIFT,

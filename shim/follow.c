@@ -23,7 +23,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "sockshim/config.h"
 #include "follow.h"
 #include "log.h"
 #include "real.h"

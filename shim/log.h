@@ -3,7 +3,7 @@
 #ifndef SOCKSHIM_LOG_H
 #define SOCKSHIM_LOG_H
 
-enum log_level { LOG_QUIET = 0, LOG_WARN = 1, LOG_DEBUG = 2 };
+#include "sockshim/config.h" /* enum log_level */
 
 void log_set_level(enum log_level level);
 

@@ -12,15 +12,16 @@
 #include <string.h>
 #include <stdio.h>
 
-#include "config.h"
 #include "emit.h"
 #include "fork.h"
 #include "ledger.h"
 #include "listeners.h"
+#include "log.h"
 #include "procs.h"
 #include "real.h"
 #include "sigbus.h"
 #include "sockinfo.h"
+#include "sockshim/config.h"
 #include "track.h"
 
 /* The descriptor table's size: a million (128 MiB of address space; only

@@ -146,21 +146,6 @@ static void header_init(struct sockshim_header *h, const char *name,
 	__atomic_store_n(&h->magic, SOCKSHIM_MAGIC, __ATOMIC_RELEASE);
 }
 
-static int pow2_within(uint32_t v, unsigned min_shift, unsigned max_shift)
-{
-	return v >= (1u << min_shift) && v <= (1u << max_shift) && (v & (v - 1)) == 0;
-}
-
-static int ring_capacity_ok(uint32_t cap)
-{
-	return pow2_within(cap, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT);
-}
-
-static int ledger_capacity_ok(uint32_t cap)
-{
-	return pow2_within(cap, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT);
-}
-
 int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacity,
 	       struct seg_map *out)
 {
@@ -171,8 +156,8 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 	int fd, rc;
 
 	memset(out, 0, sizeof(*out));
-	if (seg_name_check(name) || !ring_capacity_ok(ring_capacity) ||
-	    !ledger_capacity_ok(ledger_capacity))
+	if (seg_name_check(name) || !sockshim_ring_capacity_ok(ring_capacity) ||
+	    !sockshim_ledger_capacity_ok(ledger_capacity))
 		return -EINVAL;
 	rc = seg_path(path, sizeof(path), geteuid(), name);
 	if (rc)
@@ -255,8 +240,8 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	ledger_off = h->ledger_offset;
 	seg_size = h->segment_size;
 	if (h->header_size != sizeof(*h) || h->record_size != sizeof(struct sockshim_record) ||
-	    h->ledger_entry_size != sizeof(struct sockshim_sock) || !ring_capacity_ok(cap) ||
-	    !ledger_capacity_ok(ledger_cap) || ring_off != sizeof(*h) ||
+	    h->ledger_entry_size != sizeof(struct sockshim_sock) || !sockshim_ring_capacity_ok(cap) ||
+	    !sockshim_ledger_capacity_ok(ledger_cap) || ring_off != sizeof(*h) ||
 	    ledger_off != sockshim_ledger_offset(cap) ||
 	    h->listeners_offset != sockshim_listeners_offset(cap, ledger_cap) ||
 	    h->listeners_capacity != SOCKSHIM_LISTENERS ||

@@ -24,8 +24,8 @@ int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...
 
 /* Report what getopt_long (with a leading ':' in its option string)
  * returned as C for an option it did not take: a missing value or an
- * unknown option. The caller returns EXIT_USAGE. */
-void cli_bad_option(const char *cmd, void (*usage)(FILE *), int c, char **argv);
+ * unknown option. Returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, void (*usage)(FILE *), int c, char **argv);
 
 /* Parse S as a whole decimal number in [MIN, MAX]. 0 or -EINVAL. */
 int cli_number(const char *s, long min, long max, long *out);

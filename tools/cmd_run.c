@@ -21,6 +21,7 @@
 #include "interposable.h"
 #include "session.h"
 #include "shm_users.h"
+#include "sockshim/config.h"
 
 #ifndef SOCKSHIM_LIBDIR
 #define SOCKSHIM_LIBDIR "/usr/local/lib/sockshim"
@@ -99,19 +100,13 @@ static const char *printable(char buf[SHOWN_LEN], const char *s)
 	return buf;
 }
 
-static int pow2_within(long v, int min_shift, int max_shift)
+/* getenv for the sizes only: what else the environment sets is the
+ * shim's to judge (and to warn about) in the program. */
+static const char *size_env(const char *name)
 {
-	return v >= (1L << min_shift) && v <= (1L << max_shift) && (v & (v - 1)) == 0;
-}
-
-static int ring_ok(long v)
-{
-	return pow2_within(v, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT);
-}
-
-static int max_sockets_ok(long v)
-{
-	return pow2_within(v, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT);
+	if (strcmp(name, "SOCKSHIM_RING_EVENTS") && strcmp(name, "SOCKSHIM_MAX_SOCKETS"))
+		return NULL;
+	return getenv(name);
 }
 
 static int parse_opts(int argc, char **argv, struct run_opts *o)
@@ -126,35 +121,17 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *env = getenv("SOCKSHIM_RING_EVENTS");
-	const char *env_max = getenv("SOCKSHIM_MAX_SOCKETS");
-	char shown[SHOWN_LEN];
-	long v;
+	struct shim_config env;
+	char warn[512];
+	uint32_t v32;
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->ring = 1u << SOCKSHIM_RING_DEFAULT_SHIFT;
-	if (env && env[0]) {
-		if (cli_number(env, 0, LONG_MAX, &v) == 0 && ring_ok(v))
-			o->ring = (uint32_t)v;
-		else
-			fprintf(stderr,
-				"sockshim: warning: SOCKSHIM_RING_EVENTS=%s is not a power of "
-				"two in %d..%d; using %u\n",
-				printable(shown, env), 1 << SOCKSHIM_RING_MIN_SHIFT,
-				1 << SOCKSHIM_RING_MAX_SHIFT, o->ring);
-	}
-	o->max_sockets = SOCKSHIM_LEDGER_DEFAULT;
-	if (env_max && env_max[0]) {
-		if (cli_number(env_max, 0, LONG_MAX, &v) == 0 && max_sockets_ok(v))
-			o->max_sockets = (uint32_t)v;
-		else
-			fprintf(stderr,
-				"sockshim: warning: SOCKSHIM_MAX_SOCKETS=%s is not a power of "
-				"two in %d..%d; using %u\n",
-				printable(shown, env_max), 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
-				1 << SOCKSHIM_LEDGER_MAX_SHIFT, o->max_sockets);
-	}
+	/* The sizes the environment asks for, read as the shim reads them. */
+	if (config_parse(&env, size_env, warn, sizeof(warn)))
+		fprintf(stderr, "sockshim: warning: %s\n", warn);
+	o->ring = env.ring_capacity;
+	o->max_sockets = env.ledger_capacity;
 	opterr = 0;
 	optind = 1;
 	/* '+': options end at CMD, whose own options are not ours. */
@@ -164,21 +141,23 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			o->session = optarg;
 			break;
 		case 'n':
-			if (cli_number(optarg, 0, LONG_MAX, &v) || !ring_ok(v))
+			if (config_parse_pow2(optarg, SOCKSHIM_RING_MIN_SHIFT,
+					      SOCKSHIM_RING_MAX_SHIFT, &v32))
 				return bad_usage("--ring-events must be a power of two in "
 						 "%d..%d, not '%s'",
 						 1 << SOCKSHIM_RING_MIN_SHIFT,
 						 1 << SOCKSHIM_RING_MAX_SHIFT, optarg);
-			o->ring = (uint32_t)v;
+			o->ring = v32;
 			o->ring_given = 1;
 			break;
 		case 'm':
-			if (cli_number(optarg, 0, LONG_MAX, &v) || !max_sockets_ok(v))
+			if (config_parse_pow2(optarg, SOCKSHIM_LEDGER_MIN_SHIFT,
+					      SOCKSHIM_LEDGER_MAX_SHIFT, &v32))
 				return bad_usage("--max-sockets must be a power of two in "
 						 "%d..%d, not '%s'",
 						 1 << SOCKSHIM_LEDGER_MIN_SHIFT,
 						 1 << SOCKSHIM_LEDGER_MAX_SHIFT, optarg);
-			o->max_sockets = (uint32_t)v;
+			o->max_sockets = v32;
 			break;
 		case 'a':
 			if (strcmp(optarg, "observe") != 0 && strcmp(optarg, "serialize") != 0 &&
@@ -267,7 +246,7 @@ static int lib_preloadable(const char *lib)
 static int set_env(const char *lib, const struct run_opts *o, const char *name)
 {
 	const char *old = getenv("LD_PRELOAD");
-	char ring[16], *val = NULL;
+	char ring[16], socks[16], *val = NULL;
 	int rc = 0;
 
 	if (old && old[0]) {
@@ -278,9 +257,12 @@ static int set_env(const char *lib, const struct run_opts *o, const char *name)
 		if (!val)
 			return -ENOMEM;
 	}
+	/* The sizes in effect: a value we warned about is not warned about
+	 * again by every process the command starts. */
 	snprintf(ring, sizeof(ring), "%u", o->ring);
+	snprintf(socks, sizeof(socks), "%u", o->max_sockets);
 	if (setenv("LD_PRELOAD", val, 1) || setenv("SOCKSHIM_SESSION", name, 1) ||
-	    setenv("SOCKSHIM_RING_EVENTS", ring, 1) ||
+	    setenv("SOCKSHIM_RING_EVENTS", ring, 1) || setenv("SOCKSHIM_MAX_SOCKETS", socks, 1) ||
 	    (o->accept && setenv("SOCKSHIM_ACCEPT", o->accept, 1)))
 		rc = -errno;
 	free(val);

@@ -288,16 +288,6 @@ static void clean_usage(FILE *f)
 	      f);
 }
 
-/* getopt's complaint about argv, as a usage error of CMD. */
-static int bad_option(const char *cmd, void (*usage)(FILE *), char **argv, int c)
-{
-	if (c == ':')
-		return cli_usage_error(cmd, usage, "option '%s' needs a value", argv[optind - 1]);
-	if (optopt)
-		return cli_usage_error(cmd, usage, "unknown option '-%c'", optopt);
-	return cli_usage_error(cmd, usage, "unknown option '%s'", argv[optind - 1]);
-}
-
 int cmd_sessions(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -323,7 +313,7 @@ int cmd_sessions(int argc, char **argv)
 			sessions_usage(stdout);
 			return EXIT_OK;
 		default:
-			return bad_option("sessions", sessions_usage, argv, c);
+			return cli_bad_option("sessions", sessions_usage, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -532,7 +522,7 @@ int cmd_clean(int argc, char **argv)
 			clean_usage(stdout);
 			return EXIT_OK;
 		default:
-			return bad_option("clean", clean_usage, argv, c);
+			return cli_bad_option("clean", clean_usage, c, argv);
 		}
 	}
 	if (optind < argc)

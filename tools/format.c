@@ -201,11 +201,6 @@ static const char *how_name(int how)
 	}
 }
 
-static const char *via_name(int via)
-{
-	return sockshim_close_via_name((unsigned)via);
-}
-
 /* Append NAME, or "unknown(V)" when NAME is NULL (a corrupt value). */
 static void append_name(struct fmt_buf *b, const char *name, long long v)
 {
@@ -263,7 +258,7 @@ static void table_detail(struct fmt_buf *b, const struct sockshim_record *r)
 		break;
 	case SOCKSHIM_EV_CLOSE:
 		fmt_append(b, "via ");
-		append_name(b, via_name(r->detail.close.via), r->detail.close.via);
+		append_name(b, sockshim_close_via_name((unsigned)r->detail.close.via), r->detail.close.via);
 		/* refs_after 0: this close sent the FIN (or RST); more: it
 		 * had no effect on the wire, another descriptor holds it. */
 		if (r->detail.close.refs_before >= 0 && r->detail.close.refs_after >= 0)
@@ -360,7 +355,7 @@ static void json_detail(struct fmt_buf *b, const struct sockshim_record *r)
 				 r->detail.shutdown.how);
 		break;
 	case SOCKSHIM_EV_CLOSE:
-		append_json_name(b, "via", via_name(r->detail.close.via), r->detail.close.via);
+		append_json_name(b, "via", sockshim_close_via_name((unsigned)r->detail.close.via), r->detail.close.via);
 		if (r->detail.close.refs_before >= 0 && r->detail.close.refs_after >= 0)
 			fmt_append(b, ",\"refs_before\":%d,\"refs_after\":%d,\"released\":%s",
 				   r->detail.close.refs_before, r->detail.close.refs_after,

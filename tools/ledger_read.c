@@ -72,11 +72,6 @@ const char *ledger_op_name(unsigned op)
 	return op < SOCKSHIM_STEP_COUNT ? op_names[op] : NULL;
 }
 
-const char *ledger_via_name(unsigned via)
-{
-	return sockshim_close_via_name((unsigned)via);
-}
-
 static int before_birth(uint64_t ts, uint64_t born_ns)
 {
 	return born_ns > BIRTH_SLACK_NS && ts < born_ns - BIRTH_SLACK_NS;

@@ -100,7 +100,6 @@ const char *ledger_born_name(unsigned born); /* "accept" */
 const char *ledger_born_verb(unsigned born); /* "accepted by" */
 const char *ledger_how_name(unsigned how);   /* "fork" */
 const char *ledger_op_name(unsigned op);     /* "close" */
-const char *ledger_via_name(unsigned via);   /* "dup2", or NULL */
 
 /* One hop of an inheritance path. */
 struct ledger_hop {

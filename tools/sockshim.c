@@ -72,14 +72,13 @@ int cli_usage_error(const char *cmd, void (*sub_usage)(FILE *), const char *fmt,
 	return EXIT_USAGE;
 }
 
-void cli_bad_option(const char *cmd, void (*sub_usage)(FILE *), int c, char **argv)
+int cli_bad_option(const char *cmd, void (*sub_usage)(FILE *), int c, char **argv)
 {
 	if (c == ':')
-		cli_usage_error(cmd, sub_usage, "option '%s' needs a value", argv[optind - 1]);
-	else if (optopt)
-		cli_usage_error(cmd, sub_usage, "unknown option '-%c'", optopt);
-	else
-		cli_usage_error(cmd, sub_usage, "unknown option '%s'", argv[optind - 1]);
+		return cli_usage_error(cmd, sub_usage, "option '%s' needs a value", argv[optind - 1]);
+	if (optopt)
+		return cli_usage_error(cmd, sub_usage, "unknown option '-%c'", optopt);
+	return cli_usage_error(cmd, sub_usage, "unknown option '%s'", argv[optind - 1]);
 }
 
 int cli_number(const char *s, long min, long max, long *out)

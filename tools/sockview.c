@@ -138,7 +138,7 @@ void view_noeffect_text(struct fmt_buf *b, const char *indent, const struct ledg
 		view_clock_append(b, snap, v[i]->ts_ns);
 		ob_put(b, " (refs left ", 12);
 		ob_i64(b, v[i]->arg);
-		via = ledger_via_name(v[i]->via);
+		via = sockshim_close_via_name(v[i]->via);
 		if (v[i]->op == SOCKSHIM_STEP_CLOSE && v[i]->via != SOCKSHIM_CLOSE_VIA_CLOSE) {
 			ob_put(b, ", via ", 6);
 			ob_str(b, via ? via : "?");
@@ -332,7 +332,7 @@ static void json_noeffect(struct fmt_buf *b, const struct ledger_snap *snap,
 		ob_str(b, ",\"refs_left\":");
 		ob_i64(b, v[i]->arg);
 		ob_str(b, ",\"via\":\"");
-		via = v[i]->op == SOCKSHIM_STEP_EXIT ? "exit" : ledger_via_name(v[i]->via);
+		via = v[i]->op == SOCKSHIM_STEP_EXIT ? "exit" : sockshim_close_via_name(v[i]->via);
 		if (via)
 			ob_str(b, via);
 		else

@@ -189,6 +189,23 @@ static inline uint32_t sockshim_record_check(const struct sockshim_record *r, ui
 #define SOCKSHIM_STEPS 16
 #define SOCKSHIM_MODULE_MAX 120
 
+/* V is a power of two in [2^MIN_SHIFT, 2^MAX_SHIFT]: the ring's and the
+ * ledger's capacities are (their indices are masks). */
+static inline int sockshim_pow2_within(uint64_t v, unsigned min_shift, unsigned max_shift)
+{
+	return v >= (1ull << min_shift) && v <= (1ull << max_shift) && (v & (v - 1)) == 0;
+}
+
+static inline int sockshim_ring_capacity_ok(uint64_t v)
+{
+	return sockshim_pow2_within(v, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT);
+}
+
+static inline int sockshim_ledger_capacity_ok(uint64_t v)
+{
+	return sockshim_pow2_within(v, SOCKSHIM_LEDGER_MIN_SHIFT, SOCKSHIM_LEDGER_MAX_SHIFT);
+}
+
 /* How a socket came into the session. */
 enum sockshim_born {
 	SOCKSHIM_BORN_UNKNOWN = 0,

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "sockshim/config.h"
 #include "fuzz_util.h"
 #include "sockshim/segment.h"
 

@@ -114,7 +114,7 @@ static void check_sock(const struct ledger_sock *s)
 		FUZZ_CHECK(!i || st->seq > s->steps[i - 1].seq, "steps out of order");
 		FUZZ_CHECK(st->seq - s->steps[0].seq < SOCKSHIM_STEPS, "steps %u..%u in one window",
 			   s->steps[0].seq, st->seq);
-		(void)ledger_via_name(st->via);
+		(void)sockshim_close_via_name(st->via);
 	}
 	for (i = 0; i < s->nholders; i++) {
 		check_path(s, s->holders[i].pid, s->holders[i].fd);

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "sockshim/config.h"
 #include "sockshim/segment.h"
 
 #define DEFAULT_RING (1u << SOCKSHIM_RING_DEFAULT_SHIFT)

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "sockshim/config.h"
 #include "follow.h"
 #include "log.h"
 #include "real.h"

@@ -395,8 +395,8 @@ static void test_names(void **state)
 	assert_null(ledger_how_name(SOCKSHIM_HOW_COUNT));
 	assert_string_equal(ledger_op_name(SOCKSHIM_STEP_EXIT), "exit");
 	assert_null(ledger_op_name(SOCKSHIM_STEP_COUNT));
-	assert_string_equal(ledger_via_name(SOCKSHIM_CLOSE_VIA_DUP2), "dup2");
-	assert_null(ledger_via_name(17));
+	assert_string_equal(sockshim_close_via_name(SOCKSHIM_CLOSE_VIA_DUP2), "dup2");
+	assert_null(sockshim_close_via_name(17));
 }
 
 int main(void)

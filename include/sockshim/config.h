@@ -1,12 +1,16 @@
-/* SOCKSHIM_* environment: parsed once at start-up into plain values. */
+/* SOCKSHIM_* environment: parsed once at start-up into plain values, by
+ * the shim and by `sockshim run` (which creates the segment the sizes
+ * are for), so both read it the same way. */
 #ifndef SOCKSHIM_CONFIG_H
 #define SOCKSHIM_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
 #include "sockshim/layout.h"
+
+/* SOCKSHIM_LOG: quiet, warn (the default) or debug. */
+enum log_level { LOG_QUIET = 0, LOG_WARN = 1, LOG_DEBUG = 2 };
 
 /* The variables config_parse reads; bit (1u << V) of shim_config.given
  * says the environment set V (to a non-empty value). */
@@ -52,6 +56,10 @@ void config_printable(char *out, size_t len, const char *s);
  * config_printable. Returns the number of invalid values. */
 int config_parse(struct shim_config *c, const char *(*env)(const char *name), char *warn,
 		 size_t warnlen);
+
+/* S, digits only, as a power of two in [2^MIN_SHIFT, 2^MAX_SHIFT] into
+ * OUT: 0, or -1 (OUT untouched). */
+int config_parse_pow2(const char *s, unsigned min_shift, unsigned max_shift, uint32_t *out);
 
 /* "NAME=VALUE" for V with the value C has in effect (after any default or
  * mapping, so that an image that reads it back gets the same setting
