@@ -85,6 +85,9 @@ DEPFLAGS = -MMD -MP
 .PHONY: all deps test-deps test unit integration asan tsan demo bench soak install uninstall \
 	clean lint valgrind
 .DELETE_ON_ERROR:
+# Objects made on the way to a test program are kept: not made again on
+# the next run (make would delete them as intermediates).
+.SECONDARY:
 
 all: deps $(LIB) $(TOOL)
 
