@@ -6,6 +6,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "emit.h"
+#include "listeners.h"
+#include "real.h"
+
+/* Listeners are counted: a mode but off, and a live segment. */
+static inline int accept_counting(void)
+{
+	return accept_mode != SOCKSHIM_ACCEPT_OFF && !shim_inert && shim_seg_live();
+}
+
 /* The real accept (FOUR: accept4 with FLAGS) on listener FD, counted and,
  * if asked for, serialized. Returns what accept returns, errno set as the
  * kernel would. */

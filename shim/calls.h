@@ -45,6 +45,7 @@ int shim_poll(struct pollfd *fds, nfds_t n, int timeout);
 typedef int (*select_call)(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout);
 int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout,
 		select_call call);
+/* shim/calls_epoll.c */
 int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int shim_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout);
 int shim_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,

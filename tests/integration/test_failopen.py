@@ -21,7 +21,7 @@ EXPORTED = {
     "__recvfrom_chk",
     "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
     "poll", "__poll_chk", "ppoll", "__ppoll_chk", "select", "pselect",  # shim/calls_poll.c
-    "epoll_ctl", "epoll_wait", "epoll_pwait",
+    "epoll_ctl", "epoll_wait", "epoll_pwait",  # shim/calls_epoll.c
     "_exit", "_Exit",  # shim/calls_exit.c
     "fork",  # shim/fork.c: logs the fork in the parent, with the child's pid
     "vfork",  # shim/vfork.c: an assembly trampoline, x86-64 only
