@@ -43,6 +43,8 @@ struct cw_ctx {
  * error is said on stderr. cw_unload frees it, whatever cw_load returned. */
 int cw_load(struct cw_ctx *c, struct seg_map *m);
 void cw_unload(struct cw_ctx *c);
+/* Print C's report (closewait_report.c) to stdout: EXIT_OK or EXIT_FAIL. */
+int cw_report(struct cw_ctx *c);
 
 /* The ledger's entry for INODE, held or released, or NULL. */
 const struct ledger_sock *cw_ledger_find(const struct cw_ctx *c, uint64_t inode);
