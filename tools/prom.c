@@ -319,16 +319,91 @@ static void write_workers(FILE *f, const char *session, const struct stats_entry
 	}
 }
 
-int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, size_t n,
-		     uint64_t now_ns)
+/* The gauges of a listener: one value each, read by a function. */
+static double g_waiters(const struct stats_entry *e, uint64_t now)
 {
-	static const char *const errs[] = {"EINTR", "ECONNABORTED", "EMFILE_ENFILE"};
-	struct prom_label l[MAX_LABELS];
+	(void)now;
+	return (double)e->s.waiters;
+}
+
+static double g_max_waiters(const struct stats_entry *e, uint64_t now)
+{
+	(void)now;
+	return (double)e->s.max_waiters;
+}
+
+static double g_held(const struct stats_entry *e, uint64_t now)
+{
+	return (double)stats_held_ns(&e->s, now) / 1e9;
+}
+
+static double g_queue(const struct stats_entry *e, uint64_t now)
+{
+	(void)now;
+	return (double)e->queue_len;
+}
+
+static double g_backlog(const struct stats_entry *e, uint64_t now)
+{
+	(void)now;
+	return (double)e->queue_backlog;
+}
+
+static double g_workers(const struct stats_entry *e, uint64_t now)
+{
+	(void)now;
+	return (double)e->s.nworkers;
+}
+
+static double g_jain(const struct stats_entry *e, uint64_t now)
+{
 	uint64_t x[SOCKSHIM_WORKERS], sum;
+
+	(void)now;
+	return stats_jain(x, stats_worker_accepts(&e->s, x, &sum));
+}
+
+static double g_max_min(const struct stats_entry *e, uint64_t now)
+{
+	uint64_t x[SOCKSHIM_WORKERS], sum;
+
+	(void)now;
+	return stats_max_min(x, stats_worker_accepts(&e->s, x, &sum));
+}
+
+static const struct {
+	const char *name;
+	double (*get)(const struct stats_entry *e, uint64_t now);
+	int kernel; /* from sock_diag: no sample when the kernel had no answer */
+	const char *help;
+} gauges[] = {
+	{"sockshim_lock_waiters", g_waiters, 0, "Threads waiting for the accept lock now."},
+	{"sockshim_lock_max_waiters", g_max_waiters, 0,
+	 "The most threads ever seen waiting for the accept lock at once."},
+	{"sockshim_lock_held_seconds", g_held, 0,
+	 "How long the current holder of the accept lock has held it; 0 when free."},
+	{"sockshim_accept_queue_length", g_queue, 1,
+	 "Connections waiting in the listener's accept queue, sampled from the kernel "
+	 "(sock_diag) at the scrape."},
+	{"sockshim_accept_backlog", g_backlog, 1,
+	 "The kernel's limit of the listener's accept queue (the listen() backlog as "
+	 "capped by net.core.somaxconn), from sock_diag."},
+	{"sockshim_workers", g_workers, 0, "Worker threads recorded as accepting on the listener."},
+	{"sockshim_fairness_jain", g_jain, 0,
+	 "Jain's fairness index of the workers' accepted connections: 1 when all got "
+	 "the same, 1/n when one got all; 1 before any connection."},
+	{"sockshim_accepts_max_min_ratio", g_max_min, 0,
+	 "The most connections one worker accepted over the fewest another did; +Inf "
+	 "when a worker accepted none."},
+};
+
+static void write_info(FILE *f, const char *session, const struct stats_entry *v, size_t n)
+{
+	struct prom_label l[MAX_LABELS];
 	char inode[24], mode[32];
 	const char *name;
 	struct fam m;
-	size_t i, k, nl, nw;
+	size_t i, nl;
 
 	prom_family(f, "sockshim_listeners", "gauge",
 		    "Listening sockets recorded in the session's listener table.");
@@ -349,6 +424,16 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 		fam_head(&m);
 		prom_sample_u64(f, m.name, l, nl + 1, 1);
 	}
+}
+
+/* The counters: plain ones, those by bypass reason, errors by kind. */
+static void write_counters(FILE *f, const char *session, const struct stats_entry *v, size_t n)
+{
+	static const char *const errs[] = {"EINTR", "ECONNABORTED", "EMFILE_ENFILE"};
+	struct prom_label l[MAX_LABELS];
+	char inode[24];
+	struct fam m;
+	size_t i, k, nl, r;
 
 	for (k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
 		fam_begin(&m, f, counters[k].name, "counter", counters[k].help);
@@ -358,7 +443,6 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 			prom_sample_u64(f, m.name, l, nl, field_u64(&v[i].s, counters[k].off));
 		}
 	}
-
 	for (k = 0; k < 2; k++) {
 		fam_begin(&m, f, k ? "sockshim_token_taken_total" : "sockshim_lock_bypassed_total",
 			  "counter",
@@ -370,7 +454,6 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 			      "thread and was reset).");
 		for (i = 0; i < n; i++) {
 			const uint64_t *val = k ? v[i].s.token_taken : v[i].s.lock_bypassed;
-			size_t r;
 
 			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
 			for (r = 0; r < SOCKSHIM_BYPASS_COUNT; r++) {
@@ -380,7 +463,6 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 			}
 		}
 	}
-
 	fam_begin(&m, f, "sockshim_accept_errors_total", "counter",
 		  "Accepts that failed with EINTR, ECONNABORTED, or EMFILE or ENFILE (as one).");
 	for (i = 0; i < n; i++) {
@@ -393,6 +475,15 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 			prom_sample_u64(f, m.name, l, nl + 1, val[k]);
 		}
 	}
+}
+
+static void write_histograms(FILE *f, const char *session, const struct stats_entry *v,
+			     size_t n)
+{
+	struct prom_label l[MAX_LABELS];
+	char inode[24];
+	struct fam m;
+	size_t i, k, nl;
 
 	for (k = 0; k < 2; k++) {
 		fam_begin(&m, f, k ? "sockshim_lock_hold_seconds" : "sockshim_lock_wait_seconds",
@@ -411,76 +502,35 @@ int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, 
 					    STATS_BUCKETS);
 		}
 	}
+}
 
-	fam_begin(&m, f, "sockshim_lock_waiters", "gauge",
-		  "Threads waiting for the accept lock now.");
-	for (i = 0; i < n; i++) {
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample_u64(f, m.name, l, nl, v[i].s.waiters);
-	}
-	fam_begin(&m, f, "sockshim_lock_max_waiters", "gauge",
-		  "The most threads ever seen waiting for the accept lock at once.");
-	for (i = 0; i < n; i++) {
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample_u64(f, m.name, l, nl, v[i].s.max_waiters);
-	}
-	fam_begin(&m, f, "sockshim_lock_held_seconds", "gauge",
-		  "How long the current holder of the accept lock has held it; 0 when free.");
-	for (i = 0; i < n; i++) {
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample(f, m.name, l, nl, (double)stats_held_ns(&v[i].s, now_ns) / 1e9);
-	}
+static void write_gauges(FILE *f, const char *session, const struct stats_entry *v, size_t n,
+			 uint64_t now_ns)
+{
+	struct prom_label l[MAX_LABELS];
+	char inode[24];
+	struct fam m;
+	size_t i, k, nl;
 
-	fam_begin(&m, f, "sockshim_accept_queue_length", "gauge",
-		  "Connections waiting in the listener's accept queue, sampled from the kernel "
-		  "(sock_diag) at the scrape.");
-	for (i = 0; i < n; i++) {
-		if (!v[i].have_queue)
-			continue;
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample_u64(f, m.name, l, nl, v[i].queue_len);
+	for (k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++) {
+		fam_begin(&m, f, gauges[k].name, "gauge", gauges[k].help);
+		for (i = 0; i < n; i++) {
+			if (gauges[k].kernel && !v[i].have_queue)
+				continue;
+			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
+			fam_head(&m);
+			prom_sample(f, m.name, l, nl, gauges[k].get(&v[i], now_ns));
+		}
 	}
-	fam_begin(&m, f, "sockshim_accept_backlog", "gauge",
-		  "The kernel's limit of the listener's accept queue (the listen() backlog as "
-		  "capped by net.core.somaxconn), from sock_diag.");
-	for (i = 0; i < n; i++) {
-		if (!v[i].have_queue)
-			continue;
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample_u64(f, m.name, l, nl, v[i].queue_backlog);
-	}
+}
 
-	fam_begin(&m, f, "sockshim_workers", "gauge",
-		  "Worker threads recorded as accepting on the listener.");
-	for (i = 0; i < n; i++) {
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample_u64(f, m.name, l, nl, v[i].s.nworkers);
-	}
-	fam_begin(&m, f, "sockshim_fairness_jain", "gauge",
-		  "Jain's fairness index of the workers' accepted connections: 1 when all got "
-		  "the same, 1/n when one got all; 1 before any connection.");
-	for (i = 0; i < n; i++) {
-		nw = stats_worker_accepts(&v[i].s, x, &sum);
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample(f, m.name, l, nl, stats_jain(x, nw));
-	}
-	fam_begin(&m, f, "sockshim_accepts_max_min_ratio", "gauge",
-		  "The most connections one worker accepted over the fewest another did; +Inf "
-		  "when a worker accepted none.");
-	for (i = 0; i < n; i++) {
-		nw = stats_worker_accepts(&v[i].s, x, &sum);
-		nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
-		fam_head(&m);
-		prom_sample(f, m.name, l, nl, stats_max_min(x, nw));
-	}
-
+int prom_write_stats(FILE *f, const char *session, const struct stats_entry *v, size_t n,
+		     uint64_t now_ns)
+{
+	write_info(f, session, v, n);
+	write_counters(f, session, v, n);
+	write_histograms(f, session, v, n);
+	write_gauges(f, session, v, n, now_ns);
 	write_workers(f, session, v, n);
 	return ferror(f) ? -EIO : 0;
 }
