@@ -195,16 +195,63 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-#define SESS_FMT "%-16s %6s %8s %10s %-22s %7s %5s %s\n"
+/* The table's columns: SESSION and CREATOR as wide as the widest. */
+#define SESS_FMT "%-*s %6s %8s %10s %-*s %7s %5s %s\n"
 
-static void print_row(const struct seg_file *f, const struct seg_info *si, int64_t now)
+struct sess_widths {
+	int name, creator;
+};
+
+/* Columns S takes on a terminal: its UTF-8 characters (printable). */
+static int columns(const char *s)
 {
-	char size[16] = "-", ring[16] = "-", events[24] = "-", creator[64] = "-";
-	char age[16] = "-", procs[16] = "-", status[600], name[300];
+	int n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+static void row_texts(const struct seg_file *f, const struct seg_info *si, char *name,
+		      size_t name_len, char *creator, size_t creator_len)
+{
 	struct fmt_buf b;
 
-	fmt_buf_init(&b, name, sizeof(name));
+	fmt_buf_init(&b, name, name_len);
 	ob_printable(&b, f->name, sizeof(f->name));
+	fmt_buf_init(&b, creator, creator_len);
+	if (!si->have_header) {
+		ob_char(&b, '-');
+		return;
+	}
+	fmt_append(&b, "%d/", si->creator_pid);
+	ob_printable(&b, si->creator_comm, sizeof(si->creator_comm));
+}
+
+static void widen(struct sess_widths *w, const struct seg_file *f, const struct seg_info *si)
+{
+	char name[300], creator[64];
+
+	row_texts(f, si, name, sizeof(name), creator, sizeof(creator));
+	if (columns(name) > w->name)
+		w->name = columns(name);
+	if (columns(creator) > w->creator)
+		w->creator = columns(creator);
+}
+
+/* printf's width counts bytes: pad S to W columns however many bytes. */
+static int pad_of(const char *s, int w)
+{
+	return w + (int)strlen(s) - columns(s);
+}
+
+static void print_row(const struct seg_file *f, const struct seg_info *si, int64_t now,
+		      const struct sess_widths *w)
+{
+	char size[16] = "-", ring[16] = "-", events[24] = "-", creator[64];
+	char age[16] = "-", procs[16] = "-", status[600], name[300];
+
+	row_texts(f, si, name, sizeof(name), creator, sizeof(creator));
 	if (si->stat_ok) {
 		fmt_size(size, sizeof(size), (uint64_t)si->st.st_size);
 		snprintf(procs, sizeof(procs), "%d", si->procs);
@@ -212,16 +259,14 @@ static void print_row(const struct seg_file *f, const struct seg_info *si, int64
 	if (si->have_header) {
 		snprintf(ring, sizeof(ring), "%u", si->ring);
 		snprintf(events, sizeof(events), "%llu", (unsigned long long)si->events);
-		fmt_buf_init(&b, creator, sizeof(creator));
-		fmt_append(&b, "%d/", si->creator_pid);
-		ob_printable(&b, si->creator_comm, sizeof(si->creator_comm));
 		fmt_age(age, sizeof(age), (now - si->created_real_ns) / 1000000000);
 	}
 	if (!strcmp(si->status, "ok"))
 		snprintf(status, sizeof(status), "ok");
 	else
 		snprintf(status, sizeof(status), "%s: %s", si->status, si->problem);
-	printf(SESS_FMT, name, size, ring, events, creator, age, procs, status);
+	printf(SESS_FMT, pad_of(name, w->name), name, size, ring, events,
+	       pad_of(creator, w->creator), creator, age, procs, status);
 }
 
 static void print_json(const struct seg_file *f, const struct seg_info *si, int64_t now)
@@ -297,7 +342,8 @@ int cmd_sessions(int argc, char **argv)
 	};
 	struct shm_users *users = NULL;
 	struct seg_file *files = NULL;
-	struct seg_info si;
+	struct seg_info *infos = NULL;
+	struct sess_widths w = {7, 7}; /* "SESSION", "CREATOR" */
 	int64_t now = realtime_ns();
 	int json = 0, c, rc, shown = 0;
 	size_t n = 0, i;
@@ -330,17 +376,29 @@ int cmd_sessions(int argc, char **argv)
 		rc = EXIT_FAIL;
 		goto out;
 	}
+	infos = calloc(n ? n : 1, sizeof(*infos));
+	if (!infos) {
+		fprintf(stderr, "sockshim: out of memory\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	/* Every row first: the widths are the widest's. */
 	for (i = 0; i < n; i++) {
 		if (files[i].tmp_pid)
 			continue; /* a creation in progress, or a crashed one: see clean */
+		inspect(&files[i], users, &infos[i]);
+		widen(&w, &files[i], &infos[i]);
+	}
+	for (i = 0; i < n; i++) {
+		if (files[i].tmp_pid)
+			continue;
 		if (!json && !shown)
-			printf(SESS_FMT, "SESSION", "SIZE", "RING", "EVENTS", "CREATOR", "AGE",
-			       "PROCS", "STATUS");
-		inspect(&files[i], users, &si);
+			printf(SESS_FMT, w.name, "SESSION", "SIZE", "RING", "EVENTS", w.creator,
+			       "CREATOR", "AGE", "PROCS", "STATUS");
 		if (json)
-			print_json(&files[i], &si, now);
+			print_json(&files[i], &infos[i], now);
 		else
-			print_row(&files[i], &si, now);
+			print_row(&files[i], &infos[i], now, &w);
 		shown++;
 	}
 	if (!shown && !json)
@@ -351,6 +409,7 @@ int cmd_sessions(int argc, char **argv)
 		rc = EXIT_FAIL;
 	}
 out:
+	free(infos);
 	shm_users_free(users);
 	free(files);
 	return rc;
