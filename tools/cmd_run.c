@@ -104,7 +104,7 @@ static const char *printable(char buf[SHOWN_LEN], const char *s)
  * shim's to judge (and to warn about) in the program. */
 static const char *size_env(const char *name)
 {
-	if (strcmp(name, "SOCKSHIM_RING_EVENTS") && strcmp(name, "SOCKSHIM_MAX_SOCKETS"))
+	if (strcmp(name, "SOCKSHIM_RING_EVENTS") != 0 && strcmp(name, "SOCKSHIM_MAX_SOCKETS") != 0)
 		return NULL;
 	return getenv(name);
 }
