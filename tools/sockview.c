@@ -209,7 +209,7 @@ static void json_null_or_str(struct fmt_buf *b, const char *s, size_t max)
 		ob_put(b, "null", 4);
 }
 
-static void json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
+void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
 {
 	const struct sym_info *si;
 
@@ -368,7 +368,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 	ob_str(b, ",\"ts_ns\":");
 	ob_u64(b, ls->born_ns);
 	ob_char(b, '}');
-	json_callsite(b, ls, sym);
+	view_json_callsite(b, ls, sym);
 	ob_str(b, ",\"refs\":");
 	ob_i64(b, ls->refs);
 	view_json_time(b, "released", snap, ls->released_ns);
