@@ -245,8 +245,8 @@ void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct 
 	ob_char(b, '}');
 }
 
-static void json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
-			 const struct ledger_sock *ls, const struct rec_sock *rs)
+void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
+		       const struct ledger_sock *ls, const struct rec_sock *rs)
 {
 	char path[2048], first[2048];
 	const struct rec_holder *h;
@@ -351,7 +351,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 
 	if (!ls) {
 		ob_str(b, ",\"in_ledger\":false,\"born\":null,\"callsite\":null,\"refs\":null");
-		json_holders(b, snap, NULL, rs);
+		view_json_holders(b, snap, NULL, rs);
 		ob_str(b, ",\"noeffect_closes\":[],\"noeffect_closes_total\":0,\"eof\":null");
 		return;
 	}
@@ -372,7 +372,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 	ob_str(b, ",\"refs\":");
 	ob_i64(b, ls->refs);
 	view_json_time(b, "released", snap, ls->released_ns);
-	json_holders(b, snap, ls, rs);
+	view_json_holders(b, snap, ls, rs);
 	json_noeffect(b, snap, ls);
 	if (ls->eof_ns) {
 		ob_str(b, ",\"eof\":{\"pid\":");
