@@ -328,6 +328,40 @@ static void print_json(struct conns_out *w, const struct conn_item *it)
 	fputs(w->line, stdout);
 }
 
+/* One line per kind of anomaly: how many, the first one as an example,
+ * and why it matters (thousands of TIME_WAIT sockets are one line). */
+static void print_anomalies(struct conns_out *w, const unsigned char *show)
+{
+	const struct conns_ctx *c = w->c;
+	const struct conn_item *first[CONN_ANOMALY_COUNT] = {NULL};
+	size_t count[CONN_ANOMALY_COUNT] = {0}, i;
+	struct fmt_buf b;
+	unsigned a;
+
+	for (i = 0; i < c->n; i++) {
+		a = c->items[i].anomaly;
+		if (!show[i] || a == CONN_OK || a >= CONN_ANOMALY_COUNT)
+			continue;
+		if (!count[a]++)
+			first[a] = &c->items[i];
+	}
+	for (a = CONN_OK + 1; a < CONN_ANOMALY_COUNT; a++) {
+		if (!count[a])
+			continue;
+		fmt_buf_init(&b, w->line, sizeof(w->line));
+		fmt_append(&b, "  anomaly: %zu %s (", count[a], conn_state_name(first[a]->state));
+		end_append(&b, first[a], 0);
+		ob_str(&b, " -> ");
+		end_append(&b, first[a], 1);
+		if (count[a] > 1)
+			fmt_append(&b, " and %zu more", count[a] - 1);
+		ob_str(&b, "): ");
+		ob_str(&b, conn_anomaly_reason(a));
+		ob_char(&b, '\n');
+		fputs(w->line, stdout);
+	}
+}
+
 /* The counts per state and the anomalies, before the connections. */
 static void print_summary(struct conns_out *w, const unsigned char *show)
 {
@@ -363,23 +397,7 @@ static void print_summary(struct conns_out *w, const unsigned char *show)
 	ob_str(&b, counts[CONN_GONE] ? " (CLOSED: gone from the kernel, remembered by the ledger)\n"
 				     : "\n");
 	fputs(w->line, stdout);
-	for (i = 0; i < c->n; i++) {
-		const struct conn_item *it = &c->items[i];
-
-		if (!show[i] || it->anomaly == CONN_OK)
-			continue;
-		fmt_buf_init(&b, w->line, sizeof(w->line));
-		ob_str(&b, "  anomaly: ");
-		ob_str(&b, conn_state_name(it->state));
-		ob_char(&b, ' ');
-		end_append(&b, it, 0);
-		ob_str(&b, " -> ");
-		end_append(&b, it, 1);
-		ob_str(&b, ": ");
-		ob_str(&b, conn_anomaly_reason(it->anomaly));
-		ob_char(&b, '\n');
-		fputs(w->line, stdout);
-	}
+	print_anomalies(w, show);
 }
 
 static int report(struct conns_ctx *c)

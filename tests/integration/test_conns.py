@@ -159,6 +159,14 @@ def test_conns_states_match_kernel(ctx):
         assert by["ESTABLISHED"]["closer"] == "unknown", by["ESTABLISHED"]
         assert by["LISTEN"]["local"] == "127.0.0.1:%d" % lport, by["LISTEN"]
 
+        # The table: the summary first, one anomaly line per kind.
+        r = ctx.run([ctx.tool, "conns", "--session", session], preload=False, timeout=60)
+        assert r.returncode == 0, r.stderr
+        head = r.stdout.splitlines()
+        assert head[0].startswith('Session "%s": ' % session), head[:2]
+        assert head[1].startswith("  anomaly: 1 CLOSE_WAIT (%s -> " % cw["local"]), head[:3]
+        assert "this side's FIN" in r.stdout and "dial+0x" in r.stdout, r.stdout
+
         # The filters.
         _, only = _conns(ctx, session, ["--state", "fin-wait-2"])
         assert [c["local"] for c in only] == [fw["local"]], only
