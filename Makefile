@@ -68,6 +68,8 @@ UNIT_OBJ_test_shm_users = tools/shm_users.c
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
+UNIT_OBJ_test_tw_model = tools/tw_model.c
+UNIT_OBJ_test_conns_verdict = tools/conns_verdict.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_closewait_verdict = tools/closewait_verdict.c tools/reconcile.c tools/procfd.c \
 	tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c
 # Sources a test program links besides its own (tests/progs/NAME.c), and

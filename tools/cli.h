@@ -16,6 +16,8 @@ int cmd_clean(int argc, char **argv);
 int cmd_holders(int argc, char **argv);
 int cmd_closewait(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_timewait(int argc, char **argv);
+int cmd_conns(int argc, char **argv);
 
 /* Report a bad command line of subcommand CMD: "sockshim CMD: MESSAGE",
  * then its usage, all on stderr. Returns EXIT_USAGE. */

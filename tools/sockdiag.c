@@ -146,6 +146,8 @@ static int parse_one(const struct nlmsghdr *h, struct sockdiag_list *out)
 	s.rqueue = m->idiag_rqueue;
 	s.wqueue = m->idiag_wqueue;
 	s.uid = m->idiag_uid;
+	s.timer = m->idiag_timer;
+	s.expires_ms = m->idiag_expires;
 	alen = (int)(payload - NLMSG_ALIGN(sizeof(*m)));
 	if (alen > 0) {
 		a = (const struct rtattr *)((const char *)m + NLMSG_ALIGN(sizeof(*m)));

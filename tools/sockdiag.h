@@ -44,6 +44,9 @@ struct sockdiag_sock {
 	uint32_t rqueue; /* LISTEN: connections waiting in the accept queue */
 	uint32_t wqueue; /* LISTEN: the backlog */
 	uint32_t uid;
+	uint8_t timer;       /* idiag_timer: 0 none, 1 retransmit, 2 keepalive,
+			      * 3 TIME_WAIT, 4 zero window probe */
+	uint32_t expires_ms; /* when TIMER is set: ms until it fires */
 	int has_info;    /* the fields below came from INET_DIAG_INFO */
 	uint32_t last_data_recv_ms; /* tcpi_last_data_recv: ms since data came in */
 	uint32_t last_ack_recv_ms;

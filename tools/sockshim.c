@@ -29,6 +29,8 @@ static const struct subcommand subcommands[] = {
 	{"holders", cmd_holders},
 	{"closewait", cmd_closewait},
 	{"stats", cmd_stats},
+	{"timewait", cmd_timewait},
+	{"conns", cmd_conns},
 };
 
 static void usage(FILE *f)
@@ -53,6 +55,10 @@ static void usage(FILE *f)
 	      "        why each TCP socket in CLOSE_WAIT is still open\n"
 	      "  stats [--session NAME] [--json | --prometheus] [--watch SECONDS] [--hist]\n"
 	      "        accept statistics per listener: spurious wakeups, lock waits, fairness\n"
+	      "  timewait [--session NAME] [--all] [--json]\n"
+	      "        the session's TIME_WAIT sockets by cause, their rate and the ports left\n"
+	      "  conns [--session NAME] [--state LIST] [--port N] [--pid PID] [--all] [--json]\n"
+	      "        every TCP connection of the session: state now, birth, holders, closer\n"
 	      "\n"
 	      "Run 'sockshim COMMAND --help' for a command's options, and see sockshim(1).\n"
 	      "Options: -h, --help  this text;  --version  the version.\n",

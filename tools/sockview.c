@@ -209,7 +209,7 @@ static void json_null_or_str(struct fmt_buf *b, const char *s, size_t max)
 		ob_put(b, "null", 4);
 }
 
-static void json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
+void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
 {
 	const struct sym_info *si;
 
@@ -245,8 +245,8 @@ static void json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struc
 	ob_char(b, '}');
 }
 
-static void json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
-			 const struct ledger_sock *ls, const struct rec_sock *rs)
+void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
+		       const struct ledger_sock *ls, const struct rec_sock *rs)
 {
 	char path[2048], first[2048];
 	const struct rec_holder *h;
@@ -351,7 +351,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 
 	if (!ls) {
 		ob_str(b, ",\"in_ledger\":false,\"born\":null,\"callsite\":null,\"refs\":null");
-		json_holders(b, snap, NULL, rs);
+		view_json_holders(b, snap, NULL, rs);
 		ob_str(b, ",\"noeffect_closes\":[],\"noeffect_closes_total\":0,\"eof\":null");
 		return;
 	}
@@ -368,11 +368,11 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 	ob_str(b, ",\"ts_ns\":");
 	ob_u64(b, ls->born_ns);
 	ob_char(b, '}');
-	json_callsite(b, ls, sym);
+	view_json_callsite(b, ls, sym);
 	ob_str(b, ",\"refs\":");
 	ob_i64(b, ls->refs);
 	view_json_time(b, "released", snap, ls->released_ns);
-	json_holders(b, snap, ls, rs);
+	view_json_holders(b, snap, ls, rs);
 	json_noeffect(b, snap, ls);
 	if (ls->eof_ns) {
 		ob_str(b, ",\"eof\":{\"pid\":");

@@ -44,6 +44,14 @@ void view_path(struct fmt_buf *b, const struct ledger_sock *ls, const struct rec
 void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 		       const struct ledger_sock *ls, const struct rec_sock *rs,
 		       struct symbolizer *sym);
+/* ,"holders":[{pid, comm, fd, how, since, source, verified, stale, state,
+ * path...}],"holders_more":N,"path":... (the first live holder's). LS may
+ * be NULL. */
+void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
+		       const struct ledger_sock *ls, const struct rec_sock *rs);
+/* ,"callsite":{address, offset, module, function, function_offset, file,
+ * line, text} or ,"callsite":null */
+void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym);
 /* ,"KEY":"2024-...Z" or ,"KEY":null */
 void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap *snap,
 		    uint64_t ts);

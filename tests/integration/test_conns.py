@@ -1,0 +1,192 @@
+"""`sockshim conns`: every TCP connection of the session against what the
+kernel says (ss), with what the ledger adds.
+
+tests/progs/conns_states under the shim holds a listener and four
+connections to a peer in this (unpreloaded) process: one kept open
+(ESTABLISHED), one shut down for sending and read forever against a peer
+that never closes (FIN_WAIT2), one the peer closes (CLOSE_WAIT), one
+closed first here (TIME_WAIT). At a quiet moment conns lists each once,
+with the kernel's state, and its per-state counts equal ss's for the same
+sockets; the FIN_WAIT2 one shows its age and its creator's call site.
+Once the program has ended, its listener is CLOSED: remembered by the
+ledger, released.
+"""
+
+import collections
+import json
+import socket
+import subprocess
+import threading
+import time
+
+import lib
+
+WAIT = 15.0
+# The age the FIN_WAIT2 connection must show, at least.
+FIN_AGE_S = 1.0
+
+SS_STATES = {"ESTAB": "ESTABLISHED", "FIN-WAIT-1": "FIN_WAIT1", "FIN-WAIT-2": "FIN_WAIT2",
+             "TIME-WAIT": "TIME_WAIT", "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK",
+             "CLOSING": "CLOSING", "LISTEN": "LISTEN", "SYN-SENT": "SYN_SENT",
+             "SYN-RECV": "SYN_RECV"}
+
+
+class _Peer:
+    """Reads one command byte per connection: 'k' keep it open and never
+    close it, 'c' close it at once, 'e' close it on the EOF."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.kept = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        cmd = c.recv(1)
+        if cmd == b"k":
+            self.kept.append(c)
+            return
+        if cmd == b"e":
+            while c.recv(100):
+                pass
+        c.close()
+
+    def close(self):
+        self.sock.close()
+        for c in self.kept:
+            c.close()
+
+
+def _ss_rows(lport, peer_port):
+    """The program's TCP sockets as the kernel lists them: its listener
+    (local port LPORT) and its connections to PEER_PORT; [(state, local,
+    peer)], states named as sock_diag names them."""
+    r = subprocess.run(["ss", "-Htan", "state", "all"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    out = []
+    for line in r.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) < 5:
+            continue
+        local, remote = int(f[3].rsplit(":", 1)[1]), f[4].rsplit(":", 1)[1]
+        if local != lport and (remote != str(peer_port) or local == peer_port):
+            continue
+        out.append((SS_STATES.get(f[0], f[0]), f[3], f[4].replace(":*", ":0")))
+    return out
+
+
+def _conns(ctx, session, args=()):
+    """(summary, [conn]) of `sockshim conns --session S --json ARGS`."""
+    r = subprocess.run([ctx.tool, "conns", "--session", session, "--json"] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                       env=ctx.env(preload=False))
+    assert r.returncode == 0, "conns exited %d: %s" % (r.returncode, r.stderr.decode())
+    lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert lines and lines[0]["type"] == "summary", lines[:1]
+    conns = lines[1:]
+    assert all(c["type"] == "conn" for c in conns)
+    counts = collections.Counter(c["state"] for c in conns)
+    assert lines[0]["states"] == dict(counts), (lines[0], counts)
+    return lines[0], conns
+
+
+def _wait_ready(ctx, proc):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        out, _ = ctx.output(proc)
+        if out.startswith("ready "):
+            return int(out.split()[1])
+        assert proc.poll() is None, "conns_states exited: %s" % (ctx.output(proc),)
+        time.sleep(0.02)
+    raise AssertionError("conns_states not ready within %.0fs" % WAIT)
+
+
+def test_conns_states_match_kernel(ctx):
+    session = ctx.session()
+    peer = _Peer()
+    try:
+        prog = ctx.spawn([ctx.prog("conns_states"), str(peer.port)], session=session,
+                         name="conns_states")
+        lport = _wait_ready(ctx, prog)
+        # The program's ends (its local ports): quiet once the four reach
+        # their states.
+        want = collections.Counter(["LISTEN", "ESTABLISHED", "FIN_WAIT2", "CLOSE_WAIT",
+                                    "TIME_WAIT"])
+        deadline = time.monotonic() + WAIT
+        while True:
+            mine = _ss_rows(lport, peer.port)
+            if collections.Counter(r[0] for r in mine) == want:
+                break
+            assert time.monotonic() < deadline, "not quiet: %s" % mine
+            time.sleep(0.05)
+        time.sleep(FIN_AGE_S)
+        t = time.monotonic()
+        summary, conns = _conns(ctx, session)
+        took = time.monotonic() - t
+        kernel = sorted(_ss_rows(lport, peer.port))
+        listed = sorted((c["state"], c["local"], c["peer"]) for c in conns if c["in_kernel"])
+        assert listed == kernel, "conns %s\n   ss %s" % (listed, kernel)
+        assert len({(c["local"], c["peer"]) for c in conns}) == len(conns), conns
+        by = {c["state"]: c for c in conns if c["in_kernel"]}
+
+        fw = by["FIN_WAIT2"]
+        assert fw["closer"] == "local" and fw["fin_age_s"] >= FIN_AGE_S, fw
+        assert fw["timer_s"] is None, fw  # held: no timer runs
+        assert fw["born"]["how"] == "connect" and fw["born"]["pid"] == prog.pid, fw
+        assert fw["born"]["comm"] == "conns_states", fw
+        cs = fw["born"]["callsite"]
+        assert cs["module"].endswith("/conns_states") and cs["function"] == "dial", cs
+        assert [h["pid"] for h in fw["holders"]] == [prog.pid], fw["holders"]
+        assert fw["eof"] is None and fw["released"] is None and fw["anomaly"] is None, fw
+
+        cw = by["CLOSE_WAIT"]
+        assert cw["closer"] == "peer" and "closewait" in cw["anomaly"], cw
+        tw = by["TIME_WAIT"]
+        assert tw["closer"] == "local" and tw["inode"] == 0 and 0 < tw["timer_s"] <= 60, tw
+        assert tw["released"] is not None and tw["lifetime_s"] >= 0, tw
+        assert tw["anomaly"] is None, tw  # born by connect: the client side
+        assert by["ESTABLISHED"]["closer"] == "unknown", by["ESTABLISHED"]
+        assert by["LISTEN"]["local"] == "127.0.0.1:%d" % lport, by["LISTEN"]
+
+        # The table: the summary first, one anomaly line per kind.
+        r = ctx.run([ctx.tool, "conns", "--session", session], preload=False, timeout=60)
+        assert r.returncode == 0, r.stderr
+        head = r.stdout.splitlines()
+        assert head[0].startswith('Session "%s": ' % session), head[:2]
+        assert head[1].startswith("  anomaly: 1 CLOSE_WAIT (%s -> " % cw["local"]), head[:3]
+        assert "this side's FIN" in r.stdout and "dial+0x" in r.stdout, r.stdout
+
+        # The filters.
+        _, only = _conns(ctx, session, ["--state", "fin-wait-2"])
+        assert [c["local"] for c in only] == [fw["local"]], only
+        _, only = _conns(ctx, session, ["--port", str(lport)])
+        assert [c["state"] for c in only] == ["LISTEN"], only
+        _, only = _conns(ctx, session, ["--pid", str(prog.pid), "--state", "established,listen"])
+        assert sorted(c["state"] for c in only) == ["ESTABLISHED", "LISTEN"], only
+
+        # Gone: the peer closes the half-closed connection, the program
+        # reads its EOF and exits, and its end releases its sockets; the
+        # kernel forgets the listener, the ledger remembers it.
+        for c in peer.kept:
+            c.close()
+        assert prog.wait(WAIT) == 0
+        _, after = _conns(ctx, session, ["--state", "closed"])
+        gone = [c for c in after if c["local"] == "127.0.0.1:%d" % lport]
+        assert len(gone) == 1 and not gone[0]["in_kernel"], after
+        assert gone[0]["released"] is not None and gone[0]["born"]["pid"] == prog.pid, gone
+        print("conns: %s == ss for the same sockets; FIN_WAIT2 %.3fs old, created at %s; "
+              "took %.3fs" % (dict(summary["states"]), fw["fin_age_s"], cs["text"], took))
+    finally:
+        peer.close()
+

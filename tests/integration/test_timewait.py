@@ -1,0 +1,245 @@
+"""`sockshim timewait`: the TIME_WAIT sockets a session's processes left,
+matched to the ledger by their four addresses, against the kernel's own
+count (ss).
+
+- server side: nginx (4 workers) under `sockshim run` answers requests
+  with Connection: close and closes first: every TIME_WAIT socket on its
+  port is attributed to its workers, born by accept, closer local, with
+  the keep-alive remedy; attributed + unattributed == ss's count.
+- client side: a preloaded Python client opens connections one after
+  another to a server that is not preloaded and closes first: attributed
+  to the client, born by connect, port_share == count / the port range,
+  the rate within 20% of the client's own.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import acclib
+import lib
+import srvlib
+
+SERVER_REQUESTS = 3000
+CLIENT_CONNECTIONS = 2000
+# The client's pace: slow enough that its run spans seconds (the rate is
+# taken over the time since its first connection), fast enough to stay
+# well under the test's budget.
+CLIENT_PER_S = 1000
+WAIT = 15.0
+
+
+def _ss_time_wait(sport=None, dport=None):
+    """The kernel's TIME_WAIT sockets with local port SPORT or peer port
+    DPORT: [(local, peer)]."""
+    filt = "( sport = :%d )" % sport if sport else "( dport = :%d )" % dport
+    r = subprocess.run(["ss", "-Htan", "state", "time-wait", filt], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, "ss: %s" % r.stderr.decode()
+    out = []
+    for line in r.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) >= 4:
+            out.append((f[2], f[3]))
+    return out
+
+
+def _ss_count_states(dport, states):
+    r = subprocess.run(["ss", "-Htan", "state", "all", "( dport = :%d )" % dport],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    return sum(1 for line in r.stdout.decode().splitlines() if line.split()[0] in states)
+
+
+def _timewait(ctx, session):
+    """`sockshim timewait --session S --all --json`: (groups, summary,
+    unattributed) and the seconds it took."""
+    t = time.monotonic()
+    r = subprocess.run([ctx.tool, "timewait", "--session", session, "--all", "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                       env=ctx.env(preload=False))
+    took = time.monotonic() - t
+    assert r.returncode == 0, "timewait exited %d: %s" % (r.returncode, r.stderr.decode())
+    groups, summary, unattributed = [], None, []
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o["type"] == "group":
+            groups.append(o)
+        elif o["type"] == "summary":
+            summary = o
+        elif o["type"] == "unattributed":
+            unattributed.append(o)
+    assert summary is not None, "no summary line:\n%s" % r.stdout.decode()
+    assert summary["attributed"] == sum(g["count"] for g in groups)
+    assert summary["unattributed"] == len(unattributed)
+    return groups, summary, unattributed, took
+
+
+def _stable_count(count_fn, what):
+    """COUNT_FN() once it gives the same answer twice 0.2 s apart."""
+    deadline = time.monotonic() + WAIT
+    last = count_fn()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = count_fn()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("%s did not settle within %.0fs" % (what, WAIT))
+
+
+def test_timewait_server_nginx(ctx):
+    port = lib.free_port()
+    session = ctx.session("nginx")
+    argv = [ctx.tool, "run", "--session", session, "--"] + acclib.nginx_argv(ctx, port)
+    run = ctx.spawn(argv, preload=False, extra_env=srvlib.run_env(ctx), name="nginx")
+    acclib.wait_http(port, run, path="/ready", timeout=30)
+    started = time.monotonic()
+    for i in range(SERVER_REQUESTS):
+        st, _ = acclib.http_get(port, "/r%d" % i)
+        assert st == 200, "request %d: status %d" % (i, st)
+    took = time.monotonic() - started
+    # nginx closes each connection after its answer (keepalive_timeout 0):
+    # its side ends in TIME_WAIT; wait for the last ones to get there.
+    kernel = _stable_count(lambda: len(_ss_time_wait(sport=port)), "TIME_WAIT on nginx's port")
+    groups, summary, unattributed, tw_took = _timewait(ctx, session)
+    assert len(_ss_time_wait(sport=port)) == kernel, "TIME_WAIT sockets left meanwhile"
+    workers = {p for p in acclib.descendants(run.pid)}
+    mine = [g for g in groups if g["local"] == "127.0.0.1:%d" % port]
+    assert mine, "no group on 127.0.0.1:%d: %s" % (port, groups)
+    for g in mine:
+        assert g["side"] == "server" and g["born"] == "accept" and g["closer"] == "local", g
+        assert g["listener"] == "127.0.0.1:%d" % port, g
+        assert g["peer"] == "127.0.0.1:*", g
+        assert "keep-alive" in g["remedy"] and "tcp_tw_reuse" not in g["remedy"], g
+        assert g["port_share"] is None and g["exhaustion_s"] is None, g
+        for p in g["pids"]:
+            assert p["pid"] in workers, "pid %d is not one of nginx's: %s" % (p["pid"], workers)
+            assert p["comm"] == "nginx", p
+        assert sum(p["count"] for p in g["pids"]) == g["count"], g
+        assert g["rate_per_s"] > 0, g
+    attributed = sum(g["count"] for g in mine)
+    other = [u for u in unattributed if u["local"].endswith(":%d" % port)]
+    assert attributed + len(other) == kernel, (attributed, len(other), kernel)
+    assert other == [], "TIME_WAIT sockets on nginx's port not attributed: %s" % other[:5]
+    # The readiness requests (at least one) and ours, each one connection;
+    # a client port used again while its TIME_WAIT lasted ends that one.
+    assert SERVER_REQUESTS * 0.95 <= kernel <= SERVER_REQUESTS + 50, kernel
+    pids = {p["pid"] for g in mine for p in g["pids"]}
+    assert len(pids) >= 2, "all connections went to one worker: %s" % pids
+    print("nginx: %d requests in %.1fs; %d TIME_WAIT on port %d, %d attributed to %d workers, "
+          "rate %.0f/s; timewait took %.3fs over %d host TIME_WAIT sockets"
+          % (SERVER_REQUESTS, took, kernel, port, attributed, len(pids),
+             sum(g["rate_per_s"] for g in mine), tw_took, summary["time_wait"]))
+
+
+CLIENT = r"""
+import socket, sys, time
+port, n, per_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+t0 = time.monotonic()
+for i in range(n):
+    ahead = t0 + i / per_s - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
+    c = socket.create_connection(("127.0.0.1", port))
+    c.close()
+print("%d %.6f" % (n, n / (time.monotonic() - t0)), flush=True)
+"""
+
+
+class _Server:
+    """A server in this (unpreloaded) process that closes each connection
+    once the client has closed it: the client closes first."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.closed = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                try:
+                    while c.recv(4096):
+                        pass
+                except OSError:
+                    pass
+            self.closed += 1
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_timewait_client_python(ctx):
+    session = ctx.session("client")
+    srv = _Server()
+    try:
+        script = os.path.join(ctx.tmp, "client.py")
+        with open(script, "w") as f:
+            f.write(CLIENT)
+        r = ctx.run([ctx.python, script, str(srv.port), str(CLIENT_CONNECTIONS),
+                     str(CLIENT_PER_S)], session=session, timeout=60, valgrind=False)
+        assert r.returncode == 0, "client: %s" % r.stderr
+        # At once, as the rate is taken over the time since the first
+        # connection up to now.
+        groups, summary, unattributed, tw_took = _timewait(ctx, session)
+        rate = float(r.stdout.split()[1])
+        first = [g for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port]
+        assert len(first) == 1, "want one group toward port %d: %s" % (srv.port, groups)
+        first_rate = first[0]["rate_per_s"]
+        # Connections the server has not closed yet are in FIN_WAIT_2, not
+        # TIME_WAIT: count once none is left.
+        deadline = time.monotonic() + WAIT
+        while _ss_count_states(srv.port, ("FIN-WAIT-1", "FIN-WAIT-2")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        kernel = len(_ss_time_wait(dport=srv.port))
+        if kernel != sum(g["count"] for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port):
+            groups, summary, unattributed, tw_took = _timewait(ctx, session)
+            kernel = len(_ss_time_wait(dport=srv.port))
+    finally:
+        srv.close()
+    mine = [g for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port]
+    assert len(mine) == 1, "want one group toward port %d: %s" % (srv.port, groups)
+    g = mine[0]
+    assert g["side"] == "client" and g["born"] == "connect" and g["closer"] == "local", g
+    assert g["local"] == "127.0.0.1:*" and g["listener"] is None, g
+    assert len(g["pids"]) == 1 and g["pids"][0]["count"] == g["count"], g
+    assert g["pids"][0]["comm"].startswith("python"), g
+    other = [u for u in unattributed if u["peer"] == "127.0.0.1:%d" % srv.port]
+    assert other == [], other[:5]
+    assert g["count"] + len(other) == kernel, (g["count"], len(other), kernel)
+    assert CLIENT_CONNECTIONS * 0.95 <= kernel <= CLIENT_CONNECTIONS, kernel
+    lo, hi = g["port_range"]
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        assert [lo, hi] == [int(x) for x in f.read().split()]
+    assert g["dest_time_wait"] == g["count"], g
+    assert abs(g["port_share"] - g["count"] / (hi - lo + 1)) < 1e-9, g
+    assert g["births_60s"] == CLIENT_CONNECTIONS, g
+    assert abs(first_rate - rate) <= 0.2 * rate, (first_rate, rate)
+    if g["rate_per_s"] * 60 < hi - lo + 1:
+        assert g["exhaustion_s"] is None, g
+    else:
+        assert g["exhaustion_s"] >= 0, g
+    assert "tcp_tw_reuse" in g["remedy"] and "pool" in g["remedy"], g
+    print("client: %d connections at %.0f/s (its own count); timewait: %d TIME_WAIT (ss: %d), "
+          "rate %.0f/s, port share %.4f, exhaustion %s; took %.3fs"
+          % (CLIENT_CONNECTIONS, rate, g["count"], kernel, first_rate, g["port_share"],
+             g["exhaustion_s"], tw_took))

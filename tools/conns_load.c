@@ -1,0 +1,216 @@
+/* `sockshim conns`' evidence: one sock_diag dump of every TCP state, one
+ * ledger snapshot and one /proc scan, joined into one item per
+ * connection: a socket with a descriptor by its inode, one without (in
+ * TIME_WAIT, orphaned, or queued) by its four addresses or its listener,
+ * then the ledger's connections the kernel forgot. Gathers and joins
+ * only; cmd_conns.c prints. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bigmem.h"
+#include "conns.h"
+
+#define FIN_TIMEOUT_PATH "/proc/sys/net/ipv4/tcp_fin_timeout"
+
+static long read_fin_timeout(void)
+{
+	char text[32];
+	long v = -1;
+	ssize_t n;
+	int fd;
+
+	fd = open(FIN_TIMEOUT_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n > 0) {
+		text[n] = 0;
+		if (sscanf(text, "%ld", &v) != 1)
+			v = -1;
+	}
+	return v;
+}
+
+/* The same endpoint, IPv4 and its IPv4-mapped form alike. */
+static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, const uint8_t *b,
+		   unsigned pb)
+{
+	uint8_t x[16], y[16];
+
+	tw_norm_ip(x, fa, a);
+	tw_norm_ip(y, fb, b);
+	return pa == pb && !memcmp(x, y, 16);
+}
+
+static int is_tcp(const struct ledger_sock *ls)
+{
+	return ls->socktype == SOCK_STREAM && (ls->family == AF_INET || ls->family == AF_INET6);
+}
+
+/* The ledger's entry for K: by inode, unless it is about another socket
+ * that once had that inode (its peer disagrees); without an inode, by the
+ * four addresses. */
+static const struct ledger_sock *entry_for(const struct conns_ctx *c, const struct sockdiag_sock *k)
+{
+	const struct ledger_sock *ls;
+
+	if (!k->inode)
+		return tw_match(&c->tuples, k);
+	ls = ledger_find(&c->snap, k->inode);
+	if (!ls || !is_tcp(ls))
+		return NULL;
+	if ((ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
+	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
+		return NULL;
+	return ls;
+}
+
+/* The session's listener (held, in the ledger) whose accept queue the
+ * socket K without an inode waits in, or NULL. */
+static const struct ledger_sock *queued_on(const struct conns_ctx *c, const struct sockdiag_sock *k)
+{
+	size_t i;
+
+	if (k->inode || (k->state != SOCKDIAG_ESTABLISHED && k->state != SOCKDIAG_CLOSE_WAIT &&
+			 k->state != SOCKDIAG_SYN_RECV && k->state != SOCKDIAG_NEW_SYN_RECV))
+		return NULL;
+	for (i = 0; i < c->snap.n; i++) {
+		const struct ledger_sock *l = &c->snap.v[i];
+
+		if ((l->flags & SOCKSHIM_SOCK_LISTENER) && l->refs > 0 && is_tcp(l) &&
+		    l->local_port == k->sport &&
+		    sockdiag_addr_covers(l->family, l->local_ip, k->family, k->src))
+			return l;
+	}
+	return NULL;
+}
+
+/* The judgements on IT, once its state and entry are known. */
+static void judge(const struct conns_ctx *c, struct conn_item *it)
+{
+	const struct ledger_sock *ls = it->ls;
+	uint64_t end;
+
+	it->closer = conn_closer(it->state, ls);
+	it->local_close_ns = ls ? conn_local_close_ns(ls) : 0;
+	it->fin_age_ns = -1;
+	if ((it->state == SOCKDIAG_FIN_WAIT1 || it->state == SOCKDIAG_FIN_WAIT2) &&
+	    it->local_close_ns && it->local_close_ns <= c->now_ns)
+		it->fin_age_ns = (int64_t)(c->now_ns - it->local_close_ns);
+	it->anomaly = conn_anomaly(it->state, ls && ls->born == SOCKSHIM_BORN_ACCEPT,
+				   it->fin_age_ns, c->fin_timeout_s);
+	it->lifetime_ns = -1;
+	end = ls && ls->released_ns ? ls->released_ns : c->now_ns;
+	if (ls && ls->born_ns && ls->born_ns <= end)
+		it->lifetime_ns = (int64_t)(end - ls->born_ns);
+}
+
+/* Does the ledger remember LS as a connection the kernel forgot, to be
+ * shown? */
+static int forgotten_shown(const struct conns_ctx *c, const struct ledger_sock *ls)
+{
+	if (!is_tcp(ls) || !(ls->flags & (SOCKSHIM_SOCK_PEER_KNOWN | SOCKSHIM_SOCK_LISTENER)))
+		return 0;
+	if (c->o->all || !ls->released_ns)
+		return 1;
+	return ls->released_ns <= c->now_ns && c->now_ns - ls->released_ns <= CONNS_RECENT_NS;
+}
+
+static int join(struct conns_ctx *c)
+{
+	unsigned char *seen;
+	size_t i;
+
+	c->items = big_calloc(c->kern.n + c->snap.n + 1, sizeof(*c->items));
+	seen = calloc(c->snap.n + 1, 1);
+	if (!c->items || !seen) {
+		free(seen);
+		return -ENOMEM;
+	}
+	for (i = 0; i < c->kern.n; i++) {
+		struct conn_item *it = &c->items[c->n];
+
+		it->k = &c->kern.v[i];
+		it->ls = entry_for(c, it->k);
+		if (!it->ls)
+			it->listener = queued_on(c, it->k);
+		if (!it->ls && !it->listener)
+			continue;
+		if (it->ls)
+			seen[it->ls - c->snap.v] = 1;
+		it->state = it->k->state;
+		judge(c, it);
+		c->n++;
+	}
+	c->n_kernel = c->n;
+	for (i = 0; i < c->snap.n; i++) {
+		struct conn_item *it = &c->items[c->n];
+
+		if (seen[i] || !forgotten_shown(c, &c->snap.v[i]))
+			continue;
+		it->ls = &c->snap.v[i];
+		it->state = CONN_GONE;
+		judge(c, it);
+		c->n++;
+	}
+	free(seen);
+	return 0;
+}
+
+/* The dump first, then the ledger: every socket the kernel lists was in
+ * the ledger by then, if the session saw it at all. */
+int conns_load(struct conns_ctx *c, struct seg_map *m)
+{
+	struct timespec ts;
+	int rc;
+
+	rc = sockdiag_dump((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
+	if (rc) {
+		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
+				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "
+				"tcp_diag (as root)\n",
+			strerror(-rc));
+		return rc;
+	}
+	rc = ledger_snapshot(m, &c->snap);
+	if (rc) {
+		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
+			c->session, strerror(-rc));
+		return rc;
+	}
+	rc = procfd_scan(&c->pf);
+	if (rc) {
+		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
+				"mounted?\n",
+			strerror(-rc));
+		return rc;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	c->fin_timeout_s = read_fin_timeout();
+	rc = symbolizer_new(&c->sym);
+	if (!rc)
+		rc = tw_index(&c->tuples, &c->snap);
+	if (!rc)
+		rc = join(c);
+	if (rc)
+		fprintf(stderr, "sockshim: out of memory\n");
+	return rc;
+}
+
+void conns_unload(struct conns_ctx *c)
+{
+	free(c->items);
+	tw_model_free(&c->tuples);
+	symbolizer_free(c->sym);
+	procfd_free(c->pf);
+	sockdiag_list_free(&c->kern);
+	ledger_snap_free(&c->snap);
+}

@@ -1,0 +1,66 @@
+/* `sockshim conns`' judgements on one connection: who closed first, when
+ * this side closed, and whether its state is an anomaly worth a line.
+ * Pure functions of evidence the caller gathered (the kernel's state, the
+ * ledger's entry, the time now): no I/O, no globals, no formatting. */
+#ifndef SOCKSHIM_CONNS_VERDICT_H
+#define SOCKSHIM_CONNS_VERDICT_H
+
+#include <stdint.h>
+
+#include "ledger_read.h"
+
+/* The state of a connection the kernel no longer lists but the ledger
+ * remembers: past the kernel's numbers. */
+#define CONN_GONE 32u
+
+enum conn_closer {
+	CONN_CLOSER_UNKNOWN, /* neither side closed yet, or nothing says which */
+	CONN_CLOSER_LOCAL,   /* this side's FIN went first */
+	CONN_CLOSER_PEER,    /* the peer's FIN came first */
+	CONN_CLOSER_BOTH,    /* simultaneous close (CLOSING) */
+};
+
+enum conn_anomaly {
+	CONN_OK,
+	CONN_ANOM_CLOSE_WAIT,      /* the peer closed, nobody here did */
+	CONN_ANOM_SERVER_TIMEWAIT, /* TIME_WAIT on the accepting side */
+	CONN_ANOM_OLD_FIN_WAIT2,   /* FIN_WAIT_2 for longer than tcp_fin_timeout */
+	CONN_ANOMALY_COUNT
+};
+
+/* When this side sent its FIN, as the ledger saw it: its first
+ * shutdown(SHUT_WR or SHUT_RDWR) that is still in the history, or the
+ * release of its last reference, whichever came first; 0 when neither. */
+uint64_t conn_local_close_ns(const struct ledger_sock *ls);
+
+/* Who closed first. STATE: the kernel's (SOCKDIAG_*) or CONN_GONE; LS:
+ * the ledger's entry, or NULL. The kernel's state decides where it can
+ * (CLOSING: both; CLOSE_WAIT, LAST_ACK: the peer; FIN_WAIT1, FIN_WAIT2,
+ * TIME_WAIT: this side), else the ledger's times: this side's close before
+ * the peer's EOF is local, the EOF first is the peer. */
+enum conn_closer conn_closer(unsigned state, const struct ledger_sock *ls);
+
+/* "local", "peer", "both", "unknown" */
+const char *conn_closer_name(enum conn_closer c);
+
+/* Whether a connection in STATE is an anomaly. SERVER: it was born by
+ * accept. FIN_AGE_NS: for FIN_WAIT2, the time since this side's FIN (-1
+ * unknown); FIN_TIMEOUT_S: /proc/sys/net/ipv4/tcp_fin_timeout. */
+enum conn_anomaly conn_anomaly(unsigned state, int server, int64_t fin_age_ns,
+			       long fin_timeout_s);
+
+/* One line for people: why the anomaly matters and where to look. */
+const char *conn_anomaly_reason(enum conn_anomaly a);
+
+/* The states of a comma-separated LIST ("established,time-wait",
+ * "FIN_WAIT2", "closed" for the forgotten; case and '-'/'_' do not
+ * matter, and ss's "estab" and "fin-wait-2" are taken too) into *MASK, a
+ * bit per state number (CONN_GONE included). 0, or -EINVAL when a name
+ * is not a state. */
+int conn_parse_states(const char *list, uint64_t *mask);
+
+/* The state's name: "FIN_WAIT2" as sock_diag names them, "CLOSED" for
+ * CONN_GONE, NULL for a number neither uses. */
+const char *conn_state_name(unsigned state);
+
+#endif
