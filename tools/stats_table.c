@@ -192,6 +192,11 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		fprintf(out, "  lock holder: pid %d tid %d", v.pid, v.tid);
 	else
 		fprintf(out, "  lock holder: tid %d", v.tid);
+	if (v.thread_state == 0 || v.thread_state == 'Z' || v.thread_state == 'X') {
+		/* Its name went with it; the word stays until a waiter looks. */
+		fprintf(out, " (gone: it ended holding the lock; the next waiter takes it over)");
+		return;
+	}
 	{
 		struct fmt_buf b;
 		char shown[80]; /* 16 bytes of name, escaped */

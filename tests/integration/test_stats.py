@@ -79,10 +79,12 @@ class Fixture:
         return line.decode()
 
     def command(self, text):
+        """TEXT to the fixture; what followed its "ok"."""
         self.proc.stdin.write(text.encode() + b"\n")
         self.proc.stdin.flush()
         answer = self.line()
-        assert answer == "ok", "stats_fixture: %r answered %r" % (text, answer)
+        assert answer.split()[:1] == ["ok"], "stats_fixture: %r answered %r" % (text, answer)
+        return answer[3:]
 
     def close(self):
         """End of input: the fixture removes its session and exits 0."""
@@ -235,6 +237,19 @@ def test_stats_table_exact(ctx):
     expected = "".join(b + "\n" for b in blocks(fx)) + FOOTER
     got = hide_held(out)
     assert got == expected, "table differs:\n--- got\n%s--- expected\n%s" % (got, expected)
+    fx.close()
+
+
+def test_stats_table_holder_gone(ctx):
+    """A lock holder whose thread has ended (killed holding the lock, no
+    waiter has looked yet): the table says so, with no made-up name."""
+    fx = Fixture(ctx)
+    tid = int(fx.command("holder-gone"))
+    out, err = stats_ok(ctx, fx.session)
+    assert err == "", err
+    want = ("  lock holder: pid %d tid %d (gone: it ended holding the lock; the next waiter "
+            "takes it over)\n" % (fx.pid, tid))
+    assert want in out, out
     fx.close()
 
 

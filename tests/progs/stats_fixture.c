@@ -14,6 +14,8 @@
  * Prints "ready PID PORT_A INODE_A PORT_B INODE_B TID1 TID2 TID3", then
  * reads commands on stdin, answering "ok" to each:
  *     accepts N    set A's accepts counter to N
+ *     holder-gone  make A's lock holder a thread that has ended
+ *                  (answers "ok TID")
  * and exits at end of input. alarm() bounds its life. Exit status 2 when
  * something could not be set up. */
 #include <arpa/inet.h>
@@ -45,6 +47,12 @@ static void die(const char *what)
 {
 	fprintf(stderr, "stats_fixture: %s: %s\n", what, strerror(errno));
 	exit(2);
+}
+
+static void *gone_thread(void *arg)
+{
+	*(int *)arg = gettid();
+	return NULL;
 }
 
 static void *worker(void *arg)
@@ -259,6 +267,16 @@ int main(int argc, char **argv)
 			__atomic_store_n(&seg_listeners(&m)[5].accepts, (uint64_t)v,
 					 __ATOMIC_RELAXED);
 			printf("ok\n");
+		} else if (!empty && !strcmp(line, "holder-gone\n")) {
+			struct sockshim_listener *a = &seg_listeners(&m)[5];
+			pthread_t t;
+			int tid = 0;
+
+			if (pthread_create(&t, NULL, gone_thread, &tid) || pthread_join(t, NULL))
+				die("pthread_create");
+			__atomic_store_n(&a->holder_tid, tid, __ATOMIC_RELAXED);
+			__atomic_store_n(&a->lock, (uint32_t)tid, __ATOMIC_RELEASE);
+			printf("ok %d\n", tid);
 		} else {
 			printf("err unknown command\n");
 		}
