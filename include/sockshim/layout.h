@@ -15,7 +15,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 8u
+#define SOCKSHIM_LAYOUT_VERSION 9u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -172,10 +172,39 @@ static inline uint32_t sockshim_record_check(const struct sockshim_record *r, ui
 	return (uint32_t)(x ^ (x >> 32));
 }
 
+/* ---- The inode word of a ledger or listener entry ----
+ * 0: never used. An inode: the entry of that socket. An inode with
+ * SOCKSHIM_INODE_CLAIMING set: an entry being filled in for that inode by
+ * its claimer, who stores the inode alone when done. Naming the inode
+ * lets a second claimer of the same socket wait for that entry instead
+ * of taking another. Socket inodes are far below 2^63 (the kernel's
+ * sockfs numbers are 32-bit); the shim refuses a key with the bit set. */
+#define SOCKSHIM_INODE_CLAIMING (UINT64_C(1) << 63)
+
+/* The inode word of an entry being filled in for INODE. */
+static inline uint64_t sockshim_inode_claiming(uint64_t inode)
+{
+	return inode | SOCKSHIM_INODE_CLAIMING;
+}
+
+/* Is W, an entry's inode word, an entry being filled in? */
+static inline int sockshim_inode_is_claiming(uint64_t w)
+{
+	return (w & SOCKSHIM_INODE_CLAIMING) != 0;
+}
+
+/* Does W name a published entry (an inode, neither 0 nor claiming)?
+ * Also what a key must be. */
+static inline int sockshim_inode_in_use(uint64_t w)
+{
+	return w != 0 && !sockshim_inode_is_claiming(w);
+}
+
 /* ---- The reference ledger: one entry per socket, keyed by inode. ----
  * Open addressing: a socket lives within SOCKSHIM_LEDGER_PROBE entries of
  * slot (hash(inode) & (capacity - 1)). An entry is claimed by a CAS of its
- * inode from 0 (or, for a released socket's entry, from the old inode) and
+ * inode word from 0 (or, for a released socket's entry, from the old
+ * inode) to sockshim_inode_claiming(inode), then published as the inode;
  * never locked: holders are claimed slot by slot with CAS, history steps by
  * an atomic index. Readers (the command) get a snapshot that may be a
  * moment stale, and reconcile it with /proc and the kernel. */
@@ -280,7 +309,7 @@ _Static_assert(sizeof(struct sockshim_step) == 40, "step size");
 #define SOCKSHIM_SOCK_PEER_KNOWN 0x4u
 
 struct sockshim_sock {
-	uint64_t inode;        /* the key; 0: never used */
+	uint64_t inode;        /* the key: see SOCKSHIM_INODE_CLAIMING */
 	uint64_t born_ns;
 	int32_t born_pid;
 	int32_t born_fd;
@@ -373,7 +402,7 @@ _Static_assert(sizeof(struct sockshim_worker) == 64, "worker size");
 #define SOCKSHIM_WORKER_RECYCLING UINT64_C(1)
 
 struct sockshim_listener {
-	uint64_t inode;      /* the key; 0: unused */
+	uint64_t inode;      /* the key: see SOCKSHIM_INODE_CLAIMING */
 	uint16_t family;
 	uint16_t mode;       /* enum sockshim_accept_mode of its first user */
 	uint16_t local_port;
@@ -525,7 +554,13 @@ struct sockshim_header {
 	uint64_t pool_offset;          /* bytes from the segment start, 64-aligned */
 	uint32_t pool_capacity;        /* holders: ledger_capacity */
 	uint32_t pooled_entry_size;    /* sizeof(struct sockshim_pooled_holder) */
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16 - 16];
+	/* Claims of a ledger or listener entry that gave up waiting for
+	 * another claimer of the same socket to publish it (killed or
+	 * stopped mid-fill), the socket then not recorded there (counted in
+	 * ledger_full or listeners_full too). Here, not with the producers'
+	 * counters below: it moves only when something went wrong. */
+	uint64_t claims_stalled;
+	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16 - 16 - 8];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */

@@ -34,6 +34,7 @@ _PROBE = r"""
 #define PH struct sockshim_pooled_holder
 #define F(T, f, fmt) printf("\"%s.%s\": [%zu, \"%s\"],\n", #T, #f, offsetof(T, f), fmt)
 #define C(name) printf("\"%s\": %lld,\n", #name, (long long)(name))
+#define U(name) printf("\"%s\": %llu,\n", #name, (unsigned long long)(name))
 int main(void)
 {
 	printf("{\n");
@@ -63,6 +64,7 @@ int main(void)
 	C(SOCKSHIM_HOLDERS); C(SOCKSHIM_STEPS); C(SOCKSHIM_HOLDER_LIVE);
 	C(SOCKSHIM_BORN_COUNT); C(SOCKSHIM_HOW_COUNT); C(SOCKSHIM_STEP_COUNT);
 	C(SOCKSHIM_SOCK_LISTENER); C(SOCKSHIM_SOCK_LOCAL_KNOWN); C(SOCKSHIM_SOCK_PEER_KNOWN);
+	U(SOCKSHIM_INODE_CLAIMING);
 	C(SOCKSHIM_LEDGER_DEFAULT); C(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION);
 	C(SOCKSHIM_BORN_INHERITED); C(SOCKSHIM_HOW_INHERITED); C(SOCKSHIM_STEP_EXIT);
 	printf("\"SIZEOF_SOCK\": %zu, \"SIZEOF_HOLDER\": %zu, \"SIZEOF_STEP\": %zu,\n",
@@ -143,7 +145,7 @@ class RawLedger:
         for i in range(cap):
             base = off + i * esz
             inode = _g(lay, "S.inode", data, base)
-            if not inode or inode == 2 ** 64 - 1:
+            if not inode or inode & lay["SOCKSHIM_INODE_CLAIMING"]:  # still being filled in
                 continue
             e = {k.split(".", 1)[1]: _g(lay, k, data, base) for k in lay
                  if k.startswith("S.") and k not in ("S.holders", "S.steps")}
