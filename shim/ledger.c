@@ -73,21 +73,13 @@ uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 
 static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 {
-	uint16_t flags = 0;
-
 	s->family = e->family;
 	s->socktype = e->socktype;
 	memcpy(s->local_ip, e->local_ip, sizeof(s->local_ip));
 	memcpy(s->peer_ip, e->peer_ip, sizeof(s->peer_ip));
 	s->local_port = e->local_port;
 	s->peer_port = e->peer_port;
-	if (e->flags & FDT_LISTENER)
-		flags |= SOCKSHIM_SOCK_LISTENER;
-	if (e->flags & FDT_LOCAL_KNOWN)
-		flags |= SOCKSHIM_SOCK_LOCAL_KNOWN;
-	if (e->flags & FDT_PEER_KNOWN)
-		flags |= SOCKSHIM_SOCK_PEER_KNOWN;
-	__atomic_store_n(&s->flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->flags, (uint16_t)(e->flags & SOCKSHIM_FLAGS_ALL), __ATOMIC_RELAXED);
 }
 
 /* Fill a claimed entry (its word sockshim_inode_claiming(INODE)), then
@@ -497,7 +489,6 @@ uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r)
 {
 	const struct sockshim_sock *s = entry(m, ref);
-	uint16_t flags;
 
 	if (!s)
 		return;
@@ -508,13 +499,7 @@ void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_rec
 	memcpy(r->peer_ip, s->peer_ip, sizeof(r->peer_ip));
 	r->local_port = s->local_port;
 	r->peer_port = s->peer_port;
-	flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-	if (flags & SOCKSHIM_SOCK_LOCAL_KNOWN)
-		r->flags |= SOCKSHIM_RF_LOCAL_KNOWN;
-	if (flags & SOCKSHIM_SOCK_PEER_KNOWN)
-		r->flags |= SOCKSHIM_RF_PEER_KNOWN;
-	if (flags & SOCKSHIM_SOCK_LISTENER)
-		r->flags |= SOCKSHIM_RF_LISTENER;
+	r->flags |= __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & SOCKSHIM_FLAGS_ALL;
 }
 
 /* The close record of PID's FD, released VIA with BEFORE and LEFT

@@ -63,7 +63,7 @@ int main(void)
 	printf("\"ST.comm\": [%zu, \"%zus\"],\n", offsetof(ST, comm), sizeof(((ST *)0)->comm));
 	C(SOCKSHIM_HOLDERS); C(SOCKSHIM_STEPS); C(SOCKSHIM_HOLDER_LIVE);
 	C(SOCKSHIM_BORN_COUNT); C(SOCKSHIM_HOW_COUNT); C(SOCKSHIM_STEP_COUNT);
-	C(SOCKSHIM_SOCK_LISTENER); C(SOCKSHIM_SOCK_LOCAL_KNOWN); C(SOCKSHIM_SOCK_PEER_KNOWN);
+	C(SOCKSHIM_FLAG_LISTENER); C(SOCKSHIM_FLAG_LOCAL_KNOWN); C(SOCKSHIM_FLAG_PEER_KNOWN);
 	U(SOCKSHIM_INODE_CLAIMING);
 	C(SOCKSHIM_LEDGER_DEFAULT); C(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION);
 	C(SOCKSHIM_BORN_INHERITED); C(SOCKSHIM_HOW_INHERITED); C(SOCKSHIM_STEP_EXIT);
@@ -154,10 +154,10 @@ class RawLedger:
             e["callsite_module"] = e["callsite_module"].split(b"\0", 1)[0].decode(
                 "utf-8", "replace")
             e["local"] = _addr(e["family"], e["local_ip"], e["local_port"]) \
-                if e["flags"] & lay["SOCKSHIM_SOCK_LOCAL_KNOWN"] else None
+                if e["flags"] & lay["SOCKSHIM_FLAG_LOCAL_KNOWN"] else None
             e["peer"] = _addr(e["family"], e["peer_ip"], e["peer_port"]) \
-                if e["flags"] & lay["SOCKSHIM_SOCK_PEER_KNOWN"] else None
-            e["listener"] = bool(e["flags"] & lay["SOCKSHIM_SOCK_LISTENER"])
+                if e["flags"] & lay["SOCKSHIM_FLAG_PEER_KNOWN"] else None
+            e["listener"] = bool(e["flags"] & lay["SOCKSHIM_FLAG_LISTENER"])
             holders = []
             for j in range(lay["SOCKSHIM_HOLDERS"]):
                 hd = _holder(lay, data, base + hoff + j * hsz)

@@ -79,7 +79,7 @@ static struct fd_entry sock_entry(uint16_t born)
 	e.local_ip[0] = 127;
 	e.local_ip[3] = 1;
 	e.local_port = 8080;
-	e.flags = FDT_LOCAL_KNOWN;
+	e.flags = SOCKSHIM_FLAG_LOCAL_KNOWN;
 	return e;
 }
 
@@ -133,7 +133,7 @@ static void test_get_places_at_hash(void **state)
 	assert_int_equal(s->born_ns, 12345);
 	assert_int_equal(s->local_port, 8080);
 	assert_int_equal(s->local_ip[0], 127);
-	assert_int_equal(s->flags, SOCKSHIM_SOCK_LOCAL_KNOWN);
+	assert_int_equal(s->flags, SOCKSHIM_FLAG_LOCAL_KNOWN);
 	assert_int_equal(s->refs, 0);
 	assert_int_equal(get(m, 4242, &created), ref);
 	assert_false(created);
@@ -425,16 +425,16 @@ static void test_eof_read_describe(void **state)
 
 	e.born = SOCKSHIM_BORN_CONNECT;
 	e.peer_port = 443;
-	e.flags |= FDT_PEER_KNOWN;
+	e.flags |= SOCKSHIM_FLAG_PEER_KNOWN;
 	ledger_describe(m, ref, &e);
 	assert_int_equal(s->born, SOCKSHIM_BORN_CONNECT);
 	assert_int_equal(s->peer_port, 443);
-	assert_int_equal(s->flags, SOCKSHIM_SOCK_LOCAL_KNOWN | SOCKSHIM_SOCK_PEER_KNOWN);
+	assert_int_equal(s->flags, SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN);
 	memset(&r, 0, sizeof(r));
 	ledger_describe_record(m, ref, &r);
 	assert_int_equal(r.inode, 9006);
 	assert_int_equal(r.peer_port, 443);
-	assert_int_equal(r.flags, SOCKSHIM_RF_LOCAL_KNOWN | SOCKSHIM_RF_PEER_KNOWN);
+	assert_int_equal(r.flags, SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN);
 }
 
 /* The next record in M's ring (from READER). */
@@ -533,6 +533,33 @@ static void test_no_session(void **state)
 	ledger_forget_one(&none, 1, 1, 1, SOCKSHIM_CLOSE_VIA_EXIT);
 	ledger_forget_pid(&none, 1, SOCKSHIM_CLOSE_VIA_EXIT);
 	ledger_forget_stale(&none, 1);
+}
+
+/* Records, ledger entries and the descriptor table share one flag set:
+ * every combination goes from the fd entry to a record, to the ledger
+ * entry and from it to a record unchanged, the fd table's private bits
+ * left behind. */
+static void test_flags_one_set(void **state)
+{
+	struct seg_map *m = *state;
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_SOCKET);
+	struct sockshim_record r;
+	uint32_t ref;
+	uint16_t f;
+	int created;
+
+	ref = get(m, 5151, &created);
+	for (f = 0; f <= SOCKSHIM_FLAGS_ALL; f++) {
+		e.flags = f | FDT_EOF_SEEN | FDT_CLOEXEC | FDT_NONBLOCK | FDT_NO_LEDGER;
+		record_init(&r, SOCKSHIM_EV_LISTEN, 3, 0, 0);
+		record_from_entry(&r, &e);
+		assert_int_equal(r.flags, f);
+		ledger_describe(m, ref, &e);
+		assert_int_equal(at(m, ref)->flags, f);
+		record_init(&r, SOCKSHIM_EV_CLOSE, 3, 0, 0);
+		ledger_describe_record(m, ref, &r);
+		assert_int_equal(r.flags, f);
+	}
 }
 
 /* ---- Concurrent writers ---- */
@@ -786,6 +813,7 @@ int main(void)
 		T(test_steps),
 		T(test_eof_read_describe),
 		T(test_forget),
+		T(test_flags_one_set),
 		cmocka_unit_test(test_no_session),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup_big, teardown),
 		T(test_concurrent_reclaims),

@@ -63,7 +63,7 @@ static struct fd_entry listener(uint16_t port)
 	e.socktype = 1;
 	e.local_port = port;
 	e.local_ip[15] = 1;
-	e.flags = FDT_LISTENER | FDT_LOCAL_KNOWN;
+	e.flags = SOCKSHIM_FLAG_LISTENER | SOCKSHIM_FLAG_LOCAL_KNOWN;
 	return e;
 }
 
