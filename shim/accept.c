@@ -23,7 +23,7 @@ uint32_t accept_listener_of(int fd)
 {
 	struct fd_entry e;
 
-	if (accept_mode == SOCKSHIM_ACCEPT_OFF || !fdtab_get(fd, &e) || !(e.flags & FDT_LISTENER))
+	if (accept_mode == SOCKSHIM_ACCEPT_OFF || !fdtab_get(fd, &e) || !(e.flags & SOCKSHIM_FLAG_LISTENER))
 		return 0;
 	if (e.listener)
 		return e.listener;

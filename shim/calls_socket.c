@@ -69,7 +69,7 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	if (ret == 0) {
 		sockinfo_set_addr(&e, 0, addr, len);
 		/* Port 0 or an unknown family: ask the kernel what we got. */
-		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
+		if (!(e.flags & SOCKSHIM_FLAG_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
 		track_addresses(fd, &e, 0);
 		emit_simple(SOCKSHIM_EV_BIND, fd, &e, ret, err);
@@ -94,8 +94,8 @@ int shim_listen(int fd, int backlog)
 	if (shim_inert || !track_lookup_or_adopt(fd, &e))
 		goto out;
 	if (ret == 0) {
-		e.flags |= FDT_LISTENER;
-		if (!(e.flags & FDT_LOCAL_KNOWN) || !e.local_port)
+		e.flags |= SOCKSHIM_FLAG_LISTENER;
+		if (!(e.flags & SOCKSHIM_FLAG_LOCAL_KNOWN) || !e.local_port)
 			sockinfo_query_addr(fd, &e, 0);
 		/* Also for a listener already known: its backlog is the last. */
 		e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, backlog);

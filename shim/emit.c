@@ -43,9 +43,7 @@ void record_from_entry(struct sockshim_record *r, const struct fd_entry *e)
 	r->peer_port = e->peer_port;
 	memcpy(r->local_ip, e->local_ip, sizeof(r->local_ip));
 	memcpy(r->peer_ip, e->peer_ip, sizeof(r->peer_ip));
-	r->flags = (uint16_t)(((e->flags & FDT_LOCAL_KNOWN) ? SOCKSHIM_RF_LOCAL_KNOWN : 0) |
-			      ((e->flags & FDT_PEER_KNOWN) ? SOCKSHIM_RF_PEER_KNOWN : 0) |
-			      ((e->flags & FDT_LISTENER) ? SOCKSHIM_RF_LISTENER : 0));
+	r->flags = (uint16_t)(e->flags & SOCKSHIM_FLAGS_ALL);
 }
 
 uint64_t emit_now_ns(void)

@@ -54,7 +54,7 @@ uint32_t fdtab_listeners;
 
 static void note_listener(uint64_t flags)
 {
-	if ((flags & FDT_LISTENER) && !fdtab_listeners_seen())
+	if ((flags & SOCKSHIM_FLAG_LISTENER) && !fdtab_listeners_seen())
 		__atomic_store_n(&fdtab_listeners, 1, __ATOMIC_RELAXED);
 }
 

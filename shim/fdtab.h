@@ -6,14 +6,19 @@
 
 #include <stdint.h>
 
-/* Flags of an entry. */
-#define FDT_EOF_SEEN 0x1u     /* peer_eof already logged for this socket */
-#define FDT_LISTENER 0x2u
-#define FDT_CLOEXEC 0x4u
-#define FDT_NONBLOCK 0x8u
-#define FDT_LOCAL_KNOWN 0x10u
-#define FDT_PEER_KNOWN 0x20u
-#define FDT_NO_LEDGER 0x40u /* the ledger had no room for it: do not ask again */
+#include "sockshim/layout.h"
+
+/* Flags of an entry: what is known of the socket in the protocol's own
+ * bits (SOCKSHIM_FLAG_*, layout.h), copied into records and ledger
+ * entries as they are; above them, this process's private ones. */
+#define FDT_EOF_SEEN 0x100u  /* peer_eof already logged for this socket */
+#define FDT_CLOEXEC 0x200u
+#define FDT_NONBLOCK 0x400u
+#define FDT_NO_LEDGER 0x800u /* the ledger had no room for it: do not ask again */
+
+_Static_assert(((FDT_EOF_SEEN | FDT_CLOEXEC | FDT_NONBLOCK | FDT_NO_LEDGER) &
+		SOCKSHIM_FLAGS_ALL) == 0,
+	       "private flags clear of the protocol's");
 
 /* In the inode word: tracked, but the inode was not asked for yet. socket()
  * does not pay an fstat() for it; the first call that makes the socket
@@ -72,7 +77,7 @@ static inline int fdtab_either_tracked(int a, int b)
 static inline int fdtab_is_listener(int fd)
 {
 	return fdtab_is_tracked(fd) &&
-	       (__atomic_load_n(&fdtab[fd].flags, __ATOMIC_RELAXED) & FDT_LISTENER);
+	       (__atomic_load_n(&fdtab[fd].flags, __ATOMIC_RELAXED) & SOCKSHIM_FLAG_LISTENER);
 }
 
 /* FD's ledger reference (0: none), one load. */

@@ -1,8 +1,10 @@
 /* The reference ledger. Entries are claimed by CAS of their inode word
- * (0 or a released socket's inode -> RESERVED -> inode), holders by CAS of
- * their state, history steps by an atomic index. Nothing here waits or
- * allocates; a process killed mid-update costs at most one holder slot or
- * one step. Readers (the command) reconcile what they read with /proc. */
+ * (0 or a released socket's inode -> claiming(inode) -> inode), holders by
+ * CAS of their state, history steps by an atomic index. Nothing here
+ * allocates; the one wait is a bounded one for another claimer of the
+ * same socket (claim.h). A process killed mid-update costs at most one
+ * entry, holder slot or step. Readers (the command) reconcile what they
+ * read with /proc. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -10,12 +12,11 @@
 #include <time.h>
 
 #include "callsite.h"
+#include "claim.h"
 #include "emit.h"
 #include "ledger.h"
 #include "procs.h"
 
-/* An entry being (re)initialised by its claimer: matches no inode. */
-#define INODE_RESERVED UINT64_MAX
 /* Lost races a claim retries before it gives up (counted as ledger_full). */
 #define LEDGER_RETRIES 16
 
@@ -72,29 +73,22 @@ uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 
 static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 {
-	uint16_t flags = 0;
-
 	s->family = e->family;
 	s->socktype = e->socktype;
 	memcpy(s->local_ip, e->local_ip, sizeof(s->local_ip));
 	memcpy(s->peer_ip, e->peer_ip, sizeof(s->peer_ip));
 	s->local_port = e->local_port;
 	s->peer_port = e->peer_port;
-	if (e->flags & FDT_LISTENER)
-		flags |= SOCKSHIM_SOCK_LISTENER;
-	if (e->flags & FDT_LOCAL_KNOWN)
-		flags |= SOCKSHIM_SOCK_LOCAL_KNOWN;
-	if (e->flags & FDT_PEER_KNOWN)
-		flags |= SOCKSHIM_SOCK_PEER_KNOWN;
-	__atomic_store_n(&s->flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->flags, (uint16_t)(e->flags & SOCKSHIM_FLAGS_ALL), __ATOMIC_RELAXED);
 }
 
-/* Fill a claimed (RESERVED) entry, then publish its inode. */
+/* Fill a claimed entry (its word sockshim_inode_claiming(INODE)), then
+ * publish its inode. */
 static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_entry *e,
 		       pid_t born_pid, int born_fd)
 {
 	/* A reclaimed entry: clear what the old socket left. Nobody else
-	 * writes it while it is RESERVED. */
+	 * writes it while it is claimed. */
 	memset((char *)s + sizeof(s->inode), 0, sizeof(*s) - sizeof(s->inode));
 	s->born_ns = e->born_ns ? e->born_ns : now_ns(CLOCK_MONOTONIC);
 	s->born_pid = born_pid;
@@ -109,9 +103,27 @@ static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_
 	__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
 }
 
+/* Does an entry of the probe window from H other than MINE hold INODE,
+ * published or being filled in? */
+static int claimed_elsewhere(struct sockshim_sock *l, uint32_t cap, uint32_t h,
+			     const struct sockshim_sock *mine, uint64_t inode)
+{
+	uint32_t i;
+
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		struct sockshim_sock *s = &l[(h + i) & (cap - 1)];
+		uint64_t k = __atomic_load_n(&s->inode, __ATOMIC_SEQ_CST);
+
+		if (s != mine && (k == inode || k == sockshim_inode_claiming(inode)))
+			return 1;
+	}
+	return 0;
+}
+
 uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
 		    int born_fd, int *created)
 {
+	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t cap = m->ledger_capacity, h, i, ref;
 	/* Races with other claimers are retried, a bounded number of times:
 	 * a table another process keeps rewriting must not hold us. */
@@ -119,63 +131,103 @@ uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 	struct sockshim_sock *l;
 
 	*created = 0;
-	if (!seg_map_live(m) || !inode || inode == INODE_RESERVED)
+	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
 		return 0;
 	ref = ledger_lookup(m, inode);
 	if (ref)
 		return ref;
 	l = seg_ledger(m);
 	h = sockshim_ledger_hash(inode);
+	/* A free slot. Slots are taken in probe order and never freed, so
+	 * two claimers of one inode meet at the first free one: one CAS
+	 * wins, the other finds its claim there and waits for it. */
 again:
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
 		uint64_t k = __atomic_load_n(&l[at].inode, __ATOMIC_ACQUIRE);
 
+		if (k == claiming)
+			k = claim_wait(&l[at].inode, claiming);
 		if (k == inode)
 			return at + 1;
+		if (k == claiming)
+			goto stalled;
 		if (k)
 			continue;
-		if (__atomic_compare_exchange_n(&l[at].inode, &k, INODE_RESERVED, 0,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (__atomic_compare_exchange_n(&l[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
+						__ATOMIC_ACQUIRE)) {
 			init_entry(&l[at], inode, e, born_pid, born_fd);
 			*created = 1;
 			return at + 1;
 		}
+		/* Someone took the slot: look again, it may be ours. Out of
+		 * tries, the window may still have a free slot: not one to
+		 * reclaim from under a claimer that found it (see below). */
 		if (++tries < LEDGER_RETRIES)
-			goto again; /* someone took the slot: look again, it may be ours */
-		break;
+			goto again;
+		goto full;
 	}
 	/* No free slot near ours: take the one released longest ago (its
 	 * history goes; a socket still held never loses its entry). */
 	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
 		struct sockshim_sock *best = NULL;
-		uint64_t best_released = UINT64_MAX, k;
+		uint64_t best_released = UINT64_MAX, best_k = 0, k;
 
 		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 			struct sockshim_sock *s = &l[(h + i) & (cap - 1)];
-			uint64_t released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
+			uint64_t released;
 
+			/* The inode first: what is read after it is that
+			 * socket's (its claimer cleared the rest before
+			 * publishing it). */
 			k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
+			if (k == claiming)
+				k = claim_wait(&s->inode, claiming);
 			if (k == inode)
 				return (uint32_t)(s - l) + 1;
-			if (k == INODE_RESERVED || !released ||
+			if (k == claiming)
+				goto stalled;
+			released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
+			if (!sockshim_inode_in_use(k) || !released ||
 			    __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 || released >= best_released)
 				continue;
 			best = s;
+			best_k = k;
 			best_released = released;
 		}
 		if (!best)
 			break;
-		k = __atomic_load_n(&best->inode, __ATOMIC_ACQUIRE);
-		if (k == INODE_RESERVED ||
-		    !__atomic_compare_exchange_n(&best->inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
+		/* From the socket it was chosen as: not from one given the
+		 * entry since. */
+		k = best_k;
+		if (!__atomic_compare_exchange_n(&best->inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
 						 __ATOMIC_ACQUIRE))
 			continue; /* someone else took it: look again */
+		/* Held again since we looked (its socket passed on by a
+		 * process that had not touched it yet)? Or another claimer
+		 * of this inode picked another released entry at the same
+		 * moment? Claims and these loads are sequentially consistent,
+		 * so of two such claimers at least one sees the other's:
+		 * whoever does gives its entry back, untouched, to its old
+		 * socket, and looks again. */
+		if (__atomic_load_n(&best->refs, __ATOMIC_SEQ_CST) > 0 ||
+		    !__atomic_load_n(&best->released_ns, __ATOMIC_SEQ_CST) ||
+		    claimed_elsewhere(l, cap, h, best, inode)) {
+			__atomic_store_n(&best->inode, best_k, __ATOMIC_RELEASE);
+			continue;
+		}
 		count(&seg_header(m)->ledger_reclaimed);
 		init_entry(best, inode, e, born_pid, born_fd);
 		*created = 1;
 		return (uint32_t)(best - l) + 1;
 	}
+full:
+	count(&seg_header(m)->ledger_full);
+	return 0;
+stalled:
+	/* The claimer filling our socket's entry in is not getting on
+	 * (killed or stopped mid-fill): not recorded, as if full. */
+	count(&seg_header(m)->claims_stalled);
 	count(&seg_header(m)->ledger_full);
 	return 0;
 }
@@ -431,13 +483,12 @@ uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 	struct sockshim_sock *s = entry(m, ref);
 	uint64_t inode = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
 
-	return inode == INODE_RESERVED ? 0 : inode;
+	return sockshim_inode_in_use(inode) ? inode : 0;
 }
 
 void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r)
 {
 	const struct sockshim_sock *s = entry(m, ref);
-	uint16_t flags;
 
 	if (!s)
 		return;
@@ -448,13 +499,7 @@ void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_rec
 	memcpy(r->peer_ip, s->peer_ip, sizeof(r->peer_ip));
 	r->local_port = s->local_port;
 	r->peer_port = s->peer_port;
-	flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
-	if (flags & SOCKSHIM_SOCK_LOCAL_KNOWN)
-		r->flags |= SOCKSHIM_RF_LOCAL_KNOWN;
-	if (flags & SOCKSHIM_SOCK_PEER_KNOWN)
-		r->flags |= SOCKSHIM_RF_PEER_KNOWN;
-	if (flags & SOCKSHIM_SOCK_LISTENER)
-		r->flags |= SOCKSHIM_RF_LISTENER;
+	r->flags |= __atomic_load_n(&s->flags, __ATOMIC_RELAXED) & SOCKSHIM_FLAGS_ALL;
 }
 
 /* The close record of PID's FD, released VIA with BEFORE and LEFT
@@ -501,7 +546,7 @@ static void forget(struct seg_map *m, pid_t pid, int still_ours, int via)
 	for (i = 0; i < m->ledger_capacity; i++) {
 		uint64_t inode = __atomic_load_n(&l[i].inode, __ATOMIC_ACQUIRE);
 
-		if (!inode || inode == INODE_RESERVED || !__atomic_load_n(&l[i].refs, __ATOMIC_RELAXED))
+		if (!sockshim_inode_in_use(inode) || !__atomic_load_n(&l[i].refs, __ATOMIC_RELAXED))
 			continue;
 		for (j = 0; j < SOCKSHIM_HOLDERS; j++) {
 			struct sockshim_holder *hd = &l[i].holders[j];

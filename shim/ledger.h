@@ -18,7 +18,10 @@ uint32_t ledger_lookup(struct seg_map *m, uint64_t inode);
 
 /* The index + 1 of INODE's entry, created from E (born, addresses, call
  * site) if it has none; 0 when the ledger has no room near its slot
- * (counted). *CREATED tells whether this call created it. */
+ * (counted), or INODE is no socket inode (0, or SOCKSHIM_INODE_CLAIMING
+ * set). *CREATED tells whether this call created it. Another caller
+ * creating the same entry is waited for, at most claim.h's CLAIM_WAIT_NS;
+ * then 0, counted in ledger_full and claims_stalled. */
 uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
 		    int born_fd, int *created);
 

@@ -1,20 +1,18 @@
-/* Listener table: entries claimed by CAS of their inode, worker rows by CAS
- * of their (pid, tid) key. A linear scan of 64 entries is cheaper than a
- * hash at this size, and the accept path caches its last answer per
- * thread. */
+/* Listener table: entries claimed by CAS of their inode word (0 ->
+ * claiming(inode) -> inode), worker rows by CAS of their (pid, tid) key.
+ * A linear scan of 64 entries is cheaper than a hash at this size, and the
+ * accept path caches its last answer per thread. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "emit.h"
 #include "listeners.h"
 
 enum sockshim_accept_mode accept_mode = SOCKSHIM_ACCEPT_OBSERVE;
-
-/* Being initialised by its claimer: matches no inode. */
-#define INODE_RESERVED UINT64_MAX
 
 struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref)
 {
@@ -25,10 +23,11 @@ struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref)
 
 uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog)
 {
+	uint64_t claiming = sockshim_inode_claiming(inode);
 	struct sockshim_listener *t;
 	uint32_t i;
 
-	if (!seg_map_live(m) || !m->listeners_offset || !inode || inode == INODE_RESERVED ||
+	if (!seg_map_live(m) || !m->listeners_offset || !sockshim_inode_in_use(inode) ||
 	    accept_mode == SOCKSHIM_ACCEPT_OFF)
 		return 0;
 	t = seg_listeners(m);
@@ -39,14 +38,24 @@ uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry 
 				__atomic_store_n(&t[i].backlog, backlog, __ATOMIC_RELAXED);
 			return i + 1;
 		}
+	/* Entries are taken in order and never freed, so two callers for
+	 * one socket meet at the first free one: one CAS wins, the other
+	 * finds its claim there and waits for it, a bounded time. */
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++) {
 		uint64_t k = 0;
 
-		if (!__atomic_compare_exchange_n(&t[i].inode, &k, INODE_RESERVED, 0, __ATOMIC_ACQ_REL,
+		if (!__atomic_compare_exchange_n(&t[i].inode, &k, claiming, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE)) {
+			if (k == claiming)
+				k = claim_wait(&t[i].inode, claiming);
 			if (k == inode)
 				return i + 1;
-			continue;
+			if (k != claiming)
+				continue;
+			/* Its claimer is not getting on (killed or stopped
+			 * mid-fill): not recorded, as if full. */
+			stat_add(&seg_header(m)->claims_stalled, 1);
+			break;
 		}
 		t[i].family = e->family;
 		t[i].mode = (uint16_t)accept_mode;

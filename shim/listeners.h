@@ -16,7 +16,9 @@ extern enum sockshim_accept_mode accept_mode;
 /* The listener entry of socket INODE (index + 1) in M's table (the shim
  * passes shim_session()), registered from E with BACKLOG (-1 unknown) if
  * new, its backlog updated to BACKLOG (>= 0) if not; 0 when M is not live
- * or has no room (counted). */
+ * or has no room (counted). Another caller registering the same socket is
+ * waited for, at most claim.h's CLAIM_WAIT_NS; then 0, counted in
+ * listeners_full and claims_stalled. */
 uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog);
 
 /* The entry behind REF in M's table, or NULL. */

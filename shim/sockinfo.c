@@ -44,10 +44,10 @@ void sockinfo_set_addr(struct fd_entry *e, int peer, const struct sockaddr *sa,
 		e->family = sa->sa_family;
 	if (peer) {
 		e->peer_port = port;
-		e->flags |= FDT_PEER_KNOWN;
+		e->flags |= SOCKSHIM_FLAG_PEER_KNOWN;
 	} else {
 		e->local_port = port;
-		e->flags |= FDT_LOCAL_KNOWN;
+		e->flags |= SOCKSHIM_FLAG_LOCAL_KNOWN;
 	}
 }
 
@@ -83,7 +83,7 @@ int sockinfo_describe(int fd, struct fd_entry *e)
 		e->socktype = (uint16_t)val;
 	len = sizeof(val);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) == 0 && val)
-		e->flags |= FDT_LISTENER;
+		e->flags |= SOCKSHIM_FLAG_LISTENER;
 	val = fcntl(fd, F_GETFD);
 	if (val > 0 && (val & FD_CLOEXEC))
 		e->flags |= FDT_CLOEXEC;
@@ -91,7 +91,7 @@ int sockinfo_describe(int fd, struct fd_entry *e)
 	if (val > 0 && (val & O_NONBLOCK))
 		e->flags |= FDT_NONBLOCK;
 	sockinfo_query_addr(fd, e, 0);
-	if (!(e->flags & FDT_LISTENER))
+	if (!(e->flags & SOCKSHIM_FLAG_LISTENER))
 		sockinfo_query_addr(fd, e, 1);
 out:
 	errno = saved;

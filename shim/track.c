@@ -194,11 +194,11 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 	sockinfo_query_addr(new_fd, &e, 1);
 	/* A listener bound to one address gives its connections that
 	 * address; only a wildcard one needs the kernel's answer. */
-	if (have_listener && (l.flags & FDT_LOCAL_KNOWN) && !is_wildcard(&l) &&
+	if (have_listener && (l.flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && !is_wildcard(&l) &&
 	    l.family == e.family) {
 		memcpy(e.local_ip, l.local_ip, sizeof(e.local_ip));
 		e.local_port = l.local_port;
-		e.flags |= FDT_LOCAL_KNOWN;
+		e.flags |= SOCKSHIM_FLAG_LOCAL_KNOWN;
 	} else {
 		sockinfo_query_addr(new_fd, &e, 0);
 	}

@@ -53,7 +53,7 @@ const struct ledger_sock *cw_ledger_for(const struct cw_ctx *c, const struct soc
 	ls = cw_ledger_find(c, k->inode);
 	if (!ls)
 		return NULL;
-	if ((ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
+	if ((ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) &&
 	    (ls->family == AF_INET || ls->family == AF_INET6) &&
 	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
 		return NULL;

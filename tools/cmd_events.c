@@ -173,8 +173,8 @@ static int wanted(const struct events_opts *o, const struct sockshim_record *r)
 	if (o->types && (r->type >= SOCKSHIM_EV_COUNT || !(o->types & (1u << r->type))))
 		return 0;
 	if (o->port >= 0 &&
-	    !((r->flags & SOCKSHIM_RF_LOCAL_KNOWN) && r->local_port == o->port) &&
-	    !((r->flags & SOCKSHIM_RF_PEER_KNOWN) && r->peer_port == o->port))
+	    !((r->flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && r->local_port == o->port) &&
+	    !((r->flags & SOCKSHIM_FLAG_PEER_KNOWN) && r->peer_port == o->port))
 		return 0;
 	return 1;
 }

@@ -224,10 +224,10 @@ static int wanted(struct hctx *c, const struct hitem *it)
 		return 0;
 	}
 	if (o->by_addr) {
-		if (ls && (ls->flags & SOCKSHIM_SOCK_LOCAL_KNOWN) &&
+		if (ls && (ls->flags & SOCKSHIM_FLAG_LOCAL_KNOWN) &&
 		    addr_match(o, ls->family, ls->local_ip, ls->local_port))
 			return 1;
-		if (ls && (ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
+		if (ls && (ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) &&
 		    addr_match(o, ls->family, ls->peer_ip, ls->peer_port))
 			return 1;
 		return k && (addr_match(o, k->family, k->src, k->sport) ||

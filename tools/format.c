@@ -86,7 +86,7 @@ int fmt_realtime(int64_t *real_ns, uint64_t ts_ns, int64_t created_real_ns,
 
 int fmt_addr(char *buf, size_t len, const struct sockshim_record *r, int peer)
 {
-	uint16_t flag = peer ? SOCKSHIM_RF_PEER_KNOWN : SOCKSHIM_RF_LOCAL_KNOWN;
+	uint16_t flag = peer ? SOCKSHIM_FLAG_PEER_KNOWN : SOCKSHIM_FLAG_LOCAL_KNOWN;
 	struct fmt_buf b;
 
 	fmt_buf_init(&b, buf, len);
@@ -241,7 +241,7 @@ static void table_detail(struct fmt_buf *b, const struct sockshim_record *r)
 		if (r->type == SOCKSHIM_EV_SOCKET && r->detail.socket.pair_fd >= 0)
 			fmt_append(b, "%spair fd %d", b->pos ? " " : "",
 				   r->detail.socket.pair_fd);
-		if (r->flags & SOCKSHIM_RF_LISTENER)
+		if (r->flags & SOCKSHIM_FLAG_LISTENER)
 			fmt_append(b, "%slistener", b->pos ? " " : "");
 		break;
 	case SOCKSHIM_EV_ACCEPT:
@@ -409,7 +409,7 @@ void fmt_json_record(char *buf, size_t len, const struct sockshim_record *r,
 	json_addr(&b, "local", r, 0);
 	json_addr(&b, "peer", r, 1);
 	fmt_append(&b, ",\"listener\":%s,\"ret\":%d,\"errno\":%d",
-		   (r->flags & SOCKSHIM_RF_LISTENER) ? "true" : "false", r->ret, r->err);
+		   (r->flags & SOCKSHIM_FLAG_LISTENER) ? "true" : "false", r->ret, r->err);
 	if (r->err) {
 		fmt_errno_name(err, sizeof(err), r->err);
 		fmt_append(&b, ",\"errno_name\":\"%s\"", err);

@@ -17,8 +17,6 @@
  * whose entry was reclaimed: the writer has not cleared them yet. A little
  * slack, in case the shim reads the clock once per item. */
 #define BIRTH_SLACK_NS 1000000ULL
-/* The shim marks an entry it is (re)initialising with this inode. */
-#define INODE_RESERVED UINT64_MAX
 
 static const char *const born_names[SOCKSHIM_BORN_COUNT] = {
 	[SOCKSHIM_BORN_UNKNOWN] = "unknown",       [SOCKSHIM_BORN_SOCKET] = "socket",
@@ -157,7 +155,7 @@ static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
 int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 {
 	memset(out, 0, sizeof(*out));
-	if (!raw->inode || raw->inode == INODE_RESERVED)
+	if (!sockshim_inode_in_use(raw->inode))
 		return -EINVAL;
 	out->inode = raw->inode;
 	out->born_ns = raw->born_ns;
@@ -221,7 +219,7 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 		if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino)
 			break;
 		ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
-		if (!ino || ino == INODE_RESERVED)
+		if (!sockshim_inode_in_use(ino))
 			return 1;
 	}
 	if (t == COPY_TRIES) {
@@ -343,7 +341,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	for (slot = 0; slot < m->ledger_capacity; slot++) {
 		uint64_t ino = __atomic_load_n(&table[slot].inode, __ATOMIC_ACQUIRE);
 
-		if (!ino || ino == INODE_RESERVED)
+		if (!sockshim_inode_in_use(ino))
 			continue;
 		if (keep && !keep(arg, ino, __atomic_load_n(&table[slot].refs, __ATOMIC_RELAXED)))
 			continue;
@@ -360,7 +358,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 		const struct sockshim_sock *e = &table[slots[i]];
 		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
 
-		if (!ino || ino == INODE_RESERVED)
+		if (!sockshim_inode_in_use(ino))
 			continue;
 		if (take(out, e, ino, &out->v[out->n]) == 0) {
 			out->v[out->n].slot = slots[i];

@@ -44,7 +44,7 @@ void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap
 
 int view_ledger_addr_append(struct fmt_buf *b, const struct ledger_sock *ls, int peer)
 {
-	unsigned flag = peer ? SOCKSHIM_SOCK_PEER_KNOWN : SOCKSHIM_SOCK_LOCAL_KNOWN;
+	unsigned flag = peer ? SOCKSHIM_FLAG_PEER_KNOWN : SOCKSHIM_FLAG_LOCAL_KNOWN;
 
 	if (!(ls->flags & flag) || (ls->family != AF_INET && ls->family != AF_INET6)) {
 		ob_char(b, '-');

@@ -72,8 +72,8 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	int rc;
 
 	memset(dst, 0, sizeof(*dst));
-	/* UINT64_MAX: a claimer is still filling the entry in. */
-	if (!inode || inode == STATS_INODE_CLAIMING)
+	/* Unused, or a claimer is still filling the entry in. */
+	if (!sockshim_inode_in_use(inode))
 		return -ENOENT;
 	dst->inode = inode;
 	dst->family = LOAD(&src->family);

@@ -86,9 +86,6 @@ struct stats_entry {
 	uint32_t queue_backlog; /* the kernel's limit of that queue */
 };
 
-/* The inode the shim's listeners_get() stores while it fills an entry in. */
-#define STATS_INODE_CLAIMING UINT64_MAX
-
 /* Copy SRC, an entry of the segment's listener table that other processes
  * update while we read: every field once, with relaxed atomic loads. 0;
  * -ENOENT when the entry is unused or still being claimed; -EAGAIN when it

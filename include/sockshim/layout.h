@@ -5,6 +5,7 @@
 #ifndef SOCKSHIM_LAYOUT_H
 #define SOCKSHIM_LAYOUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A 64-bit word that may alias any type: records and table entries are
@@ -15,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 8u
+#define SOCKSHIM_LAYOUT_VERSION 9u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -93,7 +94,7 @@ struct sockshim_record {
 	uint16_t local_port;
 	uint16_t peer_port;
 	uint16_t socktype; /* SOCK_STREAM, SOCK_DGRAM, ... */
-	uint16_t flags;    /* SOCKSHIM_RF_* */
+	uint16_t flags;    /* SOCKSHIM_FLAG_* */
 	uint32_t check;    /* sockshim_record_check() of this record, see there */
 	union {
 		/* 4-aligned, so the union can follow the 4-byte check. */
@@ -127,14 +128,20 @@ struct sockshim_record {
 	} detail;
 };
 
-/* Record flags. */
-#define SOCKSHIM_RF_PEER_KNOWN 0x1  /* peer_ip/peer_port are meaningful */
-#define SOCKSHIM_RF_LOCAL_KNOWN 0x2 /* local_ip/local_port are meaningful */
-#define SOCKSHIM_RF_LISTENER 0x4    /* the socket is a listener */
+/* What is known of a socket: the flags of records and of ledger
+ * entries alike, and the low bits of the shim's own descriptor table, so
+ * that each copies them from the other unchanged. */
+#define SOCKSHIM_FLAG_PEER_KNOWN 0x1u  /* peer_ip/peer_port are meaningful */
+#define SOCKSHIM_FLAG_LOCAL_KNOWN 0x2u /* local_ip/local_port are meaningful */
+#define SOCKSHIM_FLAG_LISTENER 0x4u    /* the socket is a listener */
+#define SOCKSHIM_FLAGS_ALL 0x7u
 
 _Static_assert(sizeof(struct sockshim_record) == 128, "record is two cache lines");
 _Static_assert(sizeof(((struct sockshim_record *)0)->detail) == 36, "detail size");
 _Static_assert(__builtin_offsetof(struct sockshim_record, check) == 88, "check offset");
+_Static_assert(__builtin_offsetof(struct sockshim_record, detail) +
+		       sizeof(((struct sockshim_record *)0)->detail) == sizeof(struct sockshim_record),
+	       "no padding after detail");
 
 /* The word that holds the check, and the check's place in it. */
 #define SOCKSHIM_CHECK_WORD (__builtin_offsetof(struct sockshim_record, check) / 8)
@@ -172,10 +179,39 @@ static inline uint32_t sockshim_record_check(const struct sockshim_record *r, ui
 	return (uint32_t)(x ^ (x >> 32));
 }
 
+/* ---- The inode word of a ledger or listener entry ----
+ * 0: never used. An inode: the entry of that socket. An inode with
+ * SOCKSHIM_INODE_CLAIMING set: an entry being filled in for that inode by
+ * its claimer, who stores the inode alone when done. Naming the inode
+ * lets a second claimer of the same socket wait for that entry instead
+ * of taking another. Socket inodes are far below 2^63 (the kernel's
+ * sockfs numbers are 32-bit); the shim refuses a key with the bit set. */
+#define SOCKSHIM_INODE_CLAIMING (UINT64_C(1) << 63)
+
+/* The inode word of an entry being filled in for INODE. */
+static inline uint64_t sockshim_inode_claiming(uint64_t inode)
+{
+	return inode | SOCKSHIM_INODE_CLAIMING;
+}
+
+/* Is W, an entry's inode word, an entry being filled in? */
+static inline int sockshim_inode_is_claiming(uint64_t w)
+{
+	return (w & SOCKSHIM_INODE_CLAIMING) != 0;
+}
+
+/* Does W name a published entry (an inode, neither 0 nor claiming)?
+ * Also what a key must be. */
+static inline int sockshim_inode_in_use(uint64_t w)
+{
+	return w != 0 && !sockshim_inode_is_claiming(w);
+}
+
 /* ---- The reference ledger: one entry per socket, keyed by inode. ----
  * Open addressing: a socket lives within SOCKSHIM_LEDGER_PROBE entries of
  * slot (hash(inode) & (capacity - 1)). An entry is claimed by a CAS of its
- * inode from 0 (or, for a released socket's entry, from the old inode) and
+ * inode word from 0 (or, for a released socket's entry, from the old
+ * inode) to sockshim_inode_claiming(inode), then published as the inode;
  * never locked: holders are claimed slot by slot with CAS, history steps by
  * an atomic index. Readers (the command) get a snapshot that may be a
  * moment stale, and reconcile it with /proc and the kernel. */
@@ -261,6 +297,9 @@ struct sockshim_holder {
 };
 
 _Static_assert(sizeof(struct sockshim_holder) == 32, "holder size");
+_Static_assert(__builtin_offsetof(struct sockshim_holder, since_ns) ==
+		       __builtin_offsetof(struct sockshim_holder, pad) + sizeof(uint16_t),
+	       "pad makes since_ns 8-aligned, nothing else");
 
 struct sockshim_step {
 	uint32_t seq;     /* index + 1 once written; 0 never */
@@ -275,19 +314,15 @@ struct sockshim_step {
 
 _Static_assert(sizeof(struct sockshim_step) == 40, "step size");
 
-#define SOCKSHIM_SOCK_LISTENER 0x1u
-#define SOCKSHIM_SOCK_LOCAL_KNOWN 0x2u
-#define SOCKSHIM_SOCK_PEER_KNOWN 0x4u
-
 struct sockshim_sock {
-	uint64_t inode;        /* the key; 0: never used */
+	uint64_t inode;        /* the key: see SOCKSHIM_INODE_CLAIMING */
 	uint64_t born_ns;
 	int32_t born_pid;
 	int32_t born_fd;
 	uint16_t born;         /* enum sockshim_born */
 	uint16_t family;
 	uint16_t socktype;
-	uint16_t flags;        /* SOCKSHIM_SOCK_* */
+	uint16_t flags;        /* SOCKSHIM_FLAG_* */
 	uint8_t local_ip[16];
 	uint8_t peer_ip[16];
 	uint16_t local_port;
@@ -310,6 +345,9 @@ struct sockshim_sock {
 };
 
 _Static_assert(sizeof(struct sockshim_sock) % 64 == 0, "ledger entries are cache-line sized");
+_Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
+		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),
+	       "no hidden padding at the end of a ledger entry");
 
 static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 {
@@ -373,7 +411,7 @@ _Static_assert(sizeof(struct sockshim_worker) == 64, "worker size");
 #define SOCKSHIM_WORKER_RECYCLING UINT64_C(1)
 
 struct sockshim_listener {
-	uint64_t inode;      /* the key; 0: unused */
+	uint64_t inode;      /* the key: see SOCKSHIM_INODE_CLAIMING */
 	uint16_t family;
 	uint16_t mode;       /* enum sockshim_accept_mode of its first user */
 	uint16_t local_port;
@@ -432,6 +470,22 @@ struct sockshim_listener {
 };
 
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
+_Static_assert(__builtin_offsetof(struct sockshim_listener, local_ip) ==
+		       __builtin_offsetof(struct sockshim_listener, pad0) + sizeof(uint16_t) &&
+	       __builtin_offsetof(struct sockshim_listener, local_ip) % 8 == 0,
+	       "pad0 makes local_ip 8-aligned (readers load it as two words)");
+_Static_assert(__builtin_offsetof(struct sockshim_listener, bypass_since_ns) ==
+		       __builtin_offsetof(struct sockshim_listener, pad1) + sizeof(uint16_t) &&
+	       __builtin_offsetof(struct sockshim_listener, bypass_since_ns) % 8 == 0,
+	       "pad1 makes bypass_since_ns 8-aligned");
+_Static_assert(__builtin_offsetof(struct sockshim_listener, workers) % 64 == 0 &&
+	       __builtin_offsetof(struct sockshim_listener, retired) ==
+		       __builtin_offsetof(struct sockshim_listener, workers) +
+			       SOCKSHIM_WORKERS * sizeof(struct sockshim_worker) &&
+	       sizeof(struct sockshim_listener) ==
+		       __builtin_offsetof(struct sockshim_listener, retired) +
+			       sizeof(struct sockshim_worker),
+	       "worker rows on their own cache lines, nothing after the retired row");
 
 /* ---- The holder pool: the holders of sockets whose SOCKSHIM_HOLDERS
  * slots are taken (a listener in every worker of a big pool). As many
@@ -446,6 +500,8 @@ struct sockshim_pooled_holder {
 };
 
 _Static_assert(sizeof(struct sockshim_pooled_holder) == 40, "pooled holder size");
+_Static_assert(__builtin_offsetof(struct sockshim_pooled_holder, h) == 8,
+	       "pad makes the holder 8-aligned");
 
 #define SOCKSHIM_POOL_PROBE 64
 
@@ -485,6 +541,11 @@ struct sockshim_proc {
 };
 
 _Static_assert(sizeof(struct sockshim_proc) == 256, "a process entry is four cache lines");
+_Static_assert(__builtin_offsetof(struct sockshim_proc, held) ==
+		       __builtin_offsetof(struct sockshim_proc, pad) + sizeof(uint64_t) &&
+	       sizeof(struct sockshim_proc) == __builtin_offsetof(struct sockshim_proc, held) +
+						      SOCKSHIM_PROC_HELD * sizeof(uint64_t),
+	       "pad and SOCKSHIM_PROC_HELD fill the process entry exactly");
 
 static inline uint32_t sockshim_proc_hash(int32_t pid)
 {
@@ -525,7 +586,13 @@ struct sockshim_header {
 	uint64_t pool_offset;          /* bytes from the segment start, 64-aligned */
 	uint32_t pool_capacity;        /* holders: ledger_capacity */
 	uint32_t pooled_entry_size;    /* sizeof(struct sockshim_pooled_holder) */
-	uint8_t reserved0[256 - 64 - (SOCKSHIM_SESSION_MAX + 1) - 16 - 7 - 24 - 16 - 16 - 16];
+	/* Claims of a ledger or listener entry that gave up waiting for
+	 * another claimer of the same socket to publish it (killed or
+	 * stopped mid-fill), the socket then not recorded there (counted in
+	 * ledger_full or listeners_full too). Here, not with the producers'
+	 * counters below: it moves only when something went wrong. */
+	uint64_t claims_stalled;
+	uint8_t reserved0[40];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -540,11 +607,33 @@ struct sockshim_header {
 	uint64_t procs_reaped;     /* processes whose holds their reaper released */
 };
 
-_Static_assert(sizeof(struct sockshim_header) == 384, "header size is fixed");
-_Static_assert(__builtin_offsetof(struct sockshim_header, ledger_offset) % 8 == 0,
-	       "ledger_offset aligned");
-_Static_assert(__builtin_offsetof(struct sockshim_header, ring_head) % 64 == 0,
-	       "ring_head on its own cache line");
+/* The header's padding, checked rather than computed: pad0 aligns
+ * ledger_offset, reserved0 ends the creator's part at 256, pad1 gives
+ * ring_head its cache line, the counters fill the last one. */
+#define SOCKSHIM_HDR_OFF(f) __builtin_offsetof(struct sockshim_header, f)
+#define SOCKSHIM_HDR_SIZE(f) sizeof(((struct sockshim_header *)0)->f)
+_Static_assert(SOCKSHIM_HDR_OFF(ledger_offset) ==
+		       SOCKSHIM_HDR_OFF(pad0) + SOCKSHIM_HDR_SIZE(pad0) &&
+	       SOCKSHIM_HDR_OFF(pad0) == SOCKSHIM_HDR_OFF(creator_comm) +
+						SOCKSHIM_HDR_SIZE(creator_comm) &&
+	       SOCKSHIM_HDR_OFF(ledger_offset) % 8 == 0,
+	       "pad0 makes ledger_offset 8-aligned, no more");
+_Static_assert(SOCKSHIM_HDR_OFF(claims_stalled) % 8 == 0 &&
+		       SOCKSHIM_HDR_OFF(reserved0) == SOCKSHIM_HDR_OFF(claims_stalled) + 8 &&
+		       SOCKSHIM_HDR_OFF(reserved0) + SOCKSHIM_HDR_SIZE(reserved0) == 256 &&
+		       SOCKSHIM_HDR_OFF(ring_head) == 256,
+	       "reserved0 ends the creator's part at 256 bytes");
+_Static_assert(SOCKSHIM_HDR_OFF(pad1) == SOCKSHIM_HDR_OFF(ring_head) + 8 &&
+		       SOCKSHIM_HDR_OFF(fd_overflow) ==
+			       SOCKSHIM_HDR_OFF(pad1) + SOCKSHIM_HDR_SIZE(pad1) &&
+		       SOCKSHIM_HDR_OFF(fd_overflow) == SOCKSHIM_HDR_OFF(ring_head) + 64,
+	       "ring_head alone on its cache line");
+_Static_assert(sizeof(struct sockshim_header) == SOCKSHIM_HDR_OFF(procs_reaped) + 8 &&
+		       sizeof(struct sockshim_header) == SOCKSHIM_HDR_OFF(fd_overflow) + 64 &&
+		       sizeof(struct sockshim_header) == 384,
+	       "the counters fill the header's last cache line exactly");
+#undef SOCKSHIM_HDR_OFF
+#undef SOCKSHIM_HDR_SIZE
 
 /* Stamps: ticket t is being written, or published. */
 static inline uint64_t sockshim_stamp_writing(uint64_t ticket) { return 2 * ticket + 1; }

@@ -14,9 +14,6 @@
 
 #include "sockshim/layout.h"
 
-/* Being initialised by its claimer (shim/listeners.c): not a listener yet. */
-#define INODE_RESERVED UINT64_MAX
-
 static uint64_t load(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -67,7 +64,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < h->listeners_capacity; i++) {
 		uint64_t inode = load(&t[i].inode);
 
-		if (!inode || inode == INODE_RESERVED)
+		/* Unused, or being filled in by its claimer: not a listener yet. */
+		if (!sockshim_inode_in_use(inode))
 			continue;
 		n++;
 		calls += load(&t[i].accept_calls);

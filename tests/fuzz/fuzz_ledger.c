@@ -23,9 +23,8 @@
 
 #define RING_CAP (1u << SOCKSHIM_RING_MIN_SHIFT)
 #define CAP (1u << SOCKSHIM_LEDGER_MIN_SHIFT)
-/* As ledger_read.c: the inode of an entry being (re)initialised, and the
- * slack before a birth within which holders and steps still count. */
-#define INODE_RESERVED UINT64_MAX
+/* As ledger_read.c: the slack before a birth within which holders and
+ * steps still count. */
 #define BIRTH_SLACK_NS 1000000ULL
 /* A path line of `holders`: as long as a terminal line may be. */
 #define PATH_LINE FMT_LINE_MAX
@@ -83,7 +82,7 @@ static void check_sock(const struct ledger_sock *s)
 	const char *comm;
 	unsigned i;
 
-	FUZZ_CHECK(s->inode && s->inode != INODE_RESERVED, "entry with inode %llu taken",
+	FUZZ_CHECK(sockshim_inode_in_use(s->inode), "entry with inode %llu taken",
 		   (unsigned long long)s->inode);
 	FUZZ_CHECK(s->born < SOCKSHIM_BORN_COUNT, "born %u", s->born);
 	FUZZ_CHECK(ledger_born_name(s->born) && ledger_born_verb(s->born), "no name for born");
@@ -158,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_bytes(&in, &table[slot], sizeof(table[slot]));
 	}
 	for (i = 0; i < CAP; i++)
-		used += table[i].inode && table[i].inode != INODE_RESERVED;
+		used += sockshim_inode_in_use(table[i].inode);
 
 	if (flags & 1)
 		rc = ledger_snapshot_some(&map, &snap, keep_odd, NULL);

@@ -136,7 +136,7 @@ static void check_listener(const struct stats_listener *s, uint64_t now)
 	size_t n, i, k;
 	double j;
 
-	FUZZ_CHECK(s->inode && s->inode != STATS_INODE_CLAIMING, "inode %llu read",
+	FUZZ_CHECK(sockshim_inode_in_use(s->inode), "inode %llu read",
 		   (unsigned long long)s->inode);
 	FUZZ_CHECK(s->nworkers + s->bad_workers <= SOCKSHIM_WORKERS, "%u + %u workers",
 		   s->nworkers, s->bad_workers);
@@ -210,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++) {
 		size_t j;
 
-		if (!table[i].inode || table[i].inode == STATS_INODE_CLAIMING)
+		if (!sockshim_inode_in_use(table[i].inode))
 			continue;
 		for (j = 0; j < i && table[j].inode != table[i].inode; j++)
 			;

@@ -63,7 +63,9 @@ int main(void)
 	       (unsigned long long)SOCKSHIM_MAGIC, SOCKSHIM_LAYOUT_VERSION);
 	printf("\"OBSERVE\": %d, \"SERIALIZE\": %d, \"OFF\": %d,\n", SOCKSHIM_ACCEPT_OBSERVE,
 	       SOCKSHIM_ACCEPT_SERIALIZE, SOCKSHIM_ACCEPT_OFF);
-	printf("\"RECYCLING\": %llu,\n", (unsigned long long)SOCKSHIM_WORKER_RECYCLING);
+	printf("\"RECYCLING\": %llu, \"CLAIMING\": %llu,\n",
+	       (unsigned long long)SOCKSHIM_WORKER_RECYCLING,
+	       (unsigned long long)SOCKSHIM_INODE_CLAIMING);
 #ifndef SYS_select
 #define SYS_select -1
 #endif
@@ -140,7 +142,7 @@ def raw_listeners(ctx, session):
     for i in range(cap):
         base = off + i * size
         inode = _u(lay, "L.inode", data, base)
-        if inode == 0:
+        if inode == 0 or inode & lay["CLAIMING"]:  # unused, or still being filled in
             continue
         e = {"index": i, "inode": inode, "family": _u(lay, "L.family", data, base)}
         mode = _u(lay, "L.mode", data, base)

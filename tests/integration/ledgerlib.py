@@ -34,6 +34,7 @@ _PROBE = r"""
 #define PH struct sockshim_pooled_holder
 #define F(T, f, fmt) printf("\"%s.%s\": [%zu, \"%s\"],\n", #T, #f, offsetof(T, f), fmt)
 #define C(name) printf("\"%s\": %lld,\n", #name, (long long)(name))
+#define U(name) printf("\"%s\": %llu,\n", #name, (unsigned long long)(name))
 int main(void)
 {
 	printf("{\n");
@@ -62,7 +63,8 @@ int main(void)
 	printf("\"ST.comm\": [%zu, \"%zus\"],\n", offsetof(ST, comm), sizeof(((ST *)0)->comm));
 	C(SOCKSHIM_HOLDERS); C(SOCKSHIM_STEPS); C(SOCKSHIM_HOLDER_LIVE);
 	C(SOCKSHIM_BORN_COUNT); C(SOCKSHIM_HOW_COUNT); C(SOCKSHIM_STEP_COUNT);
-	C(SOCKSHIM_SOCK_LISTENER); C(SOCKSHIM_SOCK_LOCAL_KNOWN); C(SOCKSHIM_SOCK_PEER_KNOWN);
+	C(SOCKSHIM_FLAG_LISTENER); C(SOCKSHIM_FLAG_LOCAL_KNOWN); C(SOCKSHIM_FLAG_PEER_KNOWN);
+	U(SOCKSHIM_INODE_CLAIMING);
 	C(SOCKSHIM_LEDGER_DEFAULT); C(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION);
 	C(SOCKSHIM_BORN_INHERITED); C(SOCKSHIM_HOW_INHERITED); C(SOCKSHIM_STEP_EXIT);
 	printf("\"SIZEOF_SOCK\": %zu, \"SIZEOF_HOLDER\": %zu, \"SIZEOF_STEP\": %zu,\n",
@@ -143,7 +145,7 @@ class RawLedger:
         for i in range(cap):
             base = off + i * esz
             inode = _g(lay, "S.inode", data, base)
-            if not inode or inode == 2 ** 64 - 1:
+            if not inode or inode & lay["SOCKSHIM_INODE_CLAIMING"]:  # still being filled in
                 continue
             e = {k.split(".", 1)[1]: _g(lay, k, data, base) for k in lay
                  if k.startswith("S.") and k not in ("S.holders", "S.steps")}
@@ -152,10 +154,10 @@ class RawLedger:
             e["callsite_module"] = e["callsite_module"].split(b"\0", 1)[0].decode(
                 "utf-8", "replace")
             e["local"] = _addr(e["family"], e["local_ip"], e["local_port"]) \
-                if e["flags"] & lay["SOCKSHIM_SOCK_LOCAL_KNOWN"] else None
+                if e["flags"] & lay["SOCKSHIM_FLAG_LOCAL_KNOWN"] else None
             e["peer"] = _addr(e["family"], e["peer_ip"], e["peer_port"]) \
-                if e["flags"] & lay["SOCKSHIM_SOCK_PEER_KNOWN"] else None
-            e["listener"] = bool(e["flags"] & lay["SOCKSHIM_SOCK_LISTENER"])
+                if e["flags"] & lay["SOCKSHIM_FLAG_PEER_KNOWN"] else None
+            e["listener"] = bool(e["flags"] & lay["SOCKSHIM_FLAG_LISTENER"])
             holders = []
             for j in range(lay["SOCKSHIM_HOLDERS"]):
                 hd = _holder(lay, data, base + hoff + j * hsz)

@@ -109,8 +109,8 @@ int main(void)
 	printf("\"published_7\": %llu, \"ev_count\": %d, \"ev_inherit\": %d,\n",
 	       (unsigned long long)sockshim_stamp_published(7), SOCKSHIM_EV_COUNT,
 	       SOCKSHIM_EV_INHERIT);
-	printf("\"rf_peer\": %d, \"rf_local\": %d, \"rf_listener\": %d, \"via_count\": %d}\n",
-	       SOCKSHIM_RF_PEER_KNOWN, SOCKSHIM_RF_LOCAL_KNOWN, SOCKSHIM_RF_LISTENER,
+	printf("\"flag_peer\": %u, \"flag_local\": %u, \"flag_listener\": %u, \"via_count\": %d}\n",
+	       SOCKSHIM_FLAG_PEER_KNOWN, SOCKSHIM_FLAG_LOCAL_KNOWN, SOCKSHIM_FLAG_LISTENER,
 	       SOCKSHIM_CLOSE_VIA_COUNT);
 	return 0;
 }
@@ -170,10 +170,10 @@ def decode_record(lay, buf, off, seq):
         "inode": g["inode"],
         "family": _name(FAMILY_NAMES, family), "socktype": _name(SOCKTYPE_NAMES, g["socktype"]),
         "local": _fmt_addr(family, g["local_ip"], g["local_port"])
-        if flags & lay["rf_local"] else None,
+        if flags & lay["flag_local"] else None,
         "peer": _fmt_addr(family, g["peer_ip"], g["peer_port"])
-        if flags & lay["rf_peer"] else None,
-        "listener": bool(flags & lay["rf_listener"]), "ret": g["ret"], "errno": g["err"],
+        if flags & lay["flag_peer"] else None,
+        "listener": bool(flags & lay["flag_listener"]), "ret": g["ret"], "errno": g["err"],
     }
 
     def d(name):

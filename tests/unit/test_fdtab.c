@@ -83,7 +83,7 @@ static void test_fdtab_listeners_seen(void **state)
 	assert_int_equal(fdtab_set(40, &e), 0);
 	fdtab_flags_or(40, FDT_NONBLOCK);
 	assert_false(fdtab_listeners_seen());
-	fdtab_flags_or(40, FDT_LISTENER);
+	fdtab_flags_or(40, SOCKSHIM_FLAG_LISTENER);
 	assert_true(fdtab_listeners_seen());
 	assert_int_equal(fdtab_take(40, &out), 1);
 	assert_true(fdtab_listeners_seen());
@@ -105,7 +105,7 @@ static void test_fdtab_init_keeps_first_capacity(void **state)
 
 static void test_fdtab_set_get_take(void **state)
 {
-	struct fd_entry e = entry(0x1122334455667788ull, FDT_LISTENER | FDT_CLOEXEC), out;
+	struct fd_entry e = entry(0x1122334455667788ull, SOCKSHIM_FLAG_LISTENER | FDT_CLOEXEC), out;
 	struct fd_entry e2 = entry(77, 0);
 
 	(void)state;
@@ -217,9 +217,9 @@ static void test_fdtab_flags_return_previous(void **state)
 	assert_int_equal(fdtab_take(20, &out), 1);
 	assert_int_equal(out.flags, 0);
 	/* A new socket on the same fd starts from its own flags. */
-	e = entry(12, FDT_LISTENER);
+	e = entry(12, SOCKSHIM_FLAG_LISTENER);
 	assert_int_equal(fdtab_set(20, &e), 0);
-	assert_int_equal(fdtab_flags_or(20, 0), FDT_LISTENER);
+	assert_int_equal(fdtab_flags_or(20, 0), SOCKSHIM_FLAG_LISTENER);
 	assert_int_equal(fdtab_take(20, NULL), 1);
 }
 
@@ -420,9 +420,9 @@ static void test_fdtab_concurrent_overflow_count(void **state)
 
 static void test_fdtab_concurrent_flags(void **state)
 {
-	struct fd_entry e = entry(31, FDT_LISTENER), out;
+	struct fd_entry e = entry(31, SOCKSHIM_FLAG_LISTENER), out;
 	pthread_t th[NTHREADS];
-	uint64_t want = FDT_LISTENER;
+	uint64_t want = SOCKSHIM_FLAG_LISTENER;
 	int i;
 
 	(void)state;

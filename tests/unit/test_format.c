@@ -43,7 +43,7 @@ static void rec_inet(struct sockshim_record *r)
 	inet_pton(AF_INET, "10.1.2.3", r->peer_ip);
 	r->local_port = 8080;
 	r->peer_port = 51234;
-	r->flags = SOCKSHIM_RF_LOCAL_KNOWN | SOCKSHIM_RF_PEER_KNOWN;
+	r->flags = SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN;
 }
 
 static void test_event_names(void **state)
@@ -106,7 +106,7 @@ static void test_addresses(void **state)
 	assert_int_equal(fmt_addr(buf, sizeof(buf), &r, 1), 1);
 	assert_string_equal(buf, "127.0.0.1:65535");
 
-	r.flags = SOCKSHIM_RF_LOCAL_KNOWN;
+	r.flags = SOCKSHIM_FLAG_LOCAL_KNOWN;
 	assert_int_equal(fmt_addr(buf, sizeof(buf), &r, 1), 0);
 	assert_string_equal(buf, "-");
 	r.family = AF_UNIX;
@@ -265,7 +265,7 @@ static void test_table_rows(void **state)
 
 	rec_init(&r, SOCKSHIM_EV_CONNECT);
 	rec_inet(&r);
-	r.flags = SOCKSHIM_RF_LOCAL_KNOWN;
+	r.flags = SOCKSHIM_FLAG_LOCAL_KNOWN;
 	r.ret = -1;
 	r.err = ECONNREFUSED;
 	fmt_table_row(row, sizeof(row), &r, &clockref);

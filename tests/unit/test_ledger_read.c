@@ -325,12 +325,14 @@ static void test_reserved_and_empty(void **state)
 	/* The shim's "being initialised": an entry whose claimer has not
 	 * published its inode yet. */
 	s = plant(&f->m, 4243, SOCKSHIM_BORN_SOCKET, 1, 4, NULL);
-	s->inode = UINT64_MAX;
+	s->inode = sockshim_inode_claiming(4243);
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	assert_int_equal(snap.n, 1);
 	assert_non_null(ledger_find(&snap, 4242));
 	ledger_snap_free(&snap);
 	memset(&raw, 0, sizeof(raw));
+	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	raw.inode = sockshim_inode_claiming(4243);
 	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
 	raw.inode = UINT64_MAX;
 	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
