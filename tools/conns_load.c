@@ -66,7 +66,7 @@ static const struct ledger_sock *entry_for(const struct conns_ctx *c, const stru
 	ls = ledger_find(&c->snap, k->inode);
 	if (!ls || !is_tcp(ls))
 		return NULL;
-	if ((ls->flags & SOCKSHIM_SOCK_PEER_KNOWN) &&
+	if ((ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) &&
 	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
 		return NULL;
 	return ls;
@@ -84,7 +84,7 @@ static const struct ledger_sock *queued_on(const struct conns_ctx *c, const stru
 	for (i = 0; i < c->snap.n; i++) {
 		const struct ledger_sock *l = &c->snap.v[i];
 
-		if ((l->flags & SOCKSHIM_SOCK_LISTENER) && l->refs > 0 && is_tcp(l) &&
+		if ((l->flags & SOCKSHIM_FLAG_LISTENER) && l->refs > 0 && is_tcp(l) &&
 		    l->local_port == k->sport &&
 		    sockdiag_addr_covers(l->family, l->local_ip, k->family, k->src))
 			return l;
@@ -116,7 +116,7 @@ static void judge(const struct conns_ctx *c, struct conn_item *it)
  * shown? */
 static int forgotten_shown(const struct conns_ctx *c, const struct ledger_sock *ls)
 {
-	if (!is_tcp(ls) || !(ls->flags & (SOCKSHIM_SOCK_PEER_KNOWN | SOCKSHIM_SOCK_LISTENER)))
+	if (!is_tcp(ls) || !(ls->flags & (SOCKSHIM_FLAG_PEER_KNOWN | SOCKSHIM_FLAG_LISTENER)))
 		return 0;
 	if (c->o->all || !ls->released_ns)
 		return 1;

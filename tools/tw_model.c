@@ -180,7 +180,7 @@ static void tuple_key(uint8_t key[36], unsigned family, const uint8_t *lip, unsi
 
 static int addressed_tcp(const struct ledger_sock *ls)
 {
-	unsigned both = SOCKSHIM_SOCK_LOCAL_KNOWN | SOCKSHIM_SOCK_PEER_KNOWN;
+	unsigned both = SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN;
 
 	return ls->socktype == SOCK_STREAM && (ls->family == AF_INET || ls->family == AF_INET6) &&
 	       (ls->flags & both) == both && ls->local_port && ls->peer_port;

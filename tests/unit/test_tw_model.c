@@ -114,7 +114,7 @@ static void mk(struct ledger_sock *ls, unsigned how, pid_t pid, unsigned lport, 
 	ls->born_ns = born;
 	ls->family = AF_INET;
 	ls->socktype = SOCK_STREAM;
-	ls->flags = SOCKSHIM_SOCK_LOCAL_KNOWN | SOCKSHIM_SOCK_PEER_KNOWN;
+	ls->flags = SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN;
 	memcpy(ls->local_ip, lo, 4);
 	memcpy(ls->peer_ip, lo, 4);
 	ls->peer_ip[3] = peer;
