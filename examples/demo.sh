@@ -92,8 +92,9 @@ fi
 echo
 echo "== sockshim run --session $S-client -- demo_client -n 100   (a client with one connection per request)"
 start_server "$S-tw" observe -w 2
-"$BUILD/sockshim" run --session "$S-client" --keep -- \
-	"$BUILD/examples/demo_client" -p "$PORT" -n 100 2>/dev/null | tail -n 1
+answered=$("$BUILD/sockshim" run --session "$S-client" --keep -- \
+	"$BUILD/examples/demo_client" -p "$PORT" -n 100 2>/dev/null | grep -c "hello from") || true
+echo "$answered of 100 connections answered"
 sleep 0.2 # the server's last closes: until then the client is in FIN_WAIT2
 stop_server
 echo "== sockshim timewait --session $S-client   (who leaves TIME_WAIT sockets, and what to do)"
