@@ -1,8 +1,10 @@
 """make install puts the command, the library and the man page where
 PREFIX/DESTDIR say, and the installed command finds the installed library;
-make demo runs to the end and shows accepts."""
+make demo runs to the end and shows accepts, the herd's figures and the
+client sockshim timewait names."""
 
 import os
+import re
 import subprocess
 
 import lib
@@ -54,3 +56,18 @@ def test_make_demo(ctx):
     table = text.split("sockshim events --session", 1)[1]
     assert table.count(" accept ") >= 5, text
     assert table.count(" peer_eof ") >= 5, text
+    # The herd of workers waiting in poll: counted in observe, next to the
+    # server's own count and CPU; then the short-connection client named by
+    # timewait. (How many spurious wakeups varies with the load: test_herd.)
+    if "== --accept observe" in text:
+        for mode in ("observe", "serialize"):
+            section = text.split("== --accept %s" % mode, 1)[1]
+            assert "spurious/accept" in section, section
+            assert "prefork_server: 4 workers (poll): 200 accepts" in section, section
+        assert re.search(r"== the herd: spurious wakeups per accept: observe [0-9.]+, "
+                         r"serialize [0-9.]+; workers' CPU per accept", text), text
+    tw = text.split("sockshim timewait --session", 1)[1]
+    assert re.search(r"\n +\d+  client  127\.0\.0\.1:\* ", tw), tw
+    assert re.search(r"created by: demo_client \d+", tw), tw
+    assert "born by connect" in tw and "examples/demo_client.c:" in tw, tw
+    assert "remedy: this client closes first" in tw, tw
