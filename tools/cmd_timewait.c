@@ -153,7 +153,7 @@ static int load(struct tw_ctx *c, struct seg_map *m)
 	struct timespec ts;
 	int rc;
 
-	rc = sockdiag_dump(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
+	rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
 				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "

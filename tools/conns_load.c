@@ -137,6 +137,8 @@ static int join(struct conns_ctx *c)
 	for (i = 0; i < c->kern.n; i++) {
 		struct conn_item *it = &c->items[c->n];
 
+		/* A slot a skipped socket wrote is the next one's: start clean. */
+		memset(it, 0, sizeof(*it));
 		it->k = &c->kern.v[i];
 		it->ls = entry_for(c, it->k);
 		if (!it->ls)
@@ -155,6 +157,7 @@ static int join(struct conns_ctx *c)
 
 		if (seen[i] || !forgotten_shown(c, &c->snap.v[i]))
 			continue;
+		memset(it, 0, sizeof(*it));
 		it->ls = &c->snap.v[i];
 		it->state = CONN_GONE;
 		judge(c, it);
@@ -171,7 +174,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	struct timespec ts;
 	int rc;
 
-	rc = sockdiag_dump((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
+	rc = sockdiag_dump_settled((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
 				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "

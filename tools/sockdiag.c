@@ -269,6 +269,59 @@ static int family_idle(uint8_t family, uint32_t states)
 	return sockdiag_sockstat_inuse(text, family == AF_INET6 ? "TCP6" : "TCP") == 0;
 }
 
+/* Orders sockets by what makes them one: family and addresses (one
+ * connection has them alone, whether it has an inode still or is in
+ * TIME_WAIT already), and for listeners the inode (SO_REUSEPORT ones share
+ * their addresses). */
+static uint64_t identity_inode(const struct sockdiag_sock *s)
+{
+	return s->state == SOCKDIAG_LISTEN ? s->inode : 0;
+}
+
+static int by_identity(const void *a, const void *b)
+{
+	const struct sockdiag_sock *x = a, *y = b;
+	int c;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if (x->sport != y->sport)
+		return x->sport < y->sport ? -1 : 1;
+	if (x->dport != y->dport)
+		return x->dport < y->dport ? -1 : 1;
+	c = memcmp(x->src, y->src, sizeof(x->src));
+	if (!c)
+		c = memcmp(x->dst, y->dst, sizeof(x->dst));
+	if (c)
+		return c;
+	return (identity_inode(x) > identity_inode(y)) - (identity_inode(x) < identity_inode(y));
+}
+
+int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+{
+	struct sockdiag_list again = {0};
+	size_t keep = out->n, first, i;
+	int rc;
+
+	rc = sockdiag_dump(states_mask, want_info, out);
+	if (rc)
+		return rc;
+	rc = sockdiag_dump(states_mask, want_info, &again);
+	if (rc) {
+		out->n = keep;
+		return rc;
+	}
+	first = out->n;
+	qsort(out->v + keep, first - keep, sizeof(*out->v), by_identity);
+	for (i = 0; i < again.n && !rc; i++)
+		if (!bsearch(&again.v[i], out->v + keep, first - keep, sizeof(*out->v), by_identity))
+			rc = push(out, &again.v[i]);
+	sockdiag_list_free(&again);
+	if (rc)
+		out->n = keep;
+	return rc;
+}
+
 int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out)
 {
 	size_t keep = out->n;
