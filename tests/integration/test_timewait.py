@@ -125,8 +125,11 @@ def test_timewait_server_nginx(ctx):
     assert attributed + len(other) == kernel, (attributed, len(other), kernel)
     assert other == [], "TIME_WAIT sockets on nginx's port not attributed: %s" % other[:5]
     # The readiness requests (at least one) and ours, each one connection;
-    # a client port used again while its TIME_WAIT lasted ends that one.
-    assert SERVER_REQUESTS * 0.95 <= kernel <= SERVER_REQUESTS + 50, kernel
+    # a client port used again while its TIME_WAIT lasted ends that one
+    # (loopback reuses TIME_WAIT ports: 201 of 3,000 once, with other
+    # suites making connections on the host). The exact check is the one
+    # above, against the kernel's own count.
+    assert SERVER_REQUESTS * 0.8 <= kernel <= SERVER_REQUESTS + 50, kernel
     pids = {p["pid"] for g in mine for p in g["pids"]}
     assert len(pids) >= 2, "all connections went to one worker: %s" % pids
     print("nginx: %d requests in %.1fs; %d TIME_WAIT on port %d, %d attributed to %d workers, "
