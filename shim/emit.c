@@ -7,6 +7,7 @@
 #include "emit.h"
 #include "ring.h"
 #include "vfork.h"
+#include "sockshim/clock.h"
 
 struct seg_map shim_seg;
 pid_t shim_pid;
@@ -48,10 +49,7 @@ void record_from_entry(struct sockshim_record *r, const struct fd_entry *e)
 
 uint64_t emit_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return sockshim_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* Inlined into both callers: emit_record, on every hot path, pays

@@ -14,6 +14,7 @@
 #include "sockshim/rawio.h"
 #include "sockshim/seg_guard.h"
 #include "sockshim/segment.h"
+#include "sockshim/clock.h"
 
 static void say(char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -100,10 +101,7 @@ int seg_path(char *buf, size_t len, uid_t uid, const char *name)
 
 static int64_t clock_ns(clockid_t id)
 {
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)sockshim_clock_ns(id);
 }
 
 static void header_init(struct sockshim_header *h, const char *name,

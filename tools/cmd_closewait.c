@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "closewait.h"
+#include "sockshim/clock.h"
 
 #define NS_PER_SEC 1000000000LL
 
@@ -85,13 +86,6 @@ static int parse_opts(int argc, char **argv, struct cw_opts *o)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	return 0;
 }
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
 int cmd_closewait(int argc, char **argv)
 {
 	struct cw_opts o;
@@ -110,7 +104,7 @@ int cmd_closewait(int argc, char **argv)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	rc = cw_load(&c, &m);
-	c.now_ns = mono_now();
+	c.now_ns = (int64_t)sockshim_clock_ns(CLOCK_MONOTONIC);
 	if (!rc)
 		rc = cw_report(&c);
 	else

@@ -19,6 +19,7 @@
 #include "session.h"
 #include "session_watch.h"
 #include "sockshim/seg_guard.h"
+#include "sockshim/clock.h"
 
 /* Long enough to cost nothing while idle, short enough to feel live. */
 #define FOLLOW_SLEEP_NS (20 * 1000000L)
@@ -238,10 +239,7 @@ static void on_record(struct events_out *out, const struct sockshim_record *r)
 
 static int64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)sockshim_clock_ns(CLOCK_MONOTONIC);
 }
 
 static void nap(long ns)

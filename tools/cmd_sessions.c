@@ -17,6 +17,7 @@
 #include "format.h"
 #include "session.h"
 #include "shm_users.h"
+#include "sockshim/clock.h"
 
 /* One file of ours in /dev/shm. NAME is what follows "sockshim.<uid>.". */
 struct seg_file {
@@ -187,13 +188,6 @@ static void inspect(const struct seg_file *f, const struct shm_users *users,
 	seg_unmap(&m);
 }
 
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The table's columns: SESSION and CREATOR as wide as the widest. */
 #define SESS_FMT "%-*s %6s %8s %10s %-*s %7s %5s %s\n"
@@ -344,7 +338,7 @@ int cmd_sessions(int argc, char **argv)
 	struct seg_file *files = NULL;
 	struct seg_info *infos = NULL;
 	struct sess_widths w = {7, 7}; /* "SESSION", "CREATOR" */
-	int64_t now = realtime_ns();
+	int64_t now = (int64_t)sockshim_clock_ns(CLOCK_REALTIME);
 	int json = 0, c, rc, shown = 0;
 	size_t n = 0, i;
 

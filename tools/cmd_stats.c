@@ -28,6 +28,7 @@
 #include "sockdiag.h"
 #include "stats_model.h"
 #include "stats_print.h"
+#include "sockshim/clock.h"
 
 /* --watch bounds: faster than 10 Hz is a busy loop for a terminal; a day
  * is the longest interval anyone means. */
@@ -122,13 +123,6 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 	return 0;
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Has thread TID of process PID ended? Its /proc entry is gone, or it is
  * dead; not when /proc cannot tell (no /proc, another pid namespace's
@@ -154,8 +148,8 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 	int rc;
 
 	stats_read_table(seg_listeners(m), SOCKSHIM_LISTENERS, tmp, &f->n);
-	f->now_ns = clock_ns(CLOCK_MONOTONIC);
-	f->real_ns = (int64_t)clock_ns(CLOCK_REALTIME);
+	f->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
+	f->real_ns = (int64_t)sockshim_clock_ns(CLOCK_REALTIME);
 	f->diag_failed = 0;
 	rc = f->n ? sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern) : 0;
 	if (rc == -ENOMEM)

@@ -22,6 +22,7 @@
 #include "sockview.h"
 #include "symbolize.h"
 #include "tw_model.h"
+#include "sockshim/clock.h"
 
 #define PORT_RANGE_PATH "/proc/sys/net/ipv4/ip_local_port_range"
 /* Room for a process's command line as shown. */
@@ -150,7 +151,6 @@ static void read_cmdline(pid_t pid, char *buf, size_t len)
 
 static int load(struct tw_ctx *c, struct seg_map *m)
 {
-	struct timespec ts;
 	int rc;
 
 	rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
@@ -167,8 +167,7 @@ static int load(struct tw_ctx *c, struct seg_map *m)
 			c->session, strerror(-rc));
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->now_ns = (uint64_t)ts.tv_sec * TW_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	read_port_range(c);
 	rc = symbolizer_new(&c->sym);
 	if (!rc)

@@ -15,6 +15,7 @@
 
 #include "bigmem.h"
 #include "conns.h"
+#include "sockshim/clock.h"
 
 #define FIN_TIMEOUT_PATH "/proc/sys/net/ipv4/tcp_fin_timeout"
 
@@ -171,7 +172,6 @@ static int join(struct conns_ctx *c)
  * the ledger by then, if the session saw it at all. */
 int conns_load(struct conns_ctx *c, struct seg_map *m)
 {
-	struct timespec ts;
 	int rc;
 
 	rc = sockdiag_dump_settled((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
@@ -195,8 +195,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	c->fin_timeout_s = read_fin_timeout();
 	rc = symbolizer_new(&c->sym);
 	if (!rc)
