@@ -128,9 +128,9 @@ def main():
     ap.add_argument("--valgrind", action="store_true", help="run the C test programs under valgrind")
     ap.add_argument("-k", action="append", default=[], metavar="PATTERN",
                     help="run only tests whose name contains PATTERN (or matches the glob)")
-    ap.add_argument("--events", choices=["command", "raw", "auto"], default="command",
-                    help="read events with `sockshim events` (default), straight from "
-                         "the segment, or the command when it is ready")
+    ap.add_argument("--events", choices=["command", "raw"], default="command",
+                    help="read events with `sockshim events` (default) or straight from "
+                         "the segment")
     ap.add_argument("--keep", action="store_true", help="keep the files of failed tests")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     args = ap.parse_args()

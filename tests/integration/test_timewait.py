@@ -98,7 +98,7 @@ def test_timewait_server_nginx(ctx):
     acclib.wait_http(port, run, path="/ready", timeout=30)
     started = time.monotonic()
     for i in range(SERVER_REQUESTS):
-        st, _ = acclib.http_get(port, "/r%d" % i)
+        st, _ = lib.http_get(port, "/r%d" % i)
         assert st == 200, "request %d: status %d" % (i, st)
     took = time.monotonic() - started
     # nginx closes each connection after its answer (keepalive_timeout 0):
@@ -106,7 +106,7 @@ def test_timewait_server_nginx(ctx):
     kernel = _stable_count(lambda: len(_ss_time_wait(sport=port)), "TIME_WAIT on nginx's port")
     groups, summary, unattributed, tw_took = _timewait(ctx, session)
     assert len(_ss_time_wait(sport=port)) == kernel, "TIME_WAIT sockets left meanwhile"
-    workers = {p for p in acclib.descendants(run.pid)}
+    workers = {p for p in lib.descendants(run.pid)}
     mine = [g for g in groups if g["local"] == "127.0.0.1:%d" % port]
     assert mine, "no group on 127.0.0.1:%d: %s" % (port, groups)
     for g in mine:
