@@ -36,21 +36,13 @@ def _ss_time_wait(sport=None, dport=None):
     """The kernel's TIME_WAIT sockets with local port SPORT or peer port
     DPORT: [(local, peer)]."""
     filt = "( sport = :%d )" % sport if sport else "( dport = :%d )" % dport
-    r = subprocess.run(["ss", "-Htan", "state", "time-wait", filt], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode == 0, "ss: %s" % r.stderr.decode()
-    out = []
-    for line in r.stdout.decode().splitlines():
-        f = line.split()
-        if len(f) >= 4:
-            out.append((f[2], f[3]))
-    return out
+    return [(r["local"], r["peer"]) for r in lib.ss_tcp("state", "all", filt)
+            if r["state"] == "TIME-WAIT"]
 
 
 def _ss_count_states(dport, states):
-    r = subprocess.run(["ss", "-Htan", "state", "all", "( dport = :%d )" % dport],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    return sum(1 for line in r.stdout.decode().splitlines() if line.split()[0] in states)
+    return sum(1 for r in lib.ss_tcp("state", "all", "( dport = :%d )" % dport)
+               if r["state"] in states)
 
 
 def _timewait(ctx, session):
