@@ -14,7 +14,6 @@ import lib
 
 # How long the tests wait for a state they expect.
 WAIT = 15.0
-POLL = 0.05
 
 # ---------------------------------------------------------------------------
 # The command.
@@ -28,21 +27,6 @@ def holders_json(ctx, session, args=()):
 def closewait_json(ctx, session, args=()):
     r = lib.tool(ctx, ["closewait", "--session", session, "--json"] + list(args))
     return lib.json_lines(r.stdout, "sockshim closewait --json")
-
-
-def wait_for(fn, what, timeout=WAIT):
-    """Call FN until it returns something true; returns that. Fails after
-    TIMEOUT with WHAT and FN's last value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = fn()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError("waiting for %s: not after %.0fs (last: %r)"
-                                 % (what, timeout, last))
-        time.sleep(POLL)
 
 
 # ---------------------------------------------------------------------------
@@ -134,7 +118,7 @@ class Actors:
 
     def _gone(self, aid):
         pid = self.pids[aid]
-        wait_for(lambda: not lib.alive(pid), "actor %d (pid %d) to end" % (aid, pid))
+        lib.wait_for(lambda: not lib.alive(pid), "actor %d (pid %d) to end" % (aid, pid))
         if aid == 0:
             self.proc.wait(timeout=WAIT)
         self.dead.add(aid)

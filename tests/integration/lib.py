@@ -30,6 +30,21 @@ SHM_PREFIX = "sockshim."
 SESSION_MAX = 48  # SOCKSHIM_SESSION_MAX in include/sockshim/layout.h
 
 
+def wait_for(fn, what, timeout=15.0, poll=0.05):
+    """Call FN until it returns something true; returns that. Fails after
+    TIMEOUT with WHAT and FN's last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("waiting for %s: not after %.0fs (last: %r)"
+                                 % (what, timeout, last))
+        time.sleep(poll)
+
+
 def wait_for_file(path, proc, timeout, what):
     """Wait until PATH exists and is not empty (a server's port file),
     failing early if PROC exits. WHAT names the writer in errors."""

@@ -28,7 +28,8 @@ import time
 import lib
 import ledgerlib
 import srvlib
-from ledgerlib import WAIT, closewait_json, wait_for
+from ledgerlib import WAIT, closewait_json
+from lib import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Ages: the slack between our clock readings and the command's.

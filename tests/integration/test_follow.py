@@ -593,10 +593,6 @@ class Load:
         assert not any(t.is_alive() for t in self.threads), "load clients still running"
 
 
-def wait_until(fn, what, timeout=WAIT):
-    return ledgerlib.wait_for(fn, what, timeout)
-
-
 def nginx_upgrade(ctx, check):
     """nginx (daemon on, as the upgrade needs: a master whose parent is its
     starter ignores USR2) under `sockshim run --keep`; USR2 makes it execute
@@ -617,30 +613,30 @@ def nginx_upgrade(ctx, check):
     load = None
     try:
         assert srvlib.wait_exit(run, WAIT, "nginx's starter") == 0, ctx.output(run)
-        old = wait_until(lambda: read_pid(pidfile), "nginx.pid")
+        old = lib.wait_for(lambda: read_pid(pidfile), "nginx.pid")
         masters.append(old)
-        old_workers = wait_until(lambda: len(children_of(old)) == NGINX_WORKERS and
+        old_workers = lib.wait_for(lambda: len(children_of(old)) == NGINX_WORKERS and
                                  children_of(old), "the old master's workers")
         load = Load(port)
-        wait_until(lambda: load.answered >= 200 or load.errors, "load on the old workers")
+        lib.wait_for(lambda: load.answered >= 200 or load.errors, "load on the old workers")
         os.kill(old, signal.SIGUSR2)
-        new = wait_until(lambda: os.path.exists(pidfile + ".oldbin") and
+        new = lib.wait_for(lambda: os.path.exists(pidfile + ".oldbin") and
                          (read_pid(pidfile) or old) != old and read_pid(pidfile),
                          "the new master's nginx.pid")
         masters.append(new)
-        new_workers = wait_until(lambda: len(children_of(new)) == NGINX_WORKERS and
+        new_workers = lib.wait_for(lambda: len(children_of(new)) == NGINX_WORKERS and
                                  children_of(new), "the new master's workers")
         at_usr2 = load.answered
         os.kill(old, signal.SIGWINCH)
         # The new master is the old one's child too: wait for the workers.
-        wait_until(lambda: not lib.wait_gone(old_workers, timeout=0.1),
+        lib.wait_for(lambda: not lib.wait_gone(old_workers, timeout=0.1),
                    "the old workers to quit")
         at_winch = load.answered
-        wait_until(lambda: load.answered >= at_winch + 300 or load.errors,
+        lib.wait_for(lambda: load.answered >= at_winch + 300 or load.errors,
                    "load on the new workers")
         os.kill(old, signal.SIGQUIT)
-        wait_until(lambda: not lib.alive(old), "the old master to quit")
-        wait_until(lambda: load.answered >= at_winch + 500 or load.errors, "more load")
+        lib.wait_for(lambda: not lib.alive(old), "the old master to quit")
+        lib.wait_for(lambda: load.answered >= at_winch + 500 or load.errors, "more load")
         load.finish()
         assert not load.errors, "%d requests failed; first: %s" % (len(load.errors),
                                                                     load.errors[0])

@@ -20,7 +20,7 @@ import ledgerlib
 import segment
 import srvlib
 from ledgerlib import Actors
-from lib import proc_set
+from lib import proc_set, wait_for
 from segment import raw_ledger
 
 SEED = int(os.environ.get("SOCKSHIM_TEST_SEED", "20261121"))
@@ -524,7 +524,7 @@ def test_ledger_full(ctx):
                      "/usr/bin/python3", script, str(n), go], preload=False, name="many")
     pid = None
     try:
-        m = wait_for_output(ctx, run, r"^ready (\d+)$", 60)
+        m = wait_line(ctx, run, r"^ready (\d+)$", 60)
         pid = int(m.group(1))
         truth = proc_set([pid])
         assert len(truth) == n, len(truth)
@@ -537,7 +537,7 @@ def test_ledger_full(ctx):
         print("    %d of %d sockets in a ledger of 256; ledger_full %d" % (
             len(recorded), n, h["ledger_full"]))
         assert left_out > 0 and len(recorded) == len(led.socks), (left_out, len(led.socks))
-        cw = [o for o in closewait_json_all(ctx, s) if o.get("type") == "summary"]
+        cw = [o for o in ledgerlib.closewait_json(ctx, s) if o.get("type") == "summary"]
         assert cw and cw[0]["ledger_full"] == h["ledger_full"], (cw, h["ledger_full"])
         text = lib.tool(ctx, ["closewait", "--session", s]).stdout
         assert "The ledger was full %d times" % h["ledger_full"] in text, text[-800:]
@@ -547,19 +547,11 @@ def test_ledger_full(ctx):
     finally:
         open(go, "w").close()
         if pid:
-            wait_for_output(ctx, run, r"^closed$", 30)
+            wait_line(ctx, run, r"^closed$", 30)
         status = run.wait(timeout=30)
     out, err = ctx.output(run)
     assert status == 0, (status, err[-2000:])
     assert len(lib.sockshim_lines(err)) <= 1, lib.sockshim_lines(err)
-
-
-def closewait_json_all(ctx, session):
-    return ledgerlib.closewait_json(ctx, session)
-
-
-def wait_for_output(ctx, proc, pattern, timeout):
-    return wait_line(ctx, proc, pattern, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -651,10 +643,6 @@ def reuse_pid(ctx, target, argv, extra_env=None):
     wait_for(lambda: lib.alive(target) and open("/proc/%d/cmdline" % target).read().split(
         "\0")[0] == argv[0], "pid %d to run %s" % (target, argv[0]))
     return ctx.output(p)[0].strip()
-
-
-def wait_for(fn, what, timeout=ledgerlib.WAIT):
-    return ledgerlib.wait_for(fn, what, timeout)
 
 
 def kill_forked_holder(a, ck):
@@ -801,7 +789,7 @@ def test_ledger_mapped_address_one_rendering(ctx):
         assert len(rows) == 1 and rows[0]["local"] == local, rows
         # Our side closes: the server's socket sits in CLOSE_WAIT.
         cli.close()
-        cw = ledgerlib.wait_for(
+        cw = lib.wait_for(
             lambda: [c for c in ledgerlib.closewait_json(ctx, session) if c.get("peer") == peer],
             "the server's connection in CLOSE_WAIT")
         assert cw[0]["local"] == local, cw

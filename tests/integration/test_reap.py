@@ -15,7 +15,6 @@ import time
 
 import lib
 import srvlib
-from ledgerlib import wait_for
 from lib import proc_set
 from segment import raw_ledger
 
