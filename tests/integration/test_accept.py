@@ -15,7 +15,7 @@ loopback:
 - nginx with 4 workers and apache2 prefork: accepts per worker in the
   listener table equal the requests per pid in their own access logs.
 
-The listener table is read from the segment and, when the command has it,
+The listener table is read from the segment and
 through `sockshim stats --json`; the two must agree (acclib.listener).
 Figures are printed on stdout for the report.
 """

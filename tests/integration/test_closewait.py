@@ -112,7 +112,7 @@ def iso(ts):
 def ss_close_wait(port):
     """{peer port: ss row} of the CLOSE-WAIT sockets on 127.0.0.1:PORT."""
     return {srvlib.port_of(r["peer"]): r for r in lib.ss_rows(local_port=port,
-                                                                  state="CLOSE-WAIT")}
+                                                               state="CLOSE-WAIT")}
 
 
 def holder_tuples(o):

@@ -616,24 +616,24 @@ def nginx_upgrade(ctx, check):
         old = lib.wait_for(lambda: read_pid(pidfile), "nginx.pid")
         masters.append(old)
         old_workers = lib.wait_for(lambda: len(children_of(old)) == NGINX_WORKERS and
-                                 children_of(old), "the old master's workers")
+                                     children_of(old), "the old master's workers")
         load = Load(port)
         lib.wait_for(lambda: load.answered >= 200 or load.errors, "load on the old workers")
         os.kill(old, signal.SIGUSR2)
         new = lib.wait_for(lambda: os.path.exists(pidfile + ".oldbin") and
-                         (read_pid(pidfile) or old) != old and read_pid(pidfile),
-                         "the new master's nginx.pid")
+                             (read_pid(pidfile) or old) != old and read_pid(pidfile),
+                             "the new master's nginx.pid")
         masters.append(new)
         new_workers = lib.wait_for(lambda: len(children_of(new)) == NGINX_WORKERS and
-                                 children_of(new), "the new master's workers")
+                                     children_of(new), "the new master's workers")
         at_usr2 = load.answered
         os.kill(old, signal.SIGWINCH)
         # The new master is the old one's child too: wait for the workers.
         lib.wait_for(lambda: not lib.wait_gone(old_workers, timeout=0.1),
-                   "the old workers to quit")
+                     "the old workers to quit")
         at_winch = load.answered
         lib.wait_for(lambda: load.answered >= at_winch + 300 or load.errors,
-                   "load on the new workers")
+                     "load on the new workers")
         os.kill(old, signal.SIGQUIT)
         lib.wait_for(lambda: not lib.alive(old), "the old master to quit")
         lib.wait_for(lambda: load.answered >= at_winch + 500 or load.errors, "more load")

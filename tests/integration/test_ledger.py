@@ -695,7 +695,7 @@ def test_ledger_pid_reused(ctx):
             assert h["stale_reason"] == ("gone: pid %d now belongs to another process (started "
                                          "after the ledger's record)" % victim), h
         text = lib.tool(ctx, ["holders", "--session", s, str(led.socks and
-                                                                    sorted(ck.stale)[0][2])])
+                                                              sorted(ck.stale)[0][2])])
         assert "STALE (gone: pid %d now belongs to another process" % victim in text.stdout, \
             text.stdout
     finally:
