@@ -317,7 +317,7 @@ class Context:
     """Paths, modes and the per-test bookkeeping: sessions and processes
     are removed/stopped by cleanup(), whatever the test's outcome."""
 
-    def __init__(self, root, build, sanitizer=None, valgrind=False, events_mode="command"):
+    def __init__(self, root, build, sanitizer=None, valgrind=False):
         self.root = os.path.abspath(root)
         self.build = os.path.abspath(build)
         self.lib = os.path.join(self.build, "libsockshim.so")
@@ -328,7 +328,6 @@ class Context:
         self.python = os.path.realpath(sys.executable)
         self.sanitizer = sanitizer
         self.valgrind = valgrind
-        self.events_mode = events_mode  # "command" or "raw"
         self.uid = os.geteuid()
         self.test_name = "none"
         self.tmp = None
@@ -499,17 +498,9 @@ class Context:
         return cmd
 
     def events(self, session, args=()):
-        """The session's events, without `lost` markers. Through the command
-        unless the run says --events raw. Fails the test if events were lost,
-        or if a child's record precedes its fork record."""
-        if self.events_mode == "raw":
-            if args:
-                raise AssertionError("raw events reader takes no filter arguments")
-            ring = self.raw(session)
-            if ring.lost:
-                raise AssertionError("session %s lost %d events" % (session, ring.lost))
-            check_fork_order(ring.events)
-            return ring.events
+        """The session's events through the command, without `lost`
+        markers. Fails the test if events were lost, or if a child's record
+        precedes its fork record."""
         evs = self.events_cmd(session, args)
         lost = [e for e in evs if e.get("type") == "lost"]
         if lost:
