@@ -1,232 +1,47 @@
 """Helpers of test_accept.py: the session's listener table (read straight
-from the segment, offsets from include/sockshim/layout.h through a compiled
-probe, and through `sockshim stats --json` when the command has it, the two
-cross-checked), the acceptpool test server and its client, /proc views of
-a worker (which syscall it sleeps in, its descendants), and configurations
-of real servers (gunicorn, nginx, apache2 prefork, uWSGI) in a temp dir.
+from the segment by segment.raw_listeners, and through `sockshim stats
+--json`, the two cross-checked), the acceptpool test server and its client,
+which syscall a worker sleeps in, and configurations of real servers
+(gunicorn, nginx, apache2 prefork, uWSGI) in a temp dir.
 
 Loopback only; every wait has a deadline; every loop is bounded.
 """
 
-import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
 import time
 
 import lib
+import segment
 import srvlib
 
 # How long a server gets to reach a state a test waits for.
 WAIT = 15.0
 POLL = 0.02
 
-MODE_NAMES = {0: "observe", 1: "serialize", 2: "off"}
-
-# ---------------------------------------------------------------------------
-# The listener table, read from the segment. lib.py's probe covers the
-# header's ring fields and the records; this one the accept part.
-
-_PROBE = r"""
-#include <stddef.h>
-#include <stdio.h>
-#include <sys/syscall.h>
-#include "sockshim/layout.h"
-#define H struct sockshim_header
-#define L struct sockshim_listener
-#define W struct sockshim_worker
-#define F(T, f, fmt) printf("\"%s.%s\": [%zu, \"%s\"],\n", #T, #f, offsetof(T, f), fmt)
-int main(void)
-{
-	printf("{\n");
-	F(H, magic, "Q"); F(H, layout_version, "I"); F(H, segment_size, "Q");
-	F(H, listeners_offset, "Q"); F(H, listeners_capacity, "I");
-	F(H, listener_entry_size, "I"); F(H, listeners_full, "Q");
-	F(L, inode, "Q"); F(L, family, "H"); F(L, mode, "H"); F(L, local_port, "H");
-	F(L, local_ip, "16s"); F(L, backlog, "i"); F(L, lock, "I"); F(L, waiters, "I");
-	F(L, bypass_word, "I"); F(L, bypass_reason, "H"); F(L, unlock_errors, "Q");
-	F(L, lock_bypassed, "Q"); F(L, token_taken, "Q");
-	F(L, max_waiters, "I"); F(L, holder_pid, "i"); F(L, holder_tid, "i");
-	F(L, held_since_ns, "Q"); F(L, poller, "Q"); F(L, accept_calls, "Q"); F(L, accepts, "Q");
-	F(L, spurious, "Q"); F(L, empty, "Q"); F(L, eintr, "Q"); F(L, econnaborted, "Q");
-	F(L, emfile, "Q"); F(L, wakeups, "Q"); F(L, lock_acquisitions, "Q");
-	F(L, lock_contended, "Q"); F(L, owner_died, "Q"); F(L, worker_overflow, "Q");
-	F(L, wait_hist, "Q"); F(L, hold_hist, "Q"); F(L, workers, "Q"); F(L, retired, "Q");
-	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
-	F(W, empty, "Q"); F(W, eintr, "Q"); F(W, lock_wait_ns, "Q"); F(W, last_ns, "Q");
-	printf("\"SIZEOF_L\": %zu, \"SIZEOF_W\": %zu, \"LISTENERS\": %d, \"WORKERS\": %d,\n",
-	       sizeof(L), sizeof(W), SOCKSHIM_LISTENERS, SOCKSHIM_WORKERS);
-	printf("\"HIST\": %d, \"MAGIC\": %llu, \"VERSION\": %u,\n", SOCKSHIM_HIST_BUCKETS,
-	       (unsigned long long)SOCKSHIM_MAGIC, SOCKSHIM_LAYOUT_VERSION);
-	printf("\"OBSERVE\": %d, \"SERIALIZE\": %d, \"OFF\": %d,\n", SOCKSHIM_ACCEPT_OBSERVE,
-	       SOCKSHIM_ACCEPT_SERIALIZE, SOCKSHIM_ACCEPT_OFF);
-	printf("\"RECYCLING\": %llu, \"CLAIMING\": %llu,\n",
-	       (unsigned long long)SOCKSHIM_WORKER_RECYCLING,
-	       (unsigned long long)SOCKSHIM_INODE_CLAIMING);
-#ifndef SYS_select
-#define SYS_select -1
-#endif
-#ifndef SYS_poll
-#define SYS_poll -1
-#endif
-#ifndef SYS_epoll_wait
-#define SYS_epoll_wait -1
-#endif
-	printf("\"SYS_futex\": %d, \"SYS_accept\": %d, \"SYS_accept4\": %d,\n", SYS_futex,
-	       SYS_accept, SYS_accept4);
-	printf("\"SYS_waits\": [%d, %d, %d, %d, %d, %d]}\n", SYS_select, SYS_pselect6, SYS_poll,
-	       SYS_ppoll, SYS_epoll_wait, SYS_epoll_pwait);
-	return 0;
-}
-"""
-
-_layouts = {}
-
-
-def layout(root):
-    """Offsets and constants of the accept part of layout.h under ROOT."""
-    if root in _layouts:
-        return _layouts[root]
-    lay = lib.layout_probe(root, _PROBE, "listener-table probe")
-    if MODE_NAMES != {lay["OBSERVE"]: "observe", lay["SERIALIZE"]: "serialize",
-                      lay["OFF"]: "off"}:
-        raise AssertionError("accept modes changed in layout.h: %s" % lay)
-    _layouts[root] = lay
-    return lay
-
-
-def _u(lay, name, buf, base=0):
-    import struct
-    off, fmt = lay[name]
-    return struct.unpack_from("<" + fmt, buf, base + off)[0]
-
-
-def _array(lay, name, buf, base, count):
-    import struct
-    off, _ = lay[name]
-    return list(struct.unpack_from("<%dQ" % count, buf, base + off))
-
-
-LISTENER_COUNTERS = ("accept_calls", "accepts", "spurious", "empty", "eintr", "econnaborted",
-                     "emfile", "wakeups", "lock_acquisitions", "lock_contended", "owner_died",
-                     "worker_overflow", "waiters", "max_waiters", "holder_pid", "holder_tid",
-                     "held_since_ns", "poller", "lock", "backlog", "bypass_word",
-                     "bypass_reason", "unlock_errors")
-# Arrays indexed by enum sockshim_bypass.
-BYPASS_REASONS = ("stopped", "stalled", "invalid")
-WORKER_COUNTERS = ("calls", "accepts", "spurious", "empty", "eintr", "lock_wait_ns", "last_ns")
-
-
-def raw_listeners(ctx, session):
-    """Every used entry of SESSION's listener table, read from the
-    segment: a list of dicts with `local` ("127.0.0.1:P"), `inode`, `mode`
-    (a name), the counters under their layout.h names, `wait_hist`,
-    `hold_hist`, and `workers` (dicts pid, tid and the worker counters)."""
-    lay = layout(ctx.root)
-    with open(ctx.session_path(session), "rb") as f:
-        data = f.read()
-    if _u(lay, "H.magic", data) != lay["MAGIC"] or \
-            _u(lay, "H.layout_version", data) != lay["VERSION"]:
-        raise AssertionError("session %s: not a layout-%d segment" % (session, lay["VERSION"]))
-    off = _u(lay, "H.listeners_offset", data)
-    cap = _u(lay, "H.listeners_capacity", data)
-    size = _u(lay, "H.listener_entry_size", data)
-    if not off or cap != lay["LISTENERS"] or size != lay["SIZEOF_L"] or \
-            off + cap * size > len(data):
-        raise AssertionError("session %s: listener table at %d, %d x %d bytes, segment %d"
-                             % (session, off, cap, size, len(data)))
-    out = []
-    for i in range(cap):
-        base = off + i * size
-        inode = _u(lay, "L.inode", data, base)
-        if inode == 0 or inode & lay["CLAIMING"]:  # unused, or still being filled in
-            continue
-        e = {"index": i, "inode": inode, "family": _u(lay, "L.family", data, base)}
-        mode = _u(lay, "L.mode", data, base)
-        e["mode"] = MODE_NAMES.get(mode, "unknown(%d)" % mode)
-        ip = _u(lay, "L.local_ip", data, base)
-        port = _u(lay, "L.local_port", data, base)
-        e["local"] = "%s:%d" % (socket.inet_ntop(socket.AF_INET, ip[:4]), port) \
-            if e["family"] == socket.AF_INET else None
-        for k in LISTENER_COUNTERS:
-            e[k] = _u(lay, "L." + k, data, base)
-        e["wait_hist"] = _array(lay, "L.wait_hist", data, base, lay["HIST"])
-        e["hold_hist"] = _array(lay, "L.hold_hist", data, base, lay["HIST"])
-        for k in ("lock_bypassed", "token_taken"):
-            e[k] = dict(zip(BYPASS_REASONS, _array(lay, "L." + k, data, base,
-                                                   len(BYPASS_REASONS))))
-        e["workers"] = []
-        wbase = base + lay["L.workers"][0]
-        for j in range(lay["WORKERS"]):
-            b = wbase + j * lay["SIZEOF_W"]
-            key = _u(lay, "W.key", data, b)
-            if not key or key == lay["RECYCLING"]:
-                continue
-            w = {"pid": key >> 32, "tid": key & 0xffffffff}
-            for k in WORKER_COUNTERS:
-                w[k] = _u(lay, "W." + k, data, b)
-            e["workers"].append(w)
-        rb = base + lay["L.retired"][0]
-        e["retired"] = {k: _u(lay, "W." + k, data, rb) for k in WORKER_COUNTERS}
-        e["retired"]["count"] = _u(lay, "W.key", data, rb)
-        out.append(e)
-    return out
-
-
-def stats_command_ready(ctx):
-    """True when build/sockshim knows `stats`."""
-    if getattr(ctx, "_acc_stats_ready", None) is None:
-        r = subprocess.run([ctx.tool, "stats", "--help"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30, env=ctx.env(preload=False))
-        ctx._acc_stats_ready = r.returncode == 0
-    return ctx._acc_stats_ready
-
-
 def stats_command(ctx, session):
     """`sockshim stats --session S --json`: one dict per listener."""
-    r = subprocess.run([ctx.tool, "stats", "--session", session, "--json"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                       env=ctx.env(preload=False))
-    if r.returncode != 0:
-        raise AssertionError("sockshim stats --session %s --json failed (%d): %s"
-                             % (session, r.returncode, r.stderr.decode().strip()))
-    out = []
-    for n, line in enumerate(r.stdout.decode("utf-8").splitlines(), 1):
-        try:
-            out.append(json.loads(line))
-        except ValueError as e:
-            raise AssertionError("sockshim stats --json: line %d is not JSON (%s): %r"
-                                 % (n, e, line[:200])) from None
-    return out
+    return lib.json_lines(lib.tool(ctx, ["stats", "--session", session, "--json"]).stdout,
+                          "sockshim stats --json")
 
 
-# The command's JSON keys for the segment's counters: those the issue
-# names (must be there), then those it prints besides (checked if there).
-CMD_REQUIRED = {"accepts": "accepts", "spurious_wakeups": "spurious",
-                "empty_accepts": "empty"}
-CMD_OPTIONAL = {"accept_calls": "accept_calls", "eintr": "eintr",
-                "econnaborted": "econnaborted", "emfile_enfile": "emfile",
-                "poll_wakeups": "wakeups", "lock_acquisitions": "lock_acquisitions",
-                "lock_contended": "lock_contended", "lock_owner_died": "owner_died",
-                "max_waiters": "max_waiters"}
+# The command's JSON keys for the segment's counters.
+CMD_KEYS = {"accepts": "accepts", "spurious_wakeups": "spurious", "empty_accepts": "empty",
+            "accept_calls": "accept_calls", "eintr": "eintr", "econnaborted": "econnaborted",
+            "emfile_enfile": "emfile", "poll_wakeups": "wakeups",
+            "lock_acquisitions": "lock_acquisitions", "lock_contended": "lock_contended",
+            "lock_owner_died": "owner_died", "waiters": "waiters", "max_waiters": "max_waiters"}
 CMD_WORKER = {"calls": "calls", "accepts": "accepts", "spurious_wakeups": "spurious",
               "empty_accepts": "empty", "eintr": "eintr"}
 
 
 def thread_ended(pid, tid):
     """As `sockshim stats` judges a worker row: its thread's /proc entry
-    is gone, or the thread is dead."""
-    if not os.path.exists("/proc/%d/task/%d" % (pid, tid)):
-        return True
-    try:
-        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("Z", "X")
+    is gone, or the thread is dead (Z or X)."""
+    return lib.proc_state(pid, tid) in (None, "Z", "X")
 
 
 def cross_check(raw, cmd):
@@ -248,33 +63,25 @@ def cross_check(raw, cmd):
     for k in ("local", "inode", "mode"):
         if cmd.get(k) != raw[k]:
             bad.append("%s: command %r, segment %r" % (k, cmd.get(k), raw[k]))
-    for ck, rk in CMD_REQUIRED.items():
+    for ck, rk in CMD_KEYS.items():
         if cmd.get(ck) != raw[rk]:
             bad.append("%s: command %r, segment %s %r" % (ck, cmd.get(ck), rk, raw[rk]))
-    for ck, rk in CMD_OPTIONAL.items():
-        if ck in cmd and cmd[ck] != raw[rk]:
-            bad.append("%s: command %r, segment %s %r" % (ck, cmd[ck], rk, raw[rk]))
-    if "waiters" in cmd and cmd["waiters"] != raw["waiters"]:
-        bad.append("waiters: command %r, segment %r" % (cmd["waiters"], raw["waiters"]))
-    if "holder" in cmd:
-        h = cmd["holder"]
-        got = (h.get("pid"), h.get("tid")) if isinstance(h, dict) else (0, 0)
-        if got != (raw["holder_pid"], raw["holder_tid"]):
-            bad.append("holder: command %r, segment pid %d tid %d"
-                       % (h, raw["holder_pid"], raw["holder_tid"]))
-    if "retired_workers" in cmd:
-        got = cmd["retired_workers"]
-        want = {k: raw["retired"][k] for k in ("count", "calls", "accepts", "spurious", "empty",
-                                               "eintr")}
-        if got != want:
-            bad.append("retired_workers: command %r, segment %r" % (got, want))
+    h = cmd.get("holder")
+    got = (h.get("pid"), h.get("tid")) if isinstance(h, dict) else (0, 0)
+    if got != (raw["holder_pid"], raw["holder_tid"]):
+        bad.append("holder: command %r, segment pid %d tid %d"
+                   % (h, raw["holder_pid"], raw["holder_tid"]))
+    want = {k: raw["retired"][k] for k in ("count", "calls", "accepts", "spurious", "empty",
+                                           "eintr")}
+    if cmd.get("retired_workers") != want:
+        bad.append("retired_workers: command %r, segment %r" % (cmd.get("retired_workers"), want))
     cw = {(w.get("pid"), w.get("tid")): w for w in cmd.get("workers", [])}
     rw = {(w["pid"], w["tid"]): w for w in raw["workers"]}
     if set(cw) != set(rw):
         bad.append("workers: command %s, segment %s" % (sorted(cw), sorted(rw)))
     for key in set(cw) & set(rw):
         for ck, rk in CMD_WORKER.items():
-            if (ck in cw[key] or ck == "accepts") and cw[key].get(ck) != rw[key][rk]:
+            if cw[key].get(ck) != rw[key][rk]:
                 bad.append("worker %s %s: command %r, segment %r"
                            % (key, ck, cw[key].get(ck), rw[key][rk]))
     return bad
@@ -282,9 +89,9 @@ def cross_check(raw, cmd):
 
 def listener(ctx, session, port, cross=True):
     """The listener on 127.0.0.1:PORT in SESSION's table (segment view),
-    or None. With CROSS and `sockshim stats` available: read twice from
-    the segment around one run of the command; if the segment did not move
-    meanwhile, the command must agree with it exactly."""
+    or None. With CROSS: read twice from the segment around one run of
+    `sockshim stats`; if the segment did not move meanwhile, the command
+    must agree with it exactly."""
     want = "127.0.0.1:%d" % port
 
     def find(entries):
@@ -293,12 +100,12 @@ def listener(ctx, session, port, cross=True):
             raise AssertionError("%d listener entries for %s: %s" % (len(hits), want, hits))
         return hits[0] if hits else None
 
-    before = find(raw_listeners(ctx, session))
-    if not cross or before is None or not stats_command_ready(ctx):
+    before = find(segment.raw_listeners(ctx, session))
+    if not cross or before is None:
         return before
     for _ in range(20):
         cmd = find(stats_command(ctx, session))
-        after = find(raw_listeners(ctx, session))
+        after = find(segment.raw_listeners(ctx, session))
         if _stable(before, after):
             if cmd is None:
                 raise AssertionError("sockshim stats shows no listener %s; the segment has %s"
@@ -317,7 +124,7 @@ def listener(ctx, session, port, cross=True):
 def _stable(a, b):
     if a is None or b is None:
         return a is b
-    keys = [k for k in LISTENER_COUNTERS if k not in ("held_since_ns",)]
+    keys = [k for k in segment.LISTENER_COUNTERS if k not in ("held_since_ns",)]
     if any(a[k] != b[k] for k in keys):
         return False
     wa = [(w["pid"], w["tid"], w["calls"], w["accepts"], w["spurious"], w["empty"], w["eintr"])
@@ -537,7 +344,7 @@ def wait_idle(ctx, pids, what, timeout=WAIT):
     connection: accept, the accept lock's futex, poll/select/epoll. A
     server signalled before its workers got there is another test (uWSGI
     2.0 hangs on SIGTERM during its workers' start-up, shim or not)."""
-    lay = layout(ctx.root)
+    lay = segment.layout(ctx.root)
     waits = {lay["SYS_accept"], lay["SYS_accept4"], lay["SYS_futex"]} | {
         n for n in lay["SYS_waits"] if n >= 0}
     deadline = time.monotonic() + timeout
@@ -549,27 +356,6 @@ def wait_idle(ctx, pids, what, timeout=WAIT):
             raise AssertionError("%s: processes not waiting for connections after %.0fs "
                                  "(pid: syscall) %s" % (what, timeout, busy))
         time.sleep(POLL)
-
-
-def descendants(pid):
-    """Every live process below PID, from /proc/*/stat."""
-    parent = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        parent[int(name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out += kids
-        todo += kids
-    return sorted(c for c in out if srvlib.pid_alive(c))
 
 
 def voluntary_switches(pids):
@@ -594,34 +380,6 @@ def voluntary_switches(pids):
     return total
 
 
-def wait_gone_timed(pids, timeout):
-    """Poll until none of PIDS runs (zombies count as gone). Returns
-    (seconds it took, pids still running)."""
-    t0 = time.monotonic()
-    left = [p for p in pids if srvlib.pid_alive(p)]
-    while left and time.monotonic() - t0 < timeout:
-        time.sleep(0.001)
-        left = [p for p in left if srvlib.pid_alive(p)]
-    return time.monotonic() - t0, left
-
-
-# ---------------------------------------------------------------------------
-# HTTP.
-
-def http_get(port, path, timeout=10.0):
-    """(status, body) of GET PATH with Connection: close (one request, one
-    connection)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-                   % path).encode())
-        data = srvlib.recv_all(s)
-    head, _, body = data.partition(b"\r\n\r\n")
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
-    if not m:
-        raise AssertionError("GET %s: not an HTTP response: %r" % (path, data[:200]))
-    return int(m.group(1)), body
-
-
 def wait_http(port, proc, path="/ready", timeout=WAIT, status=200):
     """Retry GET PATH until it answers STATUS (refused connections are
     never accepted, so they cost the statistics nothing). Fails early if
@@ -633,7 +391,7 @@ def wait_http(port, proc, path="/ready", timeout=WAIT, status=200):
             raise AssertionError("server exited with %s before answering on port %d"
                                  % (proc.returncode, port))
         try:
-            st, body = http_get(port, path, timeout=timeout)
+            st, body = lib.http_get(port, path, timeout=timeout)
             if st == status:
                 return body
             last = "status %d" % st

@@ -14,11 +14,11 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import tempfile
 import time
+
+import segment
 
 # How long one test may run; run.py enforces it.
 TEST_TIMEOUT = 120.0
@@ -30,21 +30,19 @@ SHM_PREFIX = "sockshim."
 SESSION_MAX = 48  # SOCKSHIM_SESSION_MAX in include/sockshim/layout.h
 
 
-def layout_probe(root, source, what):
-    """Compile C SOURCE against ROOT's include/ and run it: it prints a JSON
-    object (offsets and constants of layout.h). WHAT names it in errors."""
-    with tempfile.TemporaryDirectory(prefix="sockshim-probe.") as d:
-        src, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
-        with open(src, "w") as f:
-            f.write(source)
-        res = subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-I",
-                              os.path.join(root, "include"), "-o", exe, src],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        if res.returncode:
-            raise AssertionError("cannot compile the %s: %s" % (what, res.stdout.decode()))
-        out = subprocess.run([exe], stdout=subprocess.PIPE, timeout=30, check=True).stdout
-    return json.loads(out)
-
+def wait_for(fn, what, timeout=15.0, poll=0.05):
+    """Call FN until it returns something true; returns that. Fails after
+    TIMEOUT with WHAT and FN's last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("waiting for %s: not after %.0fs (last: %r)"
+                                 % (what, timeout, last))
+        time.sleep(poll)
 
 
 def wait_for_file(path, proc, timeout, what):
@@ -59,181 +57,13 @@ def wait_for_file(path, proc, timeout, what):
             raise AssertionError("%s did not write %s in %.0fs" % (what, path, timeout))
         time.sleep(0.05)
 
+
 class Skip(Exception):
     """Raised by a test that cannot run here; the reason is printed."""
 
 
 class TestTimeout(Exception):
     """Raised in the test by run.py's alarm when the test overran."""
-
-
-# ---------------------------------------------------------------------------
-# The segment, read directly. Offsets, sizes and constants come from
-# include/sockshim/layout.h itself: a small C program compiled against it
-# prints them, so this reader follows the one source of truth.
-
-HEADER_SIZE = 384  # fixed by a _Static_assert in layout.h
-RECORD_SIZE = 128  # likewise
-
-EVENT_NAMES = [None, "socket", "bind", "listen", "accept", "connect", "shutdown",
-               "close", "peer_eof", "dup", "fork", "exec", "exit", "inherit"]
-VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death"]
-HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
-
-_PROBE = r"""
-#include <stddef.h>
-#include <stdio.h>
-#include "sockshim/layout.h"
-#define R struct sockshim_record
-#define H struct sockshim_header
-#define F(T, f, fmt) printf("\"%s\": [%zu, \"%s\"],\n", #f, offsetof(T, f), fmt)
-int main(void)
-{
-	printf("{\n");
-	F(R, stamp, "Q"); F(R, ts_ns, "Q"); F(R, pid, "i"); F(R, tid, "i"); F(R, fd, "i");
-	F(R, type, "H"); F(R, family, "H"); F(R, ret, "i"); F(R, err, "i"); F(R, inode, "Q");
-	F(R, local_ip, "16s"); F(R, peer_ip, "16s"); F(R, local_port, "H");
-	F(R, peer_port, "H"); F(R, socktype, "H"); F(R, flags, "H");
-	F(R, detail.accept.listen_fd, "i"); F(R, detail.accept.listen_inode, "Q");
-	F(R, detail.dup.newfd, "i"); F(R, detail.dup.cloexec, "i");
-	F(R, detail.shutdown.how, "i"); F(R, detail.fork.child_pid, "i");
-	F(R, detail.close.via, "i"); F(R, detail.socket.pair_fd, "i");
-	printf("\"detail.exec_path\": [%zu, \"%zus\"],\n", offsetof(R, detail.exec_path),
-	       sizeof(((R *)0)->detail.exec_path));
-	F(H, magic, "Q"); F(H, layout_version, "I"); F(H, header_size, "I");
-	F(H, segment_size, "Q"); F(H, ring_offset, "Q"); F(H, ring_capacity, "I");
-	F(H, record_size, "I"); F(H, creator_pid, "i"); F(H, creator_uid, "I");
-	F(H, ring_head, "Q");
-	printf("\"SIZEOF_RECORD\": %zu, \"SIZEOF_HEADER\": %zu, \"MAGIC\": %llu, \"VERSION\": %u,\n",
-	       sizeof(R), sizeof(H), (unsigned long long)SOCKSHIM_MAGIC, SOCKSHIM_LAYOUT_VERSION);
-	printf("\"published_7\": %llu, \"ev_count\": %d, \"ev_inherit\": %d,\n",
-	       (unsigned long long)sockshim_stamp_published(7), SOCKSHIM_EV_COUNT,
-	       SOCKSHIM_EV_INHERIT);
-	printf("\"flag_peer\": %u, \"flag_local\": %u, \"flag_listener\": %u, \"via_count\": %d}\n",
-	       SOCKSHIM_FLAG_PEER_KNOWN, SOCKSHIM_FLAG_LOCAL_KNOWN, SOCKSHIM_FLAG_LISTENER,
-	       SOCKSHIM_CLOSE_VIA_COUNT);
-	return 0;
-}
-"""
-
-_layouts = {}
-
-
-def layout(root):
-    """The layout of include/sockshim/layout.h under ROOT: {field: (offset,
-    struct format)} plus sizes and constants. Compiled and run once."""
-    if root in _layouts:
-        return _layouts[root]
-    lay = layout_probe(root, _PROBE, "layout probe")
-    # What this reader assumes about the layout, checked rather than trusted.
-    if lay["published_7"] != 16 or lay["ev_count"] != len(EVENT_NAMES) or \
-            lay["via_count"] != len(VIA_NAMES):
-        raise AssertionError("layout.h changed in a way lib.py does not know: %s" % lay)
-    _layouts[root] = lay
-    return lay
-
-
-def _get(lay, name, buf, base=0):
-    off, fmt = lay[name]
-    return struct.unpack_from("<" + fmt, buf, base + off)[0]
-
-
-def _fmt_addr(family, ip, port):
-    if family == socket.AF_INET:
-        return "%s:%d" % (socket.inet_ntop(socket.AF_INET, ip[:4]), port)
-    if family == socket.AF_INET6:
-        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, ip), port)
-    return None
-
-
-FAMILY_NAMES = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
-SOCKTYPE_NAMES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 6: "dccp",
-                  10: "packet"}
-
-
-def _name(names, v):
-    if not v:
-        return None
-    return names.get(v, "unknown(%d)" % v)
-
-
-def decode_record(lay, buf, off, seq):
-    """The record at OFF in BUF as the dict `sockshim events --json` prints
-    (the keys the tests use)."""
-    g = {k: _get(lay, k, buf, off) for k in (
-        "ts_ns", "pid", "tid", "fd", "type", "family", "ret", "err", "inode", "local_ip",
-        "peer_ip", "local_port", "peer_port", "socktype", "flags")}
-    typ, family, flags = g["type"], g["family"], g["flags"]
-    ev = {
-        "type": EVENT_NAMES[typ] if 0 < typ < len(EVENT_NAMES) else "unknown(%d)" % typ,
-        "seq": seq, "ts": g["ts_ns"], "pid": g["pid"], "tid": g["tid"], "fd": g["fd"],
-        "inode": g["inode"],
-        "family": _name(FAMILY_NAMES, family), "socktype": _name(SOCKTYPE_NAMES, g["socktype"]),
-        "local": _fmt_addr(family, g["local_ip"], g["local_port"])
-        if flags & lay["flag_local"] else None,
-        "peer": _fmt_addr(family, g["peer_ip"], g["peer_port"])
-        if flags & lay["flag_peer"] else None,
-        "listener": bool(flags & lay["flag_listener"]), "ret": g["ret"], "errno": g["err"],
-    }
-
-    def d(name):
-        return _get(lay, "detail." + name, buf, off)
-
-    t = ev["type"]
-    if t == "socket":
-        if d("socket.pair_fd") >= 0:
-            ev["pair_fd"] = d("socket.pair_fd")
-    elif t == "accept":
-        ev["listen_fd"], ev["listen_inode"] = d("accept.listen_fd"), d("accept.listen_inode")
-    elif t == "dup":
-        ev["newfd"], ev["cloexec"] = d("dup.newfd"), bool(d("dup.cloexec"))
-    elif t == "shutdown":
-        ev["how"] = HOW_NAMES.get(d("shutdown.how"), "unknown(%d)" % d("shutdown.how"))
-    elif t == "close":
-        via = d("close.via")
-        ev["via"] = VIA_NAMES[via] if 0 <= via < len(VIA_NAMES) else "unknown(%d)" % via
-    elif t == "fork":
-        ev["child_pid"] = d("fork.child_pid")
-    elif t == "exec":
-        ev["path"] = d("exec_path").split(b"\0", 1)[0].decode("utf-8", "replace")
-    return ev
-
-
-class RawRing:
-    """What the segment at PATH holds: header fields, and the published
-    records in ticket order. `lost` counts tickets that were overwritten or
-    never published. ROOT is the source tree whose layout.h describes it."""
-
-    def __init__(self, root, path):
-        lay = layout(root)
-        with open(path, "rb") as f:
-            data = f.read()
-        hs, rs = lay["SIZEOF_HEADER"], lay["SIZEOF_RECORD"]
-        if len(data) < hs:
-            raise AssertionError("%s: %d bytes, smaller than a header" % (path, len(data)))
-        h = {k: _get(lay, k, data) for k in ("magic", "layout_version", "header_size",
-                                             "segment_size", "ring_offset", "ring_capacity",
-                                             "record_size", "creator_pid", "creator_uid",
-                                             "ring_head")}
-        if h["magic"] != lay["MAGIC"] or h["layout_version"] != lay["VERSION"]:
-            raise AssertionError("%s: not a layout-%d sockshim segment" % (path, lay["VERSION"]))
-        cap = h["ring_capacity"]
-        if (h["header_size"] != hs or h["record_size"] != rs or h["ring_offset"] != hs
-                or not cap or cap & (cap - 1) or h["segment_size"] < hs + cap * rs
-                or h["segment_size"] > len(data)):
-            raise AssertionError("%s: corrupt header %s" % (path, h))
-        self.capacity = cap
-        self.head = h["ring_head"]
-        self.creator_pid, self.creator_uid = h["creator_pid"], h["creator_uid"]
-        self.events = []
-        first = max(0, self.head - cap)
-        self.lost = first
-        for ticket in range(first, self.head):
-            off = hs + (ticket & (cap - 1)) * rs
-            if _get(lay, "stamp", data, off) != 2 * ticket + 2:
-                self.lost += 1
-                continue
-            self.events.append(decode_record(lay, data, off, ticket))
 
 
 # ---------------------------------------------------------------------------
@@ -263,70 +93,140 @@ def wait_port(port, timeout=15.0, proc=None, host="127.0.0.1"):
         time.sleep(0.05)
 
 
+def recv_all(s, limit=16 << 20):
+    """Everything until the peer's FIN (at most LIMIT bytes)."""
+    chunks, total = [], 0
+    while total < limit:
+        b = s.recv(65536)
+        if not b:
+            break
+        chunks.append(b)
+        total += len(b)
+    return b"".join(chunks)
+
+
 def http_get(port, path="/", timeout=10.0):
-    """(status, body) of a GET on 127.0.0.1:PORT, HTTP/1.0, no proxies."""
+    """(status, body) of GET PATH on 127.0.0.1:PORT: HTTP/1.0 with
+    Connection: close (one request, one connection), no proxies."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
-        chunks, total = [], 0
-        while total < 16 << 20:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-            total += len(b)
-    data = b"".join(chunks)
+        s.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                   % path).encode())
+        data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
     if not m:
-        raise AssertionError("not an HTTP response: %r" % data[:200])
+        raise AssertionError("GET %s: not an HTTP response: %r" % (path, data[:200]))
     return int(m.group(1)), body
 
 
 # ---------------------------------------------------------------------------
-# /proc and ss.
+# Processes, from /proc. One definition of each: a process in state Z
+# (zombie: exited, not yet reaped) or X (dead) is not alive.
+
+def _stat(pid, tid=None):
+    """The fields of /proc/PID/stat (or of thread TID's) after the comm:
+    [state, ppid, ...]; None when PID is gone."""
+    path = "/proc/%d/stat" % pid if tid is None else "/proc/%d/task/%d/stat" % (pid, tid)
+    try:
+        with open(path) as f:
+            st = f.read()
+    except OSError:
+        return None
+    return st[st.rindex(")") + 2:].split()
+
+
+def proc_state(pid, tid=None):
+    """PID's (or its thread TID's) state letter, None once it is gone."""
+    st = _stat(pid, tid)
+    return st[0] if st else None
+
+
+def alive(pid):
+    """True while PID runs: it exists and is neither a zombie (Z) nor dead (X)."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def ppid(pid):
+    """PID's parent, or None once PID is gone (a worker that exits between
+    listing the tree and reading its stat)."""
+    st = _stat(pid)
+    return int(st[1]) if st else None
+
+
+def comm(pid):
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
+def descendants(pid, include_root=False):
+    """The live processes below PID (by ppid, at any depth), sorted; PID
+    itself too, with INCLUDE_ROOT, if it is alive."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _stat(int(name))
+            if st:
+                kids.setdefault(int(st[1]), []).append(int(name))
+    out, todo = [], [pid]
+    while todo and len(out) < 100000:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, ()))
+    return sorted(p for p in out if (include_root or p != pid) and alive(p))
+
+
+def wait_gone(pids, timeout=15.0, poll=0.05):
+    """Wait until none of PIDS is alive; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(poll)
+        left = [p for p in left if alive(p)]
+    return left
+
+
+def wait_state(pid, states, timeout=15.0):
+    """Wait until PID's state is one of the letters of STATES."""
+    deadline = time.monotonic() + timeout
+    while proc_state(pid) not in states:
+        if time.monotonic() > deadline:
+            raise AssertionError("pid %d in state %s, not %s after %.0fs"
+                                 % (pid, proc_state(pid), states, timeout))
+        time.sleep(0.05)
+
 
 def socket_inodes(pid):
     """{fd: inode} of PID's sockets, from /proc/PID/fd."""
     out = {}
     d = "/proc/%d/fd" % pid
     for name in os.listdir(d):
-        try:
-            target = os.readlink(os.path.join(d, name))
-        except OSError:
-            continue  # closed meanwhile
-        m = re.fullmatch(r"socket:\[(\d+)\]", target)
-        if m:
-            out[int(name)] = int(m.group(1))
+        ino = proc_fd_inode(pid, int(name))
+        if ino is not None:
+            out[int(name)] = ino
     return out
 
 
-def ss_tcp():
-    """`ss -tenpH`: a list of dicts state, local, peer, inode, users (the
-    raw process column), uid."""
-    res = subprocess.run(["ss", "-tenpH"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=30, check=True)
-    rows = []
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
-        f = line.split()
-        if len(f) < 5:
-            continue
-        row = {"state": f[0], "local": f[3], "peer": f[4], "inode": None,
-               "uid": None, "users": ""}
-        m = re.search(r"\bino:(\d+)", line)
-        if m:
-            row["inode"] = int(m.group(1))
-        m = re.search(r"\buid:(\d+)", line)
-        if m:
-            row["uid"] = int(m.group(1))
-        m = re.search(r"users:\(\((.*?)\)\)", line)
-        if m:
-            row["users"] = m.group(1)
-        rows.append(row)
-    return rows
+def proc_fd_inode(pid, fd):
+    """The socket inode /proc/PID/fd/FD names, or None."""
+    try:
+        target = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    except OSError:
+        return None
+    m = re.fullmatch(r"socket:\[(\d+)\]", target)
+    return int(m.group(1)) if m else None
 
 
-# ---------------------------------------------------------------------------
-# Processes.
+def proc_set(pids):
+    """{(pid, fd, inode)} of the sockets /proc/PID/fd shows for PIDS (those
+    that still run; a zombie has no descriptors)."""
+    out = set()
+    for pid in pids:
+        try:
+            out |= {(pid, fd, ino) for fd, ino in socket_inodes(pid).items()}
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
 
 def stop(proc, grace=STOP_GRACE):
     """Stop PROC (a Popen): SIGTERM, then SIGKILL after GRACE seconds.
@@ -356,21 +256,49 @@ def stop_pid(pid, grace=STOP_GRACE):
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return
-            time.sleep(0.02)
+        if not wait_gone([pid], grace, poll=0.02):
+            return
 
 
-def alive(pid):
-    """True while PID runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
+# ---------------------------------------------------------------------------
+# ss.
+
+USER_RE = re.compile(r'"([^"]*)",pid=(\d+),fd=(\d+)')
+
+
+def ss_tcp(*args):
+    """`ss -tenpH ARGS` (a state, a filter): a list of dicts state, local,
+    peer, inode, uid, users (the raw process column) and holders (sorted
+    (name, pid, fd) of it). Without a `state` in ARGS, ss leaves out
+    listeners."""
+    res = subprocess.run(["ss", "-tenpH"] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=30, check=True)
+    rows = []
+    for line in res.stdout.decode("utf-8", "replace").splitlines():
+        f = line.split()
+        if len(f) < 5:
+            continue
+        row = {"state": f[0], "local": f[3], "peer": f[4], "inode": None, "uid": None,
+               "users": ""}
+        for k, pat in (("inode", r"\bino:(\d+)"), ("uid", r"\buid:(\d+)")):
+            m = re.search(pat, line)
+            if m:
+                row[k] = int(m.group(1))
+        m = re.search(r"users:\(\((.*?)\)\)", line)
+        if m:
+            row["users"] = m.group(1)
+        row["holders"] = sorted((n, int(p), int(fd)) for n, p, fd in USER_RE.findall(row["users"]))
+        rows.append(row)
+    return rows
+
+
+def ss_rows(local_port=None, peer_port=None, state=None):
+    """The `ss -tenpH` rows with 127.0.0.1 ports LOCAL_PORT, PEER_PORT and
+    state STATE (each when given)."""
+    return [r for r in ss_tcp()
+            if (local_port is None or r["local"] == "127.0.0.1:%d" % local_port)
+            and (peer_port is None or r["peer"] == "127.0.0.1:%d" % peer_port)
+            and (state is None or r["state"] == state)]
 
 
 def sockshim_lines(text):
@@ -389,7 +317,7 @@ class Context:
     """Paths, modes and the per-test bookkeeping: sessions and processes
     are removed/stopped by cleanup(), whatever the test's outcome."""
 
-    def __init__(self, root, build, sanitizer=None, valgrind=False, events_mode="command"):
+    def __init__(self, root, build, sanitizer=None, valgrind=False):
         self.root = os.path.abspath(root)
         self.build = os.path.abspath(build)
         self.lib = os.path.join(self.build, "libsockshim.so")
@@ -400,7 +328,6 @@ class Context:
         self.python = os.path.realpath(sys.executable)
         self.sanitizer = sanitizer
         self.valgrind = valgrind
-        self.events_mode = events_mode  # "command", "raw" or "auto"
         self.uid = os.geteuid()
         self.test_name = "none"
         self.tmp = None
@@ -544,35 +471,15 @@ class Context:
 
     # -- events ------------------------------------------------------------
 
-    def tool_ready(self):
-        """True when build/sockshim exists and knows `events`."""
-        if not os.access(self.tool, os.X_OK):
-            return False
-        r = subprocess.run([self.tool, "events", "--help"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30, env=self.env(preload=False))
-        return r.returncode == 0
-
     def events_cmd(self, session, args=()):
         """The session's events through `sockshim events --session S --json`
         (what users run): a list of dicts, `lost` lines included."""
-        r = subprocess.run([self.tool, "events", "--session", session, "--json"] + list(args),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                           env=self.env(preload=False))
-        if r.returncode != 0:
-            raise AssertionError("sockshim events --session %s failed (%d): %s"
-                                 % (session, r.returncode, r.stderr.decode().strip()))
-        evs = []
-        for n, line in enumerate(r.stdout.decode("utf-8").splitlines(), 1):
-            try:
-                evs.append(json.loads(line))
-            except ValueError as e:
-                raise AssertionError("sockshim events: line %d is not JSON (%s): %r"
-                                     % (n, e, line[:200]))
-        return evs
+        return json_lines(tool(self, ["events", "--session", session, "--json"] + list(args))
+                          .stdout, "sockshim events --json")
 
     def raw(self, session):
         """The session's segment read directly (RawRing)."""
-        return RawRing(self.root, self.session_path(session))
+        return segment.RawRing(self.root, self.session_path(session))
 
     def cross_check(self, session):
         """The command and the raw reader agree on every event of SESSION:
@@ -591,27 +498,42 @@ class Context:
         return cmd
 
     def events(self, session, args=()):
-        """The session's events, without `lost` markers. Through the command
-        unless the run says --events raw (or auto and the command is not
-        ready). Fails the test if events were lost, or if a child's record
+        """The session's events through the command, without `lost`
+        markers. Fails the test if events were lost, or if a child's record
         precedes its fork record."""
-        mode = self.events_mode
-        if mode == "auto":
-            mode = "command" if self.tool_ready() else "raw"
-        if mode == "raw":
-            if args:
-                raise AssertionError("raw events reader takes no filter arguments")
-            ring = self.raw(session)
-            if ring.lost:
-                raise AssertionError("session %s lost %d events" % (session, ring.lost))
-            check_fork_order(ring.events)
-            return ring.events
         evs = self.events_cmd(session, args)
         lost = [e for e in evs if e.get("type") == "lost"]
         if lost:
             raise AssertionError("session %s lost events: %s" % (session, lost))
         check_fork_order(evs)
         return evs
+
+
+def tool(ctx, args, timeout=60, check=True):
+    """Run `sockshim ARGS` (not preloaded): CompletedProcess with text.
+    With CHECK, fails the test unless it exits 0."""
+    r = subprocess.run([ctx.tool] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=ctx.env(preload=False))
+    r.stdout = r.stdout.decode("utf-8", "replace")
+    r.stderr = r.stderr.decode("utf-8", "replace")
+    if check and r.returncode != 0:
+        raise AssertionError("sockshim %s exited %d: %s" % (" ".join(args), r.returncode,
+                                                           r.stderr.strip()[-2000:]))
+    return r
+
+
+def json_lines(text, what):
+    """The JSON objects of TEXT, one a line (blank lines skipped)."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise AssertionError("%s: line %d is not JSON (%s): %r"
+                                 % (what, n, e, line[:300])) from None
+    return out
 
 
 def check_fork_order(evs):

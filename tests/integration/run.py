@@ -5,7 +5,7 @@ limit, one line per test (PASS/FAIL/SKIP), then the totals alone on the last
 line. Exit status 1 if any test failed. Standard library only.
 
     python3 tests/integration/run.py --build build [--sanitizer address|thread]
-                                     [--valgrind] [-k PATTERN] [--events raw]
+                                     [--valgrind] [-k PATTERN]
 """
 
 import argparse
@@ -128,9 +128,6 @@ def main():
     ap.add_argument("--valgrind", action="store_true", help="run the C test programs under valgrind")
     ap.add_argument("-k", action="append", default=[], metavar="PATTERN",
                     help="run only tests whose name contains PATTERN (or matches the glob)")
-    ap.add_argument("--events", choices=["command", "raw", "auto"], default="command",
-                    help="read events with `sockshim events` (default), straight from "
-                         "the segment, or the command when it is ready")
     ap.add_argument("--keep", action="store_true", help="keep the files of failed tests")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     args = ap.parse_args()
@@ -140,7 +137,7 @@ def main():
     if args.valgrind and not lib.which("valgrind"):
         print("run.py: --valgrind: valgrind is not installed", file=sys.stderr)
         return 2
-    ctx = lib.Context(ROOT, build, args.sanitizer, args.valgrind, args.events)
+    ctx = lib.Context(ROOT, build, args.sanitizer, args.valgrind)
     if not os.path.exists(ctx.lib):
         print("run.py: %s not found; build it first (make)" % ctx.lib, file=sys.stderr)
         return 2

@@ -5,9 +5,7 @@ the kernel's view of their connections (/proc/PID/fd, `ss -tenpH`).
 Every wait has a deadline; every process is stopped by its pid.
 """
 
-import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -117,26 +115,6 @@ def stop_server(ctx, run, server_pid, sig=signal.SIGTERM):
     signal_run(run, sig)
 
 
-def pid_alive(pid):
-    """True while PID exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def wait_gone(pids, timeout=WAIT):
-    """Wait until none of PIDS runs; returns those still running."""
-    deadline = time.monotonic() + timeout
-    left = [p for p in pids if pid_alive(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(POLL)
-        left = [p for p in left if pid_alive(p)]
-    return left
-
-
 def reap(proc, pids):
     """Cleanup of a server test: stop `sockshim run` (SIGTERM, forwarded),
     then any process of PIDS that outlived it, by pid."""
@@ -145,7 +123,7 @@ def reap(proc, pids):
     except Exception:  # noqa: BLE001 - cleanup goes on
         pass
     for p in pids:
-        if pid_alive(p):
+        if lib.alive(p):
             lib.stop_pid(p, grace=2.0)
 
 
@@ -156,23 +134,11 @@ def events(ctx, session, args=()):
     """Every event of SESSION through `sockshim events --session S --json`.
     Fails the test if the command reports any loss, as a {"type":"lost"}
     line or on stderr."""
-    r = subprocess.run([ctx.tool, "events", "--session", session, "--json"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                       env=ctx.env(preload=False))
-    err = r.stderr.decode("utf-8", "replace")
-    if r.returncode != 0:
-        raise AssertionError("sockshim events --session %s --json failed (%d): %s"
-                             % (session, r.returncode, err.strip()))
-    evs = []
-    for n, line in enumerate(r.stdout.decode("utf-8").splitlines(), 1):
-        try:
-            evs.append(json.loads(line))
-        except ValueError as e:
-            raise AssertionError("sockshim events: line %d is not JSON (%s): %r"
-                                 % (n, e, line[:200])) from None
+    r = lib.tool(ctx, ["events", "--session", session, "--json"] + list(args))
+    evs = lib.json_lines(r.stdout, "sockshim events --json")
     lost = [e for e in evs if e.get("type") == "lost"]
-    if lost or "lost" in err:
-        raise AssertionError("session %s lost events: %s %s" % (session, lost, err.strip()))
+    if lost or "lost" in r.stderr:
+        raise AssertionError("session %s lost events: %s %s" % (session, lost, r.stderr.strip()))
     return evs
 
 
@@ -253,68 +219,16 @@ def recv_exact(s, n):
     return data
 
 
-def recv_all(s, limit=16 << 20):
-    """Everything until the peer's FIN."""
-    chunks, total = [], 0
-    while total < limit:
-        b = s.recv(65536)
-        if not b:
-            break
-        chunks.append(b)
-        total += len(b)
-    return b"".join(chunks)
-
-
-def proc_fd_inode(pid, fd):
-    """The socket inode /proc/PID/fd/FD names, or None."""
-    try:
-        target = os.readlink("/proc/%d/fd/%d" % (pid, fd))
-    except OSError:
-        return None
-    m = re.fullmatch(r"socket:\[(\d+)\]", target)
-    return int(m.group(1)) if m else None
-
-
-def ppid(pid):
-    """PID's parent, or None once PID is gone (a worker that exits between
-    listing the tree and reading its stat: gunicorn replacing one)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
-
-
-def comm(pid):
-    with open("/proc/%d/comm" % pid) as f:
-        return f.read().strip()
-
-
-USER_RE = re.compile(r'"([^"]*)",pid=(\d+),fd=(\d+)')
-
-
-def ss_rows(port):
-    """{peer port: row} of the server side of connections to 127.0.0.1:PORT
-    (`ss -tenpH`), each row with `holders`: sorted (name, pid, fd)."""
-    rows = {}
-    for row in lib.ss_tcp():
-        if row["local"] != addr(port) or not row["peer"].startswith("127.0.0.1:"):
-            continue
-        row["holders"] = sorted((n, int(p), int(f)) for n, p, f in USER_RE.findall(row["users"]))
-        rows[port_of(row["peer"])] = row
-    return rows
-
-
 def check_kernel_view(port, conns):
     """CONNS: {client port: (inode, [(name, pid, fd)] expected holders)}.
     Each connection's server side as /proc and `ss -tenpH` show it must be
     exactly that. Returns a list of mismatches (empty when all agree)."""
     bad = []
-    rows = ss_rows(port)
+    rows = {port_of(r["peer"]): r for r in lib.ss_rows(local_port=port)
+            if r["peer"].startswith("127.0.0.1:")}
     for cport, (inode, holders) in sorted(conns.items()):
         for _, pid, fd in holders:
-            got = proc_fd_inode(pid, fd)
+            got = lib.proc_fd_inode(pid, fd)
             if got != inode:
                 bad.append("client port %d: /proc/%d/fd/%d is socket inode %s, events say %d"
                            % (cport, pid, fd, got, inode))

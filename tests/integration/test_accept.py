@@ -15,7 +15,7 @@ loopback:
 - nginx with 4 workers and apache2 prefork: accepts per worker in the
   listener table equal the requests per pid in their own access logs.
 
-The listener table is read from the segment and, when the command has it,
+The listener table is read from the segment and
 through `sockshim stats --json`; the two must agree (acclib.listener).
 Figures are printed on stdout for the report.
 """
@@ -33,6 +33,7 @@ import time
 
 import acclib
 import lib
+import segment
 import srvlib
 
 N_CONN = 10000
@@ -63,6 +64,14 @@ def bound(ctx, seconds):
     or valgrind everything is slower: the same event gets 2 s there, so a
     lost wakeup still fails."""
     return 2.0 if ctx.sanitizer or ctx.valgrind else seconds
+
+
+def gone_within(pids, timeout):
+    """Poll every millisecond until none of PIDS is alive: (seconds it
+    took, pids still alive)."""
+    t0 = time.monotonic()
+    left = lib.wait_gone(pids, timeout, poll=0.001)
+    return time.monotonic() - t0, left
 
 
 def say(fmt, *args):
@@ -121,7 +130,7 @@ def _gunicorn_run(ctx, mode):
         switches = acclib.voluntary_switches(workers)
         for i in range(GUNICORN_REQUESTS):
             path = "/%s/%d" % (mode, i)
-            st, body = acclib.http_get(port, path)
+            st, body = lib.http_get(port, path)
             m = acclib.APP_BODY_RE.fullmatch(body)
             assert st == 200 and m and m.group(1).decode() == path, (
                 "request %d (%s): status %d, body %r" % (i, path, st, body))
@@ -262,11 +271,11 @@ def _kernel_count(ctx, perf):
     run_pid = None
     try:
         acclib.wait_http(port, proc)
-        run_pid = [p for p in acclib.descendants(proc.pid) if srvlib.ppid(p) == proc.pid][0]
+        run_pid = [p for p in lib.descendants(proc.pid) if lib.ppid(p) == proc.pid][0]
         _ready(ctx, session, port, proc, want_workers=4)
         for i in range(KERNEL_REQUESTS):
             path = "/kernel/%d" % i
-            st, body = acclib.http_get(port, path)
+            st, body = lib.http_get(port, path)
             m = acclib.APP_BODY_RE.fullmatch(body)
             assert st == 200 and m and m.group(1).decode() == path, (i, st, body)
         os.kill(run_pid, signal.SIGTERM)  # sockshim run forwards it to gunicorn
@@ -417,7 +426,7 @@ def test_accept_pool_recycled_workers(ctx):
     say("%d worker processes, %d rows in use, %d recycled (retired: %d accepts)",
         len(started), len(e["workers"]), r["count"], r["accepts"])
     assert e["worker_overflow"] == 0, acclib.summary(e)
-    assert r["count"] >= len(started) - acclib.layout(ctx.root)["WORKERS"] > 0, (
+    assert r["count"] >= len(started) - segment.layout(ctx.root)["SOCKSHIM_WORKERS"] > 0, (
         r, len(started))
     assert sum(w["accepts"] for w in e["workers"]) + r["accepts"] == RECYCLE_CONN, e
     assert sum(w["calls"] for w in e["workers"]) + r["calls"] == e["accept_calls"], e
@@ -572,7 +581,7 @@ def _holder_state(ctx, session, pool, live):
 
 
 def test_accept_pool_kill_holder(ctx):
-    lay = acclib.layout(ctx.root)
+    lay = segment.layout(ctx.root)
     session = ctx.session()
     pool = acclib.start_pool(ctx, session, "serialize", "fork", n=POOL)
     live = {p for p, _ in pool.workers()}
@@ -589,7 +598,7 @@ def test_accept_pool_kill_holder(ctx):
         os.kill(holder, signal.SIGKILL)
         # Connect only once it is dead: a connection that woke it first
         # would die with it (and with it the test, not the shim).
-        gone, left = acclib.wait_gone_timed([holder], bound(ctx, OWNER_DIED_BOUND))
+        gone, left = gone_within([holder], bound(ctx, OWNER_DIED_BOUND))
         assert not left, "pid %d still alive %.0f ms after SIGKILL" % (holder, gone * 1000)
         budget = bound(ctx, OWNER_DIED_BOUND) - (time.monotonic() - t0)
         try:
@@ -640,7 +649,7 @@ def test_accept_pool_kill_holder(ctx):
 # 3. SIGTERM to a worker waiting for the lock.
 
 def test_accept_pool_sigterm_waiter(ctx):
-    lay = acclib.layout(ctx.root)
+    lay = segment.layout(ctx.root)
     session = ctx.session()
     pool = acclib.start_pool(ctx, session, "serialize", "fork", n=POOL)
     live = {p for p, _ in pool.workers()}
@@ -651,7 +660,7 @@ def test_accept_pool_sigterm_waiter(ctx):
     acclib.wait_syscall(victim, {lay["SYS_futex"]}, "the accept lock's futex wait")
     t0 = time.monotonic_ns()
     os.kill(victim, signal.SIGTERM)
-    took, left = acclib.wait_gone_timed([victim], 2.0)
+    took, left = gone_within([victim], 2.0)
     assert not left, "worker %d still running 2 s after SIGTERM" % victim
     deadline = time.monotonic() + 5
     while victim not in pool.exits() and time.monotonic() < deadline:
@@ -676,7 +685,7 @@ def test_accept_pool_sigterm_waiter(ctx):
     # EINTR, and the lock is given back, not left to a dead owner.
     acclib.wait_syscall(holder, {lay["SYS_accept"], lay["SYS_accept4"]}, "accept")
     os.kill(holder, signal.SIGTERM)
-    took, left = acclib.wait_gone_timed([holder], 2.0)
+    took, left = gone_within([holder], 2.0)
     assert not left, "holder %d still running 2 s after SIGTERM" % holder
     live.discard(holder)
     pid, _, _ = acclib.ask(pool.port, timeout=5.0)
@@ -701,8 +710,8 @@ def _processes(run, workers, what):
     requests may already have been answered)."""
     deadline = time.monotonic() + acclib.WAIT
     while True:
-        main = [p for p in acclib.descendants(run.pid) if srvlib.ppid(p) == run.pid]
-        kids = acclib.descendants(main[0]) if len(main) == 1 else []
+        main = [p for p in lib.descendants(run.pid) if lib.ppid(p) == run.pid]
+        kids = lib.descendants(main[0]) if len(main) == 1 else []
         if len(kids) >= workers:
             return [main[0]] + kids
         if time.monotonic() > deadline:
@@ -725,7 +734,7 @@ def _stop_server(ctx, what, make_argv, sig, status_ok, via_run=True, requests=20
     try:
         acclib.wait_http(port, run, path=path_of(0), timeout=30)
         for i in range(requests):
-            st, body = acclib.http_get(port, path_of(i))
+            st, body = lib.http_get(port, path_of(i))
             assert st == 200 and (body_ok is None or body_ok(path_of(i), body)), (
                 "%s: GET %s: %d %r" % (what, path_of(i), st, body))
         if mode == "off":
@@ -744,7 +753,7 @@ def _stop_server(ctx, what, make_argv, sig, status_ok, via_run=True, requests=20
             os.kill(main[0], sig)
         status = srvlib.wait_exit(run, STOP_BOUND, "%s under sockshim run" % what)
         took = time.monotonic() - t0
-        _, left = acclib.wait_gone_timed(pids, 2.0)
+        _, left = gone_within(pids, 2.0)
         assert not left, "%s: processes %s outlived it" % (what, left)
         say("%s %s: %s %s: %d processes gone after %.2f s, exit status %s (accepts %s, "
             "spurious %s, lock acquisitions %s)", what, mode, signal.Signals(sig).name,
@@ -811,7 +820,7 @@ def test_accept_stop_prefork_server_repeatedly(ctx):
             srvlib.signal_run(run, signal.SIGTERM)
             status = srvlib.wait_exit(run, STOP_BOUND, "prefork_server (round %d)" % i)
             assert status == 0, "round %d: exit status %s" % (i, status)
-            left = [p for p in pids if srvlib.pid_alive(p)]
+            left = [p for p in pids if lib.alive(p)]
             assert not left, "round %d: %s still running" % (i, left)
         finally:
             srvlib.reap(run, pids)
@@ -887,7 +896,7 @@ def _per_worker_vs_log(ctx, what, make_argv, log_name, mode, path_of, n=200, wor
 
         def client(k):
             for i in range(k, n, 4):
-                st, body = acclib.http_get(port, path_of(i))
+                st, body = lib.http_get(port, path_of(i))
                 with lock:
                     answers.append((i, st))
 

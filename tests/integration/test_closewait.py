@@ -28,16 +28,12 @@ import time
 import lib
 import ledgerlib
 import srvlib
-from ledgerlib import WAIT, closewait_json, wait_for
+from ledgerlib import WAIT, closewait_json
+from lib import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Ages: the slack between our clock readings and the command's.
 AGE_SLACK = 1.0
-
-
-def need_closewait(ctx):
-    if not ledgerlib.subcommand_ready(ctx, "closewait"):
-        raise lib.Skip("build/sockshim has no closewait command yet")
 
 
 def mine(objs, port):
@@ -80,7 +76,7 @@ def wait_cw(ctx, session, port, n, verdict=None, timeout=WAIT):
 
 
 def table(ctx, session):
-    r = ledgerlib.tool(ctx, ["closewait", "--session", session])
+    r = lib.tool(ctx, ["closewait", "--session", session])
     return r.stdout.splitlines()
 
 
@@ -115,8 +111,8 @@ def iso(ts):
 
 def ss_close_wait(port):
     """{peer port: ss row} of the CLOSE-WAIT sockets on 127.0.0.1:PORT."""
-    return {srvlib.port_of(r["peer"]): r for r in ledgerlib.ss_row(local_port=port,
-                                                                  state="CLOSE-WAIT")}
+    return {srvlib.port_of(r["peer"]): r for r in lib.ss_rows(local_port=port,
+                                                               state="CLOSE-WAIT")}
 
 
 def holder_tuples(o):
@@ -146,7 +142,6 @@ def accepted_fds(ctx, p, n):
 
 
 def test_closewait_eof_not_read(ctx):
-    need_closewait(ctx)
     s = ctx.session()
     p, port = start_noread(ctx, s, "accept", 2)
     c1 = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -167,7 +162,7 @@ def test_closewait_eof_not_read(ctx):
     ss = ss_close_wait(port)
     accept_line = source_line(os.path.join(ctx.root, "tests/progs/cw_noread.c"), "accept(l,")
     for fd, want_q in ((fd1, 1), (fd2, 6)):  # the FIN counts as one byte
-        inode = srvlib.proc_fd_inode(p.pid, fd)
+        inode = lib.proc_fd_inode(p.pid, fd)
         o = [x for x in got if x["inode"] == inode]
         assert len(o) == 1, (inode, got)
         o = o[0]
@@ -188,7 +183,7 @@ def test_closewait_eof_not_read(ctx):
         assert o["reason"] == ("Recv-Q %d: nobody read the EOF (the FIN counts as one); held by "
                                "cw_noread %d fd %d (created)" % (want_q, p.pid, fd)), o["reason"]
         row = ss[cport[fd]]
-        assert row["inode"] == inode and srvlib.USER_RE.findall(row["users"]) == [
+        assert row["inode"] == inode and lib.USER_RE.findall(row["users"]) == [
             ("cw_noread", str(p.pid), str(fd))], row
 
         block = table_block(table(ctx, s), inode, "127.0.0.1:%d" % port,
@@ -206,11 +201,10 @@ def test_closewait_eof_not_read(ctx):
 
 
 def test_closewait_unaccepted(ctx):
-    need_closewait(ctx)
     s = ctx.session()
     p, port = start_noread(ctx, s, "noaccept")
     lfd = 3
-    linode = srvlib.proc_fd_inode(p.pid, lfd)
+    linode = lib.proc_fd_inode(p.pid, lfd)
     assert linode, "cw_noread's listener is not fd 3"
     clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
     cports = sorted(c.getsockname()[1] for c in clients)
@@ -243,7 +237,6 @@ def test_closewait_unaccepted(ctx):
 def test_closewait_session_scope(ctx):
     """By default only the session's sockets; one of a server outside the
     session is counted, and listed with --all (from /proc alone)."""
-    need_closewait(ctx)
     s = ctx.session()
     p_in, port_in = start_noread(ctx, s, "accept", 1)
     p_out = ctx.spawn([ctx.prog("cw_noread"), "accept", "1"], preload=False, name="outside",
@@ -257,7 +250,7 @@ def test_closewait_session_scope(ctx):
     wait_cw(ctx, s, port_in, 1, "EOF-NOT-READ")
     wait_for(lambda: len(ss_close_wait(port_out)) == 1, "the outside socket in CLOSE_WAIT")
     fd_out = accepted_fds(ctx, p_out, 1)[0]
-    inode_out = srvlib.proc_fd_inode(p_out.pid, fd_out)
+    inode_out = lib.proc_fd_inode(p_out.pid, fd_out)
 
     def both():
         scoped = closewait_json(ctx, s)
@@ -297,7 +290,6 @@ MANY = 1100
 def test_closewait_many(ctx):
     """1,100 sockets: each listed once, right about its own descriptor,
     oldest first across the two halves formatted apart."""
-    need_closewait(ctx)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < MANY + 256:
         raise lib.Skip("RLIMIT_NOFILE hard limit %d is below %d" % (hard, MANY + 256))
@@ -316,7 +308,7 @@ def test_closewait_many(ctx):
             c.close()
     objs, got = wait_cw(ctx, s, port, MANY, "EOF-NOT-READ", timeout=60)
     check_summary(objs, s)
-    by_inode = {srvlib.proc_fd_inode(p.pid, fd): fd for fd in fds}
+    by_inode = {lib.proc_fd_inode(p.pid, fd): fd for fd in fds}
     assert sorted(o["inode"] for o in got) == sorted(by_inode), "not each socket exactly once"
     for o in got:
         assert holder_tuples(o) == [(p.pid, "cw_noread", by_inode[o["inode"]], "created",
@@ -337,7 +329,6 @@ def test_closewait_many(ctx):
 
 
 def test_closewait_hung_holder(ctx):
-    need_closewait(ctx)
     s = ctx.session()
     p, port = start_noread(ctx, s, "accept", 1)
     c = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -346,10 +337,10 @@ def test_closewait_hung_holder(ctx):
     wait_cw(ctx, s, port, 1, "EOF-NOT-READ")
     os.kill(p.pid, signal.SIGSTOP)
     try:
-        ledgerlib.wait_state(p.pid, "T")
+        lib.wait_state(p.pid, "T")
         objs, (o,) = wait_cw(ctx, s, port, 1, "HUNG-HOLDER")
         check_summary(objs, s)
-        assert o["inode"] == srvlib.proc_fd_inode(p.pid, fd), o
+        assert o["inode"] == lib.proc_fd_inode(p.pid, fd), o
         assert [(h["pid"], h["fd"], h["state"], h["stale"]) for h in o["holders"]] == [
             (p.pid, fd, "T", False)], o
         assert o["reason"] == "cw_noread %d fd %d holds it and is stopped (state T)" % (
@@ -360,14 +351,13 @@ def test_closewait_hung_holder(ctx):
                          block[2]), block
     finally:
         os.kill(p.pid, signal.SIGCONT)
-    ledgerlib.wait_state(p.pid, "SR")
+    lib.wait_state(p.pid, "SR")
     wait_cw(ctx, s, port, 1, "EOF-NOT-READ")
 
 
 def test_closewait_hung_holder_uninterruptible(ctx):
     """A holder in uninterruptible sleep (state D): a process waiting for
     its vfork child, which never execs."""
-    need_closewait(ctx)
     if ctx.sanitizer == "thread":
         raise lib.Skip("ThreadSanitizer's vfork is a fork: the parent never waits in state D")
     s = ctx.session()
@@ -376,10 +366,10 @@ def test_closewait_hung_holder_uninterruptible(ctx):
     (fd,) = accepted_fds(ctx, p, 1)
     c.close()
     wait_for(lambda: "vfork\n" in ctx.output(p)[0], "cw_noread to vfork")
-    ledgerlib.wait_state(p.pid, "D")
+    lib.wait_state(p.pid, "D")
     objs, (o,) = wait_cw(ctx, s, port, 1, "HUNG-HOLDER")
     check_summary(objs, s)
-    assert o["inode"] == srvlib.proc_fd_inode(p.pid, fd), o
+    assert o["inode"] == lib.proc_fd_inode(p.pid, fd), o
     assert o["reason"] == ("cw_noread %d fd %d holds it and is in uninterruptible sleep "
                            "(state D)" % (p.pid, fd)), o["reason"]
     mine_h = [h for h in o["holders"] if h["pid"] == p.pid]
@@ -440,7 +430,6 @@ def start_py(ctx, session, script, name):
 
 
 def test_closewait_eof_read_not_closed(ctx):
-    need_closewait(ctx)
     s = ctx.session()
     run, port, pid = start_py(ctx, s, EOF_KEEP_SERVER, "eofkeep")
     try:
@@ -456,7 +445,7 @@ def test_closewait_eof_read_not_closed(ctx):
         objs, (o,) = wait_cw(ctx, s, port, 1)
         t_now = time.time()
         check_summary(objs, s)
-        inode = srvlib.proc_fd_inode(pid, fd)
+        inode = lib.proc_fd_inode(pid, fd)
         assert (o["verdict"], o["inode"], o["peer"], o["recv_q"]) == (
             "EOF-READ-NOT-CLOSED", inode, "127.0.0.1:%d" % cport, 0), o
         assert holder_tuples(o) == [(pid, "python3", fd, "created", "ledger+proc", False)], o
@@ -474,7 +463,7 @@ def test_closewait_eof_read_not_closed(ctx):
         assert f[0] == "EOF-READ-NOT-CLOSED" and f[2] == "0", block  # no "est.": from the ledger
         assert block[1] == "    why: " + o["reason"], block
         row = ss_close_wait(port)[cport]
-        assert srvlib.USER_RE.findall(row["users"]) == [("python3", str(pid), str(fd))], row
+        assert lib.USER_RE.findall(row["users"]) == [("python3", str(pid), str(fd))], row
     finally:
         srvlib.reap(run, [pid])
 
@@ -484,7 +473,6 @@ def test_closewait_inherited_python(ctx):
     sleep (see test_closewait_socat_system); this server does what the
     scenario means: a forked helper dup2s the connection onto fd 0 and
     execs sleep 600, the server closes its copy."""
-    need_closewait(ctx)
     s = ctx.session()
     run, port, pid = start_py(ctx, s, FORK_EXEC_SERVER, "forkexec")
     kids = []
@@ -495,14 +483,14 @@ def test_closewait_inherited_python(ctx):
                      "the server to fork its helper")
         cfd, child = int(m.group(1)), int(m.group(2))
         kids.append(child)
-        wait_for(lambda: srvlib.comm(child) == "sleep" and srvlib.proc_fd_inode(pid, cfd) is None,
+        wait_for(lambda: lib.comm(child) == "sleep" and lib.proc_fd_inode(pid, cfd) is None,
                  "the helper to exec sleep and the server to close its copy")
         t_close = time.monotonic()
         c.close()
         objs, (o,) = wait_cw(ctx, s, port, 1)
         t_seen = time.monotonic()
         check_summary(objs, s)
-        inode = srvlib.proc_fd_inode(child, 0)
+        inode = lib.proc_fd_inode(child, 0)
         assert (o["verdict"], o["inode"], o["peer"], o["recv_q"]) == (
             "INHERITED", inode, "127.0.0.1:%d" % cport, 1), o
         live = [h for h in o["holders"] if not h["stale"]]
@@ -521,7 +509,7 @@ def test_closewait_inherited_python(ctx):
         assert o["reason"] == ("python3 %d (which accepted it) closed its copy; 2 closes had no "
                                "effect; held now by sleep %d fd 0 (exec)" % (pid, child)), o
         row = ss_close_wait(port)[cport]
-        assert srvlib.USER_RE.findall(row["users"]) == [("sleep", str(child), "0")], row
+        assert lib.USER_RE.findall(row["users"]) == [("sleep", str(child), "0")], row
         block = table_block(table(ctx, s), inode, o["local"], o["peer"])
         assert block[0].split()[0] == "INHERITED" and block[1] == "    why: " + o["reason"], block
         assert "    path to %d fd 0: %s" % (child, o["path"]) in block, block
@@ -546,7 +534,6 @@ def test_closewait_socat_system(ctx):
     CLOSE_WAIT. What is asserted is what really happens: the socat
     parent's close had no effect, the child released it, the sleep holds
     only unix sockets, and closewait lists nothing on the port."""
-    need_closewait(ctx)
     socat = srvlib.need("socat", "socat")
     s = ctx.session()
     port = lib.free_port()
@@ -572,7 +559,7 @@ def test_closewait_socat_system(ctx):
             return (acc, execs) if acc and len(execs) >= 2 else None
         acc, execs = wait_for(sleeper, "socat to accept and SYSTEM: to start sleep")
         inode = acc[0]["inode"]
-        sleeps = [e["pid"] for e in execs if srvlib.pid_alive(e["pid"])
+        sleeps = [e["pid"] for e in execs if lib.alive(e["pid"])
                   and open("/proc/%d/cmdline" % e["pid"]).read() == "sleep\x00600\x00"]
         pids += sleeps + [e["pid"] for e in execs]
         assert len(sleeps) >= 1, execs

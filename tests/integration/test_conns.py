@@ -71,18 +71,13 @@ def _ss_rows(lport, peer_port):
     """The program's TCP sockets as the kernel lists them: its listener
     (local port LPORT) and its connections to PEER_PORT; [(state, local,
     peer)], states named as sock_diag names them."""
-    r = subprocess.run(["ss", "-Htan", "state", "all"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode == 0, r.stderr.decode()
     out = []
-    for line in r.stdout.decode().splitlines():
-        f = line.split()
-        if len(f) < 5:
-            continue
-        local, remote = int(f[3].rsplit(":", 1)[1]), f[4].rsplit(":", 1)[1]
+    for r in lib.ss_tcp("state", "all"):
+        local, remote = int(r["local"].rsplit(":", 1)[1]), r["peer"].rsplit(":", 1)[1]
         if local != lport and (remote != str(peer_port) or local == peer_port):
             continue
-        out.append((SS_STATES.get(f[0], f[0]), f[3], f[4].replace(":*", ":0")))
+        out.append((SS_STATES.get(r["state"], r["state"]), r["local"],
+                    r["peer"].replace(":*", ":0")))
     return out
 
 

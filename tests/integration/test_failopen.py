@@ -9,6 +9,7 @@ import re
 import subprocess
 
 import lib
+import segment
 
 REQUESTS = 20
 BODY = b"sockshim fail-open test\n" * 50
@@ -149,7 +150,8 @@ def test_failopen_not_a_segment(ctx):
     path = ctx.session_path(s)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, b"\xff" * (lib.HEADER_SIZE + 64 * lib.RECORD_SIZE))
+        lay = segment.layout(ctx.root)
+        os.write(fd, b"\xff" * (lay["SIZEOF_H"] + 64 * lay["SIZEOF_R"]))
     finally:
         os.close(fd)
     refused(ctx, s, path, "not a sockshim segment")

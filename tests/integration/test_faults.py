@@ -19,7 +19,8 @@ import time
 import acclib
 import lib
 import srvlib
-from ledgerlib import tool, wait_state
+import segment
+from lib import tool, wait_state
 from test_failopen import one_warning, serve_and_check
 from test_run_failopen import SHM_BROKEN
 
@@ -42,7 +43,7 @@ def start_prefork(ctx, session, mode="observe", workers=4):
     lib.wait_for_file(portfile, proc, WAIT, "prefork_server")
     with open(portfile) as f:
         port = int(f.read().split()[0])
-    kids = [p for p in acclib.descendants(proc.pid) if p != proc.pid]
+    kids = lib.descendants(proc.pid)
     assert len(kids) == workers, "prefork_server has workers %s, expected %d" % (kids, workers)
     return proc, port, kids
 
@@ -172,8 +173,8 @@ def test_fault_truncate_nginx(ctx):
         assert status == 200
     deadline = time.monotonic() + WAIT
     while True:  # workers may still be starting (slowly, under a sanitizer)
-        tree = acclib.descendants(run.pid)
-        master = [p for p in tree if srvlib.ppid(p) == run.pid]
+        tree = lib.descendants(run.pid)
+        master = [p for p in tree if lib.ppid(p) == run.pid]
         workers = [p for p in tree if p not in master and p != run.pid]
         if len(master) == 1 and len(workers) == 4:
             break
@@ -266,11 +267,11 @@ def test_fault_sparse_segment_on_full_shm(ctx):
 
 def lock_offset(ctx, session, port):
     """The file offset of the accept lock word of the listener on PORT."""
-    lay = acclib.layout(ctx.root)
+    lay = segment.layout(ctx.root)
     e = acclib.wait_listener(ctx, session, port, lambda e: True, "the listener")
     with open(ctx.session_path(session), "rb") as f:
         head = f.read(4096)
-    off = acclib._u(lay, "H.listeners_offset", head)
+    off = segment.get(lay, "H.listeners_offset", head)
     return off + e["index"] * lay["SIZEOF_L"] + lay["L.lock"][0]
 
 
@@ -403,13 +404,13 @@ def test_fault_kill_all_workers_holding_lock(ctx):
     proc, port = fork_pool(ctx, s, "serialize", respawn=True)
     acclib.ask(port, 5)
     o = wait_holder(ctx, s, port, "before the kill")
-    workers = [p for p in acclib.descendants(proc.pid) if p != proc.pid]
+    workers = lib.descendants(proc.pid)
     assert o["lock"]["pid"] in workers and len(workers) == 4, (o["lock"], workers)
     for p in workers:
         os.kill(p, signal.SIGKILL)
     deadline = time.monotonic() + WAIT
     while True:
-        now = [p for p in acclib.descendants(proc.pid) if p != proc.pid]
+        now = lib.descendants(proc.pid)
         if len(now) == 4 and not set(now) & set(workers):
             break
         assert time.monotonic() < deadline, "acceptpool has workers %s after the kill" % now
@@ -464,20 +465,20 @@ def test_fault_writer_died_mid_record(ctx):
     r = ctx.run([srvlib.python3(), "-c", "import socket; [socket.socket().close() for _ in "
                  "range(5)]"], session=s, valgrind=False)
     assert r.returncode == 0, r.stderr
-    lay = lib.layout(ctx.root)
+    lay = segment.layout(ctx.root)
     path = ctx.session_path(s)
     with open(path, "rb") as f:
-        head = f.read(lay["SIZEOF_HEADER"])
-    ticket = lib._get(lay, "ring_head", head)
-    cap = lib._get(lay, "ring_capacity", head)
-    ring = lib._get(lay, "ring_offset", head)
-    slot = ring + (ticket % cap) * lay["SIZEOF_RECORD"]
+        head = f.read(lay["SIZEOF_H"])
+    ticket = segment.get(lay, "H.ring_head", head)
+    cap = segment.get(lay, "H.ring_capacity", head)
+    ring = segment.get(lay, "H.ring_offset", head)
+    slot = ring + (ticket % cap) * lay["SIZEOF_R"]
     fd = os.open(path, os.O_WRONLY)
     try:
         # Ticket taken, stamp "being written", never published; then the
         # head moves on, as the dead writer's fetch-add left it.
-        os.pwrite(fd, (2 * ticket + 1).to_bytes(8, "little"), slot + lay["stamp"][0])
-        os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), lay["ring_head"][0])
+        os.pwrite(fd, (2 * ticket + 1).to_bytes(8, "little"), slot + lay["R.stamp"][0])
+        os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), lay["H.ring_head"][0])
     finally:
         os.close(fd)
     before = [e for e in ctx.events_cmd(s) if e.get("type") != "lost"]

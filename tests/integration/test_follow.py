@@ -34,6 +34,7 @@ import time
 import acclib
 import ledgerlib
 import lib
+import segment
 import srvlib
 
 WAIT = 15.0
@@ -81,7 +82,7 @@ def child_env(out):
 def ask_hello(port, timeout=10.0):
     """One connection to followchild: the pid in its "hello PID"."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        data = srvlib.recv_all(s)
+        data = lib.recv_all(s)
     m = re.fullmatch(rb"hello (\d+)\n", data)
     assert m, "followchild answered %r" % data
     return int(m.group(1))
@@ -380,7 +381,7 @@ def activate_exe():
 
 def connection_entries(ctx, session, port):
     """The ledger's entries of connections accepted on PORT."""
-    led = ledgerlib.raw_ledger(ctx, session)
+    led = segment.raw_ledger(ctx, session)
     local = "127.0.0.1:%d" % port
     return [e for e in led.socks.values() if e["local"] == local and not e["listener"]], led
 
@@ -453,7 +454,7 @@ def read_inetd(port, timeout=10.0):
     """One connection to followchild under --inetd: its pid and environment
     (it writes them to the connection, its standard output)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        data = srvlib.recv_all(s).decode("utf-8", "replace")
+        data = lib.recv_all(s).decode("utf-8", "replace")
     m = re.match(r"child (\d+)\n", data)
     assert m, "followchild under --inetd answered %r" % data
     return int(m.group(1)), child_env(data)
@@ -484,7 +485,7 @@ def test_follow_socket_activate_inetd(ctx):
                 env.get("SOCKSHIM_SESSION") == session, (i, env)
             children.append(pid)
         took = time.monotonic() - t0
-        left = srvlib.wait_gone(children)
+        left = lib.wait_gone(children)
         assert not left, "children still running: %s" % left
         evs = ctx.events(session)
         lino = listener_inode(evs, port)
@@ -526,7 +527,7 @@ def listener_inode_or_none(evs, port):
 
 def run_child(pid):
     """The one child of `sockshim run` (PID): the command it started."""
-    kids = [p for p in ledgerlib.descendants(pid) if p != pid and srvlib.ppid(p) == pid]
+    kids = [p for p in lib.descendants(pid) if lib.ppid(p) == pid]
     assert len(kids) == 1, "sockshim run %d has children %s" % (pid, kids)
     return kids[0]
 
@@ -543,7 +544,7 @@ def read_pid(path):
 
 
 def children_of(pid):
-    return [p for p in ledgerlib.descendants(pid) if p != pid and srvlib.ppid(p) == pid]
+    return [p for p in lib.descendants(pid) if lib.ppid(p) == pid]
 
 
 class Load:
@@ -571,7 +572,7 @@ class Load:
                 self.sent += 1
                 i = self.sent
             try:
-                st, body = acclib.http_get(self.port, "/load/%d" % i)
+                st, body = lib.http_get(self.port, "/load/%d" % i)
                 m = re.fullmatch(rb"nginx /load/\d+ pid (\d+)\n", body)
                 if st != 200 or not m:
                     raise AssertionError("GET /load/%d: %d %r" % (i, st, body))
@@ -590,10 +591,6 @@ class Load:
         for t in self.threads:
             t.join(30)
         assert not any(t.is_alive() for t in self.threads), "load clients still running"
-
-
-def wait_until(fn, what, timeout=WAIT):
-    return ledgerlib.wait_for(fn, what, timeout)
 
 
 def nginx_upgrade(ctx, check):
@@ -616,30 +613,30 @@ def nginx_upgrade(ctx, check):
     load = None
     try:
         assert srvlib.wait_exit(run, WAIT, "nginx's starter") == 0, ctx.output(run)
-        old = wait_until(lambda: read_pid(pidfile), "nginx.pid")
+        old = lib.wait_for(lambda: read_pid(pidfile), "nginx.pid")
         masters.append(old)
-        old_workers = wait_until(lambda: len(children_of(old)) == NGINX_WORKERS and
-                                 children_of(old), "the old master's workers")
+        old_workers = lib.wait_for(lambda: len(children_of(old)) == NGINX_WORKERS and
+                                     children_of(old), "the old master's workers")
         load = Load(port)
-        wait_until(lambda: load.answered >= 200 or load.errors, "load on the old workers")
+        lib.wait_for(lambda: load.answered >= 200 or load.errors, "load on the old workers")
         os.kill(old, signal.SIGUSR2)
-        new = wait_until(lambda: os.path.exists(pidfile + ".oldbin") and
-                         (read_pid(pidfile) or old) != old and read_pid(pidfile),
-                         "the new master's nginx.pid")
+        new = lib.wait_for(lambda: os.path.exists(pidfile + ".oldbin") and
+                             (read_pid(pidfile) or old) != old and read_pid(pidfile),
+                             "the new master's nginx.pid")
         masters.append(new)
-        new_workers = wait_until(lambda: len(children_of(new)) == NGINX_WORKERS and
-                                 children_of(new), "the new master's workers")
+        new_workers = lib.wait_for(lambda: len(children_of(new)) == NGINX_WORKERS and
+                                     children_of(new), "the new master's workers")
         at_usr2 = load.answered
         os.kill(old, signal.SIGWINCH)
         # The new master is the old one's child too: wait for the workers.
-        wait_until(lambda: not srvlib.wait_gone(old_workers, timeout=0.1),
-                   "the old workers to quit")
+        lib.wait_for(lambda: not lib.wait_gone(old_workers, timeout=0.1),
+                     "the old workers to quit")
         at_winch = load.answered
-        wait_until(lambda: load.answered >= at_winch + 300 or load.errors,
-                   "load on the new workers")
+        lib.wait_for(lambda: load.answered >= at_winch + 300 or load.errors,
+                     "load on the new workers")
         os.kill(old, signal.SIGQUIT)
-        wait_until(lambda: not srvlib.pid_alive(old), "the old master to quit")
-        wait_until(lambda: load.answered >= at_winch + 500 or load.errors, "more load")
+        lib.wait_for(lambda: not lib.alive(old), "the old master to quit")
+        lib.wait_for(lambda: load.answered >= at_winch + 500 or load.errors, "more load")
         load.finish()
         assert not load.errors, "%d requests failed; first: %s" % (len(load.errors),
                                                                     load.errors[0])
@@ -650,13 +647,13 @@ def nginx_upgrade(ctx, check):
         if load:
             load.stop.set()
         for m in reversed(masters):
-            kids = children_of(m) if srvlib.pid_alive(m) else []
-            if srvlib.pid_alive(m):
+            kids = children_of(m) if lib.alive(m) else []
+            if lib.alive(m):
                 try:
                     os.kill(m, signal.SIGQUIT)
                 except ProcessLookupError:
                     pass
-            left = srvlib.wait_gone([m] + kids, timeout=10)
+            left = lib.wait_gone([m] + kids, timeout=10)
             for p in left:
                 lib.stop_pid(p, grace=2.0)
         srvlib.reap(run, [])
@@ -687,7 +684,7 @@ def check_upgrade_holders(ctx, session, port, f):
     """holders --json == /proc for the new master and its workers, no STALE
     holder, every holder named by the ledger."""
     live = [f["new"]] + children_of(f["new"])
-    truth = ledgerlib.proc_set(live)
+    truth = lib.proc_set(live)
     objs = ledgerlib.holders_json(ctx, session)
     got, stale, other = set(), [], []
     for o in objs:
@@ -699,7 +696,7 @@ def check_upgrade_holders(ctx, session, port, f):
                 got.add(t)
             else:
                 other.append((t, h["source"]))
-    led = ledgerlib.raw_ledger(ctx, session)
+    led = segment.raw_ledger(ctx, session)
     lino = listener_inode(ctx.events(session), port)
     lent = led.socks.get(lino, {})
     evidence = ("listener refs %s, %d holders in its entry, holder_overflow %s; session "

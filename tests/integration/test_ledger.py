@@ -17,8 +17,11 @@ import time
 
 import lib
 import ledgerlib
+import segment
 import srvlib
-from ledgerlib import Actors, proc_set, raw_ledger
+from ledgerlib import Actors
+from lib import proc_set, wait_for
+from segment import raw_ledger
 
 SEED = int(os.environ.get("SOCKSHIM_TEST_SEED", "20261121"))
 
@@ -38,8 +41,6 @@ class Checker:
         # the ledger has one, it must be exact about it.
         self.lazy = set()
         self.steps = 0
-        self.use_cmd = ledgerlib.subcommand_ready(ctx, "holders")
-        self.last = None
 
     def truth(self):
         return proc_set(self.actors.live_pids())
@@ -56,7 +57,7 @@ class Checker:
         # Nothing else runs in the tree (a process we do not know of would
         # hold sockets the comparison ignores).
         if 0 not in a.dead:
-            extra = set(ledgerlib.descendants(a.pids[0])) - a.live_pids()
+            extra = set(lib.descendants(a.pids[0], include_root=True)) - a.live_pids()
             assert not extra, "step %d (%s): unknown processes in the tree: %s" % (
                 self.steps, what, extra)
         led = raw_ledger(self.ctx, self.session)
@@ -80,9 +81,7 @@ class Checker:
                    e["holder_overflow"]))
         h = led.header
         assert (h["ledger_full"], h["holder_overflow"]) == (0, 0), h
-        if self.use_cmd:
-            self.check_command(what, truth, full)
-        self.last = led
+        self.check_command(what, truth, full)
         return led
 
     def check_command(self, what, truth, full):
@@ -199,9 +198,8 @@ def test_ledger_exact(ctx):
         led = ck.check("child 1 forks child 4")
         _, hd = holder(led, a.pids[4], afd)
         assert (hd["how"], hd["from_pid"]) == ("fork", a.pids[1]), hd
-        if ck.use_cmd:
-            assert cmd_path(ctx, s, ino["A"], a.pids[4], afd) == \
-                "accepted by %d fd %d -> fork %d -> fork %d" % (p0, afd, a.pids[1], a.pids[4])
+        assert cmd_path(ctx, s, ino["A"], a.pids[4], afd) == \
+            "accepted by %d fd %d -> fork %d -> fork %d" % (p0, afd, a.pids[1], a.pids[4])
 
         # Child 2: close_range(CLOEXEC) marks 5.., exec drops them; then a
         # plain close_range.
@@ -226,15 +224,14 @@ def test_ledger_exact(ctx):
             assert holder(led, a.pids[3], fd)[1]["how"] == "exec", fd
         a.exec(3)
         ck.check("child 3 exec again")
-        if ck.use_cmd:
-            # By now A's history holds more than SOCKSHIM_STEPS steps: the
-            # fork from the parent is still there, the older ones are not.
-            led = raw_ledger(ctx, s)
-            assert led.socks[ino["A"]]["steps_next"] > len(led.socks[ino["A"]]["steps"])
-            path = cmd_path(ctx, s, ino["A"], a.pids[3], 30)
-            assert path == (
-                "accepted by %d fd %d -> ... -> fork %d -> dup to fd 30 -> exec refexact -> "
-                "exec refexact" % (p0, afd, a.pids[3])), path
+        # By now A's history holds more than SOCKSHIM_STEPS steps: the
+        # fork from the parent is still there, the older ones are not.
+        led = raw_ledger(ctx, s)
+        assert led.socks[ino["A"]]["steps_next"] > len(led.socks[ino["A"]]["steps"])
+        path = cmd_path(ctx, s, ino["A"], a.pids[3], 30)
+        assert path == (
+            "accepted by %d fd %d -> ... -> fork %d -> dup to fd 30 -> exec refexact -> "
+            "exec refexact" % (p0, afd, a.pids[3])), path
 
         # SCM_RIGHTS: the parent sends A and L to child 3 ...
         a.cmd(0, "send %d %d %d" % (sp0, afd, lfd))
@@ -245,10 +242,9 @@ def test_ledger_exact(ctx):
         for fd, name in zip(got, ("A", "L")):
             i, hd = holder(led, a.pids[3], fd)
             assert (i, hd["how"], hd["from_pid"]) == (ino[name], "scm", p0), (name, hd)
-        if ck.use_cmd:
-            path = cmd_path(ctx, s, ino["A"], a.pids[3], got[0])
-            assert path == "accepted by %d fd %d -> ... -> SCM_RIGHTS to %d fd %d" % (
-                p0, afd, a.pids[3], got[0]), path
+        path = cmd_path(ctx, s, ino["A"], a.pids[3], got[0])
+        assert path == "accepted by %d fd %d -> ... -> SCM_RIGHTS to %d fd %d" % (
+            p0, afd, a.pids[3], got[0]), path
         # ... and child 3 connects, sends its new socket to the parent.
         (xfd,) = a.cmd(3, "connect %d" % port)
         (yfd,) = a.cmd(0, "accept %d" % lfd)
@@ -359,7 +355,7 @@ def forkstorm(ctx, modes):
         main = int(m.group(1))
         late = [int(p) for p in m.group(2).split()]
         assert main == proc.pid and len(late) == 2, (main, late, proc.pid)
-        tree = set(ledgerlib.descendants(main))
+        tree = set(lib.descendants(main, include_root=True))
         assert tree == {main} | set(late), "processes in forkstorm's tree: %s" % tree
         truth = proc_set(tree)
         # main: listener, one connection's two ends, a socketpair; each
@@ -377,16 +373,15 @@ def forkstorm(ctx, modes):
         assert mine == truth, ("ledger != /proc for forkstorm's live processes\n"
                                "  only in the ledger: %s\n  only in /proc: %s"
                                % (sorted(mine - truth), sorted(truth - mine)))
-        if ledgerlib.subcommand_ready(ctx, "holders"):
-            got = set()
-            for o in ledgerlib.holders_json(ctx, s, ["--pid", str(main)]):
-                for hd in o["holders"]:
-                    if hd["pid"] in tree:
-                        assert hd["source"] == "ledger+proc" and not hd["stale"], (o["inode"], hd)
-                        got.add((hd["pid"], hd["fd"], o["inode"]))
-            assert got == truth, ("sockshim holders --pid %d != /proc\n  only in holders: %s\n"
-                                  "  only in /proc: %s" % (main, sorted(got - truth),
-                                                           sorted(truth - got)))
+        got = set()
+        for o in ledgerlib.holders_json(ctx, s, ["--pid", str(main)]):
+            for hd in o["holders"]:
+                if hd["pid"] in tree:
+                    assert hd["source"] == "ledger+proc" and not hd["stale"], (o["inode"], hd)
+                    got.add((hd["pid"], hd["fd"], o["inode"]))
+        assert got == truth, ("sockshim holders --pid %d != /proc\n  only in holders: %s\n"
+                              "  only in /proc: %s" % (main, sorted(got - truth),
+                                                       sorted(truth - got)))
         os.kill(main, signal.SIGUSR1)
         assert proc.wait(timeout=30) == 0, ctx.output(proc)[1][-2000:]
         out, err = ctx.output(proc)
@@ -439,7 +434,7 @@ def test_ledger_holder_overflow(ctx):
         led = raw_ledger(ctx, s)
         (inode,) = {t[2] for t in truth}
         e = led.socks[inode]
-        lay = ledgerlib.layout(ctx.root)
+        lay = segment.layout(ctx.root)
         assert (e["refs"], len(e["holders"]), e["pooled"], e["holder_overflow"]) == (
             11, 11, 11 - lay["SOCKSHIM_HOLDERS"], 0), e
         assert sum(1 for h in e["holders"] if h.get("pooled")) == 3, e["holders"]
@@ -449,7 +444,7 @@ def test_ledger_holder_overflow(ctx):
         assert o["holder_overflow"] == 0 and o["refs"] == 11, o
         got = sorted((h["pid"], h["fd"], h["source"]) for h in o["holders"])
         assert got == sorted((p0, fd, "ledger+proc") for fd in [lfd] + dups), got
-        text = ledgerlib.tool(ctx, ["holders", "--session", s, str(inode)]).stdout
+        text = lib.tool(ctx, ["holders", "--session", s, str(inode)]).stdout
         assert "refs: 11 (ledger), 11 holders found" in text and "did not fit" not in text, text
         # Closing them all releases it: pooled holders go as the entry's do.
         a.cmd(0, "tclose " + " ".join(map(str, dups)))
@@ -529,7 +524,7 @@ def test_ledger_full(ctx):
                      "/usr/bin/python3", script, str(n), go], preload=False, name="many")
     pid = None
     try:
-        m = wait_for_output(ctx, run, r"^ready (\d+)$", 60)
+        m = wait_line(ctx, run, r"^ready (\d+)$", 60)
         pid = int(m.group(1))
         truth = proc_set([pid])
         assert len(truth) == n, len(truth)
@@ -542,9 +537,9 @@ def test_ledger_full(ctx):
         print("    %d of %d sockets in a ledger of 256; ledger_full %d" % (
             len(recorded), n, h["ledger_full"]))
         assert left_out > 0 and len(recorded) == len(led.socks), (left_out, len(led.socks))
-        cw = [o for o in closewait_json_all(ctx, s) if o.get("type") == "summary"]
+        cw = [o for o in ledgerlib.closewait_json(ctx, s) if o.get("type") == "summary"]
         assert cw and cw[0]["ledger_full"] == h["ledger_full"], (cw, h["ledger_full"])
-        text = ledgerlib.tool(ctx, ["closewait", "--session", s]).stdout
+        text = lib.tool(ctx, ["closewait", "--session", s]).stdout
         assert "The ledger was full %d times" % h["ledger_full"] in text, text[-800:]
         # Counted once per socket left out (layout.h: "sockets not recorded").
         assert h["ledger_full"] == left_out, (
@@ -552,19 +547,11 @@ def test_ledger_full(ctx):
     finally:
         open(go, "w").close()
         if pid:
-            wait_for_output(ctx, run, r"^closed$", 30)
+            wait_line(ctx, run, r"^closed$", 30)
         status = run.wait(timeout=30)
     out, err = ctx.output(run)
     assert status == 0, (status, err[-2000:])
     assert len(lib.sockshim_lines(err)) <= 1, lib.sockshim_lines(err)
-
-
-def closewait_json_all(ctx, session):
-    return ledgerlib.closewait_json(ctx, session)
-
-
-def wait_for_output(ctx, proc, pattern, timeout):
-    return wait_line(ctx, proc, pattern, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -595,7 +582,7 @@ def test_ledger_segment_unlinked(ctx):
         for _ in range(3):
             assert lib.http_get(port)[0] == 200
         assert run.poll() is None and lib.alive(server)
-        r = ledgerlib.tool(ctx, ["holders", "--session", s], check=False)
+        r = lib.tool(ctx, ["holders", "--session", s], check=False)
         assert r.returncode not in (0, -11, -6) and "not found" in r.stderr, (r.returncode,
                                                                             r.stderr)
         # The same name again: a new segment, the new command's events only.
@@ -658,10 +645,6 @@ def reuse_pid(ctx, target, argv, extra_env=None):
     return ctx.output(p)[0].strip()
 
 
-def wait_for(fn, what, timeout=ledgerlib.WAIT):
-    return ledgerlib.wait_for(fn, what, timeout)
-
-
 def kill_forked_holder(a, ck):
     """Actor 0 listens and holds both ends of a connection; its child 1,
     holding them all by fork, is killed with kill -9 (which the shim cannot
@@ -711,8 +694,8 @@ def test_ledger_pid_reused(ctx):
             assert h["stale"] and h["source"] == "ledger" and h["comm"] == actor_comm(ctx), h
             assert h["stale_reason"] == ("gone: pid %d now belongs to another process (started "
                                          "after the ledger's record)" % victim), h
-        text = ledgerlib.tool(ctx, ["holders", "--session", s, str(led.socks and
-                                                                    sorted(ck.stale)[0][2])])
+        text = lib.tool(ctx, ["holders", "--session", s, str(led.socks and
+                                                              sorted(ck.stale)[0][2])])
         assert "STALE (gone: pid %d now belongs to another process" % victim in text.stdout, \
             text.stdout
     finally:
@@ -806,7 +789,7 @@ def test_ledger_mapped_address_one_rendering(ctx):
         assert len(rows) == 1 and rows[0]["local"] == local, rows
         # Our side closes: the server's socket sits in CLOSE_WAIT.
         cli.close()
-        cw = ledgerlib.wait_for(
+        cw = lib.wait_for(
             lambda: [c for c in ledgerlib.closewait_json(ctx, session) if c.get("peer") == peer],
             "the server's connection in CLOSE_WAIT")
         assert cw[0]["local"] == local, cw

@@ -53,3 +53,25 @@ def test_lib_sessions_are_removed(ctx):
     ctx.cleanup()
     for n in names:
         assert not os.path.exists(ctx.session_path(n)), "%s left behind" % n
+
+
+def test_lib_descendants_and_zombies(ctx):
+    """A parent with a running child and a zombie child (exited, not
+    reaped): the zombie is not alive, and descendants() lists only the
+    running processes below the parent, the parent too with include_root."""
+    code = ("import os, time\n"
+            "z = os.fork()\n"
+            "if z == 0: os._exit(0)\n"
+            "r = os.fork()\n"
+            "if r == 0: time.sleep(60); os._exit(0)\n"
+            "print(z, r, flush=True); time.sleep(60)\n")
+    p = ctx.spawn([ctx.python, "-c", code], preload=False, name="parent")
+    out = lib.wait_for(lambda: p.poll() is None and ctx.output(p)[0].split(), "the two children")
+    zombie, runner = map(int, out)
+    lib.wait_state(zombie, "Z")
+    assert not lib.alive(zombie) and lib.alive(runner) and lib.alive(p.pid)
+    assert lib.ppid(zombie) == lib.ppid(runner) == p.pid
+    assert lib.descendants(p.pid) == [runner], lib.descendants(p.pid)
+    assert lib.descendants(p.pid, include_root=True) == sorted([p.pid, runner])
+    lib.stop_pid(runner, grace=2.0)
+    assert not lib.alive(runner) and lib.descendants(p.pid) == []

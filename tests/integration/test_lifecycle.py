@@ -15,21 +15,23 @@ import time
 import acclib
 import lib
 import srvlib
-from ledgerlib import holders_json, proc_set, raw_ledger, tool
+from ledgerlib import holders_json
+from lib import proc_set, tool
+from segment import raw_ledger
 
 WAIT = 60.0
 
 
 def _tree(run):
     """The server's processes under `sockshim run` (run itself excluded)."""
-    return [p for p in acclib.descendants(run.pid) if p != run.pid]
+    return lib.descendants(run.pid)
 
 
 def _wait_workers(run, n, what, exclude=()):
     deadline = time.monotonic() + WAIT
     while True:
         tree = _tree(run)
-        main = [p for p in tree if srvlib.ppid(p) == run.pid]
+        main = [p for p in tree if lib.ppid(p) == run.pid]
         workers = [p for p in tree if p not in main and p not in exclude]
         if len(main) == 1 and len(workers) >= n:
             return main[0], workers

@@ -11,8 +11,10 @@ import re
 import signal
 import time
 
-import lib
-from ledgerlib import descendants, holders_json, proc_set, raw_ledger, tool
+import segment
+from ledgerlib import holders_json
+from lib import descendants, proc_set, tool
+from segment import raw_ledger
 from test_faults import fork_pool, load
 
 PROCESSES = 8
@@ -34,9 +36,9 @@ def _started(ctx, proc, want):
 
 
 def _produced(ctx, session):
-    lay = lib.layout(ctx.root)
+    lay = segment.layout(ctx.root)
     with open(ctx.session_path(session), "rb") as f:
-        return lib._get(lay, "ring_head", f.read(lay["SIZEOF_HEADER"]))
+        return segment.get(lay, "H.ring_head", f.read(lay["SIZEOF_H"]))
 
 
 def _summary(stderr):
@@ -82,7 +84,7 @@ def _load_mode(ctx, mode):
         assert st["accepts"] == n, "stats counted %d accepts of %d" % (st["accepts"], n)
     # The ledger holds exactly the sockets still open: the listener, in
     # the parent and each worker process.
-    pids = descendants(proc.pid)
+    pids = descendants(proc.pid, include_root=True)
     assert len(pids) == PROCESSES + 1, pids
     truth = proc_set(pids)
     assert len(truth) == PROCESSES + 1 and len({t[2] for t in truth}) == 1, truth

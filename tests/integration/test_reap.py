@@ -15,7 +15,8 @@ import time
 
 import lib
 import srvlib
-from ledgerlib import proc_set, raw_ledger, wait_for
+from lib import proc_set
+from segment import raw_ledger
 
 # The parent: a listener, a forked child that accepts one connection and
 # then waits to be killed (or ends by a raw exit_group, unseen), and the

@@ -14,6 +14,7 @@ import signal
 import subprocess
 
 import lib
+import segment
 import srvlib
 from test_failopen import BODY, REQUESTS, one_warning
 
@@ -249,7 +250,7 @@ class _DefaultUntouched:
         if not self.existed:
             assert not os.path.exists(self.path), "the default session was created"
             return
-        mine = [e for e in lib.RawRing(self.ctx.root, self.path).events
+        mine = [e for e in segment.RawRing(self.ctx.root, self.path).events
                 if e["local"] == "127.0.0.1:%d" % self.port]
         assert not mine, "the default session got %d events of our server" % len(mine)
 

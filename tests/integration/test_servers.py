@@ -34,12 +34,12 @@ def _listener(ctx, session, run, port, what):
     assert len({(e["pid"], e["fd"], e["inode"]) for e in lst}) == 1, lst
     pid, fd, inode = lst[0]["pid"], lst[0]["fd"], lst[0]["inode"]
     assert inode > 0, lst[0]
-    assert srvlib.ppid(pid) == run.pid, (
+    assert lib.ppid(pid) == run.pid, (
         "listen by pid %d, whose parent is %d, not sockshim run (%d)"
-        % (pid, srvlib.ppid(pid), run.pid))
-    assert srvlib.proc_fd_inode(pid, fd) == inode, (
+        % (pid, lib.ppid(pid), run.pid))
+    assert lib.proc_fd_inode(pid, fd) == inode, (
         "/proc/%d/fd/%d is %s, listen event says inode %d"
-        % (pid, fd, srvlib.proc_fd_inode(pid, fd), inode))
+        % (pid, fd, lib.proc_fd_inode(pid, fd), inode))
     return pid, fd, inode
 
 
@@ -104,7 +104,7 @@ def test_servers_socat_fork(ctx):
         assert len(forks) == K, "socat's parent forked %d times for %d connections: %s" % (
             len(forks), K, forks)
         for child in forks:
-            assert srvlib.ppid(child) == main, "child %d's parent is not %d" % (child, main)
+            assert lib.ppid(child) == main, "child %d's parent is not %d" % (child, main)
 
         # Whose copy is open now: exactly one forked child per connection,
         # at the fd the parent accepted it on.
@@ -117,14 +117,14 @@ def test_servers_socat_fork(ctx):
             c = closes[0]
             assert (c["pid"], c["fd"], c["via"]) == (main, a["fd"], "close"), c
             assert c["seq"] > a["seq"], "close before accept: %s %s" % (a, c)
-            owners = [ch for ch in forks if srvlib.proc_fd_inode(ch, a["fd"]) == a["inode"]]
+            owners = [ch for ch in forks if lib.proc_fd_inode(ch, a["fd"]) == a["inode"]]
             assert len(owners) == 1, "port %d: inode %d at fd %d held by children %s" % (
                 cport, a["inode"], a["fd"], owners)
             holder[cport] = owners[0]
         assert sorted(holder.values()) == sorted(forks), (
             "one child per connection expected: %s" % holder)
         srvlib.wait_kernel_view(port, {
-            cport: (a["inode"], [(srvlib.comm(holder[cport]), holder[cport], a["fd"])])
+            cport: (a["inode"], [(lib.comm(holder[cport]), holder[cport], a["fd"])])
             for cport, a in acc.items()})
 
         srvlib.close_all(clients)
@@ -163,7 +163,7 @@ def test_servers_socat_fork(ctx):
             assert exit_close["seq"] < exits[0]["seq"], (exit_close, exits)
             assert not others, "inode %d touched by a process other than %d and %d: %s" % (
                 a["inode"], main, ch, others)
-        left = srvlib.wait_gone(forks)
+        left = lib.wait_gone(forks)
         assert not left, "socat children still running after their clients closed: %s" % left
 
         # socat ends on SIGTERM with status 128+15, as if killed by it.
@@ -171,7 +171,7 @@ def test_servers_socat_fork(ctx):
         status = srvlib.wait_exit(run)
         assert status == srvlib.SIGTERM_STATUS, (
             "sockshim run exited %s after SIGTERM, expected %d" % (status, srvlib.SIGTERM_STATUS))
-        assert not srvlib.wait_gone([main]), "socat %d outlived sockshim run" % main
+        assert not lib.wait_gone([main]), "socat %d outlived sockshim run" % main
         srvlib.events(ctx, session)  # the whole ring, after the end: nothing lost
     finally:
         srvlib.close_all(clients)
@@ -222,12 +222,12 @@ def test_servers_python_http_server(ctx):
             assert a["tid"] == server, a
             assert _count(evs, "close", a["inode"]) == 0, a
         srvlib.wait_kernel_view(port, {
-            cport: (a["inode"], [(srvlib.comm(server), server, a["fd"])])
+            cport: (a["inode"], [(lib.comm(server), server, a["fd"])])
             for cport, a in acc.items()})
 
         for cport, c in clients.items():
             c.sendall(b"GET /index.html HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            data = srvlib.recv_all(c)
+            data = lib.recv_all(c)
             head, _, body = data.partition(b"\r\n\r\n")
             assert re.match(rb"HTTP/1\.0 200 ", head) and body == b"sockshim\n", (
                 "port %d: %r" % (cport, data[:300]))
@@ -347,8 +347,8 @@ def test_servers_nginx_workers(ctx):
         pids += workers
         assert len(workers) == 2, "nginx forked %s, expected 2 workers" % workers
         for w in workers:
-            assert srvlib.ppid(w) == master, "worker %d's parent is not %d" % (w, master)
-            assert srvlib.proc_fd_inode(w, lfd) == linode, (
+            assert lib.ppid(w) == master, "worker %d's parent is not %d" % (w, master)
+            assert lib.proc_fd_inode(w, lfd) == linode, (
                 "worker %d does not hold the listener at fd %d" % (w, lfd))
 
         clients = srvlib.connect(port, K)
@@ -363,7 +363,7 @@ def test_servers_nginx_workers(ctx):
             assert a["tid"] == a["pid"], a  # no thread pool in this configuration
             assert _count(evs, "close", a["inode"]) == 0, "closed while open: %s" % a
         srvlib.wait_kernel_view(port, {
-            cport: (a["inode"], [(srvlib.comm(a["pid"]), a["pid"], a["fd"])])
+            cport: (a["inode"], [(lib.comm(a["pid"]), a["pid"], a["fd"])])
             for cport, a in acc.items()})
 
         srvlib.close_all(clients)
@@ -390,7 +390,7 @@ def test_servers_nginx_workers(ctx):
         status = srvlib.wait_exit(run)
         assert status == 0, "sockshim run exited %s after SIGTERM to nginx, expected 0; %s" % (
             status, ctx.output(run)[1].strip()[-1000:])
-        left = srvlib.wait_gone([master] + workers)
+        left = lib.wait_gone([master] + workers)
         assert not left, "nginx processes outlived sockshim run: %s" % left
         srvlib.events(ctx, session)
     finally:
@@ -491,7 +491,7 @@ def test_servers_run_forwards_sigterm(ctx):
             status = srvlib.wait_exit(run)
             assert status == want, "%s to sockshim run: exited %s, expected %d; stderr %s" % (
                 signal.Signals(sig).name, status, want, ctx.output(run)[1].strip()[-500:])
-            assert not srvlib.pid_alive(server), "http.server %d still running" % server
+            assert not lib.alive(server), "http.server %d still running" % server
             assert not os.path.exists(ctx.session_path(session)), "session left behind"
         finally:
             srvlib.reap(run, pids)

@@ -14,8 +14,9 @@ import socket
 import subprocess
 import time
 
-import lib
 import ledgerlib
+import lib
+import segment
 
 # rawsys connections: three, one per way of duplicating (dup, dup3, fcntl).
 RAWSYS_CONNS = 6
@@ -89,8 +90,8 @@ def test_syscall_lifecycle(ctx):
         (c["acc_fd"], c["dup_fd"], c["acc_ino"], c["i"] % 3 != 0) for c in conns], dups
     assert not close_events(evs, pid), close_events(evs, pid)
 
-    led = ledgerlib.raw_ledger(ctx, session)
-    truth = ledgerlib.proc_set([pid])
+    led = segment.raw_ledger(ctx, session)
+    truth = lib.proc_set([pid])
     mine = {t for t in led.holder_set() if t[0] == pid}
     assert mine == truth, "ledger != /proc: only in the ledger %s, only in /proc %s" % (
         sorted(mine - truth), sorted(truth - mine))
@@ -101,11 +102,10 @@ def test_syscall_lifecycle(ctx):
         mod = led.socks[ino]["callsite_module"]
         # The call site is the program's syscall() call, not the shim or libc.
         assert os.path.basename(mod) == "rawsys", (ino, mod)
-    if ledgerlib.subcommand_ready(ctx, "holders"):
-        got = {(h["pid"], h["fd"], o["inode"])
-               for o in ledgerlib.holders_json(ctx, session, ["--pid", str(pid)])
-               for h in o["holders"] if h["pid"] == pid and not h["stale"]}
-        assert got == truth, "holders --pid != /proc: %s vs %s" % (sorted(got), sorted(truth))
+    got = {(h["pid"], h["fd"], o["inode"])
+           for o in ledgerlib.holders_json(ctx, session, ["--pid", str(pid)])
+           for h in o["holders"] if h["pid"] == pid and not h["stale"]}
+    assert got == truth, "holders --pid != /proc: %s vs %s" % (sorted(got), sorted(truth))
 
     # Now every descriptor is closed through syscall(SYS_close).
     with open(os.path.join(ctx.tmp, "go"), "w"):
@@ -125,7 +125,7 @@ def test_syscall_lifecycle(ctx):
     assert all(e["via"] == "close" and e["ret"] == 0 for e in closes), closes
     assert len(lib.select(evs, type="accept")) == n and len(lib.select(evs, type="dup")) == n
 
-    led = ledgerlib.raw_ledger(ctx, session)
+    led = segment.raw_ledger(ctx, session)
     held = {i: (e["refs"], e["holders"]) for i, e in led.socks.items() if e["refs"] > 0}
     assert not held, "ledger entries still referenced after every close: %s" % held
     say("rawsys: %d connections by syscall(): %d accepts, %d dups, %d closes (refs exact); "
@@ -236,7 +236,7 @@ def test_syscall_node(ctx):
 
 def connection_entries(ctx, session, port):
     """The ledger's entries of connections accepted on PORT, and the ledger."""
-    led = ledgerlib.raw_ledger(ctx, session)
+    led = segment.raw_ledger(ctx, session)
     local = "127.0.0.1:%d" % port
     return [e for e in led.socks.values() if e["local"] == local and not e["listener"]], led
 

@@ -36,21 +36,13 @@ def _ss_time_wait(sport=None, dport=None):
     """The kernel's TIME_WAIT sockets with local port SPORT or peer port
     DPORT: [(local, peer)]."""
     filt = "( sport = :%d )" % sport if sport else "( dport = :%d )" % dport
-    r = subprocess.run(["ss", "-Htan", "state", "time-wait", filt], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode == 0, "ss: %s" % r.stderr.decode()
-    out = []
-    for line in r.stdout.decode().splitlines():
-        f = line.split()
-        if len(f) >= 4:
-            out.append((f[2], f[3]))
-    return out
+    return [(r["local"], r["peer"]) for r in lib.ss_tcp("state", "all", filt)
+            if r["state"] == "TIME-WAIT"]
 
 
 def _ss_count_states(dport, states):
-    r = subprocess.run(["ss", "-Htan", "state", "all", "( dport = :%d )" % dport],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    return sum(1 for line in r.stdout.decode().splitlines() if line.split()[0] in states)
+    return sum(1 for r in lib.ss_tcp("state", "all", "( dport = :%d )" % dport)
+               if r["state"] in states)
 
 
 def _timewait(ctx, session):
@@ -98,7 +90,7 @@ def test_timewait_server_nginx(ctx):
     acclib.wait_http(port, run, path="/ready", timeout=30)
     started = time.monotonic()
     for i in range(SERVER_REQUESTS):
-        st, _ = acclib.http_get(port, "/r%d" % i)
+        st, _ = lib.http_get(port, "/r%d" % i)
         assert st == 200, "request %d: status %d" % (i, st)
     took = time.monotonic() - started
     # nginx closes each connection after its answer (keepalive_timeout 0):
@@ -106,7 +98,7 @@ def test_timewait_server_nginx(ctx):
     kernel = _stable_count(lambda: len(_ss_time_wait(sport=port)), "TIME_WAIT on nginx's port")
     groups, summary, unattributed, tw_took = _timewait(ctx, session)
     assert len(_ss_time_wait(sport=port)) == kernel, "TIME_WAIT sockets left meanwhile"
-    workers = {p for p in acclib.descendants(run.pid)}
+    workers = {p for p in lib.descendants(run.pid)}
     mine = [g for g in groups if g["local"] == "127.0.0.1:%d" % port]
     assert mine, "no group on 127.0.0.1:%d: %s" % (port, groups)
     for g in mine:

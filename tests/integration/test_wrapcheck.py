@@ -46,8 +46,7 @@ def test_wrapcheck_under_shim(ctx):
         problems.append("shim warnings: %s" % lib.sockshim_lines(res.stderr))
     try:
         check_events(ctx.events(s))
-        if ctx.events_mode != "raw":
-            ctx.cross_check(s)
+        ctx.cross_check(s)
     except AssertionError as e:
         problems.append("events: %s" % e)
     assert not problems, "\n".join(problems)
