@@ -48,9 +48,9 @@ def say(fmt, *args):
 
 def _workers(run):
     """The pids of the server's workers: the children of its main process."""
-    main = [p for p in acclib.descendants(run.pid) if srvlib.ppid(p) == run.pid]
+    main = [p for p in lib.descendants(run.pid) if lib.ppid(p) == run.pid]
     assert len(main) == 1, "sockshim run has children %s" % main
-    return acclib.descendants(main[0])
+    return lib.descendants(main[0])
 
 
 def _herd_run(ctx, wait_mode, mode):
