@@ -134,9 +134,12 @@ static int join(struct conns_ctx *c)
 		free(seen);
 		return -ENOMEM;
 	}
+	/* An item slot may hold what a skipped socket left there: each is
+	 * cleared before it is filled. */
 	for (i = 0; i < c->kern.n; i++) {
 		struct conn_item *it = &c->items[c->n];
 
+		memset(it, 0, sizeof(*it));
 		it->k = &c->kern.v[i];
 		it->ls = entry_for(c, it->k);
 		if (!it->ls)
@@ -155,6 +158,7 @@ static int join(struct conns_ctx *c)
 
 		if (seen[i] || !forgotten_shown(c, &c->snap.v[i]))
 			continue;
+		memset(it, 0, sizeof(*it));
 		it->ls = &c->snap.v[i];
 		it->state = CONN_GONE;
 		judge(c, it);
