@@ -1,5 +1,6 @@
 /* Wrappers of the calls that create, name and connect sockets: socket,
- * socketpair, bind, listen, accept, accept4, connect, shutdown.
+ * socketpair, bind, listen, accept, accept4, connect, shutdown, and
+ * setsockopt (for SO_LINGER only).
  * Exported name -> static shim_* (logic) -> real.* (libc). errno after a
  * wrapper is exactly what the real call set. */
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "real.h"
 #include "sockinfo.h"
 #include "track.h"
+#include "usermem.h"
 
 /* Did a bind or connect that failed with ERR get as far as copying the
  * caller's address? If not (EFAULT: unreadable; EINVAL: possibly refused
@@ -144,14 +146,33 @@ out:
 	return ret;
 }
 
-int shim_shutdown(int fd, int how)
+int shim_shutdown(int fd, int how, void *caller)
 {
 	int ret = real.shutdown(fd, how);
 	int err = errno;
 	struct fd_entry e;
 
 	if (!shim_inert && track_lookup_or_adopt(fd, &e))
-		track_shutdown(fd, &e, how, ret, err);
+		track_shutdown(fd, &e, how, ret, err, caller);
+	errno = err;
+	return ret;
+}
+
+/* Only SO_LINGER on a tracked socket matters (an abortive close); every
+ * other option passes with two compares. The value is read after the
+ * kernel took it, and through usermem: another thread may unmap it. */
+int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	int ret = real.setsockopt(fd, level, name, val, len);
+	int err;
+	struct linger lg;
+
+	if (__builtin_expect(level != SOL_SOCKET || name != SO_LINGER, 1) || ret != 0)
+		return ret;
+	err = errno;
+	if (!shim_inert && fdtab_is_tracked(fd) && len >= sizeof(lg) &&
+	    usermem_read(&lg, val, sizeof(lg)) == 0)
+		track_linger(fd, lg.l_onoff && !lg.l_linger);
 	errno = err;
 	return ret;
 }
@@ -201,5 +222,11 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int shutdown(int fd, int how)
 {
 	real_ensure();
-	return shim_shutdown(fd, how);
+	return shim_shutdown(fd, how, __builtin_return_address(0));
+}
+
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	real_ensure();
+	return shim_setsockopt(fd, level, name, val, len);
 }

@@ -209,6 +209,7 @@ static void bind_all(void)
 	BIND(accept4, "accept4");
 	BIND(connect, "connect");
 	BIND(shutdown, "shutdown");
+	BIND(setsockopt, "setsockopt");
 	BIND(close_range, "close_range");
 	BIND(dup, "dup");
 	BIND(dup2, "dup2");

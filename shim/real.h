@@ -22,6 +22,7 @@ struct real_syms {
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*connect)(int, const struct sockaddr *, socklen_t);
 	int (*shutdown)(int, int);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*close)(int);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*dup)(int);
