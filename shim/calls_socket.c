@@ -158,23 +158,33 @@ int shim_shutdown(int fd, int how, void *caller)
 	return ret;
 }
 
-/* Only SO_LINGER on a tracked socket matters (an abortive close); every
- * other option passes with two compares. The value is read after the
- * kernel took it, and through usermem: another thread may unmap it. */
-int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+/* setsockopt(SOL_SOCKET, SO_LINGER), the slow half: the value is read
+ * after the kernel took it, and through usermem (another thread may unmap
+ * it meanwhile). */
+static __attribute__((noinline)) int setsockopt_linger(int fd, const void *val, socklen_t len)
 {
-	int ret = real.setsockopt(fd, level, name, val, len);
-	int err;
-	struct linger lg;
+	struct linger lg = {0, 0};
+	int ret, err;
 
-	if (__builtin_expect(level != SOL_SOCKET || name != SO_LINGER, 1) || ret != 0)
+	real_ensure();
+	ret = real.setsockopt(fd, SOL_SOCKET, SO_LINGER, val, len);
+	if (ret != 0 || shim_inert || !fdtab_is_tracked(fd) || len < sizeof(lg))
 		return ret;
 	err = errno;
-	if (!shim_inert && fdtab_is_tracked(fd) && len >= sizeof(lg) &&
-	    usermem_read(&lg, val, sizeof(lg)) == 0)
+	if (usermem_read(&lg, val, sizeof(lg)) == 0)
 		track_linger(fd, lg.l_onoff && !lg.l_linger);
 	errno = err;
 	return ret;
+}
+
+/* Only SO_LINGER matters (an abortive close): every other option goes to
+ * libc as a tail call after two compares (real.setsockopt needs no check,
+ * see real.h). */
+int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (__builtin_expect(level != SOL_SOCKET || name != SO_LINGER, 1))
+		return real.setsockopt(fd, level, name, val, len);
+	return setsockopt_linger(fd, val, len);
 }
 
 SHIM_EXPORT int socket(int domain, int type, int protocol)
@@ -227,6 +237,5 @@ SHIM_EXPORT int shutdown(int fd, int how)
 
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	real_ensure();
 	return shim_setsockopt(fd, level, name, val, len);
 }

@@ -276,7 +276,6 @@ static __attribute__((noinline)) long shim_syscall_slow(long n, const long a[6],
 	case SYS_setsockopt:
 		/* The length: the kernel's int and libc's socklen_t are the
 		 * same low 32 bits of the register. */
-		real_ensure();
 		return shim_setsockopt((int)a[0], (int)a[1], (int)a[2], ptr(a[3]),
 				       (socklen_t)a[4]);
 	case SYS_read:

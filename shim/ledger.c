@@ -663,7 +663,7 @@ void ledger_linger_reset(struct seg_map *m, uint32_t ref, int on)
 static void shut_others(struct sockshim_sock *s, pid_t pid, int32_t refs)
 {
 	unsigned i, j, n = 0, mine = 0, slots = 0;
-	int32_t seen[SOCKSHIM_HOLDERS];
+	int32_t seen[SOCKSHIM_HOLDERS] = {0};
 
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
 		struct sockshim_holder *hd = &s->holders[i];

@@ -82,7 +82,7 @@ extern int real_bound;
  * twice or linked wrongly): every wrapper then only passes through. */
 extern int shim_inert;
 
-/* The hot wrappers (read family, close, syscall) call real.X unchecked:
+/* The hot wrappers (read family, close, setsockopt, syscall) call real.X unchecked:
  * until binding, real.X is a bootstrap function that binds, then calls.
  * Bind every symbol, once (pthread_once). Safe to call from any wrapper,
  * before or after the constructor. */
