@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "callsite.h"
@@ -613,6 +614,15 @@ void ledger_set_listener(struct seg_map *m, uint32_t ref, uint32_t listener, uin
 	__atomic_store_n(&s->listener, listener, __ATOMIC_RELEASE);
 }
 
+/* Did this side send its FIN (its last shutdown, for writing) before the
+ * peer's EOF came at EOF? Then the EOF ended FIN_WAIT, not a CLOSE_WAIT. */
+static int fin_before(struct sockshim_sock *s, uint64_t eof)
+{
+	uint64_t shut = __atomic_load_n(&s->shut_ns, __ATOMIC_ACQUIRE);
+
+	return shut && shut <= eof && __atomic_load_n(&s->shut_how, __ATOMIC_RELAXED) != SHUT_RD;
+}
+
 /* The last reference of S went at NOW: its release time, and, for an
  * accepted connection, its lifetime (and CLOSE_WAIT dwell, reset) in its
  * listener's histograms. The exchange counts it once, however many
@@ -637,7 +647,7 @@ static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now)
 	born = __atomic_load_n(&s->born_ns, __ATOMIC_RELAXED);
 	eof = __atomic_load_n(&s->eof_ns, __ATOMIC_RELAXED);
 	count(&l->life_hist[sockshim_hist_bucket(now > born ? now - born : 0)]);
-	if (eof)
+	if (eof && !fin_before(s, eof))
 		count(&l->closewait_hist[sockshim_hist_bucket(now > eof ? now - eof : 0)]);
 	if (__atomic_load_n(&s->flags, __ATOMIC_RELAXED) & SOCKSHIM_FLAG_LINGER_RESET)
 		count(&l->aborted);

@@ -499,8 +499,9 @@ struct sockshim_listener {
 	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
 	/* Connections accepted here, counted at the release of their last
 	 * reference: their lifetime (accept to release), how long they sat
-	 * in CLOSE_WAIT (peer EOF seen to release; only those that saw it),
-	 * and how many were reset (SOCKSHIM_FLAG_LINGER_RESET). */
+	 * in CLOSE_WAIT (peer EOF seen to release; only those that saw it
+	 * before a shutdown for writing of theirs), and how many were reset
+	 * (SOCKSHIM_FLAG_LINGER_RESET). */
 	uint64_t aborted;
 	uint64_t life_hist[SOCKSHIM_HIST_BUCKETS];
 	uint64_t closewait_hist[SOCKSHIM_HIST_BUCKETS];

@@ -675,6 +675,20 @@ static void test_release_counts_in_listener(void **state)
 	for (i = 0, life = 0; i < SOCKSHIM_HIST_BUCKETS; i++)
 		life += l->life_hist[i];
 	assert_int_equal(life, 1);
+	/* Shut down for writing before the peer's EOF: that EOF ended
+	 * FIN_WAIT2, no CLOSE_WAIT to count; its lifetime is counted. */
+	ref2 = get(m, 5456, &created);
+	ledger_set_listener(m, ref2, 4, 777);
+	ledger_hold(m, ref2, 100, 9, SOCKSHIM_HOW_CREATED, 100, 9, 0);
+	ledger_shutdown(m, ref2, 100, 9, 1 /* SHUT_WR */, 0);
+	ledger_eof(m, ref2, 100, 9);
+	ledger_release(m, ref2, 100, 9, &before);
+	for (i = 0, life = 0, cw = 0; i < SOCKSHIM_HIST_BUCKETS; i++) {
+		life += l->life_hist[i];
+		cw += l->closewait_hist[i];
+	}
+	assert_int_equal(life, 2);
+	assert_int_equal(cw, 1);
 }
 
 /* ---- Concurrent writers ---- */
