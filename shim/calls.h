@@ -21,7 +21,7 @@ int shim_dup3(int old_fd, int new_fd, int flags, int three);
 int shim_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg);
 
 /* shim/calls_socket.c. CALLER: the return address of the program's call,
- * recorded as the socket's call site. FOUR: accept4 (FLAGS apply). */
+ * recorded as the socket's (or the shutdown's) call site. FOUR: accept4 (FLAGS apply). */
 int shim_socket(int domain, int type, int protocol, void *caller);
 int shim_socketpair(int domain, int type, int protocol, int sv[2], void *caller);
 int shim_bind(int fd, const struct sockaddr *addr, socklen_t len);
@@ -29,7 +29,8 @@ int shim_listen(int fd, int backlog);
 int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
 		 void *caller);
 int shim_connect(int fd, const struct sockaddr *addr, socklen_t len);
-int shim_shutdown(int fd, int how);
+int shim_shutdown(int fd, int how, void *caller);
+int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 
 /* shim/calls_read.c */
 ssize_t shim_read(int fd, void *buf, size_t n);

@@ -1,5 +1,6 @@
 /* Wrappers of the calls that create, name and connect sockets: socket,
- * socketpair, bind, listen, accept, accept4, connect, shutdown.
+ * socketpair, bind, listen, accept, accept4, connect, shutdown, and
+ * setsockopt (for SO_LINGER only).
  * Exported name -> static shim_* (logic) -> real.* (libc). errno after a
  * wrapper is exactly what the real call set. */
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "real.h"
 #include "sockinfo.h"
 #include "track.h"
+#include "usermem.h"
 
 /* Did a bind or connect that failed with ERR get as far as copying the
  * caller's address? If not (EFAULT: unreadable; EINVAL: possibly refused
@@ -144,16 +146,45 @@ out:
 	return ret;
 }
 
-int shim_shutdown(int fd, int how)
+int shim_shutdown(int fd, int how, void *caller)
 {
 	int ret = real.shutdown(fd, how);
 	int err = errno;
 	struct fd_entry e;
 
 	if (!shim_inert && track_lookup_or_adopt(fd, &e))
-		track_shutdown(fd, &e, how, ret, err);
+		track_shutdown(fd, &e, how, ret, err, caller);
 	errno = err;
 	return ret;
+}
+
+/* setsockopt(SOL_SOCKET, SO_LINGER), the slow half: the value is read
+ * after the kernel took it, and through usermem (another thread may unmap
+ * it meanwhile). */
+static __attribute__((noinline)) int setsockopt_linger(int fd, const void *val, socklen_t len)
+{
+	struct linger lg = {0, 0};
+	int ret, err;
+
+	real_ensure();
+	ret = real.setsockopt(fd, SOL_SOCKET, SO_LINGER, val, len);
+	if (ret != 0 || shim_inert || !fdtab_is_tracked(fd) || len < sizeof(lg))
+		return ret;
+	err = errno;
+	if (usermem_read(&lg, val, sizeof(lg)) == 0)
+		track_linger(fd, lg.l_onoff && !lg.l_linger);
+	errno = err;
+	return ret;
+}
+
+/* Only SO_LINGER matters (an abortive close): every other option goes to
+ * libc as a tail call after two compares (real.setsockopt needs no check,
+ * see real.h). */
+int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (__builtin_expect(level != SOL_SOCKET || name != SO_LINGER, 1))
+		return real.setsockopt(fd, level, name, val, len);
+	return setsockopt_linger(fd, val, len);
 }
 
 SHIM_EXPORT int socket(int domain, int type, int protocol)
@@ -201,5 +232,10 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 SHIM_EXPORT int shutdown(int fd, int how)
 {
 	real_ensure();
-	return shim_shutdown(fd, how);
+	return shim_shutdown(fd, how, __builtin_return_address(0));
+}
+
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return shim_setsockopt(fd, level, name, val, len);
 }

@@ -272,7 +272,12 @@ static __attribute__((noinline)) long shim_syscall_slow(long n, const long a[6],
 		return NOCANCEL(shim_connect((int)a[0], ptr(a[1]), (socklen_t)a[2]));
 	case SYS_shutdown:
 		real_ensure();
-		return shim_shutdown((int)a[0], (int)a[1]);
+		return shim_shutdown((int)a[0], (int)a[1], caller);
+	case SYS_setsockopt:
+		/* The length: the kernel's int and libc's socklen_t are the
+		 * same low 32 bits of the register. */
+		return shim_setsockopt((int)a[0], (int)a[1], (int)a[2], ptr(a[3]),
+				       (socklen_t)a[4]);
 	case SYS_read:
 		return NOCANCEL(shim_read((int)a[0], ptr(a[1]), (size_t)a[2]));
 	case SYS_readv:
@@ -354,6 +359,7 @@ static inline int routed(long n)
 	case SYS_accept4:
 	case SYS_connect:
 	case SYS_shutdown:
+	case SYS_setsockopt:
 	case SYS_read:
 	case SYS_readv:
 	case SYS_recvfrom:

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "callsite.h"
@@ -71,6 +72,17 @@ uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 	return 0;
 }
 
+/* The address bits of E's flags, set and cleared one by one: the entry's
+ * other bits (SOCKSHIM_FLAG_LINGER_RESET) are another holder's to change,
+ * and a plain store could undo its setsockopt. */
+static void addr_flags_from(struct sockshim_sock *s, const struct fd_entry *e)
+{
+	uint16_t set = (uint16_t)(e->flags & SOCKSHIM_FLAGS_ADDR);
+
+	__atomic_fetch_or(&s->flags, set, __ATOMIC_RELAXED);
+	__atomic_fetch_and(&s->flags, (uint16_t)~(SOCKSHIM_FLAGS_ADDR & ~set), __ATOMIC_RELAXED);
+}
+
 static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 {
 	s->family = e->family;
@@ -79,7 +91,7 @@ static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 	memcpy(s->peer_ip, e->peer_ip, sizeof(s->peer_ip));
 	s->local_port = e->local_port;
 	s->peer_port = e->peer_port;
-	__atomic_store_n(&s->flags, (uint16_t)(e->flags & SOCKSHIM_FLAGS_ALL), __ATOMIC_RELAXED);
+	addr_flags_from(s, e);
 }
 
 /* Fill a claimed entry (its word sockshim_inode_claiming(INODE)), then
@@ -301,6 +313,7 @@ int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
 			int from_fd);
+static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now);
 static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
 			int fd, int how, pid_t from_pid, int from_fd);
 
@@ -315,7 +328,7 @@ void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 	if (delta > 0)
 		__atomic_store_n(&s->released_ns, 0, __ATOMIC_RELEASE);
 	else if (refs <= 0)
-		__atomic_store_n(&s->released_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+		released(m, s, now_ns(CLOCK_MONOTONIC));
 }
 
 void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
@@ -425,7 +438,7 @@ int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *befo
 					      __ATOMIC_ACQUIRE));
 	*before = refs;
 	if (!left)
-		__atomic_store_n(&s->released_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+		released(m, s, now_ns(CLOCK_MONOTONIC));
 	else
 		__atomic_fetch_add(&s->noeffect_closes, 1, __ATOMIC_RELAXED);
 	return left;
@@ -589,4 +602,128 @@ void ledger_forget_stale(struct seg_map *m, pid_t pid)
 void ledger_forget_pid(struct seg_map *m, pid_t pid, int via)
 {
 	forget(m, pid, 0, via);
+}
+
+void ledger_set_listener(struct seg_map *m, uint32_t ref, uint32_t listener, uint64_t inode)
+{
+	struct sockshim_sock *s = entry(m, ref);
+
+	if (!s || !listener)
+		return;
+	__atomic_store_n(&s->listener_inode, inode, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->listener, listener, __ATOMIC_RELEASE);
+}
+
+/* Did this side send its FIN (its last shutdown, for writing) before the
+ * peer's EOF came at EOF? Then the EOF ended FIN_WAIT, not a CLOSE_WAIT. */
+static int fin_before(struct sockshim_sock *s, uint64_t eof)
+{
+	uint64_t shut = __atomic_load_n(&s->shut_ns, __ATOMIC_ACQUIRE);
+
+	return shut && shut <= eof && __atomic_load_n(&s->shut_how, __ATOMIC_RELAXED) != SHUT_RD;
+}
+
+/* The last reference of S went at NOW: its release time, and, for an
+ * accepted connection, its lifetime (and CLOSE_WAIT dwell, reset) in its
+ * listener's histograms. The exchange counts it once, however many
+ * releases it sees (a reference reserved for a fork child given back). */
+static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now)
+{
+	struct sockshim_listener *l;
+	uint64_t born, eof;
+	uint32_t lref;
+
+	__atomic_store_n(&s->released_ns, now, __ATOMIC_RELEASE);
+	if (!__atomic_load_n(&s->listener, __ATOMIC_RELAXED))
+		return; /* the common case for all but accepted connections */
+	lref = __atomic_exchange_n(&s->listener, 0, __ATOMIC_ACQ_REL);
+	if (!lref || lref > SOCKSHIM_LISTENERS || !m->listeners_offset)
+		return;
+	l = seg_listeners(m) + (lref - 1);
+	/* The listener's entry given to another since: not its numbers. */
+	if (__atomic_load_n(&l->inode, __ATOMIC_ACQUIRE) !=
+	    __atomic_load_n(&s->listener_inode, __ATOMIC_RELAXED))
+		return;
+	born = __atomic_load_n(&s->born_ns, __ATOMIC_RELAXED);
+	eof = __atomic_load_n(&s->eof_ns, __ATOMIC_RELAXED);
+	count(&l->life_hist[sockshim_hist_bucket(now > born ? now - born : 0)]);
+	if (eof && !fin_before(s, eof))
+		count(&l->closewait_hist[sockshim_hist_bucket(now > eof ? now - eof : 0)]);
+	if (__atomic_load_n(&s->flags, __ATOMIC_RELAXED) & SOCKSHIM_FLAG_LINGER_RESET)
+		count(&l->aborted);
+}
+
+void ledger_linger_reset(struct seg_map *m, uint32_t ref, int on)
+{
+	struct sockshim_sock *s = entry(m, ref);
+
+	if (!s)
+		return;
+	if (on)
+		__atomic_fetch_or(&s->flags, (uint16_t)SOCKSHIM_FLAG_LINGER_RESET, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&s->flags, (uint16_t)~SOCKSHIM_FLAG_LINGER_RESET,
+				   __ATOMIC_RELAXED);
+}
+
+/* The others holding S when PID shuts it down: the first
+ * SOCKSHIM_SHUT_OTHERS other processes of its slots into shut_others,
+ * and in shut_nothers all of them plus the references nobody is named
+ * for (holders in the pool, a fork child not yet in its slot). */
+static void shut_others(struct sockshim_sock *s, pid_t pid, int32_t refs)
+{
+	unsigned i, j, n = 0, mine = 0, slots = 0;
+	int32_t seen[SOCKSHIM_HOLDERS] = {0};
+
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		struct sockshim_holder *hd = &s->holders[i];
+		int32_t p;
+
+		if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SOCKSHIM_HOLDER_LIVE)
+			continue;
+		p = __atomic_load_n(&hd->pid, __ATOMIC_RELAXED);
+		slots++;
+		mine += p == pid;
+		for (j = 0; j < n && seen[j] != p; j++)
+			;
+		if (p == pid || j < n)
+			continue;
+		seen[n] = p;
+		if (n < SOCKSHIM_SHUT_OTHERS)
+			__atomic_store_n(&s->shut_others[n], p, __ATOMIC_RELAXED);
+		n++;
+	}
+	for (i = n; i < SOCKSHIM_SHUT_OTHERS; i++)
+		__atomic_store_n(&s->shut_others[i], 0, __ATOMIC_RELAXED);
+	if (refs > (int32_t)slots)
+		n += (unsigned)refs - slots;
+	__atomic_store_n(&s->shut_nothers, (uint16_t)(n < UINT16_MAX ? n : UINT16_MAX),
+			 __ATOMIC_RELAXED);
+}
+
+void ledger_shutdown(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how,
+		     uint64_t caller)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	int32_t refs;
+
+	if (!s)
+		return;
+	/* Unpublished while written: a reader that sees shut_ns 0, or a
+	 * different one after its copy, takes none of it. */
+	__atomic_store_n(&s->shut_ns, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&s->shut_pid, pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->shut_fd, fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->shut_how, (int16_t)how, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->shut_refs, refs, __ATOMIC_RELAXED);
+	shut_others(s, pid, refs);
+	__atomic_store_n(&s->shut_callsite, caller, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->shut_callsite_offset, 0, __ATOMIC_RELAXED);
+	s->shut_module[0] = 0;
+	if (caller)
+		callsite_resolve(caller, s->shut_module, sizeof(s->shut_module),
+				 &s->shut_callsite_offset);
+	__atomic_store_n(&s->shut_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
 }

@@ -72,6 +72,19 @@ void ledger_forget_pid(struct seg_map *m, pid_t pid, int via);
  * references before and after. */
 void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int via);
 
+/* Entry REF, an accepted connection, came from listener entry LISTENER
+ * (index + 1) of socket INODE: its release is counted there. */
+void ledger_set_listener(struct seg_map *m, uint32_t ref, uint32_t listener, uint64_t inode);
+
+/* SO_LINGER {on, 0} was set (ON) or changed (0) on the socket: its last
+ * close resets the connection. */
+void ledger_linger_reset(struct seg_map *m, uint32_t ref, int on);
+
+/* PID shut the socket down (HOW) as FD, called from CALLER: remembered as
+ * the entry's last shutdown with the other processes holding it now. */
+void ledger_shutdown(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how,
+		     uint64_t caller);
+
 /* The inode of entry REF, 0 if none. */
 uint64_t ledger_inode(struct seg_map *m, uint32_t ref);
 

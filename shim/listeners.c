@@ -144,11 +144,7 @@ struct sockshim_worker *listeners_worker(struct sockshim_listener *l)
 
 void stat_hist(uint64_t *hist, uint64_t ns)
 {
-	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
-
-	if (b >= SOCKSHIM_HIST_BUCKETS)
-		b = SOCKSHIM_HIST_BUCKETS - 1;
-	stat_add(&hist[b], 1);
+	stat_add(&hist[sockshim_hist_bucket(ns)], 1);
 }
 
 void stat_max64(uint64_t *max, uint64_t v)

@@ -66,6 +66,12 @@ static ssize_t boot_recvmsg(int fd, struct msghdr *msg, int flags)
 	return real.recvmsg(fd, msg, flags);
 }
 
+static int boot_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	real_bind();
+	return real.setsockopt(fd, level, name, val, len);
+}
+
 static int boot_close(int fd)
 {
 	real_bind();
@@ -143,6 +149,7 @@ struct real_syms real = {
 	.recvfrom = boot_recvfrom,
 	.recvfrom_chk = boot_recvfrom_chk,
 	.recvmsg = boot_recvmsg,
+	.setsockopt = boot_setsockopt,
 	.close = boot_close,
 	.dup = boot_dup,
 	.dup2 = boot_dup2,
@@ -209,6 +216,7 @@ static void bind_all(void)
 	BIND(accept4, "accept4");
 	BIND(connect, "connect");
 	BIND(shutdown, "shutdown");
+	BIND(setsockopt, "setsockopt");
 	BIND(close_range, "close_range");
 	BIND(dup, "dup");
 	BIND(dup2, "dup2");

@@ -22,6 +22,7 @@ struct real_syms {
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*connect)(int, const struct sockaddr *, socklen_t);
 	int (*shutdown)(int, int);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*close)(int);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*dup)(int);
@@ -81,7 +82,7 @@ extern int real_bound;
  * twice or linked wrongly): every wrapper then only passes through. */
 extern int shim_inert;
 
-/* The hot wrappers (read family, close, syscall) call real.X unchecked:
+/* The hot wrappers (read family, close, setsockopt, syscall) call real.X unchecked:
  * until binding, real.X is a bootstrap function that binds, then calls.
  * Bind every symbol, once (pthread_once). Safe to call from any wrapper,
  * before or after the constructor. */

@@ -203,6 +203,8 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 		sockinfo_query_addr(new_fd, &e, 0);
 	}
 	ledger_attach(new_fd, &e);
+	if (have_listener && l.listener)
+		ledger_set_listener(shim_session(), e.ledger, l.listener, l.inode);
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_ACCEPT, new_fd, new_fd, 0);
 	record_from_entry(&r, &e);
@@ -263,17 +265,27 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	emit_record(&r);
 }
 
-void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err)
+void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err, void *caller)
 {
 	struct seg_map *m = shim_session();
 	struct sockshim_record r;
 
-	if (ret == 0)
+	if (ret == 0) {
 		ledger_step(m, e->ledger, SOCKSHIM_STEP_SHUTDOWN, track_self(), fd, how, 0);
+		ledger_shutdown(m, e->ledger, track_self(), fd, how, (uint64_t)(uintptr_t)caller);
+	}
 	record_init(&r, SOCKSHIM_EV_SHUTDOWN, fd, ret, err);
 	record_from_entry(&r, e);
 	r.detail.shutdown.how = how;
 	emit_record(&r);
+}
+
+void track_linger(int fd, int reset)
+{
+	struct fd_entry e;
+
+	if (track_lookup_or_adopt(fd, &e))
+		ledger_linger_reset(shim_session(), e.ledger, reset);
 }
 
 void track_addresses(int fd, struct fd_entry *e, int born)

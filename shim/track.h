@@ -45,8 +45,13 @@ void track_read_zero(int fd);
 /* A read on tracked FD returned data. */
 void track_read(int fd);
 
-/* shutdown(FD, HOW) on the socket described by E returned RET (ERR). */
-void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err);
+/* shutdown(FD, HOW) on the socket described by E returned RET (ERR),
+ * called from CALLER. */
+void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err, void *caller);
+
+/* setsockopt(FD, SOL_SOCKET, SO_LINGER) succeeded: RESET, whether it set
+ * {on, 0} (the last close resets the connection). */
+void track_linger(int fd, int reset);
 
 /* Stores E as FD's entry; not in a vfork child, whose descriptors are
  * its own while the table is its parent's. */

@@ -319,6 +319,7 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 	fmt_append(&b, "\n");
 	if (ls) {
 		view_born_text(&b, "  ", &c->snap, ls, c->sym);
+		view_shutdown_text(&b, "  ", &c->snap, ls, c->sym);
 		fmt_append(&b, "  refs: %d (ledger), %u holder%s found", ls->refs, c->rs.live,
 			   c->rs.live == 1 ? "" : "s");
 		if (ls->released_ns) {

@@ -135,6 +135,8 @@ static int join(struct conns_ctx *c)
 		free(seen);
 		return -ENOMEM;
 	}
+	/* An item slot may hold what a skipped socket left there: each is
+	 * cleared before it is filled. */
 	for (i = 0; i < c->kern.n; i++) {
 		struct conn_item *it = &c->items[c->n];
 

@@ -33,6 +33,9 @@ enum conn_closer conn_closer(unsigned state, const struct ledger_sock *ls)
 {
 	uint64_t local, eof;
 
+	if (ls && ls->released_ns && (ls->flags & SOCKSHIM_FLAG_LINGER_RESET) &&
+	    (state == CONN_GONE || state == SOCKDIAG_CLOSE))
+		return CONN_CLOSER_ABORT;
 	switch (state) {
 	case SOCKDIAG_CLOSING:
 		return CONN_CLOSER_BOTH;
@@ -66,6 +69,8 @@ const char *conn_closer_name(enum conn_closer c)
 		return "peer";
 	case CONN_CLOSER_BOTH:
 		return "both";
+	case CONN_CLOSER_ABORT:
+		return "abort";
 	default:
 		return "unknown";
 	}

@@ -18,6 +18,7 @@ enum conn_closer {
 	CONN_CLOSER_LOCAL,   /* this side's FIN went first */
 	CONN_CLOSER_PEER,    /* the peer's FIN came first */
 	CONN_CLOSER_BOTH,    /* simultaneous close (CLOSING) */
+	CONN_CLOSER_ABORT,   /* this side reset it: released with SO_LINGER {on, 0} */
 };
 
 enum conn_anomaly {
@@ -37,10 +38,12 @@ uint64_t conn_local_close_ns(const struct ledger_sock *ls);
  * the ledger's entry, or NULL. The kernel's state decides where it can
  * (CLOSING: both; CLOSE_WAIT, LAST_ACK: the peer; FIN_WAIT1, FIN_WAIT2,
  * TIME_WAIT: this side), else the ledger's times: this side's close before
- * the peer's EOF is local, the EOF first is the peer. */
+ * the peer's EOF is local, the EOF first is the peer. A connection this
+ * side released with SO_LINGER {on, 0} set was reset (abort), whoever
+ * sent a FIN before: its close sent an RST and lost unsent data. */
 enum conn_closer conn_closer(unsigned state, const struct ledger_sock *ls);
 
-/* "local", "peer", "both", "unknown" */
+/* "local", "peer", "both", "abort", "unknown" */
 const char *conn_closer_name(enum conn_closer c);
 
 /* Whether a connection in STATE is an anomaly. SERVER: it was born by

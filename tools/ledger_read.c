@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "bigmem.h"
 #include "ledger_read.h"
@@ -152,6 +153,33 @@ static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
 		out->history_lost = 1;
 }
 
+/* The last shutdown of RAW, if what is there can be one: a pid, a way
+ * (SHUT_RD, SHUT_WR or SHUT_RDWR) and other holders that are pids. */
+static void load_shutdown(struct ledger_shutdown *d, const struct sockshim_sock *raw)
+{
+	unsigned i;
+
+	memset(d, 0, sizeof(*d));
+	if (!raw->shut_ns || raw->shut_pid <= 0 || raw->shut_how < SHUT_RD ||
+	    raw->shut_how > SHUT_RDWR)
+		return;
+	d->pid = raw->shut_pid;
+	d->fd = raw->shut_fd;
+	d->how = raw->shut_how;
+	d->refs = raw->shut_refs;
+	d->nothers = raw->shut_nothers;
+	for (i = 0; i < SOCKSHIM_SHUT_OTHERS && i < d->nothers; i++) {
+		if (raw->shut_others[i] <= 0)
+			return; /* torn: not believed */
+		d->others[d->nlisted++] = raw->shut_others[i];
+	}
+	d->callsite = raw->shut_callsite;
+	d->callsite_offset = raw->shut_callsite_offset;
+	memcpy(d->module, raw->shut_module, SOCKSHIM_MODULE_MAX);
+	d->module[SOCKSHIM_MODULE_MAX] = 0;
+	d->ns = raw->shut_ns;
+}
+
 int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 {
 	memset(out, 0, sizeof(*out));
@@ -188,6 +216,7 @@ int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 		out->eof_pid = 0;
 		out->eof_fd = -1;
 	}
+	load_shutdown(&out->shut, raw);
 	load_holders(out, raw);
 	load_steps(out, raw);
 	return 0;
@@ -216,7 +245,9 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 	for (t = 0; t < COPY_TRIES; t++) {
 		copy_entry(&raw, e);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino)
+		/* A shutdown written meanwhile republishes shut_ns. */
+		if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino &&
+		    __atomic_load_n(&e->shut_ns, __ATOMIC_RELAXED) == raw.shut_ns)
 			break;
 		ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
 		if (!sockshim_inode_in_use(ino))

@@ -37,6 +37,21 @@ struct ledger_step {
 	char comm[LEDGER_COMM_MAX];
 };
 
+/* The socket's last shutdown (shutdown acts on the connection for every
+ * holder), with the other processes that held it then. ns 0: none. */
+struct ledger_shutdown {
+	uint64_t ns;
+	pid_t pid;
+	int fd;
+	int how;           /* SHUT_RD, SHUT_WR, SHUT_RDWR */
+	int32_t refs;      /* references in the session then */
+	unsigned nothers;  /* other processes holding it then, and references unnamed */
+	unsigned nlisted;  /* of which named in others[] */
+	pid_t others[SOCKSHIM_SHUT_OTHERS];
+	uint64_t callsite, callsite_offset;
+	char module[SOCKSHIM_MODULE_MAX + 1];
+};
+
 struct ledger_sock {
 	uint64_t inode;
 	uint64_t born_ns;
@@ -55,6 +70,7 @@ struct ledger_sock {
 	uint32_t steps_next, noeffect_closes, holder_overflow;
 	uint32_t slot;   /* its index in the ledger */
 	uint32_t pooled; /* holders the entry said were in the shared pool */
+	struct ledger_shutdown shut;
 	unsigned nholders; /* live holders: the entry's in table order, then the pool's */
 	struct ledger_holder *holders; /* own_holders, or the snapshot's pool copy */
 	struct ledger_holder own_holders[SOCKSHIM_HOLDERS];

@@ -244,6 +244,10 @@ static const struct {
 	 "Unlocks that found the accept lock no longer the unlocker's (taken over or "
 	 "overwritten).",
 	 offsetof(struct stats_listener, unlock_errors)},
+	{"sockshim_aborted_connections_total",
+	 "Connections accepted from the listener whose release was a reset: SO_LINGER "
+	 "{on, 0} was set, so the close sent an RST, lost unsent data and left no TIME_WAIT.",
+	 offsetof(struct stats_listener, aborted)},
 	{"sockshim_worker_overflow_total",
 	 "Workers of the listener beyond the segment's table, counted in the listener's "
 	 "totals but not per worker.",
@@ -477,28 +481,46 @@ static void write_counters(FILE *f, const char *session, const struct stats_entr
 	}
 }
 
+/* The listener's log2 histograms of nanoseconds, as Prometheus
+ * histograms of seconds. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} histograms[] = {
+	{"sockshim_lock_wait_seconds", "How long workers waited for the accept lock",
+	 offsetof(struct stats_listener, wait_hist)},
+	{"sockshim_lock_hold_seconds", "How long the accept lock was held",
+	 offsetof(struct stats_listener, hold_hist)},
+	{"sockshim_connection_lifetime_seconds",
+	 "How long connections accepted from the listener lived, from accept to the release "
+	 "of their last reference",
+	 offsetof(struct stats_listener, life_hist)},
+	{"sockshim_close_wait_seconds",
+	 "How long connections accepted from the listener whose peer closed first sat in "
+	 "CLOSE_WAIT, from the peer's EOF (a read returned 0) to their release",
+	 offsetof(struct stats_listener, closewait_hist)},
+};
+
 static void write_histograms(FILE *f, const char *session, const struct stats_entry *v,
 			     size_t n)
 {
 	struct prom_label l[MAX_LABELS];
-	char inode[24];
+	char inode[24], help[512];
 	struct fam m;
 	size_t i, k, nl;
 
-	for (k = 0; k < 2; k++) {
-		fam_begin(&m, f, k ? "sockshim_lock_hold_seconds" : "sockshim_lock_wait_seconds",
-			  "histogram",
-			  k ? "How long the accept lock was held, from a log2 histogram of "
-			      "nanoseconds (bucket bounds 2^i ns); _sum is approximate (bucket "
-			      "midpoints)."
-			    : "How long workers waited for the accept lock, from a log2 histogram "
-			      "of nanoseconds (bucket bounds 2^i ns); _sum is approximate (bucket "
-			      "midpoints).");
+	for (k = 0; k < sizeof(histograms) / sizeof(histograms[0]); k++) {
+		snprintf(help, sizeof(help),
+			 "%s, from a log2 histogram of nanoseconds (bucket bounds 2^i ns); _sum is "
+			 "approximate (bucket midpoints).",
+			 histograms[k].help);
+		fam_begin(&m, f, histograms[k].name, "histogram", help);
 		for (i = 0; i < n; i++) {
 			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
 			fam_head(&m);
 			prom_log2_histogram(f, m.name, l, nl,
-					    k ? v[i].s.hold_hist : v[i].s.wait_hist,
+					    (const uint64_t *)((const char *)&v[i].s +
+							       histograms[k].off),
 					    STATS_BUCKETS);
 		}
 	}

@@ -209,21 +209,23 @@ static void json_null_or_str(struct fmt_buf *b, const char *s, size_t max)
 		ob_put(b, "null", 4);
 }
 
-void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
+/* ,"callsite":{...} of ADDR, OFF in MODULE (MAX bytes at most). */
+static void json_callsite_of(struct fmt_buf *b, uint64_t addr, uint64_t off, const char *module,
+			     size_t max, struct symbolizer *sym)
 {
 	const struct sym_info *si;
 
-	if (!ls->callsite && !ls->callsite_offset) {
+	if (!addr && !off) {
 		ob_str(b, ",\"callsite\":null");
 		return;
 	}
-	si = sym ? symbolize(sym, ls->callsite_module, ls->callsite_offset) : NULL;
+	si = sym && module[0] ? symbolize(sym, module, off) : NULL;
 	ob_str(b, ",\"callsite\":{\"address\":\"");
-	ob_hex(b, ls->callsite);
+	ob_hex(b, addr);
 	ob_str(b, "\",\"offset\":\"");
-	ob_hex(b, ls->callsite_offset);
+	ob_hex(b, off);
 	ob_str(b, "\",\"module\":");
-	json_null_or_str(b, ls->callsite_module, sizeof(ls->callsite_module));
+	json_null_or_str(b, module, max);
 	ob_str(b, ",\"function\":");
 	if (si && si->have_func) {
 		ob_json_str(b, si->func, sizeof(si->func));
@@ -243,6 +245,149 @@ void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct 
 	ob_str(b, ",\"text\":");
 	json_null_or_str(b, si ? si->text : NULL, si ? sizeof(si->text) : 0);
 	ob_char(b, '}');
+}
+
+void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym)
+{
+	json_callsite_of(b, ls->callsite, ls->callsite_offset, ls->callsite_module,
+			 sizeof(ls->callsite_module), sym);
+}
+
+const char *view_shut_how(int how)
+{
+	switch (how) {
+	case SHUT_RD:
+		return "reading";
+	case SHUT_WR:
+		return "writing";
+	default:
+		return "reading and writing";
+	}
+}
+
+/* The JSON name of a shutdown's HOW. */
+static const char *shut_how_json(int how)
+{
+	return how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR";
+}
+
+void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
+			const struct ledger_sock *ls, struct symbolizer *sym)
+{
+	const struct ledger_shutdown *sd = &ls->shut;
+	const struct sym_info *si;
+	unsigned i;
+
+	if (!sd->ns)
+		return;
+	ob_str(b, indent);
+	ob_str(b, "shut down for ");
+	ob_str(b, view_shut_how(sd->how));
+	ob_str(b, " by ");
+	append_comm(b, ledger_comm_of(ls, sd->pid), LEDGER_COMM_MAX);
+	pid_fd(b, sd->pid, sd->fd);
+	ob_put(b, " at ", 4);
+	view_clock_append(b, snap, sd->ns);
+	if (!sd->nothers)
+		ob_str(b, ", held by no other process");
+	for (i = 0; i < sd->nlisted; i++) {
+		ob_str(b, i ? ", " : " while also held by ");
+		append_comm(b, ledger_comm_of(ls, sd->others[i]), LEDGER_COMM_MAX);
+		ob_char(b, ' ');
+		ob_i64(b, sd->others[i]);
+	}
+	if (sd->nothers > sd->nlisted)
+		fmt_append(b, "%s%u more (not named)", sd->nlisted ? " and " : " while also held by ",
+			   sd->nothers - sd->nlisted);
+	ob_str(b, sd->nothers ? " (it acts for every holder)\n" : "\n");
+	if (!sd->callsite && !sd->callsite_offset)
+		return;
+	si = sym && sd->module[0] ? symbolize(sym, sd->module, sd->callsite_offset) : NULL;
+	ob_str(b, indent);
+	ob_str(b, "shut down at: ");
+	if (si)
+		ob_str(b, si->text);
+	else
+		ob_hex(b, sd->callsite);
+	ob_char(b, '\n');
+}
+
+/* One member of "shutdowns": from the history step ST, with the last
+ * shutdown's other holders and call site when SD is it. */
+static void json_one_shutdown(struct fmt_buf *b, const struct ledger_snap *snap,
+			      const struct ledger_sock *ls, pid_t pid, int fd, int how, uint64_t ts,
+			      const struct ledger_shutdown *sd, struct symbolizer *sym)
+{
+	const char *comm = ledger_comm_of(ls, pid);
+	unsigned i;
+
+	fmt_append(b, "{\"pid\":%d,\"fd\":%d,\"comm\":", (int)pid, fd);
+	if (comm)
+		ob_json_str(b, comm, LEDGER_COMM_MAX);
+	else
+		ob_str(b, "null");
+	fmt_append(b, ",\"how\":\"%s\"", shut_how_json(how));
+	view_json_time(b, "time", snap, ts);
+	ob_str(b, ",\"ts_ns\":");
+	ob_u64(b, ts);
+	if (!sd) {
+		ob_str(b, ",\"other_holders\":null,\"other_holders_count\":null,\"callsite\":null}");
+		return;
+	}
+	ob_str(b, ",\"other_holders\":[");
+	for (i = 0; i < sd->nlisted; i++) {
+		comm = ledger_comm_of(ls, sd->others[i]);
+		fmt_append(b, "%s{\"pid\":%d,\"comm\":", i ? "," : "", (int)sd->others[i]);
+		if (comm)
+			ob_json_str(b, comm, LEDGER_COMM_MAX);
+		else
+			ob_str(b, "null");
+		ob_char(b, '}');
+	}
+	fmt_append(b, "],\"other_holders_count\":%u", sd->nothers);
+	json_callsite_of(b, sd->callsite, sd->callsite_offset, sd->module, sizeof(sd->module), sym);
+	ob_char(b, '}');
+}
+
+/* Is history step ST the shutdown SD remembers (the last one's)? */
+static int is_last_shutdown(const struct ledger_step *st, const struct ledger_shutdown *sd)
+{
+	return sd->ns && st->pid == sd->pid && st->fd == sd->fd && st->arg == sd->how &&
+	       st->ts_ns <= sd->ns;
+}
+
+void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
+			 const struct ledger_sock *ls, struct symbolizer *sym)
+{
+	const struct ledger_shutdown *sd = ls ? &ls->shut : NULL;
+	int last = -1, n = 0;
+	unsigned i;
+
+	ob_str(b, ",\"shutdowns\":[");
+	if (!ls) {
+		ob_char(b, ']');
+		return;
+	}
+	for (i = 0; i < ls->nsteps; i++)
+		if (ls->steps[i].op == SOCKSHIM_STEP_SHUTDOWN)
+			last = (int)i;
+	if (last >= 0 && !is_last_shutdown(&ls->steps[last], sd))
+		last = -1;
+	for (i = 0; i < ls->nsteps; i++) {
+		const struct ledger_step *st = &ls->steps[i];
+
+		if (st->op != SOCKSHIM_STEP_SHUTDOWN)
+			continue;
+		ob_str(b, n++ ? "," : "");
+		json_one_shutdown(b, snap, ls, st->pid, st->fd, st->arg, (int)i == last ? sd->ns : st->ts_ns,
+				  (int)i == last ? sd : NULL, sym);
+	}
+	/* Its step is gone from the history: the entry still has it. */
+	if (last < 0 && sd->ns) {
+		ob_str(b, n++ ? "," : "");
+		json_one_shutdown(b, snap, ls, sd->pid, sd->fd, sd->how, sd->ns, sd, sym);
+	}
+	ob_char(b, ']');
 }
 
 void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
@@ -369,6 +514,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 	ob_u64(b, ls->born_ns);
 	ob_char(b, '}');
 	view_json_callsite(b, ls, sym);
+	view_json_shutdowns(b, snap, ls, sym);
 	ob_str(b, ",\"refs\":");
 	ob_i64(b, ls->refs);
 	view_json_time(b, "released", snap, ls->released_ns);

@@ -52,6 +52,22 @@ void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
 /* ,"callsite":{address, offset, module, function, function_offset, file,
  * line, text} or ,"callsite":null */
 void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct symbolizer *sym);
+/* A shutdown's HOW for people: "reading", "writing", "reading and writing". */
+const char *view_shut_how(int how);
+
+/* Text: the last shutdown, "shut down for writing by sh 41 fd 4 at T while
+ * also held by worker 42 (it acts for every holder)" and "shut down at:"
+ * its call site, each line starting with INDENT; nothing when none. */
+void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
+			const struct ledger_sock *ls, struct symbolizer *sym);
+
+/* ,"shutdowns":[{pid, fd, comm, how, time, ts_ns, other_holders:[{pid,
+ * comm}], other_holders_count, callsite}]: the shutdowns in the history,
+ * oldest first; only the last one knows its other holders and call site
+ * (null for the others). LS may be NULL. */
+void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
+			 const struct ledger_sock *ls, struct symbolizer *sym);
+
 /* ,"KEY":"2024-...Z" or ,"KEY":null */
 void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap *snap,
 		    uint64_t ts);

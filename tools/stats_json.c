@@ -199,6 +199,9 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 		s->lock_contended, s->owner_died, s->token_waits, s->epoll_exclusive);
 	json_hist(out, "lock_wait_ns", s->wait_hist, 1);
 	json_hist(out, "lock_hold_ns", s->hold_hist, 0);
+	fprintf(out, ",\"aborted\":%" PRIu64, s->aborted);
+	json_hist(out, "lifetime_ns", s->life_hist, 1);
+	json_hist(out, "close_wait_ns", s->closewait_hist, 1);
 	fprintf(out, ",\"waiters\":%u,\"max_waiters\":%u,\"holder\":", s->waiters, s->max_waiters);
 	if (s->holder_pid)
 		fprintf(out, "{\"pid\":%d,\"tid\":%d,\"held_ns\":%" PRIu64 "}", (int)s->holder_pid,

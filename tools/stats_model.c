@@ -117,7 +117,10 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	for (i = 0; i < STATS_BUCKETS; i++) {
 		dst->wait_hist[i] = LOAD(&src->wait_hist[i]);
 		dst->hold_hist[i] = LOAD(&src->hold_hist[i]);
+		dst->life_hist[i] = LOAD(&src->life_hist[i]);
+		dst->closewait_hist[i] = LOAD(&src->closewait_hist[i]);
 	}
+	dst->aborted = LOAD(&src->aborted);
 	/* A holder's pid is shown and looked up in /proc: a negative one is
 	 * as meaningless as none. */
 	if (dst->holder_pid <= 0 || dst->holder_tid < 0) {

@@ -66,6 +66,11 @@ struct stats_listener {
 	uint64_t epoll_exclusive; /* epoll registrations with EPOLLEXCLUSIVE */
 	uint64_t wait_hist[STATS_BUCKETS];
 	uint64_t hold_hist[STATS_BUCKETS];
+	/* Connections accepted here, at their release: reset (SO_LINGER
+	 * {on, 0}), lifetime, CLOSE_WAIT dwell (peer EOF to release). */
+	uint64_t aborted;
+	uint64_t life_hist[STATS_BUCKETS];
+	uint64_t closewait_hist[STATS_BUCKETS];
 	unsigned nworkers;    /* valid rows in workers[], sorted by pid, tid */
 	unsigned bad_workers; /* claimed rows whose key names no pid/tid, or a
 			       * thread another row has: skipped */

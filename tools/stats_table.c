@@ -258,6 +258,27 @@ static void table_gating(FILE *out, const struct stats_listener *s)
  * 0 when it lists it; -1 when it cannot tell (sock_diag failed, or not a
  * TCP listener, which sock_diag does not list). */
 
+/* The connections accepted here and released: how long they lived, how
+ * long those the peer closed first sat in CLOSE_WAIT, how many were reset. */
+static void table_lifetimes(FILE *out, const struct stats_listener *s)
+{
+	char a[32], b[32], c[32];
+	struct stats_bound bd;
+
+	u64_str(a, sizeof(a), stats_hist_total(s->life_hist, STATS_BUCKETS));
+	stats_hist_percentile(s->life_hist, STATS_BUCKETS, 500, &bd);
+	stats_fmt_bound(b, sizeof(b), &bd);
+	stats_hist_percentile(s->life_hist, STATS_BUCKETS, 990, &bd);
+	stats_fmt_bound(c, sizeof(c), &bd);
+	cells(out, "conns released", a, "lifetime p50", b, "lifetime p99", c);
+	u64_str(a, sizeof(a), s->aborted);
+	stats_hist_percentile(s->closewait_hist, STATS_BUCKETS, 500, &bd);
+	stats_fmt_bound(b, sizeof(b), &bd);
+	stats_hist_percentile(s->closewait_hist, STATS_BUCKETS, 990, &bd);
+	stats_fmt_bound(c, sizeof(c), &bd);
+	cells(out, "aborted (RST)", a, "CLOSE_WAIT p50", b, "CLOSE_WAIT p99", c);
+}
+
 static void table_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;
@@ -311,6 +332,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	else
 		snprintf(c, sizeof(c), "-");
 	cells(out, "fairness (Jain)", a, "max/min accepts", b, "queue/backlog", c);
+	table_lifetimes(out, s);
 	table_gating(out, s);
 
 	table_lock(out, s, f->now_ns);
@@ -341,6 +363,8 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	if (f->o->hist) {
 		draw_hist(out, "lock wait", s->wait_hist);
 		draw_hist(out, "lock hold", s->hold_hist);
+		draw_hist(out, "connection lifetime (accept to release)", s->life_hist);
+		draw_hist(out, "CLOSE_WAIT (peer EOF to release)", s->closewait_hist);
 	}
 }
 
@@ -373,7 +397,8 @@ void stats_draw_table(FILE *out, const struct stats_frame *f)
 		table_listener(out, f, &f->v[i]);
 		fputc('\n', out);
 	}
-	fprintf(out, "Lock wait and hold times are upper bounds of log2 buckets (<=); "
+	fprintf(out, "Lock wait and hold times, lifetimes and CLOSE_WAIT times are upper bounds of "
+		     "log2 buckets (<=); "
 		     "queue/backlog is the kernel's accept queue now (sock_diag)%s.\n",
 		f->diag_failed ? ", not available: NETLINK_SOCK_DIAG failed" : "");
 }

@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 9u
+#define SOCKSHIM_LAYOUT_VERSION 10u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -134,7 +134,12 @@ struct sockshim_record {
 #define SOCKSHIM_FLAG_PEER_KNOWN 0x1u  /* peer_ip/peer_port are meaningful */
 #define SOCKSHIM_FLAG_LOCAL_KNOWN 0x2u /* local_ip/local_port are meaningful */
 #define SOCKSHIM_FLAG_LISTENER 0x4u    /* the socket is a listener */
-#define SOCKSHIM_FLAGS_ALL 0x7u
+/* SO_LINGER {on, 0} is set: the last close resets the connection (RST,
+ * unsent data lost, no TIME_WAIT). Set and cleared by setsockopt in the
+ * ledger entry, whoever holds it; the address bits never touch it. */
+#define SOCKSHIM_FLAG_LINGER_RESET 0x8u
+#define SOCKSHIM_FLAGS_ADDR 0x7u /* what bind, listen and connect tell */
+#define SOCKSHIM_FLAGS_ALL 0xfu
 
 _Static_assert(sizeof(struct sockshim_record) == 128, "record is two cache lines");
 _Static_assert(sizeof(((struct sockshim_record *)0)->detail) == 36, "detail size");
@@ -224,6 +229,8 @@ static inline int sockshim_inode_in_use(uint64_t w)
 #define SOCKSHIM_HOLDERS 8
 #define SOCKSHIM_STEPS 16
 #define SOCKSHIM_MODULE_MAX 120
+/* Other holders a shutdown names (the count says if there were more). */
+#define SOCKSHIM_SHUT_OTHERS 5
 
 /* V is a power of two in [2^MIN_SHIFT, 2^MAX_SHIFT]: the ring's and the
  * ledger's capacities are (their indices are masks). */
@@ -340,6 +347,27 @@ struct sockshim_sock {
 	uint32_t noeffect_closes; /* closes that left other references */
 	uint32_t holder_overflow; /* holders in neither holders[] nor the pool */
 	uint32_t pooled;       /* holders in the shared pool (holders[] full) */
+	/* An accepted connection's listener entry (index + 1), whose
+	 * lifetime histograms its release goes into: exchanged to 0 by the
+	 * release that counts it, so it is counted once. listener_inode
+	 * tells whether that entry is still the same listener's. */
+	uint32_t listener;
+	/* The last shutdown (shutdown acts on the connection for every
+	 * holder): written with shut_ns 0, published by shut_ns. */
+	int32_t shut_pid;
+	uint64_t listener_inode;
+	uint64_t shut_ns;        /* CLOCK_MONOTONIC; 0: none (or being written) */
+	int32_t shut_fd;
+	int16_t shut_how;        /* SHUT_RD, SHUT_WR, SHUT_RDWR */
+	/* The others holding it then: every other process in the entry's
+	 * slots (not only those listed), and each reference no slot names
+	 * (a holder in the pool, a fork child not yet in its slot). */
+	uint16_t shut_nothers;
+	int32_t shut_refs;       /* references in the session then */
+	int32_t shut_others[SOCKSHIM_SHUT_OTHERS]; /* the first of those processes */
+	uint64_t shut_callsite;  /* return address of the shutdown call, in shut_pid */
+	uint64_t shut_callsite_offset;
+	char shut_module[SOCKSHIM_MODULE_MAX];
 	struct sockshim_holder holders[SOCKSHIM_HOLDERS];
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
@@ -368,6 +396,14 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
  * [2^i, 2^(i+1)) ns (bucket 0 also counts 0); the last one everything
  * above 2^(SOCKSHIM_HIST_BUCKETS-1) ns (about 2 s). */
 #define SOCKSHIM_HIST_BUCKETS 32
+
+/* The bucket of NS in such a histogram. */
+static inline unsigned sockshim_hist_bucket(uint64_t ns)
+{
+	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+
+	return b < SOCKSHIM_HIST_BUCKETS ? b : SOCKSHIM_HIST_BUCKETS - 1;
+}
 
 enum sockshim_accept_mode {
 	SOCKSHIM_ACCEPT_OBSERVE = 0,   /* behaviour unchanged; statistics */
@@ -461,6 +497,14 @@ struct sockshim_listener {
 	uint64_t epoll_exclusive;
 	uint64_t wait_hist[SOCKSHIM_HIST_BUCKETS];
 	uint64_t hold_hist[SOCKSHIM_HIST_BUCKETS];
+	/* Connections accepted here, counted at the release of their last
+	 * reference: their lifetime (accept to release), how long they sat
+	 * in CLOSE_WAIT (peer EOF seen to release; only those that saw it
+	 * before a shutdown for writing of theirs), and how many were reset
+	 * (SOCKSHIM_FLAG_LINGER_RESET). */
+	uint64_t aborted;
+	uint64_t life_hist[SOCKSHIM_HIST_BUCKETS];
+	uint64_t closewait_hist[SOCKSHIM_HIST_BUCKETS];
 	/* Rows on cache lines of their own: the hot counters above are the
 	 * listener's, these the workers'. */
 	struct sockshim_worker workers[SOCKSHIM_WORKERS] __attribute__((aligned(64)));

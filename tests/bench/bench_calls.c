@@ -1,8 +1,11 @@
 /* Per-call cost of the wrapped calls, run with and without the preload by
- * bench.sh: read(), close(), dup2() and fcntl() on untracked descriptors, and the
- * socket()+close() pair. Prints "name ns_per_call" lines. */
+ * bench.sh: read(), close(), dup2(), fcntl() and setsockopt() on untracked
+ * descriptors, setsockopt(TCP_NODELAY) on a socket, and the socket()+close()
+ * pair. Prints "name ns_per_call" lines. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +78,38 @@ static double bench_fcntl(long n)
 	return t0;
 }
 
+/* setsockopt() on an untracked descriptor (not a socket: ENOTSOCK, the
+ * cheapest answer), with an option the shim passes by (SO_KEEPALIVE) or
+ * the one it looks at (SO_LINGER: then the failed call returns at once). */
+static double bench_setsockopt(long n, int name)
+{
+	struct linger lg = {1, 0};
+	int fd = open("/dev/zero", O_RDONLY);
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++)
+		if (setsockopt(fd, SOL_SOCKET, name, &lg, sizeof(lg)) != -1 || errno != ENOTSOCK)
+			abort();
+	t0 = (now_ns() - t0) / n;
+	close(fd);
+	return t0;
+}
+
+/* setsockopt(TCP_NODELAY) on a socket: what a server does to each
+ * connection it accepts; the shim passes it by. */
+static double bench_nodelay(long n)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++)
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+			abort();
+	t0 = (now_ns() - t0) / n;
+	close(fd);
+	return t0;
+}
+
 static double bench_socket_close(long n)
 {
 	double t0 = now_ns();
@@ -100,6 +135,12 @@ int main(int argc, char **argv)
 		printf("dup_untracked %.1f\n", bench_dup(n));
 	if (!strcmp(what, "fcntl") || !strcmp(what, "all"))
 		printf("fcntl_untracked %.1f\n", bench_fcntl(n));
+	if (!strcmp(what, "setsockopt") || !strcmp(what, "all"))
+		printf("setsockopt_untracked %.1f\n", bench_setsockopt(n, SO_KEEPALIVE));
+	if (!strcmp(what, "setsockopt_linger") || !strcmp(what, "all"))
+		printf("setsockopt_linger_untracked %.1f\n", bench_setsockopt(n, SO_LINGER));
+	if (!strcmp(what, "nodelay") || !strcmp(what, "all"))
+		printf("setsockopt_nodelay %.1f\n", bench_nodelay(n));
 	if (!strcmp(what, "socket") || !strcmp(what, "all"))
 		printf("socket_close %.1f\n", bench_socket_close(n / 20 ? n / 20 : 1));
 	return 0;

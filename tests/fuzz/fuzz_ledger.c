@@ -90,6 +90,16 @@ static void check_sock(const struct ledger_sock *s)
 		   "module name not terminated");
 	FUZZ_CHECK((s->eof_ns == 0) == (s->eof_pid == 0) && (s->eof_ns == 0 || s->eof_pid > 0),
 		   "eof %llu by pid %d", (unsigned long long)s->eof_ns, s->eof_pid);
+	/* The last shutdown: believed whole or not at all. */
+	FUZZ_CHECK(!s->shut.ns || (s->shut.pid > 0 && s->shut.how >= 0 && s->shut.how <= 2 &&
+				   s->shut.nlisted <= SOCKSHIM_SHUT_OTHERS &&
+				   s->shut.nlisted <= s->shut.nothers),
+		   "shutdown by %d how %d, %u of %u others listed", s->shut.pid, s->shut.how,
+		   s->shut.nlisted, s->shut.nothers);
+	for (i = 0; s->shut.ns && i < s->shut.nlisted; i++)
+		FUZZ_CHECK(s->shut.others[i] > 0, "other holder %d", s->shut.others[i]);
+	FUZZ_CHECK(!s->shut.ns || memchr(s->shut.module, 0, sizeof(s->shut.module)),
+		   "shutdown module not terminated");
 	FUZZ_CHECK(s->nholders <= SOCKSHIM_HOLDERS, "%u holders", s->nholders);
 	for (i = 0; i < s->nholders; i++) {
 		const struct ledger_holder *h = &s->holders[i];

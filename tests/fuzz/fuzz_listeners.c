@@ -157,6 +157,8 @@ static void check_listener(const struct stats_listener *s, uint64_t now)
 	fuzz_check_terminal(buf, sizeof(buf), "listener address");
 	check_hist(s->wait_hist);
 	check_hist(s->hold_hist);
+	check_hist(s->life_hist);
+	check_hist(s->closewait_hist);
 	n = stats_worker_accepts(s, x, &sum);
 	/* Fairness is among the threads that called accept (calls > 0). */
 	for (i = 0, k = 0; i < s->nworkers; i++)

@@ -17,6 +17,7 @@ BODY = b"sockshim fail-open test\n" * 50
 # The wrapped libc names: the shim's whole exported interface.
 EXPORTED = {
     "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "shutdown",
+    "setsockopt",  # SO_LINGER {on, 0}: the close resets (shim/calls_socket.c)
     "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64",
     "read", "readv", "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
     "__recvfrom_chk",

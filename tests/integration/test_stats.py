@@ -28,8 +28,8 @@ PROM_WAIT = 60.0
 NO_LISTENER = ('No listener in session "%s" yet: a listening socket appears here once a '
                'process of the session calls listen() on it, or accepts on one it '
                'inherited (none under SOCKSHIM_ACCEPT=off).\n')
-FOOTER = ("Lock wait and hold times are upper bounds of log2 buckets (<=); queue/backlog "
-          "is the kernel's accept queue now (sock_diag).\n")
+FOOTER = ("Lock wait and hold times, lifetimes and CLOSE_WAIT times are upper bounds of log2 "
+          "buckets (<=); queue/backlog is the kernel's accept queue now (sock_diag).\n")
 # The fixture's corrupt entry C: an inode no socket has (2^40 + 7).
 FAKE_INODE = (1 << 40) + 7
 BUCKETS = 32
@@ -138,6 +138,10 @@ def block_a(fx):
                     ("waiters now/max", "2/3"))
             + cells(("fairness (Jain)", "0.893"), ("max/min accepts", "2.00"),
                     ("queue/backlog", "2/7"))
+            + cells(("conns released", "500"), ("lifetime p50", "<=134ms"),
+                    ("lifetime p99", ">=2.1s"))
+            + cells(("aborted (RST)", "6"), ("CLOSE_WAIT p50", "<=17ms"),
+                    ("CLOSE_WAIT p99", "<=134ms"))
             + "  gated by: the accept lock (blocking accept), 500 acquisitions; the poll token "
             "(poll/select), 40 waits with it; EPOLLEXCLUSIVE (epoll), 2 registrations\n"
             + "  lock bypassed: stopped 4, stalled 2, invalid word reset 1; tokens taken: "
@@ -165,6 +169,8 @@ def block_b(fx):
             + cells(("lock hold p50", "-"), ("lock hold p99", "-"), ("waiters now/max", "0/0"))
             + cells(("fairness (Jain)", "1.000"), ("max/min accepts", "1.00"),
                     ("queue/backlog", "0/5"))
+            + cells(("conns released", "0"), ("lifetime p50", "-"), ("lifetime p99", "-"))
+            + cells(("aborted (RST)", "0"), ("CLOSE_WAIT p50", "-"), ("CLOSE_WAIT p99", "-"))
             + "  epoll: EPOLLEXCLUSIVE of the program's own, 3 registrations\n"
             + "  lock holder: none\n"
             + "  no worker has tried to accept on it yet\n")
@@ -180,6 +186,8 @@ def block_c(fx):
             + cells(("lock hold p50", "-"), ("lock hold p99", "-"), ("waiters now/max", "0/0"))
             + cells(("fairness (Jain)", "1.000"), ("max/min accepts", "1.00"),
                     ("queue/backlog", "-"))
+            + cells(("conns released", "0"), ("lifetime p50", "-"), ("lifetime p99", "-"))
+            + cells(("aborted (RST)", "0"), ("CLOSE_WAIT p50", "-"), ("CLOSE_WAIT p99", "-"))
             + "  lock holder: none\n"
             # Its one row's thread has ended: retired by the reader.
             + "  no live worker accepts on it now\n"
@@ -221,6 +229,8 @@ def hist_of(pairs):
 
 WAIT_HIST = hist_of([(10, 300), (12, 150), (20, 45), (25, 5)])
 HOLD_HIST = hist_of([(13, 400), (16, 95), (31, 5)])
+LIFE_HIST = hist_of([(23, 200), (26, 290), (31, 10)])
+CLOSEWAIT_HIST = hist_of([(23, 40), (26, 10)])
 
 
 # ---------------------------------------------------------------------------
@@ -256,9 +266,13 @@ def test_stats_table_holder_gone(ctx):
 def test_stats_table_hist(ctx):
     fx = Fixture(ctx)
     out, _ = stats_ok(ctx, fx.session, "--hist")
-    none = "  lock wait: no samples\n  lock hold: no samples\n"
+    none = ("  lock wait: no samples\n  lock hold: no samples\n"
+            "  connection lifetime (accept to release): no samples\n"
+            "  CLOSE_WAIT (peer EOF to release): no samples\n")
     with_hist = {
-        "a": block_a(fx) + hist_lines("lock wait", WAIT_HIST) + hist_lines("lock hold", HOLD_HIST),
+        "a": block_a(fx) + hist_lines("lock wait", WAIT_HIST) + hist_lines("lock hold", HOLD_HIST)
+        + hist_lines("connection lifetime (accept to release)", LIFE_HIST)
+        + hist_lines("CLOSE_WAIT (peer EOF to release)", CLOSEWAIT_HIST),
         "b": block_b(fx) + none,
         "c": block_c(fx) + none,
     }
@@ -324,7 +338,9 @@ def expected_json(fx):
               "empty_accepts": 0, "poll_wakeups": 0, "eintr": 0, "econnaborted": 0,
               "emfile_enfile": 0, "lock_acquisitions": 0, "lock_contended": 0,
               "lock_owner_died": 0, "lock_wait_ns": dict(zero_hist, max=None),
-              "lock_hold_ns": zero_hist, "waiters": 0, "max_waiters": 0, "holder": None,
+              "lock_hold_ns": zero_hist, "aborted": 0,
+              "lifetime_ns": dict(zero_hist, max=None), "close_wait_ns": dict(zero_hist, max=None),
+              "waiters": 0, "max_waiters": 0, "holder": None,
               "lock": {"state": "free", "word": 0, "bypassed": None},
               "lock_bypassed": {"stopped": 0, "stalled": 0, "invalid": 0},
               "token_taken": {"stopped": 0, "stalled": 0, "invalid": 0}, "unlock_errors": 0,
@@ -344,6 +360,13 @@ def expected_json(fx):
                          "log2_hist": WAIT_HIST},
         "lock_hold_ns": {"count": 500, "p50": bound(8192, 16384),
                          "p99": bound(65536, 131072), "log2_hist": HOLD_HIST},
+        "aborted": 6,
+        "lifetime_ns": {"count": 500, "p50": bound(1 << 26, 1 << 27),
+                        "p99": {"ge": 1 << 31, "lt": None}, "max": {"ge": 1 << 31, "lt": None},
+                        "log2_hist": LIFE_HIST},
+        "close_wait_ns": {"count": 50, "p50": bound(1 << 23, 1 << 24),
+                          "p99": bound(1 << 26, 1 << 27), "max": bound(1 << 26, 1 << 27),
+                          "log2_hist": CLOSEWAIT_HIST},
         "waiters": 2, "max_waiters": 3,
         "holder": {"pid": fx.pid, "tid": t1, "held_ns": "HELD"},
         "lock": {"state": "held", "word": t1, "pid": fx.pid, "tid": t1, "comm": "fxw1",
@@ -503,6 +526,18 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_epoll_exclusive_registrations_total", lbl(**b)): "3",
         ("sockshim_worker_lock_wait_seconds_total",
          lbl(pid=str(fx.pid), tid=str(fx.tids[0]), **a)): "0.0032",
+        ("sockshim_aborted_connections_total", lbl(**a)): "6",
+        ("sockshim_aborted_connections_total", lbl(**b)): "0",
+        ("sockshim_connection_lifetime_seconds_bucket", lbl(le="0.008388608", **a)): "0",
+        ("sockshim_connection_lifetime_seconds_bucket", lbl(le="0.016777216", **a)): "200",
+        ("sockshim_connection_lifetime_seconds_bucket", lbl(le="0.134217728", **a)): "490",
+        ("sockshim_connection_lifetime_seconds_bucket", lbl(le="2.147483648", **a)): "490",
+        ("sockshim_connection_lifetime_seconds_bucket", lbl(le="+Inf", **a)): "500",
+        ("sockshim_connection_lifetime_seconds_count", lbl(**a)): "500",
+        ("sockshim_connection_lifetime_seconds_count", lbl(**b)): "0",
+        ("sockshim_close_wait_seconds_bucket", lbl(le="0.016777216", **a)): "40",
+        ("sockshim_close_wait_seconds_bucket", lbl(le="0.134217728", **a)): "50",
+        ("sockshim_close_wait_seconds_count", lbl(**a)): "50",
     }
     for k, v in want.items():
         assert samples.get(k) == v, "%s %s: got %r, want %r" % (
@@ -524,6 +559,8 @@ def test_stats_prometheus_exact(ctx):
         assert (typ == "counter") == fam.endswith("_total"), (fam, typ)
     assert types["sockshim_lock_wait_seconds"] == "histogram"
     assert types["sockshim_lock_hold_seconds"] == "histogram"
+    assert types["sockshim_connection_lifetime_seconds"] == "histogram"
+    assert types["sockshim_close_wait_seconds"] == "histogram"
     fx.close()
 
 

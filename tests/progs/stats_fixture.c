@@ -179,6 +179,15 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->hold_hist[13] = 400;
 	a->hold_hist[16] = 95;
 	a->hold_hist[SOCKSHIM_HIST_BUCKETS - 1] = 5;
+	/* Connections released: 200 lived 8-16 ms, 290 64-128 ms, 10
+	 * beyond 2^31 ns; 40 sat 8-16 ms in CLOSE_WAIT, 10 64-128 ms; 6
+	 * were reset. */
+	a->life_hist[23] = 200;
+	a->life_hist[26] = 290;
+	a->life_hist[SOCKSHIM_HIST_BUCKETS - 1] = 10;
+	a->closewait_hist[23] = 40;
+	a->closewait_hist[26] = 10;
+	a->aborted = 6;
 	a->holder_pid = pid;
 	a->holder_tid = tids[0];
 	a->held_since_ns = mono_ns() - 1500000000u;

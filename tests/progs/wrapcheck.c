@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <link.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -702,6 +703,55 @@ static void test_shutdown(void **state)
 	EXPECT_ERR(EBADF, shutdown(-1, SHUT_RDWR));
 	EXPECT_ERR(ENOTSOCK, shutdown(nul, SHUT_RDWR));
 	close_all(4, c, s, unconnected, nul);
+}
+
+/* setsockopt: SO_LINGER is the option the shim reads (after the kernel
+ * took it); every answer and every other option as without it. FN: libc's
+ * or the system call's. */
+static void check_setsockopt(long (*fn)(int, int, int, const void *, socklen_t))
+{
+	struct linger lg = {1, 0}, got;
+	socklen_t len = sizeof(got);
+	int c, s, one = 1, nul = devnull(), bad = closed_fd();
+
+	tcp_pair(&c, &s);
+	EXPECT_OK(fn(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	assert_int_equal(getsockopt(c, SOL_SOCKET, SO_LINGER, &got, &len), 0);
+	assert_true(got.l_onoff && got.l_linger == 0);
+	EXPECT_ERR(EINVAL, fn(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg) - 1));
+	EXPECT_OK(fn(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
+	EXPECT_OK(fn(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)));
+	EXPECT_ERR(EBADF, fn(bad, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	EXPECT_ERR(ENOTSOCK, fn(nul, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	if (!under_valgrind()) {
+		EXPECT_ERR(EFAULT, fn(c, SOL_SOCKET, SO_LINGER, bad_ptr(), sizeof(lg)));
+		EXPECT_ERR(EFAULT, fn(c, SOL_SOCKET, SO_KEEPALIVE, bad_ptr(), sizeof(one)));
+	}
+	lg.l_onoff = 0;
+	EXPECT_OK(fn(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	close_all(3, c, s, nul);
+}
+
+static long libc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return setsockopt(fd, level, name, val, len);
+}
+
+static long sys_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return syscall(SYS_setsockopt, fd, level, name, val, len);
+}
+
+static void test_setsockopt(void **state)
+{
+	(void)state;
+	check_setsockopt(libc_setsockopt);
+}
+
+static void test_sys_setsockopt(void **state)
+{
+	(void)state;
+	check_setsockopt(sys_setsockopt);
 }
 
 /* ---- descriptor calls -------------------------------------------------- */
@@ -2276,6 +2326,7 @@ int main(void)
 		T(test_preload_state), T(test_socket), T(test_socketpair), T(test_bind),
 		T(test_bind_efault), T(test_listen), T(test_accept), T(test_accept_efault),
 		T(test_accept4), T(test_connect), T(test_connect_efault), T(test_shutdown),
+		T(test_setsockopt),
 		T(test_close), T(test_close_range), T(test_dup), T(test_dup2), T(test_dup3),
 		T(test_fcntl), T(test_fcntl64), T(test_read), T(test_readv), T(test_recv),
 		T(test_recvfrom), T(test_recvmsg), T(test_read_chk), T(test_recv_chk),
@@ -2283,7 +2334,7 @@ int main(void)
 		T(test_execvp), T(test_execvpe), T(test_execl), T(test_execl_many_args),
 		T(test_execlp), T(test_execle), T(test_fexecve), T(test_wait_untrusted_memory), T(test_fork), T(test_vfork),
 		T(test_sys_socket), T(test_sys_bind_listen), T(test_sys_accept_connect),
-		T(test_sys_shutdown), T(test_sys_close), T(test_sys_dup), T(test_sys_fcntl),
+		T(test_sys_shutdown), T(test_sys_setsockopt), T(test_sys_close), T(test_sys_dup), T(test_sys_fcntl),
 		T(test_sys_read), T(test_sys_poll_select), T(test_sys_epoll),
 #if defined(__x86_64__)
 		T(test_sys_signals),

@@ -91,6 +91,28 @@ static void test_closer_from_ledger(void **state)
 	assert_string_equal(conn_closer_name(CONN_CLOSER_PEER), "peer");
 	assert_string_equal(conn_closer_name(CONN_CLOSER_BOTH), "both");
 	assert_string_equal(conn_closer_name(CONN_CLOSER_UNKNOWN), "unknown");
+	assert_string_equal(conn_closer_name(CONN_CLOSER_ABORT), "abort");
+}
+
+/* Released with SO_LINGER {on, 0}: a reset, whoever closed first; still
+ * held, or the kernel still lists it in a closing state: not (yet). */
+static void test_closer_abort(void **state)
+{
+	struct ledger_sock ls;
+
+	(void)state;
+	entry(&ls, 3 * S, 2 * S);
+	ls.flags = SOCKSHIM_FLAG_LINGER_RESET;
+	assert_int_equal(conn_closer(CONN_GONE, &ls), CONN_CLOSER_ABORT);
+	assert_int_equal(conn_closer(SOCKDIAG_CLOSE, &ls), CONN_CLOSER_ABORT);
+	entry(&ls, 2 * S, 0);
+	ls.flags = SOCKSHIM_FLAG_LINGER_RESET;
+	assert_int_equal(conn_closer(CONN_GONE, &ls), CONN_CLOSER_ABORT);
+	assert_int_equal(conn_closer(SOCKDIAG_TIME_WAIT, &ls), CONN_CLOSER_LOCAL);
+	entry(&ls, 0, 2 * S);
+	ls.flags = SOCKSHIM_FLAG_LINGER_RESET;
+	assert_int_equal(conn_closer(SOCKDIAG_CLOSE_WAIT, &ls), CONN_CLOSER_PEER);
+	assert_int_equal(conn_closer(CONN_GONE, &ls), CONN_CLOSER_PEER);
 }
 
 static void test_anomaly(void **state)
@@ -135,6 +157,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_closer_from_state),
 		cmocka_unit_test(test_closer_from_ledger),
+		cmocka_unit_test(test_closer_abort),
 		cmocka_unit_test(test_anomaly),
 		cmocka_unit_test(test_states),
 	};

@@ -554,12 +554,141 @@ static void test_flags_one_set(void **state)
 		record_init(&r, SOCKSHIM_EV_LISTEN, 3, 0, 0);
 		record_from_entry(&r, &e);
 		assert_int_equal(r.flags, f);
+		/* The reset bit is setsockopt's (ledger_linger_reset): an
+		 * address update neither sets nor clears it. */
+		ledger_linger_reset(m, ref, !!(f & SOCKSHIM_FLAG_LINGER_RESET));
+		ledger_describe(m, ref, &e);
+		assert_int_equal(at(m, ref)->flags, f);
 		ledger_describe(m, ref, &e);
 		assert_int_equal(at(m, ref)->flags, f);
 		record_init(&r, SOCKSHIM_EV_CLOSE, 3, 0, 0);
 		ledger_describe_record(m, ref, &r);
 		assert_int_equal(r.flags, f);
 	}
+}
+
+/* SO_LINGER {on, 0} set by one holder stays through another holder's
+ * address update (whose fd entry never had it), until it is cleared. */
+static void test_linger_reset_sticks(void **state)
+{
+	struct seg_map *m = *state;
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_ACCEPT);
+	uint32_t ref;
+	int created;
+
+	ref = get(m, 5252, &created);
+	ledger_linger_reset(m, ref, 1);
+	e.flags = SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN;
+	ledger_describe(m, ref, &e);
+	assert_int_equal(at(m, ref)->flags, SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_PEER_KNOWN |
+						    SOCKSHIM_FLAG_LINGER_RESET);
+	e.flags = SOCKSHIM_FLAG_LOCAL_KNOWN;
+	ledger_describe(m, ref, &e);
+	assert_int_equal(at(m, ref)->flags, SOCKSHIM_FLAG_LOCAL_KNOWN | SOCKSHIM_FLAG_LINGER_RESET);
+	ledger_linger_reset(m, ref, 0);
+	assert_int_equal(at(m, ref)->flags, SOCKSHIM_FLAG_LOCAL_KNOWN);
+}
+
+/* A shutdown remembers its process, way and the other processes holding
+ * the socket then (each once, however many descriptors), not itself. */
+static void test_shutdown_names_others(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created;
+
+	ref = get(m, 5353, &created);
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	ledger_hold(m, ref, 100, 9, SOCKSHIM_HOW_DUP, 100, 7, 0);
+	ledger_hold(m, ref, 200, 7, SOCKSHIM_HOW_FORK, 100, 7, 0);
+	ledger_hold(m, ref, 200, 8, SOCKSHIM_HOW_DUP, 200, 7, 0);
+	ledger_hold(m, ref, 300, 7, SOCKSHIM_HOW_FORK, 100, 7, 0);
+	ledger_shutdown(m, ref, 100, 7, 2 /* SHUT_RDWR */, 0);
+	s = at(m, ref);
+	assert_true(s->shut_ns > 0);
+	assert_int_equal(s->shut_pid, 100);
+	assert_int_equal(s->shut_fd, 7);
+	assert_int_equal(s->shut_how, 2);
+	assert_int_equal(s->shut_refs, 5);
+	assert_int_equal(s->shut_nothers, 2);
+	assert_int_equal(s->shut_others[0], 200);
+	assert_int_equal(s->shut_others[1], 300);
+	assert_int_equal(s->shut_others[2], 0);
+	assert_int_equal(s->shut_callsite, 0);
+	/* Alone: nobody else hit. */
+	ledger_release(m, ref, 200, 7, &created);
+	ledger_release(m, ref, 200, 8, &created);
+	ledger_release(m, ref, 300, 7, &created);
+	ledger_shutdown(m, ref, 100, 9, 1 /* SHUT_WR */, 0);
+	assert_int_equal(s->shut_nothers, 0);
+	assert_int_equal(s->shut_others[0], 0);
+	assert_int_equal(s->shut_fd, 9);
+}
+
+/* The release of an accepted connection's last reference counts its
+ * lifetime, CLOSE_WAIT dwell and reset in its listener's entry, once;
+ * a listener entry given to another socket since is left alone. */
+static void test_release_counts_in_listener(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_listener *l = &seg_listeners(m)[3];
+	struct sockshim_sock *s;
+	uint64_t life = 0, cw = 0;
+	uint32_t ref, ref2;
+	int before, created;
+	unsigned i;
+
+	l->inode = 777;
+	ref = get(m, 5454, &created);
+	s = at(m, ref);
+	ledger_set_listener(m, ref, 4, 777);
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	ledger_hold(m, ref, 200, 7, SOCKSHIM_HOW_FORK, 100, 7, 0);
+	ledger_eof(m, ref, 200, 7);
+	ledger_linger_reset(m, ref, 1);
+	ledger_release(m, ref, 100, 7, &before);
+	for (i = 0; i < SOCKSHIM_HIST_BUCKETS; i++)
+		life += l->life_hist[i];
+	assert_int_equal(life, 0); /* one reference left: not released */
+	ledger_release(m, ref, 200, 7, &before);
+	for (i = 0; i < SOCKSHIM_HIST_BUCKETS; i++) {
+		life += l->life_hist[i];
+		cw += l->closewait_hist[i];
+	}
+	assert_int_equal(life, 1);
+	assert_int_equal(cw, 1);
+	assert_int_equal(l->aborted, 1);
+	/* born_ns 12345 (sock_entry): its lifetime is now - 12345. */
+	assert_int_equal(l->life_hist[sockshim_hist_bucket(s->released_ns - 12345)], 1);
+	assert_int_equal(l->closewait_hist[sockshim_hist_bucket(s->released_ns - s->eof_ns)], 1);
+	assert_int_equal(s->listener, 0);
+	/* Held and released again: not counted twice. */
+	ledger_reserve(m, ref, 1);
+	ledger_reserve(m, ref, -1);
+	assert_int_equal(l->aborted, 1);
+	/* A listener entry that changed hands: nothing counted there. */
+	ref2 = get(m, 5455, &created);
+	ledger_set_listener(m, ref2, 4, 778);
+	ledger_hold(m, ref2, 100, 8, SOCKSHIM_HOW_CREATED, 100, 8, 0);
+	ledger_release(m, ref2, 100, 8, &before);
+	for (i = 0, life = 0; i < SOCKSHIM_HIST_BUCKETS; i++)
+		life += l->life_hist[i];
+	assert_int_equal(life, 1);
+	/* Shut down for writing before the peer's EOF: that EOF ended
+	 * FIN_WAIT2, no CLOSE_WAIT to count; its lifetime is counted. */
+	ref2 = get(m, 5456, &created);
+	ledger_set_listener(m, ref2, 4, 777);
+	ledger_hold(m, ref2, 100, 9, SOCKSHIM_HOW_CREATED, 100, 9, 0);
+	ledger_shutdown(m, ref2, 100, 9, 1 /* SHUT_WR */, 0);
+	ledger_eof(m, ref2, 100, 9);
+	ledger_release(m, ref2, 100, 9, &before);
+	for (i = 0, life = 0, cw = 0; i < SOCKSHIM_HIST_BUCKETS; i++) {
+		life += l->life_hist[i];
+		cw += l->closewait_hist[i];
+	}
+	assert_int_equal(life, 2);
+	assert_int_equal(cw, 1);
 }
 
 /* ---- Concurrent writers ---- */
@@ -814,6 +943,9 @@ int main(void)
 		T(test_eof_read_describe),
 		T(test_forget),
 		T(test_flags_one_set),
+		T(test_linger_reset_sticks),
+		T(test_shutdown_names_others),
+		T(test_release_counts_in_listener),
 		cmocka_unit_test(test_no_session),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup_big, teardown),
 		T(test_concurrent_reclaims),
