@@ -87,9 +87,6 @@ DEPFLAGS = -MMD -MP
 .PHONY: all deps test-deps test unit integration asan tsan demo bench soak install uninstall \
 	clean lint valgrind
 .DELETE_ON_ERROR:
-# Objects made on the way to a test program are kept: not made again on
-# the next run (make would delete them as intermediates).
-.SECONDARY:
 
 all: deps $(LIB) $(TOOL)
 
@@ -131,7 +128,7 @@ test-deps:
 	  fi; \
 	fi
 
-$(BUILD)/obj/%.pic.o: %.c
+$(BUILD)/obj/%.pic.o: %.c $(BUILD)/obj/%.pic.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(DEPFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) $(CFLAGS_FILE) -c $< -o $@
 
@@ -140,7 +137,7 @@ $(BUILD)/obj/%.pic.o: %.c
 # code: never instrumented (see the file's comment).
 $(BUILD)/obj/shim/calls_signal.pic.o: CFLAGS_FILE = $(if $(SAN),-fno-sanitize=all)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(DEPFLAGS) -DSOCKSHIM_LIBDIR='"$(LIBDIR)"' $(CFLAGS) $(CFLAGS_FILE) \
 		-c $< -o $@
@@ -148,6 +145,16 @@ $(BUILD)/obj/%.o: %.c
 # Unit tests see the modules' private headers.
 $(BUILD)/obj/tests/%.o: CFLAGS_FILE = -Ishim -Itools
 
+# An object without its dependency file (made before it, or by hand) is
+# made again: its headers are unknown. Named one by one, so that make
+# does not take them for intermediates and ignore them when missing.
+DEP_FILES = $(patsubst %.c,$(BUILD)/obj/%.d,$(sort $(SHIM_SRC) $(TOOL_SRC) $(UNIT_SRC) \
+	$(PROG_SRC) $(EXAMPLE_SRC) $(wildcard tests/bench/*.c))) \
+	$(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.d)
+$(DEP_FILES): ;
+# Objects made on the way to a test program are kept: not made again on
+# the next run (make would delete them as intermediates).
+.SECONDARY: $(DEP_FILES:.d=.o)
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 $(LIB): $(SHIM_OBJ)
