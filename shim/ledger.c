@@ -132,27 +132,27 @@ static int claimed_elsewhere(struct sockshim_sock *l, uint32_t cap, uint32_t h,
 	return 0;
 }
 
-uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
-		    int born_fd, int *created)
+/* How a claim of an entry for a socket ended. */
+enum claim {
+	CLAIM_DONE,    /* the socket's entry: found, or claimed (*created) */
+	CLAIM_NONE,    /* no free slot near its hash */
+	CLAIM_FULL,    /* out of tries against other claimers */
+	CLAIM_STALLED, /* its claimer is not getting on (killed or stopped mid-fill) */
+};
+
+/* A free slot. Slots are taken in probe order and never freed, so two
+ * claimers of one inode meet at the first free one: one CAS wins, the
+ * other finds its claim there and waits for it. Races with other claimers
+ * are retried a bounded number of times: a table another process keeps
+ * rewriting must not hold us. */
+static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
+			     pid_t born_pid, int born_fd, uint32_t *ref, int *created)
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
-	uint32_t cap = m->ledger_capacity, h, i, ref;
-	/* Races with other claimers are retried, a bounded number of times:
-	 * a table another process keeps rewriting must not hold us. */
+	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
+	struct sockshim_sock *l = seg_ledger(m);
 	unsigned tries = 0;
-	struct sockshim_sock *l;
 
-	*created = 0;
-	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
-		return 0;
-	ref = ledger_lookup(m, inode);
-	if (ref)
-		return ref;
-	l = seg_ledger(m);
-	h = sockshim_ledger_hash(inode);
-	/* A free slot. Slots are taken in probe order and never freed, so
-	 * two claimers of one inode meet at the first free one: one CAS
-	 * wins, the other finds its claim there and waits for it. */
 again:
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
@@ -160,27 +160,41 @@ again:
 
 		if (k == claiming)
 			k = claim_wait(&l[at].inode, claiming);
-		if (k == inode)
-			return at + 1;
+		if (k == inode) {
+			*ref = at + 1;
+			return CLAIM_DONE;
+		}
 		if (k == claiming)
-			goto stalled;
+			return CLAIM_STALLED;
 		if (k)
 			continue;
 		if (__atomic_compare_exchange_n(&l[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
 						__ATOMIC_ACQUIRE)) {
 			init_entry(&l[at], inode, e, born_pid, born_fd);
 			*created = 1;
-			return at + 1;
+			*ref = at + 1;
+			return CLAIM_DONE;
 		}
 		/* Someone took the slot: look again, it may be ours. Out of
 		 * tries, the window may still have a free slot: not one to
 		 * reclaim from under a claimer that found it (see below). */
 		if (++tries < LEDGER_RETRIES)
 			goto again;
-		goto full;
+		return CLAIM_FULL;
 	}
-	/* No free slot near ours: take the one released longest ago (its
-	 * history goes; a socket still held never loses its entry). */
+	return CLAIM_NONE;
+}
+
+/* No free slot near ours: take the one released longest ago (its history
+ * goes; a socket still held never loses its entry). */
+static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
+				 pid_t born_pid, int born_fd, uint32_t *ref, int *created)
+{
+	uint64_t claiming = sockshim_inode_claiming(inode);
+	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
+	struct sockshim_sock *l = seg_ledger(m);
+	unsigned tries;
+
 	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
 		struct sockshim_sock *best = NULL;
 		uint64_t best_released = UINT64_MAX, best_k = 0, k;
@@ -195,10 +209,12 @@ again:
 			k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
 			if (k == claiming)
 				k = claim_wait(&s->inode, claiming);
-			if (k == inode)
-				return (uint32_t)(s - l) + 1;
+			if (k == inode) {
+				*ref = (uint32_t)(s - l) + 1;
+				return CLAIM_DONE;
+			}
 			if (k == claiming)
-				goto stalled;
+				return CLAIM_STALLED;
 			released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
 			if (!sockshim_inode_in_use(k) || !released ||
 			    __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 || released >= best_released)
@@ -231,15 +247,32 @@ again:
 		count(&seg_header(m)->ledger_reclaimed);
 		init_entry(best, inode, e, born_pid, born_fd);
 		*created = 1;
-		return (uint32_t)(best - l) + 1;
+		*ref = (uint32_t)(best - l) + 1;
+		return CLAIM_DONE;
 	}
-full:
-	count(&seg_header(m)->ledger_full);
-	return 0;
-stalled:
-	/* The claimer filling our socket's entry in is not getting on
-	 * (killed or stopped mid-fill): not recorded, as if full. */
-	count(&seg_header(m)->claims_stalled);
+	return CLAIM_FULL;
+}
+
+uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, pid_t born_pid,
+		    int born_fd, int *created)
+{
+	uint32_t ref = 0;
+	enum claim r;
+
+	*created = 0;
+	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
+		return 0;
+	ref = ledger_lookup(m, inode);
+	if (ref)
+		return ref;
+	r = claim_free(m, inode, e, born_pid, born_fd, &ref, created);
+	if (r == CLAIM_NONE)
+		r = claim_released(m, inode, e, born_pid, born_fd, &ref, created);
+	if (r == CLAIM_DONE)
+		return ref;
+	/* A claimer not getting on: not recorded, as if full. */
+	if (r == CLAIM_STALLED)
+		count(&seg_header(m)->claims_stalled);
 	count(&seg_header(m)->ledger_full);
 	return 0;
 }
