@@ -17,19 +17,13 @@
 #include "emit.h"
 #include "ledger.h"
 #include "procs.h"
+#include "sockshim/clock.h"
 
 /* Lost races a claim retries before it gives up (counted as ledger_full). */
 #define LEDGER_RETRIES 16
 
 static char comm[16];
 
-static uint64_t now_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static struct sockshim_sock *entry(struct seg_map *m, uint32_t ref)
 {
@@ -102,7 +96,7 @@ static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_
 	/* A reclaimed entry: clear what the old socket left. Nobody else
 	 * writes it while it is claimed. */
 	memset((char *)s + sizeof(s->inode), 0, sizeof(*s) - sizeof(s->inode));
-	s->born_ns = e->born_ns ? e->born_ns : now_ns(CLOCK_MONOTONIC);
+	s->born_ns = e->born_ns ? e->born_ns : sockshim_clock_ns(CLOCK_MONOTONIC);
 	s->born_pid = born_pid;
 	s->born_fd = born_fd;
 	s->born = e->born;
@@ -361,7 +355,7 @@ void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 	if (delta > 0)
 		__atomic_store_n(&s->released_ns, 0, __ATOMIC_RELEASE);
 	else if (refs <= 0)
-		released(m, s, now_ns(CLOCK_MONOTONIC));
+		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
 }
 
 void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
@@ -407,7 +401,7 @@ static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t 
 	__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
-	__atomic_store_n(&hd->since_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->since_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
@@ -471,7 +465,7 @@ int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *befo
 					      __ATOMIC_ACQUIRE));
 	*before = refs;
 	if (!left)
-		released(m, s, now_ns(CLOCK_MONOTONIC));
+		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
 	else
 		__atomic_fetch_add(&s->noeffect_closes, 1, __ATOMIC_RELAXED);
 	return left;
@@ -491,7 +485,7 @@ void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&st->op, (uint16_t)op, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->via, (uint16_t)via, __ATOMIC_RELAXED);
-	__atomic_store_n(&st->ts_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->ts_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
 	__atomic_store_n(&st->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
@@ -508,7 +502,7 @@ void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 	if (!s)
 		return;
 	/* The first EOF wins; later ones are the same FIN seen again. */
-	if (__atomic_compare_exchange_n(&s->eof_ns, &none, now_ns(CLOCK_MONOTONIC), 0,
+	if (__atomic_compare_exchange_n(&s->eof_ns, &none, sockshim_clock_ns(CLOCK_MONOTONIC), 0,
 					__ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
 		__atomic_store_n(&s->eof_pid, pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->eof_fd, fd, __ATOMIC_RELAXED);
@@ -521,7 +515,7 @@ void ledger_read(struct seg_map *m, uint32_t ref)
 	struct sockshim_sock *s = entry(m, ref);
 
 	if (s)
-		__atomic_store_n(&s->last_read_ns, now_ns(CLOCK_MONOTONIC_COARSE), __ATOMIC_RELAXED);
+		__atomic_store_n(&s->last_read_ns, sockshim_clock_ns(CLOCK_MONOTONIC_COARSE), __ATOMIC_RELAXED);
 }
 
 uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
@@ -758,5 +752,5 @@ void ledger_shutdown(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how
 	if (caller)
 		callsite_resolve(caller, s->shut_module, sizeof(s->shut_module),
 				 &s->shut_callsite_offset);
-	__atomic_store_n(&s->shut_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+	__atomic_store_n(&s->shut_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
 }
