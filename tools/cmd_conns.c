@@ -348,7 +348,7 @@ static void print_anomalies(struct conns_out *w, const unsigned char *show)
 			first[a] = &c->items[i];
 	}
 	for (a = CONN_OK + 1; a < CONN_ANOMALY_COUNT; a++) {
-		if (!count[a])
+		if (!count[a] || !first[a]) /* a count has its first */
 			continue;
 		fmt_buf_init(&b, w->line, sizeof(w->line));
 		fmt_append(&b, "  anomaly: %zu %s (", count[a], conn_state_name(first[a]->state));
