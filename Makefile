@@ -192,7 +192,12 @@ $(BUILD)/bench/bench_closewait: $(BUILD)/obj/tests/bench/bench_closewait.o
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
 
-BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring $(BUILD)/bench/bench_closewait
+$(BUILD)/bench/bench_tw_conns: $(BUILD)/obj/tests/bench/bench_tw_conns.o
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LDFLAGS)
+
+BENCH_BIN = $(BUILD)/bench/bench_calls $(BUILD)/bench/bench_ring $(BUILD)/bench/bench_closewait \
+	$(BUILD)/bench/bench_tw_conns
 
 # make unit T=NAME: one unit test (tests/unit/test_NAME.c, or test_NAME).
 # make integration K="PATTERN ...": the integration tests whose names

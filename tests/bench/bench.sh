@@ -90,6 +90,41 @@ if cw=$("$BUILD/sockshim" run --session "$CW_SESSION" --max-sockets 65536 -- \
 else
 	echo "  closewait benchmark failed: $cw"
 fi
+# timewait over 30,000 TIME_WAIT sockets and conns over 10,000 connections
+# (ESTABLISHED, FIN_WAIT2 and CLOSE_WAIT, both ends held), all the
+# session's, made on loopback under the shim (bench_tw_conns.c); best and
+# median of 7 runs each, spawn to exit. timewait reads every TIME_WAIT of
+# the host: the summary's time_wait is how many there were (another
+# program's load shows), attributed how many were the session's.
+TW_SESSION="bench-tw-$$"
+CN_SESSION="bench-cn-$$"
+trap 'rm -f /dev/shm/sockshim.$(id -u).$SESSION /dev/shm/sockshim.$(id -u).$CW_SESSION \
+	/dev/shm/sockshim.$(id -u).$TW_SESSION /dev/shm/sockshim.$(id -u).$CN_SESSION' EXIT INT TERM
+echo
+echo "timewait (30000 TIME_WAIT) and conns (10000 connections), best and median of 7 runs"
+for what in timewait conns; do
+	if [ $what = timewait ]; then s=$TW_SESSION n=30000; else s=$CN_SESSION n=10000; fi
+	if out=$("$BUILD/sockshim" run --session "$s" --max-sockets 131072 -- \
+		"$BUILD/bench/bench_tw_conns" "$(cd "$BUILD" && pwd)/sockshim" "$s" $what $n 2>&1); then
+		get() { echo "$out" | awk -v k="$1" '$1 == k { print $2 }'; }
+		printf "%-34s %12s %s\n" "$what, table, ms (best)" "$(get ${what}_ms_best)" "< 150 ms"
+		printf "%-34s %12s\n" "$what, table, ms (median)" "$(get ${what}_ms_median)"
+		printf "%-34s %12s %s\n" "$what --json, ms (best)" "$(get ${what}_json_ms_best)" "< 150 ms"
+		printf "%-34s %12s\n" "$what --json, ms (median)" "$(get ${what}_json_ms_median)"
+		echo "$out" | sed -n "s/^${what}_summary /  counted: /p"
+		if [ $what = timewait ]; then
+			got=$(echo "$out" | sed -n 's/^timewait_summary .*"attributed":\([0-9]*\).*/\1/p')
+			if [ "${got:-0}" -lt $n ]; then
+				echo "  note: $got of the $n in TIME_WAIT when measured (the host's tcp_max_tw_buckets," \
+					"$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets 2>/dev/null), full of others'?)"
+			fi
+		fi
+	else
+		echo "  $what benchmark failed: $out"
+	fi
+	rm -f "/dev/shm/sockshim.$(id -u).$s"
+done
 sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
+sh "$(dirname "$0")/bench_nginx.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"
