@@ -268,6 +268,8 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	return 0;
 }
 
+/* Each check of a segment before joining it, in order, with the reason
+ * it gives (about 85 lines: every refusal's message is next to its test). */
 int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 	     size_t whylen)
 {

@@ -157,6 +157,8 @@ static void json_workers(FILE *out, const struct stats_entry *e, uint64_t total)
 	fputc(']', out);
 }
 
+/* One object, key after key in the order of the man page (about 85
+ * lines: the keys read top to bottom here). */
 void stats_json_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;

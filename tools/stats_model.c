@@ -64,6 +64,9 @@ static int by_thread(const void *a, const void *b)
 	return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
+/* Long (about 90 lines) for a plain reason: one load per field of the
+ * listener, in the layout's order, then the rows; split, it would only
+ * scatter the list a reader checks against layout.h. */
 int stats_read_listener(const struct sockshim_listener *src, struct stats_listener *dst)
 {
 	const sockshim_word *ip = (const sockshim_word *)src->local_ip;

@@ -279,6 +279,8 @@ static void table_lifetimes(FILE *out, const struct stats_listener *s)
 	cells(out, "aborted (RST)", a, "CLOSE_WAIT p50", b, "CLOSE_WAIT p99", c);
 }
 
+/* The listener's block, row after row as the table shows them (about 85
+ * lines: the layout of the output reads top to bottom here). */
 static void table_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e)
 {
 	const struct stats_listener *s = &e->s;
