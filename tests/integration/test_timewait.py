@@ -82,8 +82,24 @@ def _stable_count(count_fn, what):
     raise AssertionError("%s did not settle within %.0fs" % (what, WAIT))
 
 
+def _quiet_listener():
+    """A listener on 127.0.0.1 whose port no TIME_WAIT socket names yet,
+    either end: the kernel keeps those of an earlier server on the same
+    port (another test's, up to 60 s ago), and they are not ours to count."""
+    for _ in range(50):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        if not _ss_time_wait(sport=port) and not _ss_time_wait(dport=port):
+            s.listen(1024)
+            return s
+        s.close()
+    raise AssertionError("no port without TIME_WAIT sockets in 50 tries")
+
+
 def test_timewait_server_nginx(ctx):
-    port = lib.free_port()
+    with _quiet_listener() as probe:
+        port = probe.getsockname()[1]
     session = ctx.session("nginx")
     argv = [ctx.tool, "run", "--session", session, "--"] + acclib.nginx_argv(ctx, port)
     run = ctx.spawn(argv, preload=False, extra_env=srvlib.run_env(ctx), name="nginx")
@@ -149,9 +165,7 @@ class _Server:
     once the client has closed it: the client closes first."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
+        self.sock = _quiet_listener()
         self.port = self.sock.getsockname()[1]
         self.closed = 0
         self.stop = False
