@@ -141,7 +141,11 @@ def test_conns_states_match_kernel(ctx):
         assert fw["born"]["how"] == "connect" and fw["born"]["pid"] == prog.pid, fw
         assert fw["born"]["comm"] == "conns_states", fw
         cs = fw["born"]["callsite"]
-        assert cs["module"].endswith("/conns_states") and cs["function"] == "dial", cs
+        if ctx.sanitizer == "thread":
+            # Under TSan its socket interceptor calls ours: that is the caller.
+            assert cs["function"].startswith("__interceptor_"), cs
+        else:
+            assert cs["module"].endswith("/conns_states") and cs["function"] == "dial", cs
         assert [h["pid"] for h in fw["holders"]] == [prog.pid], fw["holders"]
         assert fw["eof"] is None and fw["released"] is None and fw["anomaly"] is None, fw
 
@@ -160,7 +164,8 @@ def test_conns_states_match_kernel(ctx):
         head = r.stdout.splitlines()
         assert head[0].startswith('Session "%s": ' % session), head[:2]
         assert head[1].startswith("  anomaly: 1 CLOSE_WAIT (%s -> " % cw["local"]), head[:3]
-        assert "this side's FIN" in r.stdout and "dial+0x" in r.stdout, r.stdout
+        assert "this side's FIN" in r.stdout, r.stdout
+        assert ctx.sanitizer == "thread" or "dial+0x" in r.stdout, r.stdout
 
         # The filters.
         _, only = _conns(ctx, session, ["--state", "fin-wait-2"])
