@@ -30,6 +30,10 @@ int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...
 int cli_bad_option(const char *cmd, void (*usage)(FILE *), int c, char **argv);
 
 /* Parse S as a whole decimal number in [MIN, MAX]. 0 or -EINVAL. */
+/* Flush a report of WHAT ("report", "list") to stdout. A reader gone
+ * (EPIPE: `| head`) is no error; any other is said. EXIT_OK or EXIT_FAIL. */
+int cli_flush_stdout(const char *what);
+
 int cli_number(const char *s, long min, long max, long *out);
 
 #endif

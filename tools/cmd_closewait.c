@@ -109,10 +109,8 @@ int cmd_closewait(int argc, char **argv)
 		rc = cw_report(&c);
 	else
 		rc = EXIT_FAIL;
-	if (fflush(stdout) == EOF && errno != EPIPE) {
-		fprintf(stderr, "sockshim: cannot write the report: %s\n", strerror(errno));
+	if (cli_flush_stdout("report"))
 		rc = EXIT_FAIL;
-	}
 	cw_unload(&c);
 	seg_unmap(&m);
 	return rc;

@@ -465,10 +465,8 @@ int cmd_conns(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	rc = conns_load(c, &m) ? EXIT_FAIL : report(c);
-	if (fflush(stdout) == EOF && errno != EPIPE) {
-		fprintf(stderr, "sockshim: cannot write the report: %s\n", strerror(errno));
+	if (cli_flush_stdout("report"))
 		rc = EXIT_FAIL;
-	}
 	conns_unload(c);
 	seg_unmap(&m);
 	free(c);

@@ -542,10 +542,8 @@ int cmd_holders(int argc, char **argv)
 			       c.session);
 	}
 	rc = EXIT_OK;
-	if (fflush(stdout) == EOF && errno != EPIPE) {
-		fprintf(stderr, "sockshim: cannot write the list: %s\n", strerror(errno));
+	if (cli_flush_stdout("list"))
 		rc = EXIT_FAIL;
-	}
 out:
 	free(line);
 	free(items);

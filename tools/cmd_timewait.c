@@ -447,10 +447,8 @@ int cmd_timewait(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	rc = load(c, &m) ? EXIT_FAIL : report(c);
-	if (fflush(stdout) == EOF && errno != EPIPE) {
-		fprintf(stderr, "sockshim: cannot write the report: %s\n", strerror(errno));
+	if (cli_flush_stdout("report"))
 		rc = EXIT_FAIL;
-	}
 	tw_model_free(&c->model);
 	symbolizer_free(c->sym);
 	sockdiag_list_free(&c->kern);

@@ -87,6 +87,15 @@ int cli_bad_option(const char *cmd, void (*sub_usage)(FILE *), int c, char **arg
 	return cli_usage_error(cmd, sub_usage, "unknown option '%s'", argv[optind - 1]);
 }
 
+int cli_flush_stdout(const char *what)
+{
+	if (fflush(stdout) == EOF && errno != EPIPE) {
+		fprintf(stderr, "sockshim: cannot write the %s: %s\n", what, strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 int cli_number(const char *s, long min, long max, long *out)
 {
 	char *end;
