@@ -104,8 +104,8 @@ static int64_t clock_ns(clockid_t id)
 	return (int64_t)sockshim_clock_ns(id);
 }
 
-static void header_init(struct sockshim_header *h, const char *name,
-			uint32_t ring_capacity, uint32_t ledger_capacity)
+void seg_header_init(struct sockshim_header *h, const char *name, uint32_t ring_capacity,
+		     uint32_t ledger_capacity)
 {
 	FILE *f;
 
@@ -183,7 +183,7 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 		goto out_unlink;
 	}
 	seg_guard_watch(base, size, name);
-	header_init(base, name, ring_capacity, ledger_capacity);
+	seg_header_init(base, name, ring_capacity, ledger_capacity);
 	if (link(tmp, path) < 0) {
 		rc = -errno;
 		seg_guard_unwatch(base);

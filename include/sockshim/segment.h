@@ -65,6 +65,12 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 int seg_open(const char *name, int writable, struct seg_map *out, char *why,
 	     size_t whylen);
 
+/* Write the header of a session NAME with those capacities into H, as a
+ * new segment gets it (the creator's pid, name and clocks; the magic last,
+ * so a reader of a torn copy never trusts it). */
+void seg_header_init(struct sockshim_header *h, const char *name, uint32_t ring_capacity,
+		     uint32_t ledger_capacity);
+
 /* Check a mapped segment's header against its mapped size. 0 or -EPROTO
  * with a reason in WHY. Fills the validated geometry in *M. */
 int seg_validate(struct seg_map *m, char *why, size_t whylen);

@@ -1,6 +1,6 @@
 /* A session segment on a private mapping, for unit tests of the shim's
  * modules that take their struct seg_map: anonymous shared memory (no
- * file in /dev/shm), its header written as segment.c writes one, then
+ * file in /dev/shm), its header written by segment.c's own seg_header_init, then
  * checked and measured by the real seg_validate. */
 #ifndef SOCKSHIM_PRIVATE_SEG_H
 #define SOCKSHIM_PRIVATE_SEG_H
@@ -26,25 +26,7 @@ static inline int private_seg_map(struct seg_map *m, uint32_t ring, uint32_t led
 	}
 	m->size = size;
 	h = m->base;
-	h->layout_version = SOCKSHIM_LAYOUT_VERSION;
-	h->header_size = sizeof(*h);
-	h->segment_size = size;
-	h->ring_offset = sizeof(*h);
-	h->ring_capacity = ring;
-	h->record_size = sizeof(struct sockshim_record);
-	h->ledger_offset = sockshim_ledger_offset(ring);
-	h->ledger_capacity = ledger;
-	h->ledger_entry_size = sizeof(struct sockshim_sock);
-	h->listeners_offset = sockshim_listeners_offset(ring, ledger);
-	h->listeners_capacity = SOCKSHIM_LISTENERS;
-	h->listener_entry_size = sizeof(struct sockshim_listener);
-	h->procs_offset = sockshim_procs_offset(ring, ledger);
-	h->procs_capacity = SOCKSHIM_PROCS;
-	h->proc_entry_size = sizeof(struct sockshim_proc);
-	h->pool_offset = sockshim_pool_offset(ring, ledger);
-	h->pool_capacity = ledger;
-	h->pooled_entry_size = sizeof(struct sockshim_pooled_holder);
-	__atomic_store_n(&h->magic, SOCKSHIM_MAGIC, __ATOMIC_RELEASE);
+	seg_header_init(h, "private", ring, ledger);
 	if (seg_validate(m, why, sizeof(why)) != 0) {
 		munmap(m->base, size);
 		m->base = NULL;
