@@ -24,6 +24,7 @@
 #include "log.h"
 #include "real.h"
 #include "vfork.h"
+#include "sockshim/rawio.h"
 
 /* What we copy onto the caller's stack is bounded (a thread's stack may be
  * small): an environment with more entries, or a longer LD_PRELOAD, passes
@@ -177,7 +178,7 @@ static void say(const char *fmt, ...)
 		n = snprintf(out, sizeof(out), "sockshim: %s\n", line);
 		if (n > (int)sizeof(out) - 1)
 			n = (int)sizeof(out) - 1;
-		if (n > 0 && write(STDERR_FILENO, out, (size_t)n) < 0) {
+		if (n > 0 && rawio_write(STDERR_FILENO, out, (size_t)n) < 0) {
 			/* Nowhere left to say it. */
 		}
 	}

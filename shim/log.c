@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sockshim/rawio.h"
 
 static int log_level = LOG_WARN;
 static int warned;
@@ -25,7 +26,7 @@ static void emit(const char *fmt, va_list ap)
 	if (n > (int)sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
 	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+	if (rawio_write(STDERR_FILENO, buf, (size_t)n) < 0) {
 		/* Nowhere left to say it. */
 	}
 	errno = saved;

@@ -14,6 +14,7 @@
 
 #include "sockshim/seg_guard.h"
 #include "sockshim/layout.h"
+#include "sockshim/rawio.h"
 
 /* "sockshim: session \"NAME\": ..." with room for the longest name. */
 #define MSG_MAX (SOCKSHIM_SESSION_MAX + 160)
@@ -110,7 +111,7 @@ int seg_guard_fault(const void *addr, int loud)
 		__atomic_fetch_add(&seg_guard_losses, 1, __ATOMIC_RELEASE);
 	}
 	if (loud && !__atomic_exchange_n(&w->said, 1, __ATOMIC_ACQ_REL) && w->msg_len) {
-		if (write(STDERR_FILENO, w->msg, w->msg_len) < 0) {
+		if (rawio_write(STDERR_FILENO, w->msg, w->msg_len) < 0) {
 			/* Nowhere to say it. */
 		}
 	}
