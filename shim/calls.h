@@ -39,6 +39,13 @@ ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a
 		      socklen_t *len);
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
 
+/* shim/calls_write.c */
+ssize_t shim_write(int fd, const void *buf, size_t n);
+ssize_t shim_writev(int fd, const struct iovec *iov, int n);
+ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+		    socklen_t len);
+ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
+
 /* shim/calls_poll.c */
 int shim_poll(struct pollfd *fds, nfds_t n, int timeout);
 /* CALL: libc's select (it reads and writes the timeout itself), or the

@@ -39,7 +39,7 @@
 
 /* libc's syscall() is no cancellation point (libuv calls it for close for
  * that reason); the libc functions behind the logic of close, accept,
- * connect, the read family and the waits are. Cancellation stays off
+ * connect, the read and write families and the waits are. Cancellation stays off
  * around those; errno is the call's. */
 #define NOCANCEL(call)                                                         \
 	({                                                                     \
@@ -290,6 +290,19 @@ static __attribute__((noinline)) long shim_syscall_slow(long n, const long a[6],
 					      ptr(a[4]), ptr(a[5])));
 	case SYS_recvmsg:
 		return NOCANCEL(shim_recvmsg((int)a[0], ptr(a[1]), (int)a[2]));
+	case SYS_write:
+		return NOCANCEL(shim_write((int)a[0], ptr(a[1]), (size_t)a[2]));
+	case SYS_writev:
+		/* The kernel takes the count as an unsigned long, libc as an int. */
+		if (!fits_int(a[2]))
+			break;
+		return NOCANCEL(shim_writev((int)a[0], ptr(a[1]), (int)a[2]));
+	case SYS_sendto:
+		/* The length: as setsockopt's. */
+		return NOCANCEL(shim_sendto((int)a[0], ptr(a[1]), (size_t)a[2], (int)a[3],
+					    ptr(a[4]), (socklen_t)a[5]));
+	case SYS_sendmsg:
+		return NOCANCEL(shim_sendmsg((int)a[0], ptr(a[1]), (int)a[2]));
 #ifdef SYS_poll
 	case SYS_poll:
 		/* The kernel counts in 32 bits; so does the logic then. */
@@ -364,6 +377,10 @@ static inline int routed(long n)
 	case SYS_readv:
 	case SYS_recvfrom:
 	case SYS_recvmsg:
+	case SYS_write:
+	case SYS_writev:
+	case SYS_sendto:
+	case SYS_sendmsg:
 #ifdef SYS_poll
 	case SYS_poll:
 #endif

@@ -15,8 +15,9 @@
 #define FDT_CLOEXEC 0x200u
 #define FDT_NONBLOCK 0x400u
 #define FDT_NO_LEDGER 0x800u /* the ledger had no room for it: do not ask again */
+#define FDT_EPIPE_SEEN 0x1000u /* a write's EPIPE already in the ledger */
 
-_Static_assert(((FDT_EOF_SEEN | FDT_CLOEXEC | FDT_NONBLOCK | FDT_NO_LEDGER) &
+_Static_assert(((FDT_EOF_SEEN | FDT_CLOEXEC | FDT_NONBLOCK | FDT_NO_LEDGER | FDT_EPIPE_SEEN) &
 		SOCKSHIM_FLAGS_ALL) == 0,
 	       "private flags clear of the protocol's");
 

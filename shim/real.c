@@ -66,6 +66,37 @@ static ssize_t boot_recvmsg(int fd, struct msghdr *msg, int flags)
 	return real.recvmsg(fd, msg, flags);
 }
 
+static ssize_t boot_write(int fd, const void *buf, size_t n)
+{
+	real_bind();
+	return real.write(fd, buf, n);
+}
+
+static ssize_t boot_writev(int fd, const struct iovec *iov, int n)
+{
+	real_bind();
+	return real.writev(fd, iov, n);
+}
+
+static ssize_t boot_send(int fd, const void *buf, size_t n, int flags)
+{
+	real_bind();
+	return real.send(fd, buf, n, flags);
+}
+
+static ssize_t boot_sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *addr, socklen_t len)
+{
+	real_bind();
+	return real.sendto(fd, buf, n, flags, addr, len);
+}
+
+static ssize_t boot_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	real_bind();
+	return real.sendmsg(fd, msg, flags);
+}
+
 static int boot_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	real_bind();
@@ -149,6 +180,11 @@ struct real_syms real = {
 	.recvfrom = boot_recvfrom,
 	.recvfrom_chk = boot_recvfrom_chk,
 	.recvmsg = boot_recvmsg,
+	.write = boot_write,
+	.writev = boot_writev,
+	.send = boot_send,
+	.sendto = boot_sendto,
+	.sendmsg = boot_sendmsg,
 	.setsockopt = boot_setsockopt,
 	.close = boot_close,
 	.dup = boot_dup,
@@ -231,6 +267,11 @@ static void bind_all(void)
 	BIND(read_chk, "__read_chk");
 	BIND(recv_chk, "__recv_chk");
 	BIND(recvfrom_chk, "__recvfrom_chk");
+	BIND(write, "write");
+	BIND(writev, "writev");
+	BIND(send, "send");
+	BIND(sendto, "sendto");
+	BIND(sendmsg, "sendmsg");
 	BIND(execve, "execve");
 	BIND(execv, "execv");
 	BIND(execvp, "execvp");

@@ -39,6 +39,11 @@ struct real_syms {
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
 				socklen_t *);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execv)(const char *, char *const[]);
 	int (*execvp)(const char *, char *const[]);
@@ -82,7 +87,7 @@ extern int real_bound;
  * twice or linked wrongly): every wrapper then only passes through. */
 extern int shim_inert;
 
-/* The hot wrappers (read family, close, setsockopt, syscall) call real.X unchecked:
+/* The hot wrappers (read and write families, close, setsockopt, syscall) call real.X unchecked:
  * until binding, real.X is a bootstrap function that binds, then calls.
  * Bind every symbol, once (pthread_once). Safe to call from any wrapper,
  * before or after the constructor. */

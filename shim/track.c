@@ -351,28 +351,44 @@ out:
 	errno = saved;
 }
 
+/* Is FD, a tracked descriptor, a stream socket whose entry E is still
+ * its own, seen for the first time here with FLAG (FDT_EOF_SEEN,
+ * FDT_EPIPE_SEEN), which this sets? The rare paths of a read's EOF and a
+ * write's EPIPE: each is told once per descriptor, and only of the socket
+ * the entry names (not a descriptor closed behind our back and reused). */
+static int first_on_stream(int fd, uint64_t flag, struct fd_entry *e)
+{
+	if (!fdtab_get(fd, e) || (e->flags & flag))
+		return 0;
+	if (e->socktype != SOCK_STREAM && e->socktype != SOCK_SEQPACKET)
+		return 0;
+	if (!track_lookup_or_adopt(fd, e) || sockinfo_inode(fd) != e->inode) {
+		if (!shim_in_vfork_child())
+			fdtab_take(fd, NULL);
+		return 0;
+	}
+	return !(fdtab_flags_or(fd, flag) & flag);
+}
+
 void track_read_zero(int fd)
 {
-	struct seg_map *m = shim_session();
 	struct fd_entry e;
 	int saved = errno;
 
-	if (!fdtab_get(fd, &e) || (e.flags & FDT_EOF_SEEN))
-		goto out;
-	if (e.socktype != SOCK_STREAM && e.socktype != SOCK_SEQPACKET)
-		goto out;
-	/* Rare path: make sure the entry is not stale (the fd closed behind
-	 * our back and reused for a file). */
-	if (!track_lookup_or_adopt(fd, &e) || sockinfo_inode(fd) != e.inode) {
-		if (!shim_in_vfork_child())
-			fdtab_take(fd, NULL);
-		goto out;
+	if (first_on_stream(fd, FDT_EOF_SEEN, &e)) {
+		ledger_eof(shim_session(), e.ledger, track_self(), fd);
+		emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
 	}
-	if (fdtab_flags_or(fd, FDT_EOF_SEEN) & FDT_EOF_SEEN)
-		goto out;
-	ledger_eof(m, e.ledger, track_self(), fd);
-	emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
-out:
+	errno = saved;
+}
+
+void track_write_epipe(int fd)
+{
+	struct fd_entry e;
+	int saved = errno;
+
+	if (first_on_stream(fd, FDT_EPIPE_SEEN, &e))
+		ledger_step(shim_session(), e.ledger, SOCKSHIM_STEP_EPIPE, track_self(), fd, 0, 0);
 	errno = saved;
 }
 

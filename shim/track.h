@@ -42,6 +42,9 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err);
 /* A read on tracked FD returned 0. */
 void track_read_zero(int fd);
 
+/* A write on tracked FD failed with EPIPE (errno kept). */
+void track_write_epipe(int fd);
+
 /* A read on tracked FD returned data. */
 void track_read(int fd);
 

@@ -49,6 +49,7 @@ static const char *const op_names[SOCKSHIM_STEP_COUNT] = {
 	[SOCKSHIM_STEP_EXEC] = "exec",   [SOCKSHIM_STEP_SCM] = "scm_rights",
 	[SOCKSHIM_STEP_CLOSE] = "close", [SOCKSHIM_STEP_SHUTDOWN] = "shutdown",
 	[SOCKSHIM_STEP_EOF] = "eof",     [SOCKSHIM_STEP_EXIT] = "exit",
+	[SOCKSHIM_STEP_EPIPE] = "epipe",
 };
 
 const char *ledger_born_name(unsigned born)

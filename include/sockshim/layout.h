@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 10u
+#define SOCKSHIM_LAYOUT_VERSION 11u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -285,6 +285,10 @@ enum sockshim_step_op {
 	SOCKSHIM_STEP_SHUTDOWN, /* arg: how */
 	SOCKSHIM_STEP_EOF,      /* pid read the peer's EOF on fd */
 	SOCKSHIM_STEP_EXIT,     /* pid exited holding fd */
+	/* pid's write on fd failed with EPIPE: the connection was shut down
+	 * for sending (by a shutdown, its own or another holder's, or a
+	 * reset). Once per descriptor and process, as EOF. */
+	SOCKSHIM_STEP_EPIPE,
 	SOCKSHIM_STEP_COUNT
 };
 

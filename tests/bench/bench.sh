@@ -45,13 +45,13 @@ ns_per_call() { # preload(0|1) what n
 echo "sockshim bench: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 printf "%-34s %12s %12s %10s %s\n" "per call" "without" "with shim" "overhead" "target"
-for what in read close dup fcntl setsockopt setsockopt_linger nodelay; do
+for what in read write close dup fcntl setsockopt setsockopt_linger nodelay; do
 	base=$(instr_per_call 0 "$what")
 	shim=$(instr_per_call 1 "$what")
 	printf "%-34s %12s %12s %10s %s\n" "$what() untracked, instructions" "$base" "$shim" \
 		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")" "<= +15"
 done
-for what in read close dup fcntl setsockopt setsockopt_linger nodelay; do
+for what in read write close dup fcntl setsockopt setsockopt_linger nodelay; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
 	printf "%-34s %12s %12s %10s\n" "$what() untracked, ns" "$base" "$shim" \

@@ -121,7 +121,8 @@ VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death"]
 HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
 BORN = ["unknown", "socket", "accept", "connect", "socketpair", "scm_rights", "inherited"]
 HOW = ["none", "created", "dup", "fork", "exec", "scm", "inherited"]
-STEP = ["none", "born", "dup", "fork", "exec", "scm", "close", "shutdown", "eof", "exit"]
+STEP = ["none", "born", "dup", "fork", "exec", "scm", "close", "shutdown", "eof", "exit",
+        "epipe"]
 MODE_NAMES = {0: "observe", 1: "serialize", 2: "off"}
 # Arrays of the listener indexed by enum sockshim_bypass.
 BYPASS_REASONS = ("stopped", "stalled", "invalid")

@@ -21,6 +21,7 @@ EXPORTED = {
     "close", "close_range", "dup", "dup2", "dup3", "fcntl", "fcntl64",
     "read", "readv", "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
     "__recvfrom_chk",
+    "write", "writev", "send", "sendto", "sendmsg",  # EPIPE: shim/calls_write.c
     "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
     "poll", "__poll_chk", "ppoll", "__ppoll_chk", "select", "pselect",  # shim/calls_poll.c
     "epoll_ctl", "epoll_wait", "epoll_pwait",  # shim/calls_epoll.c

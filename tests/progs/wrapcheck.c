@@ -1266,6 +1266,141 @@ static void test_recvfrom_chk(void **state)
 	close_all(2, rx, tx);
 }
 
+/* ---- write calls -------------------------------------------------------
+ * Each write function: data, EPIPE after a shutdown (this process's, with
+ * SIGPIPE ignored; the shim notes it, errno must stay EPIPE), EAGAIN,
+ * EBADF, and the send family's ENOTSOCK. */
+
+enum writer { W_WRITE, W_WRITEV, W_SEND, W_SENDTO, W_SENDMSG };
+
+static ssize_t do_write(enum writer how, int fd, const char *buf, size_t n, int flags)
+{
+	struct iovec iov[2] = {{(char *)buf, n / 2}, {(char *)buf + n / 2, n - n / 2}};
+	struct msghdr msg;
+
+	switch (how) {
+	case W_WRITE:
+		return write(fd, buf, n);
+	case W_WRITEV:
+		return writev(fd, iov, 2);
+	case W_SEND:
+		return send(fd, buf, n, flags);
+	case W_SENDTO:
+		return sendto(fd, buf, n, flags, NULL, 0);
+	case W_SENDMSG:
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = 2;
+		return sendmsg(fd, &msg, flags);
+	}
+	return -2;
+}
+
+static int is_send(enum writer how)
+{
+	return how != W_WRITE && how != W_WRITEV;
+}
+
+static void check_writer(enum writer how)
+{
+	char buf[4096];
+	int sv[2], c, s, nul, bad = closed_fd(), i;
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+
+	memset(buf, 'w', sizeof(buf));
+	/* Data on a Unix stream pair, and on TCP. */
+	unix_pair(0, sv);
+	assert_int_equal(EXPECT_OK(do_write(how, sv[0], "hello", 5, 0)), 5);
+	assert_int_equal(read(sv[1], buf, 5), 5);
+	close_all(2, sv[0], sv[1]);
+	tcp_pair(&c, &s);
+	assert_int_equal(EXPECT_OK(do_write(how, c, "abc", 3, 0)), 3);
+	/* Shut down for sending: EPIPE, twice (the shim notes the first). */
+	EXPECT_OK(shutdown(c, SHUT_WR));
+	EXPECT_ERR(EPIPE, do_write(how, c, "abc", 3, 0));
+	EXPECT_ERR(EPIPE, do_write(how, c, "abc", 3, 0));
+	/* The same from a holder that did not shut it down. */
+	{
+		int d = dup(c);
+
+		assert_true(d >= 0);
+		EXPECT_ERR(EPIPE, do_write(how, d, "abc", 3, 0));
+		assert_int_equal(close(d), 0);
+	}
+	close_all(2, c, s);
+	/* A Unix pair whose peer is gone: EPIPE too. */
+	unix_pair(0, sv);
+	assert_int_equal(close(sv[1]), 0);
+	EXPECT_ERR(EPIPE, do_write(how, sv[0], "x", 1, 0));
+	assert_int_equal(close(sv[0]), 0);
+
+	/* Non-blocking and full: EAGAIN. */
+	unix_pair(SOCK_NONBLOCK, sv);
+	for (i = 0; i < 100000; i++) {
+		errno = 0;
+		if (do_write(how, sv[0], buf, sizeof(buf), 0) < 0)
+			break;
+	}
+	assert_int_equal(errno, EAGAIN);
+	EXPECT_ERR(EAGAIN, do_write(how, sv[0], buf, sizeof(buf), 0));
+	close_all(2, sv[0], sv[1]);
+
+	EXPECT_ERR(EBADF, do_write(how, bad, "x", 1, 0));
+	EXPECT_ERR(EBADF, do_write(how, -1, "x", 1, 0));
+	nul = devnull();
+	if (is_send(how))
+		EXPECT_ERR(ENOTSOCK, do_write(how, nul, "x", 1, 0));
+	else
+		assert_int_equal(EXPECT_OK(do_write(how, nul, "x", 1, 0)), 1);
+	assert_int_equal(close(nul), 0);
+	signal(SIGPIPE, old);
+}
+
+static void test_write(void **state)
+{
+	int p[2];
+
+	(void)state;
+	check_writer(W_WRITE);
+	/* A pipe copies what it is given (/dev/null would not look). */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	if (!under_valgrind())
+		EXPECT_ERR(EFAULT, write(p[1], bad_ptr(), 4));
+	close_all(2, p[0], p[1]);
+}
+
+static void test_writev(void **state)
+{
+	(void)state;
+	check_writer(W_WRITEV);
+}
+
+/* The send family with MSG_NOSIGNAL, SIGPIPE at its default action: EPIPE
+ * returned, no signal. */
+static void test_send(void **state)
+{
+	int c, s;
+
+	(void)state;
+	check_writer(W_SEND);
+	tcp_pair(&c, &s);
+	EXPECT_OK(shutdown(c, SHUT_RDWR));
+	EXPECT_ERR(EPIPE, send(c, "x", 1, MSG_NOSIGNAL));
+	close_all(2, c, s);
+}
+
+static void test_sendto(void **state)
+{
+	(void)state;
+	check_writer(W_SENDTO);
+}
+
+static void test_sendmsg(void **state)
+{
+	(void)state;
+	check_writer(W_SENDMSG);
+}
+
 /* ---- exec family -------------------------------------------------------
  * Failures in this process (ENOENT and friends); successes in a forked
  * child whose exit status proves the arguments and environment arrived. */
@@ -1850,6 +1985,37 @@ static void test_sys_fcntl(void **state)
 	assert_int_equal(close(s), 0);
 }
 
+/* The write family through syscall(): data, EPIPE after a shutdown
+ * (SIGPIPE ignored), EINVAL for a negative vector count, EBADF. */
+static void test_sys_write(void **state)
+{
+	char a[4] = "abcd", b[4] = "efgh", buf[16];
+	struct iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
+	struct msghdr msg;
+	int c, s, bad = closed_fd();
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+
+	(void)state;
+	tcp_pair(&c, &s);
+	assert_int_equal(EXPECT_OK(syscall(SYS_write, c, "xy", 2)), 2);
+	assert_int_equal(EXPECT_OK(syscall(SYS_writev, c, iov, 2)), 8);
+	assert_int_equal(EXPECT_OK(syscall(SYS_sendto, c, "z", 1, 0, NULL, 0)), 1);
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	assert_int_equal(EXPECT_OK(syscall(SYS_sendmsg, c, &msg, 0)), 8);
+	assert_int_equal(read(s, buf, sizeof(buf)), 16);
+	EXPECT_ERR(EINVAL, syscall(SYS_writev, c, iov, -1L));
+	EXPECT_OK(shutdown(c, SHUT_WR));
+	EXPECT_ERR(EPIPE, syscall(SYS_write, c, "xy", 2));
+	EXPECT_ERR(EPIPE, syscall(SYS_writev, c, iov, 2));
+	EXPECT_ERR(EPIPE, syscall(SYS_sendto, c, "z", 1, 0, NULL, 0));
+	EXPECT_ERR(EPIPE, syscall(SYS_sendmsg, c, &msg, 0));
+	EXPECT_ERR(EBADF, syscall(SYS_write, bad, "xy", 2));
+	close_all(2, c, s);
+	signal(SIGPIPE, old);
+}
+
 static void test_sys_read(void **state)
 {
 	char buf[16], a[4], b[4];
@@ -2330,12 +2496,13 @@ int main(void)
 		T(test_close), T(test_close_range), T(test_dup), T(test_dup2), T(test_dup3),
 		T(test_fcntl), T(test_fcntl64), T(test_read), T(test_readv), T(test_recv),
 		T(test_recvfrom), T(test_recvmsg), T(test_read_chk), T(test_recv_chk),
-		T(test_recvfrom_chk), T(test_execve), T(test_execve_efault), T(test_execv),
+		T(test_recvfrom_chk), T(test_write), T(test_writev), T(test_send),
+		T(test_sendto), T(test_sendmsg), T(test_execve), T(test_execve_efault), T(test_execv),
 		T(test_execvp), T(test_execvpe), T(test_execl), T(test_execl_many_args),
 		T(test_execlp), T(test_execle), T(test_fexecve), T(test_wait_untrusted_memory), T(test_fork), T(test_vfork),
 		T(test_sys_socket), T(test_sys_bind_listen), T(test_sys_accept_connect),
 		T(test_sys_shutdown), T(test_sys_setsockopt), T(test_sys_close), T(test_sys_dup), T(test_sys_fcntl),
-		T(test_sys_read), T(test_sys_poll_select), T(test_sys_epoll),
+		T(test_sys_read), T(test_sys_write), T(test_sys_poll_select), T(test_sys_epoll),
 #if defined(__x86_64__)
 		T(test_sys_signals),
 #endif
