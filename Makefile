@@ -69,6 +69,7 @@ UNIT_OBJ_test_shm_users = tools/shm_users.c
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
 UNIT_OBJ_test_tw_model = tools/tw_model.c
+UNIT_OBJ_test_shut_hits = tools/shut_hits.c
 UNIT_OBJ_test_conns_verdict = tools/conns_verdict.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_closewait_verdict = tools/closewait_verdict.c tools/reconcile.c tools/procfd.c \
 	tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c

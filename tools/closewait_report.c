@@ -18,6 +18,7 @@
 #include "format.h"
 #include "outbuf.h"
 #include "reconcile.h"
+#include "sockdiag.h"
 #include "sockview.h"
 
 #define NS_PER_SEC 1000000000LL
@@ -393,7 +394,7 @@ static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 	} else {
 		ob_str(&b, ",\"age_s\":null,\"age_estimated\":null");
 	}
-	view_json_members(&b, &c->snap, it->ls, &w->rs, c->sym);
+	view_json_members(&b, &c->snap, it->ls, &w->rs, SOCKDIAG_CLOSE_WAIT, c->sym);
 	if (it->d.verdict == CW_UNACCEPTED && it->listener) {
 		const struct ledger_sock *lls = cw_ledger_find(c, it->listener->inode);
 		unsigned i;
@@ -452,7 +453,7 @@ static unsigned print_forgotten(struct cw_ctx *c, struct cw_writer *w)
 			else
 				fmt_append(&b, "null");
 			fmt_append(&b, ",\"in_proc\":%s", w->rs.live ? "true" : "false");
-			view_json_members(&b, &c->snap, ls, &w->rs, c->sym);
+			view_json_members(&b, &c->snap, ls, &w->rs, -1, c->sym);
 			fmt_append(&b, "}\n");
 		} else {
 			if (!count)

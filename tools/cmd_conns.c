@@ -235,7 +235,7 @@ static void print_text(struct conns_out *w, const struct conn_item *it)
 		view_clock_append(&b, &c->snap, ls->released_ns);
 		ob_char(&b, '\n');
 		view_born_text(&b, "    ", &c->snap, ls, c->sym);
-		view_shutdown_text(&b, "    ", &c->snap, ls, c->sym);
+		view_shutdown_text(&b, "    ", &c->snap, ls, it->k ? it->k->state : -1, c->sym);
 	}
 	if (it->k && it->k->inode) {
 		ob_str(&b, "    holders: ");
@@ -315,7 +315,7 @@ static void print_json(struct conns_out *w, const struct conn_item *it)
 		ob_str(&b, "null");
 	}
 	json_born(&b, c, ls);
-	view_json_shutdowns(&b, &c->snap, ls, c->sym);
+	view_json_shutdowns(&b, &c->snap, ls, it->k ? it->k->state : -1, c->sym);
 	view_json_holders(&b, &c->snap, ls, &w->rs);
 	if (ls && ls->eof_ns) {
 		fmt_append(&b, ",\"eof\":{\"pid\":%d,\"fd\":%d", (int)ls->eof_pid, ls->eof_fd);

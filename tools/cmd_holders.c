@@ -319,7 +319,7 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 	fmt_append(&b, "\n");
 	if (ls) {
 		view_born_text(&b, "  ", &c->snap, ls, c->sym);
-		view_shutdown_text(&b, "  ", &c->snap, ls, c->sym);
+		view_shutdown_text(&b, "  ", &c->snap, ls, it->k ? it->k->state : -1, c->sym);
 		fmt_append(&b, "  refs: %d (ledger), %u holder%s found", ls->refs, c->rs.live,
 			   c->rs.live == 1 ? "" : "s");
 		if (ls->released_ns) {
@@ -393,7 +393,7 @@ static int print_json(struct hctx *c, const struct hitem *it, char *line, size_t
 		fmt_append(&b, ",\"state\":\"%s\",\"kernel_lists\":true", state);
 	else
 		fmt_append(&b, ",\"state\":null,\"kernel_lists\":%s", state ? "null" : "false");
-	view_json_members(&b, &c->snap, ls, &c->rs, c->sym);
+	view_json_members(&b, &c->snap, ls, &c->rs, it->k ? it->k->state : -1, c->sym);
 	fmt_append(&b, "}\n");
 	if (b.pos + 1 >= b.len)
 		return -ENOSPC;

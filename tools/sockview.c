@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "outbuf.h"
+#include "shut_hits.h"
 #include "sockview.h"
 
 void view_clock_append(struct fmt_buf *b, const struct ledger_snap *snap, uint64_t ts)
@@ -271,10 +272,40 @@ static const char *shut_how_json(int how)
 	return how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR";
 }
 
+/* The hits of the last shutdown SD of LS (see shut_hits.h), KSTATE the
+ * kernel's state: its index in the history, or -1 when its step is gone. */
+static size_t last_shutdown_hits(const struct ledger_sock *ls, int kstate, struct shut_hit *out,
+				 size_t max);
+
+/* Text: "it hit: sh 42 fd 5 (EPIPE at T), ..." on a line of its own. */
+static void hits_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
+		      const struct shut_hit *h, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!i) {
+			ob_str(b, indent);
+			ob_str(b, "it hit: ");
+		} else {
+			ob_str(b, ", ");
+		}
+		append_comm(b, h[i].comm, LEDGER_COMM_MAX);
+		pid_fd(b, h[i].pid, h[i].fd);
+		ob_str(b, h[i].what == SOCKSHIM_STEP_EPIPE ? " (a write failed with EPIPE at "
+							   : " (a read returned 0, EOF, at ");
+		view_clock_append(b, snap, h[i].ts_ns);
+		ob_char(b, ')');
+	}
+	if (n)
+		ob_char(b, '\n');
+}
+
 void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
-			const struct ledger_sock *ls, struct symbolizer *sym)
+			const struct ledger_sock *ls, int kstate, struct symbolizer *sym)
 {
 	const struct ledger_shutdown *sd = &ls->shut;
+	struct shut_hit hits[SOCKSHIM_STEPS];
 	const struct sym_info *si;
 	unsigned i;
 
@@ -300,6 +331,7 @@ void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledg
 		fmt_append(b, "%s%u more (not named)", sd->nlisted ? " and " : " while also held by ",
 			   sd->nothers - sd->nlisted);
 	ob_str(b, sd->nothers ? " (it acts for every holder)\n" : "\n");
+	hits_text(b, indent, snap, hits, last_shutdown_hits(ls, kstate, hits, SOCKSHIM_STEPS));
 	if (!sd->callsite && !sd->callsite_offset)
 		return;
 	si = sym && sd->module[0] ? symbolize(sym, sd->module, sd->callsite_offset) : NULL;
@@ -312,11 +344,35 @@ void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledg
 	ob_char(b, '\n');
 }
 
+/* ,"hit":[{pid, comm, fd, what, time, ts_ns}] */
+static void json_hits(struct fmt_buf *b, const struct ledger_snap *snap, const struct shut_hit *h,
+		      size_t n)
+{
+	size_t i;
+
+	ob_str(b, ",\"hit\":[");
+	for (i = 0; i < n; i++) {
+		fmt_append(b, "%s{\"pid\":%d,\"comm\":", i ? "," : "", (int)h[i].pid);
+		if (h[i].comm[0])
+			ob_json_str(b, h[i].comm, LEDGER_COMM_MAX);
+		else
+			ob_str(b, "null");
+		fmt_append(b, ",\"fd\":%d,\"what\":\"%s\"", h[i].fd, shut_hit_name(h[i].what));
+		view_json_time(b, "time", snap, h[i].ts_ns);
+		ob_str(b, ",\"ts_ns\":");
+		ob_u64(b, h[i].ts_ns);
+		ob_char(b, '}');
+	}
+	ob_char(b, ']');
+}
+
 /* One member of "shutdowns": from the history step ST, with the last
- * shutdown's other holders and call site when SD is it. */
+ * shutdown's other holders and call site when SD is it, and the hits
+ * HITS (N). */
 static void json_one_shutdown(struct fmt_buf *b, const struct ledger_snap *snap,
 			      const struct ledger_sock *ls, pid_t pid, int fd, int how, uint64_t ts,
-			      const struct ledger_shutdown *sd, struct symbolizer *sym)
+			      const struct ledger_shutdown *sd, const struct shut_hit *hits,
+			      size_t nhits, struct symbolizer *sym)
 {
 	const char *comm = ledger_comm_of(ls, pid);
 	unsigned i;
@@ -330,6 +386,7 @@ static void json_one_shutdown(struct fmt_buf *b, const struct ledger_snap *snap,
 	view_json_time(b, "time", snap, ts);
 	ob_str(b, ",\"ts_ns\":");
 	ob_u64(b, ts);
+	json_hits(b, snap, hits, nhits);
 	if (!sd) {
 		ob_str(b, ",\"other_holders\":null,\"other_holders_count\":null,\"callsite\":null}");
 		return;
@@ -356,11 +413,33 @@ static int is_last_shutdown(const struct ledger_step *st, const struct ledger_sh
 	       st->ts_ns <= sd->ns;
 }
 
+/* The index in LS's history of the step of its last shutdown, or -1. */
+static int last_shutdown_step(const struct ledger_sock *ls)
+{
+	int last = -1;
+	unsigned i;
+
+	for (i = 0; i < ls->nsteps; i++)
+		if (ls->steps[i].op == SOCKSHIM_STEP_SHUTDOWN)
+			last = (int)i;
+	if (last >= 0 && !is_last_shutdown(&ls->steps[last], &ls->shut))
+		last = -1;
+	return last;
+}
+
+static size_t last_shutdown_hits(const struct ledger_sock *ls, int kstate, struct shut_hit *out,
+				 size_t max)
+{
+	return shut_hits(ls, last_shutdown_step(ls), shut_hits_no_peer_fin(kstate), out, max);
+}
+
 void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
-			 const struct ledger_sock *ls, struct symbolizer *sym)
+			 const struct ledger_sock *ls, int kstate, struct symbolizer *sym)
 {
 	const struct ledger_shutdown *sd = ls ? &ls->shut : NULL;
-	int last = -1, n = 0;
+	struct shut_hit hits[SOCKSHIM_STEPS];
+	int last, n = 0, no_fin = shut_hits_no_peer_fin(kstate);
+	size_t nh;
 	unsigned i;
 
 	ob_str(b, ",\"shutdowns\":[");
@@ -368,24 +447,23 @@ void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
 		ob_char(b, ']');
 		return;
 	}
-	for (i = 0; i < ls->nsteps; i++)
-		if (ls->steps[i].op == SOCKSHIM_STEP_SHUTDOWN)
-			last = (int)i;
-	if (last >= 0 && !is_last_shutdown(&ls->steps[last], sd))
-		last = -1;
+	last = last_shutdown_step(ls);
 	for (i = 0; i < ls->nsteps; i++) {
 		const struct ledger_step *st = &ls->steps[i];
 
 		if (st->op != SOCKSHIM_STEP_SHUTDOWN)
 			continue;
 		ob_str(b, n++ ? "," : "");
-		json_one_shutdown(b, snap, ls, st->pid, st->fd, st->arg, (int)i == last ? sd->ns : st->ts_ns,
-				  (int)i == last ? sd : NULL, sym);
+		nh = shut_hits(ls, (int)i, no_fin, hits, SOCKSHIM_STEPS);
+		json_one_shutdown(b, snap, ls, st->pid, st->fd, st->arg,
+				  (int)i == last ? sd->ns : st->ts_ns, (int)i == last ? sd : NULL,
+				  hits, nh, sym);
 	}
 	/* Its step is gone from the history: the entry still has it. */
 	if (last < 0 && sd->ns) {
 		ob_str(b, n++ ? "," : "");
-		json_one_shutdown(b, snap, ls, sd->pid, sd->fd, sd->how, sd->ns, sd, sym);
+		nh = shut_hits(ls, -1, no_fin, hits, SOCKSHIM_STEPS);
+		json_one_shutdown(b, snap, ls, sd->pid, sd->fd, sd->how, sd->ns, sd, hits, nh, sym);
 	}
 	ob_char(b, ']');
 }
@@ -489,7 +567,7 @@ static void json_noeffect(struct fmt_buf *b, const struct ledger_snap *snap,
 }
 
 void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
-		       const struct ledger_sock *ls, const struct rec_sock *rs,
+		       const struct ledger_sock *ls, const struct rec_sock *rs, int kstate,
 		       struct symbolizer *sym)
 {
 	const char *born;
@@ -514,7 +592,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 	ob_u64(b, ls->born_ns);
 	ob_char(b, '}');
 	view_json_callsite(b, ls, sym);
-	view_json_shutdowns(b, snap, ls, sym);
+	view_json_shutdowns(b, snap, ls, kstate, sym);
 	ob_str(b, ",\"refs\":");
 	ob_i64(b, ls->refs);
 	view_json_time(b, "released", snap, ls->released_ns);

@@ -38,11 +38,13 @@ void view_holders_inline(struct fmt_buf *b, const struct ledger_snap *snap,
 /* A holder's path, or "-" when there is no ledger entry. */
 void view_path(struct fmt_buf *b, const struct ledger_sock *ls, const struct rec_holder *h);
 
-/* JSON members, each starting with ',': "born", "callsite", "refs",
- * "holders" (with their paths), "path" (the first live holder's),
- * "noeffect_closes", "noeffect_closes_total", "eof". LS may be NULL. */
+/* JSON members, each starting with ',': "born", "callsite", "shutdowns",
+ * "refs", "holders" (with their paths), "path" (the first live holder's),
+ * "noeffect_closes", "noeffect_closes_total", "eof". LS may be NULL.
+ * KSTATE: the kernel's state of the socket (SOCKDIAG_*, -1 when it lists
+ * none), which says whether a read's 0 can be a shutdown's hit. */
 void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
-		       const struct ledger_sock *ls, const struct rec_sock *rs,
+		       const struct ledger_sock *ls, const struct rec_sock *rs, int kstate,
 		       struct symbolizer *sym);
 /* ,"holders":[{pid, comm, fd, how, since, source, verified, stale, state,
  * path...}],"holders_more":N,"path":... (the first live holder's). LS may
@@ -56,17 +58,22 @@ void view_json_callsite(struct fmt_buf *b, const struct ledger_sock *ls, struct 
 const char *view_shut_how(int how);
 
 /* Text: the last shutdown, "shut down for writing by sh 41 fd 4 at T while
- * also held by worker 42 (it acts for every holder)" and "shut down at:"
- * its call site, each line starting with INDENT; nothing when none. */
+ * also held by worker 42 (it acts for every holder)", "it hit: worker 42
+ * fd 5 (a write failed with EPIPE at T)" when it did, and "shut down at:"
+ * its call site, each line starting with INDENT; nothing when none.
+ * KSTATE as for view_json_members. */
 void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledger_snap *snap,
-			const struct ledger_sock *ls, struct symbolizer *sym);
+			const struct ledger_sock *ls, int kstate, struct symbolizer *sym);
 
-/* ,"shutdowns":[{pid, fd, comm, how, time, ts_ns, other_holders:[{pid,
- * comm}], other_holders_count, callsite}]: the shutdowns in the history,
- * oldest first; only the last one knows its other holders and call site
- * (null for the others). LS may be NULL. */
+/* ,"shutdowns":[{pid, fd, comm, how, time, ts_ns, hit:[{pid, comm, fd,
+ * what ("EPIPE" or "EOF"), time, ts_ns}], other_holders:[{pid, comm}],
+ * other_holders_count, callsite}]: the shutdowns in the history, oldest
+ * first, each with the other holders' EPIPE writes and EOF reads it
+ * explains (shut_hits.h); only the last one knows its other holders and
+ * call site (null for the others). LS may be NULL. KSTATE as for
+ * view_json_members. */
 void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
-			 const struct ledger_sock *ls, struct symbolizer *sym);
+			 const struct ledger_sock *ls, int kstate, struct symbolizer *sym);
 
 /* ,"KEY":"2024-...Z" or ,"KEY":null */
 void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap *snap,

@@ -5,6 +5,13 @@
   the parent while the child holds it; the child's write fails with EPIPE,
   and `holders` and `conns` name the parent's shutdown (pid, time, call
   site) and the child as the holder it hit.
+- The same with a pre-forked server, tests/progs/shutprefork: the parent
+  forks its worker before the connection arrives, passes the connection to
+  it (SCM_RIGHTS), keeps its own descriptor and shuts it down; the
+  worker's write fails with EPIPE and its read returns 0, and `holders`
+  and `conns` tie both back to the parent's shutdown ("hit"), whether the
+  worker ignores SIGPIPE or writes with MSG_NOSIGNAL. A worker SIGPIPE
+  kills dies inside its write: no hit is claimed for it.
 - An abortive close (SO_LINGER {1, 0}) and the lifetimes: tests/progs/
   lingerlife holds each of its connections 10 ms or 100 ms in CLOSE_WAIT,
   resetting the first few; `stats` shows the two lifetimes and CLOSE_WAIT
@@ -109,6 +116,77 @@ def test_shutdown_names_the_holders_it_hit(ctx):
     finally:
         peer.close()
         lib.stop(prog)
+
+
+def _prefork_case(ctx, mode):
+    """shutprefork MODE against a peer here that sends nothing and keeps
+    its end open: (the conns entry, the holders entry, conns' text, the
+    pids of the parent and its worker, the shutdown's line)."""
+    session = ctx.session()
+    prog = ctx.spawn([ctx.prog("shutprefork"), mode], session=session, name="shutprefork")
+    (word, port), = _wait_lines(ctx, prog, 1)
+    assert word == "port", word
+    peer = socket.create_connection(("127.0.0.1", int(port)), timeout=WAIT)
+    try:
+        lines = _wait_lines(ctx, prog, 4 if mode != "default" else 3)
+        assert lines[1][0] == "shutdown" and int(lines[1][1]) == prog.pid, lines
+        line = int(lines[1][2])
+        child = int(lines[2][1])
+        if mode == "default":
+            assert lines[2] == ["child", str(child), "killed", "SIGPIPE"], lines
+        else:
+            assert lines[2:4] == [["child", str(child), "write", "EPIPE"],
+                                  ["child", str(child), "read", "0"]], lines
+        peer_addr = "127.0.0.1:%d" % peer.getsockname()[1]
+        conns = [c for c in _tool_json(ctx, ["conns", "--session", session])[1:]
+                 if c["peer"] == peer_addr]
+        assert len(conns) == 1, conns
+        c = conns[0]
+        # Shut down for sending, the peer silent and open: no FIN from it.
+        assert c["state"] == "FIN_WAIT2" and c["local"] == "127.0.0.1:%s" % port, c
+        (h,) = [s for s in _tool_json(ctx, ["holders", "--session", session])
+                if s.get("inode") == c["inode"]]
+        text = _tool_text(ctx, ["conns", "--session", session, "--port",
+                                str(peer.getsockname()[1])])
+        htext = _tool_text(ctx, ["holders", "--session", session, str(c["inode"])])
+        return c, h, text + htext, prog.pid, child, line
+    finally:
+        peer.close()
+        lib.stop(prog)
+
+
+def test_shutdown_prefork_hits_tied_back(ctx):
+    name = "memcheck-amd" if ctx.valgrind else "shutprefork"
+    for mode in ("ignore", "nosignal", "default"):
+        c, h, text, parent, child, line = _prefork_case(ctx, mode)
+        assert c["born"]["how"] == "accept" and c["born"]["pid"] == parent, (mode, c)
+        (sd,) = c["shutdowns"]
+        assert sd["pid"] == parent and sd["how"] == "SHUT_RDWR" and sd["time"], (mode, sd)
+        # The worker held it when the parent shut it down (pre-forked,
+        # it got it over SCM_RIGHTS).
+        assert sd["other_holders"] == [{"pid": child, "comm": name}], (mode, sd)
+        cs = sd["callsite"]
+        assert cs["module"].endswith("/shutprefork") and cs["function"] == "main", cs
+        if cs["file"] is not None:
+            assert cs["file"].endswith("shutprefork.c") and cs["line"] == line, (cs, line)
+        assert h["shutdowns"] == c["shutdowns"], (mode, h["shutdowns"], c["shutdowns"])
+        held = sorted(x["pid"] for x in c["holders"])
+        if mode == "default":
+            # Killed inside its write: the shim never saw it return, so
+            # nothing is claimed; its reaper released its reference.
+            assert sd["hit"] == [], (mode, sd)
+            assert held == [parent], (mode, c["holders"])
+            assert "it hit:" not in text, text
+            continue
+        assert held == [parent, child], (mode, c["holders"])
+        hits = [(x["pid"], x["comm"], x["what"]) for x in sd["hit"]]
+        assert hits == [(child, name, "EPIPE"), (child, name, "EOF")], (mode, sd["hit"])
+        (wfd,) = {x["fd"] for x in sd["hit"]}
+        assert wfd == [x["fd"] for x in c["holders"] if x["pid"] == child][0], (mode, sd, c)
+        assert all(x["ts_ns"] >= sd["ts_ns"] and x["time"] for x in sd["hit"]), (mode, sd)
+        want = "it hit: %s %d fd %d (a write failed with EPIPE at " % (name, child, wfd)
+        assert text.count(want) == 2, (mode, text)  # conns and holders
+        assert "(a read returned 0, EOF, at " in text, (mode, text)
 
 
 def _stats_of(ctx, session, port):
