@@ -6,10 +6,11 @@ count (ss).
   with Connection: close and closes first: every TIME_WAIT socket on its
   port is attributed to its workers, born by accept, closer local, with
   the keep-alive remedy; attributed + unattributed == ss's count.
-- client side: a preloaded Python client opens connections one after
-  another to a server that is not preloaded and closes first: attributed
-  to the client, born by connect, port_share == count / the port range,
-  the rate within 20% of the client's own.
+- client side: a preloaded Python client opens 3,000 connections one after
+  another to memcached (not preloaded), one command each, and closes
+  first: attributed to the client's pid and command line, born by connect,
+  closer local, port_share == count / the port range, the rate within 20%
+  of the client's own, and the time to exhaustion consistent with both.
 """
 
 import json
@@ -17,7 +18,6 @@ import os
 import re
 import socket
 import subprocess
-import threading
 import time
 
 import acclib
@@ -25,7 +25,7 @@ import lib
 import srvlib
 
 SERVER_REQUESTS = 3000
-CLIENT_CONNECTIONS = 2000
+CLIENT_CONNECTIONS = 3000
 # The client's pace: slow enough that its run spans seconds (the rate is
 # taken over the time since its first connection), fast enough to stay
 # well under the test's budget.
@@ -177,108 +177,129 @@ for i in range(n):
     if ahead > 0:
         time.sleep(ahead)
     c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"version\r\n")
+    reply = b""
+    while not reply.endswith(b"\r\n"):
+        got = c.recv(100)
+        if not got:
+            sys.exit("connection %d: closed by memcached after %r" % (i, reply))
+        reply += got
+    if not reply.startswith(b"VERSION "):
+        sys.exit("connection %d: %r" % (i, reply))
     c.close()
 print("%d %.6f" % (n, n / (time.monotonic() - t0)), flush=True)
+# Still running when timewait looks: its command line is in /proc.
+time.sleep(120)
 """
 
 
-class _Server:
-    """A server in this (unpreloaded) process that closes each connection
-    once the client has closed it: the client closes first."""
+def _memcached(ctx, port):
+    """memcached on 127.0.0.1:PORT, not preloaded, TCP only."""
+    argv = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1", "-m", "16",
+            "-c", "4096"]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]  # it refuses root without a user to run as
+    proc = ctx.spawn(argv, preload=False, name="memcached")
+    lib.wait_port(port, proc=proc)
+    return proc
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
-        self.closed = 0
-        self.stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
 
-    def _loop(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with c:
-                c.settimeout(5)
-                try:
-                    while c.recv(4096):
-                        pass
-                except OSError:
-                    pass
-            self.closed += 1
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
+def _fin_drained(dport):
+    """Wait until no connection to DPORT is in FIN_WAIT: the server has
+    closed each one the client closed, which is then in TIME_WAIT."""
+    deadline = time.monotonic() + WAIT
+    while _ss_count_states(dport, ("FIN-WAIT-1", "FIN-WAIT-2")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def test_timewait_client_python(ctx):
+    """A preloaded Python client opens CLIENT_CONNECTIONS connections one
+    after another to memcached (not preloaded), one command each
+    (`version`), and closes first."""
     session = ctx.session("client")
     _room_for_time_wait(CLIENT_CONNECTIONS + 1000)
-    srv = _Server()
-    # As for nginx: what an earlier server on this port number left.
-    before = set(_ss_time_wait(dport=srv.port))
+    port = lib.free_port()
+    srv = _memcached(ctx, port)
+    client = None
     try:
+        # What the readiness probe and an earlier server on this port
+        # number left: not the session's.
+        _fin_drained(port)
+        before = set(_ss_time_wait(dport=port))
         script = os.path.join(ctx.tmp, "client.py")
         with open(script, "w") as f:
             f.write(CLIENT)
-        r = ctx.run([ctx.python, script, str(srv.port), str(CLIENT_CONNECTIONS),
-                     str(CLIENT_PER_S)], session=session, timeout=60, valgrind=False)
-        assert r.returncode == 0, "client: %s" % r.stderr
+        argv = [ctx.python, script, str(port), str(CLIENT_CONNECTIONS), str(CLIENT_PER_S)]
+        started = time.monotonic()
+        client = ctx.spawn(argv, session=session, valgrind=False, name="client")
+        deadline = started + 60
+        while not ctx.output(client)[0].endswith("\n"):
+            assert client.poll() is None, "client: %s" % (ctx.output(client),)
+            assert time.monotonic() < deadline, "client not done in 60 s"
+            time.sleep(0.01)
         # At once, as the rate is taken over the time since the first
         # connection up to now.
         groups, summary, unattributed, tw_took = _timewait(ctx, session)
-        rate = float(r.stdout.split()[1])
-        first = [g for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port]
-        assert len(first) == 1, "want one group toward port %d: %s" % (srv.port, groups)
-        first_rate = first[0]["rate_per_s"]
-        # Connections the server has not closed yet are in FIN_WAIT_2, not
+        span = time.monotonic() - started
+        rate = float(ctx.output(client)[0].split()[1])
+        first = [g for g in groups if g["peer"] == "127.0.0.1:%d" % port]
+        assert len(first) == 1, "want one group toward port %d: %s" % (port, groups)
+        first_g = first[0]
+        # Connections memcached has not closed yet are in FIN_WAIT_2, not
         # TIME_WAIT: count once none is left.
-        deadline = time.monotonic() + WAIT
-        while _ss_count_states(srv.port, ("FIN-WAIT-1", "FIN-WAIT-2")) and \
-                time.monotonic() < deadline:
-            time.sleep(0.1)
-        kernel = len(set(_ss_time_wait(dport=srv.port)) - before)
-        if kernel != sum(g["count"] for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port):
+        _fin_drained(port)
+        kernel = len(set(_ss_time_wait(dport=port)) - before)
+        if kernel != sum(g["count"] for g in groups if g["peer"] == "127.0.0.1:%d" % port):
             groups, summary, unattributed, tw_took = _timewait(ctx, session)
-            kernel = len(set(_ss_time_wait(dport=srv.port)) - before)
+            kernel = len(set(_ss_time_wait(dport=port)) - before)
+            span = time.monotonic() - started
     finally:
-        srv.close()
-    mine = [g for g in groups if g["peer"] == "127.0.0.1:%d" % srv.port]
-    assert len(mine) == 1, "want one group toward port %d: %s" % (srv.port, groups)
+        lib.stop(srv)
+        if client is not None:
+            lib.stop(client)
+    mine = [g for g in groups if g["peer"] == "127.0.0.1:%d" % port]
+    assert len(mine) == 1, "want one group toward port %d: %s" % (port, groups)
     g = mine[0]
     assert g["side"] == "client" and g["born"] == "connect" and g["closer"] == "local", g
     assert g["local"] == "127.0.0.1:*" and g["listener"] is None, g
     assert len(g["pids"]) == 1 and g["pids"][0]["count"] == g["count"], g
     assert g["pids"][0]["comm"].startswith("python"), g
+    assert g["pids"][0]["pid"] == client.pid, (g["pids"], client.pid)
+    assert g["pids"][0]["cmdline"] == " ".join(argv), g["pids"][0]
     other = [u for u in unattributed
-             if u["peer"] == "127.0.0.1:%d" % srv.port and _tuple_of(u) not in before]
+             if u["peer"] == "127.0.0.1:%d" % port and _tuple_of(u) not in before]
     assert other == [], other[:5]
     assert g["count"] + len(other) == kernel, (g["count"], len(other), kernel)
+    # Loopback may hand out a port still in TIME_WAIT again (that one
+    # ends): the exact check is the one above, against the kernel.
     assert CLIENT_CONNECTIONS * 0.95 <= kernel <= CLIENT_CONNECTIONS, kernel
     lo, hi = g["port_range"]
+    size = hi - lo + 1
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         assert [lo, hi] == [int(x) for x in f.read().split()]
-    # The ports toward that destination in TIME_WAIT: ours, and what an
-    # earlier server's clients left (still there, or expired since).
+    # The ports toward that destination in TIME_WAIT: ours, and what was
+    # there before (still there, or expired since).
     assert g["count"] <= g["dest_time_wait"] <= g["count"] + len(before), (g, len(before))
-    assert abs(g["port_share"] - g["dest_time_wait"] / (hi - lo + 1)) < 1e-9, g
+    assert abs(g["port_share"] - g["dest_time_wait"] / size) < 1e-9, g
+    if not before:
+        assert abs(g["port_share"] - g["count"] / size) < 1e-9, g
     assert g["births_60s"] == CLIENT_CONNECTIONS, g
+    first_rate = first_g["rate_per_s"]
     assert abs(first_rate - rate) <= 0.2 * rate, (first_rate, rate)
-    if g["rate_per_s"] * 60 < hi - lo + 1:
+    # Exhaustion at that rate: never when a minute of it does not fill the
+    # range; else no sooner than the free ports last at that rate, and
+    # exactly that when they run out before the first of ours leaves
+    # (60 s after its birth, at least 60 s - SPAN from now).
+    if g["rate_per_s"] * 60 < size:
         assert g["exhaustion_s"] is None, g
     else:
-        assert g["exhaustion_s"] >= 0, g
+        free_for = (1 - g["port_share"]) * size / g["rate_per_s"]
+        assert g["exhaustion_s"] >= free_for * 0.999, (g, free_for)
+        if free_for < 60 - span:
+            assert abs(g["exhaustion_s"] - free_for) <= 0.01 * free_for + 0.01, (g, free_for)
     assert "tcp_tw_reuse" in g["remedy"] and "pool" in g["remedy"], g
-    print("client: %d connections at %.0f/s (its own count); timewait: %d TIME_WAIT (ss: %d), "
-          "rate %.0f/s, port share %.4f, exhaustion %s; took %.3fs"
+    print("client: %d connections to memcached at %.0f/s (its own count); timewait: %d "
+          "TIME_WAIT (ss: %d), rate %.0f/s, port share %.4f, exhaustion %s s; took %.3fs"
           % (CLIENT_CONNECTIONS, rate, g["count"], kernel, first_rate, g["port_share"],
              g["exhaustion_s"], tw_took))
