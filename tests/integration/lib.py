@@ -292,6 +292,31 @@ def ss_tcp(*args):
     return rows
 
 
+def host_time_wait():
+    """The kernel's TIME_WAIT sockets now (this network namespace), and
+    how many it keeps at most: past that it makes no more (it logs "time
+    wait bucket table overflow") and a closed connection leaves none."""
+    with open("/proc/net/sockstat") as f:
+        tw = int(re.search(r"^TCP: .*\btw (\d+)", f.read(), re.M).group(1))
+    with open("/proc/sys/net/ipv4/tcp_max_tw_buckets") as f:
+        return tw, int(f.read())
+
+
+def room_for_time_wait(n):
+    """Wait (at most their 60 s lifetime and a little) until the kernel
+    has room for N more TIME_WAIT sockets: a test before this one that made
+    100,000 connections may have filled its table."""
+    deadline = time.monotonic() + 75
+    while True:
+        tw, most = host_time_wait()
+        if tw + n <= most:
+            return
+        assert time.monotonic() < deadline, (
+            "the kernel keeps %d TIME_WAIT sockets already (at most %d): no room for %d "
+            "more after 75 s" % (tw, most, n))
+        time.sleep(0.5)
+
+
 def ss_rows(local_port=None, peer_port=None, state=None):
     """The `ss -tenpH` rows with 127.0.0.1 ports LOCAL_PORT, PEER_PORT and
     state STATE (each when given)."""

@@ -14,6 +14,7 @@ ledger, released.
 
 import collections
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -191,3 +192,97 @@ def test_conns_states_match_kernel(ctx):
     finally:
         peer.close()
 
+
+
+# The session under load: the bundled prefork server and its client, both
+# preloaded, LOAD_CLIENTS clients of LOAD_CONNECTIONS connections each at
+# once.
+LOAD_WORKERS = 4
+LOAD_CLIENTS = 2
+LOAD_CONNECTIONS = 400
+
+
+def _session_rows(port, before):
+    """The kernel's TCP sockets with local or peer port PORT (every socket
+    of the session: the server's ends and the client's), but for the
+    TIME_WAIT ones in BEFORE (an earlier server's on that port number):
+    sorted [(state, local, peer)]."""
+    out = []
+    for r in lib.ss_tcp("state", "all", "( sport = :%d or dport = :%d )" % (port, port)):
+        row = (SS_STATES.get(r["state"], r["state"]), r["local"], r["peer"].replace(":*", ":0"))
+        if row[0] == "TIME_WAIT" and (row[1], row[2]) in before:
+            continue
+        out.append(row)
+    return sorted(out)
+
+
+def test_conns_session_under_load_matches_ss(ctx):
+    """A real server under load, then quiet: conns' per-state counts for
+    the session's sockets equal ss's for the same sockets, state by state,
+    and every connection end is listed exactly once.
+
+    prefork_server -l (4 workers; each hands its first connection to a
+    helper by mistake, which keeps it open) and demo_client (half-closes
+    first, reads the answer, closes), both under the shim in one session:
+    the clients' ends end in TIME_WAIT, the leaked connections in
+    CLOSE_WAIT on the server's side (the helper holds them) and FIN_WAIT2
+    on the client's (closed, orphaned), the listener in LISTEN."""
+    session = ctx.session("load")
+    lib.room_for_time_wait(LOAD_CLIENTS * LOAD_CONNECTIONS + 1000)
+    server = os.path.join(ctx.build, "examples", "prefork_server")
+    client = os.path.join(ctx.build, "examples", "demo_client")
+    srv = ctx.spawn([server, "-w", str(LOAD_WORKERS), "-l"], session=session, valgrind=False,
+                    name="prefork_server")
+    try:
+        deadline = time.monotonic() + WAIT
+        while not ctx.output(srv)[0].endswith("\n"):
+            assert srv.poll() is None, "prefork_server: %s" % (ctx.output(srv),)
+            assert time.monotonic() < deadline, "prefork_server gave no port in %.0fs" % WAIT
+            time.sleep(0.02)
+        port = int(ctx.output(srv)[0].split()[0])
+        # No connection yet: what TIME_WAIT there is on the port is an
+        # earlier server's.
+        before = {(l, p) for s, l, p in _session_rows(port, set()) if s == "TIME_WAIT"}
+        load = [ctx.spawn([client, "-p", str(port), "-n", str(LOAD_CONNECTIONS)],
+                          session=session, valgrind=False, name="client")
+                for _ in range(LOAD_CLIENTS)]
+        for c in load:
+            assert c.wait(120) == 0, ctx.output(c)
+        answered = sum(ctx.output(c)[0].count("hello from worker") for c in load)
+        assert answered == LOAD_CLIENTS * LOAD_CONNECTIONS, answered
+        # Quiet: the kernel's view the same twice, 0.3 s apart, and again
+        # after conns has looked.
+        deadline = time.monotonic() + WAIT
+        while True:
+            kernel = _session_rows(port, before)
+            time.sleep(0.3)
+            if _session_rows(port, before) == kernel:
+                summary, conns = _conns(ctx, session)
+                if _session_rows(port, before) == kernel:
+                    break
+            assert time.monotonic() < deadline, "never quiet for %.0fs" % WAIT
+        listed = sorted((c["state"], c["local"], c["peer"]) for c in conns if c["in_kernel"])
+        assert listed == kernel, "conns and ss differ:\n  conns only %s\n  ss only %s" % (
+            sorted(collections.Counter(listed) - collections.Counter(kernel))[:10],
+            sorted(collections.Counter(kernel) - collections.Counter(listed))[:10])
+        by_conns = collections.Counter(s for s, _, _ in listed)
+        by_ss = collections.Counter(s for s, _, _ in kernel)
+        assert by_conns == by_ss, (by_conns, by_ss)
+        # The summary counts every connection conns lists (those the
+        # kernel forgot among them, as CLOSED).
+        gone = sum(1 for c in conns if not c["in_kernel"])
+        assert {k: v for k, v in summary["states"].items() if k != "CLOSED"} == dict(by_ss), \
+            (summary["states"], by_ss)
+        assert summary["states"].get("CLOSED", 0) == gone, (summary["states"], gone)
+        # Each end once.
+        ends = collections.Counter((c["local"], c["peer"]) for c in conns if c["in_kernel"])
+        assert max(ends.values()) == 1, [e for e, n in ends.items() if n > 1][:5]
+        # What the load made: the listener, the clients' TIME_WAIT, and per
+        # worker one leaked connection, both of its ends.
+        assert by_ss["LISTEN"] == 1, by_ss
+        assert by_ss["CLOSE_WAIT"] == by_ss["FIN_WAIT2"] == LOAD_WORKERS, by_ss
+        assert by_ss["TIME_WAIT"] >= 0.9 * LOAD_CLIENTS * LOAD_CONNECTIONS, by_ss
+        print("session under load: %d connections; conns == ss for the session's sockets: %s; "
+              "%d ends the kernel forgot, listed as CLOSED" % (answered, dict(by_ss), gone))
+    finally:
+        lib.stop(srv)

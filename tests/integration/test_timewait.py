@@ -15,7 +15,6 @@ count (ss).
 
 import json
 import os
-import re
 import socket
 import subprocess
 import time
@@ -83,37 +82,12 @@ def _stable_count(count_fn, what):
     raise AssertionError("%s did not settle within %.0fs" % (what, WAIT))
 
 
-def _host_time_wait():
-    """The kernel's TIME_WAIT sockets now (this network namespace), and
-    how many it keeps at most: past that it makes no more (it logs "time
-    wait bucket table overflow") and a closed connection leaves none."""
-    with open("/proc/net/sockstat") as f:
-        tw = int(re.search(r"^TCP: .*\btw (\d+)", f.read(), re.M).group(1))
-    with open("/proc/sys/net/ipv4/tcp_max_tw_buckets") as f:
-        return tw, int(f.read())
-
-
-def _room_for_time_wait(n):
-    """Wait (at most their 60 s lifetime and a little) until the kernel
-    has room for N more TIME_WAIT sockets: a test before this one that made
-    100,000 connections may have filled its table."""
-    deadline = time.monotonic() + 75
-    while True:
-        tw, most = _host_time_wait()
-        if tw + n <= most:
-            return
-        assert time.monotonic() < deadline, (
-            "the kernel keeps %d TIME_WAIT sockets already (at most %d): no room for %d "
-            "more after 75 s" % (tw, most, n))
-        time.sleep(0.5)
-
-
 def _tuple_of(u):
     return (u["local"], u["peer"])
 
 
 def test_timewait_server_nginx(ctx):
-    _room_for_time_wait(SERVER_REQUESTS + 1000)
+    lib.room_for_time_wait(SERVER_REQUESTS + 1000)
     port = lib.free_port()
     # TIME_WAIT sockets an earlier server on this port number left (another
     # test's, up to 60 s ago): the host's, not the session's, and not counted.
@@ -218,7 +192,7 @@ def test_timewait_client_python(ctx):
     after another to memcached (not preloaded), one command each
     (`version`), and closes first."""
     session = ctx.session("client")
-    _room_for_time_wait(CLIENT_CONNECTIONS + 1000)
+    lib.room_for_time_wait(CLIENT_CONNECTIONS + 1000)
     port = lib.free_port()
     srv = _memcached(ctx, port)
     client = None
