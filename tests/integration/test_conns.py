@@ -10,9 +10,18 @@ with the kernel's state, and its per-state counts equal ss's for the same
 sockets; the FIN_WAIT2 one shows its age and its creator's call site.
 Once the program has ended, its listener is CLOSED: remembered by the
 ledger, released.
+
+At a session level: the bundled prefork server and its client, both
+preloaded, under load, then quiet: conns == ss for every socket of the
+session, state by state, each end once.
+
+The states loopback can hold still only with care: SYN_SENT (a listener's
+full accept queue drops the SYN), CLOSING and LAST_ACK (a FIN queued behind
+data a zero window holds back), each listed once as ss lists it.
 """
 
 import collections
+import errno
 import json
 import os
 import socket
@@ -286,3 +295,134 @@ def test_conns_session_under_load_matches_ss(ctx):
               "%d ends the kernel forgot, listed as CLOSED" % (answered, dict(by_ss), gone))
     finally:
         lib.stop(srv)
+
+
+# A preloaded Python program that puts one connection in each state loopback
+# can hold still: SYN_SENT (a connect to a listener whose accept queue is
+# full: the kernel drops the SYN and the client retries for minutes),
+# CLOSING and LAST_ACK (its FIN stuck behind data the peer does not read:
+# a zero window holds it back, so it is never acknowledged). It prints a
+# word after each step and waits for the test's next byte on a socket.
+RARE = r"""
+import socket, sys, time
+full, peer = int(sys.argv[1]), int(sys.argv[2])
+
+def say(*words):
+    print(*words, flush=True)
+
+def fill(s):
+    s.setblocking(False)
+    chunk = b"x" * 65536
+    try:
+        for _ in range(10000):
+            s.send(chunk)
+    except BlockingIOError:
+        pass
+    s.setblocking(True)
+
+syn = socket.socket()
+syn.setblocking(False)
+say("syn_sent", syn.connect_ex(("127.0.0.1", full)))
+# CLOSING: this side shuts down first, its FIN queued behind data the peer
+# does not read; the peer's FIN then comes in.
+closing = socket.create_connection(("127.0.0.1", peer))
+fill(closing)
+closing.shutdown(socket.SHUT_WR)
+say("fin_queued", closing.getsockname()[1])
+assert closing.recv(1) == b""
+say("closing")
+# LAST_ACK: the peer closes first; this side reads its EOF and closes, its
+# FIN queued behind data the peer does not read.
+last = socket.create_connection(("127.0.0.1", peer))
+fill(last)
+say("filled", last.getsockname()[1])
+assert last.recv(1) == b""
+last.close()
+say("last_ack")
+time.sleep(120)
+"""
+
+
+def test_conns_rare_states(ctx):
+    """SYN_SENT, CLOSING and LAST_ACK made on loopback by a preloaded
+    program: conns lists each once with the kernel's state (as ss), the
+    one who closed first as that state says, born by connect in it."""
+    session = ctx.session("rare")
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    # Backlog 0: one connection the listener never accepts fills the
+    # queue; the kernel drops the SYNs that come after it.
+    filler = socket.create_connection(full.getsockname(), timeout=WAIT)
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(4)
+    script = os.path.join(ctx.tmp, "rare.py")
+    with open(script, "w") as f:
+        f.write(RARE)
+    prog = ctx.spawn([ctx.python, script, str(full.getsockname()[1]),
+                      str(peer.getsockname()[1])], session=session, valgrind=False, name="rare")
+    accepted = []
+    try:
+        def wait_word(word):
+            deadline = time.monotonic() + WAIT
+            while True:
+                lines = [l.split() for l in ctx.output(prog)[0].splitlines()]
+                found = [l for l in lines if l[0] == word]
+                if found:
+                    return found[0]
+                assert prog.poll() is None, "exited: %s" % (ctx.output(prog),)
+                assert time.monotonic() < deadline, "no %s within %.0fs: %r" % (
+                    word, WAIT, ctx.output(prog))
+                time.sleep(0.02)
+
+        assert wait_word("syn_sent")[1] == str(errno.EINPROGRESS)
+        peer.settimeout(WAIT)
+        c, _ = peer.accept()
+        accepted.append(c)
+        wait_word("fin_queued")
+        c.shutdown(socket.SHUT_WR)  # never read: the program's FIN stays queued
+        wait_word("closing")
+        c, _ = peer.accept()
+        accepted.append(c)
+        wait_word("filled")
+        c.shutdown(socket.SHUT_WR)
+        wait_word("last_ack")
+        # Its ends: those whose peer is one of the two listeners, but for
+        # the filler's (this process's).
+        ports = (full.getsockname()[1], peer.getsockname()[1])
+        skip = {"127.0.0.1:%d" % filler.getsockname()[1]}
+        def kernel():
+            rows = []
+            for p in ports:
+                for r in lib.ss_tcp("state", "all", "( dport = :%d )" % p):
+                    if r["local"] not in skip:
+                        rows.append((SS_STATES.get(r["state"], r["state"]), r["local"], r["peer"]))
+            return sorted(rows)
+        want = ["CLOSING", "LAST_ACK", "SYN_SENT"]
+        deadline = time.monotonic() + WAIT
+        while sorted(s for s, _, _ in kernel()) != want:
+            assert time.monotonic() < deadline, "not there: %s" % kernel()
+            time.sleep(0.05)
+        before = kernel()
+        _, conns = _conns(ctx, session)
+        assert kernel() == before, (before, kernel())
+        listed = sorted((c["state"], c["local"], c["peer"]) for c in conns if c["in_kernel"])
+        assert listed == before, "conns %s\n   ss %s" % (listed, before)
+        by = {c["state"]: c for c in conns if c["in_kernel"]}
+        for state, closer in (("SYN_SENT", "unknown"), ("CLOSING", "both"),
+                              ("LAST_ACK", "peer")):
+            c = by[state]
+            assert c["closer"] == closer, (state, c)
+            assert c["born"]["how"] == "connect" and c["born"]["pid"] == prog.pid, (state, c)
+        # Closed here: the kernel's orphan, no inode, the ledger's release.
+        assert by["LAST_ACK"]["inode"] == 0 and by["LAST_ACK"]["released"], by["LAST_ACK"]
+        assert by["CLOSING"]["inode"] and [h["pid"] for h in by["CLOSING"]["holders"]] == \
+            [prog.pid], by["CLOSING"]
+        assert by["SYN_SENT"]["peer"] == "127.0.0.1:%d" % ports[0], by["SYN_SENT"]
+        print("conns: SYN_SENT, CLOSING and LAST_ACK held on loopback, each listed once as ss "
+              "lists it")
+    finally:
+        lib.stop(prog)
+        for s in accepted + [filler, full, peer]:
+            s.close()
