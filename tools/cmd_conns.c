@@ -229,7 +229,10 @@ static void print_text(struct conns_out *w, const struct conn_item *it)
 			view_clock_append(&b, &c->snap, it->local_close_ns);
 			ob_char(&b, '\n');
 		}
-		ob_str(&b, "    peer EOF: ");
+		if (view_eof_by_shutdown(ls, it->k ? it->k->state : -1))
+			ob_str(&b, "    EOF (from the shutdown for reading, not the peer): ");
+		else
+			ob_str(&b, "    peer EOF: ");
 		view_clock_append(&b, &c->snap, ls->eof_ns);
 		ob_str(&b, "; released: ");
 		view_clock_append(&b, &c->snap, ls->released_ns);
@@ -320,6 +323,7 @@ static void print_json(struct conns_out *w, const struct conn_item *it)
 	if (ls && ls->eof_ns) {
 		fmt_append(&b, ",\"eof\":{\"pid\":%d,\"fd\":%d", (int)ls->eof_pid, ls->eof_fd);
 		view_json_time(&b, "time", &c->snap, ls->eof_ns);
+		view_json_eof_cause(&b, ls, it->k ? it->k->state : -1);
 		ob_char(&b, '}');
 	} else {
 		ob_str(&b, ",\"eof\":null");

@@ -47,6 +47,21 @@ static int is_hit(const struct ledger_sock *ls, unsigned from, unsigned j, pid_t
 	return 1;
 }
 
+int shut_explains_eof(const struct ledger_sock *ls, int no_peer_fin)
+{
+	unsigned i;
+
+	if (!ls->eof_ns || !no_peer_fin)
+		return 0;
+	if (ls->shut.ns && ls->shut.ns <= ls->eof_ns && covers(ls->shut.how, SOCKSHIM_STEP_EOF))
+		return 1;
+	for (i = 0; i < ls->nsteps; i++)
+		if (ls->steps[i].op == SOCKSHIM_STEP_SHUTDOWN && ls->steps[i].ts_ns <= ls->eof_ns &&
+		    covers(ls->steps[i].arg, SOCKSHIM_STEP_EOF))
+			return 1;
+	return 0;
+}
+
 size_t shut_hits(const struct ledger_sock *ls, int shut, int no_peer_fin, struct shut_hit *out,
 		 size_t max)
 {

@@ -42,4 +42,9 @@ int shut_hits_no_peer_fin(int kstate);
 size_t shut_hits(const struct ledger_sock *ls, int shut, int no_peer_fin, struct shut_hit *out,
 		 size_t max);
 
+/* Was LS's first EOF (eof_ns) a shutdown's, not the peer's: a shutdown
+ * for reading (by any holder, the reader too) at or before it, and
+ * NO_PEER_FIN? */
+int shut_explains_eof(const struct ledger_sock *ls, int no_peer_fin);
+
 #endif

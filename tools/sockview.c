@@ -413,6 +413,17 @@ static int is_last_shutdown(const struct ledger_step *st, const struct ledger_sh
 	       st->ts_ns <= sd->ns;
 }
 
+int view_eof_by_shutdown(const struct ledger_sock *ls, int kstate)
+{
+	return shut_explains_eof(ls, shut_hits_no_peer_fin(kstate));
+}
+
+void view_json_eof_cause(struct fmt_buf *b, const struct ledger_sock *ls, int kstate)
+{
+	ob_str(b, view_eof_by_shutdown(ls, kstate) ? ",\"by_shutdown\":true"
+						   : ",\"by_shutdown\":false");
+}
+
 /* The index in LS's history of the step of its last shutdown, or -1. */
 static int last_shutdown_step(const struct ledger_sock *ls)
 {
@@ -606,6 +617,7 @@ void view_json_members(struct fmt_buf *b, const struct ledger_snap *snap,
 		view_json_time(b, "time", snap, ls->eof_ns);
 		ob_str(b, ",\"ts_ns\":");
 		ob_u64(b, ls->eof_ns);
+		view_json_eof_cause(b, ls, kstate);
 		ob_char(b, '}');
 	} else {
 		ob_str(b, ",\"eof\":null");

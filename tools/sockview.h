@@ -75,6 +75,13 @@ void view_shutdown_text(struct fmt_buf *b, const char *indent, const struct ledg
 void view_json_shutdowns(struct fmt_buf *b, const struct ledger_snap *snap,
 			 const struct ledger_sock *ls, int kstate, struct symbolizer *sym);
 
+/* ,"by_shutdown":true when LS's first EOF was a shutdown's for reading,
+ * not the peer's FIN (shut_explains_eof, KSTATE as for
+ * view_json_members), else false: not shown to be a shutdown's. */
+void view_json_eof_cause(struct fmt_buf *b, const struct ledger_sock *ls, int kstate);
+/* Does KSTATE say LS's first EOF was a shutdown's (as view_json_eof_cause)? */
+int view_eof_by_shutdown(const struct ledger_sock *ls, int kstate);
+
 /* ,"KEY":"2024-...Z" or ,"KEY":null */
 void view_json_time(struct fmt_buf *b, const char *key, const struct ledger_snap *snap,
 		    uint64_t ts);

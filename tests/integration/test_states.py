@@ -187,6 +187,11 @@ def test_shutdown_prefork_hits_tied_back(ctx):
         want = "it hit: %s %d fd %d (a write failed with EPIPE at " % (name, child, wfd)
         assert text.count(want) == 2, (mode, text)  # conns and holders
         assert "(a read returned 0, EOF, at " in text, (mode, text)
+        # The first EOF read is the shutdown's, not the peer's (it sent no FIN).
+        assert c["eof"]["pid"] == child and c["eof"]["by_shutdown"] is True, (mode, c["eof"])
+        assert h["eof"]["pid"] == child and h["eof"]["by_shutdown"] is True, (mode, h["eof"])
+        assert "EOF (from the shutdown for reading, not the peer): " in text, (mode, text)
+        assert "peer EOF:" not in text, (mode, text)
 
 
 def _stats_of(ctx, session, port):

@@ -155,6 +155,33 @@ static void test_step_gone(void **state)
 	assert_int_equal(shut_hits(&ls, -1, 1, h, 8), 0);
 }
 
+/* The first EOF a shutdown's for reading, not the peer's: a shutdown of
+ * that direction at or before it, while the kernel shows no FIN from the
+ * peer. */
+static void test_explains_eof(void **state)
+{
+	struct ledger_sock ls;
+
+	(void)state;
+	entry(&ls, SHUT_RDWR);
+	assert_true(shut_explains_eof(&ls, 1));
+	assert_false(shut_explains_eof(&ls, 0));
+	entry(&ls, SHUT_WR);
+	assert_false(shut_explains_eof(&ls, 1));
+	/* Read before the shutdown: the peer's. */
+	entry(&ls, SHUT_RDWR);
+	ls.eof_ns = 9;
+	assert_false(shut_explains_eof(&ls, 1));
+	/* The entry's last shutdown is for writing, an earlier step in the
+	 * history for reading. */
+	entry(&ls, SHUT_RD);
+	ls.shut.how = SHUT_WR;
+	ls.shut.ns = 11;
+	assert_true(shut_explains_eof(&ls, 1));
+	ls.eof_ns = 0;
+	assert_false(shut_explains_eof(&ls, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +190,7 @@ int main(void)
 		cmocka_unit_test(test_eof_needs_no_peer_fin),
 		cmocka_unit_test(test_later_shutdown_takes_over),
 		cmocka_unit_test(test_step_gone),
+		cmocka_unit_test(test_explains_eof),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
