@@ -102,6 +102,8 @@ static struct sockshim_worker *recycle_row(struct sockshim_listener *l, uint64_t
 		    !__atomic_compare_exchange_n(&w->key, &k, SOCKSHIM_WORKER_RECYCLING, 0,
 						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			continue;
+		/* Killed while waiting for the lock: it waits no more. */
+		__atomic_fetch_and(&l->waiting, ~(UINT64_C(1) << i), __ATOMIC_SEQ_CST);
 		move_count(&w->calls, &l->retired.calls);
 		move_count(&w->accepts, &l->retired.accepts);
 		move_count(&w->spurious, &l->retired.spurious);

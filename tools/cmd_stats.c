@@ -139,8 +139,8 @@ static int thread_ended(int32_t pid, int32_t tid)
 }
 
 /* Take a snapshot of the listener table into F->v, with the kernel's
- * accept queues; the rows of ended threads go to the retired row. 0 or
- * -ENOMEM. */
+ * accept queues; the rows of ended threads go to the retired row, and a
+ * lock holder that ended holds nothing. 0 or -ENOMEM. */
 static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats_listener *tmp)
 {
 	struct sockdiag_list kern = {0};
@@ -160,6 +160,7 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 
 		memcpy(&e->s, &tmp[i], sizeof(e->s));
 		stats_retire_ended(&e->s, thread_ended);
+		stats_retire_holder(&e->s, thread_ended);
 		stats_addr(e->addr, sizeof(e->addr), &e->s);
 		e->have_queue = 0;
 		for (j = 0; j < kern.n; j++) {

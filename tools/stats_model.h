@@ -25,6 +25,7 @@ struct stats_worker {
 	uint64_t eintr;
 	uint64_t lock_wait_ns;
 	uint64_t last_ns;
+	int waiting; /* its row's bit in the listener's waiting word */
 };
 
 /* One listener, as copied: the fields of struct sockshim_listener that
@@ -40,11 +41,18 @@ struct stats_listener {
 	uint32_t bypass_word; /* the lock word waiters do not wait for, 0 none */
 	uint16_t bypass_reason; /* raw enum sockshim_bypass */
 	uint64_t bypass_since_ns;
+	/* Threads waiting for the lock now: the rows marked waiting whose
+	 * thread lives (stats_retire_ended takes out the others) and the
+	 * waiters without a row. */
 	uint32_t waiters;
+	uint32_t waiters_unrowed;
 	uint32_t max_waiters;
 	int32_t holder_pid; /* who took the lock last, 0 none (see lock_word) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
+	/* A holder that ended holding the lock (stats_retire_holder), 0 none. */
+	int32_t gone_holder_pid;
+	int32_t gone_holder_tid;
 	uint64_t poller; /* (pid << 32) | tid, 0 none */
 	uint64_t poller_since_ns;
 	uint64_t accept_calls;
@@ -107,8 +115,16 @@ void stats_read_table(const struct sockshim_listener *table, size_t n, struct st
 /* Rows of threads that have ended, known to ENDED(pid, tid) (the reader
  * asks /proc), are moved into the retired row, as the shim itself recycles
  * them: the living are the rows, fairness is among them, and no count is
- * lost. How many rows it moved. */
+ * lost. A thread killed while waiting for the lock waits no more: waiters
+ * counts the living. How many rows it moved. */
 size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
+
+/* A lock holder whose thread has ended, known to ENDED(pid, tid), holds
+ * nothing: the lock word names it until the next waiter takes the lock
+ * over, but the lock is nobody's. Its pid and tid go to gone_holder_pid
+ * and gone_holder_tid, holder_pid, holder_tid and held_since_ns to 0.
+ * 1 if it had ended. */
+int stats_retire_holder(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
 
 /* "observe", "serialize", "off", or NULL for a value outside the enum. */
 const char *stats_mode_name(unsigned mode);

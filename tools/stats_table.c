@@ -185,6 +185,13 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		fprintf(out, "  lock holder: none, the lock word is garbage (%#x; the next waiter "
 			     "resets it)", (unsigned)v.word);
 		return;
+	case LOCK_ABANDONED:
+		/* Its name went with it; the word stays until a waiter looks. */
+		fputs("  lock holder: none (", out);
+		if (v.pid)
+			fprintf(out, "pid %d ", v.pid);
+		fprintf(out, "tid %d ended holding the lock; the next waiter takes it over)", v.tid);
+		return;
 	case LOCK_HELD:
 		break;
 	}
@@ -192,11 +199,6 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		fprintf(out, "  lock holder: pid %d tid %d", v.pid, v.tid);
 	else
 		fprintf(out, "  lock holder: tid %d", v.tid);
-	if (v.thread_state == 0 || v.thread_state == 'Z' || v.thread_state == 'X') {
-		/* Its name went with it; the word stays until a waiter looks. */
-		fprintf(out, " (gone: it ended holding the lock; the next waiter takes it over)");
-		return;
-	}
 	{
 		struct fmt_buf b;
 		char shown[80]; /* 16 bytes of name, escaped */

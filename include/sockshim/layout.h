@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 10u
+#define SOCKSHIM_LAYOUT_VERSION 11u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -391,7 +391,7 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
  * writes into it is only a value to check. ---- */
 
 #define SOCKSHIM_LISTENERS 64
-#define SOCKSHIM_WORKERS 64
+#define SOCKSHIM_WORKERS 64 /* one bit each in a listener's waiting word */
 /* log2 histograms of nanoseconds: bucket i counts values in
  * [2^i, 2^(i+1)) ns (bucket 0 also counts 0); the last one everything
  * above 2^(SOCKSHIM_HIST_BUCKETS-1) ns (about 2 s). */
@@ -463,11 +463,18 @@ struct sockshim_listener {
 	uint16_t bypass_reason;  /* enum sockshim_bypass of bypass_word */
 	uint16_t pad1;
 	uint64_t bypass_since_ns;
-	uint32_t waiters;       /* threads waiting for the lock now */
-	uint32_t max_waiters;
+	/* Threads waiting for the lock now that have no worker row (more
+	 * than SOCKSHIM_WORKERS of them); those with a row are in waiting. */
+	uint32_t waiters_unrowed;
+	uint32_t max_waiters;   /* the most threads seen waiting at once, alive */
 	int32_t holder_pid;     /* who took the lock last (0: nobody holds it) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
+	/* Bit i: the thread of workers[i] waits for the lock now. A waiter
+	 * killed while waiting leaves its bit set: readers count only the
+	 * bits of rows whose thread is alive, and recycling the row clears
+	 * it. */
+	uint64_t waiting;
 	/* The poll token (serialize): who may wait for the listener in
 	 * poll/select now. */
 	uint64_t poller;        /* (pid << 32) | tid; 0 none */
@@ -513,6 +520,7 @@ struct sockshim_listener {
 	struct sockshim_worker retired;
 };
 
+_Static_assert(SOCKSHIM_WORKERS <= 64, "a listener's waiting word has a bit per worker row");
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
 _Static_assert(__builtin_offsetof(struct sockshim_listener, local_ip) ==
 		       __builtin_offsetof(struct sockshim_listener, pad0) + sizeof(uint16_t) &&

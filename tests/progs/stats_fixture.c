@@ -7,9 +7,11 @@
  * Without "empty", three entries: A, a 127.0.0.1 listener (backlog 7, two
  * connections waiting in its accept queue) in serialize mode with every
  * counter set, four workers (this thread and the threads "fxw1".."fxw3"),
- * a corrupt worker row and a lock holder of 1.5 s; B, a 127.0.0.1 listener
- * (backlog 5) in observe mode with nothing counted; C, a corrupt entry (no
- * family, mode 9, an inode no socket has). With "empty", none.
+ * a corrupt worker row, two of them waiting for the lock, and a lock
+ * holder of 1.5 s; B, a 127.0.0.1 listener (backlog 5) in observe mode
+ * with nothing counted; C, a corrupt entry (no family, mode 9, an inode no
+ * socket has) whose one row, marked waiting, is an ended thread's, and one
+ * waiter without a row. With "empty", none.
  *
  * Prints "ready PID PORT_A INODE_A PORT_B INODE_B TID1 TID2 TID3", then
  * reads commands on stdin, answering "ok" to each:
@@ -168,7 +170,9 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->lock_contended = 120;
 	a->owner_died = 1;
 	a->worker_overflow = 2;
-	a->waiters = 2;
+	/* Waiting for the lock now: fxw2 (row 0) and fxw3 (row 7). The bits
+	 * of a free row (30) and of the corrupt row (20) are no waiters. */
+	a->waiting = UINT64_C(1) << 0 | UINT64_C(1) << 7 | UINT64_C(1) << 20 | UINT64_C(1) << 30;
 	a->max_waiters = 3;
 	/* Lock waits: 300 of 1-2 us, 150 of 4-8 us, 45 of 1-2 ms, 5 of 32-64 ms. */
 	a->wait_hist[10] = 300;
@@ -227,8 +231,13 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	c->backlog = -1;
 	c->accepts = 5;
 	c->accept_calls = 5;
-	/* A thread that has ended (no such tid): the reader retires its row. */
+	/* A thread that has ended (no such tid): the reader retires its row.
+	 * It was killed while waiting for the lock: no waiter now; one
+	 * waiter without a row is. */
 	set_worker(&c->workers[0], pid, 0x7fffffff, 5, 5, 0, 0, 0, 0);
+	c->waiting = 1;
+	c->waiters_unrowed = 1;
+	c->max_waiters = 2;
 	__atomic_store_n(&c->inode, FAKE_INODE, __ATOMIC_RELEASE);
 }
 

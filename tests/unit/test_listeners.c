@@ -189,7 +189,8 @@ static void test_worker_rows(void **state)
 }
 
 /* Every row names a thread that has ended: one is recycled, its counts
- * moved to the retired row. */
+ * moved to the retired row; its thread was killed while waiting for the
+ * lock, and its row waits no more (the others' marks stay). */
 static void test_worker_recycled(void **state)
 {
 	struct seg_map *m = *state;
@@ -206,7 +207,9 @@ static void test_worker_recycled(void **state)
 		l->workers[i].calls = 11;
 		l->workers[i].last_ns = 1000 + i;
 	}
+	l->waiting = UINT64_C(1) << 0 | UINT64_C(1) << 5;
 	on_thread(take_row, &p);
+	assert_true(l->waiting == UINT64_C(1) << 5);
 	assert_ptr_equal(p.first, &l->workers[0]);
 	assert_ptr_equal(p.again, p.first);
 	assert_int_equal(l->workers[0].key, p.key);
