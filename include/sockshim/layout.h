@@ -228,7 +228,8 @@ static inline int sockshim_inode_in_use(uint64_t w)
 #define SOCKSHIM_LEDGER_PROBE 32
 #define SOCKSHIM_HOLDERS 8
 #define SOCKSHIM_STEPS 16
-#define SOCKSHIM_MODULE_MAX 120
+/* A module path's room (112: with born_comm, an entry stays 21 cache lines). */
+#define SOCKSHIM_MODULE_MAX 112
 /* Other holders a shutdown names (the count says if there were more). */
 #define SOCKSHIM_SHUT_OTHERS 5
 
@@ -343,6 +344,9 @@ struct sockshim_sock {
 	uint64_t callsite;     /* return address of the creating call, in born_pid */
 	uint64_t callsite_offset; /* the same, relative to its module's load base */
 	char callsite_module[SOCKSHIM_MODULE_MAX]; /* that module's path */
+	/* born_pid's process name then, not NUL-terminated when 16 bytes:
+	 * the creator is named when its steps have left the history. */
+	char born_comm[16];
 	uint32_t steps_next;   /* next history index (atomic) */
 	uint32_t noeffect_closes; /* closes that left other references */
 	uint32_t holder_overflow; /* holders in neither holders[] nor the pool */
@@ -372,7 +376,7 @@ struct sockshim_sock {
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
 
-_Static_assert(sizeof(struct sockshim_sock) % 64 == 0, "ledger entries are cache-line sized");
+_Static_assert(sizeof(struct sockshim_sock) == 21 * 64, "ledger entries are 21 cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
 		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),
 	       "no hidden padding at the end of a ledger entry");
