@@ -34,7 +34,7 @@ uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry 
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
 		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode) {
 			/* listen() again (Puma: 4096, then 1024): the last wins. */
-			if (backlog >= 0)
+			if (backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 				__atomic_store_n(&t[i].backlog, backlog, __ATOMIC_RELAXED);
 			return i + 1;
 		}

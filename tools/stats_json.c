@@ -195,7 +195,7 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 	else
 		fputs("null", out);
 	fprintf(out, ",\"inode\":%" PRIu64 ",\"mode\":\"%s\",\"listen_backlog\":", s->inode, mode);
-	if (s->listen_backlog >= 0)
+	if (s->listen_backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 		fprintf(out, "%d", (int)s->listen_backlog);
 	else
 		fputs("null", out);

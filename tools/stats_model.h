@@ -36,7 +36,7 @@ struct stats_listener {
 	uint16_t mode; /* raw: may be out of range, see stats_mode_name */
 	uint16_t local_port;
 	uint8_t local_ip[16];
-	int32_t listen_backlog; /* as passed to listen(), -1 unknown */
+	int32_t listen_backlog; /* as passed to listen(), SOCKSHIM_BACKLOG_UNKNOWN unknown */
 	uint32_t lock_word;   /* the accept lock as it is: 0 free, else a thread id */
 	uint32_t bypass_word; /* the lock word waiters do not wait for, 0 none */
 	uint16_t bypass_reason; /* raw enum sockshim_bypass */

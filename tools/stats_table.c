@@ -293,7 +293,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 
 	stats_mode_str(mode, sizeof(mode), s->mode);
 	fprintf(out, "LISTENER %s  inode %" PRIu64 "  mode %s", e->addr, s->inode, mode);
-	if (s->listen_backlog >= 0)
+	if (s->listen_backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 		fprintf(out, "  listen(backlog %d)", (int)s->listen_backlog);
 	if (stats_listener_closed(f, e) == 1)
 		fputs("  CLOSED (the kernel lists it no more; its counts are history)", out);

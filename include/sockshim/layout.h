@@ -396,6 +396,9 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 
 #define SOCKSHIM_LISTENERS 64
 #define SOCKSHIM_WORKERS 64 /* one bit each in a listener's waiting word */
+/* A listener's backlog when no listen() was seen: listen() takes any int,
+ * and PHP-FPM passes -1. */
+#define SOCKSHIM_BACKLOG_UNKNOWN INT32_MIN
 /* log2 histograms of nanoseconds: bucket i counts values in
  * [2^i, 2^(i+1)) ns (bucket 0 also counts 0); the last one everything
  * above 2^(SOCKSHIM_HIST_BUCKETS-1) ns (about 2 s). */
@@ -457,7 +460,9 @@ struct sockshim_listener {
 	uint16_t local_port;
 	uint16_t pad0;
 	uint8_t local_ip[16];
-	int32_t backlog;     /* as passed to listen(), -1 unknown */
+	int32_t backlog;     /* as passed to the last listen() (a negative one asks
+			      * for the kernel's maximum); SOCKSHIM_BACKLOG_UNKNOWN
+			      * when no listen() was seen (an inherited listener) */
 	/* The accept lock (serialize): the futex word (see above). */
 	uint32_t lock;
 	/* A lock word found stuck (its holder stopped or stalled, or the

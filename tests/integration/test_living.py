@@ -148,7 +148,8 @@ def test_living_php_fpm_kill_reload_stop(ctx):
     the next connection takes the lock over; after a reload (SIGUSR2: the
     master execs itself, new workers) only the new workers have rows and
     wait; after a stop no row, no waiter, no holder, and the listener is
-    closed. Every answer counted: stats accepts == requests."""
+    closed. Every answer counted: stats accepts == requests. PHP-FPM
+    listens with backlog -1: the backlog shown is -1."""
     fpm = _php_fpm()
     port = lib.free_port()
     with open(os.path.join(ctx.tmp, "fpm.conf"), "w") as f:
@@ -190,7 +191,11 @@ def test_living_php_fpm_kill_reload_stop(ctx):
             return pids
 
         assert serve(20) <= set(live)
-        _wait_stats(ctx, s, _settled(live), "php-fpm: a holder and 3 waiters", (run,))
+        o = _wait_stats(ctx, s, _settled(live), "php-fpm: a holder and 3 waiters", (run,))
+        # PHP-FPM listens with backlog -1 (the kernel's maximum): shown as
+        # passed, not as unknown.
+        assert o["listen_backlog"] == -1, _show(o)
+        assert "  listen(backlog -1)" in tool(ctx, ["stats", "--session", s]).stdout
 
         # A waiter killed while waiting: it waits no more.
         o = _stats(ctx, s)

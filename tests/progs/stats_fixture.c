@@ -228,7 +228,7 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 
 	c->mode = 9;
 	c->family = 0;
-	c->backlog = -1;
+	c->backlog = SOCKSHIM_BACKLOG_UNKNOWN;
 	c->accepts = 5;
 	c->accept_calls = 5;
 	/* A thread that has ended (no such tid): the reader retires its row.

@@ -89,11 +89,16 @@ static void test_get_and_entry(void **state)
 	assert_int_equal(l->local_ip[15], 1);
 	assert_int_equal(l->backlog, 128);
 	assert_int_equal(l->mode, SOCKSHIM_ACCEPT_OBSERVE);
-	/* listen() again: the last backlog wins; -1 (unknown) keeps it. */
+	/* listen() again: the last backlog wins, -1 (PHP-FPM's) as any;
+	 * an accept on it (backlog unknown) keeps it. */
 	assert_int_equal(listeners_get(m, 5001, &e, 1024), 1);
 	assert_int_equal(l->backlog, 1024);
-	assert_int_equal(listeners_get(m, 5001, &e, -1), 1);
+	assert_int_equal(listeners_get(m, 5001, &e, SOCKSHIM_BACKLOG_UNKNOWN), 1);
 	assert_int_equal(l->backlog, 1024);
+	assert_int_equal(listeners_get(m, 5001, &e, -1), 1);
+	assert_int_equal(l->backlog, -1);
+	assert_int_equal(listeners_get(m, 5001, &e, SOCKSHIM_BACKLOG_UNKNOWN), 1);
+	assert_int_equal(l->backlog, -1);
 	/* The next listener takes the next entry, with the mode then. */
 	accept_mode = SOCKSHIM_ACCEPT_SERIALIZE;
 	assert_int_equal(listeners_get(m, 5002, &e, -1), 2);
