@@ -212,14 +212,26 @@ size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, in
 
 int stats_retire_holder(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid))
 {
-	if (!s->holder_pid || s->holder_tid <= 0 || !ended(s->holder_pid, s->holder_tid))
-		return 0;
-	s->gone_holder_pid = s->holder_pid;
-	s->gone_holder_tid = s->holder_tid;
-	s->holder_pid = 0;
-	s->holder_tid = 0;
-	s->held_since_ns = 0;
-	return 1;
+	uint64_t ppid = s->poller >> 32, ptid = s->poller & 0xffffffffu;
+	int n = 0;
+
+	if (s->holder_pid && s->holder_tid > 0 && ended(s->holder_pid, s->holder_tid)) {
+		s->gone_holder_pid = s->holder_pid;
+		s->gone_holder_tid = s->holder_tid;
+		s->holder_pid = 0;
+		s->holder_tid = 0;
+		s->held_since_ns = 0;
+		n++;
+	}
+	/* A key that names no thread is left as it is: shown, not judged. */
+	if (ppid && ppid <= INT32_MAX && ptid && ptid <= INT32_MAX &&
+	    ended((int32_t)ppid, (int32_t)ptid)) {
+		s->gone_poller = s->poller;
+		s->poller = 0;
+		s->poller_since_ns = 0;
+		n++;
+	}
+	return n;
 }
 
 static int by_address(const void *a, const void *b)

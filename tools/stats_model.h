@@ -55,6 +55,7 @@ struct stats_listener {
 	int32_t gone_holder_tid;
 	uint64_t poller; /* (pid << 32) | tid, 0 none */
 	uint64_t poller_since_ns;
+	uint64_t gone_poller; /* a poll token holder that ended holding it, 0 none */
 	uint64_t accept_calls;
 	uint64_t accepts;
 	uint64_t spurious;
@@ -122,8 +123,9 @@ size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, in
 /* A lock holder whose thread has ended, known to ENDED(pid, tid), holds
  * nothing: the lock word names it until the next waiter takes the lock
  * over, but the lock is nobody's. Its pid and tid go to gone_holder_pid
- * and gone_holder_tid, holder_pid, holder_tid and held_since_ns to 0.
- * 1 if it had ended. */
+ * and gone_holder_tid, holder_pid, holder_tid and held_since_ns to 0. The
+ * same for the poll token's holder (poller to gone_poller). How many of
+ * the two had ended. */
 int stats_retire_holder(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
 
 /* "observe", "serialize", "off", or NULL for a value outside the enum. */

@@ -348,6 +348,10 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 		stats_fmt_ns(held, sizeof(held), since);
 		fprintf(out, "; poll token: pid %u tid %u for %s", (unsigned)(s->poller >> 32),
 			(unsigned)(s->poller & 0xffffffffu), held);
+	} else if (s->gone_poller) {
+		fprintf(out, "; poll token: none (pid %u tid %u ended holding it; the next waiter "
+			     "takes it over)",
+			(unsigned)(s->gone_poller >> 32), (unsigned)(s->gone_poller & 0xffffffffu));
 	}
 	fputc('\n', out);
 	table_workers(out, e, total);

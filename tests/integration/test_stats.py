@@ -254,17 +254,19 @@ def test_stats_table_holder_gone(ctx):
     """A lock holder whose thread has ended (killed holding the lock, no
     waiter has looked yet) holds nothing: the table says none and whom the
     word still names, with no made-up name; JSON has no holder, the lock
-    abandoned by that thread; Prometheus holds it 0 s."""
+    abandoned by that thread; Prometheus holds it 0 s. The same for the
+    poll token's holder."""
     fx = Fixture(ctx)
     tid = int(fx.command("holder-gone"))
     out, err = stats_ok(ctx, fx.session)
     assert err == "", err
     want = ("  lock holder: none (pid %d tid %d ended holding the lock; the next waiter "
-            "takes it over)\n" % (fx.pid, tid))
+            "takes it over); poll token: none (pid %d tid %d ended holding it; the next "
+            "waiter takes it over)\n" % (fx.pid, tid, fx.pid, tid))
     assert want in out, out
     out, err = stats_ok(ctx, fx.session, "--json")
     a = [o for o in map(json.loads, out.splitlines()) if o["inode"] == fx.inode_a]
-    assert len(a) == 1 and a[0]["holder"] is None, out
+    assert len(a) == 1 and a[0]["holder"] is None and a[0]["poll_token"] is None, out
     assert a[0]["lock"] == {"state": "abandoned", "word": tid, "pid": fx.pid, "tid": tid,
                             "bypassed": None}, a[0]["lock"]
     out, err = stats_ok(ctx, fx.session, "--prometheus")

@@ -16,8 +16,8 @@
  * Prints "ready PID PORT_A INODE_A PORT_B INODE_B TID1 TID2 TID3", then
  * reads commands on stdin, answering "ok" to each:
  *     accepts N    set A's accepts counter to N
- *     holder-gone  make A's lock holder a thread that has ended
- *                  (answers "ok TID")
+ *     holder-gone  make A's lock holder and poll token holder a thread
+ *                  that has ended (answers "ok TID")
  * and exits at end of input. alarm() bounds its life. Exit status 2 when
  * something could not be set up. */
 #include <arpa/inet.h>
@@ -294,6 +294,8 @@ int main(int argc, char **argv)
 				die("pthread_create");
 			__atomic_store_n(&a->holder_tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&a->lock, (uint32_t)tid, __ATOMIC_RELEASE);
+			__atomic_store_n(&a->poller, (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)tid,
+					 __ATOMIC_RELEASE);
 			printf("ok %d\n", tid);
 		} else {
 			printf("err unknown command\n");

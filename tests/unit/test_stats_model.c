@@ -526,6 +526,19 @@ static void test_retire_holder(void **state)
 	assert_int_equal(s->held_since_ns, 0);
 	assert_int_equal(s->gone_holder_pid, 20);
 	assert_int_equal(s->gone_holder_tid, 21);
+	/* The poll token's holder: kept alive, moved aside ended; a key that
+	 * names no thread is not judged. */
+	s->poller = (UINT64_C(30) << 32) | 32;
+	assert_int_equal(stats_retire_holder(s, fake_ended), 0);
+	assert_true(s->poller == ((UINT64_C(30) << 32) | 32));
+	s->poller = (UINT64_C(30) << 32) | 31;
+	s->poller_since_ns = 7;
+	assert_int_equal(stats_retire_holder(s, fake_ended), 1);
+	assert_true(s->poller == 0 && s->poller_since_ns == 0);
+	assert_true(s->gone_poller == ((UINT64_C(30) << 32) | 31));
+	s->poller = UINT64_C(20) << 32; /* tid 0 */
+	assert_int_equal(stats_retire_holder(s, fake_ended), 0);
+	assert_true(s->poller == UINT64_C(20) << 32);
 	free(s);
 }
 
