@@ -177,6 +177,10 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 						  k->sport);
 			break;
 		}
+		if (f->diag_failed || (e->s.family != AF_INET && e->s.family != AF_INET6))
+			e->closed = -1;
+		else
+			e->closed = !e->have_queue;
 	}
 	sockdiag_list_free(&kern);
 	return 0;

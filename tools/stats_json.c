@@ -244,9 +244,8 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 	else
 		fputs(",\"queue_length\":null,\"queue_backlog\":null", out);
 	{
-		int closed = stats_listener_closed(f, e);
-
-		fprintf(out, ",\"closed\":%s", closed < 0 ? "null" : closed ? "true" : "false");
+		fprintf(out, ",\"closed\":%s",
+			e->closed < 0 ? "null" : e->closed ? "true" : "false");
 	}
 	fprintf(out, ",\"worker_overflow\":%" PRIu64 ",\"bad_worker_rows\":%u", s->worker_overflow,
 		s->bad_workers);

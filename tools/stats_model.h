@@ -98,6 +98,11 @@ struct stats_entry {
 	int have_queue;         /* the kernel listed the listener (sock_diag) */
 	uint32_t queue_len;     /* connections waiting in its accept queue */
 	uint32_t queue_backlog; /* the kernel's limit of that queue */
+	/* 1: the kernel, asked at the snapshot, lists no TCP listener of its
+	 * inode (closed: a reload, a stopped server); 0: it does; -1: it
+	 * cannot tell (sock_diag failed, or not a TCP listener, which
+	 * sock_diag does not list). */
+	int closed;
 };
 
 /* Copy SRC, an entry of the segment's listener table that other processes

@@ -39,9 +39,6 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 
 /* MODE's name, or "unknown(N)". */
 void stats_mode_str(char *buf, size_t len, unsigned mode);
-/* 1: the kernel lists E's listener no more (closed); 0: it does; -1:
- * it cannot tell. */
-int stats_listener_closed(const struct stats_frame *f, const struct stats_entry *e);
 /* The name of thread TID of PID from /proc, or "" when it is gone. */
 void stats_thread_comm(char *buf, size_t len, int pid, int tid);
 

@@ -52,13 +52,6 @@ void stats_thread_comm(char *buf, size_t len, int pid, int tid)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-int stats_listener_closed(const struct stats_frame *f, const struct stats_entry *e)
-{
-	if (f->diag_failed || (e->s.family != AF_INET && e->s.family != AF_INET6))
-		return -1;
-	return !e->have_queue;
-}
-
 /* A row of label/value cells: labels left-aligned, values right-aligned. */
 #define CELL_FMT "%-17s%9s"
 
@@ -255,11 +248,6 @@ static void table_gating(FILE *out, const struct stats_listener *s)
 	fputc('\n', out);
 }
 
-/* Is the listener closed? 1 when the kernel, asked just now, lists no
- * TCP listener of that inode (it was closed: a reload, a stopped server);
- * 0 when it lists it; -1 when it cannot tell (sock_diag failed, or not a
- * TCP listener, which sock_diag does not list). */
-
 /* The connections accepted here and released: how long they lived, how
  * long those the peer closed first sat in CLOSE_WAIT, how many were reset. */
 static void table_lifetimes(FILE *out, const struct stats_listener *s)
@@ -295,7 +283,7 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	fprintf(out, "LISTENER %s  inode %" PRIu64 "  mode %s", e->addr, s->inode, mode);
 	if (s->listen_backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 		fprintf(out, "  listen(backlog %d)", (int)s->listen_backlog);
-	if (stats_listener_closed(f, e) == 1)
+	if (e->closed == 1)
 		fputs("  CLOSED (the kernel lists it no more; its counts are history)", out);
 	fputc('\n', out);
 

@@ -254,6 +254,10 @@ def test_living_php_fpm_kill_reload_stop(ctx):
         text = tool(ctx, ["stats", "--session", s]).stdout
         assert "  no live worker accepts on it now\n" in text and "waiters now/max        0/" \
             in text and "CLOSED" in text.splitlines()[0], text
+        prom = tool(ctx, ["stats", "--session", s, "--prometheus"]).stdout
+        assert "\nsockshim_listener_closed{" in prom and \
+            [l for l in prom.splitlines() if l.startswith("sockshim_listener_closed{")
+             and l.endswith("} 1")], prom
     finally:
         srvlib.reap(run, ([master] + _fpm_workers(master)) if master else [])
 

@@ -519,6 +519,8 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_accept_backlog", lbl(**a)): "7",
         ("sockshim_accept_queue_length", lbl(**b)): "0",
         ("sockshim_accept_backlog", lbl(**b)): "5",
+        ("sockshim_listener_closed", lbl(**a)): "0",
+        ("sockshim_listener_closed", lbl(**b)): "0",
         ("sockshim_workers", lbl(**a)): "4",
         ("sockshim_fairness_jain", lbl(**a)): repr(250000 / 280000),
         ("sockshim_fairness_jain", lbl(**b)): "1",
@@ -570,6 +572,8 @@ def test_stats_prometheus_exact(ctx):
                    for (n, l) in samples), "C's ended worker has a row"
     # The corrupt entry C has no queue: the kernel does not list it.
     assert ("sockshim_accept_queue_length", lbl(**c)) not in samples
+    # Nor can the kernel tell whether it is closed (no family: not TCP).
+    assert ("sockshim_listener_closed", lbl(**c)) not in samples
     # 31 finite bounds and +Inf per histogram and listener.
     assert sum(1 for (n, l) in samples if n == "sockshim_lock_wait_seconds_bucket") == 3 * 32
     for fam, typ in types.items():

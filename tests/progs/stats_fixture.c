@@ -22,6 +22,7 @@
  * something could not be set up. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -72,6 +73,30 @@ static void *worker(void *arg)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
 	return NULL;
+}
+
+/* Wait (at most 2 s) until thread TID sleeps: the tests expect its state
+ * as it waits, not as it runs on its way to the wait. */
+static void wait_sleeping(int tid)
+{
+	char path[64], buf[256], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	for (i = 0; i < 2000; i++) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return;
+		}
+		usleep(1000);
+	}
 }
 
 static uint64_t mono_ns(void)
@@ -269,6 +294,8 @@ int main(int argc, char **argv)
 	while (started < THREADS)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
+	for (i = 0; i < THREADS; i++)
+		wait_sleeping(tids[i]);
 	if (!empty) {
 		la = listen_on(7, &pa, &ia);
 		listen_on(5, &pb, &ib);
