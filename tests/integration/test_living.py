@@ -87,10 +87,13 @@ def _php_fpm():
     return found[-1]
 
 
-def _stats(ctx, session):
-    """The one listener of SESSION, as `sockshim stats --json` says it."""
+def _stats(ctx, session, port=None):
+    """The listener of SESSION on 127.0.0.1:PORT (without PORT, its one
+    listener), as `sockshim stats --json` says it."""
     out = [json.loads(l) for l in tool(ctx, ["stats", "--session", session, "--json"])
            .stdout.splitlines()]
+    if port is not None:
+        out = [o for o in out if o["local"] == "127.0.0.1:%d" % port]
     assert len(out) == 1, out
     return out[0]
 
@@ -103,10 +106,10 @@ def _show(o):
                                      for w in o.get("workers", [])]})
 
 
-def _wait_stats(ctx, session, ready, what, procs=()):
+def _wait_stats(ctx, session, ready, what, procs=(), port=None):
     deadline = time.monotonic() + WAIT
     while True:
-        o = _stats(ctx, session)
+        o = _stats(ctx, session, port)
         if ready(o):
             return o
         for p in procs:
@@ -147,8 +150,8 @@ def test_living_php_fpm_kill_reload_stop(ctx):
     holds nothing (holder null, the lock abandoned by it; 4 waiters), and
     the next connection takes the lock over; after a reload (SIGUSR2: the
     master execs itself, new workers) only the new workers have rows and
-    wait; after a stop no row, no waiter, no holder, and the listener is
-    closed. Every answer counted: stats accepts == requests. PHP-FPM
+    wait; after a reload onto another port the old listener is closed; after
+    a stop no row, no waiter, no holder, and both listeners are closed. Every answer counted: stats accepts == requests. PHP-FPM
     listens with backlog -1: the backlog shown is -1."""
     fpm = _php_fpm()
     port = lib.free_port()
@@ -241,23 +244,59 @@ def test_living_php_fpm_kill_reload_stop(ctx):
         ret = o["retired_workers"]
         assert ret["accepts"] + sum(w["accepts"] for w in o["workers"]) == served, _show(o)
 
+        # A reload onto another port: PHP-FPM closes the inherited listener
+        # its configuration no longer names; that listener, its last
+        # reference gone, is closed, with no row, waiter or holder.
+        port1, served1, port = port, served, lib.free_port()
+        with open(os.path.join(ctx.tmp, "fpm.conf"), "w") as f:
+            f.write(FPM_CONF.format(dir=ctx.tmp, port=port, workers=FPM_WORKERS))
+        old = set(live)
+        os.kill(master, signal.SIGUSR2)
+        deadline = time.monotonic() + WAIT
+        while True:
+            now = [p for p in _fpm_workers(master) if lib.alive(p)]
+            if len(now) == FPM_WORKERS and not set(now) & old:
+                live = now
+                break
+            assert time.monotonic() < deadline, "php-fpm reload to a new port: %s" % now
+            time.sleep(0.1)
+        deadline = time.monotonic() + WAIT
+        while True:  # the new listener is there once its first answer comes
+            try:
+                assert int(fcgi_get(port, script)) in live
+                served += 1
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "php-fpm does not listen on %d" % port
+                time.sleep(0.05)
+        assert serve(9) <= set(live)
+        o = _stats(ctx, s, port1)
+        assert (o["workers"], o["waiters"], o["holder"], o["closed"], o["accepts"]) == \
+            ([], 0, None, True, served1), _show(o)
+        text = tool(ctx, ["stats", "--session", s]).stdout
+        assert "LISTENER 127.0.0.1:%d  inode %d  mode serialize  listen(backlog -1)  CLOSED " \
+            "(the kernel lists it no more; its counts are history)\n" % (port1, o["inode"]) \
+            in text, text
+        o = _wait_stats(ctx, s, _settled(live), "php-fpm on the new port", (run,), port)
+        assert o["closed"] is False and o["accepts"] == served - served1, (served, _show(o))
+
         # Stop: every worker and the master gone, nothing alive is shown.
         srvlib.signal_run(run, signal.SIGQUIT)
         srvlib.wait_exit(run, WAIT, "php-fpm under sockshim run after SIGQUIT")
         assert lib.wait_gone([master] + live) == []
-        o = _stats(ctx, s)
+        served -= served1
+        o = _stats(ctx, s, port)
         assert (o["workers"], o["waiters"], o["holder"], o["closed"]) == ([], 0, None, True), \
             _show(o)
         assert o["lock"]["state"] in ("free", "abandoned"), _show(o)
         assert o["accepts"] == served and o["retired_workers"]["accepts"] == served, \
             (served, _show(o))
         text = tool(ctx, ["stats", "--session", s]).stdout
-        assert "  no live worker accepts on it now\n" in text and "waiters now/max        0/" \
-            in text and "CLOSED" in text.splitlines()[0], text
+        assert text.count("  no live worker accepts on it now\n") == 2 and \
+            text.count("waiters now/max        0/") == 2 and text.count("  CLOSED (") == 2, text
         prom = tool(ctx, ["stats", "--session", s, "--prometheus"]).stdout
-        assert "\nsockshim_listener_closed{" in prom and \
-            [l for l in prom.splitlines() if l.startswith("sockshim_listener_closed{")
-             and l.endswith("} 1")], prom
+        closed = [l for l in prom.splitlines() if l.startswith("sockshim_listener_closed{")]
+        assert len(closed) == 2 and all(l.endswith("} 1") for l in closed), closed
     finally:
         srvlib.reap(run, ([master] + _fpm_workers(master)) if master else [])
 
