@@ -418,12 +418,11 @@ size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_
 	size_t k = 0;
 
 	*sum = 0;
-	/* Fairness is among the threads that accept: a row of one that only
-	 * ever waited in poll (a thread pool's idle threads) is not a worker
-	 * that got nothing. */
+	/* Every row: a thread has one only once it calls accept or waits for
+	 * the listener (poll, select, the token), never for waiting on other
+	 * descriptors; one that waits and never gets a connection (another
+	 * worker always has the poll token first) is starved, not idle. */
 	for (i = 0; i < n; i++) {
-		if (!s->workers[i].calls)
-			continue;
 		x[k] = s->workers[i].accepts;
 		if (__builtin_add_overflow(*sum, x[k], sum))
 			*sum = UINT64_MAX;

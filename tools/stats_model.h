@@ -183,9 +183,11 @@ double stats_jain(const uint64_t *x, size_t n);
  * accepted nothing while another did. */
 double stats_max_min(const uint64_t *x, size_t n);
 
-/* The accepts of the workers that called accept at least once in X (room
- * for SOCKSHIM_WORKERS); returns their number, and *SUM their sum
- * (saturating). Fairness is computed over these. */
+/* The accepts of the workers listed (the living rows: threads that
+ * accept or wait for the listener) in X (room for SOCKSHIM_WORKERS);
+ * returns their number, and *SUM their sum (saturating). Fairness is
+ * computed over these: a worker that waits for the listener and never gets
+ * a connection is a worker that got nothing. */
 size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_t *sum);
 
 /* NUM / DEN, NaN when DEN is 0 (spurious wakeups per accept, mean lock

@@ -328,9 +328,10 @@ def _thread_comm(pid, tid):
 
 def test_living_puma_rows_fairness_backlog(ctx):
     """Puma, 2 workers with threads 2:4, serialize, 800 requests from 8
-    clients at once: a row for each thread that accepts (each worker's
-    server thread, gated by the poll token), none for the thread pools'
-    threads, which never call accept; fairness over those rows; the rows'
+    clients at once: a row for each thread that accepts or waits for the
+    listener (each worker's server thread, gated by the poll token), none
+    for the thread pools' threads, which never call accept; fairness over
+    those rows (a worker that waited and got nothing counts as 0); the rows'
     accepts sum to the requests, which are Puma's own count (one log line
     each) and the client's. Puma listens twice (4096, then 1024): the
     backlog shown is the last."""
@@ -378,10 +379,13 @@ def test_living_puma_rows_fairness_backlog(ctx):
         assert len(workers) == 2, workers
         rows = o["workers"]
         names = {(w["pid"], w["tid"]): _thread_comm(w["pid"], w["tid"]) for w in rows}
-        # One row per worker process: its server thread, which accepts.
+        # One row per worker process: its server thread, which accepts or
+        # waits for the listener (with the poll token, or without it while
+        # the other worker has it: then it may get no connection at all).
         assert sorted(w["pid"] for w in rows) == sorted(workers), (names, _show(o))
-        assert all(w["calls"] > 0 for w in rows), _show(o)
         assert set(names.values()) == {"puma srv"}, names
+        print("    puma under serialize, %d requests from %d clients: accepts per worker %s"
+              % (served, PUMA_CLIENTS, sorted(w["accepts"] for w in rows)))
         assert sum(w["accepts"] for w in rows) == served and \
             o["retired_workers"]["count"] == 0, _show(o)
         assert abs(o["fairness_jain"] - _jain([w["accepts"] for w in rows])) < 1e-12, _show(o)
