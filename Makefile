@@ -65,6 +65,7 @@ UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
+UNIT_OBJ_test_session_procs = tools/session_procs.c tools/procfd.c tools/bigmem.c
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
@@ -112,7 +113,7 @@ deps:
 # `make test` installs the missing ones first (as deps does); otherwise it
 # says the exact command, and the tests that need them skip, saying why.
 TEST_PACKAGES = python3 iproute2 procps util-linux curl socat nginx-light apache2 gunicorn \
-	uwsgi uwsgi-plugin-python3 prometheus linux-perf nodejs systemd memcached
+	uwsgi uwsgi-plugin-python3 prometheus linux-perf nodejs systemd memcached puma php-fpm
 
 test-deps:
 	@missing=""; \

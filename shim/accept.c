@@ -30,7 +30,7 @@ uint32_t accept_listener_of(int fd)
 	/* A listener we did not see listen (inherited, adopted). */
 	if (!track_lookup_or_adopt(fd, &e))
 		return 0;
-	e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, -1);
+	e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, SOCKSHIM_BACKLOG_UNKNOWN);
 	if (e.listener)
 		track_update(fd, &e);
 	return e.listener;

@@ -196,8 +196,75 @@ static int judge_holder(struct sockshim_listener *l, uint32_t w, uint32_t me, st
 	return 0;
 }
 
+/* The bit of worker row W in L's waiting word; 0 for a waiter without a
+ * row (counted in waiters_unrowed instead). */
+static uint64_t row_bit(const struct sockshim_listener *l, const struct sockshim_worker *w)
+{
+	return w ? UINT64_C(1) << (unsigned)(w - l->workers) : 0;
+}
+
+/* Does anyone wait for L's lock? A waiter killed while waiting may still
+ * be counted: it costs a wake-up for nobody, never a missed one. */
+static int anyone_waits(struct sockshim_listener *l)
+{
+	return __atomic_load_n(&l->waiting, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&l->waiters_unrowed, __ATOMIC_SEQ_CST);
+}
+
+/* The waiters of L whose thread is alive, given its waiting word MASK
+ * with our own BIT (0: we have no row) and UNROWED waiters without a row:
+ * one tgkill per other row waiting. */
+static uint32_t living_waiters(struct sockshim_listener *l, uint64_t mask, uint64_t bit,
+			       uint32_t unrowed)
+{
+	uint32_t n = unrowed + (bit ? 1 : 0);
+	unsigned i;
+
+	mask &= ~bit;
+	for (i = 0; mask && i < SOCKSHIM_WORKERS; i++, mask >>= 1) {
+		uint64_t k;
+
+		if (!(mask & 1))
+			continue;
+		k = __atomic_load_n(&l->workers[i].key, __ATOMIC_ACQUIRE);
+		if (k && k != SOCKSHIM_WORKER_RECYCLING && !listeners_thread_gone(k))
+			n++;
+	}
+	return n;
+}
+
+/* Count the caller among L's waiters: its row's BIT, or waiters_unrowed.
+ * The high-water mark counts only the living, so the rows of waiters
+ * killed while waiting are looked at, and only when the count is above
+ * the mark. */
+static void waiting_start(struct sockshim_listener *l, uint64_t bit)
+{
+	uint64_t mask;
+	uint32_t unrowed, n;
+
+	if (bit) {
+		mask = __atomic_or_fetch(&l->waiting, bit, __ATOMIC_SEQ_CST);
+		unrowed = __atomic_load_n(&l->waiters_unrowed, __ATOMIC_RELAXED);
+	} else {
+		unrowed = __atomic_add_fetch(&l->waiters_unrowed, 1, __ATOMIC_SEQ_CST);
+		mask = __atomic_load_n(&l->waiting, __ATOMIC_RELAXED);
+	}
+	n = (uint32_t)__builtin_popcountll(mask) + unrowed;
+	if (n > __atomic_load_n(&l->max_waiters, __ATOMIC_RELAXED))
+		stat_max(&l->max_waiters, living_waiters(l, mask, bit, unrowed));
+}
+
+static void waiting_end(struct sockshim_listener *l, uint64_t bit)
+{
+	if (bit)
+		__atomic_fetch_and(&l->waiting, ~bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_sub(&l->waiters_unrowed, 1, __ATOMIC_SEQ_CST);
+}
+
 struct wait_state {
 	struct sockshim_listener *l;
+	uint64_t bit;   /* our row's bit in l->waiting, 0 none */
 	sigset_t saved; /* the thread's signal mask before the wait */
 };
 
@@ -205,7 +272,7 @@ static void wait_cleanup(void *arg)
 {
 	struct wait_state *ws = arg;
 
-	__atomic_fetch_sub(&ws->l->waiters, 1, __ATOMIC_SEQ_CST);
+	waiting_end(ws->l, ws->bit);
 	real.pthread_sigmask(SIG_SETMASK, &ws->saved, NULL);
 }
 
@@ -213,17 +280,19 @@ static void release(struct sockshim_listener *l, uint32_t me)
 {
 	if (!take(l, me, 0))
 		return;
-	if (__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST))
+	if (anyone_waits(l))
 		futex(&l->lock, FUTEX_WAKE, 1, NULL);
 }
 
 /* Sleep in slices until the lock is ours, the holder is to be bypassed,
- * the deadline passes or a signal handler ran that would end an accept.
- * A cancellation point: cancelled, it leaves the waiter count and the
- * signal mask as they were. */
-static enum wait_result wait_for_lock(struct sockshim_listener *l, int fd, uint64_t deadline_ns)
+ * the deadline passes or a signal handler ran that would end an accept;
+ * meanwhile the caller's worker ROW (NULL: it has none) is marked waiting.
+ * A cancellation point: cancelled, it leaves the waiters and the signal
+ * mask as they were. */
+static enum wait_result wait_for_lock(struct sockshim_listener *l, struct sockshim_worker *row,
+				      int fd, uint64_t deadline_ns)
 {
-	struct wait_state ws = {.l = l};
+	struct wait_state ws = {.l = l, .bit = row_bit(l, row)};
 	volatile enum wait_result ret = WAIT_LOCKED;
 	const volatile uint64_t deadline = deadline_ns;
 	struct stall s = {0, 0, 0};
@@ -233,7 +302,7 @@ static enum wait_result wait_for_lock(struct sockshim_listener *l, int fd, uint6
 	/* Not SIGBUS: the segment we touch meanwhile may shrink. */
 	sigbus_fill_except(&all);
 	real.pthread_sigmask(SIG_BLOCK, &all, &ws.saved);
-	stat_max(&l->max_waiters, __atomic_add_fetch(&l->waiters, 1, __ATOMIC_SEQ_CST));
+	waiting_start(l, ws.bit);
 	pthread_cleanup_push(wait_cleanup, &ws);
 	for (;;) {
 		uint32_t w = __atomic_load_n(&l->lock, __ATOMIC_SEQ_CST);
@@ -304,7 +373,7 @@ int accept_lock(struct sockshim_listener *l, int fd, struct sockshim_worker *w,
 	t0 = mono_ns();
 	if (!take(l, 0, me)) {
 		stat_add(&l->lock_contended, 1);
-		switch (wait_for_lock(l, fd, timeout_ns ? t0 + timeout_ns : 0)) {
+		switch (wait_for_lock(l, w, fd, timeout_ns ? t0 + timeout_ns : 0)) {
 		case WAIT_LOCKED:
 			break;
 		case WAIT_BYPASS:
@@ -350,7 +419,7 @@ int accept_unlock(struct sockshim_listener *l)
 			  (unsigned)l->local_port, __atomic_load_n(&l->lock, __ATOMIC_RELAXED));
 		return -EPERM;
 	}
-	if (__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST))
+	if (anyone_waits(l))
 		futex(&l->lock, FUTEX_WAKE, 1, NULL);
 	return 0;
 }

@@ -99,6 +99,7 @@ static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_
 	s->born_ns = e->born_ns ? e->born_ns : sockshim_clock_ns(CLOCK_MONOTONIC);
 	s->born_pid = born_pid;
 	s->born_fd = born_fd;
+	memcpy(s->born_comm, comm, sizeof(s->born_comm));
 	s->born = e->born;
 	addresses_from(s, e);
 	if (e->callsite) {

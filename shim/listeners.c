@@ -34,7 +34,7 @@ uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry 
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
 		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode) {
 			/* listen() again (Puma: 4096, then 1024): the last wins. */
-			if (backlog >= 0)
+			if (backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 				__atomic_store_n(&t[i].backlog, backlog, __ATOMIC_RELAXED);
 			return i + 1;
 		}
@@ -102,6 +102,8 @@ static struct sockshim_worker *recycle_row(struct sockshim_listener *l, uint64_t
 		    !__atomic_compare_exchange_n(&w->key, &k, SOCKSHIM_WORKER_RECYCLING, 0,
 						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			continue;
+		/* Killed while waiting for the lock: it waits no more. */
+		__atomic_fetch_and(&l->waiting, ~(UINT64_C(1) << i), __ATOMIC_SEQ_CST);
 		move_count(&w->calls, &l->retired.calls);
 		move_count(&w->accepts, &l->retired.accepts);
 		move_count(&w->spurious, &l->retired.spurious);

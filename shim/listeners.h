@@ -14,8 +14,9 @@
 extern enum sockshim_accept_mode accept_mode;
 
 /* The listener entry of socket INODE (index + 1) in M's table (the shim
- * passes shim_session()), registered from E with BACKLOG (-1 unknown) if
- * new, its backlog updated to BACKLOG (>= 0) if not; 0 when M is not live
+ * passes shim_session()), registered from E with BACKLOG (as passed to
+ * listen(), or SOCKSHIM_BACKLOG_UNKNOWN) if new, its backlog updated to a
+ * known BACKLOG if not; 0 when M is not live
  * or has no room (counted). Another caller registering the same socket is
  * waited for, at most claim.h's CLAIM_WAIT_NS; then 0, counted in
  * listeners_full and claims_stalled. */

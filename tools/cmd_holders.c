@@ -20,6 +20,7 @@
 #include "procfd.h"
 #include "reconcile.h"
 #include "session.h"
+#include "session_procs.h"
 #include "sockdiag.h"
 #include "sockview.h"
 #include "symbolize.h"
@@ -453,6 +454,60 @@ static int collect(struct hctx *c, struct hitem **out, size_t *nout)
 	return 0;
 }
 
+/* Most unrecorded sockets named one by one. */
+#define UNRECORDED_SHOWN 10
+
+/* The ledger shows nothing held, but the session's processes may hold
+ * sockets the shim did not record (it is not loaded in them). Says so
+ * instead of "nothing is held" when /proc shows any: 1 if it did. */
+static int say_unrecorded(struct hctx *c, const struct seg_map *m)
+{
+	const struct procfd_ref *refs;
+	struct session_procs sp;
+	size_t n, i, count = 0;
+	char addr[64], name[80]; /* 15 bytes of name, escaped */
+	struct fmt_buf b;
+
+	if (session_procs_read(seg_header(m)->creator_pid, c->snap.created_boot_ns, &sp) || !sp.n)
+		return 0;
+	refs = procfd_all(c->pf, &n);
+	for (i = 0; i < n; i++)
+		count += session_procs_has(&sp, refs[i].pid);
+	if (!count) {
+		session_procs_free(&sp);
+		return 0;
+	}
+	fmt_buf_init(&b, name, sizeof(name));
+	ob_printable(&b, c->session, SOCKSHIM_SESSION_MAX + 1);
+	printf("No socket is in the ledger of session \"%s\", but /proc shows %zu socket "
+	       "descriptor%s held by its processes, which the shim did not record (it is not "
+	       "loaded in them: a static, set-user-ID or Go program, or one that removed "
+	       "LD_PRELOAD):\n",
+	       name, count, count == 1 ? "" : "s");
+	for (i = 0, count = 0; i < n; i++) {
+		const struct procfd_stat *st;
+		const struct sockdiag_sock *k;
+
+		if (!session_procs_has(&sp, refs[i].pid) || count++ >= UNRECORDED_SHOWN)
+			continue;
+		st = procfd_stat(c->pf, refs[i].pid);
+		k = kernel_of(c, refs[i].inode);
+		fmt_buf_init(&b, name, sizeof(name));
+		ob_printable(&b, st ? st->comm : "?", sizeof(st->comm));
+		printf("  %s %d fd %d socket:[%llu]", name, (int)refs[i].pid, refs[i].fd,
+		       (unsigned long long)refs[i].inode);
+		if (k) {
+			sockdiag_addr_str(addr, sizeof(addr), k->family, k->src, k->sport);
+			printf(" %s %s", sockdiag_state_name(k->state), addr);
+		}
+		putchar('\n');
+	}
+	if (count > UNRECORDED_SHOWN)
+		printf("  and %zu more\n", count - UNRECORDED_SHOWN);
+	session_procs_free(&sp);
+	return 1;
+}
+
 static int load(struct hctx *c, struct seg_map *m)
 {
 	int rc;
@@ -532,10 +587,11 @@ int cmd_holders(int argc, char **argv)
 		}
 	}
 	if (!o.json) {
-		if (!n)
-			printf("No socket %s in session \"%s\".\n",
-			       o.inode || o.pid || o.by_addr ? "matches" : "is held now", c.session);
-		else
+		if (!n && (o.inode || o.pid || o.by_addr))
+			printf("No socket matches in session \"%s\".\n", c.session);
+		else if (!n && !say_unrecorded(&c, &m))
+			printf("No socket is held now in session \"%s\".\n", c.session);
+		else if (n)
 			printf("Sources: HOW, SINCE, PATH and closes from the ledger of session "
 			       "\"%s\"; SOURCE says whether /proc/PID/fd confirms the holder; "
 			       "states and addresses from the kernel (sock_diag).\n",

@@ -22,7 +22,9 @@
 #include "lock_view.h"
 #include "prom.h"
 #include "session.h"
+#include "session_procs.h"
 #include "session_watch.h"
+#include "procfd.h"
 #include "sockshim/seg_guard.h"
 #include "sockshim/thread_state.h"
 #include "sockdiag.h"
@@ -138,9 +140,52 @@ static int thread_ended(int32_t pid, int32_t tid)
 	return thread_state_dead(thread_state((pid_t)tid));
 }
 
+/* With no listener in the table: the listening sockets the session's
+ * processes hold all the same (the shim is not loaded in them), into
+ * F->unrecorded. Nothing when /proc or the kernel cannot tell. */
+static void find_unrecorded(const struct seg_map *m, struct stats_frame *f)
+{
+	struct sockdiag_list kern = {0};
+	struct session_procs sp;
+	const struct procfd_ref *refs;
+	struct procfd *pf = NULL;
+	size_t n, i, j;
+
+	f->nunrecorded = 0;
+	if (session_procs_read(seg_header(m)->creator_pid, seg_header(m)->created_boottime_ns,
+			       &sp) || !sp.n)
+		return;
+	if (procfd_scan(&pf) || sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern))
+		goto out;
+	refs = procfd_all(pf, &n);
+	for (i = 0; i < n; i++) {
+		const struct procfd_stat *st;
+		struct stats_unrecorded *u;
+
+		if (!session_procs_has(&sp, refs[i].pid))
+			continue;
+		for (j = 0; j < kern.n; j++)
+			if (kern.v[j].inode == refs[i].inode && kern.v[j].state == SOCKDIAG_LISTEN)
+				break;
+		if (j == kern.n || f->nunrecorded++ >= STATS_UNRECORDED_MAX)
+			continue;
+		u = &f->unrecorded[f->nunrecorded - 1];
+		u->pid = refs[i].pid;
+		u->fd = refs[i].fd;
+		st = procfd_stat(pf, refs[i].pid);
+		snprintf(u->comm, sizeof(u->comm), "%s", st ? st->comm : "");
+		sockdiag_addr_str(u->addr, sizeof(u->addr), kern.v[j].family, kern.v[j].src,
+				  kern.v[j].sport);
+	}
+out:
+	sockdiag_list_free(&kern);
+	procfd_free(pf);
+	session_procs_free(&sp);
+}
+
 /* Take a snapshot of the listener table into F->v, with the kernel's
- * accept queues; the rows of ended threads go to the retired row. 0 or
- * -ENOMEM. */
+ * accept queues; the rows of ended threads go to the retired row, and a
+ * lock holder that ended holds nothing. 0 or -ENOMEM. */
 static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats_listener *tmp)
 {
 	struct sockdiag_list kern = {0};
@@ -148,6 +193,8 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 	int rc;
 
 	stats_read_table(seg_listeners(m), SOCKSHIM_LISTENERS, tmp, &f->n);
+	if (!f->n)
+		find_unrecorded(m, f);
 	f->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	f->real_ns = (int64_t)sockshim_clock_ns(CLOCK_REALTIME);
 	f->diag_failed = 0;
@@ -160,6 +207,7 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 
 		memcpy(&e->s, &tmp[i], sizeof(e->s));
 		stats_retire_ended(&e->s, thread_ended);
+		stats_retire_holder(&e->s, thread_ended);
 		stats_addr(e->addr, sizeof(e->addr), &e->s);
 		e->have_queue = 0;
 		for (j = 0; j < kern.n; j++) {
@@ -176,6 +224,10 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 						  k->sport);
 			break;
 		}
+		if (f->diag_failed || (e->s.family != AF_INET && e->s.family != AF_INET6))
+			e->closed = -1;
+		else
+			e->closed = !e->have_queue;
 	}
 	sockdiag_list_free(&kern);
 	return 0;
@@ -298,7 +350,7 @@ static int run(const struct stats_opts *o, const char *name, struct seg_map *m)
 		if (fclose(mem) == EOF)
 			goto out_nomem;
 		if (!f.n && o->format != FMT_TABLE && frames == 1)
-			stats_no_listener(stderr, name);
+			stats_no_listener(stderr, &f);
 		if (f.diag_failed && frames == 1 && o->format != FMT_TABLE)
 			fprintf(stderr, "sockshim: warning: cannot read the accept queues through "
 					"NETLINK_SOCK_DIAG; queue figures are left out\n");

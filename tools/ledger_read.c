@@ -208,6 +208,9 @@ int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 	out->callsite_offset = raw->callsite_offset;
 	memcpy(out->callsite_module, raw->callsite_module, SOCKSHIM_MODULE_MAX);
 	out->callsite_module[SOCKSHIM_MODULE_MAX] = 0;
+	/* Cut to a step's length: one spelling of a name in every output. */
+	memcpy(out->born_comm, raw->born_comm, LEDGER_COMM_MAX - 1);
+	out->born_comm[LEDGER_COMM_MAX - 1] = 0;
 	out->steps_next = raw->steps_next;
 	out->noeffect_closes = raw->noeffect_closes;
 	out->holder_overflow = raw->holder_overflow;
@@ -651,6 +654,8 @@ const char *ledger_comm_of(const struct ledger_sock *s, pid_t pid)
 		if (s->steps[k].op == SOCKSHIM_STEP_FORK && s->steps[k].arg == pid &&
 		    s->steps[k].comm[0])
 			return s->steps[k].comm;
+	if (pid == s->born_pid && s->born_comm[0])
+		return s->born_comm;
 	return NULL;
 }
 

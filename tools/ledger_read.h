@@ -67,6 +67,7 @@ struct ledger_sock {
 	int eof_fd;
 	uint64_t callsite, callsite_offset;
 	char callsite_module[SOCKSHIM_MODULE_MAX + 1];
+	char born_comm[LEDGER_COMM_MAX]; /* born_pid's name then, as a step's; "" unknown */
 	uint32_t steps_next, noeffect_closes, holder_overflow;
 	uint32_t slot;   /* its index in the ledger */
 	uint32_t pooled; /* holders the entry said were in the shared pool */
@@ -138,7 +139,8 @@ size_t ledger_path(const struct ledger_sock *s, pid_t pid, int fd, struct ledger
  * as the entry records it, then "...". */
 void ledger_path_str(struct fmt_buf *b, const struct ledger_sock *s, pid_t pid, int fd);
 
-/* The last name the history gives process PID, or NULL. */
+/* The last name the history gives process PID; for the creator whose
+ * steps have left the history, its name at the birth; else NULL. */
 const char *ledger_comm_of(const struct ledger_sock *s, pid_t pid);
 
 /* The live holder PID/FD in S, or NULL. */

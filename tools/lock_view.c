@@ -61,15 +61,24 @@ void lock_view_read(struct lock_view *v, const struct stats_listener *s, uint64_
 	v->state = LOCK_HELD;
 	v->tid = (int)v->word;
 	/* The recorded holder is the word's thread unless the word changed
-	 * under the record (overwritten, or a take-over in progress). */
+	 * under the record (overwritten, or a take-over in progress); one
+	 * that ended holding it was moved aside (stats_retire_holder). */
 	if (s->holder_tid == v->tid && s->holder_pid > 0) {
 		v->pid = s->holder_pid;
 		if (s->held_since_ns && s->held_since_ns <= now_ns)
 			v->held_ns = now_ns - s->held_since_ns;
+	} else if (s->gone_holder_tid == v->tid && s->gone_holder_pid > 0) {
+		v->pid = s->gone_holder_pid;
 	} else {
 		v->pid = tgid_of(v->tid);
 	}
 	v->thread_state = thread_state(v->tid);
+	if (thread_state_dead(v->thread_state)) {
+		/* Killed holding the lock: nobody holds it now. */
+		v->state = LOCK_ABANDONED;
+		v->held_ns = 0;
+		return;
+	}
 	if (v->pid)
 		comm_of(v->comm, sizeof(v->comm), v->pid, v->tid);
 	if (s->bypass_word && s->bypass_word == v->word) {

@@ -12,13 +12,15 @@ enum lock_state {
 	LOCK_FREE = 0,
 	LOCK_HELD,
 	LOCK_INVALID, /* the word names no thread: the next waiter resets it */
+	LOCK_ABANDONED, /* the word names a thread that ended holding the lock:
+			 * nobody holds it, the next waiter takes it over */
 };
 
 struct lock_view {
 	enum lock_state state;
 	uint32_t word;
-	int pid;           /* the holder's process; 0 unknown */
-	int tid;           /* the holder's thread (the word) */
+	int pid;           /* the holder's (or, abandoned, last holder's) process; 0 unknown */
+	int tid;           /* that thread (the word) */
 	char comm[17];     /* its name, "" unknown */
 	int thread_state;  /* /proc state letter, 0 no such thread, -1 unknown */
 	uint64_t held_ns;  /* how long it has held the lock; 0 unknown */

@@ -353,6 +353,12 @@ static double g_backlog(const struct stats_entry *e, uint64_t now)
 	return (double)e->queue_backlog;
 }
 
+static double g_closed(const struct stats_entry *e, uint64_t now)
+{
+	(void)now;
+	return (double)e->closed;
+}
+
 static double g_workers(const struct stats_entry *e, uint64_t now)
 {
 	(void)now;
@@ -375,28 +381,40 @@ static double g_max_min(const struct stats_entry *e, uint64_t now)
 	return stats_max_min(x, stats_worker_accepts(&e->s, x, &sum));
 }
 
+/* Where a gauge's value comes from. */
+enum gauge_source {
+	FROM_SHIM,   /* the segment: always a sample */
+	FROM_QUEUE,  /* the kernel's accept queue: none when it did not list it */
+	FROM_CLOSED, /* whether the kernel lists it: none when it cannot tell */
+};
+
 static const struct {
 	const char *name;
 	double (*get)(const struct stats_entry *e, uint64_t now);
-	int kernel; /* from sock_diag: no sample when the kernel had no answer */
+	enum gauge_source source; /* no sample when it had no answer */
 	const char *help;
 } gauges[] = {
-	{"sockshim_lock_waiters", g_waiters, 0, "Threads waiting for the accept lock now."},
-	{"sockshim_lock_max_waiters", g_max_waiters, 0,
+	{"sockshim_lock_waiters", g_waiters, FROM_SHIM, "Threads waiting for the accept lock now."},
+	{"sockshim_lock_max_waiters", g_max_waiters, FROM_SHIM,
 	 "The most threads ever seen waiting for the accept lock at once."},
-	{"sockshim_lock_held_seconds", g_held, 0,
+	{"sockshim_lock_held_seconds", g_held, FROM_SHIM,
 	 "How long the current holder of the accept lock has held it; 0 when free."},
-	{"sockshim_accept_queue_length", g_queue, 1,
+	{"sockshim_accept_queue_length", g_queue, FROM_QUEUE,
 	 "Connections waiting in the listener's accept queue, sampled from the kernel "
 	 "(sock_diag) at the scrape."},
-	{"sockshim_accept_backlog", g_backlog, 1,
+	{"sockshim_accept_backlog", g_backlog, FROM_QUEUE,
 	 "The kernel's limit of the listener's accept queue (the listen() backlog as "
 	 "capped by net.core.somaxconn), from sock_diag."},
-	{"sockshim_workers", g_workers, 0, "Worker threads recorded as accepting on the listener."},
-	{"sockshim_fairness_jain", g_jain, 0,
+	{"sockshim_listener_closed", g_closed, FROM_CLOSED,
+	 "1 when the kernel lists the listener no more (closed by a reload or a stopped "
+	 "server: its counts are history), 0 while it does; no sample when it cannot "
+	 "tell (not TCP, or sock_diag failed)."},
+	{"sockshim_workers", g_workers, FROM_SHIM,
+	 "Worker threads recorded as accepting on the listener."},
+	{"sockshim_fairness_jain", g_jain, FROM_SHIM,
 	 "Jain's fairness index of the workers' accepted connections: 1 when all got "
 	 "the same, 1/n when one got all; 1 before any connection."},
-	{"sockshim_accepts_max_min_ratio", g_max_min, 0,
+	{"sockshim_accepts_max_min_ratio", g_max_min, FROM_SHIM,
 	 "The most connections one worker accepted over the fewest another did; +Inf "
 	 "when a worker accepted none."},
 };
@@ -537,7 +555,8 @@ static void write_gauges(FILE *f, const char *session, const struct stats_entry 
 	for (k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++) {
 		fam_begin(&m, f, gauges[k].name, "gauge", gauges[k].help);
 		for (i = 0; i < n; i++) {
-			if (gauges[k].kernel && !v[i].have_queue)
+			if ((gauges[k].source == FROM_QUEUE && !v[i].have_queue) ||
+			    (gauges[k].source == FROM_CLOSED && v[i].closed < 0))
 				continue;
 			nl = listener_labels(l, session, &v[i], inode, sizeof(inode));
 			fam_head(&m);

@@ -65,7 +65,12 @@ static void json_reasons(FILE *out, const char *key, const uint64_t *v)
 /* ,"lock":{...},"lock_bypassed":{...},"token_taken":{...},"unlock_errors":N */
 static void json_lock(FILE *out, const struct stats_listener *s, uint64_t now_ns)
 {
-	static const char *const states[] = {"free", "held", "invalid"};
+	static const char *const states[] = {
+		[LOCK_FREE] = "free",
+		[LOCK_HELD] = "held",
+		[LOCK_INVALID] = "invalid",
+		[LOCK_ABANDONED] = "abandoned",
+	};
 	struct lock_view v;
 
 	lock_view_read(&v, s, now_ns);
@@ -94,6 +99,14 @@ static void json_lock(FILE *out, const struct stats_listener *s, uint64_t now_ns
 			fprintf(out, "%" PRIu64, v.held_ns);
 		else
 			fputs("null", out);
+	} else if (v.state == LOCK_ABANDONED) {
+		/* The thread the word names, which ended holding the lock. */
+		fputs(",\"pid\":", out);
+		if (v.pid)
+			fprintf(out, "%d", v.pid);
+		else
+			fputs("null", out);
+		fprintf(out, ",\"tid\":%d", v.tid);
 	}
 	fputs(",\"bypassed\":", out);
 	if (v.bypassed)
@@ -152,7 +165,7 @@ static void json_workers(FILE *out, const struct stats_entry *e, uint64_t total)
 			",\"eintr\":%" PRIu64 ",\"lock_wait_ns\":%" PRIu64 ",\"mean_lock_wait_ns\":",
 			w->spurious, w->empty, w->eintr, w->lock_wait_ns);
 		json_double(out, stats_ratio(w->lock_wait_ns, w->calls));
-		fputc('}', out);
+		fprintf(out, ",\"waiting\":%s}", w->waiting ? "true" : "false");
 	}
 	fputc(']', out);
 }
@@ -182,7 +195,7 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 	else
 		fputs("null", out);
 	fprintf(out, ",\"inode\":%" PRIu64 ",\"mode\":\"%s\",\"listen_backlog\":", s->inode, mode);
-	if (s->listen_backlog >= 0)
+	if (s->listen_backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 		fprintf(out, "%d", (int)s->listen_backlog);
 	else
 		fputs("null", out);
@@ -231,9 +244,8 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 	else
 		fputs(",\"queue_length\":null,\"queue_backlog\":null", out);
 	{
-		int closed = stats_listener_closed(f, e);
-
-		fprintf(out, ",\"closed\":%s", closed < 0 ? "null" : closed ? "true" : "false");
+		fprintf(out, ",\"closed\":%s",
+			e->closed < 0 ? "null" : e->closed ? "true" : "false");
 	}
 	fprintf(out, ",\"worker_overflow\":%" PRIu64 ",\"bad_worker_rows\":%u", s->worker_overflow,
 		s->bad_workers);

@@ -30,9 +30,10 @@ const char *stats_mode_name(unsigned mode)
 	return mode < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[mode] : NULL;
 }
 
-/* Copy one worker row; 1 when it holds a worker, 0 when free, -1 when
- * its key names no thread (a corrupt row) or changed while copied. */
-static int read_worker(const struct sockshim_worker *src, struct stats_worker *w)
+/* Copy one worker row, WAITING when its bit is set in the listener's
+ * waiting word; 1 when it holds a worker, 0 when free, -1 when its key
+ * names no thread (a corrupt row) or changed while copied. */
+static int read_worker(const struct sockshim_worker *src, int waiting, struct stats_worker *w)
 {
 	uint64_t key = LOAD(&src->key), pid, tid;
 
@@ -52,7 +53,19 @@ static int read_worker(const struct sockshim_worker *src, struct stats_worker *w
 	w->eintr = LOAD(&src->eintr);
 	w->lock_wait_ns = LOAD(&src->lock_wait_ns);
 	w->last_ns = LOAD(&src->last_ns);
+	w->waiting = waiting;
 	return LOAD(&src->key) == key ? 1 : 0; /* recycled meanwhile: its counts moved */
+}
+
+/* Waiters now: the rows marked waiting, and the waiters without a row. */
+static void count_waiters(struct stats_listener *s)
+{
+	unsigned i, n = s->nworkers < SOCKSHIM_WORKERS ? s->nworkers : SOCKSHIM_WORKERS;
+	uint64_t total = s->waiters_unrowed;
+
+	for (i = 0; i < n; i++)
+		total += s->workers[i].waiting ? 1 : 0;
+	s->waiters = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
 }
 
 static int by_thread(const void *a, const void *b)
@@ -70,7 +83,7 @@ static int by_thread(const void *a, const void *b)
 int stats_read_listener(const struct sockshim_listener *src, struct stats_listener *dst)
 {
 	const sockshim_word *ip = (const sockshim_word *)src->local_ip;
-	uint64_t inode = LOAD(&src->inode), words[2];
+	uint64_t inode = LOAD(&src->inode), words[2], waiting;
 	unsigned i, kept;
 	int rc;
 
@@ -91,7 +104,8 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	dst->bypass_word = LOAD(&src->bypass_word);
 	dst->bypass_reason = LOAD(&src->bypass_reason);
 	dst->bypass_since_ns = LOAD(&src->bypass_since_ns);
-	dst->waiters = LOAD(&src->waiters);
+	dst->waiters_unrowed = LOAD(&src->waiters_unrowed);
+	waiting = LOAD(&src->waiting);
 	dst->max_waiters = LOAD(&src->max_waiters);
 	dst->holder_pid = LOAD(&src->holder_pid);
 	dst->holder_tid = LOAD(&src->holder_tid);
@@ -132,7 +146,8 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 		dst->held_since_ns = 0;
 	}
 	for (i = 0; i < SOCKSHIM_WORKERS; i++) {
-		rc = read_worker(&src->workers[i], &dst->workers[dst->nworkers]);
+		rc = read_worker(&src->workers[i], (int)((waiting >> i) & 1),
+				 &dst->workers[dst->nworkers]);
 		if (rc > 0)
 			dst->nworkers++;
 		else if (rc < 0)
@@ -149,6 +164,7 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 	}
 	if (dst->nworkers)
 		dst->nworkers = kept;
+	count_waiters(dst);
 	dst->retired_workers = LOAD(&src->retired.key);
 	dst->retired.calls = LOAD(&src->retired.calls);
 	dst->retired.accepts = LOAD(&src->retired.accepts);
@@ -190,7 +206,32 @@ size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, in
 		moved++;
 	}
 	s->nworkers = (unsigned)kept;
+	count_waiters(s);
 	return moved;
+}
+
+int stats_retire_holder(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid))
+{
+	uint64_t ppid = s->poller >> 32, ptid = s->poller & 0xffffffffu;
+	int n = 0;
+
+	if (s->holder_pid && s->holder_tid > 0 && ended(s->holder_pid, s->holder_tid)) {
+		s->gone_holder_pid = s->holder_pid;
+		s->gone_holder_tid = s->holder_tid;
+		s->holder_pid = 0;
+		s->holder_tid = 0;
+		s->held_since_ns = 0;
+		n++;
+	}
+	/* A key that names no thread is left as it is: shown, not judged. */
+	if (ppid && ppid <= INT32_MAX && ptid && ptid <= INT32_MAX &&
+	    ended((int32_t)ppid, (int32_t)ptid)) {
+		s->gone_poller = s->poller;
+		s->poller = 0;
+		s->poller_since_ns = 0;
+		n++;
+	}
+	return n;
 }
 
 static int by_address(const void *a, const void *b)
@@ -377,12 +418,11 @@ size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_
 	size_t k = 0;
 
 	*sum = 0;
-	/* Fairness is among the threads that accept: a row of one that only
-	 * ever waited in poll (a thread pool's idle threads) is not a worker
-	 * that got nothing. */
+	/* Every row: a thread has one only once it calls accept or waits for
+	 * the listener (poll, select, the token), never for waiting on other
+	 * descriptors; one that waits and never gets a connection (another
+	 * worker always has the poll token first) is starved, not idle. */
 	for (i = 0; i < n; i++) {
-		if (!s->workers[i].calls)
-			continue;
 		x[k] = s->workers[i].accepts;
 		if (__builtin_add_overflow(*sum, x[k], sum))
 			*sum = UINT64_MAX;

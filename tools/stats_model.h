@@ -25,6 +25,7 @@ struct stats_worker {
 	uint64_t eintr;
 	uint64_t lock_wait_ns;
 	uint64_t last_ns;
+	int waiting; /* its row's bit in the listener's waiting word */
 };
 
 /* One listener, as copied: the fields of struct sockshim_listener that
@@ -35,18 +36,26 @@ struct stats_listener {
 	uint16_t mode; /* raw: may be out of range, see stats_mode_name */
 	uint16_t local_port;
 	uint8_t local_ip[16];
-	int32_t listen_backlog; /* as passed to listen(), -1 unknown */
+	int32_t listen_backlog; /* as passed to listen(), SOCKSHIM_BACKLOG_UNKNOWN unknown */
 	uint32_t lock_word;   /* the accept lock as it is: 0 free, else a thread id */
 	uint32_t bypass_word; /* the lock word waiters do not wait for, 0 none */
 	uint16_t bypass_reason; /* raw enum sockshim_bypass */
 	uint64_t bypass_since_ns;
+	/* Threads waiting for the lock now: the rows marked waiting whose
+	 * thread lives (stats_retire_ended takes out the others) and the
+	 * waiters without a row. */
 	uint32_t waiters;
+	uint32_t waiters_unrowed;
 	uint32_t max_waiters;
 	int32_t holder_pid; /* who took the lock last, 0 none (see lock_word) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
+	/* A holder that ended holding the lock (stats_retire_holder), 0 none. */
+	int32_t gone_holder_pid;
+	int32_t gone_holder_tid;
 	uint64_t poller; /* (pid << 32) | tid, 0 none */
 	uint64_t poller_since_ns;
+	uint64_t gone_poller; /* a poll token holder that ended holding it, 0 none */
 	uint64_t accept_calls;
 	uint64_t accepts;
 	uint64_t spurious;
@@ -89,6 +98,11 @@ struct stats_entry {
 	int have_queue;         /* the kernel listed the listener (sock_diag) */
 	uint32_t queue_len;     /* connections waiting in its accept queue */
 	uint32_t queue_backlog; /* the kernel's limit of that queue */
+	/* 1: the kernel, asked at the snapshot, lists no TCP listener of its
+	 * inode (closed: a reload, a stopped server); 0: it does; -1: it
+	 * cannot tell (sock_diag failed, or not a TCP listener, which
+	 * sock_diag does not list). */
+	int closed;
 };
 
 /* Copy SRC, an entry of the segment's listener table that other processes
@@ -107,8 +121,17 @@ void stats_read_table(const struct sockshim_listener *table, size_t n, struct st
 /* Rows of threads that have ended, known to ENDED(pid, tid) (the reader
  * asks /proc), are moved into the retired row, as the shim itself recycles
  * them: the living are the rows, fairness is among them, and no count is
- * lost. How many rows it moved. */
+ * lost. A thread killed while waiting for the lock waits no more: waiters
+ * counts the living. How many rows it moved. */
 size_t stats_retire_ended(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
+
+/* A lock holder whose thread has ended, known to ENDED(pid, tid), holds
+ * nothing: the lock word names it until the next waiter takes the lock
+ * over, but the lock is nobody's. Its pid and tid go to gone_holder_pid
+ * and gone_holder_tid, holder_pid, holder_tid and held_since_ns to 0. The
+ * same for the poll token's holder (poller to gone_poller). How many of
+ * the two had ended. */
+int stats_retire_holder(struct stats_listener *s, int (*ended)(int32_t pid, int32_t tid));
 
 /* "observe", "serialize", "off", or NULL for a value outside the enum. */
 const char *stats_mode_name(unsigned mode);
@@ -160,9 +183,11 @@ double stats_jain(const uint64_t *x, size_t n);
  * accepted nothing while another did. */
 double stats_max_min(const uint64_t *x, size_t n);
 
-/* The accepts of the workers that called accept at least once in X (room
- * for SOCKSHIM_WORKERS); returns their number, and *SUM their sum
- * (saturating). Fairness is computed over these. */
+/* The accepts of the workers listed (the living rows: threads that
+ * accept or wait for the listener) in X (room for SOCKSHIM_WORKERS);
+ * returns their number, and *SUM their sum (saturating). Fairness is
+ * computed over these: a worker that waits for the listener and never gets
+ * a connection is a worker that got nothing. */
 size_t stats_worker_accepts(const struct stats_listener *s, uint64_t *x, uint64_t *sum);
 
 /* NUM / DEN, NaN when DEN is 0 (spurious wakeups per accept, mean lock

@@ -52,13 +52,6 @@ void stats_thread_comm(char *buf, size_t len, int pid, int tid)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-int stats_listener_closed(const struct stats_frame *f, const struct stats_entry *e)
-{
-	if (f->diag_failed || (e->s.family != AF_INET && e->s.family != AF_INET6))
-		return -1;
-	return !e->have_queue;
-}
-
 /* A row of label/value cells: labels left-aligned, values right-aligned. */
 #define CELL_FMT "%-17s%9s"
 
@@ -185,6 +178,13 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		fprintf(out, "  lock holder: none, the lock word is garbage (%#x; the next waiter "
 			     "resets it)", (unsigned)v.word);
 		return;
+	case LOCK_ABANDONED:
+		/* Its name went with it; the word stays until a waiter looks. */
+		fputs("  lock holder: none (", out);
+		if (v.pid)
+			fprintf(out, "pid %d ", v.pid);
+		fprintf(out, "tid %d ended holding the lock; the next waiter takes it over)", v.tid);
+		return;
 	case LOCK_HELD:
 		break;
 	}
@@ -192,11 +192,6 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 		fprintf(out, "  lock holder: pid %d tid %d", v.pid, v.tid);
 	else
 		fprintf(out, "  lock holder: tid %d", v.tid);
-	if (v.thread_state == 0 || v.thread_state == 'Z' || v.thread_state == 'X') {
-		/* Its name went with it; the word stays until a waiter looks. */
-		fprintf(out, " (gone: it ended holding the lock; the next waiter takes it over)");
-		return;
-	}
 	{
 		struct fmt_buf b;
 		char shown[80]; /* 16 bytes of name, escaped */
@@ -253,11 +248,6 @@ static void table_gating(FILE *out, const struct stats_listener *s)
 	fputc('\n', out);
 }
 
-/* Is the listener closed? 1 when the kernel, asked just now, lists no
- * TCP listener of that inode (it was closed: a reload, a stopped server);
- * 0 when it lists it; -1 when it cannot tell (sock_diag failed, or not a
- * TCP listener, which sock_diag does not list). */
-
 /* The connections accepted here and released: how long they lived, how
  * long those the peer closed first sat in CLOSE_WAIT, how many were reset. */
 static void table_lifetimes(FILE *out, const struct stats_listener *s)
@@ -291,9 +281,9 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 
 	stats_mode_str(mode, sizeof(mode), s->mode);
 	fprintf(out, "LISTENER %s  inode %" PRIu64 "  mode %s", e->addr, s->inode, mode);
-	if (s->listen_backlog >= 0)
+	if (s->listen_backlog != SOCKSHIM_BACKLOG_UNKNOWN)
 		fprintf(out, "  listen(backlog %d)", (int)s->listen_backlog);
-	if (stats_listener_closed(f, e) == 1)
+	if (e->closed == 1)
 		fputs("  CLOSED (the kernel lists it no more; its counts are history)", out);
 	fputc('\n', out);
 
@@ -346,6 +336,10 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 		stats_fmt_ns(held, sizeof(held), since);
 		fprintf(out, "; poll token: pid %u tid %u for %s", (unsigned)(s->poller >> 32),
 			(unsigned)(s->poller & 0xffffffffu), held);
+	} else if (s->gone_poller) {
+		fprintf(out, "; poll token: none (pid %u tid %u ended holding it; the next waiter "
+			     "takes it over)",
+			(unsigned)(s->gone_poller >> 32), (unsigned)(s->gone_poller & 0xffffffffu));
 	}
 	fputc('\n', out);
 	table_workers(out, e, total);
@@ -370,13 +364,35 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	}
 }
 
-void stats_no_listener(FILE *out, const char *session)
+void stats_no_listener(FILE *out, const struct stats_frame *f)
 {
+	char name[80]; /* 15 bytes of name, escaped */
+	struct fmt_buf b;
+	size_t i;
+
+	if (!f->nunrecorded) {
+		fprintf(out,
+			"No listener in session \"%s\" yet: a listening socket appears here once "
+			"a process of the session calls listen() on it, or accepts on one it "
+			"inherited (none under SOCKSHIM_ACCEPT=off).\n",
+			f->session);
+		return;
+	}
 	fprintf(out,
-		"No listener in session \"%s\" yet: a listening socket appears here once a "
-		"process of the session calls listen() on it, or accepts on one it inherited "
-		"(none under SOCKSHIM_ACCEPT=off).\n",
-		session);
+		"No listener is recorded in session \"%s\", but its processes hold %zu listening "
+		"socket%s that the shim did not record (it is not loaded in them: a static, "
+		"set-user-ID or Go program, or one that removed LD_PRELOAD); their accepts are "
+		"not counted:\n",
+		f->session, f->nunrecorded, f->nunrecorded == 1 ? "" : "s");
+	for (i = 0; i < f->nunrecorded && i < STATS_UNRECORDED_MAX; i++) {
+		const struct stats_unrecorded *u = &f->unrecorded[i];
+
+		fmt_buf_init(&b, name, sizeof(name));
+		ob_printable(&b, u->comm[0] ? u->comm : "?", sizeof(u->comm));
+		fprintf(out, "  LISTEN %s  %s %d fd %d\n", u->addr, name, u->pid, u->fd);
+	}
+	if (f->nunrecorded > STATS_UNRECORDED_MAX)
+		fprintf(out, "  and %zu more\n", f->nunrecorded - STATS_UNRECORDED_MAX);
 }
 
 void stats_draw_table(FILE *out, const struct stats_frame *f)
@@ -392,7 +408,7 @@ void stats_draw_table(FILE *out, const struct stats_frame *f)
 			f->o->watch, when);
 	}
 	if (!f->n) {
-		stats_no_listener(out, f->session);
+		stats_no_listener(out, f);
 		return;
 	}
 	for (i = 0; i < f->n; i++) {

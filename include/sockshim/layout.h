@@ -228,7 +228,8 @@ static inline int sockshim_inode_in_use(uint64_t w)
 #define SOCKSHIM_LEDGER_PROBE 32
 #define SOCKSHIM_HOLDERS 8
 #define SOCKSHIM_STEPS 16
-#define SOCKSHIM_MODULE_MAX 120
+/* A module path's room (112: with born_comm, an entry stays 21 cache lines). */
+#define SOCKSHIM_MODULE_MAX 112
 /* Other holders a shutdown names (the count says if there were more). */
 #define SOCKSHIM_SHUT_OTHERS 5
 
@@ -347,6 +348,9 @@ struct sockshim_sock {
 	uint64_t callsite;     /* return address of the creating call, in born_pid */
 	uint64_t callsite_offset; /* the same, relative to its module's load base */
 	char callsite_module[SOCKSHIM_MODULE_MAX]; /* that module's path */
+	/* born_pid's process name then, not NUL-terminated when 16 bytes:
+	 * the creator is named when its steps have left the history. */
+	char born_comm[16];
 	uint32_t steps_next;   /* next history index (atomic) */
 	uint32_t noeffect_closes; /* closes that left other references */
 	uint32_t holder_overflow; /* holders in neither holders[] nor the pool */
@@ -376,7 +380,7 @@ struct sockshim_sock {
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
 
-_Static_assert(sizeof(struct sockshim_sock) % 64 == 0, "ledger entries are cache-line sized");
+_Static_assert(sizeof(struct sockshim_sock) == 21 * 64, "ledger entries are 21 cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
 		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),
 	       "no hidden padding at the end of a ledger entry");
@@ -395,7 +399,10 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
  * writes into it is only a value to check. ---- */
 
 #define SOCKSHIM_LISTENERS 64
-#define SOCKSHIM_WORKERS 64
+#define SOCKSHIM_WORKERS 64 /* one bit each in a listener's waiting word */
+/* A listener's backlog when no listen() was seen: listen() takes any int,
+ * and PHP-FPM passes -1. */
+#define SOCKSHIM_BACKLOG_UNKNOWN INT32_MIN
 /* log2 histograms of nanoseconds: bucket i counts values in
  * [2^i, 2^(i+1)) ns (bucket 0 also counts 0); the last one everything
  * above 2^(SOCKSHIM_HIST_BUCKETS-1) ns (about 2 s). */
@@ -457,7 +464,9 @@ struct sockshim_listener {
 	uint16_t local_port;
 	uint16_t pad0;
 	uint8_t local_ip[16];
-	int32_t backlog;     /* as passed to listen(), -1 unknown */
+	int32_t backlog;     /* as passed to the last listen() (a negative one asks
+			      * for the kernel's maximum); SOCKSHIM_BACKLOG_UNKNOWN
+			      * when no listen() was seen (an inherited listener) */
 	/* The accept lock (serialize): the futex word (see above). */
 	uint32_t lock;
 	/* A lock word found stuck (its holder stopped or stalled, or the
@@ -467,11 +476,18 @@ struct sockshim_listener {
 	uint16_t bypass_reason;  /* enum sockshim_bypass of bypass_word */
 	uint16_t pad1;
 	uint64_t bypass_since_ns;
-	uint32_t waiters;       /* threads waiting for the lock now */
-	uint32_t max_waiters;
+	/* Threads waiting for the lock now that have no worker row (more
+	 * than SOCKSHIM_WORKERS of them); those with a row are in waiting. */
+	uint32_t waiters_unrowed;
+	uint32_t max_waiters;   /* the most threads seen waiting at once, alive */
 	int32_t holder_pid;     /* who took the lock last (0: nobody holds it) */
 	int32_t holder_tid;
 	uint64_t held_since_ns;
+	/* Bit i: the thread of workers[i] waits for the lock now. A waiter
+	 * killed while waiting leaves its bit set: readers count only the
+	 * bits of rows whose thread is alive, and recycling the row clears
+	 * it. */
+	uint64_t waiting;
 	/* The poll token (serialize): who may wait for the listener in
 	 * poll/select now. */
 	uint64_t poller;        /* (pid << 32) | tid; 0 none */
@@ -517,6 +533,7 @@ struct sockshim_listener {
 	struct sockshim_worker retired;
 };
 
+_Static_assert(SOCKSHIM_WORKERS <= 64, "a listener's waiting word has a bit per worker row");
 _Static_assert(sizeof(struct sockshim_listener) % 64 == 0, "listener entries are cache-line sized");
 _Static_assert(__builtin_offsetof(struct sockshim_listener, local_ip) ==
 		       __builtin_offsetof(struct sockshim_listener, pad0) + sizeof(uint16_t) &&

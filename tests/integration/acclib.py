@@ -56,9 +56,12 @@ def cross_check(raw, cmd):
             live.append(w)
             continue
         retired["count"] += 1
+        raw["waiters"] -= w["waiting"]  # killed while waiting: waits no more
         for k in ("calls", "accepts", "spurious", "empty", "eintr"):
             retired[k] += w[k]
     raw["workers"], raw["retired"] = live, retired
+    if raw["holder_pid"] and thread_ended(raw["holder_pid"], raw["holder_tid"]):
+        raw["holder_pid"] = raw["holder_tid"] = 0  # ended holding it: holds nothing
     bad = []
     for k in ("local", "inode", "mode"):
         if cmd.get(k) != raw[k]:

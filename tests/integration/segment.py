@@ -83,7 +83,7 @@ int main(void)
 	F(PH, ref, "I"); F(PH, h, "x");
 
 	F(L, inode, "Q"); F(L, family, "H"); F(L, mode, "H"); F(L, local_port, "H");
-	F(L, local_ip, "16s"); F(L, backlog, "i"); F(L, lock, "I"); F(L, waiters, "I");
+	F(L, local_ip, "16s"); F(L, backlog, "i"); F(L, lock, "I"); F(L, waiters_unrowed, "I"); F(L, waiting, "Q");
 	F(L, bypass_word, "I"); F(L, bypass_reason, "H"); F(L, unlock_errors, "Q");
 	F(L, lock_bypassed, "Q"); F(L, token_taken, "Q");
 	F(L, max_waiters, "I"); F(L, holder_pid, "i"); F(L, holder_tid, "i");
@@ -380,7 +380,8 @@ def raw_ledger(ctx, session):
 
 LISTENER_COUNTERS = ("accept_calls", "accepts", "spurious", "empty", "eintr", "econnaborted",
                      "emfile", "wakeups", "lock_acquisitions", "lock_contended", "owner_died",
-                     "worker_overflow", "waiters", "max_waiters", "holder_pid", "holder_tid",
+                     "worker_overflow", "waiters_unrowed", "waiting", "max_waiters",
+                     "holder_pid", "holder_tid",
                      "held_since_ns", "poller", "lock", "backlog", "bypass_word",
                      "bypass_reason", "unlock_errors")
 WORKER_COUNTERS = ("calls", "accepts", "spurious", "empty", "eintr", "lock_wait_ns", "last_ns")
@@ -390,8 +391,9 @@ def raw_listeners(ctx, session):
     """Every used entry of SESSION's listener table: a list of dicts with
     `index`, `local` ("127.0.0.1:P"), `inode`, `family`, `mode` (a name),
     the counters under their layout.h names, `wait_hist`, `hold_hist`,
-    `lock_bypassed` and `token_taken` (by reason), `workers` (dicts pid, tid
-    and the worker counters) and `retired` (their sum and `count`)."""
+    `lock_bypassed` and `token_taken` (by reason), `workers` (dicts pid, tid,
+    `waiting` and the worker counters), `waiters` (rows waiting and waiters
+    without a row) and `retired` (their sum and `count`)."""
     lay = layout(ctx.root)
     data = _read(lay, ctx.session_path(session))
     off = get(lay, "H.listeners_offset", data)
@@ -427,9 +429,13 @@ def raw_listeners(ctx, session):
             key = get(lay, "W.key", data, b)
             if not key or key == lay["SOCKSHIM_WORKER_RECYCLING"]:
                 continue
-            w = {"pid": key >> 32, "tid": key & 0xffffffff}
+            w = {"pid": key >> 32, "tid": key & 0xffffffff,
+                 "waiting": bool(e["waiting"] >> j & 1)}
             w.update((k, get(lay, "W." + k, data, b)) for k in WORKER_COUNTERS)
             e["workers"].append(w)
+        # Waiting now: the rows marked waiting, and the waiters without a
+        # row (the readers take out rows whose thread has ended).
+        e["waiters"] = e["waiters_unrowed"] + sum(w["waiting"] for w in e["workers"])
         rb = base + lay["L.retired"][0]
         e["retired"] = {k: get(lay, "W." + k, data, rb) for k in WORKER_COUNTERS}
         e["retired"]["count"] = get(lay, "W.key", data, rb)

@@ -220,6 +220,9 @@ def test_lifecycle_listen_twice(ctx):
     assert [o["closed"] for o in st] == [True], st
     text = tool(ctx, ["stats", "--session", s]).stdout
     assert "  CLOSED (the kernel lists it no more" in text.splitlines()[0], text
+    prom = tool(ctx, ["stats", "--session", s, "--prometheus"]).stdout
+    closed = [l for l in prom.splitlines() if l.startswith("sockshim_listener_closed{")]
+    assert len(closed) == 1 and closed[0].endswith("} 1"), closed
 
 
 FORK_SCRIPT = """

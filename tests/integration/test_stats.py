@@ -183,7 +183,7 @@ def block_c(fx):
             + cells(("EINTR", "0"), ("ECONNABORTED", "0"), ("EMFILE/ENFILE", "0"))
             + cells(("lock acquired", "0"), ("lock contended", "0"), ("lock owner died", "0"))
             + cells(("lock wait p50", "-"), ("lock wait p99", "-"), ("lock wait max", "-"))
-            + cells(("lock hold p50", "-"), ("lock hold p99", "-"), ("waiters now/max", "0/0"))
+            + cells(("lock hold p50", "-"), ("lock hold p99", "-"), ("waiters now/max", "1/2"))
             + cells(("fairness (Jain)", "1.000"), ("max/min accepts", "1.00"),
                     ("queue/backlog", "-"))
             + cells(("conns released", "0"), ("lifetime p50", "-"), ("lifetime p99", "-"))
@@ -252,14 +252,28 @@ def test_stats_table_exact(ctx):
 
 def test_stats_table_holder_gone(ctx):
     """A lock holder whose thread has ended (killed holding the lock, no
-    waiter has looked yet): the table says so, with no made-up name."""
+    waiter has looked yet) holds nothing: the table says none and whom the
+    word still names, with no made-up name; JSON has no holder, the lock
+    abandoned by that thread; Prometheus holds it 0 s. The same for the
+    poll token's holder."""
     fx = Fixture(ctx)
     tid = int(fx.command("holder-gone"))
     out, err = stats_ok(ctx, fx.session)
     assert err == "", err
-    want = ("  lock holder: pid %d tid %d (gone: it ended holding the lock; the next waiter "
-            "takes it over)\n" % (fx.pid, tid))
+    want = ("  lock holder: none (pid %d tid %d ended holding the lock; the next waiter "
+            "takes it over); poll token: none (pid %d tid %d ended holding it; the next "
+            "waiter takes it over)\n" % (fx.pid, tid, fx.pid, tid))
     assert want in out, out
+    out, err = stats_ok(ctx, fx.session, "--json")
+    a = [o for o in map(json.loads, out.splitlines()) if o["inode"] == fx.inode_a]
+    assert len(a) == 1 and a[0]["holder"] is None and a[0]["poll_token"] is None, out
+    assert a[0]["lock"] == {"state": "abandoned", "word": tid, "pid": fx.pid, "tid": tid,
+                            "bypassed": None}, a[0]["lock"]
+    out, err = stats_ok(ctx, fx.session, "--prometheus")
+    samples, _ = parse_prom(out)
+    held = [v for (name, labels), v in samples.items()
+            if name == "sockshim_lock_held_seconds" and ("inode", str(fx.inode_a)) in labels]
+    assert held == ["0"], held
     fx.close()
 
 
@@ -329,10 +343,12 @@ def expected_json(fx):
     t1, t2, t3 = fx.tids
     zero_hist = {"count": 0, "p50": None, "p99": None, "log2_hist": [0] * BUCKETS}
 
-    def worker(tid, comm, calls, accepts, share, spurious, empty, eintr, wait, mean):
+    def worker(tid, comm, calls, accepts, share, spurious, empty, eintr, wait, mean,
+               waiting=False):
         return {"pid": fx.pid, "tid": tid, "comm": comm, "calls": calls, "accepts": accepts,
                 "share": share, "spurious_wakeups": spurious, "empty_accepts": empty,
-                "eintr": eintr, "lock_wait_ns": wait, "mean_lock_wait_ns": mean}
+                "eintr": eintr, "lock_wait_ns": wait, "mean_lock_wait_ns": mean,
+                "waiting": waiting}
 
     common = {"session": fx.session, "poll_token": None, "spurious_wakeups": 0,
               "empty_accepts": 0, "poll_wakeups": 0, "eintr": 0, "econnaborted": 0,
@@ -381,8 +397,8 @@ def expected_json(fx):
                             "eintr": 1},
         "workers": [worker(fx.pid, "stats_fixture", 640, 200, 0.4, 400, 12, 0, 640000, 1000),
                     worker(t1, "fxw1", 320, 100, 0.2, 200, 0, 1, 3200000, 10000),
-                    worker(t2, "fxw2", 320, 100, 0.2, 200, 0, 1, 0, 0),
-                    worker(t3, "fxw3", 320, 100, 0.2, 200, 0, 1, 320, 1)]})
+                    worker(t2, "fxw2", 320, 100, 0.2, 200, 0, 1, 0, 0, waiting=True),
+                    worker(t3, "fxw3", 320, 100, 0.2, 200, 0, 1, 320, 1, waiting=True)]})
     b = dict(common, **{
         "local": "127.0.0.1:%d" % fx.port_b, "inode": fx.inode_b, "mode": "observe",
         "listen_backlog": 5, "accepts": 0, "accept_calls": 0, "spurious_per_accept": None,
@@ -391,7 +407,7 @@ def expected_json(fx):
     c = dict(common, **{
         "local": None, "inode": FAKE_INODE, "mode": "unknown(9)", "listen_backlog": None,
         "accepts": 5, "accept_calls": 5, "spurious_per_accept": 0, "queue_length": None,
-        "queue_backlog": None, "workers": [], "closed": None,
+        "queue_backlog": None, "workers": [], "closed": None, "waiters": 1, "max_waiters": 2,
         "retired_workers": {"count": 1, "calls": 5, "accepts": 5, "spurious": 0, "empty": 0,
                             "eintr": 0}})
     return [c] + [x for _, x in sorted([(fx.port_a, a), (fx.port_b, b)],
@@ -497,10 +513,14 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_retired_workers_total", lbl(**b)): "0",
         ("sockshim_lock_waiters", lbl(**a)): "2",
         ("sockshim_lock_max_waiters", lbl(**a)): "3",
+        ("sockshim_lock_waiters", lbl(**c)): "1",
+        ("sockshim_lock_max_waiters", lbl(**c)): "2",
         ("sockshim_accept_queue_length", lbl(**a)): "2",
         ("sockshim_accept_backlog", lbl(**a)): "7",
         ("sockshim_accept_queue_length", lbl(**b)): "0",
         ("sockshim_accept_backlog", lbl(**b)): "5",
+        ("sockshim_listener_closed", lbl(**a)): "0",
+        ("sockshim_listener_closed", lbl(**b)): "0",
         ("sockshim_workers", lbl(**a)): "4",
         ("sockshim_fairness_jain", lbl(**a)): repr(250000 / 280000),
         ("sockshim_fairness_jain", lbl(**b)): "1",
@@ -552,6 +572,8 @@ def test_stats_prometheus_exact(ctx):
                    for (n, l) in samples), "C's ended worker has a row"
     # The corrupt entry C has no queue: the kernel does not list it.
     assert ("sockshim_accept_queue_length", lbl(**c)) not in samples
+    # Nor can the kernel tell whether it is closed (no family: not TCP).
+    assert ("sockshim_listener_closed", lbl(**c)) not in samples
     # 31 finite bounds and +Inf per histogram and listener.
     assert sum(1 for (n, l) in samples if n == "sockshim_lock_wait_seconds_bucket") == 3 * 32
     for fam, typ in types.items():

@@ -7,19 +7,22 @@
  * Without "empty", three entries: A, a 127.0.0.1 listener (backlog 7, two
  * connections waiting in its accept queue) in serialize mode with every
  * counter set, four workers (this thread and the threads "fxw1".."fxw3"),
- * a corrupt worker row and a lock holder of 1.5 s; B, a 127.0.0.1 listener
- * (backlog 5) in observe mode with nothing counted; C, a corrupt entry (no
- * family, mode 9, an inode no socket has). With "empty", none.
+ * a corrupt worker row, two of them waiting for the lock, and a lock
+ * holder of 1.5 s; B, a 127.0.0.1 listener (backlog 5) in observe mode
+ * with nothing counted; C, a corrupt entry (no family, mode 9, an inode no
+ * socket has) whose one row, marked waiting, is an ended thread's, and one
+ * waiter without a row. With "empty", none.
  *
  * Prints "ready PID PORT_A INODE_A PORT_B INODE_B TID1 TID2 TID3", then
  * reads commands on stdin, answering "ok" to each:
  *     accepts N    set A's accepts counter to N
- *     holder-gone  make A's lock holder a thread that has ended
- *                  (answers "ok TID")
+ *     holder-gone  make A's lock holder and poll token holder a thread
+ *                  that has ended (answers "ok TID")
  * and exits at end of input. alarm() bounds its life. Exit status 2 when
  * something could not be set up. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -70,6 +73,30 @@ static void *worker(void *arg)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
 	return NULL;
+}
+
+/* Wait (at most 2 s) until thread TID sleeps: the tests expect its state
+ * as it waits, not as it runs on its way to the wait. */
+static void wait_sleeping(int tid)
+{
+	char path[64], buf[256], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	for (i = 0; i < 2000; i++) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return;
+		}
+		usleep(1000);
+	}
 }
 
 static uint64_t mono_ns(void)
@@ -168,7 +195,9 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->lock_contended = 120;
 	a->owner_died = 1;
 	a->worker_overflow = 2;
-	a->waiters = 2;
+	/* Waiting for the lock now: fxw2 (row 0) and fxw3 (row 7). The bits
+	 * of a free row (30) and of the corrupt row (20) are no waiters. */
+	a->waiting = UINT64_C(1) << 0 | UINT64_C(1) << 7 | UINT64_C(1) << 20 | UINT64_C(1) << 30;
 	a->max_waiters = 3;
 	/* Lock waits: 300 of 1-2 us, 150 of 4-8 us, 45 of 1-2 ms, 5 of 32-64 ms. */
 	a->wait_hist[10] = 300;
@@ -224,11 +253,16 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 
 	c->mode = 9;
 	c->family = 0;
-	c->backlog = -1;
+	c->backlog = SOCKSHIM_BACKLOG_UNKNOWN;
 	c->accepts = 5;
 	c->accept_calls = 5;
-	/* A thread that has ended (no such tid): the reader retires its row. */
+	/* A thread that has ended (no such tid): the reader retires its row.
+	 * It was killed while waiting for the lock: no waiter now; one
+	 * waiter without a row is. */
 	set_worker(&c->workers[0], pid, 0x7fffffff, 5, 5, 0, 0, 0, 0);
+	c->waiting = 1;
+	c->waiters_unrowed = 1;
+	c->max_waiters = 2;
 	__atomic_store_n(&c->inode, FAKE_INODE, __ATOMIC_RELEASE);
 }
 
@@ -260,6 +294,8 @@ int main(int argc, char **argv)
 	while (started < THREADS)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
+	for (i = 0; i < THREADS; i++)
+		wait_sleeping(tids[i]);
 	if (!empty) {
 		la = listen_on(7, &pa, &ia);
 		listen_on(5, &pb, &ib);
@@ -285,6 +321,8 @@ int main(int argc, char **argv)
 				die("pthread_create");
 			__atomic_store_n(&a->holder_tid, tid, __ATOMIC_RELAXED);
 			__atomic_store_n(&a->lock, (uint32_t)tid, __ATOMIC_RELEASE);
+			__atomic_store_n(&a->poller, (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)tid,
+					 __ATOMIC_RELEASE);
 			printf("ok %d\n", tid);
 		} else {
 			printf("err unknown command\n");

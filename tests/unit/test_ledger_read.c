@@ -268,6 +268,35 @@ static void test_history_wrapped(void **state)
 	ledger_snap_free(&snap);
 }
 
+/* The creator is named when its steps have left the history: by the
+ * name the entry keeps from the birth, cut as a step's is. */
+static void test_creator_named(void **state)
+{
+	struct fixture *f = *state;
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+	uint32_t r;
+	int i;
+
+	assert_int_equal(prctl(PR_SET_NAME, "creator-process", 0, 0, 0), 0);
+	ledger_set_comm();
+	plant(&f->m, 889, SOCKSHIM_BORN_SOCKET, 10, 3, &r);
+	step(&f->m, r, SOCKSHIM_STEP_BORN, 10, 3, SOCKSHIM_BORN_SOCKET, "creator-process");
+	step(&f->m, r, SOCKSHIM_STEP_FORK, 10, 3, 11, "creator-process");
+	for (i = 0; i < 20; i++)
+		step(&f->m, r, SOCKSHIM_STEP_DUP, 11, 3, 20 + i, "child");
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 889);
+	assert_non_null(ls);
+	assert_true(ls->history_lost);
+	for (i = 0; i < (int)ls->nsteps; i++)
+		assert_int_equal(ls->steps[i].pid, 11);
+	assert_string_equal(ledger_comm_of(ls, 10), "creator-proc");
+	assert_string_equal(ledger_comm_of(ls, 11), "child");
+	assert_null(ledger_comm_of(ls, 12));
+	ledger_snap_free(&snap);
+}
+
 /* Whatever a buggy or hostile writer left is checked, not believed. */
 static void test_corrupt_values(void **state)
 {
@@ -409,6 +438,7 @@ int main(void)
 		T(test_path_hops),
 		T(test_scm_path),
 		T(test_history_wrapped),
+		T(test_creator_named),
 		T(test_corrupt_values),
 		T(test_reserved_and_empty),
 		T(test_snapshot_some),

@@ -89,11 +89,16 @@ static void test_get_and_entry(void **state)
 	assert_int_equal(l->local_ip[15], 1);
 	assert_int_equal(l->backlog, 128);
 	assert_int_equal(l->mode, SOCKSHIM_ACCEPT_OBSERVE);
-	/* listen() again: the last backlog wins; -1 (unknown) keeps it. */
+	/* listen() again: the last backlog wins, -1 (PHP-FPM's) as any;
+	 * an accept on it (backlog unknown) keeps it. */
 	assert_int_equal(listeners_get(m, 5001, &e, 1024), 1);
 	assert_int_equal(l->backlog, 1024);
-	assert_int_equal(listeners_get(m, 5001, &e, -1), 1);
+	assert_int_equal(listeners_get(m, 5001, &e, SOCKSHIM_BACKLOG_UNKNOWN), 1);
 	assert_int_equal(l->backlog, 1024);
+	assert_int_equal(listeners_get(m, 5001, &e, -1), 1);
+	assert_int_equal(l->backlog, -1);
+	assert_int_equal(listeners_get(m, 5001, &e, SOCKSHIM_BACKLOG_UNKNOWN), 1);
+	assert_int_equal(l->backlog, -1);
 	/* The next listener takes the next entry, with the mode then. */
 	accept_mode = SOCKSHIM_ACCEPT_SERIALIZE;
 	assert_int_equal(listeners_get(m, 5002, &e, -1), 2);
@@ -189,7 +194,8 @@ static void test_worker_rows(void **state)
 }
 
 /* Every row names a thread that has ended: one is recycled, its counts
- * moved to the retired row. */
+ * moved to the retired row; its thread was killed while waiting for the
+ * lock, and its row waits no more (the others' marks stay). */
 static void test_worker_recycled(void **state)
 {
 	struct seg_map *m = *state;
@@ -206,7 +212,9 @@ static void test_worker_recycled(void **state)
 		l->workers[i].calls = 11;
 		l->workers[i].last_ns = 1000 + i;
 	}
+	l->waiting = UINT64_C(1) << 0 | UINT64_C(1) << 5;
 	on_thread(take_row, &p);
+	assert_true(l->waiting == UINT64_C(1) << 5);
 	assert_ptr_equal(p.first, &l->workers[0]);
 	assert_ptr_equal(p.again, p.first);
 	assert_int_equal(l->workers[0].key, p.key);

@@ -285,6 +285,7 @@ static void test_stats_exposition(void **state)
 						  .calls = 700};
 	entry_init(&v[1], 4343, 9090);
 	v[1].s.mode = 9; /* corrupt */
+	v[1].closed = 1; /* the kernel lists it no more */
 
 	mem_open(&m);
 	assert_int_equal(prom_write_stats(m.f, "web", v, 2, 3500000000), 0);
@@ -311,6 +312,8 @@ static void test_stats_exposition(void **state)
 	/* The queue of a listener the kernel did not list is left out. */
 	assert_non_null(strstr(t, "sockshim_accept_queue_length{" L0 "} 2\n# HELP"));
 	assert_non_null(strstr(t, "sockshim_accept_backlog{" L0 "} 7\n# HELP"));
+	assert_non_null(strstr(t, "sockshim_listener_closed{" L0 "} 0\n"
+				  "sockshim_listener_closed{" L1 "} 1\n# HELP"));
 	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 0.9615384615384616\n"));
 	assert_non_null(strstr(t, "sockshim_fairness_jain{" L1 "} 1\n"));
 	assert_non_null(strstr(t, "sockshim_accepts_max_min_ratio{" L0 "} 1.5\n"));
@@ -328,20 +331,28 @@ static void test_stats_exposition(void **state)
 	t = mem_text(&m);
 	check_structure(t);
 	assert_non_null(strstr(t, "sockshim_accepts_max_min_ratio{" L0 "} +Inf\n"));
+	/* Whether it is closed, when the kernel cannot tell: no sample. */
+	v[0].closed = -1;
+	mem_close(&m);
+	mem_open(&m);
+	assert_int_equal(prom_write_stats(m.f, "web", v, 1, 0), 0);
+	t = mem_text(&m);
+	check_structure(t);
+	assert_null(strstr(t, "sockshim_listener_closed{"));
 	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 0.5\n"));
 	/* No holder's age from a clock behind held_since. */
 	assert_non_null(strstr(t, "sockshim_lock_held_seconds{" L0 "} 0\n"));
 	mem_close(&m);
 
-	/* A thread that never called accept (seen in poll only) is no worker
-	 * that got nothing: fairness is among the other one. */
+	/* A thread that waited for the listener and never called accept (it
+	 * never had the poll token) is a worker that got nothing. */
 	v[0].s.workers[1].calls = 0;
 	mem_open(&m);
 	assert_int_equal(prom_write_stats(m.f, "web", v, 1, 0), 0);
 	t = mem_text(&m);
 	check_structure(t);
-	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 1\n"));
-	assert_non_null(strstr(t, "sockshim_accepts_max_min_ratio{" L0 "} 1\n"));
+	assert_non_null(strstr(t, "sockshim_fairness_jain{" L0 "} 0.5\n"));
+	assert_non_null(strstr(t, "sockshim_accepts_max_min_ratio{" L0 "} +Inf\n"));
 	assert_non_null(strstr(t, "sockshim_worker_accepts_total{" L0 ",pid=\"10\",tid=\"12\"} 0\n"));
 	mem_close(&m);
 	free(v);
