@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "export.h"
 #include "sockshim/layout.h"
 
 /* Flags of an entry: what is known of the socket in the protocol's own
@@ -49,8 +50,8 @@ struct fd_entry {
 
 _Static_assert(sizeof(struct fd_entry) == 128, "fd_entry is two cache lines");
 
-extern struct fd_entry *fdtab;
-extern uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
+extern SHIM_INTERNAL struct fd_entry *fdtab;
+extern SHIM_INTERNAL uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
 
 /* Reserve room for CAPACITY descriptors. 0 or -errno. */
 int fdtab_init(uint32_t capacity);
@@ -91,7 +92,7 @@ static inline uint32_t fdtab_ledger(int fd)
 /* Has this process ever tracked a listener? Set for good by the first:
  * the calls that look for listeners in the program's arrays skip them
  * until then. */
-extern uint32_t fdtab_listeners;
+extern SHIM_INTERNAL uint32_t fdtab_listeners;
 
 static inline int fdtab_listeners_seen(void)
 {
