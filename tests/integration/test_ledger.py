@@ -176,6 +176,18 @@ def test_ledger_exact(ctx):
         a.cmd(0, "dup2 %d 20" % cfd)  # over a tracked descriptor: drops A's copy
         led = ck.check("dup2 over a tracked descriptor")
         assert holder(led, p0, 20)[0] == ino["C"]
+        # A descriptor that is no socket, duplicated over tracked ones: the
+        # shim's untracked path must still see the target and drop it.
+        (nfd,) = a.cmd(0, "file")
+        a.cmd(0, "dup2 %d 20" % nfd)
+        led = ck.check("dup2 of a file over a tracked descriptor")
+        assert (p0, 20) not in {(t[0], t[1]) for t in led.holder_set()}
+        a.cmd(0, "dup3 %d 21" % nfd)
+        led = ck.check("dup3 of a file over a tracked descriptor")
+        assert (p0, 21) not in {(t[0], t[1]) for t in led.holder_set()}
+        a.cmd(0, "dupfd %d 22" % nfd)
+        a.cmd(0, "close %d" % nfd)
+        ck.check("F_DUPFD and close of a file")
         a.cmd(0, "tclose " + " ".join(map(str, tdups)))
         ck.check("tclose of six dups in six threads")
         a.cmd(0, "closerange 20 39")
