@@ -1,10 +1,10 @@
 /* Wrappers of the calls that drop or copy descriptors: close, close_range,
- * dup, dup2, dup3, fcntl, fcntl64. close on an untracked descriptor is a
+ * dup, dup2, dup3, and the logic of fcntl and fcntl64 (their exported
+ * entries are in calls_fcntl.c). close on an untracked descriptor is a
  * hot path: three loads and a branch before the real call (fdtab.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <stdarg.h>
 #include <stdint.h>
 
 #include "calls.h"
@@ -184,34 +184,4 @@ SHIM_EXPORT int dup3(int old_fd, int new_fd, int flags)
 		return real.dup3(old_fd, new_fd, flags);
 	real_ensure();
 	return shim_dup3(old_fd, new_fd, flags, 1);
-}
-
-/* The third argument's type depends on cmd; like libc, pass it on as a
- * pointer-sized value, which covers both int and pointer arguments. */
-SHIM_EXPORT int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(!fdtab_maybe_tracked(fd), 1))
-		return real.fcntl(fd, cmd, arg);
-	real_ensure();
-	return shim_fcntl(real.fcntl, fd, cmd, arg);
-}
-
-SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(!fdtab_maybe_tracked(fd), 1))
-		return real.fcntl64(fd, cmd, arg);
-	real_ensure();
-	return shim_fcntl(real.fcntl64, fd, cmd, arg);
 }
