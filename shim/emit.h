@@ -59,7 +59,9 @@ void record_init(struct sockshim_record *r, int type, int fd, int ret, int err);
 /* Copy the socket's identity (inode, family, addresses) from E. */
 void record_from_entry(struct sockshim_record *r, const struct fd_entry *e);
 
-/* Stamp time, pid and tid, and append to the ring. Wait-free; no syscall. */
+/* Stamp time, pid and tid, each unless R has it already (an event that
+ * read the clock for itself gives its record that time: one clock read,
+ * not two), and append to the ring. Wait-free; no syscall. */
 void emit_record(struct sockshim_record *r);
 
 /* The same into M's ring (no-op when M is not live). */

@@ -769,6 +769,27 @@ def test_ledger_unused_socketpair(ctx):
         a.close()
 
 
+def test_ledger_socket_born_at_its_event(ctx):
+    """A socket's birth is one clock read: the `socket` event's time is
+    the ledger's born_ns for it, for socket() (whose inode the ledger
+    learns later, at bind) and for socketpair()."""
+    s = ctx.session()
+    a = Actors(ctx, s)
+    try:
+        p0 = a.pids[0]
+        lfd, _ = a.cmd(0, "listen")
+        sp = a.cmd(0, "socketpair")
+        led = raw_ledger(ctx, s)
+        socket_ts = {e["fd"]: e["ts"] for e in ctx.raw(s).events
+                     if e["type"] == "socket" and e["pid"] == p0}
+        for fd in (lfd,) + tuple(sp):
+            ino, _ = holder(led, p0, fd)
+            assert led.socks[ino]["born_ns"] == socket_ts[fd], \
+                (fd, led.socks[ino]["born_ns"], socket_ts[fd])
+    finally:
+        a.close()
+
+
 MAPPED_SERVER = r"""
 import socket, sys
 srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
