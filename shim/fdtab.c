@@ -54,6 +54,9 @@ int fdtab_get(int fd, struct fd_entry *out)
 	dst[0] = __atomic_load_n(&src[0], __ATOMIC_ACQUIRE);
 	if (!dst[0])
 		return 0;
+	/* On every socket's path (socket, close, bind, connect...): unrolled,
+	 * as ring_append's copy, two instructions a word instead of five. */
+#pragma GCC unroll 16
 	for (i = 1; i < ENTRY_WORDS; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	return 1;
@@ -78,6 +81,7 @@ int fdtab_set(int fd, const struct fd_entry *e)
 		return -EMFILE;
 	note_listener(e->flags);
 	dst = (sockshim_word *)&fdtab[fd];
+#pragma GCC unroll 16 /* as in fdtab_get */
 	for (i = 1; i < ENTRY_WORDS; i++)
 		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&dst[0], src[0], __ATOMIC_RELEASE);
