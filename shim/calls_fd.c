@@ -30,8 +30,9 @@ static __attribute__((noinline)) int shim_close_slow(int fd)
 	return ret;
 }
 
-/* The fast half: an untracked descriptor goes to libc as a tail call. */
-int shim_close(int fd)
+/* The fast half: an untracked descriptor goes to libc as a tail call.
+ * inline: so that GCC copies it into close() rather than jump to it. */
+inline int shim_close(int fd)
 {
 	if (__builtin_expect(!fdtab_maybe_tracked(fd), 1))
 		return real.close(fd);
