@@ -1,10 +1,10 @@
 /* Wrappers of the calls that drop or copy descriptors: close, close_range,
- * dup, dup2, dup3, fcntl, fcntl64. close on an untracked descriptor is a
- * hot path: two loads and a branch before the real call. */
+ * dup, dup2, dup3, and the logic of fcntl and fcntl64 (their exported
+ * entries are in calls_fcntl.c). close on an untracked descriptor is a
+ * hot path: three loads and a branch before the real call (fdtab.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <stdarg.h>
 #include <stdint.h>
 
 #include "calls.h"
@@ -30,10 +30,11 @@ static __attribute__((noinline)) int shim_close_slow(int fd)
 	return ret;
 }
 
-/* The fast half: an untracked descriptor goes to libc as a tail call. */
-int shim_close(int fd)
+/* The fast half: an untracked descriptor goes to libc as a tail call.
+ * inline: so that GCC copies it into close() rather than jump to it. */
+inline int shim_close(int fd)
 {
-	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
+	if (__builtin_expect(!fdtab_maybe_tracked(fd), 1))
 		return real.close(fd);
 	return shim_close_slow(fd);
 }
@@ -165,14 +166,14 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
  * read and close; real.X binds itself on first use (shim/real.c). */
 SHIM_EXPORT int dup(int old_fd)
 {
-	if (__builtin_expect(!fdtab_is_tracked(old_fd), 1))
+	if (__builtin_expect(!fdtab_maybe_tracked(old_fd), 1))
 		return real.dup(old_fd);
 	return shim_dup(old_fd);
 }
 
 SHIM_EXPORT int dup2(int old_fd, int new_fd)
 {
-	if (__builtin_expect(!fdtab_either_tracked(old_fd, new_fd), 1))
+	if (__builtin_expect(!fdtab_maybe_either(old_fd, new_fd), 1))
 		return real.dup2(old_fd, new_fd);
 	real_ensure();
 	return shim_dup3(old_fd, new_fd, 0, 0);
@@ -180,38 +181,8 @@ SHIM_EXPORT int dup2(int old_fd, int new_fd)
 
 SHIM_EXPORT int dup3(int old_fd, int new_fd, int flags)
 {
-	if (__builtin_expect(!fdtab_either_tracked(old_fd, new_fd), 1))
+	if (__builtin_expect(!fdtab_maybe_either(old_fd, new_fd), 1))
 		return real.dup3(old_fd, new_fd, flags);
 	real_ensure();
 	return shim_dup3(old_fd, new_fd, flags, 1);
-}
-
-/* The third argument's type depends on cmd; like libc, pass it on as a
- * pointer-sized value, which covers both int and pointer arguments. */
-SHIM_EXPORT int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
-		return real.fcntl(fd, cmd, arg);
-	real_ensure();
-	return shim_fcntl(real.fcntl, fd, cmd, arg);
-}
-
-SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(!fdtab_is_tracked(fd), 1))
-		return real.fcntl64(fd, cmd, arg);
-	real_ensure();
-	return shim_fcntl(real.fcntl64, fd, cmd, arg);
 }

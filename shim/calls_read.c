@@ -1,7 +1,7 @@
 /* Wrappers of the calls that read from a descriptor: read, readv, recv,
  * recvfrom, recvmsg and their _FORTIFY_SOURCE variants. Their only job is
  * to notice the peer's EOF (0 returned on a tracked stream socket); on an
- * untracked descriptor they cost two loads and a branch. */
+ * untracked descriptor they cost three loads and a branch (fdtab.h). */
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,9 +33,10 @@ static inline int iov_nonempty(const struct iovec *iov, int n)
 /* Every read wrapper has two halves. The inline fast half sends an
  * untracked descriptor straight to libc as a tail call, with no stack
  * frame: a few loads and branches (real.X needs no check, see real.h).
- * The out-of-line slow half, on a tracked descriptor, takes a 0 from a
- * read that asked for something as the peer's FIN. */
-#define PASS_THROUGH(fd) __builtin_expect(!fdtab_is_tracked(fd), 1)
+ * The out-of-line slow half, on a descriptor that may be tracked (see
+ * fdtab_maybe_tracked: the track_ functions ask exactly), takes a 0 from
+ * a read that asked for something as the peer's FIN. */
+#define PASS_THROUGH(fd) __builtin_expect(!fdtab_maybe_tracked(fd), 1)
 
 #define READ_SLOW(fd, call, asked)                  \
 	do {                                        \
@@ -102,7 +103,7 @@ static __attribute__((noinline)) ssize_t shim_recvmsg_slow(int fd, struct msghdr
 	real_ensure();
 	ret = real.recvmsg(fd, msg, flags);
 	err = errno;
-	if (ret >= 0 && msg && msg->msg_controllen)
+	if (ret >= 0 && msg && msg->msg_controllen && fdtab_is_tracked(fd))
 		track_received(fd, msg);
 	if (ret > 0)
 		track_read(fd);

@@ -177,12 +177,16 @@ static __attribute__((noinline)) int setsockopt_linger(int fd, const void *val, 
 	return ret;
 }
 
-/* Only SO_LINGER matters (an abortive close): every other option goes to
- * libc as a tail call after two compares (real.setsockopt needs no check,
- * see real.h). */
-int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+/* Only SO_LINGER on a tracked socket matters (an abortive close): every
+ * other option goes to libc as a tail call after two compares, and
+ * SO_LINGER on an untracked descriptor after the table's test too
+ * (real.setsockopt needs no check, see real.h). inline: so that GCC
+ * copies it into setsockopt() rather than jump to it. */
+inline int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	if (__builtin_expect(level != SOL_SOCKET || name != SO_LINGER, 1))
+		return real.setsockopt(fd, level, name, val, len);
+	if (!fdtab_maybe_tracked(fd))
 		return real.setsockopt(fd, level, name, val, len);
 	return setsockopt_linger(fd, val, len);
 }

@@ -59,7 +59,8 @@ static inline __attribute__((always_inline)) void stamp_append(struct seg_map *m
 {
 	if (!seg_map_live(m))
 		return;
-	r->ts_ns = emit_now_ns();
+	if (!r->ts_ns)
+		r->ts_ns = emit_now_ns();
 	if ((!r->pid || !r->tid) && __builtin_expect(shim_in_vfork_child(), 0)) {
 		/* Our caches hold the parent's identity. */
 		r->pid = getpid();

@@ -6,12 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "fdtab.h"
 #include "sockshim/seg_guard.h"
 #include "sockshim/segment.h"
 
 /* The session; base is NULL when there is none (events are dropped). */
-extern struct seg_map shim_seg;
+extern SHIM_INTERNAL struct seg_map shim_seg;
 
 /* The session the shim writes to: the one place that says which segment
  * is current. The model's modules (ledger, listeners) take the mapping as
@@ -35,7 +36,7 @@ static inline int shim_seg_live(void)
 	return seg_map_live(&shim_seg);
 }
 /* Our pid, cached at start-up and in the fork child; 0 before start-up. */
-extern pid_t shim_pid;
+extern SHIM_INTERNAL pid_t shim_pid;
 
 /* Our pid, from the cache. */
 static inline pid_t shim_getpid(void)
@@ -58,7 +59,9 @@ void record_init(struct sockshim_record *r, int type, int fd, int ret, int err);
 /* Copy the socket's identity (inode, family, addresses) from E. */
 void record_from_entry(struct sockshim_record *r, const struct fd_entry *e);
 
-/* Stamp time, pid and tid, and append to the ring. Wait-free; no syscall. */
+/* Stamp time, pid and tid, each unless R has it already (an event that
+ * read the clock for itself gives its record that time: one clock read,
+ * not two), and append to the ring. Wait-free; no syscall. */
 void emit_record(struct sockshim_record *r);
 
 /* The same into M's ring (no-op when M is not live). */

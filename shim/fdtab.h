@@ -4,8 +4,10 @@
 #ifndef SOCKSHIM_FDTAB_H
 #define SOCKSHIM_FDTAB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "export.h"
 #include "sockshim/layout.h"
 
 /* Flags of an entry: what is known of the socket in the protocol's own
@@ -50,28 +52,64 @@ struct fd_entry {
 
 _Static_assert(sizeof(struct fd_entry) == 128, "fd_entry is two cache lines");
 
-extern struct fd_entry *fdtab;
-extern uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
+/* The table. Before fdtab_init it is one empty entry and fdtab_mask is 0,
+ * so that the hot-path test below may read entry fd & fdtab_mask at any
+ * time without a bounds test. */
+extern SHIM_INTERNAL struct fd_entry *fdtab;
+extern SHIM_INTERNAL uint32_t fdtab_capacity; /* 0 until fdtab_init succeeded */
+extern SHIM_INTERNAL uint32_t fdtab_mask;     /* fdtab_capacity - 1, 0 until then */
 
-/* Reserve room for CAPACITY descriptors. 0 or -errno. */
+/* Reserve room for CAPACITY descriptors, a power of two. 0 or -errno. */
 int fdtab_init(uint32_t capacity);
 
-/* The hot-path test: is FD a tracked socket? Two loads, no call. */
+/* The inode word of entry FD of table T (FD within it). Spelled as a
+ * shifted byte offset from the base on purpose: GCC (12) then folds base +
+ * offset into the address of the atomic load; from &t[fd].inode, or a
+ * multiplication, it spends one add more on every hot path. */
+#define FDTAB_ENTRY_SHIFT 7
+_Static_assert(sizeof(struct fd_entry) == 1u << FDTAB_ENTRY_SHIFT, "the shift is the size");
+_Static_assert(offsetof(struct fd_entry, inode) == 0, "the inode word opens the entry");
+
+static inline const uint64_t *fdtab_inode_word(const struct fd_entry *t, unsigned fd)
+{
+	return (const uint64_t *)((const char *)t + ((uintptr_t)fd << FDTAB_ENTRY_SHIFT));
+}
+
+/* Is FD a tracked socket? Exact, for any number. */
 static inline int fdtab_is_tracked(int fd)
 {
 	return (unsigned)fd < __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE) &&
-	       __atomic_load_n(&fdtab[fd].inode, __ATOMIC_RELAXED) != 0;
+	       __atomic_load_n(fdtab_inode_word(fdtab, (unsigned)fd), __ATOMIC_RELAXED) != 0;
 }
 
-/* Is A or B a tracked socket? The table's bounds and base read once: the
- * untracked path of dup2 and dup3. */
-static inline int fdtab_either_tracked(int a, int b)
+/* The hot-path test of the exported wrappers: might FD be a tracked
+ * socket? It reads entry FD & fdtab_mask: no bounds test, one branch (the
+ * caller's). "No" is exact: a number beyond the table (negative, or at or
+ * above its capacity) is never tracked. "Yes" may name another
+ * descriptor's entry for such a number, so the slow path that follows asks
+ * exactly (fdtab_is_tracked, fdtab_get). The mask is read first (acquire,
+ * released by fdtab_init after the table): a non-zero mask comes with its
+ * table; a zero one indexes entry 0, there in the old table and the new. */
+static inline uint64_t fdtab_maybe_inode(const struct fd_entry *t, uint32_t mask, int fd)
 {
-	uint32_t cap = __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE);
-	const struct fd_entry *t = fdtab;
+	return __atomic_load_n(fdtab_inode_word(t, (unsigned)fd & mask), __ATOMIC_RELAXED);
+}
 
-	return ((unsigned)a < cap && __atomic_load_n(&t[a].inode, __ATOMIC_RELAXED) != 0) ||
-	       ((unsigned)b < cap && __atomic_load_n(&t[b].inode, __ATOMIC_RELAXED) != 0);
+static inline int fdtab_maybe_tracked(int fd)
+{
+	uint32_t mask = __atomic_load_n(&fdtab_mask, __ATOMIC_ACQUIRE);
+
+	return fdtab_maybe_inode(__atomic_load_n(&fdtab, __ATOMIC_RELAXED), mask, fd) != 0;
+}
+
+/* Might A or B be a tracked socket? (dup2, dup3: the table read once, both
+ * entries tested with one branch.) */
+static inline int fdtab_maybe_either(int a, int b)
+{
+	uint32_t mask = __atomic_load_n(&fdtab_mask, __ATOMIC_ACQUIRE);
+	const struct fd_entry *t = __atomic_load_n(&fdtab, __ATOMIC_RELAXED);
+
+	return (fdtab_maybe_inode(t, mask, a) | fdtab_maybe_inode(t, mask, b)) != 0;
 }
 
 /* Is FD a tracked listening socket? */
@@ -92,7 +130,7 @@ static inline uint32_t fdtab_ledger(int fd)
 /* Has this process ever tracked a listener? Set for good by the first:
  * the calls that look for listeners in the program's arrays skip them
  * until then. */
-extern uint32_t fdtab_listeners;
+extern SHIM_INTERNAL uint32_t fdtab_listeners;
 
 static inline int fdtab_listeners_seen(void)
 {

@@ -6,12 +6,13 @@
 
 #include <stdint.h>
 
+#include "export.h"
 #include "fdtab.h"
 #include "sockshim/layout.h"
 #include "sockshim/segment.h"
 
 /* This process's accept mode (SOCKSHIM_ACCEPT), set at start-up. */
-extern enum sockshim_accept_mode accept_mode;
+extern SHIM_INTERNAL enum sockshim_accept_mode accept_mode;
 
 /* The listener entry of socket INODE (index + 1) in M's table (the shim
  * passes shim_session()), registered from E with BACKLOG (as passed to

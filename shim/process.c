@@ -25,8 +25,9 @@
 #include "track.h"
 
 /* The descriptor table's size: a million (128 MiB of address space; only
- * touched pages cost memory). */
+ * touched pages cost memory), a power of two (fdtab_mask). */
 #define FDTAB_MAX (1u << 20)
+_Static_assert((FDTAB_MAX & (FDTAB_MAX - 1)) == 0, "fdtab_init takes a power of two");
 
 /* getenv with the signature config_parse wants. */
 static const char *env_lookup(const char *name)

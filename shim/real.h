@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include "export.h"
+
 struct real_syms {
 	int (*socket)(int, int, int);
 	int (*socketpair)(int, int, int, int[2]);
@@ -78,14 +80,14 @@ struct real_syms {
 	long (*syscall)(long, ...);
 };
 
-extern struct real_syms real;
+extern SHIM_INTERNAL struct real_syms real;
 
 /* Set (release) once every symbol is bound. */
-extern int real_bound;
+extern SHIM_INTERNAL int real_bound;
 
 /* Set when binding found our own wrapper behind a name (the shim is loaded
  * twice or linked wrongly): every wrapper then only passes through. */
-extern int shim_inert;
+extern SHIM_INTERNAL int shim_inert;
 
 /* The hot wrappers (read and write families, close, setsockopt, syscall) call real.X unchecked:
  * until binding, real.X is a bootstrap function that binds, then calls.

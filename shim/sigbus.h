@@ -9,6 +9,8 @@
 
 #include <signal.h>
 
+#include "export.h"
+
 /* Take over SIGBUS before the segment is mapped. 0 or -errno. */
 int sigbus_guard_install(void);
 
@@ -16,7 +18,7 @@ int sigbus_guard_install(void);
 void sigbus_guard_remove(void);
 
 /* Set while our dispatcher is the kernel's SIGBUS action. */
-extern int sigbus_guard_on;
+extern SHIM_INTERNAL int sigbus_guard_on;
 
 /* Is it? Inline: shim/calls_signal.c asks before anything of ours that a
  * sanitizer instruments may run. */

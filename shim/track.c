@@ -144,6 +144,7 @@ void track_socket(int fd, int domain, int type, int pair_fd, void *caller)
 	remember(fd, &e);
 	record_init(&r, SOCKSHIM_EV_SOCKET, fd, fd, 0);
 	record_from_entry(&r, &e);
+	r.ts_ns = e.born_ns; /* its birth is the event */
 	r.detail.socket.pair_fd = pair_fd;
 	emit_record(&r);
 }

@@ -13,7 +13,7 @@
 
 enum { VFORK_NONE, VFORK_CALLED, VFORK_CHILD_LOGGED };
 
-static __thread int vfork_pending __attribute__((tls_model("initial-exec")));
+__thread int shim_vfork_pending __attribute__((tls_model("initial-exec")));
 
 /* In the child: the fork event pthread_atfork gives other children. The
  * caches still hold the parent's pid and tid, which is what we want. */
@@ -29,19 +29,16 @@ static void log_vfork_child(pid_t child)
 	fork_child_holds(r.pid, child, 0);
 }
 
-int shim_in_vfork_child(void)
+int shim_vfork_child_check(void)
 {
-	pid_t me;
+	pid_t me = getpid();
 
-	if (__builtin_expect(!vfork_pending, 1))
-		return 0;
-	me = getpid();
 	if (me == shim_getpid()) {
-		vfork_pending = VFORK_NONE; /* we are the parent, resumed */
+		shim_vfork_pending = VFORK_NONE; /* we are the parent, resumed */
 		return 0;
 	}
-	if (vfork_pending == VFORK_CALLED) {
-		vfork_pending = VFORK_CHILD_LOGGED;
+	if (shim_vfork_pending == VFORK_CALLED) {
+		shim_vfork_pending = VFORK_CHILD_LOGGED;
 		log_vfork_child(me);
 	}
 	return 1;
@@ -53,7 +50,7 @@ void *shim_vfork_prepare(void);
 void *shim_vfork_prepare(void)
 {
 	real_ensure();
-	vfork_pending = VFORK_CALLED;
+	shim_vfork_pending = VFORK_CALLED;
 	return (void *)real.vfork;
 }
 

@@ -2,8 +2,10 @@
 # make bench: the shim's overhead, side by side with a run without it, in
 # one run. Prints figures and ratios; asserts nothing (machines are noisy:
 # the instruction counts from callgrind are the repeatable figures).
+#     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
+ONLY=${2:-all}
 LIB=$(cd "$BUILD" && pwd)/libsockshim.so
 CALLS=$BUILD/bench/bench_calls
 SESSION="bench-$$"
@@ -15,7 +17,8 @@ PIN=""
 if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset -c 1"; fi
 
 # Instructions per call from callgrind: the difference between N and 2N
-# calls, so start-up costs cancel out.
+# calls, so start-up costs cancel out (N = 100000: what start-up varies by
+# run is then below one instruction per call). socket runs N/20 pairs.
 instr_per_call() { # preload(0|1) what
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
 	total() {
@@ -26,10 +29,23 @@ instr_per_call() { # preload(0|1) what
 			valgrind --tool=callgrind --callgrind-out-file=/dev/null "$CALLS" "$2" "$3" 2>&1
 		fi | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 	}
-	a=$(total "$1" "$2" 10000)
-	b=$(total "$1" "$2" 20000)
-	echo $(( (b - a) / 10000 ))
+	a=$(total "$1" "$2" 100000)
+	b=$(total "$1" "$2" 200000)
+	if [ "$2" = socket ]; then echo $(( (b - a) / 5000 )); else echo $(( (b - a) / 100000 )); fi
 }
+
+# What each bench_calls case calls.
+label() {
+	case $1 in
+	fcntl) echo "fcntl(F_SETFD)" ;;
+	fcntl_getfl) echo "fcntl(F_GETFL)" ;;
+	fcntl_dupfd) echo "fcntl(F_DUPFD)" ;;
+	setsockopt_linger) echo "setsockopt(SO_LINGER)" ;;
+	nodelay) echo "setsockopt(TCP_NODELAY)" ;;
+	*) echo "$1()" ;;
+	esac
+}
+UNTRACKED="read write close dup dup2 dup3 fcntl fcntl_getfl fcntl_dupfd setsockopt setsockopt_linger nodelay"
 
 # Best of 5 alternating runs of each variant, ns per call.
 ns_per_call() { # preload(0|1) what n
@@ -44,23 +60,28 @@ ns_per_call() { # preload(0|1) what n
 
 echo "sockshim bench: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-printf "%-34s %12s %12s %10s %s\n" "per call" "without" "with shim" "overhead" "target"
-for what in read write close dup fcntl setsockopt setsockopt_linger nodelay; do
+printf "%-46s %12s %12s %10s %s\n" "per call" "without" "with shim" "overhead" "target"
+for what in $UNTRACKED; do
 	base=$(instr_per_call 0 "$what")
 	shim=$(instr_per_call 1 "$what")
-	printf "%-34s %12s %12s %10s %s\n" "$what() untracked, instructions" "$base" "$shim" \
+	printf "%-46s %12s %12s %10s %s\n" "$(label "$what") untracked, instructions" "$base" "$shim" \
 		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")" "<= +15"
 done
-for what in read write close dup fcntl setsockopt setsockopt_linger nodelay; do
+base=$(instr_per_call 0 socket)
+shim=$(instr_per_call 1 socket)
+printf "%-46s %12s %12s %10s\n" "socket()+close() pair, instructions" "$base" "$shim" \
+	"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+for what in $UNTRACKED; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
-	printf "%-34s %12s %12s %10s\n" "$what() untracked, ns" "$base" "$shim" \
+	printf "%-46s %12s %12s %10s\n" "$(label "$what") untracked, ns" "$base" "$shim" \
 		"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')"
 done
 base=$(ns_per_call 0 socket 2000000)
 shim=$(ns_per_call 1 socket 2000000)
-printf "%-34s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
+printf "%-46s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
 	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "<= 1.10x"
+[ "$ONLY" = calls ] && exit 0
 echo
 echo "ring (best of 3 runs)"
 best_of() { # key

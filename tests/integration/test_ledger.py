@@ -176,6 +176,18 @@ def test_ledger_exact(ctx):
         a.cmd(0, "dup2 %d 20" % cfd)  # over a tracked descriptor: drops A's copy
         led = ck.check("dup2 over a tracked descriptor")
         assert holder(led, p0, 20)[0] == ino["C"]
+        # A descriptor that is no socket, duplicated over tracked ones: the
+        # shim's untracked path must still see the target and drop it.
+        (nfd,) = a.cmd(0, "file")
+        a.cmd(0, "dup2 %d 20" % nfd)
+        led = ck.check("dup2 of a file over a tracked descriptor")
+        assert (p0, 20) not in {(t[0], t[1]) for t in led.holder_set()}
+        a.cmd(0, "dup3 %d 21" % nfd)
+        led = ck.check("dup3 of a file over a tracked descriptor")
+        assert (p0, 21) not in {(t[0], t[1]) for t in led.holder_set()}
+        a.cmd(0, "dupfd %d 22" % nfd)
+        a.cmd(0, "close %d" % nfd)
+        ck.check("F_DUPFD and close of a file")
         a.cmd(0, "tclose " + " ".join(map(str, tdups)))
         ck.check("tclose of six dups in six threads")
         a.cmd(0, "closerange 20 39")
@@ -753,6 +765,27 @@ def test_ledger_unused_socketpair(ctx):
         got = {(h["pid"], h["fd"], o["inode"]) for o in ledgerlib.holders_json(
             ctx, s, ["--pid", str(p0)]) for h in o["holders"] if not h["stale"]}
         assert got == truth, "holders --pid %d: %s; /proc: %s" % (p0, sorted(got), sorted(truth))
+    finally:
+        a.close()
+
+
+def test_ledger_socket_born_at_its_event(ctx):
+    """A socket's birth is one clock read: the `socket` event's time is
+    the ledger's born_ns for it, for socket() (whose inode the ledger
+    learns later, at bind) and for socketpair()."""
+    s = ctx.session()
+    a = Actors(ctx, s)
+    try:
+        p0 = a.pids[0]
+        lfd, _ = a.cmd(0, "listen")
+        sp = a.cmd(0, "socketpair")
+        led = raw_ledger(ctx, s)
+        socket_ts = {e["fd"]: e["ts"] for e in ctx.raw(s).events
+                     if e["type"] == "socket" and e["pid"] == p0}
+        for fd in (lfd,) + tuple(sp):
+            ino, _ = holder(led, p0, fd)
+            assert led.socks[ino]["born_ns"] == socket_ts[fd], \
+                (fd, led.socks[ino]["born_ns"], socket_ts[fd])
     finally:
         a.close()
 

@@ -10,6 +10,7 @@
  *   connect PORT           ok FD
  *   accept LFD             ok FD
  *   socketpair             ok FD1 FD2   (AF_UNIX stream)
+ *   file                   ok FD        (/dev/null: a descriptor no socket)
  *   dup FD | dup2 FD NEW | dup3 FD NEW (O_CLOEXEC) | dupfd FD MIN | dupfdc FD MIN
  *                          ok NEWFD
  *   tdup FD...             one thread per FD, started together: each does
@@ -324,6 +325,12 @@ static void one(char *line)
 			reply("err socketpair: %s", strerror(errno));
 		else
 			reply("ok %d %d", sv[0], sv[1]);
+	} else if (!strcmp(c, "file")) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd < 0)
+			reply("err open: %s", strerror(errno));
+		else
+			reply("ok %d", fd);
 	} else if (!strcmp(c, "dup") || !strcmp(c, "dup2") || !strcmp(c, "dup3") ||
 		   !strcmp(c, "dupfd") || !strcmp(c, "dupfdc")) {
 		int a = num(argv[1]), b = num(argv[2]);

@@ -956,16 +956,57 @@ static void check_fcntl(int (*fn)(int, int, ...))
 	assert_int_equal(close(s), 0);
 }
 
+/* Commands whose third argument is a pointer, or absent, through FN on an
+ * untracked descriptor (a file: the shim's tail call to libc) and on a
+ * tracked socket (the shim's slow path): libc gets the argument as given,
+ * and the kernel reads and writes through it. */
+static void check_fcntl_arguments(int (*fn)(int, int, ...))
+{
+	char path[] = "/tmp/sockshim-wrapcheck-XXXXXX";
+	struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 16};
+	struct f_owner_ex own = {.type = F_OWNER_PID, .pid = getpid()}, got;
+	int f, s, d;
+
+	f = mkstemp(path);
+	assert_true(f >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(EXPECT_OK(fn(f, F_GETFL)) & O_ACCMODE, O_RDWR);
+	assert_int_equal(EXPECT_OK(fn(f, F_SETLK, &lk)), 0);
+	lk.l_type = F_RDLCK;
+	assert_int_equal(EXPECT_OK(fn(f, F_GETLK, &lk)), 0);
+	assert_int_equal(lk.l_type, F_UNLCK); /* our own lock conflicts with nothing */
+	lk.l_type = F_UNLCK;
+	assert_int_equal(EXPECT_OK(fn(f, F_SETLK, &lk)), 0);
+	d = (int)EXPECT_OK(fn(f, F_DUPFD_CLOEXEC, 200));
+	assert_true(d >= 200);
+	assert_int_equal(fn(d, F_GETFD), FD_CLOEXEC);
+	EXPECT_OK(close(d));
+	if (!under_valgrind())
+		EXPECT_ERR(EFAULT, fn(f, F_GETLK, bad_ptr()));
+
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(EXPECT_OK(fn(s, F_SETOWN_EX, &own)), 0);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(EXPECT_OK(fn(s, F_GETOWN_EX, &got)), 0);
+	assert_int_equal(got.type, F_OWNER_PID);
+	assert_int_equal(got.pid, getpid());
+	if (!under_valgrind())
+		EXPECT_ERR(EFAULT, fn(s, F_GETOWN_EX, bad_ptr()));
+	close_all(2, f, s);
+}
+
 static void test_fcntl(void **state)
 {
 	(void)state;
 	check_fcntl(fcntl);
+	check_fcntl_arguments(fcntl);
 }
 
 static void test_fcntl64(void **state)
 {
 	(void)state;
 	check_fcntl(fcntl64);
+	check_fcntl_arguments(fcntl64);
 }
 
 /* ---- read calls --------------------------------------------------------

@@ -65,6 +65,16 @@ static void test_fdtab_before_init(void **state)
 	assert_int_equal(fdtab_flags_or(0, 1), 0);
 	assert_int_equal(fdtab_flags_and(0, 0), 0);
 	assert_int_equal(fdtab_high(), 0);
+	/* The hot-path test reads the empty table before init, for any fd. */
+	assert_false(fdtab_maybe_tracked(0));
+	assert_false(fdtab_maybe_tracked(-1));
+	assert_false(fdtab_maybe_tracked(INT32_MAX));
+	assert_false(fdtab_maybe_either(INT32_MIN, 7));
+	/* A capacity that is no power of two has no mask: refused. */
+	assert_int_equal(fdtab_init(CAP - 1), -EINVAL);
+	assert_int_equal(fdtab_init(0), -EINVAL);
+	assert_int_equal(fdtab_capacity, 0);
+	assert_int_equal(fdtab_mask, 0);
 }
 
 static int group_setup(void **state)
@@ -192,6 +202,35 @@ static void test_fdtab_is_tracked_out_of_range(void **state)
 	assert_false(fdtab_is_tracked(CAP));
 	assert_false(fdtab_is_tracked(CAP + 1));
 	assert_false(fdtab_is_tracked(INT32_MAX));
+}
+
+/* The hot-path test: "no" is exact for every number, within the table or
+ * not; "yes" for a tracked fd, and for a number beyond the table whose
+ * masked index is a tracked fd's (the slow path then asks exactly). */
+static void test_fdtab_maybe_tracked(void **state)
+{
+	struct fd_entry e = entry(55, 0), out;
+
+	(void)state;
+	assert_int_equal(fdtab_mask, CAP - 1);
+	assert_false(fdtab_maybe_tracked(50));
+	assert_false(fdtab_maybe_tracked(-1));
+	assert_false(fdtab_maybe_tracked(CAP + 50));
+	assert_false(fdtab_maybe_either(50, 51));
+	assert_false(fdtab_maybe_either(-1, INT32_MAX));
+	assert_int_equal(fdtab_set(50, &e), 0);
+	assert_true(fdtab_maybe_tracked(50));
+	assert_true(fdtab_maybe_either(50, 51));
+	assert_true(fdtab_maybe_either(51, 50));
+	assert_false(fdtab_maybe_either(51, 52));
+	/* An alias: maybe, but not tracked. */
+	assert_true(fdtab_maybe_tracked(CAP + 50));
+	assert_false(fdtab_is_tracked(CAP + 50));
+	assert_int_equal(fdtab_get(CAP + 50, &out), 0);
+	assert_int_equal(fdtab_take(50, &out), 1);
+	assert_false(fdtab_maybe_tracked(50));
+	assert_false(fdtab_maybe_tracked(CAP + 50));
+	assert_false(fdtab_maybe_either(50, 51));
 }
 
 static void test_fdtab_flags_return_previous(void **state)
@@ -450,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_fdtab_capacity_bound),
 		cmocka_unit_test(test_fdtab_inode_unknown_is_tracked),
 		cmocka_unit_test(test_fdtab_is_tracked_out_of_range),
+		cmocka_unit_test(test_fdtab_maybe_tracked),
 		cmocka_unit_test(test_fdtab_flags_return_previous),
 		cmocka_unit_test(test_fdtab_high_tracks_highest),
 		cmocka_unit_test(test_fdtab_concurrent_distinct_fds),

@@ -55,7 +55,9 @@ void shim_debug(const char *fmt, ...)
 	(void)fmt;
 }
 
-int shim_in_vfork_child(void)
+__thread int shim_vfork_pending; /* 0: shim_in_vfork_child() is false */
+
+int shim_vfork_child_check(void)
 {
 	return 0;
 }

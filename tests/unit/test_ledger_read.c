@@ -30,7 +30,9 @@
 #define MS 1000000ULL
 
 /* emit.c (linked for the ledger) asks; never in a vfork child here. */
-int shim_in_vfork_child(void)
+__thread int shim_vfork_pending; /* 0: shim_in_vfork_child() is false */
+
+int shim_vfork_child_check(void)
 {
 	return 0;
 }

@@ -29,7 +29,9 @@
 #define OPS 10000
 
 /* emit.c asks; the tests never run in a vfork child. */
-int shim_in_vfork_child(void)
+__thread int shim_vfork_pending; /* 0: shim_in_vfork_child() is false */
+
+int shim_vfork_child_check(void)
 {
 	return 0;
 }
