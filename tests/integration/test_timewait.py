@@ -223,10 +223,12 @@ def test_timewait_client_python(ctx):
         # Connections memcached has not closed yet are in FIN_WAIT_2, not
         # TIME_WAIT: count once none is left.
         _fin_drained(port)
-        kernel = len(set(_ss_time_wait(dport=port)) - before)
+        now = set(_ss_time_wait(dport=port))
+        kernel = len(now - before)
         if kernel != sum(g["count"] for g in groups if g["peer"] == "127.0.0.1:%d" % port):
             groups, summary, unattributed, tw_took = _timewait(ctx, session)
-            kernel = len(set(_ss_time_wait(dport=port)) - before)
+            now = set(_ss_time_wait(dport=port))
+            kernel = len(now - before)
             span = time.monotonic() - started
     finally:
         lib.stop(srv)
@@ -244,7 +246,15 @@ def test_timewait_client_python(ctx):
     other = [u for u in unattributed
              if u["peer"] == "127.0.0.1:%d" % port and _tuple_of(u) not in before]
     assert other == [], other[:5]
-    assert g["count"] + len(other) == kernel, (g["count"], len(other), kernel)
+    # Loopback lets connect() take a local port whose TIME_WAIT toward the
+    # same destination exists (tcp_tw_reuse 2): a connection of the client
+    # may have replaced one of BEFORE's sockets (the readiness probe's),
+    # with the same four addresses. Such a socket is the client's (counted
+    # in the group) though its addresses are in BEFORE: at most as many as
+    # BEFORE's addresses still in TIME_WAIT; none when BEFORE is empty.
+    reused = g["count"] + len(other) - kernel
+    assert 0 <= reused <= len(before & now), (g["count"], len(other), kernel,
+                                              len(before & now))
     # Loopback may hand out a port still in TIME_WAIT again (that one
     # ends): the exact check is the one above, against the kernel.
     assert CLIENT_CONNECTIONS * 0.95 <= kernel <= CLIENT_CONNECTIONS, kernel
