@@ -290,6 +290,34 @@ void procs_dropped(uint32_t ref, pid_t pid, int fd)
 	}
 }
 
+int procs_take_hold(struct seg_map *m, pid_t pid, uint32_t ref, int fd)
+{
+	struct sockshim_proc *e;
+	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
+	uint32_t n;
+	unsigned i;
+
+	if (!seg_map_live(m) || !m->procs_offset || pid <= 0)
+		return 1;
+	e = find(seg_procs(m), pid);
+	if (!e)
+		return 1; /* not listed anywhere (the table was full) */
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+		uint64_t want = v;
+
+		if (__atomic_load_n(&e->held[i], __ATOMIC_ACQUIRE) != v)
+			continue;
+		return __atomic_compare_exchange_n(&e->held[i], &want, 0, 0, __ATOMIC_ACQ_REL,
+						   __ATOMIC_RELAXED);
+	}
+	/* Not listed: one of the unlisted ones, whose count stays exact. */
+	n = __atomic_load_n(&e->held_unlisted, __ATOMIC_RELAXED);
+	while (n && !__atomic_compare_exchange_n(&e->held_unlisted, &n, n - 1, 1, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED)) {
+	}
+	return 1;
+}
+
 void procs_gone(pid_t pid, int via)
 {
 	struct sockshim_proc *t = table(), *e;

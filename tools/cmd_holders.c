@@ -18,10 +18,12 @@
 #include "kindex.h"
 #include "ledger_read.h"
 #include "procfd.h"
+#include "reclaim.h"
 #include "reconcile.h"
 #include "session.h"
 #include "sockdiag.h"
 #include "sockview.h"
+#include "sockshim/clock.h"
 #include "symbolize.h"
 
 struct holders_opts {
@@ -455,6 +457,7 @@ static int collect(struct hctx *c, struct hitem **out, size_t *nout)
 
 static int load(struct hctx *c, struct seg_map *m)
 {
+	struct reclaim_kernel look = {.since_ns = sockshim_clock_ns(CLOCK_MONOTONIC)};
 	int rc;
 
 	rc = ledger_snapshot(m, &c->snap);
@@ -477,6 +480,18 @@ static int load(struct hctx *c, struct seg_map *m)
 			"sockshim: warning: cannot list the kernel's TCP sockets through "
 			"NETLINK_SOCK_DIAG (%s): states and addresses come from the ledger only\n",
 			strerror(-rc));
+	else {
+		/* Closed where the shim could not see: released before
+		 * anything is shown, then the ledger copied again. */
+		look.lists[0] = &c->kern;
+		look.looks = 1;
+		if (reclaim_run(c->session, &c->snap, c->pf, &look) > 0) {
+			ledger_snap_free(&c->snap);
+			rc = ledger_snapshot(m, &c->snap);
+			if (rc)
+				return rc;
+		}
+	}
 	rc = symbolizer_new(&c->sym);
 	if (rc)
 		return rc;

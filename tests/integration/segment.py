@@ -117,7 +117,7 @@ int main(void)
 # The enums' names, in layout.h's order; layout() checks their counts.
 EVENT_NAMES = [None, "socket", "bind", "listen", "accept", "connect", "shutdown",
                "close", "peer_eof", "dup", "fork", "exec", "exit", "inherit"]
-VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death"]
+VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death", "gone"]
 HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
 BORN = ["unknown", "socket", "accept", "connect", "socketpair", "scm_rights", "inherited"]
 HOW = ["none", "created", "dup", "fork", "exec", "scm", "inherited"]

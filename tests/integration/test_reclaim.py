@@ -1,0 +1,150 @@
+"""References the shim could not see go are reclaimed by the commands that
+read the ledger: tests/progs/rawclose.c closes accepted connections with a
+raw `syscall` instruction (inline assembly), so the ledger keeps refs 1 for
+each until a command proves the socket freed (absent from the kernel's
+sock_diag dumps, no descriptor in /proc) and releases it with one close
+record via gone. A socket the kernel still has (in flight over
+SCM_RIGHTS) or that a live process without the shim holds is not
+reclaimed."""
+
+import os
+import socket
+
+import lib
+import segment
+
+CONNS = 12
+WAIT = 20.0
+
+
+def _start(ctx, session, args, extra_env=None):
+    proc = ctx.spawn([ctx.prog("rawclose"), ctx.tmp] + args, session=session,
+                     extra_env=extra_env, name="rawclose")
+    return proc
+
+
+def _lines(ctx, proc, word, what):
+    """rawclose's stdout lines once it has said WORD."""
+    def said():
+        out, _ = ctx.output(proc)
+        if proc.poll() is not None:
+            raise AssertionError("%s exited with %s: %s" % (what, proc.returncode,
+                                                            ctx.output(proc)[1][-1500:]))
+        return word in out.splitlines()
+    lib.wait_for(said, "%s to say %s" % (what, word), timeout=WAIT)
+    return [line.split() for line in ctx.output(proc)[0].splitlines()]
+
+
+def _port(ctx, proc):
+    lib.wait_for(lambda: any(l.startswith("listener ")
+                             for l in ctx.output(proc)[0].splitlines()),
+                 "rawclose's listener", timeout=WAIT)
+    for line in ctx.output(proc)[0].splitlines():
+        if line.startswith("listener "):
+            return int(line.split()[1])
+    raise AssertionError("no listener line")
+
+
+def _closes(evs, inode):
+    return [e for e in evs if e["type"] == "close" and e.get("inode") == inode]
+
+
+def _raw_close_case(ctx, command):
+    session = ctx.session()
+    proc = _start(ctx, session, ["accept", str(CONNS)])
+    port = _port(ctx, proc)
+    clients = []
+    for _ in range(CONNS):
+        c = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        clients.append(c)
+    words = _lines(ctx, proc, "ready", "rawclose")
+    conns = {int(w[2]): int(w[3]) for w in words if w and w[0] == "conn"}
+    assert len(conns) == CONNS, words
+    for c in clients:
+        c.close()
+
+    # The shim saw the accepts, not the closes: every connection is held.
+    led = segment.raw_ledger(ctx, session)
+    for ino, fd in conns.items():
+        e = led.socks.get(ino)
+        assert e is not None, "accepted inode %d not in the ledger" % ino
+        assert e["refs"] == 1 and [(h["pid"], h["fd"]) for h in e["holders"]] == \
+            [(proc.pid, fd)], (ino, e["refs"], e["holders"])
+    assert not any(_closes(ctx.events(session), ino) for ino in conns)
+
+    lib.tool(ctx, [command, "--session", session])
+
+    led = segment.raw_ledger(ctx, session)
+    evs = ctx.events(session)
+    for ino in conns:
+        e = led.socks.get(ino)
+        assert e is not None and e["refs"] == 0 and not e["holders"], (ino, e)
+        closes = _closes(evs, ino)
+        assert len(closes) == 1, (ino, closes)
+        c = closes[0]
+        assert (c["via"], c["pid"], c["fd"], c["refs_before"], c["refs_after"]) == \
+            ("gone", proc.pid, conns[ino], 1, 0), c
+    held = [ino for ino, e in led.socks.items() if e["refs"] > 0]
+    listener = [ino for ino, e in led.socks.items() if e["listener"]]
+    assert held == listener and len(listener) == 1, (held, listener)
+
+    # Once only: a second command finds nothing more to release.
+    lib.tool(ctx, ["holders", "--session", session])
+    evs = ctx.events(session)
+    assert all(len(_closes(evs, ino)) == 1 for ino in conns)
+    open(os.path.join(ctx.tmp, "go"), "w").close()
+    assert proc.wait(timeout=WAIT) == 0
+
+
+def test_reclaim_raw_close_holders(ctx):
+    """`holders` reclaims connections closed by raw system calls."""
+    _raw_close_case(ctx, "holders")
+
+
+def test_reclaim_raw_close_conns(ctx):
+    """`conns` does, from its own settled dump."""
+    _raw_close_case(ctx, "conns")
+
+
+def test_reclaim_raw_close_closewait(ctx):
+    """`closewait` does, asking the kernel again only for its candidates."""
+    _raw_close_case(ctx, "closewait")
+
+
+def test_reclaim_not_in_flight(ctx):
+    """A connection in flight over SCM_RIGHTS (no descriptor holds it, the
+    kernel still has it) keeps its reference."""
+    session = ctx.session()
+    proc = _start(ctx, session, ["inflight"])
+    port = _port(ctx, proc)
+    c = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    words = _lines(ctx, proc, "ready", "rawclose")
+    ino = [int(w[1]) for w in words if w and w[0] == "inflight"][0]
+    for command in ("holders", "conns", "closewait"):
+        lib.tool(ctx, [command, "--session", session])
+    e = segment.raw_ledger(ctx, session).socks.get(ino)
+    assert e is not None and e["refs"] == 1, e
+    assert not _closes(ctx.events(session), ino)
+    c.close()
+    open(os.path.join(ctx.tmp, "go"), "w").close()
+    assert proc.wait(timeout=WAIT) == 0
+
+
+def test_reclaim_not_held_unshimmed(ctx):
+    """A bound TCP socket (sock_diag lists none such) kept by a child that
+    runs without the shim, after the parent's raw close: /proc shows the
+    child holding it, so nothing of it is reclaimed."""
+    session = ctx.session()
+    proc = _start(ctx, session, ["unshimmed"], extra_env={"SOCKSHIM_FOLLOW": "0"})
+    words = _lines(ctx, proc, "ready", "rawclose")
+    ino, child = [(int(w[1]), int(w[2])) for w in words if w and w[0] == "bound"][0]
+    lib.wait_for(lambda: lib.comm(child) == "sleep", "the child to exec sleep", timeout=WAIT)
+    assert ino in lib.socket_inodes(child).values()
+    for command in ("holders", "conns", "closewait"):
+        lib.tool(ctx, [command, "--session", session])
+    e = segment.raw_ledger(ctx, session).socks.get(ino)
+    assert e is not None and e["refs"] == 2, e
+    assert child in [h["pid"] for h in e["holders"]], e["holders"]
+    assert not [c for c in _closes(ctx.events(session), ino) if c["via"] == "gone"]
+    open(os.path.join(ctx.tmp, "go"), "w").close()
+    assert proc.wait(timeout=WAIT) == 0

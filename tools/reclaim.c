@@ -1,0 +1,232 @@
+/* Reclaiming what the shim could not see closed. The judging is here, on
+ * the reader's copies (the ledger, /proc, the kernel's dumps); the
+ * releases are the shim's (ledger_reclaim_*), with the same CAS claims,
+ * so a reclaim is safe beside the shim's writers and another reclaim.
+ * Nothing is released on a guess: a holder only when its process's
+ * descriptor is readable and is something else, a whole socket only when
+ * the kernel lists it in no dump and no descriptor in /proc refers to it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "ledger.h"
+#include "reclaim.h"
+#include "vfork.h"
+
+/* The command never runs in a vfork child (emit.c asks, for the records
+ * the releases write). */
+int shim_in_vfork_child(void)
+{
+	return 0;
+}
+
+/* The inodes the kernel listed, sorted. */
+struct inodes {
+	uint64_t *v;
+	size_t n;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int inodes_add(struct inodes *s, const struct sockdiag_list *l)
+{
+	uint64_t *v;
+	size_t i;
+
+	if (!l || !l->n)
+		return 0;
+	v = realloc(s->v, (s->n + l->n) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->v = v;
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].inode)
+			s->v[s->n++] = l->v[i].inode;
+	return 0;
+}
+
+static void inodes_sort(struct inodes *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
+}
+
+static int inodes_has(const struct inodes *s, uint64_t inode)
+{
+	return s->n && bsearch(&inode, s->v, s->n, sizeof(*s->v), cmp_u64) != NULL;
+}
+
+/* A TCP socket: the kind sock_diag lists. */
+static int is_tcp(const struct ledger_sock *ls)
+{
+	return (ls->family == AF_INET || ls->family == AF_INET6) && ls->socktype == SOCK_STREAM;
+}
+
+/* The name the release's step is written under: the process's now, or
+ * the last one its history gives. */
+static void name_of(struct procfd *pf, const struct ledger_sock *ls, pid_t pid, char name[16])
+{
+	const struct procfd_stat *st = procfd_stat(pf, pid);
+	const char *c = st ? st->comm : ledger_comm_of(ls, pid);
+
+	memset(name, 0, 16);
+	if (c)
+		memcpy(name, c, strnlen(c, 15));
+}
+
+/* Is holder H of LS gone from /proc: its process there, its descriptors
+ * read, and its FD not the socket? */
+static int holder_gone(struct procfd *pf, const struct ledger_sock *ls,
+		       const struct ledger_holder *h, uint64_t since)
+{
+	return h->since_ns && h->since_ns < since && procfd_holds(pf, h->pid, h->fd, ls->inode) == 0;
+}
+
+/* Is LS a TCP socket the kernel has freed, as far as the command's look
+ * tells (KERNEL: the inodes its dumps listed)? Born before the look,
+ * listed by none of the dumps, no descriptor in /proc refers to it, and
+ * every holder's process was readable (or is gone). */
+static int freed_by_look(struct procfd *pf, const struct ledger_sock *ls,
+			 const struct inodes *kernel, uint64_t since)
+{
+	size_t nrefs;
+	unsigned i;
+
+	if (!is_tcp(ls) || !ls->born_ns || ls->born_ns >= since || inodes_has(kernel, ls->inode))
+		return 0;
+	procfd_refs(pf, ls->inode, &nrefs);
+	if (nrefs)
+		return 0;
+	for (i = 0; i < ls->nholders; i++)
+		if (procfd_seen(pf, ls->holders[i].pid) == PROCFD_FDS_DENIED ||
+		    ls->holders[i].since_ns >= since)
+			return 0;
+	return 1;
+}
+
+/* What to do with each entry of the copy. */
+enum verdict { KEEP = 0, SOME_HOLDERS, ALL_GONE };
+
+static int open_writable(const char *session, struct seg_map *w)
+{
+	char why[256];
+	int rc = seg_open(session, 1, w, why, sizeof(why));
+
+	if (rc)
+		fprintf(stderr, "sockshim: warning: cannot reclaim references gone from /proc in "
+				"session \"%s\": %s\n",
+			session, why[0] ? why : strerror(-rc));
+	return rc;
+}
+
+/* Release what V says of LS in W. The references released. */
+static int release(struct seg_map *w, struct procfd *pf, const struct ledger_sock *ls,
+		   enum verdict v, uint64_t since)
+{
+	uint32_t ref = ls->slot + 1;
+	unsigned i;
+	int n = 0;
+	char name[16];
+
+	if (!ledger_reclaim_begin(w, ref, ls->inode))
+		return 0; /* given to another socket, or another reclaim has it */
+	for (i = 0; i < ls->nholders; i++) {
+		const struct ledger_holder *h = &ls->holders[i];
+
+		if (v != ALL_GONE && !holder_gone(pf, ls, h, since))
+			continue;
+		name_of(pf, ls, h->pid, name);
+		n += ledger_reclaim_holder(w, ref, h->pid, h->fd, h->since_ns, name);
+	}
+	if (v == ALL_GONE)
+		n += ledger_reclaim_unnamed(w, ref);
+	ledger_reclaim_end(w, ref, ls->inode);
+	return n;
+}
+
+int reclaim_run(const char *session, const struct ledger_snap *snap, struct procfd *pf,
+		const struct reclaim_kernel *k)
+{
+	struct inodes kernel = {0}, again = {0};
+	struct sockdiag_list more = {0};
+	enum verdict *verdict = NULL;
+	struct seg_map w;
+	size_t i, nfreed = 0, nsome = 0;
+	unsigned j;
+	int rc = 0, n = 0;
+
+	if (!snap->n || !pf)
+		return 0;
+	for (j = 0; j < sizeof(k->lists) / sizeof(k->lists[0]) && !rc; j++)
+		rc = inodes_add(&kernel, k->lists[j]);
+	if (rc)
+		goto out;
+	inodes_sort(&kernel);
+	verdict = calloc(snap->n, sizeof(*verdict));
+	if (!verdict) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Hash lookups only: the common case, nothing to reclaim, costs no
+	 * more than that. */
+	for (i = 0; i < snap->n; i++) {
+		const struct ledger_sock *ls = &snap->v[i];
+
+		if (ls->refs <= 0 || ls->unsettled)
+			continue;
+		if (freed_by_look(pf, ls, &kernel, k->since_ns)) {
+			verdict[i] = ALL_GONE;
+			nfreed++;
+			continue;
+		}
+		/* A TCP socket the kernel still has keeps its references:
+		 * one in flight (SCM_RIGHTS) is held by no descriptor. */
+		if (is_tcp(ls))
+			continue;
+		for (j = 0; j < ls->nholders; j++)
+			if (holder_gone(pf, ls, &ls->holders[j], k->since_ns)) {
+				verdict[i] = SOME_HOLDERS;
+				nsome++;
+				break;
+			}
+	}
+	if (nfreed && k->looks < 2) {
+		/* Not two full looks yet: the kernel is asked again, all
+		 * states with a descriptor, for these sockets only. */
+		rc = k->looks ? sockdiag_dump(SOCKDIAG_WITH_INODE, 0, &more)
+			      : sockdiag_dump_settled(SOCKDIAG_WITH_INODE, 0, &more);
+		if (!rc)
+			rc = inodes_add(&again, &more);
+		if (rc)
+			goto out;
+		inodes_sort(&again);
+		for (i = 0; i < snap->n; i++)
+			if (verdict[i] == ALL_GONE && inodes_has(&again, snap->v[i].inode)) {
+				verdict[i] = KEEP;
+				nfreed--;
+			}
+	}
+	if (!nfreed && !nsome)
+		goto out;
+	rc = open_writable(session, &w);
+	if (rc)
+		goto out;
+	for (i = 0; i < snap->n; i++)
+		if (verdict[i] != KEEP)
+			n += release(&w, pf, &snap->v[i], verdict[i], k->since_ns);
+	seg_unmap(&w);
+out:
+	free(verdict);
+	free(kernel.v);
+	free(again.v);
+	sockdiag_list_free(&more);
+	return rc ? rc : n;
+}
