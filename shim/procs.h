@@ -41,6 +41,12 @@ int procs_take_hold(struct seg_map *m, pid_t pid, uint32_t ref, int fd);
  * had, each with a close record VIA (death, or exit). */
 void procs_gone(pid_t pid, int via);
 
+/* Process PID is about to exec an image the shim cannot follow (NOSHIM:
+ * set-user-ID or static), or that exec failed (NOSHIM 0): its entry
+ * says so, for the readers (the holds it keeps across the exec are then
+ * released when /proc shows them gone). */
+void procs_image_noshim(pid_t pid, int noshim);
+
 /* Process PID (ours) is exiting: its entry is free again (its holds were
  * released by the caller, descriptor by descriptor). */
 void procs_exit(pid_t pid);

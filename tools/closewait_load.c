@@ -11,6 +11,7 @@
 #include "uthash_int.h"
 
 #include "closewait.h"
+#include "noshim.h"
 #include "reclaim.h"
 #include "sockshim/clock.h"
 
@@ -358,8 +359,10 @@ out:
 			strerror(-scan.side.rc));
 		rc = scan.side.rc;
 	}
-	if (!rc)
+	if (!rc) {
+		noshim_mark(m, c->pf);
 		rc = reclaim_held(c, m, since);
+	}
 	return rc;
 }
 

@@ -18,6 +18,7 @@
 #include "kindex.h"
 #include "ledger_read.h"
 #include "procfd.h"
+#include "noshim.h"
 #include "reclaim.h"
 #include "reconcile.h"
 #include "session.h"
@@ -353,6 +354,8 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 			view_path(&b, ls, h);
 		if (h->unverified)
 			fmt_append(&b, " [its /proc/%d/fd is not readable]", h->pid);
+		if (h->noshim)
+			fmt_append(&b, " [" REC_NOSHIM_WORDS "]");
 		fmt_append(&b, "\n");
 	}
 	if (c->rs.proc_extra)
@@ -473,6 +476,7 @@ static int load(struct hctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
+	noshim_mark(m, c->pf);
 	/* Without the kernel's view we still know the holders: go on. */
 	rc = sockdiag_dump(SOCKDIAG_WITH_INODE, 0, &c->kern);
 	if (rc)

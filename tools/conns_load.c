@@ -15,6 +15,7 @@
 
 #include "bigmem.h"
 #include "conns.h"
+#include "noshim.h"
 #include "reclaim.h"
 #include "sockshim/clock.h"
 
@@ -200,6 +201,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
+	noshim_mark(m, c->pf);
 	/* What the shim could not see closed is released first (every
 	 * state was dumped twice), then the ledger copied again. */
 	if (reclaim_run(c->session, &c->snap, c->pf, &look) > 0) {

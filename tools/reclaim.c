@@ -64,12 +64,6 @@ static int inodes_has(const struct inodes *s, uint64_t inode)
 	return s->n && bsearch(&inode, s->v, s->n, sizeof(*s->v), cmp_u64) != NULL;
 }
 
-/* A TCP socket: the kind sock_diag lists. */
-static int is_tcp(const struct ledger_sock *ls)
-{
-	return (ls->family == AF_INET || ls->family == AF_INET6) && ls->socktype == SOCK_STREAM;
-}
-
 /* The name the release's step is written under: the process's now, or
  * the last one its history gives. */
 static void name_of(struct procfd *pf, const struct ledger_sock *ls, pid_t pid, char name[16])
@@ -82,12 +76,24 @@ static void name_of(struct procfd *pf, const struct ledger_sock *ls, pid_t pid, 
 		memcpy(name, c, strnlen(c, 15));
 }
 
+/* A TCP socket: the kind sock_diag lists. */
+static int is_tcp(const struct ledger_sock *ls)
+{
+	return (ls->family == AF_INET || ls->family == AF_INET6) && ls->socktype == SOCK_STREAM;
+}
+
 /* Is holder H of LS gone from /proc: its process there, its descriptors
- * read, and its FD not the socket? */
+ * read, and its FD not the socket? Asked of the holders of a socket
+ * sock_diag cannot list (not TCP), and of those whose process runs an
+ * image without the shim (whatever the socket): a TCP socket the kernel
+ * still has keeps the references of the shim's own processes (one in
+ * flight over SCM_RIGHTS is held by no descriptor). */
 static int holder_gone(struct procfd *pf, const struct ledger_sock *ls,
 		       const struct ledger_holder *h, uint64_t since)
 {
-	return h->since_ns && h->since_ns < since && procfd_holds(pf, h->pid, h->fd, ls->inode) == 0;
+	return h->since_ns && h->since_ns < since &&
+	       (!is_tcp(ls) || procfd_noshim(pf, h->pid)) &&
+	       procfd_holds(pf, h->pid, h->fd, ls->inode) == 0;
 }
 
 /* Is LS a TCP socket the kernel has freed, as far as the command's look
@@ -187,10 +193,6 @@ int reclaim_run(const char *session, const struct ledger_snap *snap, struct proc
 			nfreed++;
 			continue;
 		}
-		/* A TCP socket the kernel still has keeps its references:
-		 * one in flight (SCM_RIGHTS) is held by no descriptor. */
-		if (is_tcp(ls))
-			continue;
 		for (j = 0; j < ls->nholders; j++)
 			if (holder_gone(pf, ls, &ls->holders[j], k->since_ns)) {
 				verdict[i] = SOME_HOLDERS;

@@ -80,6 +80,7 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 	h->since_ns = lh->since_ns;
 	h->source = REC_LEDGER;
 	h->lh = lh;
+	h->noshim = procfd_noshim(pf, lh->pid);
 	held = procfd_holds(pf, lh->pid, lh->fd, inode);
 	if (held == 1) {
 		h->source |= REC_PROC;
@@ -170,6 +171,7 @@ void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, str
 		h->fd = refs[i].fd;
 		h->how = SOCKSHIM_HOW_NONE;
 		h->source = REC_PROC;
+		h->noshim = procfd_noshim(pf, refs[i].pid);
 		st = procfd_stat(pf, refs[i].pid);
 		if (st) {
 			set_comm(h, st->comm, sizeof(st->comm));

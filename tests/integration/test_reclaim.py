@@ -9,7 +9,9 @@ reclaimed."""
 
 import os
 import socket
+import subprocess
 
+import ledgerlib
 import lib
 import segment
 
@@ -140,11 +142,80 @@ def test_reclaim_not_held_unshimmed(ctx):
     ino, child = [(int(w[1]), int(w[2])) for w in words if w and w[0] == "bound"][0]
     lib.wait_for(lambda: lib.comm(child) == "sleep", "the child to exec sleep", timeout=WAIT)
     assert ino in lib.socket_inodes(child).values()
+    # Named otherwise in /proc than in the process table, without
+    # libsockshim.so in its maps: it runs without the shim.
+    h = _holder_json(ctx, session, ino, child)
+    assert h is not None and h["noshim"] is True and not h["stale"], h
     for command in ("holders", "conns", "closewait"):
         lib.tool(ctx, [command, "--session", session])
     e = segment.raw_ledger(ctx, session).socks.get(ino)
     assert e is not None and e["refs"] == 2, e
     assert child in [h["pid"] for h in e["holders"]], e["holders"]
     assert not [c for c in _closes(ctx.events(session), ino) if c["via"] == "gone"]
+    open(os.path.join(ctx.tmp, "go"), "w").close()
+    assert proc.wait(timeout=WAIT) == 0
+
+
+def _static_prog(ctx, name):
+    """tests/progs/NAME.c built static into the test's directory (skips
+    without libc.a)."""
+    path = os.path.join(ctx.tmp, name + "-static")
+    cc = os.environ.get("CC", "cc")
+    libc_a = subprocess.run([cc, "-print-file-name=libc.a"], stdout=subprocess.PIPE,
+                            timeout=30).stdout.decode().strip()
+    if not os.path.isabs(libc_a):
+        raise lib.Skip("no libc.a to link a static program with (libc6-dev)")
+    r = subprocess.run([cc, "-static", "-O1", "-D_GNU_SOURCE", "-o", path,
+                        os.path.join(ctx.root, "tests/progs/%s.c" % name)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert r.returncode == 0, "cc -static %s.c: %s" % (name, r.stdout.decode()[-1500:])
+    return path
+
+
+def _holder_json(ctx, session, inode, pid):
+    for o in ledgerlib.holders_json(ctx, session, [str(inode)]):
+        for h in o["holders"]:
+            if h["pid"] == pid:
+                return h
+    return None
+
+
+def test_reclaim_static_image_holder(ctx):
+    """A child that executes a static image keeps its parent's listener:
+    the exec wrapper marks its process as running without the shim,
+    `holders` says so, and once the static image closes the descriptor
+    (unseen) the next command releases that holder, via gone, while the
+    parent's stays."""
+    static = _static_prog(ctx, "holdstatic")
+    session = ctx.session()
+    proc = _start(ctx, session, ["exec", static])
+    words = _lines(ctx, proc, "ready", "rawclose")
+    child, fd = [(int(w[1]), int(w[2])) for w in words if w and w[0] == "child"][0]
+    port = [int(w[1]) for w in words if w and w[0] == "listener"][0]
+    lib.wait_for(lambda: lib.comm(child).startswith("holdstatic"), "the child's exec",
+                 timeout=WAIT)
+    led = segment.raw_ledger(ctx, session)
+    ino = [i for i, e in led.socks.items() if e["listener"]][0]
+    assert lib.socket_inodes(child).get(fd) == ino
+
+    h = _holder_json(ctx, session, ino, child)
+    assert h is not None and h["noshim"] is True and not h["stale"], h
+    assert _holder_json(ctx, session, ino, proc.pid)["noshim"] is False
+    text = lib.tool(ctx, ["holders", "--session", session, str(ino)]).stdout
+    line = [l for l in text.splitlines() if l.split()[:1] == [str(child)]]
+    assert line and "[runs without the shim: from /proc]" in line[0], text
+    assert segment.raw_ledger(ctx, session).socks[ino]["refs"] == 2
+
+    open(os.path.join(ctx.tmp, "close"), "w").close()
+    lib.wait_for(lambda: os.path.exists(os.path.join(ctx.tmp, "closed")),
+                 "holdstatic to close", timeout=WAIT)
+    lib.tool(ctx, ["holders", "--session", session])
+    e = segment.raw_ledger(ctx, session).socks[ino]
+    assert e["refs"] == 1 and [(x["pid"], x["fd"]) for x in e["holders"]] == [(proc.pid, fd)], e
+    gone = [c for c in _closes(ctx.events(session), ino) if c["via"] == "gone"]
+    assert [(c["pid"], c["fd"], c["refs_before"], c["refs_after"]) for c in gone] == \
+        [(child, fd, 2, 1)], gone
+    # The listener still serves: nothing else of it was touched.
+    socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
     open(os.path.join(ctx.tmp, "go"), "w").close()
     assert proc.wait(timeout=WAIT) == 0

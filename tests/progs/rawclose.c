@@ -11,9 +11,12 @@
  *                             lists no such socket) kept by a child that
  *                             execs sleep(1) without the shim, then the
  *                             parent's descriptor closed raw
+ *     rawclose DIR exec PROG  a listener kept by a child that executes
+ *                             PROG DIR FD (a static program: no shim)
  *
  * Prints "listener PORT" (accept, inflight), one "conn I INODE FD" per
- * accepted connection, "inflight INODE", "bound INODE CHILD_PID", then
+ * accepted connection, "inflight INODE", "bound INODE CHILD_PID",
+ * "child PID FD", then
  * "ready"; waits (at most WAIT_S seconds) for the file DIR/go and exits
  * 0 (killing its child), or 1 after saying which call failed. */
 #include <arpa/inet.h>
@@ -159,6 +162,23 @@ static pid_t unshimmed(void)
 	return child;
 }
 
+static pid_t exec_child(const char *dir, const char *prog)
+{
+	int l = listener();
+	char fd[16];
+	pid_t child;
+
+	snprintf(fd, sizeof(fd), "%d", l);
+	child = (pid_t)check(fork(), "fork");
+	if (child == 0) {
+		execl(prog, prog, dir, fd, (char *)NULL);
+		_exit(127);
+	}
+	printf("child %d %d\n", (int)child, l);
+	fflush(stdout);
+	return child;
+}
+
 int main(int argc, char **argv)
 {
 	pid_t child = 0;
@@ -169,8 +189,10 @@ int main(int argc, char **argv)
 		inflight();
 	} else if (argc == 3 && !strcmp(argv[2], "unshimmed")) {
 		child = unshimmed();
+	} else if (argc == 4 && !strcmp(argv[2], "exec")) {
+		child = exec_child(argv[1], argv[3]);
 	} else {
-		fprintf(stderr, "usage: rawclose DIR accept N | inflight | unshimmed\n");
+		fprintf(stderr, "usage: rawclose DIR accept N | inflight | unshimmed | exec PROG\n");
 		return 2;
 	}
 	printf("ready\n");
