@@ -26,6 +26,7 @@
 #include "sockview.h"
 #include "sockshim/clock.h"
 #include "symbolize.h"
+#include "unseen.h"
 
 struct holders_opts {
 	const char *session;
@@ -502,6 +503,26 @@ static int load(struct hctx *c, struct seg_map *m)
 	return kindex_add(&c->kidx, &c->kern);
 }
 
+/* Nothing held in the ledger: said so, unless /proc shows the session's
+ * processes holding listeners the shim never saw (a Go or static program
+ * started under `sockshim run`). */
+static void say_none_held(struct hctx *c, const struct seg_map *m)
+{
+	char text[FMT_LINE_MAX];
+	struct fmt_buf b;
+	unsigned n;
+
+	fmt_buf_init(&b, text, sizeof(text));
+	n = unseen_listeners(m, c->pf, &c->kern, &c->snap, &b);
+	if (!n) {
+		printf("No socket is held now in session \"%s\".\n", c->session);
+		return;
+	}
+	printf("No socket is held now in the ledger of session \"%s\", but " UNSEEN_LISTENERS_FMT
+	       ".\n",
+	       c->session, n, n == 1 ? "" : "s", text);
+}
+
 int cmd_holders(int argc, char **argv)
 {
 	struct holders_opts o;
@@ -551,9 +572,10 @@ int cmd_holders(int argc, char **argv)
 		}
 	}
 	if (!o.json) {
-		if (!n)
-			printf("No socket %s in session \"%s\".\n",
-			       o.inode || o.pid || o.by_addr ? "matches" : "is held now", c.session);
+		if (!n && !(o.inode || o.pid || o.by_addr))
+			say_none_held(&c, &m);
+		else if (!n)
+			printf("No socket matches in session \"%s\".\n", c.session);
 		else
 			printf("Sources: HOW, SINCE, PATH and closes from the ledger of session "
 			       "\"%s\"; SOURCE says whether /proc/PID/fd confirms the holder; "

@@ -27,7 +27,10 @@
 #include "sockshim/thread_state.h"
 #include "sockdiag.h"
 #include "stats_model.h"
+#include "ledger_read.h"
+#include "procfd.h"
 #include "stats_print.h"
+#include "unseen.h"
 #include "sockshim/clock.h"
 
 /* --watch bounds: faster than 10 Hz is a busy loop for a terminal; a day
@@ -138,6 +141,42 @@ static int thread_ended(int32_t pid, int32_t tid)
 	return thread_state_dead(thread_state((pid_t)tid));
 }
 
+/* Keep the ledger entries of the sockets in the list ARG. */
+static int listed(void *arg, uint64_t inode, int32_t refs)
+{
+	const struct sockdiag_list *l = arg;
+	size_t i;
+
+	(void)refs;
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].inode == inode)
+			return 1;
+	return 0;
+}
+
+/* No listener in the table: the listeners the session's processes hold
+ * without the shim (a Go or static program), from /proc and the kernel,
+ * into F. Only then: it scans /proc. */
+static void find_unseen(const struct seg_map *m, struct stats_frame *f)
+{
+	struct sockdiag_list kern = {0};
+	struct ledger_snap snap;
+	struct procfd *pf = NULL;
+	struct fmt_buf b;
+
+	f->unseen = 0;
+	memset(&snap, 0, sizeof(snap));
+	fmt_buf_init(&b, f->unseen_text, sizeof(f->unseen_text));
+	if (sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern) || !kern.n ||
+	    procfd_scan(&pf) || ledger_snapshot_some(m, &snap, listed, &kern))
+		goto out;
+	f->unseen = unseen_listeners(m, pf, &kern, &snap, &b);
+out:
+	ledger_snap_free(&snap);
+	procfd_free(pf);
+	sockdiag_list_free(&kern);
+}
+
 /* Take a snapshot of the listener table into F->v, with the kernel's
  * accept queues; the rows of ended threads go to the retired row. 0 or
  * -ENOMEM. */
@@ -151,6 +190,8 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 	f->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	f->real_ns = (int64_t)sockshim_clock_ns(CLOCK_REALTIME);
 	f->diag_failed = 0;
+	if (!f->n)
+		find_unseen(m, f);
 	rc = f->n ? sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern) : 0;
 	if (rc == -ENOMEM)
 		return rc;
@@ -298,7 +339,7 @@ static int run(const struct stats_opts *o, const char *name, struct seg_map *m)
 		if (fclose(mem) == EOF)
 			goto out_nomem;
 		if (!f.n && o->format != FMT_TABLE && frames == 1)
-			stats_no_listener(stderr, name);
+			stats_no_listener(stderr, &f);
 		if (f.diag_failed && frames == 1 && o->format != FMT_TABLE)
 			fprintf(stderr, "sockshim: warning: cannot read the accept queues through "
 					"NETLINK_SOCK_DIAG; queue figures are left out\n");

@@ -28,12 +28,17 @@ struct stats_frame {
 	uint64_t now_ns;   /* CLOCK_MONOTONIC, as the shim's timestamps */
 	int64_t real_ns;   /* CLOCK_REALTIME, for --watch's headers */
 	int diag_failed;   /* the kernel's view was not available */
+	/* Without a listener in the table: the listeners the session's
+	 * processes hold without the shim (unseen.h), how many and who. */
+	unsigned unseen;
+	char unseen_text[1024];
 };
 
 /* The listener table: a block per listener, --watch's header, the note. */
 void stats_draw_table(FILE *out, const struct stats_frame *f);
-/* What the table says when the session has no listener. */
-void stats_no_listener(FILE *out, const char *session);
+/* What the table says when the session has no listener (F's unseen
+ * ones named). */
+void stats_no_listener(FILE *out, const struct stats_frame *f);
 /* One JSON line for listener E. */
 void stats_json_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e);
 

@@ -14,6 +14,7 @@
 #include "format.h"
 #include "lock_view.h"
 #include "stats_print.h"
+#include "unseen.h"
 
 /* bcc's funclatency bars: 40 stars for the fullest bucket. */
 #define HIST_STARS 40
@@ -370,13 +371,18 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 	}
 }
 
-void stats_no_listener(FILE *out, const char *session)
+void stats_no_listener(FILE *out, const struct stats_frame *f)
 {
+	if (f->unseen) {
+		fprintf(out, "No listener recorded in session \"%s\": " UNSEEN_LISTENERS_FMT ".\n",
+			f->session, f->unseen, f->unseen == 1 ? "" : "s", f->unseen_text);
+		return;
+	}
 	fprintf(out,
 		"No listener in session \"%s\" yet: a listening socket appears here once a "
 		"process of the session calls listen() on it, or accepts on one it inherited "
 		"(none under SOCKSHIM_ACCEPT=off).\n",
-		session);
+		f->session);
 }
 
 void stats_draw_table(FILE *out, const struct stats_frame *f)
@@ -392,7 +398,7 @@ void stats_draw_table(FILE *out, const struct stats_frame *f)
 			f->o->watch, when);
 	}
 	if (!f->n) {
-		stats_no_listener(out, f->session);
+		stats_no_listener(out, f);
 		return;
 	}
 	for (i = 0; i < f->n; i++) {

@@ -219,3 +219,37 @@ def test_reclaim_static_image_holder(ctx):
     socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
     open(os.path.join(ctx.tmp, "go"), "w").close()
     assert proc.wait(timeout=WAIT) == 0
+
+
+def test_unseen_listener_words(ctx):
+    """A static program (standing in for Go) started under `sockshim run`
+    holds a listener the shim never sees: `holders` does not say "No socket
+    is held now" and `stats` does not say "No listener ... yet" without
+    naming it, its pid, fd and address."""
+    static = _static_prog(ctx, "listenstatic")
+    session = ctx.session()
+    run = ctx.spawn([ctx.tool, "run", "--session", session, "--", static, ctx.tmp],
+                    preload=False, name="run")
+    lib.wait_for(lambda: ctx.output(run)[0].startswith("listener "), "listenstatic's port",
+                 timeout=WAIT)
+    port = int(ctx.output(run)[0].split()[1])
+    pid = [p for p in lib.descendants(run.pid) if lib.comm(p).startswith("listenstatic")][0]
+    fd = [f for f, i in lib.socket_inodes(pid).items()][0]
+    want = "listenstatic-st %d fd %d on 127.0.0.1:%d" % (pid, fd, port)
+
+    out = lib.tool(ctx, ["holders", "--session", session]).stdout
+    assert "No socket is held now in session" not in out, out
+    assert "its processes hold 1 listener without the shim" in out and want in out, out
+    out = lib.tool(ctx, ["stats", "--session", session]).stdout
+    assert "yet" not in out and "No listener recorded" in out and want in out, out
+    assert not segment.raw_ledger(ctx, session).socks
+
+    # Once it has gone, the words are the usual ones.
+    open(os.path.join(ctx.tmp, "go"), "w").close()
+    assert run.wait(timeout=WAIT) == 0
+    session2 = ctx.session()
+    r = lib.tool(ctx, ["run", "--session", session2, "--keep", "--", "/bin/true"])
+    out = lib.tool(ctx, ["holders", "--session", session2]).stdout
+    assert out.startswith("No socket is held now in session"), out
+    out = lib.tool(ctx, ["stats", "--session", session2]).stdout
+    assert out.startswith("No listener in session") and "yet" in out, (out, r.stderr)
