@@ -440,6 +440,18 @@ static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s
 	return 0;
 }
 
+/* Take one from the count *N unless it is 0. 1 when taken. */
+static int take_one(uint32_t *n)
+{
+	uint32_t v = __atomic_load_n(n, __ATOMIC_ACQUIRE);
+
+	do {
+		if (!v)
+			return 0;
+	} while (!__atomic_compare_exchange_n(n, &v, v - 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	return 1;
+}
+
 /* Live holders S names: its own slots' and the pool's. */
 static int32_t named_holders(struct sockshim_sock *s)
 {
@@ -479,6 +491,10 @@ static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct socksh
 		left = refs > 0 ? refs - 1 : 0;
 	} while (!__atomic_compare_exchange_n(&s->refs, &refs, left, 1, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
+	/* A holder that did not fit has gone: the count of those stays the
+	 * number there are now. */
+	if (!hd)
+		take_one(&s->holder_overflow);
 	*before = refs;
 	if (!left)
 		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
@@ -686,6 +702,24 @@ int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref)
 	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none);
 	log_close(m, ref, 0, -1, SOCKSHIM_CLOSE_VIA_GONE, refs, 0);
 	return refs;
+}
+
+int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	int pooled;
+
+	if (!s || holder_of(m, ref, s, pid, fd, &pooled))
+		return 0;
+	/* One of the holders that did not fit becomes this one: its
+	 * reference was counted then, so refs stays. */
+	if (!take_one(&s->holder_overflow))
+		return 0;
+	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd) ||
+	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd))
+		return 1;
+	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_ACQ_REL); /* still no room */
+	return 0;
 }
 
 /* Every live holder PID has (whose descriptor, when STILL_OURS, is not

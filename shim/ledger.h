@@ -95,6 +95,12 @@ int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, ui
  * step and record via gone (pid 0, fd -1). The references dropped. */
 int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref);
 
+/* PID's FD, found holding the socket of entry REF in /proc by a reader
+ * that proved it is one of the holders that did not fit (holder_overflow):
+ * named now that a slot is free, how unknown, the count one less. 1 when
+ * named; 0 when no slot is free yet, none is unnamed, or it is named. */
+int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
+
 /* Entry REF, an accepted connection, came from listener entry LISTENER
  * (index + 1) of socket INODE: its release is counted there. */
 void ledger_set_listener(struct seg_map *m, uint32_t ref, uint32_t listener, uint64_t inode);

@@ -293,7 +293,7 @@ static int reclaim_held(struct cw_ctx *c, struct seg_map *m, uint64_t since)
 	struct reclaim_kernel look = {.since_ns = since, .lists = {&c->kern, &c->kern_more}};
 	int rc;
 
-	if (reclaim_run(c->session, &c->snap, c->pf, &look) <= 0)
+	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) <= 0)
 		return 0;
 	ledger_snap_free(&c->snap);
 	rc = ledger_snapshot_some(m, &c->snap, keep_held, NULL);

@@ -490,7 +490,7 @@ static int load(struct hctx *c, struct seg_map *m)
 		 * anything is shown, then the ledger copied again. */
 		look.lists[0] = &c->kern;
 		look.looks = 1;
-		if (reclaim_run(c->session, &c->snap, c->pf, &look) > 0) {
+		if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {
 			ledger_snap_free(&c->snap);
 			rc = ledger_snapshot(m, &c->snap);
 			if (rc)

@@ -204,7 +204,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	noshim_mark(m, c->pf);
 	/* What the shim could not see closed is released first (every
 	 * state was dumped twice), then the ledger copied again. */
-	if (reclaim_run(c->session, &c->snap, c->pf, &look) > 0) {
+	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {
 		ledger_snap_free(&c->snap);
 		rc = ledger_snapshot(m, &c->snap);
 		if (rc)

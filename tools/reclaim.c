@@ -14,6 +14,7 @@
 
 #include "ledger.h"
 #include "reclaim.h"
+#include "unseen.h"
 #include "vfork.h"
 
 /* The command never runs in a vfork child (emit.c asks, for the records
@@ -119,7 +120,47 @@ static int freed_by_look(struct procfd *pf, const struct ledger_sock *ls,
 }
 
 /* What to do with each entry of the copy. */
-enum verdict { KEEP = 0, SOME_HOLDERS, ALL_GONE };
+enum verdict { KEEP = 0, SOME_HOLDERS, ALL_GONE, NAME_UNNAMED };
+
+/* The descriptors /proc shows referring to LS's socket that the ledger
+ * does not name, in processes of the session with the shim: into *N;
+ * 1 when they are exactly the holders that did not fit (as many as its
+ * holder_overflow counts: each is one of them, since the shim counts
+ * every hold its processes take; a different number proves nothing). */
+static int unnamed_are_overflow(const struct seg_map *m, struct procfd *pf,
+				const struct ledger_sock *ls, size_t *n)
+{
+	const struct procfd_ref *refs;
+	size_t nrefs, i;
+
+	*n = 0;
+	if (!ls->holder_overflow)
+		return 0;
+	refs = procfd_refs(pf, ls->inode, &nrefs);
+	for (i = 0; i < nrefs; i++) {
+		if (ledger_holder_of(ls, refs[i].pid, refs[i].fd))
+			continue;
+		if (!session_proc_listed(m, refs[i].pid) || procfd_noshim(pf, refs[i].pid))
+			return 0; /* a holder the shim could not count */
+		(*n)++;
+	}
+	return *n == ls->holder_overflow;
+}
+
+/* Name in W the holders of LS that did not fit, now that /proc proved
+ * which they are (unnamed_are_overflow), as far as slots are free. */
+static int name_unnamed(struct seg_map *w, struct procfd *pf, const struct ledger_sock *ls)
+{
+	const struct procfd_ref *refs;
+	size_t nrefs, i;
+	int n = 0;
+
+	refs = procfd_refs(pf, ls->inode, &nrefs);
+	for (i = 0; i < nrefs; i++)
+		if (!ledger_holder_of(ls, refs[i].pid, refs[i].fd))
+			n += ledger_name_unnamed(w, ls->slot + 1, refs[i].pid, refs[i].fd);
+	return n;
+}
 
 static int open_writable(const char *session, struct seg_map *w)
 {
@@ -158,14 +199,14 @@ static int release(struct seg_map *w, struct procfd *pf, const struct ledger_soc
 	return n;
 }
 
-int reclaim_run(const char *session, const struct ledger_snap *snap, struct procfd *pf,
-		const struct reclaim_kernel *k)
+int reclaim_run(const char *session, const struct seg_map *m, const struct ledger_snap *snap,
+		struct procfd *pf, const struct reclaim_kernel *k)
 {
 	struct inodes kernel = {0}, again = {0};
 	struct sockdiag_list more = {0};
 	enum verdict *verdict = NULL;
 	struct seg_map w;
-	size_t i, nfreed = 0, nsome = 0;
+	size_t i, nfreed = 0, nsome = 0, nunnamed = 0, n_overflow;
 	unsigned j;
 	int rc = 0, n = 0;
 
@@ -199,6 +240,10 @@ int reclaim_run(const char *session, const struct ledger_snap *snap, struct proc
 				nsome++;
 				break;
 			}
+		if (!verdict[i] && unnamed_are_overflow(m, pf, ls, &n_overflow)) {
+			verdict[i] = NAME_UNNAMED;
+			nunnamed++;
+		}
 	}
 	if (nfreed && k->looks < 2) {
 		/* Not two full looks yet: the kernel is asked again, all
@@ -216,13 +261,15 @@ int reclaim_run(const char *session, const struct ledger_snap *snap, struct proc
 				nfreed--;
 			}
 	}
-	if (!nfreed && !nsome)
+	if (!nfreed && !nsome && !nunnamed)
 		goto out;
 	rc = open_writable(session, &w);
 	if (rc)
 		goto out;
 	for (i = 0; i < snap->n; i++)
-		if (verdict[i] != KEEP)
+		if (verdict[i] == NAME_UNNAMED)
+			n += name_unnamed(&w, pf, &snap->v[i]);
+		else if (verdict[i] != KEEP)
 			n += release(&w, pf, &snap->v[i], verdict[i], k->since_ns);
 	seg_unmap(&w);
 out:

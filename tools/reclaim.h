@@ -36,11 +36,14 @@ struct reclaim_kernel {
  *   whose /proc/PID/fd/FD is not socket:[inode] any more, of any family;
  * - every reference to a TCP socket that is in no dump (two full looks)
  *   and that no descriptor in /proc refers to.
- * Each release is a close record and a history step via gone. Returns
- * the references released (then the copy is stale: take it again), 0 when
- * nothing was to reclaim (the segment is not even opened for writing),
- * or -errno when the kernel could not be asked again. */
-int reclaim_run(const char *session, const struct ledger_snap *snap, struct procfd *pf,
-		const struct reclaim_kernel *k);
+ * Each release is a close record and a history step via gone. And the
+ * holders that did not fit (holder_overflow) are named once /proc proves
+ * which they are and a slot is free. M is the command's (read-only)
+ * mapping of the session. Returns the references released and holders
+ * named (then the copy is stale: take it again), 0 when nothing was to
+ * do (the segment is not even opened for writing), or -errno when the
+ * kernel could not be asked again. */
+int reclaim_run(const char *session, const struct seg_map *m, const struct ledger_snap *snap,
+		struct procfd *pf, const struct reclaim_kernel *k);
 
 #endif

@@ -30,7 +30,7 @@ static int is_creator(const struct seg_map *m, struct procfd *pf, pid_t pid)
 		       (uint64_t)created + NS_PER_SEC / (uint64_t)tck;
 }
 
-static int in_table(const struct seg_map *m, pid_t pid)
+int session_proc_listed(const struct seg_map *m, pid_t pid)
 {
 	const struct sockshim_proc *t;
 	uint32_t h = sockshim_proc_hash(pid), i;
@@ -54,7 +54,7 @@ static int of_session(const struct seg_map *m, struct procfd *pf, pid_t pid)
 	unsigned depth;
 
 	for (depth = 0; depth < DEPTH_MAX && pid > 1; depth++) {
-		if (in_table(m, pid) || is_creator(m, pf, pid))
+		if (session_proc_listed(m, pid) || is_creator(m, pf, pid))
 			return 1;
 		st = procfd_stat(pf, pid);
 		if (!st)

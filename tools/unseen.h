@@ -21,6 +21,10 @@ unsigned unseen_listeners(const struct seg_map *m, struct procfd *pf,
 			  const struct sockdiag_list *kern, const struct ledger_snap *snap,
 			  struct fmt_buf *b);
 
+/* Is PID in the process table of the session mapped at M (a process with
+ * the shim, or one whose image runs without it since an exec)? */
+int session_proc_listed(const struct seg_map *m, pid_t pid);
+
 /* The sentence `holders` and `stats` add when the ledger has nothing to
  * show and unseen_listeners found N (LIST): "...; /proc shows ...". */
 #define UNSEEN_LISTENERS_FMT                                                                 \

@@ -374,6 +374,21 @@ static void test_pool_and_overflow(void **state)
 	assert_int_equal(ledger_release(&nopool, ref, 999, 3, &before), -1);
 	assert_int_equal(before, -1);
 	assert_int_equal(s->refs, SOCKSHIM_HOLDERS);
+	assert_int_equal(s->holder_overflow, 0); /* the count is of those there now */
+
+	/* One that did not fit is named once a slot frees (a reader proved
+	 * which it is): refs stays, the count goes down. */
+	ledger_hold(&nopool, ref, 700, 3, SOCKSHIM_HOW_FORK, 100, 3, 0);
+	assert_int_equal(s->holder_overflow, 1);
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 0); /* no room */
+	assert_int_equal(s->holder_overflow, 1);
+	assert_int_equal(ledger_release(&nopool, ref, 600, 3, &before), SOCKSHIM_HOLDERS);
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 1);
+	assert_int_equal(s->holder_overflow, 0);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS);
+	assert_true(ledger_holds(&nopool, ref, 700, 3));
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 0); /* named already */
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 701, 3), 0); /* none unnamed */
 }
 
 /* History steps: seq = index + 1, the process name, wrapping around. */
