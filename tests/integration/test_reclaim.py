@@ -143,7 +143,9 @@ def test_reclaim_not_held_unshimmed(ctx):
     lib.wait_for(lambda: lib.comm(child) == "sleep", "the child to exec sleep", timeout=WAIT)
     assert ino in lib.socket_inodes(child).values()
     # Named otherwise in /proc than in the process table, without
-    # libsockshim.so in its maps: it runs without the shim.
+    # libsockshim.so in its maps: it runs without the shim (found by the
+    # reader: the exec wrapper could not know, the table says nothing).
+    assert segment.raw_procs(ctx, session)[child]["noshim"] == 0
     h = _holder_json(ctx, session, ino, child)
     assert h is not None and h["noshim"] is True and not h["stale"], h
     for command in ("holders", "conns", "closewait"):
@@ -198,6 +200,9 @@ def test_reclaim_static_image_holder(ctx):
     ino = [i for i, e in led.socks.items() if e["listener"]][0]
     assert lib.socket_inodes(child).get(fd) == ino
 
+    # The exec wrapper said so in the process table (1: known at exec).
+    procs = segment.raw_procs(ctx, session)
+    assert procs[child]["noshim"] == 1 and procs[proc.pid]["noshim"] == 0, procs
     h = _holder_json(ctx, session, ino, child)
     assert h is not None and h["noshim"] is True and not h["stale"], h
     assert _holder_json(ctx, session, ino, proc.pid)["noshim"] is False
