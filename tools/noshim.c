@@ -68,14 +68,16 @@ unsigned noshim_mark(const struct seg_map *m, struct procfd *pf)
 		noshim = __atomic_load_n(&e->noshim, __ATOMIC_RELAXED);
 		if (pid <= 0 || procfd_seen(pf, pid) == PROCFD_GONE)
 			continue;
+		st = procfd_stat(pf, pid);
+		/* The entry's process, not one that got its pid since (its
+		 * start time, in clock ticks, is the process's for good). */
+		if (!st || st->start_ticks != __atomic_load_n(&e->start_ticks, __ATOMIC_RELAXED))
+			continue;
 		if (noshim != SOCKSHIM_NOSHIM_NO) {
 			procfd_set_noshim(pf, pid);
 			n++;
 			continue;
 		}
-		st = procfd_stat(pf, pid);
-		if (!st)
-			continue;
 		for (k = 0; k < sizeof(comm); k++)
 			comm[k] = __atomic_load_n(&e->comm[k], __ATOMIC_RELAXED);
 		if (!strncmp(comm, st->comm, sizeof(comm)))

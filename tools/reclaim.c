@@ -14,6 +14,7 @@
 
 #include "ledger.h"
 #include "reclaim.h"
+#include "reconcile.h"
 #include "unseen.h"
 #include "vfork.h"
 
@@ -130,12 +131,18 @@ static int is_tcp(const struct ledger_sock *ls)
  * image without the shim (whatever the socket): a TCP socket the kernel
  * still has keeps the references of the shim's own processes (one in
  * flight over SCM_RIGHTS is held by no descriptor). */
-static int holder_gone(struct procfd *pf, const struct ledger_sock *ls,
-		       const struct ledger_holder *h, uint64_t since)
+static int holder_gone(const struct ledger_snap *snap, struct procfd *pf,
+		       const struct ledger_sock *ls, const struct ledger_holder *h, uint64_t since)
 {
-	return h->since_ns && h->since_ns < since &&
-	       (!is_tcp(ls) || procfd_noshim(pf, h->pid)) &&
-	       procfd_holds(pf, h->pid, h->fd, ls->inode) == 0;
+	const struct procfd_stat *st;
+
+	if (!h->since_ns || h->since_ns >= since || (is_tcp(ls) && !procfd_noshim(pf, h->pid)) ||
+	    procfd_holds(pf, h->pid, h->fd, ls->inode) != 0)
+		return 0;
+	/* Its own process, not one that got its pid since: a dead one's
+	 * holds are its end's to release (via death or exit). */
+	st = procfd_stat(pf, h->pid);
+	return st && !rec_started_after(snap, st, h->since_ns);
 }
 
 /* Is LS a TCP socket the kernel has freed, as far as the command's look
@@ -216,8 +223,8 @@ static int open_writable(const char *session, struct seg_map *w)
 }
 
 /* Release what V says of LS in W. The references released. */
-static int release(struct seg_map *w, struct procfd *pf, const struct ledger_sock *ls,
-		   enum verdict v, uint64_t since)
+static int release(struct seg_map *w, const struct ledger_snap *snap, struct procfd *pf,
+		   const struct ledger_sock *ls, enum verdict v, uint64_t since)
 {
 	uint32_t ref = ls->slot + 1;
 	unsigned i;
@@ -229,7 +236,7 @@ static int release(struct seg_map *w, struct procfd *pf, const struct ledger_soc
 	for (i = 0; i < ls->nholders; i++) {
 		const struct ledger_holder *h = &ls->holders[i];
 
-		if (v != ALL_GONE && !holder_gone(pf, ls, h, since))
+		if (v != ALL_GONE && !holder_gone(snap, pf, ls, h, since))
 			continue;
 		name_of(pf, ls, h->pid, name);
 		n += ledger_reclaim_holder(w, ref, h->pid, h->fd, h->since_ns, name);
@@ -275,7 +282,7 @@ int reclaim_run(const char *session, const struct seg_map *m, const struct ledge
 			continue;
 		}
 		for (j = 0; j < ls->nholders; j++)
-			if (holder_gone(pf, ls, &ls->holders[j], k->since_ns)) {
+			if (holder_gone(snap, pf, ls, &ls->holders[j], k->since_ns)) {
 				verdict[i] = SOME_HOLDERS;
 				nsome++;
 				break;
@@ -309,7 +316,7 @@ int reclaim_run(const char *session, const struct seg_map *m, const struct ledge
 		if (verdict[i] == NAME_UNNAMED)
 			n += name_unnamed(&w, pf, &snap->v[i]);
 		else if (verdict[i] != KEEP)
-			n += release(&w, pf, &snap->v[i], verdict[i], k->since_ns);
+			n += release(&w, snap, pf, &snap->v[i], verdict[i], k->since_ns);
 	seg_unmap(&w);
 out:
 	free(verdict);

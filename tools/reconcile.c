@@ -50,8 +50,8 @@ static void set_comm(struct rec_holder *h, const char *comm, size_t max)
 /* Did process PID (as /proc sees it now) start after SINCE_NS? Then the
  * pid was reused: the holder the ledger knew has gone. A process's start
  * time has clock-tick precision; allow one tick. */
-static int started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
-			 uint64_t since_ns)
+int rec_started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
+		      uint64_t since_ns)
 {
 	long tck = procfd_clk_tck();
 	int64_t since_boot;
@@ -90,7 +90,7 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 		h->stale = 1;
 		snprintf(h->why, sizeof(h->why), "gone: process %d has exited", (int)lh->pid);
 		st = NULL;
-	} else if (started_after(snap, st, lh->since_ns)) {
+	} else if (rec_started_after(snap, st, lh->since_ns)) {
 		h->stale = 1;
 		snprintf(h->why, sizeof(h->why),
 			 "gone: pid %d now belongs to another process (started after the "

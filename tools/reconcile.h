@@ -61,6 +61,12 @@ const char *rec_how_name(const struct rec_holder *h);
 /* What a holder whose image runs without the shim is said to be. */
 #define REC_NOSHIM_WORDS "runs without the shim: from /proc"
 
+/* Did the process /proc describes as ST start after SINCE_NS (CLOCK_MONOTONIC
+ * through SNAP's clocks; one clock tick allowed)? Then its pid was given
+ * again: it is not the process the ledger recorded then. */
+int rec_started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
+		      uint64_t since_ns);
+
 /* True when process state STATE is stopped (T, t) or in uninterruptible
  * sleep (D). */
 int rec_state_hung(char state);
