@@ -92,7 +92,8 @@ int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, ui
 
 /* A socket the kernel has freed: drop the references no holder names
  * (holders that did not fit), once no holder is named, with one close
- * step and record via gone (pid 0, fd -1). The references dropped. */
+ * step (pid 0, fd -1) and record via gone (fd -1, in the name of the
+ * process that reclaims: no holder is known). The references dropped. */
 int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref);
 
 /* PID's FD, found holding the socket of entry REF in /proc by a reader
