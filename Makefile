@@ -68,7 +68,7 @@ UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
-UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/bigmem.c
+UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/bigmem.c $(SEGMENT_SRC)
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)

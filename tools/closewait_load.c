@@ -360,7 +360,7 @@ out:
 		rc = scan.side.rc;
 	}
 	if (!rc) {
-		noshim_mark(m, c->pf);
+		noshim_mark(c->session, m, c->pf);
 		rc = reclaim_held(c, m, since);
 	}
 	return rc;

@@ -477,7 +477,7 @@ static int load(struct hctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
-	noshim_mark(m, c->pf);
+	noshim_mark(c->session, m, c->pf);
 	/* Without the kernel's view we still know the holders: go on. */
 	rc = sockdiag_dump(SOCKDIAG_WITH_INODE, 0, &c->kern);
 	if (rc)

@@ -201,7 +201,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
-	noshim_mark(m, c->pf);
+	noshim_mark(c->session, m, c->pf);
 	/* What the shim could not see closed is released first (every
 	 * state was dumped twice), then the ledger copied again. */
 	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {

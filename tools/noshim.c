@@ -1,7 +1,8 @@
 /* Finding the session's processes whose image runs without the shim: the
  * process table's word (written by the exec wrapper) first, then /proc for
  * a process whose name changed behind the table's back. Reads only; what
- * it finds is used by the readers (reconcile.c, reclaim.c), not written. */
+ * it finds is used by the readers (reconcile.c, reclaim.c), and what /proc
+ * told is recorded in the table (SOCKSHIM_NOSHIM_PROC) for the next. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -46,7 +47,28 @@ static int maps_have_shim(pid_t pid)
 	return n < 0 && !found ? -EIO : found;
 }
 
-unsigned noshim_mark(const struct seg_map *m, struct procfd *pf)
+/* Record in session SESSION's process table that entry I (process PID,
+ * started at TICKS) runs without the shim, as found from /proc: the next
+ * reader need not read its maps. Only if the entry is still that
+ * process's and says nothing yet. */
+static void record_found(const char *session, unsigned i, pid_t pid, uint64_t ticks)
+{
+	struct sockshim_proc *e;
+	struct seg_map w;
+	uint32_t no = SOCKSHIM_NOSHIM_NO;
+
+	if (seg_open(session, 1, &w, NULL, 0))
+		return;
+	e = &seg_procs(&w)[i];
+	if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == SOCKSHIM_PROC_LIVE &&
+	    __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid &&
+	    __atomic_load_n(&e->start_ticks, __ATOMIC_RELAXED) == ticks)
+		__atomic_compare_exchange_n(&e->noshim, &no, SOCKSHIM_NOSHIM_PROC, 0,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	seg_unmap(&w);
+}
+
+unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd *pf)
 {
 	const struct sockshim_proc *t;
 	unsigned i, n = 0;
@@ -86,6 +108,7 @@ unsigned noshim_mark(const struct seg_map *m, struct procfd *pf)
 		 * maps tell whether the shim is in it. */
 		if (maps_have_shim(pid) == 0) {
 			procfd_set_noshim(pf, pid);
+			record_found(session, i, pid, st->start_ticks);
 			n++;
 		}
 	}

@@ -11,11 +11,14 @@
 #include "sockshim/segment.h"
 
 /* Mark in PF (procfd_set_noshim) each live process of M's process table
- * whose image runs without the shim: the exec wrapper said so before the
- * exec, or /proc names it otherwise than the table (it exec'ed since
- * without the shim refreshing the name) and its /proc/PID/maps has no
- * libsockshim.so. A maps file is read only for those. The number marked. */
-unsigned noshim_mark(const struct seg_map *m, struct procfd *pf);
+ * (session SESSION) whose image runs without the shim: the table says so
+ * (the exec wrapper before the exec, or an earlier reader), or /proc names
+ * it otherwise than the table (it exec'ed since without the shim
+ * refreshing the name) and its /proc/PID/maps has no libsockshim.so; then
+ * the table is told (SOCKSHIM_NOSHIM_PROC). A maps file is read only for
+ * those. Only the process the entry was made for (its start time). The
+ * number marked. */
+unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd *pf);
 
 /* Does the text of a /proc/PID/maps file (LEN bytes) map libsockshim.so?
  * Pure, for the tests. */

@@ -156,10 +156,12 @@ def test_reclaim_not_held_unshimmed(ctx):
     assert ino in lib.socket_inodes(child).values()
     # Named otherwise in /proc than in the process table, without
     # libsockshim.so in its maps: it runs without the shim (found by the
-    # reader: the exec wrapper could not know, the table says nothing).
+    # reader, and recorded in the table as found from /proc: 2; the exec
+    # wrapper could not know).
     assert segment.raw_procs(ctx, session)[child]["noshim"] == 0
     h = _holder_json(ctx, session, ino, child)
     assert h is not None and h["noshim"] is True and not h["stale"], h
+    assert segment.raw_procs(ctx, session)[child]["noshim"] == 2
     for command in ("holders", "conns", "closewait"):
         lib.tool(ctx, [command, "--session", session])
     e = segment.raw_ledger(ctx, session).socks.get(ino)
