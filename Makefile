@@ -25,7 +25,10 @@ LDFLAGS_BASE = -pthread $(if $(SAN),-fsanitize=$(SAN))
 SHIM_SRC = $(sort $(wildcard shim/*.c))
 # The segment code the shim and the command share.
 SEGMENT_SRC = shim/segment.c shim/seg_guard.c
-TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c shim/config.c
+# The command releases what it reclaims through the shim's own ledger code
+# (tools/reclaim.c): SHIM_LEDGER_SRC, below.
+TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c shim/config.c \
+	   $(SHIM_LEDGER_SRC)
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -65,7 +68,7 @@ UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
 	tools/bigmem.c tools/outbuf.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
-UNIT_OBJ_test_session_procs = tools/session_procs.c tools/procfd.c tools/bigmem.c
+UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/bigmem.c $(SEGMENT_SRC)
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
@@ -143,6 +146,9 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(DEPFLAGS) -DSOCKSHIM_LIBDIR='"$(LIBDIR)"' $(CFLAGS) $(CFLAGS_FILE) \
 		-c $< -o $@
+
+# The reclaim calls the shim's ledger (shim/ledger.h).
+$(BUILD)/obj/tools/reclaim.o: CFLAGS_FILE = -Ishim
 
 # Unit tests see the modules' private headers.
 $(BUILD)/obj/tests/%.o: CFLAGS_FILE = -Ishim -Itools
@@ -333,7 +339,7 @@ uninstall:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -Iinclude -Ishim -Itools -D_GNU_SOURCE shim tools tests/unit tests/progs
-	clang-tidy --quiet $(SHIM_SRC) $(filter-out $(SEGMENT_SRC) shim/thread_state.c,$(TOOL_SRC)) -- \
+	clang-tidy --quiet $(sort $(SHIM_SRC) $(TOOL_SRC)) -- \
 		-std=gnu11 -D_GNU_SOURCE -Iinclude -Ishim -Itools -pthread
 
 clean:

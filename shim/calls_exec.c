@@ -14,6 +14,7 @@
 #include "emit.h"
 #include "export.h"
 #include "follow.h"
+#include "procs.h"
 #include "real.h"
 #include "sigbus.h"
 #include "vfork.h"
@@ -88,18 +89,25 @@ static int exec_real(const struct exec_args *a, char *const env[])
 }
 
 /* follow_exec's call: log, exec, log the failure, keep errno. The record
- * has no field for V yet (include/sockshim/layout.h). */
+ * has no field for V yet (include/sockshim/layout.h); the process table
+ * keeps whether the image runs without the shim. */
 static int exec_logged(void *arg, char *const env[], enum follow_verdict v)
 {
 	const struct exec_args *a = arg;
-	int ret, err;
+	int ret, err, noshim = v == FOLLOW_SECURE || v == FOLLOW_STATIC;
 
-	(void)v;
 	emit_exec(a->path, a->fd, 0, 0);
+	/* The image will run without the shim: the process table says so
+	 * before it does (by the pid the kernel gives: a vfork child's is
+	 * not in the table, and nothing is written). */
+	if (noshim && !shim_inert)
+		procs_image_noshim(getpid(), 1);
 	sigbus_before_exec();
 	ret = exec_real(a, env);
 	err = errno;
 	sigbus_after_exec_failed();
+	if (noshim && !shim_inert)
+		procs_image_noshim(getpid(), 0);
 	emit_exec(a->path, a->fd, ret, err);
 	errno = err;
 	return ret;

@@ -441,29 +441,61 @@ static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s
 	return 0;
 }
 
-int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before)
+/* Take one from the count *N unless it is 0. 1 when taken. */
+static int take_one(uint32_t *n)
 {
-	struct sockshim_sock *s = entry(m, ref);
-	struct sockshim_holder *hd;
-	int32_t refs, left;
-	uint32_t live = SOCKSHIM_HOLDER_LIVE;
-	int pooled;
+	uint32_t v = __atomic_load_n(n, __ATOMIC_ACQUIRE);
 
-	*before = -1;
-	if (!s)
-		return -1;
-	procs_dropped(ref, pid, fd);
-	hd = holder_of(m, ref, s, pid, fd, &pooled);
-	if (hd && __atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
-					      __ATOMIC_RELEASE, __ATOMIC_RELAXED) && pooled)
-		__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
-	/* Never below zero: a holder we never saw (kill -9 elsewhere) does
-	 * not make the count negative. */
+	do {
+		if (!v)
+			return 0;
+	} while (!__atomic_compare_exchange_n(n, &v, v - 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	return 1;
+}
+
+/* Live holders S names: its own slots' and the pool's. */
+static int32_t named_holders(struct sockshim_sock *s)
+{
+	int32_t n = (int32_t)__atomic_load_n(&s->pooled, __ATOMIC_ACQUIRE);
+	unsigned i;
+
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		n += __atomic_load_n(&s->holders[i].state, __ATOMIC_ACQUIRE) == SOCKSHIM_HOLDER_LIVE;
+	return n;
+}
+
+/* Free holder HD of S (a pooled one: POOLED), or, HD NULL, a reference no
+ * holder names, and drop its reference. The references left (>= 0) and
+ * before in *BEFORE; -1 when there is nothing of ours to drop: another
+ * freed HD first (a reader's reclaim), or S counts no reference beyond
+ * its named holders (one released already as gone from /proc). */
+static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct sockshim_holder *hd,
+		       int pooled, int *before)
+{
+	uint32_t live = SOCKSHIM_HOLDER_LIVE;
+	int32_t refs, left;
+
+	if (hd) {
+		if (!__atomic_compare_exchange_n(&hd->state, &live, SOCKSHIM_HOLDER_FREE, 0,
+						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return -1;
+		if (pooled)
+			__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
+	}
+	/* Never below zero, nor, for a holder not named, below the named
+	 * ones: a holder we never saw (kill -9 elsewhere) or one already
+	 * reclaimed does not take another's reference. */
 	refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
 	do {
+		if (!hd && refs <= named_holders(s))
+			return -1;
 		left = refs > 0 ? refs - 1 : 0;
 	} while (!__atomic_compare_exchange_n(&s->refs, &refs, left, 1, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
+	/* A holder that did not fit has gone: the count of those stays the
+	 * number there are now. */
+	if (!hd)
+		take_one(&s->holder_overflow);
 	*before = refs;
 	if (!left)
 		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
@@ -472,7 +504,23 @@ int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *befo
 	return left;
 }
 
-void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
+int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	struct sockshim_holder *hd;
+	int pooled;
+
+	*before = -1;
+	if (!s)
+		return -1;
+	procs_dropped(ref, pid, fd);
+	hd = holder_of(m, ref, s, pid, fd, &pooled);
+	return drop_holder(m, s, hd, pooled, before);
+}
+
+/* A history step written in the name of process NAME (12 bytes). */
+static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
+		    const char *name)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_step *st;
@@ -491,8 +539,13 @@ void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int
 	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < sizeof(st->comm); i++)
-		__atomic_store_n(&st->comm[i], comm[i], __ATOMIC_RELAXED);
+		__atomic_store_n(&st->comm[i], name[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&st->seq, n + 1, __ATOMIC_RELEASE);
+}
+
+void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
+{
+	step_as(m, ref, op, pid, fd, arg, via, comm);
 }
 
 void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
@@ -527,6 +580,15 @@ uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 	return sockshim_inode_in_use(inode) ? inode : 0;
 }
 
+/* The inode entry REF is claimed for, 0 if it is not being claimed. */
+static uint64_t ledger_claimed_inode(struct seg_map *m, uint32_t ref)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	uint64_t k = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
+
+	return sockshim_inode_is_claiming(k) ? k & ~SOCKSHIM_INODE_CLAIMING : 0;
+}
+
 void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r)
 {
 	const struct sockshim_sock *s = entry(m, ref);
@@ -554,6 +616,10 @@ static void log_close(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int vi
 	r.pid = pid;
 	r.tid = pid;
 	ledger_describe_record(m, ref, &r);
+	/* An entry claimed for a reclaim (ledger_reclaim_begin) is still
+	 * its socket's: its inode word names it, claiming. */
+	if (!r.inode && via == SOCKSHIM_CLOSE_VIA_GONE)
+		r.inode = ledger_claimed_inode(m, ref);
 	r.detail.close.via = via;
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = left;
@@ -570,6 +636,91 @@ void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int v
 		    via == SOCKSHIM_CLOSE_VIA_EXEC ? SOCKSHIM_STEP_CLOSE : SOCKSHIM_STEP_EXIT, pid, fd,
 		    left, via);
 	log_close(m, ref, pid, fd, via, before, left);
+}
+
+int ledger_reclaim_begin(struct seg_map *m, uint32_t ref, uint64_t inode)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	uint64_t k = inode;
+
+	/* Claimed as a new socket's entry is: nobody gives it to another
+	 * socket, or fills it in, until ledger_reclaim_end. */
+	return s && sockshim_inode_in_use(inode) &&
+	       __atomic_compare_exchange_n(&s->inode, &k, sockshim_inode_claiming(inode), 0,
+					   __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE);
+}
+
+void ledger_reclaim_end(struct seg_map *m, uint32_t ref, uint64_t inode)
+{
+	struct sockshim_sock *s = entry(m, ref);
+
+	if (s)
+		__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
+}
+
+int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, uint64_t since_ns,
+			  const char name[16])
+{
+	struct sockshim_sock *s = entry(m, ref);
+	struct sockshim_holder *hd;
+	int pooled, before, left;
+
+	if (!s)
+		return 0;
+	hd = holder_of(m, ref, s, pid, fd, &pooled);
+	/* The holder the reader judged, not one that took its place since. */
+	if (!hd || __atomic_load_n(&hd->since_ns, __ATOMIC_RELAXED) != since_ns)
+		return 0;
+	/* Off its process's list first: whoever releases the process's
+	 * holds at its end (exit, reap, exec, sweep) takes the list's slot
+	 * too, and one of us releases it, once. */
+	if (!procs_take_hold(m, pid, ref, fd))
+		return 0;
+	left = drop_holder(m, s, hd, pooled, &before);
+	if (left < 0)
+		return 0;
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, pid, fd, left, SOCKSHIM_CLOSE_VIA_GONE, name);
+	log_close(m, ref, pid, fd, SOCKSHIM_CLOSE_VIA_GONE, before, left);
+	return 1;
+}
+
+int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref)
+{
+	static const char none[16];
+	struct sockshim_sock *s = entry(m, ref);
+	int32_t refs;
+
+	if (!s || named_holders(s))
+		return 0;
+	refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
+	do {
+		if (refs <= 0)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&s->refs, &refs, 0, 1, __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+	__atomic_store_n(&s->holder_overflow, 0, __ATOMIC_RELAXED);
+	released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none);
+	log_close(m, ref, 0, -1, SOCKSHIM_CLOSE_VIA_GONE, refs, 0);
+	return refs;
+}
+
+int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
+{
+	struct sockshim_sock *s = entry(m, ref);
+	int pooled;
+
+	if (!s || holder_of(m, ref, s, pid, fd, &pooled))
+		return 0;
+	/* One of the holders that did not fit becomes this one: its
+	 * reference was counted then, so refs stays. */
+	if (!take_one(&s->holder_overflow))
+		return 0;
+	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd) ||
+	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd))
+		return 1;
+	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_ACQ_REL); /* still no room */
+	return 0;
 }
 
 /* Every live holder PID has (whose descriptor, when STILL_OURS, is not

@@ -72,6 +72,36 @@ void ledger_forget_pid(struct seg_map *m, pid_t pid, int via);
  * references before and after. */
 void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int via);
 
+/* ---- Reclaim: references to a socket closed where the shim could not
+ * see (a raw system call, an image without the shim), released by a
+ * reader that proved it from the kernel and /proc (tools/reclaim.c). ---- */
+
+/* Take entry REF, INODE's, for a reclaim, as a new socket's entry is
+ * claimed: until ledger_reclaim_end nobody gives it to another socket.
+ * 0 when it is not INODE's (or another reclaim has it). */
+int ledger_reclaim_begin(struct seg_map *m, uint32_t ref, uint64_t inode);
+void ledger_reclaim_end(struct seg_map *m, uint32_t ref, uint64_t inode);
+
+/* Release holder PID/FD of entry REF, recorded SINCE_NS, whose
+ * descriptor is gone: taken off its process's list, its reference
+ * dropped, a close step and record via gone in the name NAME (the
+ * process's). 1 when released here; 0 when it is not there any more, or
+ * someone else releases it. */
+int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, uint64_t since_ns,
+			  const char name[16]);
+
+/* A socket the kernel has freed: drop the references no holder names
+ * (holders that did not fit), once no holder is named, with one close
+ * step (pid 0, fd -1) and record via gone (fd -1, in the name of the
+ * process that reclaims: no holder is known). The references dropped. */
+int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref);
+
+/* PID's FD, found holding the socket of entry REF in /proc by a reader
+ * that proved it is one of the holders that did not fit (holder_overflow):
+ * named now that a slot is free, how unknown, the count one less. 1 when
+ * named; 0 when no slot is free yet, none is unnamed, or it is named. */
+int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
+
 /* Entry REF, an accepted connection, came from listener entry LISTENER
  * (index + 1) of socket INODE: its release is counted there. */
 void ledger_set_listener(struct seg_map *m, uint32_t ref, uint32_t listener, uint64_t inode);

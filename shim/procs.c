@@ -101,6 +101,7 @@ static struct sockshim_proc *claim(struct sockshim_proc *t, pid_t pid, uint64_t 
 		__atomic_store_n(&e->start_ticks, ticks, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->held_unlisted, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->execs, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->noshim, SOCKSHIM_NOSHIM_NO, __ATOMIC_RELAXED);
 		for (j = 0; j < SOCKSHIM_PROC_HELD; j++)
 			__atomic_store_n(&e->held[j], 0, __ATOMIC_RELAXED);
 		set_comm(e);
@@ -153,6 +154,8 @@ static int release_listed(struct sockshim_proc *e, pid_t pid, int via, int (*kee
 static int after_exec(struct sockshim_proc *e, pid_t pid)
 {
 	__atomic_fetch_add(&e->execs, 1, __ATOMIC_RELAXED);
+	/* An image with the shim, whatever its exec wrapper expected. */
+	__atomic_store_n(&e->noshim, SOCKSHIM_NOSHIM_NO, __ATOMIC_RELAXED);
 	set_comm(e);
 	return release_listed(e, pid, SOCKSHIM_CLOSE_VIA_EXEC, still_ours);
 }
@@ -290,6 +293,34 @@ void procs_dropped(uint32_t ref, pid_t pid, int fd)
 	}
 }
 
+int procs_take_hold(struct seg_map *m, pid_t pid, uint32_t ref, int fd)
+{
+	struct sockshim_proc *e;
+	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
+	uint32_t n;
+	unsigned i;
+
+	if (!seg_map_live(m) || !m->procs_offset || pid <= 0)
+		return 1;
+	e = find(seg_procs(m), pid);
+	if (!e)
+		return 1; /* not listed anywhere (the table was full) */
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+		uint64_t want = v;
+
+		if (__atomic_load_n(&e->held[i], __ATOMIC_ACQUIRE) != v)
+			continue;
+		return __atomic_compare_exchange_n(&e->held[i], &want, 0, 0, __ATOMIC_ACQ_REL,
+						   __ATOMIC_RELAXED);
+	}
+	/* Not listed: one of the unlisted ones, whose count stays exact. */
+	n = __atomic_load_n(&e->held_unlisted, __ATOMIC_RELAXED);
+	while (n && !__atomic_compare_exchange_n(&e->held_unlisted, &n, n - 1, 1, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED)) {
+	}
+	return 1;
+}
+
 void procs_gone(pid_t pid, int via)
 {
 	struct sockshim_proc *t = table(), *e;
@@ -301,6 +332,18 @@ void procs_gone(pid_t pid, int via)
 		return;
 	gone(e, pid, via);
 	__atomic_fetch_add(&seg_header(&shim_seg)->procs_reaped, 1, __ATOMIC_RELAXED);
+}
+
+void procs_image_noshim(pid_t pid, int noshim)
+{
+	struct sockshim_proc *t = table(), *e;
+
+	/* By pid, not our cached entry: a vfork child (another pid) finds
+	 * none and touches nothing. */
+	e = t && pid > 0 ? find(t, pid) : NULL;
+	if (e)
+		__atomic_store_n(&e->noshim, noshim ? SOCKSHIM_NOSHIM_EXEC : SOCKSHIM_NOSHIM_NO,
+				 __ATOMIC_RELEASE);
 }
 
 void procs_exit(pid_t pid)

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sockshim/segment.h"
+
 /* This process's start time in clock ticks after boot (/proc/self/stat),
  * 0 if unknown. */
 uint64_t procs_start_ticks(void);
@@ -27,10 +29,23 @@ int procs_start(pid_t pid, uint64_t start_ticks, int forked);
 void procs_held(uint32_t ref, pid_t pid, int fd);
 void procs_dropped(uint32_t ref, pid_t pid, int fd);
 
+/* Take PID's hold of ledger reference REF as FD off its entry in M's
+ * process table, for a release from outside the process (a reader's
+ * reclaim). 1: the caller releases it (taken off the list, or not
+ * listed); 0: someone else took it first (the process's end is being
+ * released) and releases it. */
+int procs_take_hold(struct seg_map *m, pid_t pid, uint32_t ref, int fd);
+
 /* Process PID is gone and was not seen going (its parent reaped it after
  * a signal, or after it ended without our exit): release every hold it
  * had, each with a close record VIA (death, or exit). */
 void procs_gone(pid_t pid, int via);
+
+/* Process PID is about to exec an image the shim cannot follow (NOSHIM:
+ * set-user-ID or static), or that exec failed (NOSHIM 0): its entry
+ * says so, for the readers (the holds it keeps across the exec are then
+ * released when /proc shows them gone). */
+void procs_image_noshim(pid_t pid, int noshim);
 
 /* Process PID (ours) is exiting: its entry is free again (its holds were
  * released by the caller, descriptor by descriptor). */

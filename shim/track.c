@@ -256,7 +256,8 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	 * the kernel knew of; EINTR still closed it on Linux. */
 	if (e->ledger && (ret == 0 || err == EINTR)) {
 		after = ledger_release(m, e->ledger, self, fd, &before);
-		ledger_step(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
+		if (after >= 0) /* else released already (a reader found it gone) */
+			ledger_step(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
 	}
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, ret, err);
 	record_from_entry(&r, e);

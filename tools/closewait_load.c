@@ -11,6 +11,9 @@
 #include "uthash_int.h"
 
 #include "closewait.h"
+#include "noshim.h"
+#include "reclaim.h"
+#include "sockshim/clock.h"
 
 /* A process the ledger knows as a holder: its sockets are the session's. */
 struct session_pid {
@@ -281,10 +284,29 @@ static int copy_error(const struct cw_ctx *c, int rc)
  * with tcp_info. Then the released entries the kernel still lists, and
  * only if the ledger holds sockets the kernel did not list, the kernel's
  * other sockets, to tell which are gone. */
+/* What the shim could not see closed is reclaimed (reclaim.c) from the
+ * evidence loaded: the held entries, /proc, the dumps (of some states
+ * each: the candidates are asked about again). Then the held entries
+ * are copied again. */
+static int reclaim_held(struct cw_ctx *c, struct seg_map *m, uint64_t since)
+{
+	struct reclaim_kernel look = {.since_ns = since, .lists = {&c->kern, &c->kern_more}};
+	int rc;
+
+	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) <= 0)
+		return 0;
+	ledger_snap_free(&c->snap);
+	rc = ledger_snapshot_some(m, &c->snap, keep_held, NULL);
+	if (rc)
+		copy_error(c, rc);
+	return rc;
+}
+
 int cw_load(struct cw_ctx *c, struct seg_map *m)
 {
 	struct scan_job scan = {.pf = NULL};
 	struct copy_job copy = {.m = m, .snap = &c->snap};
+	uint64_t since = sockshim_clock_ns(CLOCK_MONOTONIC);
 	int rc;
 
 	side_start(&scan.side, scan_proc);
@@ -336,6 +358,10 @@ out:
 				"mounted?\n",
 			strerror(-scan.side.rc));
 		rc = scan.side.rc;
+	}
+	if (!rc) {
+		noshim_mark(c->session, m, c->pf);
+		rc = reclaim_held(c, m, since);
 	}
 	return rc;
 }

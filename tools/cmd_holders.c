@@ -18,12 +18,15 @@
 #include "kindex.h"
 #include "ledger_read.h"
 #include "procfd.h"
+#include "noshim.h"
+#include "reclaim.h"
 #include "reconcile.h"
 #include "session.h"
-#include "session_procs.h"
 #include "sockdiag.h"
 #include "sockview.h"
+#include "sockshim/clock.h"
 #include "symbolize.h"
+#include "unseen.h"
 
 struct holders_opts {
 	const char *session;
@@ -352,6 +355,8 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 			view_path(&b, ls, h);
 		if (h->unverified)
 			fmt_append(&b, " [its /proc/%d/fd is not readable]", h->pid);
+		if (h->noshim)
+			fmt_append(&b, " [" REC_NOSHIM_WORDS "]");
 		fmt_append(&b, "\n");
 	}
 	if (c->rs.proc_extra)
@@ -454,62 +459,9 @@ static int collect(struct hctx *c, struct hitem **out, size_t *nout)
 	return 0;
 }
 
-/* Most unrecorded sockets named one by one. */
-#define UNRECORDED_SHOWN 10
-
-/* The ledger shows nothing held, but the session's processes may hold
- * sockets the shim did not record (it is not loaded in them). Says so
- * instead of "nothing is held" when /proc shows any: 1 if it did. */
-static int say_unrecorded(struct hctx *c, const struct seg_map *m)
-{
-	const struct procfd_ref *refs;
-	struct session_procs sp;
-	size_t n, i, count = 0;
-	char addr[64], name[80]; /* 15 bytes of name, escaped */
-	struct fmt_buf b;
-
-	if (session_procs_read(seg_header(m)->creator_pid, c->snap.created_boot_ns, &sp) || !sp.n)
-		return 0;
-	refs = procfd_all(c->pf, &n);
-	for (i = 0; i < n; i++)
-		count += session_procs_has(&sp, refs[i].pid);
-	if (!count) {
-		session_procs_free(&sp);
-		return 0;
-	}
-	fmt_buf_init(&b, name, sizeof(name));
-	ob_printable(&b, c->session, SOCKSHIM_SESSION_MAX + 1);
-	printf("No socket is in the ledger of session \"%s\", but /proc shows %zu socket "
-	       "descriptor%s held by its processes, which the shim did not record (it is not "
-	       "loaded in them: a static, set-user-ID or Go program, or one that removed "
-	       "LD_PRELOAD):\n",
-	       name, count, count == 1 ? "" : "s");
-	for (i = 0, count = 0; i < n; i++) {
-		const struct procfd_stat *st;
-		const struct sockdiag_sock *k;
-
-		if (!session_procs_has(&sp, refs[i].pid) || count++ >= UNRECORDED_SHOWN)
-			continue;
-		st = procfd_stat(c->pf, refs[i].pid);
-		k = kernel_of(c, refs[i].inode);
-		fmt_buf_init(&b, name, sizeof(name));
-		ob_printable(&b, st ? st->comm : "?", sizeof(st->comm));
-		printf("  %s %d fd %d socket:[%llu]", name, (int)refs[i].pid, refs[i].fd,
-		       (unsigned long long)refs[i].inode);
-		if (k) {
-			sockdiag_addr_str(addr, sizeof(addr), k->family, k->src, k->sport);
-			printf(" %s %s", sockdiag_state_name(k->state), addr);
-		}
-		putchar('\n');
-	}
-	if (count > UNRECORDED_SHOWN)
-		printf("  and %zu more\n", count - UNRECORDED_SHOWN);
-	session_procs_free(&sp);
-	return 1;
-}
-
 static int load(struct hctx *c, struct seg_map *m)
 {
+	struct reclaim_kernel look = {.since_ns = sockshim_clock_ns(CLOCK_MONOTONIC)};
 	int rc;
 
 	rc = ledger_snapshot(m, &c->snap);
@@ -525,6 +477,7 @@ static int load(struct hctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
+	noshim_mark(c->session, m, c->pf);
 	/* Without the kernel's view we still know the holders: go on. */
 	rc = sockdiag_dump(SOCKDIAG_WITH_INODE, 0, &c->kern);
 	if (rc)
@@ -532,10 +485,42 @@ static int load(struct hctx *c, struct seg_map *m)
 			"sockshim: warning: cannot list the kernel's TCP sockets through "
 			"NETLINK_SOCK_DIAG (%s): states and addresses come from the ledger only\n",
 			strerror(-rc));
+	else {
+		/* Closed where the shim could not see: released before
+		 * anything is shown, then the ledger copied again. */
+		look.lists[0] = &c->kern;
+		look.looks = 1;
+		if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {
+			ledger_snap_free(&c->snap);
+			rc = ledger_snapshot(m, &c->snap);
+			if (rc)
+				return rc;
+		}
+	}
 	rc = symbolizer_new(&c->sym);
 	if (rc)
 		return rc;
 	return kindex_add(&c->kidx, &c->kern);
+}
+
+/* Nothing held in the ledger: said so, unless /proc shows the session's
+ * processes holding listeners the shim never saw (a Go or static program
+ * started under `sockshim run`). */
+static void say_none_held(struct hctx *c, const struct seg_map *m)
+{
+	char text[FMT_LINE_MAX];
+	struct fmt_buf b;
+	unsigned n;
+
+	fmt_buf_init(&b, text, sizeof(text));
+	n = unseen_listeners(m, c->pf, &c->kern, &c->snap, &b);
+	if (!n) {
+		printf("No socket is held now in session \"%s\".\n", c->session);
+		return;
+	}
+	printf("No socket is held now in the ledger of session \"%s\", but " UNSEEN_LISTENERS_FMT
+	       ".\n",
+	       c->session, n, n == 1 ? "" : "s", text);
 }
 
 int cmd_holders(int argc, char **argv)
@@ -587,11 +572,11 @@ int cmd_holders(int argc, char **argv)
 		}
 	}
 	if (!o.json) {
-		if (!n && (o.inode || o.pid || o.by_addr))
+		if (!n && !(o.inode || o.pid || o.by_addr))
+			say_none_held(&c, &m);
+		else if (!n)
 			printf("No socket matches in session \"%s\".\n", c.session);
-		else if (!n && !say_unrecorded(&c, &m))
-			printf("No socket is held now in session \"%s\".\n", c.session);
-		else if (n)
+		else
 			printf("Sources: HOW, SINCE, PATH and closes from the ledger of session "
 			       "\"%s\"; SOURCE says whether /proc/PID/fd confirms the holder; "
 			       "states and addresses from the kernel (sock_diag).\n",

@@ -22,14 +22,16 @@
 #include "lock_view.h"
 #include "prom.h"
 #include "session.h"
-#include "session_procs.h"
 #include "session_watch.h"
 #include "procfd.h"
 #include "sockshim/seg_guard.h"
 #include "sockshim/thread_state.h"
 #include "sockdiag.h"
 #include "stats_model.h"
+#include "ledger_read.h"
+#include "procfd.h"
 #include "stats_print.h"
+#include "unseen.h"
 #include "sockshim/clock.h"
 
 /* --watch bounds: faster than 10 Hz is a busy loop for a terminal; a day
@@ -140,47 +142,40 @@ static int thread_ended(int32_t pid, int32_t tid)
 	return thread_state_dead(thread_state((pid_t)tid));
 }
 
-/* With no listener in the table: the listening sockets the session's
- * processes hold all the same (the shim is not loaded in them), into
- * F->unrecorded. Nothing when /proc or the kernel cannot tell. */
-static void find_unrecorded(const struct seg_map *m, struct stats_frame *f)
+/* Keep the ledger entries of the sockets in the list ARG. */
+static int listed(void *arg, uint64_t inode, int32_t refs)
+{
+	const struct sockdiag_list *l = arg;
+	size_t i;
+
+	(void)refs;
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].inode == inode)
+			return 1;
+	return 0;
+}
+
+/* No listener in the table: the listeners the session's processes hold
+ * without the shim (a Go or static program), from /proc and the kernel,
+ * into F. Only then: it scans /proc. */
+static void find_unseen(const struct seg_map *m, struct stats_frame *f)
 {
 	struct sockdiag_list kern = {0};
-	struct session_procs sp;
-	const struct procfd_ref *refs;
+	struct ledger_snap snap;
 	struct procfd *pf = NULL;
-	size_t n, i, j;
+	struct fmt_buf b;
 
-	f->nunrecorded = 0;
-	if (session_procs_read(seg_header(m)->creator_pid, seg_header(m)->created_boottime_ns,
-			       &sp) || !sp.n)
-		return;
-	if (procfd_scan(&pf) || sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern))
+	f->unseen = 0;
+	memset(&snap, 0, sizeof(snap));
+	fmt_buf_init(&b, f->unseen_text, sizeof(f->unseen_text));
+	if (sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern) || !kern.n ||
+	    procfd_scan(&pf) || ledger_snapshot_some(m, &snap, listed, &kern))
 		goto out;
-	refs = procfd_all(pf, &n);
-	for (i = 0; i < n; i++) {
-		const struct procfd_stat *st;
-		struct stats_unrecorded *u;
-
-		if (!session_procs_has(&sp, refs[i].pid))
-			continue;
-		for (j = 0; j < kern.n; j++)
-			if (kern.v[j].inode == refs[i].inode && kern.v[j].state == SOCKDIAG_LISTEN)
-				break;
-		if (j == kern.n || f->nunrecorded++ >= STATS_UNRECORDED_MAX)
-			continue;
-		u = &f->unrecorded[f->nunrecorded - 1];
-		u->pid = refs[i].pid;
-		u->fd = refs[i].fd;
-		st = procfd_stat(pf, refs[i].pid);
-		snprintf(u->comm, sizeof(u->comm), "%s", st ? st->comm : "");
-		sockdiag_addr_str(u->addr, sizeof(u->addr), kern.v[j].family, kern.v[j].src,
-				  kern.v[j].sport);
-	}
+	f->unseen = unseen_listeners(m, pf, &kern, &snap, &b);
 out:
-	sockdiag_list_free(&kern);
+	ledger_snap_free(&snap);
 	procfd_free(pf);
-	session_procs_free(&sp);
+	sockdiag_list_free(&kern);
 }
 
 /* Take a snapshot of the listener table into F->v, with the kernel's
@@ -193,11 +188,11 @@ static int snapshot(const struct seg_map *m, struct stats_frame *f, struct stats
 	int rc;
 
 	stats_read_table(seg_listeners(m), SOCKSHIM_LISTENERS, tmp, &f->n);
-	if (!f->n)
-		find_unrecorded(m, f);
 	f->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	f->real_ns = (int64_t)sockshim_clock_ns(CLOCK_REALTIME);
 	f->diag_failed = 0;
+	if (!f->n)
+		find_unseen(m, f);
 	rc = f->n ? sockdiag_dump(SOCKDIAG_F(SOCKDIAG_LISTEN), 0, &kern) : 0;
 	if (rc == -ENOMEM)
 		return rc;

@@ -15,6 +15,8 @@
 
 #include "bigmem.h"
 #include "conns.h"
+#include "noshim.h"
+#include "reclaim.h"
 #include "sockshim/clock.h"
 
 #define FIN_TIMEOUT_PATH "/proc/sys/net/ipv4/tcp_fin_timeout"
@@ -174,6 +176,8 @@ static int join(struct conns_ctx *c)
  * the ledger by then, if the session saw it at all. */
 int conns_load(struct conns_ctx *c, struct seg_map *m)
 {
+	struct reclaim_kernel look = {.since_ns = sockshim_clock_ns(CLOCK_MONOTONIC),
+				      .lists = {&c->kern}, .looks = 2};
 	int rc;
 
 	rc = sockdiag_dump_settled((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
@@ -196,6 +200,15 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 				"mounted?\n",
 			strerror(-rc));
 		return rc;
+	}
+	noshim_mark(c->session, m, c->pf);
+	/* What the shim could not see closed is released first (every
+	 * state was dumped twice), then the ledger copied again. */
+	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {
+		ledger_snap_free(&c->snap);
+		rc = ledger_snapshot(m, &c->snap);
+		if (rc)
+			return rc;
 	}
 	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	c->fin_timeout_s = read_fin_timeout();

@@ -20,6 +20,7 @@ struct procfd_proc {
 	pid_t pid;
 	enum procfd_seen seen;
 	int stat_read; /* 0: not yet; 1: st is valid; -1: gone when read */
+	int noshim;    /* its image runs without the shim (noshim.c) */
 	struct procfd_stat st;
 	UT_hash_handle hh;
 };
@@ -405,4 +406,19 @@ const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid)
 	got = pr->stat_read;
 	pthread_mutex_unlock(&p->stat_lock);
 	return got > 0 ? &pr->st : NULL;
+}
+
+void procfd_set_noshim(struct procfd *p, pid_t pid)
+{
+	struct procfd_proc *pr = find_proc(p, pid);
+
+	if (pr)
+		pr->noshim = 1;
+}
+
+int procfd_noshim(const struct procfd *p, pid_t pid)
+{
+	const struct procfd_proc *pr = find_proc(p, pid);
+
+	return pr && pr->noshim;
 }

@@ -57,6 +57,11 @@ int procfd_holds(const struct procfd *p, pid_t pid, int fd, uint64_t inode);
  * the process is gone (or was never seen by the scan). */
 const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid);
 
+/* Process PID (seen by the scan) runs an image without the shim
+ * (tools/noshim.c tells): its descriptors are known from /proc only. */
+void procfd_set_noshim(struct procfd *p, pid_t pid);
+int procfd_noshim(const struct procfd *p, pid_t pid);
+
 /* Clock ticks per second, for start_ticks. */
 long procfd_clk_tck(void);
 

@@ -50,8 +50,8 @@ static void set_comm(struct rec_holder *h, const char *comm, size_t max)
 /* Did process PID (as /proc sees it now) start after SINCE_NS? Then the
  * pid was reused: the holder the ledger knew has gone. A process's start
  * time has clock-tick precision; allow one tick. */
-static int started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
-			 uint64_t since_ns)
+int rec_started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
+		      uint64_t since_ns)
 {
 	long tck = procfd_clk_tck();
 	int64_t since_boot;
@@ -80,6 +80,7 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 	h->since_ns = lh->since_ns;
 	h->source = REC_LEDGER;
 	h->lh = lh;
+	h->noshim = procfd_noshim(pf, lh->pid);
 	held = procfd_holds(pf, lh->pid, lh->fd, inode);
 	if (held == 1) {
 		h->source |= REC_PROC;
@@ -89,7 +90,7 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 		h->stale = 1;
 		snprintf(h->why, sizeof(h->why), "gone: process %d has exited", (int)lh->pid);
 		st = NULL;
-	} else if (started_after(snap, st, lh->since_ns)) {
+	} else if (rec_started_after(snap, st, lh->since_ns)) {
 		h->stale = 1;
 		snprintf(h->why, sizeof(h->why),
 			 "gone: pid %d now belongs to another process (started after the "
@@ -170,6 +171,7 @@ void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, str
 		h->fd = refs[i].fd;
 		h->how = SOCKSHIM_HOW_NONE;
 		h->source = REC_PROC;
+		h->noshim = procfd_noshim(pf, refs[i].pid);
 		st = procfd_stat(pf, refs[i].pid);
 		if (st) {
 			set_comm(h, st->comm, sizeof(st->comm));

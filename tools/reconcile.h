@@ -27,6 +27,7 @@ struct rec_holder {
 	int source;        /* REC_LEDGER | REC_PROC */
 	int stale;         /* the ledger says held, /proc says not */
 	int unverified;    /* in the ledger, but its /proc/PID/fd is not ours to read */
+	int noshim;        /* its process runs an image without the shim: from /proc */
 	char why[128];     /* stale: what /proc says instead */
 	char comm[16];     /* raw bytes: escape them to print */
 	char state;        /* from /proc/PID/stat; 0 when unknown */
@@ -56,6 +57,15 @@ const char *rec_source_name(int source);
 
 /* The holder's "how" for people: "fork", or "seen only in /proc". */
 const char *rec_how_name(const struct rec_holder *h);
+
+/* What a holder whose image runs without the shim is said to be. */
+#define REC_NOSHIM_WORDS "runs without the shim: from /proc"
+
+/* Did the process /proc describes as ST start after SINCE_NS (CLOCK_MONOTONIC
+ * through SNAP's clocks; one clock tick allowed)? Then its pid was given
+ * again: it is not the process the ledger recorded then. */
+int rec_started_after(const struct ledger_snap *snap, const struct procfd_stat *st,
+		      uint64_t since_ns);
 
 /* True when process state STATE is stopped (T, t) or in uninterruptible
  * sleep (D). */

@@ -19,17 +19,6 @@ struct stats_opts {
 	double watch; /* seconds; 0: once */
 };
 
-/* Listeners named one by one when none is in the table. */
-#define STATS_UNRECORDED_MAX 8
-
-/* A listening socket a process of the session holds that the table does
- * not have: the shim is not loaded in that process. */
-struct stats_unrecorded {
-	int pid, fd;
-	char comm[16];
-	char addr[STATS_ADDR_MAX];
-};
-
 /* What one draw needs: the snapshot and the clocks it was taken at. */
 struct stats_frame {
 	const char *session;
@@ -39,16 +28,16 @@ struct stats_frame {
 	uint64_t now_ns;   /* CLOCK_MONOTONIC, as the shim's timestamps */
 	int64_t real_ns;   /* CLOCK_REALTIME, for --watch's headers */
 	int diag_failed;   /* the kernel's view was not available */
-	/* With no listener in the table (n 0): the session's processes'
-	 * listening sockets all the same, how many and the first ones. */
-	size_t nunrecorded;
-	struct stats_unrecorded unrecorded[STATS_UNRECORDED_MAX];
+	/* Without a listener in the table: the listeners the session's
+	 * processes hold without the shim (unseen.h), how many and who. */
+	unsigned unseen;
+	char unseen_text[1024];
 };
 
 /* The listener table: a block per listener, --watch's header, the note. */
 void stats_draw_table(FILE *out, const struct stats_frame *f);
-/* What the table says when the session has no listener: none yet, or
- * the listeners its processes hold that the shim did not record. */
+/* What the table says when the session has no listener (F's unseen
+ * ones named). */
 void stats_no_listener(FILE *out, const struct stats_frame *f);
 /* One JSON line for listener E. */
 void stats_json_listener(FILE *out, const struct stats_frame *f, const struct stats_entry *e);

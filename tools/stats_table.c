@@ -14,6 +14,7 @@
 #include "format.h"
 #include "lock_view.h"
 #include "stats_print.h"
+#include "unseen.h"
 
 /* bcc's funclatency bars: 40 stars for the fullest bucket. */
 #define HIST_STARS 40
@@ -366,33 +367,16 @@ static void table_listener(FILE *out, const struct stats_frame *f, const struct 
 
 void stats_no_listener(FILE *out, const struct stats_frame *f)
 {
-	char name[80]; /* 15 bytes of name, escaped */
-	struct fmt_buf b;
-	size_t i;
-
-	if (!f->nunrecorded) {
-		fprintf(out,
-			"No listener in session \"%s\" yet: a listening socket appears here once "
-			"a process of the session calls listen() on it, or accepts on one it "
-			"inherited (none under SOCKSHIM_ACCEPT=off).\n",
-			f->session);
+	if (f->unseen) {
+		fprintf(out, "No listener recorded in session \"%s\": " UNSEEN_LISTENERS_FMT ".\n",
+			f->session, f->unseen, f->unseen == 1 ? "" : "s", f->unseen_text);
 		return;
 	}
 	fprintf(out,
-		"No listener is recorded in session \"%s\", but its processes hold %zu listening "
-		"socket%s that the shim did not record (it is not loaded in them: a static, "
-		"set-user-ID or Go program, or one that removed LD_PRELOAD); their accepts are "
-		"not counted:\n",
-		f->session, f->nunrecorded, f->nunrecorded == 1 ? "" : "s");
-	for (i = 0; i < f->nunrecorded && i < STATS_UNRECORDED_MAX; i++) {
-		const struct stats_unrecorded *u = &f->unrecorded[i];
-
-		fmt_buf_init(&b, name, sizeof(name));
-		ob_printable(&b, u->comm[0] ? u->comm : "?", sizeof(u->comm));
-		fprintf(out, "  LISTEN %s  %s %d fd %d\n", u->addr, name, u->pid, u->fd);
-	}
-	if (f->nunrecorded > STATS_UNRECORDED_MAX)
-		fprintf(out, "  and %zu more\n", f->nunrecorded - STATS_UNRECORDED_MAX);
+		"No listener in session \"%s\" yet: a listening socket appears here once a "
+		"process of the session calls listen() on it, or accepts on one it inherited "
+		"(none under SOCKSHIM_ACCEPT=off).\n",
+		f->session);
 }
 
 void stats_draw_table(FILE *out, const struct stats_frame *f)

@@ -58,6 +58,10 @@ enum sockshim_close_via {
 	SOCKSHIM_CLOSE_VIA_EXEC = 3, /* close-on-exec */
 	SOCKSHIM_CLOSE_VIA_EXIT = 4, /* the process exited holding it */
 	SOCKSHIM_CLOSE_VIA_DEATH = 5, /* the process died holding it (its reaper tells) */
+	/* Gone from /proc: closed where the shim could not see (a raw system
+	 * call, an image without the shim), found so by a reader that checked
+	 * the kernel and the holder's /proc/PID/fd/FD, and reclaimed. */
+	SOCKSHIM_CLOSE_VIA_GONE = 6,
 	SOCKSHIM_CLOSE_VIA_COUNT
 };
 
@@ -66,7 +70,7 @@ enum sockshim_close_via {
 static inline const char *sockshim_close_via_name(unsigned via)
 {
 	static const char *const names[SOCKSHIM_CLOSE_VIA_COUNT] = {
-		"close", "close_range", "dup2", "exec", "exit", "death",
+		"close", "close_range", "dup2", "exec", "exit", "death", "gone",
 	};
 
 	return via < SOCKSHIM_CLOSE_VIA_COUNT ? names[via] : NULL;
@@ -589,6 +593,16 @@ static inline uint32_t sockshim_pool_hash(uint32_t ref, int32_t pid, int32_t fd)
  * when needed, by scanning the ledger. */
 #define SOCKSHIM_PROC_HELD 26
 
+/* Whether a process's image runs without the shim: its holds stay in the
+ * ledger under its pid (they survived exec), and only /proc can tell
+ * when it closes them. Set once known, cleared by an image that starts
+ * with the shim. */
+enum sockshim_noshim {
+	SOCKSHIM_NOSHIM_NO = 0,   /* the shim runs in it (or nothing says otherwise) */
+	SOCKSHIM_NOSHIM_EXEC = 1, /* its exec wrapper knew: set-user-ID, static, or no LD_PRELOAD */
+	SOCKSHIM_NOSHIM_PROC = 2, /* found alive without libsockshim in /proc/PID/maps */
+};
+
 #define SOCKSHIM_PROC_FREE 0u
 #define SOCKSHIM_PROC_CLAIMED 1u /* being written by its claimer */
 #define SOCKSHIM_PROC_LIVE 2u
@@ -600,14 +614,15 @@ struct sockshim_proc {
 	char comm[16];         /* the image's name, refreshed at exec */
 	uint32_t held_unlisted; /* holds beyond held[] (an exact count) */
 	uint32_t execs;        /* images exec'ed in this process so far */
-	uint64_t pad;
+	uint32_t noshim;       /* enum sockshim_noshim: its image runs without the shim */
+	uint32_t pad;
 	/* (ledger ref << 32) | fd of each socket held; 0: a free slot. */
 	uint64_t held[SOCKSHIM_PROC_HELD];
 };
 
 _Static_assert(sizeof(struct sockshim_proc) == 256, "a process entry is four cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_proc, held) ==
-		       __builtin_offsetof(struct sockshim_proc, pad) + sizeof(uint64_t) &&
+		       __builtin_offsetof(struct sockshim_proc, pad) + sizeof(uint32_t) &&
 	       sizeof(struct sockshim_proc) == __builtin_offsetof(struct sockshim_proc, held) +
 						      SOCKSHIM_PROC_HELD * sizeof(uint64_t),
 	       "pad and SOCKSHIM_PROC_HELD fill the process entry exactly");

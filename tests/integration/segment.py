@@ -30,6 +30,7 @@ _PROBE = r"""
 #define PH struct sockshim_pooled_holder
 #define L struct sockshim_listener
 #define W struct sockshim_worker
+#define P struct sockshim_proc
 #define F(T, f, fmt) printf("\"%s.%s\": [%zu, \"%s\"],\n", #T, #f, offsetof(T, f), fmt)
 #define B(T, f) printf("\"%s.%s\": [%zu, \"%zus\"],\n", #T, #f, offsetof(T, f), sizeof(((T *)0)->f))
 #define Z(T) printf("\"SIZEOF_%s\": %zu,\n", #T, sizeof(T))
@@ -58,6 +59,8 @@ int main(void)
 	F(H, pool_offset, "Q"); F(H, pool_capacity, "I");
 	F(H, listeners_offset, "Q"); F(H, listeners_capacity, "I");
 	F(H, listener_entry_size, "I"); F(H, listeners_full, "Q");
+	F(H, procs_offset, "Q"); F(H, procs_capacity, "I"); F(H, proc_entry_size, "I");
+	F(P, state, "I"); F(P, pid, "i"); F(P, noshim, "I"); F(P, execs, "I");
 
 	F(R, stamp, "Q"); F(R, ts_ns, "Q"); F(R, pid, "i"); F(R, tid, "i"); F(R, fd, "i");
 	F(R, type, "H"); F(R, family, "H"); F(R, ret, "i"); F(R, err, "i"); F(R, inode, "Q");
@@ -95,7 +98,8 @@ int main(void)
 	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
 	F(W, empty, "Q"); F(W, eintr, "Q"); F(W, lock_wait_ns, "Q"); F(W, last_ns, "Q");
 
-	Z(H); Z(R); Z(S); Z(HD); Z(ST); Z(PH); Z(L); Z(W);
+	Z(H); Z(R); Z(S); Z(HD); Z(ST); Z(PH); Z(L); Z(W); Z(P);
+	C(SOCKSHIM_PROC_LIVE);
 	U(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION); U(SOCKSHIM_INODE_CLAIMING);
 	U(sockshim_stamp_published(7));
 	C(SOCKSHIM_FLAG_PEER_KNOWN); C(SOCKSHIM_FLAG_LOCAL_KNOWN); C(SOCKSHIM_FLAG_LISTENER);
@@ -117,7 +121,7 @@ int main(void)
 # The enums' names, in layout.h's order; layout() checks their counts.
 EVENT_NAMES = [None, "socket", "bind", "listen", "accept", "connect", "shutdown",
                "close", "peer_eof", "dup", "fork", "exec", "exit", "inherit"]
-VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death"]
+VIA_NAMES = ["close", "close_range", "dup2", "exec", "exit", "death", "gone"]
 HOW_NAMES = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
 BORN = ["unknown", "socket", "accept", "connect", "socketpair", "scm_rights", "inherited"]
 HOW = ["none", "created", "dup", "fork", "exec", "scm", "inherited"]
@@ -373,6 +377,24 @@ class RawLedger:
 
 def raw_ledger(ctx, session):
     return RawLedger(ctx.root, ctx.session_path(session))
+
+
+def raw_procs(ctx, session):
+    """{pid: {"noshim": N, "execs": N}} of the live entries of SESSION's
+    process table."""
+    lay = layout(ctx.root)
+    data = _read(lay, ctx.session_path(session))
+    off, cap, esz = (get(lay, "H." + k, data) for k in ("procs_offset", "procs_capacity",
+                                                        "proc_entry_size"))
+    if esz != lay["SIZEOF_P"] or off + cap * esz > len(data):
+        raise AssertionError("process table geometry cannot be right: %s" % ((off, cap, esz),))
+    out = {}
+    for i in range(cap):
+        b = off + i * esz
+        if get(lay, "P.state", data, b) == lay["SOCKSHIM_PROC_LIVE"]:
+            out[get(lay, "P.pid", data, b)] = {k: get(lay, "P." + k, data, b)
+                                               for k in ("noshim", "execs")}
+    return out
 
 
 # ---------------------------------------------------------------------------

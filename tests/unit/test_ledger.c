@@ -277,9 +277,10 @@ static void test_hold_release_counts(void **state)
 	assert_int_equal(before, 1);
 	assert_int_equal(s->noeffect_closes, 2);
 	assert_true(s->released_ns != 0);
-	/* A holder never seen does not make the count negative. */
-	assert_int_equal(ledger_release(m, ref, 300, 3, &before), 0);
-	assert_int_equal(before, 0);
+	/* A holder never seen, when every reference is named, drops none:
+	 * the count never goes negative, nor takes a named holder's. */
+	assert_int_equal(ledger_release(m, ref, 300, 3, &before), -1);
+	assert_int_equal(before, -1);
 	assert_int_equal(s->refs, 0);
 	/* A freed slot is taken again. */
 	ledger_hold(m, ref, 300, 4, SOCKSHIM_HOW_SCM, 100, -1, 0);
@@ -366,6 +367,30 @@ static void test_pool_and_overflow(void **state)
 	assert_int_equal(s->holder_overflow, 2);
 	assert_int_equal(seg_header(m)->holder_overflow, 2);
 	assert_false(ledger_holds(&nopool, ref, 600 + SOCKSHIM_HOLDERS, 3));
+	/* A holder that did not fit drops one of the references no slot
+	 * names, and only those: a third finds none left to drop. */
+	assert_int_equal(ledger_release(&nopool, ref, 600 + SOCKSHIM_HOLDERS, 3, &before),
+			 SOCKSHIM_HOLDERS + 1);
+	assert_int_equal(ledger_release(&nopool, ref, 600 + SOCKSHIM_HOLDERS + 1, 3, &before),
+			 SOCKSHIM_HOLDERS);
+	assert_int_equal(ledger_release(&nopool, ref, 999, 3, &before), -1);
+	assert_int_equal(before, -1);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS);
+	assert_int_equal(s->holder_overflow, 0); /* the count is of those there now */
+
+	/* One that did not fit is named once a slot frees (a reader proved
+	 * which it is): refs stays, the count goes down. */
+	ledger_hold(&nopool, ref, 700, 3, SOCKSHIM_HOW_FORK, 100, 3, 0);
+	assert_int_equal(s->holder_overflow, 1);
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 0); /* no room */
+	assert_int_equal(s->holder_overflow, 1);
+	assert_int_equal(ledger_release(&nopool, ref, 600, 3, &before), SOCKSHIM_HOLDERS);
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 1);
+	assert_int_equal(s->holder_overflow, 0);
+	assert_int_equal(s->refs, SOCKSHIM_HOLDERS);
+	assert_true(ledger_holds(&nopool, ref, 700, 3));
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 700, 3), 0); /* named already */
+	assert_int_equal(ledger_name_unnamed(&nopool, ref, 701, 3), 0); /* none unnamed */
 }
 
 /* History steps: seq = index + 1, the process name, wrapping around. */
@@ -483,12 +508,10 @@ static void test_forget(void **state)
 	assert_int_equal(r.detail.close.refs_before, 2);
 	assert_int_equal(r.detail.close.refs_after, 1);
 	assert_int_equal(at(m, a)->steps[0].op, SOCKSHIM_STEP_EXIT);
-	/* A hold the ledger has no holder for (one it never saw) still
-	 * drops a reference, with its record. */
+	/* The same hold again (released already, as a reader's reclaim
+	 * does): the reference left is 78's, named; no record. */
 	ledger_forget_one(m, a, 77, 4, SOCKSHIM_CLOSE_VIA_EXIT);
-	next_record(&rd, &r);
-	assert_int_equal(r.detail.close.refs_before, 1);
-	assert_int_equal(r.detail.close.refs_after, 0);
+	assert_int_equal(at(m, a)->refs, 1);
 
 	ledger_forget_pid(m, 77, SOCKSHIM_CLOSE_VIA_DEATH);
 	assert_false(ledger_holds(m, b, 77, 5));
@@ -504,6 +527,67 @@ static void test_forget(void **state)
 		assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_DEATH);
 	}
 	assert_int_equal(ring_reader_next(&rd, &r, &lost, &kind, INT64_MAX), RING_EMPTY);
+}
+
+/* A reader's reclaim: the entry claimed while it releases, each holder
+ * once and only the one judged (its since_ns), with a close record via
+ * gone naming the socket; the unnamed references only once no holder is
+ * named; then the entry is its socket's again. */
+static void test_reclaim(void **state)
+{
+	static const char name[16] = "rawclose";
+	struct seg_map *m = *state;
+	struct sockshim_record r;
+	struct sockshim_sock *s;
+	struct ring_reader rd;
+	uint64_t since;
+	uint32_t ref;
+	int created;
+
+	ref = get(m, 9100, &created);
+	s = at(m, ref);
+	ledger_hold(m, ref, 77, 4, SOCKSHIM_HOW_CREATED, 77, 4, 0);
+	ledger_hold(m, ref, 78, 5, SOCKSHIM_HOW_FORK, 77, 4, 0);
+	since = s->holders[0].since_ns;
+	ring_reader_init(&rd, m, 1);
+
+	assert_int_equal(ledger_reclaim_begin(m, ref, 9101), 0);
+	assert_int_equal(ledger_reclaim_begin(m, ref, 9100), 1);
+	assert_int_equal(ledger_reclaim_begin(m, ref, 9100), 0); /* another reclaim has it */
+	assert_int_equal(ledger_lookup(m, 9100), 0);
+	assert_int_equal(ledger_reclaim_holder(m, ref, 77, 4, since + 1, name), 0);
+	assert_int_equal(ledger_reclaim_holder(m, ref, 77, 4, since, name), 1);
+	assert_int_equal(ledger_reclaim_holder(m, ref, 77, 4, since, name), 0);
+	assert_int_equal(s->refs, 1);
+	next_record(&rd, &r);
+	assert_int_equal(r.type, SOCKSHIM_EV_CLOSE);
+	assert_int_equal(r.pid, 77);
+	assert_int_equal(r.fd, 4);
+	assert_int_equal(r.inode, 9100);
+	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_GONE);
+	assert_int_equal(r.detail.close.refs_before, 2);
+	assert_int_equal(r.detail.close.refs_after, 1);
+	assert_int_equal(s->steps[0].op, SOCKSHIM_STEP_CLOSE);
+	assert_int_equal(s->steps[0].via, SOCKSHIM_CLOSE_VIA_GONE);
+	assert_memory_equal(s->steps[0].comm, "rawclose", 8);
+	/* 78 is named: its reference is not an unnamed one. */
+	assert_int_equal(ledger_reclaim_unnamed(m, ref), 0);
+	assert_int_equal(ledger_reclaim_holder(m, ref, 78, 5, s->holders[1].since_ns, name), 1);
+	next_record(&rd, &r);
+	assert_true(s->released_ns != 0);
+	/* A reference no holder names (one that did not fit). */
+	s->refs = 1;
+	s->released_ns = 0;
+	assert_int_equal(ledger_reclaim_unnamed(m, ref), 1);
+	assert_int_equal(s->refs, 0);
+	assert_true(s->released_ns != 0);
+	next_record(&rd, &r);
+	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_GONE);
+	assert_int_equal(r.detail.close.refs_before, 1);
+	assert_int_equal(r.detail.close.refs_after, 0);
+	assert_int_equal(r.inode, 9100);
+	ledger_reclaim_end(m, ref, 9100);
+	assert_int_equal(ledger_lookup(m, 9100), ref);
 }
 
 /* Without a mapping every function is a no-op. */
@@ -944,6 +1028,7 @@ int main(void)
 		T(test_steps),
 		T(test_eof_read_describe),
 		T(test_forget),
+		T(test_reclaim),
 		T(test_flags_one_set),
 		T(test_linger_reset_sticks),
 		T(test_shutdown_names_others),
