@@ -177,19 +177,19 @@ static int process_gone(pid_t pid)
 	return gone;
 }
 
-/* Look at N entries from a cursor of this process's own (its pid's hash,
- * then onwards): an entry whose process is gone is released via death,
- * taken first (LIVE -> CLAIMED) so that no one else releases it twice.
- * A kill(pid, 0) an entry. */
+/* Look at the next N entries of the session's sweep (the header's
+ * procs_sweep_next, shared by every process that starts, so that the
+ * starts go round the whole table together): an entry whose process is
+ * gone is released via death, taken first (LIVE -> CLAIMED) so that no one
+ * else releases it twice. A kill(pid, 0) an entry. */
 static void sweep(struct sockshim_proc *t, pid_t self, unsigned n)
 {
-	static uint32_t cursor;
+	uint64_t cursor = __atomic_fetch_add(&seg_header(&shim_seg)->procs_sweep_next, n,
+					     __ATOMIC_RELAXED);
 	unsigned k;
 
-	if (!cursor)
-		cursor = sockshim_proc_hash(self) | 1;
 	for (k = 0; k < n; k++) {
-		struct sockshim_proc *e = &t[cursor++ & (SOCKSHIM_PROCS - 1)];
+		struct sockshim_proc *e = &t[(cursor + k) & (SOCKSHIM_PROCS - 1)];
 		uint32_t live = SOCKSHIM_PROC_LIVE;
 		pid_t pid;
 

@@ -672,7 +672,12 @@ struct sockshim_header {
 	 * ledger_full or listeners_full too). Here, not with the producers'
 	 * counters below: it moves only when something went wrong. */
 	uint64_t claims_stalled;
-	uint8_t reserved0[40];
+	/* Where the next process to start sweeps the process table (an index
+	 * taken by atomic add, masked by the reader): the starts go round the
+	 * table together, so SOCKSHIM_PROCS / PROCS_SWEEP of them look at every
+	 * entry, whichever pids they have. */
+	uint64_t procs_sweep_next;
+	uint8_t reserved0[32];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -699,7 +704,8 @@ _Static_assert(SOCKSHIM_HDR_OFF(ledger_offset) ==
 	       SOCKSHIM_HDR_OFF(ledger_offset) % 8 == 0,
 	       "pad0 makes ledger_offset 8-aligned, no more");
 _Static_assert(SOCKSHIM_HDR_OFF(claims_stalled) % 8 == 0 &&
-		       SOCKSHIM_HDR_OFF(reserved0) == SOCKSHIM_HDR_OFF(claims_stalled) + 8 &&
+		       SOCKSHIM_HDR_OFF(procs_sweep_next) == SOCKSHIM_HDR_OFF(claims_stalled) + 8 &&
+		       SOCKSHIM_HDR_OFF(reserved0) == SOCKSHIM_HDR_OFF(procs_sweep_next) + 8 &&
 		       SOCKSHIM_HDR_OFF(reserved0) + SOCKSHIM_HDR_SIZE(reserved0) == 256 &&
 		       SOCKSHIM_HDR_OFF(ring_head) == 256,
 	       "reserved0 ends the creator's part at 256 bytes");
