@@ -109,10 +109,16 @@ def _herd_run(ctx, wait_mode, mode):
 def test_herd_prefork_poll(ctx):
     obs = _herd_run(ctx, "poll", "observe")
     ser = _herd_run(ctx, "poll", "serialize")
-    assert obs["spurious"] > 0, (
-        "observe: no spurious wakeup in %d connections to %d workers waiting in poll"
-        % (CONNECTIONS, WORKERS))
-    assert ser["spurious"] <= obs["spurious"] / 2, (
+    # Whether a woken worker returns from poll before the winner's accept
+    # (a spurious wakeup the program sees: EAGAIN) or after it (poll goes
+    # back to sleep inside the kernel) is the scheduler's call: with other
+    # jobs holding both cores, all of them were swallowed once (0 in 300,
+    # with 5.99 wakeups of the workers per connection). The server's own
+    # EAGAIN count equals the shim's either way (above), and the kernel's
+    # count of wakeups below sees the whole herd.
+    if obs["spurious"] == 0:
+        say("observe: every wakeup without a connection stayed inside poll this time")
+    assert ser["spurious"] == 0 or ser["spurious"] <= obs["spurious"] / 2, (
         "serialize: %.3f spurious wakeups per accept, observe %.3f: the poll token did not "
         "halve the herd" % (ser["spurious"], obs["spurious"]))
     # The kernel's count sees the whole herd, the wakeups poll swallows too.
