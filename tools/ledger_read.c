@@ -98,7 +98,6 @@ static void load_holders(struct ledger_sock *out, const struct sockshim_sock *ra
 {
 	unsigned i;
 
-	out->holders = out->own_holders;
 	out->nholders = 0;
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
 		if (holder_load(&out->holders[out->nholders], &raw->holders[i], out->born_ns))
@@ -180,11 +179,14 @@ static void load_shutdown(struct ledger_shutdown *d, const struct sockshim_sock 
 	d->ns = raw->shut_ns;
 }
 
-int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
+int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
+		     const struct sockshim_sock *raw)
 {
 	memset(out, 0, sizeof(*out));
 	if (!sockshim_inode_in_use(raw->inode))
 		return -EINVAL;
+	out->holders = room->holders;
+	out->steps = room->steps;
 	out->inode = raw->inode;
 	out->born_ns = raw->born_ns;
 	out->born_pid = raw->born_pid;
@@ -234,10 +236,11 @@ static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
 
-/* Copy entry E, whose inode read INO, into X. 0, 1 when it went away or
- * kept changing (counted in S), or -EINVAL when it cannot be right. */
+/* Copy entry E, whose inode read INO, into X, its holders and steps
+ * into ROOM. 0, 1 when it went away or kept changing (counted in S), or
+ * -EINVAL when it cannot be right. */
 static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t ino,
-		struct ledger_sock *x)
+		struct ledger_sock *x, struct ledger_sock_room *room)
 {
 	struct sockshim_sock raw;
 	int t;
@@ -257,7 +260,7 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 		s->unsettled++;
 		return 1;
 	}
-	if (ledger_sock_load(x, &raw)) {
+	if (ledger_sock_load(x, room, &raw)) {
 		s->rejected++;
 		return -EINVAL;
 	}
@@ -353,7 +356,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	const struct sockshim_header *h = seg_header(m);
 	const struct sockshim_sock *table = seg_ledger(m);
 	uint32_t slot, *slots = NULL;
-	size_t nslots = 0, i;
+	size_t nslots = 0, held = 0, stepped = 0, i;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -380,7 +383,9 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	}
 	if (nslots) {
 		out->v = big_calloc(nslots, sizeof(*out->v));
-		if (!out->v) {
+		out->holder_store = big_calloc(nslots * SOCKSHIM_HOLDERS, sizeof(*out->holder_store));
+		out->step_store = big_calloc(nslots * SOCKSHIM_STEPS, sizeof(*out->step_store));
+		if (!out->v || !out->holder_store || !out->step_store) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -388,11 +393,19 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	for (i = 0; i < nslots; i++) {
 		const struct sockshim_sock *e = &table[slots[i]];
 		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+		struct ledger_sock *x = &out->v[out->n];
+		struct ledger_sock_room room;
 
 		if (!sockshim_inode_in_use(ino))
 			continue;
-		if (take(out, e, ino, &out->v[out->n]) == 0) {
-			out->v[out->n].slot = slots[i];
+		if (take(out, e, ino, x, &room) == 0) {
+			x->slot = slots[i];
+			x->holders = memcpy(&out->holder_store[held], room.holders,
+					    x->nholders * sizeof(*x->holders));
+			x->steps = memcpy(&out->step_store[stepped], room.steps,
+					  x->nsteps * sizeof(*x->steps));
+			held += x->nholders;
+			stepped += x->nsteps;
 			out->n++;
 		}
 	}
@@ -429,6 +442,8 @@ void ledger_snap_free(struct ledger_snap *s)
 {
 	HASH_CLEAR(hh, s->by_inode);
 	free(s->pool_holders);
+	free(s->holder_store);
+	free(s->step_store);
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }

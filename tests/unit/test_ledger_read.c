@@ -319,6 +319,7 @@ static void test_reserved_and_empty(void **state)
 	struct fixture *f = *state;
 	struct sockshim_sock raw, *s;
 	struct ledger_sock out;
+	struct ledger_sock_room room;
 	struct ledger_snap snap;
 
 	plant(&f->m, 4242, SOCKSHIM_BORN_SOCKET, 1, 3, NULL);
@@ -331,11 +332,11 @@ static void test_reserved_and_empty(void **state)
 	assert_non_null(ledger_find(&snap, 4242));
 	ledger_snap_free(&snap);
 	memset(&raw, 0, sizeof(raw));
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 	raw.inode = sockshim_inode_claiming(4243);
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 	raw.inode = UINT64_MAX;
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 }
 
 static int keep_held(void *arg, uint64_t inode, int32_t refs)
