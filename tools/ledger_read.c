@@ -412,19 +412,28 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	rc = add_pooled(m, out);
 	if (rc)
 		goto out;
-	/* The array no longer moves: index it. A duplicate inode (a reclaim
-	 * racing the copy) keeps the newer birth. */
+	/* Index the entries by inode. A duplicate inode (a reclaim racing
+	 * the copy) keeps the newer birth. */
+	rc = flatidx_init(&out->by_inode, out->n);
+	if (rc)
+		goto out;
 	for (i = 0; i < out->n; i++) {
-		struct ledger_sock *old;
+		uint64_t hash = flatidx_hash_u64(out->v[i].inode);
+		struct flatidx_walk w;
+		uint32_t at;
 
-		HASH_FIND(hh, out->by_inode, &out->v[i].inode, sizeof(uint64_t), old);
-		if (old && old->born_ns >= out->v[i].born_ns) {
-			out->rejected++;
+		for (at = flatidx_first(&out->by_inode, hash, &w);
+		     at != FLATIDX_END && out->v[at].inode != out->v[i].inode;
+		     at = flatidx_next(&out->by_inode, &w))
+			;
+		if (at == FLATIDX_END) {
+			flatidx_put(&out->by_inode, hash, (uint32_t)i);
 			continue;
 		}
-		if (old)
-			HASH_DEL(out->by_inode, old);
-		HASH_ADD(hh, out->by_inode, inode, sizeof(uint64_t), &out->v[i]);
+		if (out->v[at].born_ns >= out->v[i].born_ns)
+			out->rejected++;
+		else
+			flatidx_replace(&out->by_inode, &w, (uint32_t)i);
 	}
 out:
 	free(slots);
@@ -440,7 +449,7 @@ int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
 
 void ledger_snap_free(struct ledger_snap *s)
 {
-	HASH_CLEAR(hh, s->by_inode);
+	flatidx_free(&s->by_inode);
 	free(s->pool_holders);
 	free(s->holder_store);
 	free(s->step_store);
@@ -450,10 +459,14 @@ void ledger_snap_free(struct ledger_snap *s)
 
 const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode)
 {
-	struct ledger_sock *x;
+	struct flatidx_walk w;
+	uint32_t at;
 
-	HASH_FIND(hh, s->by_inode, &inode, sizeof(inode), x);
-	return x;
+	for (at = flatidx_first(&s->by_inode, flatidx_hash_u64(inode), &w); at != FLATIDX_END;
+	     at = flatidx_next(&s->by_inode, &w))
+		if (s->v[at].inode == inode)
+			return &s->v[at];
+	return NULL;
 }
 
 static int add_hop(struct ledger_hop *hops, size_t max, size_t *n, const struct ledger_step *st)

@@ -1,5 +1,5 @@
 /* Reading the session's reference ledger: a validated snapshot of every
- * entry, a uthash index by inode, and the inheritance path of a holder
+ * entry, an index by inode, and the inheritance path of a holder
  * rebuilt from the entry's history steps. The segment is untrusted: every
  * enum, index and count is checked here, and entries caught mid-update
  * are retried, then marked, never believed blindly. */
@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "uthash_int.h"
 
+#include "flatidx.h"
 #include "format.h"
 #include "sockshim/segment.h"
 
@@ -81,13 +81,12 @@ struct ledger_sock {
 	struct ledger_step *steps;
 	int history_lost; /* older steps were overwritten */
 	int unsettled;    /* still changing after the retries: take with care */
-	UT_hash_handle hh;
 };
 
 struct ledger_snap {
 	struct ledger_sock *v; /* the entries in use */
 	size_t n;
-	struct ledger_sock *by_inode;
+	struct flatidx by_inode; /* positions in v */
 	uint32_t capacity;
 	int64_t created_real_ns, created_mono_ns, created_boot_ns;
 	uint64_t ledger_full, holder_overflow, ledger_reclaimed;
