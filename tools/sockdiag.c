@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bigmem.h"
+#include "flatidx.h"
 #include "sockdiag.h"
 
 /* Error codes are -1 .. -MAX_ERRNO, as the kernel's IS_ERR_VALUE has it. */
@@ -340,28 +341,75 @@ static int by_identity(const void *a, const void *b)
 	return (identity_inode(x) > identity_inode(y)) - (identity_inode(x) < identity_inode(y));
 }
 
-int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+void sockdiag_sort(struct sockdiag_list *l)
 {
-	struct sockdiag_list again = {0};
-	size_t keep = out->n, first, i;
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), by_identity);
+}
+
+/* A hash of what by_identity compares. */
+static uint64_t identity_hash(const struct sockdiag_sock *s)
+{
+	uint8_t key[2 * 16 + 2 * 2 + 8 + 1];
+	uint64_t ino = identity_inode(s);
+
+	memcpy(key, s->src, 16);
+	memcpy(key + 16, s->dst, 16);
+	memcpy(key + 32, &s->sport, 2);
+	memcpy(key + 34, &s->dport, 2);
+	memcpy(key + 36, &ino, 8);
+	key[44] = s->family;
+	return flatidx_hash_bytes(key, sizeof(key));
+}
+
+/* Append the sockets of ADD that OUT (indexed in X) does not have. */
+static int join(struct flatidx *x, struct sockdiag_list *out, const struct sockdiag_list *add)
+{
+	size_t i;
 	int rc;
 
-	rc = sockdiag_dump(states_mask, want_info, out);
-	if (rc)
-		return rc;
-	rc = sockdiag_dump(states_mask, want_info, &again);
-	if (rc) {
-		out->n = keep;
-		return rc;
+	for (i = 0; i < add->n; i++) {
+		uint64_t hash = identity_hash(&add->v[i]);
+		struct flatidx_walk w;
+		uint32_t at;
+
+		for (at = flatidx_first(x, hash, &w);
+		     at != FLATIDX_END && by_identity(&out->v[at], &add->v[i]);
+		     at = flatidx_next(x, &w))
+			;
+		if (at != FLATIDX_END)
+			continue;
+		rc = push(out, &add->v[i]);
+		if (rc)
+			return rc;
+		flatidx_put(x, hash, (uint32_t)(out->n - 1));
 	}
-	first = out->n;
-	qsort(out->v + keep, first - keep, sizeof(*out->v), by_identity);
-	for (i = 0; i < again.n && !rc; i++)
-		if (!bsearch(&again.v[i], out->v + keep, first - keep, sizeof(*out->v), by_identity))
-			rc = push(out, &again.v[i]);
-	sockdiag_list_free(&again);
+	return 0;
+}
+
+int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+{
+	struct sockdiag_list first = {0}, again = {0};
+	struct flatidx x = {0};
+	size_t keep = out->n, i;
+	int rc;
+
+	rc = sockdiag_dump(states_mask, want_info, &first);
+	if (!rc)
+		rc = sockdiag_dump(states_mask, want_info, &again);
+	if (!rc)
+		rc = flatidx_init(&x, keep + first.n + again.n);
+	for (i = 0; !rc && i < keep; i++)
+		flatidx_put(&x, identity_hash(&out->v[i]), (uint32_t)i);
+	if (!rc)
+		rc = join(&x, out, &first);
+	if (!rc)
+		rc = join(&x, out, &again);
 	if (rc)
 		out->n = keep;
+	flatidx_free(&x);
+	sockdiag_list_free(&first);
+	sockdiag_list_free(&again);
 	return rc;
 }
 
