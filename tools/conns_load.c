@@ -1,9 +1,9 @@
-/* `sockshim conns`' evidence: one sock_diag dump of every TCP state, one
- * ledger snapshot and one /proc scan, joined into one item per
- * connection: a socket with a descriptor by its inode, one without (in
- * TIME_WAIT, orphaned, or queued) by its four addresses or its listener,
- * then the ledger's connections the kernel forgot. Gathers and joins
- * only; cmd_conns.c prints. */
+/* `sockshim conns`' evidence: a sock_diag dump of every TCP state, one
+ * ledger snapshot and one /proc scan (on a thread of its own), joined
+ * into one item per connection: a socket with a descriptor by its inode,
+ * one without (in TIME_WAIT, orphaned, or queued) by its four addresses
+ * or its listener, then the ledger's connections the kernel forgot.
+ * Gathers and joins only; cmd_conns.c prints. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 
 #include "bigmem.h"
 #include "conns.h"
+#include "side_job.h"
 #include "sockshim/clock.h"
 
 #define FIN_TIMEOUT_PATH "/proc/sys/net/ipv4/tcp_fin_timeout"
@@ -170,33 +171,72 @@ static int join(struct conns_ctx *c)
 	return 0;
 }
 
+/* Can a connection of the ledger be in TIME_WAIT, where only a dump of
+ * that state shows it? Not when the kernel listed every connection of
+ * the ledger with its inode: a socket in TIME_WAIT has none. */
+static int may_be_in_time_wait(const struct conns_ctx *c)
+{
+	unsigned char *listed = calloc(c->snap.n + 1, 1);
+	size_t i;
+	int may = 0;
+
+	if (!listed)
+		return 1;
+	for (i = 0; i < c->kern.n; i++) {
+		const struct ledger_sock *ls = c->kern.v[i].inode ? entry_for(c, &c->kern.v[i]) : NULL;
+
+		if (ls)
+			listed[ls - c->snap.v] = 1;
+	}
+	for (i = 0; i < c->snap.n && !may; i++)
+		may = !listed[i] && is_tcp(&c->snap.v[i]) &&
+		      (c->snap.v[i].flags & SOCKSHIM_FLAG_PEER_KNOWN);
+	free(listed);
+	return may;
+}
+
+static int dump_error(int rc)
+{
+	fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: "
+			"%s; load the modules with modprobe inet_diag tcp_diag (as root)\n",
+		strerror(-rc));
+	return rc;
+}
+
 /* The dump first, then the ledger: every socket the kernel lists was in
- * the ledger by then, if the session saw it at all. */
+ * the ledger by then, if the session saw it at all. Without tcp_info:
+ * nothing in the report comes from it. The host's TIME_WAIT
+ * sockets (tens of thousands on a busy one, most of them not the
+ * session's) are dumped only when a connection of the ledger may be one
+ * of them, after the ledger: a TIME_WAIT socket whose connection the
+ * ledger does not hold yet is not the session's anyway. /proc is scanned
+ * meanwhile. */
 int conns_load(struct conns_ctx *c, struct seg_map *m)
 {
+	const uint32_t all = (1u << SOCKDIAG_STATE_COUNT) - 2;
+	struct procfd_job scan;
 	int rc;
 
-	rc = sockdiag_dump_settled((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
+	procfd_job_start(&scan);
+	rc = sockdiag_dump_settled(all & ~SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
 	if (rc) {
-		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
-				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "
-				"tcp_diag (as root)\n",
-			strerror(-rc));
-		return rc;
+		dump_error(rc);
+		goto out;
 	}
 	rc = ledger_snapshot(m, &c->snap);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
 			c->session, strerror(-rc));
-		return rc;
+		goto out;
 	}
-	rc = procfd_scan(&c->pf);
-	if (rc) {
-		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
-				"mounted?\n",
-			strerror(-rc));
-		return rc;
+	if (may_be_in_time_wait(c)) {
+		rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
+		if (rc) {
+			dump_error(rc);
+			goto out;
+		}
 	}
+	sockdiag_sort(&c->kern);
 	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	c->fin_timeout_s = read_fin_timeout();
 	rc = symbolizer_new(&c->sym);
@@ -206,6 +246,15 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 		rc = join(c);
 	if (rc)
 		fprintf(stderr, "sockshim: out of memory\n");
+out:
+	side_finish(&scan.side);
+	c->pf = scan.pf;
+	if (!rc && scan.side.rc) {
+		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
+				"mounted?\n",
+			strerror(-scan.side.rc));
+		rc = scan.side.rc;
+	}
 	return rc;
 }
 
