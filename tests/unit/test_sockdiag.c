@@ -1,8 +1,9 @@
 /* Unit tests of tools/sockdiag.c: parsing of hand-made netlink answers
  * (sockets, tcp_info of any length, errors, stray and truncated messages),
  * addresses and listener matching, and live dumps of real sockets on
- * loopback: one in CLOSE_WAIT with its EOF unread, and one left in a
- * listener's accept queue (no inode). */
+ * loopback: one in CLOSE_WAIT with its EOF unread, one of each family in
+ * one dump, one left in a listener's accept queue (no inode), and the
+ * settled dump listing each socket once. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -399,6 +400,53 @@ static void test_live_both_families(void **state)
 	}
 }
 
+static size_t count_inode(const struct sockdiag_list *l, uint64_t inode)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++)
+		n += l->v[i].inode == inode;
+	return n;
+}
+
+/* The settled dump lists each socket once, counting what the list held
+ * before (a second dump into the same list adds none of them again), and
+ * sockdiag_sort orders them by family and ports. */
+static void test_live_settled_each_once(void **state)
+{
+	const uint32_t mask = SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN);
+	struct sockdiag_list l = {0};
+	const struct sockdiag_sock *k;
+	unsigned port = 0;
+	int lfd, c, a, round;
+	size_t i;
+
+	(void)state;
+	lfd = listener(AF_INET, &port);
+	assert_true(lfd >= 0);
+	c = connect_to(lfd);
+	assert_true(c >= 0);
+	a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(a >= 0);
+	close(c);
+	k = dump_find(&l, inode_of(a), 0); /* the FIN is in */
+	assert_non_null(k);
+	l.n = 0;
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(sockdiag_dump_settled(mask, 0, &l), 0);
+		assert_int_equal(count_inode(&l, inode_of(a)), 1);
+		assert_int_equal(count_inode(&l, inode_of(lfd)), 1);
+	}
+	sockdiag_sort(&l);
+	for (i = 1; i < l.n; i++)
+		assert_true(l.v[i - 1].family < l.v[i].family ||
+			    (l.v[i - 1].family == l.v[i].family &&
+			     l.v[i - 1].sport <= l.v[i].sport));
+	sockdiag_list_free(&l);
+	close(a);
+	close(lfd);
+}
+
 /* Connected, never accepted, closed by the client: CLOSE_WAIT in the
  * listener's queue, with no inode. */
 static void test_live_unaccepted(void **state)
@@ -464,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_live_close_wait_v6),
 		cmocka_unit_test(test_live_unaccepted),
 		cmocka_unit_test(test_live_both_families),
+		cmocka_unit_test(test_live_settled_each_once),
 		cmocka_unit_test(test_sockstat),
 	};
 
