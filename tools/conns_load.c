@@ -171,28 +171,56 @@ static int join(struct conns_ctx *c)
 	return 0;
 }
 
-/* Can a connection of the ledger be in TIME_WAIT, where only a dump of
- * that state shows it? Not when the kernel listed every connection of
- * the ledger with its inode: a socket in TIME_WAIT has none. */
-static int may_be_in_time_wait(const struct conns_ctx *c)
+/* What the first dump (of every state but TIME_WAIT) leaves open, judged
+ * by the ledger. */
+struct first_dump {
+	/* A connection of the ledger is not listed with its inode: it may be
+	 * in TIME_WAIT (no inode, not dumped yet), orphaned, gone, or missed. */
+	int unlisted_conn;
+	/* The dump may have missed something of the session's: a connection
+	 * or a held listener of the ledger is not listed, or a listener of
+	 * the session has connections waiting in its queue (they have no
+	 * inode, the ledger does not know them). Else a second dump could
+	 * add only others' sockets, which conns does not show. */
+	int unsettled;
+};
+
+static int check_first_dump(const struct conns_ctx *c, struct first_dump *f)
 {
 	unsigned char *listed = calloc(c->snap.n + 1, 1);
+	int queued = 0, unlisted_listener = 0;
 	size_t i;
-	int may = 0;
 
+	memset(f, 0, sizeof(*f));
 	if (!listed)
-		return 1;
+		return -ENOMEM;
 	for (i = 0; i < c->kern.n; i++) {
-		const struct ledger_sock *ls = c->kern.v[i].inode ? entry_for(c, &c->kern.v[i]) : NULL;
+		const struct sockdiag_sock *k = &c->kern.v[i];
+		const struct ledger_sock *ls;
 
-		if (ls)
-			listed[ls - c->snap.v] = 1;
+		if (!k->inode) {
+			queued |= queued_on(c, k) != NULL;
+			continue;
+		}
+		ls = entry_for(c, k);
+		if (!ls)
+			continue;
+		listed[ls - c->snap.v] = 1;
+		queued |= k->state == SOCKDIAG_LISTEN && k->rqueue > 0;
 	}
-	for (i = 0; i < c->snap.n && !may; i++)
-		may = !listed[i] && is_tcp(&c->snap.v[i]) &&
-		      (c->snap.v[i].flags & SOCKSHIM_FLAG_PEER_KNOWN);
+	for (i = 0; i < c->snap.n; i++) {
+		const struct ledger_sock *ls = &c->snap.v[i];
+
+		if (listed[i] || !is_tcp(ls))
+			continue;
+		if (ls->flags & SOCKSHIM_FLAG_PEER_KNOWN)
+			f->unlisted_conn = 1;
+		else if ((ls->flags & SOCKSHIM_FLAG_LISTENER) && ls->refs > 0)
+			unlisted_listener = 1;
+	}
 	free(listed);
-	return may;
+	f->unsettled = f->unlisted_conn || unlisted_listener || queued;
+	return 0;
 }
 
 static int dump_error(int rc)
@@ -205,20 +233,23 @@ static int dump_error(int rc)
 
 /* The dump first, then the ledger: every socket the kernel lists was in
  * the ledger by then, if the session saw it at all. Without tcp_info:
- * nothing in the report comes from it. The host's TIME_WAIT
- * sockets (tens of thousands on a busy one, most of them not the
- * session's) are dumped only when a connection of the ledger may be one
- * of them, after the ledger: a TIME_WAIT socket whose connection the
- * ledger does not hold yet is not the session's anyway. /proc is scanned
- * meanwhile. */
+ * nothing in the report comes from it. A second dump (sockdiag.h: a dump
+ * of a changing table can miss a socket) only when the first may have
+ * missed something of the session's (struct first_dump). The host's
+ * TIME_WAIT sockets (tens of thousands on a busy one, most of them not
+ * the session's) are dumped, twice, only when a connection of the ledger
+ * may be one of them, after the ledger: a TIME_WAIT socket whose
+ * connection the ledger does not hold yet is not the session's anyway.
+ * /proc is scanned meanwhile. */
 int conns_load(struct conns_ctx *c, struct seg_map *m)
 {
-	const uint32_t all = (1u << SOCKDIAG_STATE_COUNT) - 2;
+	const uint32_t not_tw = ((1u << SOCKDIAG_STATE_COUNT) - 2) & ~SOCKDIAG_F(SOCKDIAG_TIME_WAIT);
 	struct procfd_job scan;
+	struct first_dump first;
 	int rc;
 
 	procfd_job_start(&scan);
-	rc = sockdiag_dump_settled(all & ~SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
+	rc = sockdiag_dump_join(not_tw, 0, &c->kern); /* one dump, each socket once */
 	if (rc) {
 		dump_error(rc);
 		goto out;
@@ -229,12 +260,18 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 			c->session, strerror(-rc));
 		goto out;
 	}
-	if (may_be_in_time_wait(c)) {
+	rc = check_first_dump(c, &first);
+	if (rc) {
+		fprintf(stderr, "sockshim: out of memory\n");
+		goto out;
+	}
+	if (first.unsettled)
+		rc = sockdiag_dump_join(not_tw, 0, &c->kern);
+	if (!rc && first.unlisted_conn)
 		rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
-		if (rc) {
-			dump_error(rc);
-			goto out;
-		}
+	if (rc) {
+		dump_error(rc);
+		goto out;
 	}
 	sockdiag_sort(&c->kern);
 	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);

@@ -387,30 +387,42 @@ static int join(struct flatidx *x, struct sockdiag_list *out, const struct sockd
 	return 0;
 }
 
-int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+/* DUMPS dumps joined into OUT, each socket once (counting what OUT had). */
+static int dumps_joined(uint32_t states_mask, int want_info, struct sockdiag_list *out,
+			unsigned dumps)
 {
-	struct sockdiag_list first = {0}, again = {0};
+	struct sockdiag_list got[2] = {{0}};
 	struct flatidx x = {0};
-	size_t keep = out->n, i;
-	int rc;
+	size_t keep = out->n, total = out->n, i;
+	unsigned d;
+	int rc = 0;
 
-	rc = sockdiag_dump(states_mask, want_info, &first);
+	for (d = 0; d < dumps && !rc; d++) {
+		rc = sockdiag_dump(states_mask, want_info, &got[d]);
+		total += got[d].n;
+	}
 	if (!rc)
-		rc = sockdiag_dump(states_mask, want_info, &again);
-	if (!rc)
-		rc = flatidx_init(&x, keep + first.n + again.n);
+		rc = flatidx_init(&x, total);
 	for (i = 0; !rc && i < keep; i++)
 		flatidx_put(&x, identity_hash(&out->v[i]), (uint32_t)i);
-	if (!rc)
-		rc = join(&x, out, &first);
-	if (!rc)
-		rc = join(&x, out, &again);
+	for (d = 0; d < dumps && !rc; d++)
+		rc = join(&x, out, &got[d]);
 	if (rc)
 		out->n = keep;
 	flatidx_free(&x);
-	sockdiag_list_free(&first);
-	sockdiag_list_free(&again);
+	for (d = 0; d < dumps; d++)
+		sockdiag_list_free(&got[d]);
 	return rc;
+}
+
+int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+{
+	return dumps_joined(states_mask, want_info, out, 2);
+}
+
+int sockdiag_dump_join(uint32_t states_mask, int want_info, struct sockdiag_list *out)
+{
+	return dumps_joined(states_mask, want_info, out, 1);
 }
 
 int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out)

@@ -71,6 +71,10 @@ int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out
  * addresses (one that moved to TIME_WAIT since keeps its first state), a
  * listener by its inode too. In the kernel's order: sockdiag_sort. */
 int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out);
+/* One more dump joined into OUT as the settled dump joins its two: for a
+ * caller that can tell whether its first dump may have missed something
+ * (conns, by the ledger). */
+int sockdiag_dump_join(uint32_t states_mask, int want_info, struct sockdiag_list *out);
 
 void sockdiag_list_free(struct sockdiag_list *l);
 
