@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "flatidx.h"
+#include "hash64.h"
 
 #define MIN_SLOTS 16
 
@@ -73,30 +74,12 @@ void flatidx_replace(struct flatidx *x, const struct flatidx_walk *w, uint32_t p
 	x->slot[(w->i - 1) & x->mask] = slot_of(w->tag, pos);
 }
 
-/* splitmix64's finalizer: every input bit moves every output bit. */
 uint64_t flatidx_hash_u64(uint64_t v)
 {
-	v ^= v >> 30;
-	v *= UINT64_C(0xbf58476d1ce4e5b9);
-	v ^= v >> 27;
-	v *= UINT64_C(0x94d049bb133111eb);
-	v ^= v >> 31;
-	return v;
+	return hash64_u64(v);
 }
 
 uint64_t flatidx_hash_bytes(const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	uint64_t h = n, w;
-
-	for (; n >= 8; b += 8, n -= 8) {
-		memcpy(&w, b, 8);
-		h = flatidx_hash_u64(h ^ w);
-	}
-	if (n) {
-		w = 0;
-		memcpy(&w, b, n);
-		h = flatidx_hash_u64(h ^ w);
-	}
-	return h;
+	return hash64_bytes(p, n);
 }
