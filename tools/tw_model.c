@@ -353,13 +353,16 @@ static void count_births(struct tw_model *t, const struct ledger_snap *snap, uin
 {
 	struct tw_gkey key;
 	struct tw_group *g;
+	unsigned sides = 0; /* bit per side some group has: others match none */
 	size_t i;
 
+	for (g = t->group_list; g; g = g->next)
+		sides |= 1u << g->key.side;
 	for (i = 0; i < snap->n; i++) {
 		const struct ledger_sock *ls = &snap->v[i];
 
-		if (!addressed_tcp(ls) || ls->born_ns > now_ns ||
-		    now_ns - ls->born_ns > TW_WINDOW_NS)
+		if (!(sides & 1u << tw_side_of(ls->born)) || !addressed_tcp(ls) ||
+		    ls->born_ns > now_ns || now_ns - ls->born_ns > TW_WINDOW_NS)
 			continue;
 		tw_gkey_make(&key, ls);
 		HASH_FIND(hh, t->groups, &key, sizeof(key), g);
