@@ -3,6 +3,7 @@
  * and indexes the result by inode. Also rebuilds inheritance paths from
  * the history steps. Never trusts a number from the segment unchecked. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,16 +225,37 @@ int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
 	return 0;
 }
 
-/* Copy entry E word by word: the shim updates it with atomic stores, and
- * a plain memcpy would be a data race the compiler may tear further. */
-static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
+/* Copy words [FROM, TO) of entry E into DST. */
+static void copy_words(struct sockshim_sock *dst, const struct sockshim_sock *e, size_t from,
+		       size_t to)
 {
 	const sockshim_word *s = (const sockshim_word *)e;
 	sockshim_word *d = (sockshim_word *)dst;
 	size_t i;
 
-	for (i = 0; i < sizeof(*e) / sizeof(*s); i++)
+	for (i = from; i < to; i++)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+/* Copy entry E word by word: the shim updates it with atomic stores, and
+ * a plain memcpy would be a data race the compiler may tear further.
+ * Of its history, only the slots a step was ever written to: a writer
+ * takes its index from steps_next before it writes, and a claim clears
+ * the entry, so the slots from steps_next (as copied) on are empty (most
+ * sockets have two or three steps of sixteen, half of an entry). */
+static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
+{
+	const size_t word = sizeof(sockshim_word);
+	const size_t steps = offsetof(struct sockshim_sock, steps) / word;
+	uint32_t used;
+
+	_Static_assert(offsetof(struct sockshim_sock, steps) % sizeof(sockshim_word) == 0 &&
+			       sizeof(struct sockshim_step) % sizeof(sockshim_word) == 0,
+		       "ledger entries and steps are whole words");
+	copy_words(dst, e, 0, steps);
+	used = dst->steps_next < SOCKSHIM_STEPS ? dst->steps_next : SOCKSHIM_STEPS;
+	copy_words(dst, e, steps, steps + used * sizeof(struct sockshim_step) / word);
+	memset(&dst->steps[used], 0, (SOCKSHIM_STEPS - used) * sizeof(struct sockshim_step));
 }
 
 /* Copy entry E, whose inode read INO, into X, its holders and steps
