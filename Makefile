@@ -59,24 +59,26 @@ UNIT_OBJ_test_interposable = tools/interposable.c
 # go through emit.c into the ring); the test gives emit.c its vfork check.
 SHIM_LEDGER_SRC = shim/ledger.c shim/procs.c shim/emit.c shim/ring.c shim/fdtab.c shim/callsite.c
 # Its ledgers are written by the shim's own code (SHIM_LEDGER_SRC).
-UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c \
-	$(SEGMENT_SRC) $(SHIM_LEDGER_SRC)
-UNIT_OBJ_test_sockdiag = tools/sockdiag.c tools/bigmem.c
-UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/format.c \
-	tools/outbuf.c tools/bigmem.c
-UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/bigmem.c
-UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/format.c \
-	tools/bigmem.c tools/outbuf.c
+UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/flatidx.c tools/format.c tools/outbuf.c \
+	tools/bigmem.c $(SEGMENT_SRC) $(SHIM_LEDGER_SRC)
+UNIT_OBJ_test_sockdiag = tools/sockdiag.c tools/flatidx.c tools/bigmem.c
+UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tools/flatidx.c \
+	tools/format.c tools/outbuf.c tools/bigmem.c
+UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/flatidx.c tools/bigmem.c
+UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/flatidx.c \
+	tools/format.c tools/bigmem.c tools/outbuf.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
 UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/bigmem.c $(SEGMENT_SRC)
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
-UNIT_OBJ_test_tw_model = tools/tw_model.c
 UNIT_OBJ_test_shut_hits = tools/shut_hits.c
-UNIT_OBJ_test_conns_verdict = tools/conns_verdict.c tools/sockdiag.c tools/bigmem.c
+UNIT_OBJ_test_tw_model = tools/tw_model.c tools/flatidx.c
+UNIT_OBJ_test_flatidx = tools/flatidx.c
+UNIT_OBJ_test_conns_verdict = tools/conns_verdict.c tools/sockdiag.c tools/flatidx.c \
+	tools/bigmem.c
 UNIT_OBJ_test_closewait_verdict = tools/closewait_verdict.c tools/reconcile.c tools/procfd.c \
-	tools/ledger_read.c tools/format.c tools/outbuf.c tools/bigmem.c
+	tools/ledger_read.c tools/flatidx.c tools/format.c tools/outbuf.c tools/bigmem.c
 # Sources a test program links besides its own (tests/progs/NAME.c), and
 # libraries: cmocka only where a program uses it.
 PROG_OBJ_stats_fixture = $(SEGMENT_SRC)
@@ -259,8 +261,8 @@ FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,addres
 # as their unit tests link them where one does ($(sort) drops duplicates).
 FUZZ_SEG = $(SEGMENT_SRC)
 comma = ,
-FUZZ_SRC_segment = tools/ring_reader.c tools/ledger_read.c tools/stats_model.c tools/sockdiag.c \
-	tools/format.c tools/outbuf.c tools/bigmem.c
+FUZZ_SRC_segment = tools/ring_reader.c tools/ledger_read.c tools/flatidx.c tools/stats_model.c \
+	tools/sockdiag.c tools/format.c tools/outbuf.c tools/bigmem.c
 FUZZ_SRC_ring = tools/ring_reader.c tools/format.c tools/outbuf.c tools/bigmem.c
 FUZZ_SRC_ledger = $(filter-out $(SHIM_LEDGER_SRC),$(UNIT_OBJ_test_ledger_read))
 FUZZ_SRC_listeners = $(UNIT_OBJ_test_prom)

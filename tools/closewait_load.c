@@ -3,7 +3,6 @@
  * Gathers and joins only: the verdict is closewait_verdict.c's, the
  * printing cmd_closewait.c's. No per-socket system call. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "closewait.h"
 #include "noshim.h"
 #include "reclaim.h"
+#include "side_job.h"
 #include "sockshim/clock.h"
 
 /* A process the ledger knows as a holder: its sockets are the session's. */
@@ -206,57 +206,6 @@ static int dump_error(int rc)
 	return rc;
 }
 
-/* A part of the loading that needs nothing from the rest, run on a
- * thread of its own (or in place when no thread can be made). */
-struct side_job {
-	void *(*fn)(void *);
-	pthread_t thread;
-	int threaded;
-	int done;
-	int rc;
-};
-
-static void side_start(struct side_job *j, void *(*fn)(void *))
-{
-	j->fn = fn;
-	j->rc = 0;
-	j->done = 0;
-	j->threaded = pthread_create(&j->thread, NULL, fn, j) == 0;
-}
-
-/* Its result: waited for on its thread, or done here. Once. */
-static void side_finish(struct side_job *j)
-{
-	if (j->done)
-		return;
-	if (j->threaded)
-		pthread_join(j->thread, NULL);
-	else
-		j->fn(j);
-	j->done = 1;
-}
-
-/* Loading failed: only wait for the thread, if it runs. */
-static void side_abandon(struct side_job *j)
-{
-	if (!j->done && j->threaded)
-		pthread_join(j->thread, NULL);
-	j->done = 1;
-}
-
-struct scan_job {
-	struct side_job side; /* first */
-	struct procfd *pf;
-};
-
-static void *scan_proc(void *arg)
-{
-	struct scan_job *j = arg;
-
-	j->side.rc = procfd_scan(&j->pf);
-	return NULL;
-}
-
 struct copy_job {
 	struct side_job side; /* first */
 	const struct seg_map *m;
@@ -304,12 +253,12 @@ static int reclaim_held(struct cw_ctx *c, struct seg_map *m, uint64_t since)
 
 int cw_load(struct cw_ctx *c, struct seg_map *m)
 {
-	struct scan_job scan = {.pf = NULL};
+	struct procfd_job scan;
 	struct copy_job copy = {.m = m, .snap = &c->snap};
 	uint64_t since = sockshim_clock_ns(CLOCK_MONOTONIC);
 	int rc;
 
-	side_start(&scan.side, scan_proc);
+	procfd_job_start(&scan);
 	side_start(&copy.side, copy_held);
 	rc = sockdiag_dump(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN), 1,
 			   &c->kern);

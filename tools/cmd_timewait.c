@@ -161,6 +161,7 @@ static int load(struct tw_ctx *c, struct seg_map *m)
 			strerror(-rc));
 		return rc;
 	}
+	sockdiag_sort(&c->kern);
 	rc = ledger_snapshot(m, &c->snap);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",

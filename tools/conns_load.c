@@ -1,9 +1,9 @@
-/* `sockshim conns`' evidence: one sock_diag dump of every TCP state, one
- * ledger snapshot and one /proc scan, joined into one item per
- * connection: a socket with a descriptor by its inode, one without (in
- * TIME_WAIT, orphaned, or queued) by its four addresses or its listener,
- * then the ledger's connections the kernel forgot. Gathers and joins
- * only; cmd_conns.c prints. */
+/* `sockshim conns`' evidence: a sock_diag dump of every TCP state, one
+ * ledger snapshot and one /proc scan (on a thread of its own), joined
+ * into one item per connection: a socket with a descriptor by its inode,
+ * one without (in TIME_WAIT, orphaned, or queued) by its four addresses
+ * or its listener, then the ledger's connections the kernel forgot.
+ * Gathers and joins only; cmd_conns.c prints. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "conns.h"
 #include "noshim.h"
 #include "reclaim.h"
+#include "side_job.h"
 #include "sockshim/clock.h"
 
 #define FIN_TIMEOUT_PATH "/proc/sys/net/ipv4/tcp_fin_timeout"
@@ -172,43 +173,130 @@ static int join(struct conns_ctx *c)
 	return 0;
 }
 
+/* What the first dump (of every state but TIME_WAIT) leaves open, judged
+ * by the ledger. */
+struct first_dump {
+	/* A connection of the ledger is not listed with its inode: it may be
+	 * in TIME_WAIT (no inode, not dumped yet), orphaned, gone, or missed. */
+	int unlisted_conn;
+	/* The dump may have missed something of the session's: a connection
+	 * or a held listener of the ledger is not listed, or a listener of
+	 * the session has connections waiting in its queue (they have no
+	 * inode, the ledger does not know them). Else a second dump could
+	 * add only others' sockets, which conns does not show. */
+	int unsettled;
+};
+
+static int check_first_dump(const struct conns_ctx *c, struct first_dump *f)
+{
+	unsigned char *listed = calloc(c->snap.n + 1, 1);
+	int queued = 0, unlisted_listener = 0;
+	size_t i;
+
+	memset(f, 0, sizeof(*f));
+	if (!listed)
+		return -ENOMEM;
+	for (i = 0; i < c->kern.n; i++) {
+		const struct sockdiag_sock *k = &c->kern.v[i];
+		const struct ledger_sock *ls;
+
+		if (!k->inode) {
+			queued |= queued_on(c, k) != NULL;
+			continue;
+		}
+		ls = entry_for(c, k);
+		if (!ls)
+			continue;
+		listed[ls - c->snap.v] = 1;
+		queued |= k->state == SOCKDIAG_LISTEN && k->rqueue > 0;
+	}
+	for (i = 0; i < c->snap.n; i++) {
+		const struct ledger_sock *ls = &c->snap.v[i];
+
+		if (listed[i] || !is_tcp(ls))
+			continue;
+		if (ls->flags & SOCKSHIM_FLAG_PEER_KNOWN)
+			f->unlisted_conn = 1;
+		else if ((ls->flags & SOCKSHIM_FLAG_LISTENER) && ls->refs > 0)
+			unlisted_listener = 1;
+	}
+	free(listed);
+	f->unsettled = f->unlisted_conn || unlisted_listener || queued;
+	return 0;
+}
+
+static int dump_error(int rc)
+{
+	fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: "
+			"%s; load the modules with modprobe inet_diag tcp_diag (as root)\n",
+		strerror(-rc));
+	return rc;
+}
+
 /* The dump first, then the ledger: every socket the kernel lists was in
- * the ledger by then, if the session saw it at all. */
+ * the ledger by then, if the session saw it at all. Without tcp_info:
+ * nothing in the report comes from it. A second dump (sockdiag.h: a dump
+ * of a changing table can miss a socket) only when the first may have
+ * missed something of the session's (struct first_dump). The host's
+ * TIME_WAIT sockets (tens of thousands on a busy one, most of them not
+ * the session's) are dumped, twice, only when a connection of the ledger
+ * may be one of them, after the ledger: a TIME_WAIT socket whose
+ * connection the ledger does not hold yet is not the session's anyway.
+ * /proc is scanned meanwhile. */
 int conns_load(struct conns_ctx *c, struct seg_map *m)
 {
 	struct reclaim_kernel look = {.since_ns = sockshim_clock_ns(CLOCK_MONOTONIC),
-				      .lists = {&c->kern}, .looks = 2};
+				      .lists = {&c->kern}};
+	const uint32_t not_tw = ((1u << SOCKDIAG_STATE_COUNT) - 2) & ~SOCKDIAG_F(SOCKDIAG_TIME_WAIT);
+	struct procfd_job scan;
+	struct first_dump first;
 	int rc;
 
-	rc = sockdiag_dump_settled((1u << SOCKDIAG_STATE_COUNT) - 2, 1, &c->kern);
+	procfd_job_start(&scan);
+	rc = sockdiag_dump_join(not_tw, 0, &c->kern); /* one dump, each socket once */
 	if (rc) {
-		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
-				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "
-				"tcp_diag (as root)\n",
-			strerror(-rc));
-		return rc;
+		dump_error(rc);
+		goto out;
 	}
 	rc = ledger_snapshot(m, &c->snap);
 	if (rc) {
 		fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
 			c->session, strerror(-rc));
-		return rc;
+		goto out;
 	}
-	rc = procfd_scan(&c->pf);
+	rc = check_first_dump(c, &first);
 	if (rc) {
-		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
-				"mounted?\n",
-			strerror(-rc));
-		return rc;
+		fprintf(stderr, "sockshim: out of memory\n");
+		goto out;
 	}
+	if (first.unsettled)
+		rc = sockdiag_dump_join(not_tw, 0, &c->kern);
+	if (!rc && first.unlisted_conn)
+		rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
+	if (rc) {
+		dump_error(rc);
+		goto out;
+	}
+	sockdiag_sort(&c->kern);
+	/* What the shim could not see closed is released first (reclaim.c:
+	 * it needs /proc, and two looks at every state a socket with a
+	 * descriptor can be in: the second dump above, or its own), then the
+	 * ledger copied again. */
+	side_finish(&scan.side);
+	c->pf = scan.pf;
+	scan.pf = NULL;
+	if (scan.side.rc)
+		goto out;
 	noshim_mark(c->session, m, c->pf);
-	/* What the shim could not see closed is released first (every
-	 * state was dumped twice), then the ledger copied again. */
+	look.looks = first.unsettled ? 2 : 1;
 	if (reclaim_run(c->session, m, &c->snap, c->pf, &look) > 0) {
 		ledger_snap_free(&c->snap);
 		rc = ledger_snapshot(m, &c->snap);
-		if (rc)
-			return rc;
+		if (rc) {
+			fprintf(stderr, "sockshim: cannot copy the ledger of session \"%s\": %s\n",
+				c->session, strerror(-rc));
+			goto out;
+		}
 	}
 	c->now_ns = sockshim_clock_ns(CLOCK_MONOTONIC);
 	c->fin_timeout_s = read_fin_timeout();
@@ -219,6 +307,16 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 		rc = join(c);
 	if (rc)
 		fprintf(stderr, "sockshim: out of memory\n");
+out:
+	side_finish(&scan.side); /* once finished, again is a no-op */
+	if (scan.pf)
+		c->pf = scan.pf;
+	if (!rc && scan.side.rc) {
+		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
+				"mounted?\n",
+			strerror(-scan.side.rc));
+		rc = scan.side.rc;
+	}
 	return rc;
 }
 

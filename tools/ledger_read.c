@@ -3,6 +3,7 @@
  * and indexes the result by inode. Also rebuilds inheritance paths from
  * the history steps. Never trusts a number from the segment unchecked. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,6 @@ static void load_holders(struct ledger_sock *out, const struct sockshim_sock *ra
 {
 	unsigned i;
 
-	out->holders = out->own_holders;
 	out->nholders = 0;
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
 		if (holder_load(&out->holders[out->nholders], &raw->holders[i], out->born_ns))
@@ -181,11 +181,14 @@ static void load_shutdown(struct ledger_shutdown *d, const struct sockshim_sock 
 	d->ns = raw->shut_ns;
 }
 
-int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
+int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
+		     const struct sockshim_sock *raw)
 {
 	memset(out, 0, sizeof(*out));
 	if (!sockshim_inode_in_use(raw->inode))
 		return -EINVAL;
+	out->holders = room->holders;
+	out->steps = room->steps;
 	out->inode = raw->inode;
 	out->born_ns = raw->born_ns;
 	out->born_pid = raw->born_pid;
@@ -226,22 +229,44 @@ int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw)
 	return 0;
 }
 
-/* Copy entry E word by word: the shim updates it with atomic stores, and
- * a plain memcpy would be a data race the compiler may tear further. */
-static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
+/* Copy words [FROM, TO) of entry E into DST. */
+static void copy_words(struct sockshim_sock *dst, const struct sockshim_sock *e, size_t from,
+		       size_t to)
 {
 	const sockshim_word *s = (const sockshim_word *)e;
 	sockshim_word *d = (sockshim_word *)dst;
 	size_t i;
 
-	for (i = 0; i < sizeof(*e) / sizeof(*s); i++)
+	for (i = from; i < to; i++)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
 
-/* Copy entry E, whose inode read INO, into X. 0, 1 when it went away or
- * kept changing (counted in S), or -EINVAL when it cannot be right. */
+/* Copy entry E word by word: the shim updates it with atomic stores, and
+ * a plain memcpy would be a data race the compiler may tear further.
+ * Of its history, only the slots a step was ever written to: a writer
+ * takes its index from steps_next before it writes, and a claim clears
+ * the entry, so the slots from steps_next (as copied) on are empty (most
+ * sockets have two or three steps of sixteen, half of an entry). */
+static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
+{
+	const size_t word = sizeof(sockshim_word);
+	const size_t steps = offsetof(struct sockshim_sock, steps) / word;
+	uint32_t used;
+
+	_Static_assert(offsetof(struct sockshim_sock, steps) % sizeof(sockshim_word) == 0 &&
+			       sizeof(struct sockshim_step) % sizeof(sockshim_word) == 0,
+		       "ledger entries and steps are whole words");
+	copy_words(dst, e, 0, steps);
+	used = dst->steps_next < SOCKSHIM_STEPS ? dst->steps_next : SOCKSHIM_STEPS;
+	copy_words(dst, e, steps, steps + used * sizeof(struct sockshim_step) / word);
+	memset(&dst->steps[used], 0, (SOCKSHIM_STEPS - used) * sizeof(struct sockshim_step));
+}
+
+/* Copy entry E, whose inode read INO, into X, its holders and steps
+ * into ROOM. 0, 1 when it went away or kept changing (counted in S), or
+ * -EINVAL when it cannot be right. */
 static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t ino,
-		struct ledger_sock *x)
+		struct ledger_sock *x, struct ledger_sock_room *room)
 {
 	struct sockshim_sock raw;
 	int t;
@@ -261,7 +286,7 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 		s->unsettled++;
 		return 1;
 	}
-	if (ledger_sock_load(x, &raw)) {
+	if (ledger_sock_load(x, room, &raw)) {
 		s->rejected++;
 		return -EINVAL;
 	}
@@ -357,7 +382,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	const struct sockshim_header *h = seg_header(m);
 	const struct sockshim_sock *table = seg_ledger(m);
 	uint32_t slot, *slots = NULL;
-	size_t nslots = 0, i;
+	size_t nslots = 0, held = 0, stepped = 0, i;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -384,7 +409,9 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	}
 	if (nslots) {
 		out->v = big_calloc(nslots, sizeof(*out->v));
-		if (!out->v) {
+		out->holder_store = big_calloc(nslots * SOCKSHIM_HOLDERS, sizeof(*out->holder_store));
+		out->step_store = big_calloc(nslots * SOCKSHIM_STEPS, sizeof(*out->step_store));
+		if (!out->v || !out->holder_store || !out->step_store) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -392,30 +419,47 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	for (i = 0; i < nslots; i++) {
 		const struct sockshim_sock *e = &table[slots[i]];
 		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+		struct ledger_sock *x = &out->v[out->n];
+		struct ledger_sock_room room;
 
 		if (!sockshim_inode_in_use(ino))
 			continue;
-		if (take(out, e, ino, &out->v[out->n]) == 0) {
-			out->v[out->n].slot = slots[i];
+		if (take(out, e, ino, x, &room) == 0) {
+			x->slot = slots[i];
+			x->holders = memcpy(&out->holder_store[held], room.holders,
+					    x->nholders * sizeof(*x->holders));
+			x->steps = memcpy(&out->step_store[stepped], room.steps,
+					  x->nsteps * sizeof(*x->steps));
+			held += x->nholders;
+			stepped += x->nsteps;
 			out->n++;
 		}
 	}
 	rc = add_pooled(m, out);
 	if (rc)
 		goto out;
-	/* The array no longer moves: index it. A duplicate inode (a reclaim
-	 * racing the copy) keeps the newer birth. */
+	/* Index the entries by inode. A duplicate inode (a reclaim racing
+	 * the copy) keeps the newer birth. */
+	rc = flatidx_init(&out->by_inode, out->n);
+	if (rc)
+		goto out;
 	for (i = 0; i < out->n; i++) {
-		struct ledger_sock *old;
+		uint64_t hash = flatidx_hash_u64(out->v[i].inode);
+		struct flatidx_walk w;
+		uint32_t at;
 
-		HASH_FIND(hh, out->by_inode, &out->v[i].inode, sizeof(uint64_t), old);
-		if (old && old->born_ns >= out->v[i].born_ns) {
-			out->rejected++;
+		for (at = flatidx_first(&out->by_inode, hash, &w);
+		     at != FLATIDX_END && out->v[at].inode != out->v[i].inode;
+		     at = flatidx_next(&out->by_inode, &w))
+			;
+		if (at == FLATIDX_END) {
+			flatidx_put(&out->by_inode, hash, (uint32_t)i);
 			continue;
 		}
-		if (old)
-			HASH_DEL(out->by_inode, old);
-		HASH_ADD(hh, out->by_inode, inode, sizeof(uint64_t), &out->v[i]);
+		if (out->v[at].born_ns >= out->v[i].born_ns)
+			out->rejected++;
+		else
+			flatidx_replace(&out->by_inode, &w, (uint32_t)i);
 	}
 out:
 	free(slots);
@@ -431,18 +475,24 @@ int ledger_snapshot(const struct seg_map *m, struct ledger_snap *out)
 
 void ledger_snap_free(struct ledger_snap *s)
 {
-	HASH_CLEAR(hh, s->by_inode);
+	flatidx_free(&s->by_inode);
 	free(s->pool_holders);
+	free(s->holder_store);
+	free(s->step_store);
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }
 
 const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode)
 {
-	struct ledger_sock *x;
+	struct flatidx_walk w;
+	uint32_t at;
 
-	HASH_FIND(hh, s->by_inode, &inode, sizeof(inode), x);
-	return x;
+	for (at = flatidx_first(&s->by_inode, flatidx_hash_u64(inode), &w); at != FLATIDX_END;
+	     at = flatidx_next(&s->by_inode, &w))
+		if (s->v[at].inode == inode)
+			return &s->v[at];
+	return NULL;
 }
 
 static int add_hop(struct ledger_hop *hops, size_t max, size_t *n, const struct ledger_step *st)

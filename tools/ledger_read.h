@@ -1,5 +1,5 @@
 /* Reading the session's reference ledger: a validated snapshot of every
- * entry, a uthash index by inode, and the inheritance path of a holder
+ * entry, an index by inode, and the inheritance path of a holder
  * rebuilt from the entry's history steps. The segment is untrusted: every
  * enum, index and count is checked here, and entries caught mid-update
  * are retried, then marked, never believed blindly. */
@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "uthash_int.h"
 
+#include "flatidx.h"
 #include "format.h"
 #include "sockshim/segment.h"
 
@@ -72,26 +72,32 @@ struct ledger_sock {
 	uint32_t slot;   /* its index in the ledger */
 	uint32_t pooled; /* holders the entry said were in the shared pool */
 	struct ledger_shutdown shut;
+	/* Holders and history are kept apart from the entry, as many as
+	 * there are (most sockets have one or two of each, room for 8 and 16
+	 * in every entry was most of a snapshot's memory): in the
+	 * snapshot's stores, or in the room given to ledger_sock_load. */
 	unsigned nholders; /* live holders: the entry's in table order, then the pool's */
-	struct ledger_holder *holders; /* own_holders, or the snapshot's pool copy */
-	struct ledger_holder own_holders[SOCKSHIM_HOLDERS];
+	struct ledger_holder *holders;
 	unsigned nsteps; /* history, oldest first */
-	struct ledger_step steps[SOCKSHIM_STEPS];
+	struct ledger_step *steps;
 	int history_lost; /* older steps were overwritten */
 	int unsettled;    /* still changing after the retries: take with care */
-	UT_hash_handle hh;
 };
 
 struct ledger_snap {
 	struct ledger_sock *v; /* the entries in use */
 	size_t n;
-	struct ledger_sock *by_inode;
+	struct flatidx by_inode; /* positions in v */
 	uint32_t capacity;
 	int64_t created_real_ns, created_mono_ns, created_boot_ns;
 	uint64_t ledger_full, holder_overflow, ledger_reclaimed;
 	size_t unsettled; /* entries that kept changing while copied */
 	size_t rejected;  /* entries whose contents could not be right */
 	struct ledger_holder *pool_holders; /* the holders of entries with pooled ones */
+	/* Every entry's holders and steps, one after another (sized for the
+	 * worst case, only the part used is ever touched). */
+	struct ledger_holder *holder_store;
+	struct ledger_step *step_store;
 };
 
 /* Copy the ledger of M. 0 or -ENOMEM. */
@@ -107,10 +113,18 @@ void ledger_snap_free(struct ledger_snap *s);
 /* The entry of INODE, or NULL. */
 const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode);
 
+/* Where ledger_sock_load puts one entry's holders and steps. */
+struct ledger_sock_room {
+	struct ledger_holder holders[SOCKSHIM_HOLDERS];
+	struct ledger_step steps[SOCKSHIM_STEPS];
+};
+
 /* Copy and check one raw entry (the part of the snapshot the tests drive
- * directly). 0, or -EINVAL when it is unused or cannot be right. Its
- * holders are its own slots' (the pool's are added by the snapshot). */
-int ledger_sock_load(struct ledger_sock *out, const struct sockshim_sock *raw);
+ * directly), its holders and steps into ROOM. 0, or -EINVAL when it is
+ * unused or cannot be right. Its holders are its own slots' (the pool's
+ * are added by the snapshot). */
+int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
+		     const struct sockshim_sock *raw);
 
 /* Names for people and JSON; "unknown(N)" is written by the callers. */
 const char *ledger_born_name(unsigned born); /* "accept" */

@@ -62,18 +62,25 @@ struct sockdiag_list {
  * per SOCKDIAG_* state), with tcp_info when WANT_INFO, appending to OUT.
  * 0 or -errno; on failure OUT keeps what it had. */
 int sockdiag_dump(uint32_t states_mask, int want_info, struct sockdiag_list *out);
-/* The same, dumped twice and joined (each socket once, by its addresses
- * and inode): a dump is read in chunks while the kernel's hash table
- * changes under it, and a socket inserted ahead of where a chunk ended
- * pushes one behind it out of the dump. On a host making thousands of
- * connections a second a single dump missed 1 TIME_WAIT socket in 100;
- * a socket missed by both is far rarer. Each connection once (by its
- * addresses: one that moved to TIME_WAIT between the dumps keeps its
- * first state), each listener once (by its inode too). Reorders OUT's new
- * entries. */
+/* The same, dumped twice and joined: a dump is read in chunks while the
+ * kernel's hash table changes under it, and a socket inserted ahead of
+ * where a chunk ended pushes one behind it out of the dump. On a host
+ * making thousands of connections a second a single dump missed 1
+ * TIME_WAIT socket in 100; a socket missed by both is far rarer. Appends
+ * each socket once, counting those OUT had already: a connection by its
+ * addresses (one that moved to TIME_WAIT since keeps its first state), a
+ * listener by its inode too. In the kernel's order: sockdiag_sort. */
 int sockdiag_dump_settled(uint32_t states_mask, int want_info, struct sockdiag_list *out);
+/* One more dump joined into OUT as the settled dump joins its two: for a
+ * caller that can tell whether its first dump may have missed something
+ * (conns, by the ledger). */
+int sockdiag_dump_join(uint32_t states_mask, int want_info, struct sockdiag_list *out);
 
 void sockdiag_list_free(struct sockdiag_list *l);
+
+/* Sort L by family, ports and addresses (and a listener's inode): the
+ * order the reports list sockets in, whatever the kernel's. */
+void sockdiag_sort(struct sockdiag_list *l);
 
 /* The "inuse" count of protocol PROTO ("TCP", "TCP6") in TEXT, the
  * contents of /proc/net/sockstat or sockstat6; -1 when absent or garbled. */

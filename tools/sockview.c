@@ -229,24 +229,13 @@ static void json_callsite_of(struct fmt_buf *b, uint64_t addr, uint64_t off, con
 	ob_hex(b, off);
 	ob_str(b, "\",\"module\":");
 	json_null_or_str(b, module, max);
-	ob_str(b, ",\"function\":");
-	if (si && si->have_func) {
-		ob_json_str(b, si->func, sizeof(si->func));
-		ob_str(b, ",\"function_offset\":");
-		ob_u64(b, si->func_off);
-	} else {
-		ob_str(b, "null,\"function_offset\":null");
-	}
-	ob_str(b, ",\"file\":");
-	if (si && si->have_line) {
-		ob_json_str(b, si->file, sizeof(si->file));
-		ob_str(b, ",\"line\":");
-		ob_i64(b, si->line);
-	} else {
-		ob_str(b, "null,\"line\":null");
-	}
-	ob_str(b, ",\"text\":");
-	json_null_or_str(b, si ? si->text : NULL, si ? sizeof(si->text) : 0);
+	if (si && si->json)
+		ob_str(b, si->json); /* rendered once per call site */
+	else if (si)
+		sym_json_members(b, si);
+	else
+		ob_str(b, ",\"function\":null,\"function_offset\":null,\"file\":null,\"line\":null,"
+			  "\"text\":null");
 	ob_char(b, '}');
 }
 

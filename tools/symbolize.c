@@ -77,6 +77,7 @@ void symbolizer_free(struct symbolizer *s)
 	}
 	while ((e = s->entries)) {
 		HASH_DEL(s->entries, e); // NOLINT(clang-analyzer-unix.Malloc)
+		free(e->info.json);
 		free(e);
 	}
 	pthread_mutex_destroy(&s->lock);
@@ -216,6 +217,51 @@ static void make_text(struct sym_info *in)
 		fmt_append(&b, " [%s]", in->why);
 }
 
+void sym_json_members(struct fmt_buf *b, const struct sym_info *si)
+{
+	ob_str(b, ",\"function\":");
+	if (si->have_func) {
+		ob_json_str(b, si->func, sizeof(si->func));
+		ob_str(b, ",\"function_offset\":");
+		ob_u64(b, si->func_off);
+	} else {
+		ob_str(b, "null,\"function_offset\":null");
+	}
+	ob_str(b, ",\"file\":");
+	if (si->have_line) {
+		ob_json_str(b, si->file, sizeof(si->file));
+		ob_str(b, ",\"line\":");
+		ob_i64(b, si->line);
+	} else {
+		ob_str(b, "null,\"line\":null");
+	}
+	ob_str(b, ",\"text\":");
+	if (si->text[0])
+		ob_json_str(b, si->text, sizeof(si->text));
+	else
+		ob_put(b, "null", 4);
+}
+
+/* Room for the members: each byte of the strings escaped (\u00XX at
+ * most), and the names and numbers. */
+#define JSON_ROOM (6 * (sizeof(((struct sym_info *)0)->func) +                 \
+			 sizeof(((struct sym_info *)0)->file) +                 \
+			 sizeof(((struct sym_info *)0)->text)) +                \
+		   256)
+
+static void make_json(struct sym_info *in)
+{
+	char *room = malloc(JSON_ROOM);
+	struct fmt_buf b;
+
+	if (!room)
+		return;
+	fmt_buf_init(&b, room, JSON_ROOM);
+	sym_json_members(&b, in);
+	in->json = strdup(room);
+	free(room);
+}
+
 static const struct sym_info *symbolize_locked(struct symbolizer *s, const char *module,
 					       uint64_t offset)
 {
@@ -251,6 +297,7 @@ static const struct sym_info *symbolize_locked(struct symbolizer *s, const char 
 		resolve(m, &e->info);
 	}
 	make_text(&e->info);
+	make_json(&e->info);
 	HASH_ADD(hh, s->entries, key, sizeof(key), e);
 	s->last = e;
 	return &e->info;

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "outbuf.h"
 #include "sockshim/layout.h"
 
 struct sym_info {
@@ -20,6 +21,10 @@ struct sym_info {
 	int line;
 	char why[128];     /* when nothing was found: the reason */
 	char text[1024];   /* "handle_conn+0x1c (server.c:88) in /usr/bin/x" */
+	/* The JSON members from "function" to "text" (sym_json_members),
+	 * rendered once per call site: 10,000 sockets of one call site print
+	 * the same. NULL only when there was no memory for it. */
+	char *json;
 };
 
 struct symbolizer;
@@ -34,5 +39,9 @@ void symbolizer_free(struct symbolizer *s);
  * still gets a text naming what is known. The result lives as long as S.
  * Safe to call from several threads at once. */
 const struct sym_info *symbolize(struct symbolizer *s, const char *module, uint64_t offset);
+
+/* SI as JSON members: ,"function":..,"function_offset":..,"file":..,
+ * "line":..,"text":.. (null where unknown). SI->json holds the same. */
+void sym_json_members(struct fmt_buf *b, const struct sym_info *si);
 
 #endif

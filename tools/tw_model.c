@@ -12,7 +12,6 @@
 struct tw_tuple_ent {
 	uint8_t key[36]; /* local ip, peer ip, local port, peer port */
 	const struct ledger_sock *ls;
-	UT_hash_handle hh;
 };
 
 enum tw_side tw_side_of(unsigned born)
@@ -149,7 +148,7 @@ void tw_model_free(struct tw_model *t)
 	struct tw_group *g, *gn;
 	struct tw_dest *d, *dn;
 
-	HASH_CLEAR(hh, t->by_tuple);
+	flatidx_free(&t->by_tuple);
 	HASH_CLEAR(hh, t->groups);
 	HASH_CLEAR(hh, t->dests);
 	free(t->tuple_pool);
@@ -186,32 +185,48 @@ static int addressed_tcp(const struct ledger_sock *ls)
 	       (ls->flags & both) == both && ls->local_port && ls->peer_port;
 }
 
+/* The entry of KEY (36 bytes, hashed HASH), or NULL. */
+static struct tw_tuple_ent *tuple_find(const struct tw_model *t, const uint8_t *key,
+				       uint64_t hash)
+{
+	struct flatidx_walk w;
+	uint32_t at;
+
+	for (at = flatidx_first(&t->by_tuple, hash, &w); at != FLATIDX_END;
+	     at = flatidx_next(&t->by_tuple, &w))
+		if (!memcmp(t->tuple_pool[at].key, key, sizeof(t->tuple_pool[at].key)))
+			return &t->tuple_pool[at];
+	return NULL;
+}
+
 int tw_index(struct tw_model *t, const struct ledger_snap *snap)
 {
 	struct tw_tuple_ent *e;
 	size_t i, n = 0;
 
 	t->tuple_pool = calloc(snap->n ? snap->n : 1, sizeof(*t->tuple_pool));
-	if (!t->tuple_pool)
+	if (!t->tuple_pool || flatidx_init(&t->by_tuple, snap->n))
 		return -ENOMEM;
 	for (i = 0; i < snap->n; i++) {
 		const struct ledger_sock *ls = &snap->v[i];
 		uint8_t key[36];
+		uint64_t hash;
 
 		if (!addressed_tcp(ls))
 			continue;
 		tuple_key(key, ls->family, ls->local_ip, ls->local_port, ls->peer_ip,
 			  ls->peer_port);
-		HASH_FIND(hh, t->by_tuple, key, sizeof(key), e);
+		hash = flatidx_hash_bytes(key, sizeof(key));
+		e = tuple_find(t, key, hash);
 		if (e) {
 			if (ls->born_ns > e->ls->born_ns)
 				e->ls = ls;
 			continue;
 		}
-		e = &t->tuple_pool[n++];
+		e = &t->tuple_pool[n];
 		memcpy(e->key, key, sizeof(key));
 		e->ls = ls;
-		HASH_ADD(hh, t->by_tuple, key, sizeof(e->key), e);
+		flatidx_put(&t->by_tuple, hash, (uint32_t)n++);
 	}
 	return 0;
 }
@@ -222,7 +237,7 @@ const struct ledger_sock *tw_match(const struct tw_model *t, const struct sockdi
 	uint8_t key[36];
 
 	tuple_key(key, k->family, k->src, k->sport, k->dst, k->dport);
-	HASH_FIND(hh, t->by_tuple, key, sizeof(key), e);
+	e = tuple_find(t, key, flatidx_hash_bytes(key, sizeof(key)));
 	return e ? e->ls : NULL;
 }
 
@@ -338,13 +353,16 @@ static void count_births(struct tw_model *t, const struct ledger_snap *snap, uin
 {
 	struct tw_gkey key;
 	struct tw_group *g;
+	unsigned sides = 0; /* bit per side some group has: others match none */
 	size_t i;
 
+	for (g = t->group_list; g; g = g->next)
+		sides |= 1u << g->key.side;
 	for (i = 0; i < snap->n; i++) {
 		const struct ledger_sock *ls = &snap->v[i];
 
-		if (!addressed_tcp(ls) || ls->born_ns > now_ns ||
-		    now_ns - ls->born_ns > TW_WINDOW_NS)
+		if (!(sides & 1u << tw_side_of(ls->born)) || !addressed_tcp(ls) ||
+		    ls->born_ns > now_ns || now_ns - ls->born_ns > TW_WINDOW_NS)
 			continue;
 		tw_gkey_make(&key, ls);
 		HASH_FIND(hh, t->groups, &key, sizeof(key), g);

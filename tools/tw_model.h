@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include "uthash_int.h"
 
+#include "flatidx.h"
 #include "ledger_read.h"
 #include "sockdiag.h"
 
@@ -114,8 +115,8 @@ struct tw_group {
 struct tw_tuple_ent;
 
 struct tw_model {
-	struct tw_tuple_ent *by_tuple; /* the ledger's TCP entries by four addresses */
-	struct tw_tuple_ent *tuple_pool;
+	struct flatidx by_tuple;       /* the ledger's TCP entries by four addresses: */
+	struct tw_tuple_ent *tuple_pool; /* their positions here */
 	struct tw_group *groups;       /* by key */
 	struct tw_group *group_list;   /* the same, as a list */
 	struct tw_dest *dests;         /* by destination */

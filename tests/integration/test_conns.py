@@ -18,6 +18,10 @@ session, state by state, each end once.
 The states loopback can hold still only with care: SYN_SENT (a listener's
 full accept queue drops the SYN), CLOSING and LAST_ACK (a FIN queued behind
 data a zero window holds back), each listed once as ss lists it.
+
+A program holding 300 connections open, both ends its own: while other
+programs' connections come and go, conns lists each of its sockets
+exactly once, every time.
 """
 
 import collections
@@ -426,3 +430,67 @@ def test_conns_rare_states(ctx):
         lib.stop(prog)
         for s in accepted + [filler, full, peer]:
             s.close()
+
+
+OPEN_PAIRS = 300
+HOLD_OPEN = r"""
+import socket, sys, time
+n = int(sys.argv[1])
+lsn = socket.socket()
+lsn.bind(("127.0.0.1", 0))
+lsn.listen(n)
+keep = []
+for _ in range(n):
+    c = socket.create_connection(lsn.getsockname())
+    s, _ = lsn.accept()
+    keep += [c, s]
+print("ready", lsn.getsockname()[1], flush=True)
+time.sleep(120)
+"""
+
+
+def _churn(stop, port):
+    """Connections opened and closed as fast as they come, not the
+    session's: the kernel's table changes under every dump."""
+    while not stop.is_set():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            pass
+
+
+def test_conns_open_connections_while_others_churn(ctx):
+    """Every connection open and listed with its inode: conns dumps the
+    kernel's table once (its second dump is for what the first may have
+    missed of the session's, which the ledger then tells). While other
+    programs' connections come and go, each of the session's sockets is
+    still listed exactly once, every time."""
+    session = ctx.session()
+    script = os.path.join(ctx.tmp, "hold_open.py")
+    with open(script, "w") as f:
+        f.write(HOLD_OPEN)
+    prog = ctx.spawn([ctx.python, script, str(OPEN_PAIRS)], session=session, name="hold_open",
+                     valgrind=False)
+    lport = _wait_ready(ctx, prog)
+    peer = _Peer()
+    stop = threading.Event()
+    churners = [threading.Thread(target=_churn, args=(stop, peer.port), daemon=True)
+                for _ in range(2)]
+    try:
+        kernel = sorted(_ss_rows(lport, lport))
+        assert len(kernel) == 2 * OPEN_PAIRS + 1, len(kernel)
+        for t in churners:
+            t.start()
+        for _ in range(5):
+            summary, conns = _conns(ctx, session)
+            listed = sorted((c["state"], c["local"], c["peer"]) for c in conns)
+            assert listed == kernel, "conns %d rows, ss %d" % (len(listed), len(kernel))
+            assert summary["states"] == {"ESTABLISHED": 2 * OPEN_PAIRS, "LISTEN": 1}, summary
+    finally:
+        stop.set()
+        for t in churners:
+            if t.is_alive():
+                t.join(5)
+        peer.close()
+    print("conns: %d sockets listed once each, 5 times, while others churned"
+          % (2 * OPEN_PAIRS + 1))

@@ -17,9 +17,13 @@
 
 #define S 1000000000LL
 
+/* The history of the entry under test (one at a time). */
+static struct ledger_step steps[SOCKSHIM_STEPS];
+
 static void entry(struct ledger_sock *ls, uint64_t released, uint64_t eof)
 {
 	memset(ls, 0, sizeof(*ls));
+	ls->steps = steps;
 	ls->born = SOCKSHIM_BORN_CONNECT;
 	ls->born_ns = 1 * S;
 	ls->released_ns = released;

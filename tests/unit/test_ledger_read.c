@@ -299,6 +299,40 @@ static void test_creator_named(void **state)
 	ledger_snap_free(&snap);
 }
 
+/* Only the slots a step was written to are read: a step-like slot past
+ * steps_next (no writer took its index) is not history. */
+static void test_history_past_steps_next(void **state)
+{
+	struct fixture *f = *state;
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+	struct sockshim_sock *s;
+	uint32_t r;
+
+	s = plant(&f->m, 889, SOCKSHIM_BORN_ACCEPT, 10, 4, &r);
+	step(&f->m, r, SOCKSHIM_STEP_BORN, 10, 4, SOCKSHIM_BORN_ACCEPT, "srv");
+	step(&f->m, r, SOCKSHIM_STEP_EOF, 10, 4, 0, "srv");
+	/* A copy of the second step, in slot 5 with its seq: well formed. */
+	s->steps[5] = s->steps[1];
+	s->steps[5].seq = 6;
+	s->steps[5].op = SOCKSHIM_STEP_CLOSE;
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 889);
+	assert_non_null(ls);
+	assert_int_equal(ls->nsteps, 2);
+	assert_int_equal(ls->steps[1].op, SOCKSHIM_STEP_EOF);
+	assert_false(ls->history_lost);
+	ledger_snap_free(&snap);
+	/* Once a writer has taken those indices, it is. */
+	s->steps_next = 6;
+	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+	ls = ledger_find(&snap, 889);
+	assert_non_null(ls);
+	assert_int_equal(ls->nsteps, 3);
+	assert_int_equal(ls->steps[2].op, SOCKSHIM_STEP_CLOSE);
+	ledger_snap_free(&snap);
+}
+
 /* Whatever a buggy or hostile writer left is checked, not believed. */
 static void test_corrupt_values(void **state)
 {
@@ -350,6 +384,7 @@ static void test_reserved_and_empty(void **state)
 	struct fixture *f = *state;
 	struct sockshim_sock raw, *s;
 	struct ledger_sock out;
+	struct ledger_sock_room room;
 	struct ledger_snap snap;
 
 	plant(&f->m, 4242, SOCKSHIM_BORN_SOCKET, 1, 3, NULL);
@@ -362,11 +397,11 @@ static void test_reserved_and_empty(void **state)
 	assert_non_null(ledger_find(&snap, 4242));
 	ledger_snap_free(&snap);
 	memset(&raw, 0, sizeof(raw));
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 	raw.inode = sockshim_inode_claiming(4243);
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 	raw.inode = UINT64_MAX;
-	assert_int_equal(ledger_sock_load(&out, &raw), -EINVAL);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
 }
 
 static int keep_held(void *arg, uint64_t inode, int32_t refs)
@@ -441,6 +476,7 @@ int main(void)
 		T(test_scm_path),
 		T(test_history_wrapped),
 		T(test_creator_named),
+		T(test_history_past_steps_next),
 		T(test_corrupt_values),
 		T(test_reserved_and_empty),
 		T(test_snapshot_some),

@@ -206,6 +206,7 @@ static void test_reconcile(void **state)
 {
 	struct ledger_snap snap;
 	struct ledger_sock ls;
+	struct ledger_holder holders[SOCKSHIM_HOLDERS];
 	const struct rec_holder *h;
 	struct rec_sock rs = {0};
 	struct procfd *p;
@@ -228,7 +229,7 @@ static void test_reconcile(void **state)
 	snap.created_boot_ns = clock_ns(CLOCK_BOOTTIME);
 	snap.created_real_ns = clock_ns(CLOCK_REALTIME);
 	memset(&ls, 0, sizeof(ls));
-	ls.holders = ls.own_holders;
+	ls.holders = holders;
 	ls.inode = c.inode;
 	ls.born = SOCKSHIM_BORN_SOCKETPAIR;
 	ls.born_pid = getpid();

@@ -1,8 +1,9 @@
 /* Unit tests of tools/sockdiag.c: parsing of hand-made netlink answers
  * (sockets, tcp_info of any length, errors, stray and truncated messages),
  * addresses and listener matching, and live dumps of real sockets on
- * loopback: one in CLOSE_WAIT with its EOF unread, and one left in a
- * listener's accept queue (no inode). */
+ * loopback: one in CLOSE_WAIT with its EOF unread, one of each family in
+ * one dump, one left in a listener's accept queue (no inode), and the
+ * settled dump listing each socket once. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -91,8 +92,19 @@ static void test_parse(void **state)
 	add_sock(&nb, 4, 1, SOCKDIAG_LISTEN, 0); /* another request's: ignored */
 	add_sock(&nb, 5, 4343, SOCKDIAG_ESTABLISHED, 8); /* tcp_info too short */
 	add_sock(&nb, 5, 4444, SOCKDIAG_ESTABLISHED, sizeof(struct tcp_info) + 64); /* newer */
+	/* The answer to the older request (both families at once) is the
+	 * same message under its own type; anything else is not a socket. */
+	add_sock(&nb, 5, 4545, SOCKDIAG_TIME_WAIT, 0);
+	((struct nlmsghdr *)(nb.b + nb.len - NLMSG_SPACE(sizeof(struct inet_diag_msg))))
+		->nlmsg_type = TCPDIAG_GETSOCK;
+	add_sock(&nb, 5, 4646, SOCKDIAG_TIME_WAIT, 0);
+	((struct nlmsghdr *)(nb.b + nb.len - NLMSG_SPACE(sizeof(struct inet_diag_msg))))
+		->nlmsg_type = RTM_NEWLINK;
 	assert_int_equal(sockdiag_parse(nb.b, nb.len, 5, &l), 0);
-	assert_int_equal(l.n, 3);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(l.v[3].inode, 4545);
+	assert_int_equal(l.v[3].state, SOCKDIAG_TIME_WAIT);
+	l.n = 3;
 	assert_int_equal(l.v[0].inode, 4242);
 	assert_int_equal(l.v[0].state, SOCKDIAG_CLOSE_WAIT);
 	assert_int_equal(l.v[0].family, AF_INET);
@@ -341,6 +353,104 @@ static void test_live_close_wait_v6(void **state)
 	live_close_wait(AF_INET6);
 }
 
+/* One dump lists both families, each with its tcp_info: a CLOSE_WAIT
+ * socket on IPv4 and one on IPv6 (both families in use: one request for
+ * both, or one each where the kernel refuses it). */
+static void test_live_both_families(void **state)
+{
+	struct sockdiag_list l = {0};
+	int lfd[2], c[2], a[2], fam[2] = {AF_INET, AF_INET6}, i, t, found;
+	unsigned port[2] = {0, 0};
+	size_t j;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		lfd[i] = listener(fam[i], &port[i]);
+		if (lfd[i] < 0 && fam[i] == AF_INET6) {
+			print_message("no IPv6 loopback here: skipped\n");
+			close(a[0]);
+			close(lfd[0]);
+			return;
+		}
+		assert_true(lfd[i] >= 0);
+		c[i] = connect_to(lfd[i]);
+		assert_true(c[i] >= 0);
+		a[i] = accept4(lfd[i], NULL, NULL, SOCK_CLOEXEC);
+		assert_true(a[i] >= 0);
+		close(c[i]);
+	}
+	/* The FINs may take a moment: dump until both show. */
+	for (t = 0, found = 0; t < 100 && found != 3; t++) {
+		if (t)
+			nap_ms(10);
+		l.n = 0;
+		found = 0;
+		assert_int_equal(sockdiag_dump(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT), 1, &l), 0);
+		for (j = 0; j < l.n; j++)
+			for (i = 0; i < 2; i++)
+				if (l.v[j].inode == inode_of(a[i]) && l.v[j].family == fam[i] &&
+				    l.v[j].sport == port[i] && l.v[j].has_info)
+					found |= 1 << i;
+	}
+	assert_int_equal(found, 3);
+	sockdiag_list_free(&l);
+	for (i = 0; i < 2; i++) {
+		close(a[i]);
+		close(lfd[i]);
+	}
+}
+
+static size_t count_inode(const struct sockdiag_list *l, uint64_t inode)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++)
+		n += l->v[i].inode == inode;
+	return n;
+}
+
+/* The settled dump lists each socket once, counting what the list held
+ * before (a second settled dump, or one more joined, into the same list
+ * adds none of them again), and sockdiag_sort orders them by family and
+ * ports. */
+static void test_live_settled_each_once(void **state)
+{
+	const uint32_t mask = SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN);
+	struct sockdiag_list l = {0};
+	const struct sockdiag_sock *k;
+	unsigned port = 0;
+	int lfd, c, a, round;
+	size_t i;
+
+	(void)state;
+	lfd = listener(AF_INET, &port);
+	assert_true(lfd >= 0);
+	c = connect_to(lfd);
+	assert_true(c >= 0);
+	a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(a >= 0);
+	close(c);
+	k = dump_find(&l, inode_of(a), 0); /* the FIN is in */
+	assert_non_null(k);
+	l.n = 0;
+	for (round = 0; round < 3; round++) {
+		if (round < 2)
+			assert_int_equal(sockdiag_dump_settled(mask, 0, &l), 0);
+		else
+			assert_int_equal(sockdiag_dump_join(mask, 0, &l), 0);
+		assert_int_equal(count_inode(&l, inode_of(a)), 1);
+		assert_int_equal(count_inode(&l, inode_of(lfd)), 1);
+	}
+	sockdiag_sort(&l);
+	for (i = 1; i < l.n; i++)
+		assert_true(l.v[i - 1].family < l.v[i].family ||
+			    (l.v[i - 1].family == l.v[i].family &&
+			     l.v[i - 1].sport <= l.v[i].sport));
+	sockdiag_list_free(&l);
+	close(a);
+	close(lfd);
+}
+
 /* Connected, never accepted, closed by the client: CLOSE_WAIT in the
  * listener's queue, with no inode. */
 static void test_live_unaccepted(void **state)
@@ -405,6 +515,8 @@ int main(void)
 		cmocka_unit_test(test_live_close_wait_v4),
 		cmocka_unit_test(test_live_close_wait_v6),
 		cmocka_unit_test(test_live_unaccepted),
+		cmocka_unit_test(test_live_both_families),
+		cmocka_unit_test(test_live_settled_each_once),
 		cmocka_unit_test(test_sockstat),
 	};
 

@@ -1,0 +1,43 @@
+/* See side_job.h. A job that cannot get a thread runs when its result is
+ * asked for, so a loader is never without it. */
+#include "side_job.h"
+
+void side_start(struct side_job *j, void *(*fn)(void *))
+{
+	j->fn = fn;
+	j->rc = 0;
+	j->done = 0;
+	j->threaded = pthread_create(&j->thread, NULL, fn, j) == 0;
+}
+
+void side_finish(struct side_job *j)
+{
+	if (j->done)
+		return;
+	if (j->threaded)
+		pthread_join(j->thread, NULL);
+	else
+		j->fn(j);
+	j->done = 1;
+}
+
+void side_abandon(struct side_job *j)
+{
+	if (!j->done && j->threaded)
+		pthread_join(j->thread, NULL);
+	j->done = 1;
+}
+
+static void *scan_proc(void *arg)
+{
+	struct procfd_job *j = arg;
+
+	j->side.rc = procfd_scan(&j->pf);
+	return NULL;
+}
+
+void procfd_job_start(struct procfd_job *j)
+{
+	j->pf = NULL;
+	side_start(&j->side, scan_proc);
+}
