@@ -31,11 +31,16 @@ static void add_step(struct ledger_sock *ls, unsigned op, pid_t pid, int fd, int
 	strcpy(st->comm, pid == PARENT ? "parent" : "child");
 }
 
+/* The history of the entry under test (an entry's steps are kept apart
+ * from it, as a snapshot keeps them). */
+static struct ledger_step history[SOCKSHIM_STEPS];
+
 /* Born, passed to the child, shut down by the parent (HOW) at 10, then
  * the child's EPIPE at 11 and EOF at 12, the parent's own EPIPE at 13. */
 static void entry(struct ledger_sock *ls, int how)
 {
 	memset(ls, 0, sizeof(*ls));
+	ls->steps = history;
 	add_step(ls, SOCKSHIM_STEP_BORN, PARENT, 5, SOCKSHIM_BORN_ACCEPT, 1);
 	add_step(ls, SOCKSHIM_STEP_SCM, CHILD, 3, PARENT, 2);
 	add_step(ls, SOCKSHIM_STEP_SHUTDOWN, PARENT, 5, how, 10);
