@@ -100,16 +100,23 @@ static const struct ledger_sock *queued_on(const struct conns_ctx *c, const stru
 static void judge(const struct conns_ctx *c, struct conn_item *it)
 {
 	const struct ledger_sock *ls = it->ls;
+	struct conn_facts facts;
 	uint64_t end;
 
 	it->closer = conn_closer(it->state, ls);
 	it->local_close_ns = ls ? conn_local_close_ns(ls) : 0;
 	it->fin_age_ns = -1;
-	if ((it->state == SOCKDIAG_FIN_WAIT1 || it->state == SOCKDIAG_FIN_WAIT2) &&
+	if ((it->state == SOCKDIAG_FIN_WAIT1 || it->state == SOCKDIAG_FIN_WAIT2 ||
+	     it->state == SOCKDIAG_LAST_ACK) &&
 	    it->local_close_ns && it->local_close_ns <= c->now_ns)
 		it->fin_age_ns = (int64_t)(c->now_ns - it->local_close_ns);
-	it->anomaly = conn_anomaly(it->state, ls && ls->born == SOCKSHIM_BORN_ACCEPT,
-				   it->fin_age_ns, c->fin_timeout_s);
+	facts.state = it->state;
+	facts.server = ls && ls->born == SOCKSHIM_BORN_ACCEPT;
+	facts.held = it->k && it->k->inode;
+	facts.fin_age_ns = it->fin_age_ns;
+	facts.fin_timeout_s = c->fin_timeout_s;
+	facts.shut_by_other = ls && ls->shut.ns && ls->shut.nothers > 0 && ls->refs > 0;
+	it->anomaly = conn_anomaly(&facts);
 	it->lifetime_ns = -1;
 	end = ls && ls->released_ns ? ls->released_ns : c->now_ns;
 	if (ls && ls->born_ns && ls->born_ns <= end)

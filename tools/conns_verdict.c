@@ -76,16 +76,21 @@ const char *conn_closer_name(enum conn_closer c)
 	}
 }
 
-enum conn_anomaly conn_anomaly(unsigned state, int server, int64_t fin_age_ns,
-			       long fin_timeout_s)
+enum conn_anomaly conn_anomaly(const struct conn_facts *f)
 {
-	if (state == SOCKDIAG_CLOSE_WAIT)
+	if (f->state == SOCKDIAG_CLOSE_WAIT)
 		return CONN_ANOM_CLOSE_WAIT;
-	if (state == SOCKDIAG_TIME_WAIT && server)
+	if (f->state == SOCKDIAG_TIME_WAIT && f->server)
 		return CONN_ANOM_SERVER_TIMEWAIT;
-	if (state == SOCKDIAG_FIN_WAIT2 && fin_age_ns >= 0 && fin_timeout_s >= 0 &&
-	    fin_age_ns > (int64_t)fin_timeout_s * NS_PER_SEC)
+	if (f->state == SOCKDIAG_FIN_WAIT2 && f->fin_age_ns >= 0 && f->fin_timeout_s >= 0 &&
+	    f->fin_age_ns > (int64_t)f->fin_timeout_s * NS_PER_SEC)
 		return CONN_ANOM_OLD_FIN_WAIT2;
+	if (f->shut_by_other && f->held)
+		return CONN_ANOM_SHUT_BY_OTHER;
+	if (f->state == SOCKDIAG_FIN_WAIT2 && f->held)
+		return CONN_ANOM_HELD_FIN_WAIT2;
+	if (f->state == SOCKDIAG_LAST_ACK && f->fin_age_ns > CONN_LAST_ACK_LINGER_NS)
+		return CONN_ANOM_LINGERING_LAST_ACK;
 	return CONN_OK;
 }
 
@@ -100,6 +105,16 @@ const char *conn_anomaly_reason(enum conn_anomaly a)
 	case CONN_ANOM_OLD_FIN_WAIT2:
 		return "FIN_WAIT2 for longer than tcp_fin_timeout: this side shut down sending, "
 		       "the peer never closed, and a descriptor keeps it from timing out";
+	case CONN_ANOM_HELD_FIN_WAIT2:
+		return "FIN_WAIT2 after shutdown for sending, still held: no timer ends it while "
+		       "a descriptor holds it; fine while the peer still sends, a leak if it "
+		       "never closes";
+	case CONN_ANOM_LINGERING_LAST_ACK:
+		return "LAST_ACK for over a second: this side's FIN is not acknowledged (a peer "
+		       "gone, or data it does not read holding the FIN back)";
+	case CONN_ANOM_SHUT_BY_OTHER:
+		return "shut down by one process while others hold it: shutdown acts for every "
+		       "holder (their writes fail with EPIPE, their reads return 0)";
 	default:
 		return "";
 	}

@@ -26,7 +26,26 @@ enum conn_anomaly {
 	CONN_ANOM_CLOSE_WAIT,      /* the peer closed, nobody here did */
 	CONN_ANOM_SERVER_TIMEWAIT, /* TIME_WAIT on the accepting side */
 	CONN_ANOM_OLD_FIN_WAIT2,   /* FIN_WAIT_2 for longer than tcp_fin_timeout */
+	CONN_ANOM_SHUT_BY_OTHER,   /* shut down by one process, still held by others */
+	CONN_ANOM_HELD_FIN_WAIT2,  /* FIN_WAIT_2 after a shutdown, still held: no timer */
+	CONN_ANOM_LINGERING_LAST_ACK, /* LAST_ACK a second after this side's FIN */
 	CONN_ANOMALY_COUNT
+};
+
+/* How long a LAST_ACK may last before it lingers: the peer's ACK of our
+ * FIN takes one round trip; a second is many. */
+#define CONN_LAST_ACK_LINGER_NS 1000000000LL
+
+/* What conn_anomaly judges a connection by. */
+struct conn_facts {
+	unsigned state;     /* the kernel's (SOCKDIAG_*) or CONN_GONE */
+	int server;         /* born by accept */
+	int held;           /* a descriptor refers to it (the kernel lists its inode) */
+	int64_t fin_age_ns; /* since this side's FIN (FIN_WAIT1/2, LAST_ACK); -1 unknown */
+	long fin_timeout_s; /* /proc/sys/net/ipv4/tcp_fin_timeout; -1 unknown */
+	/* Its last shutdown was made while other processes held it (the
+	 * ledger's shutdown names others), and it is still held. */
+	int shut_by_other;
 };
 
 /* When this side sent its FIN, as the ledger saw it: its first
@@ -46,11 +65,9 @@ enum conn_closer conn_closer(unsigned state, const struct ledger_sock *ls);
 /* "local", "peer", "both", "abort", "unknown" */
 const char *conn_closer_name(enum conn_closer c);
 
-/* Whether a connection in STATE is an anomaly. SERVER: it was born by
- * accept. FIN_AGE_NS: for FIN_WAIT2, the time since this side's FIN (-1
- * unknown); FIN_TIMEOUT_S: /proc/sys/net/ipv4/tcp_fin_timeout. */
-enum conn_anomaly conn_anomaly(unsigned state, int server, int64_t fin_age_ns,
-			       long fin_timeout_s);
+/* Whether the connection F describes is an anomaly, and which (the first
+ * that applies, in the enum's order). */
+enum conn_anomaly conn_anomaly(const struct conn_facts *f);
 
 /* One line for people: why the anomaly matters and where to look. */
 const char *conn_anomaly_reason(enum conn_anomaly a);

@@ -96,6 +96,7 @@ def test_shutdown_names_the_holders_it_hit(ctx):
         assert sd["how"] == "SHUT_RDWR" and sd["time"], sd
         assert sd["other_holders"] == [{"pid": child, "comm": name}], sd
         assert sd["other_holders_count"] == 1, sd
+        assert "shut down by one process while others hold it" in c["anomaly"], c
         cs = sd["callsite"]
         assert cs["module"].endswith("/shutfork") and cs["function"] == "main", cs
         if cs["file"] is not None:
@@ -144,6 +145,7 @@ def _prefork_case(ctx, mode):
         c = conns[0]
         # Shut down for sending, the peer silent and open: no FIN from it.
         assert c["state"] == "FIN_WAIT2" and c["local"] == "127.0.0.1:%s" % port, c
+        assert "shut down by one process while others hold it" in c["anomaly"], c
         (h,) = [s for s in _tool_json(ctx, ["holders", "--session", session])
                 if s.get("inode") == c["inode"]]
         text = _tool_text(ctx, ["conns", "--session", session, "--port",

@@ -119,19 +119,51 @@ static void test_closer_abort(void **state)
 	assert_int_equal(conn_closer(CONN_GONE, &ls), CONN_CLOSER_PEER);
 }
 
+/* conn_anomaly of a connection in STATE, otherwise unremarkable. */
+static enum conn_anomaly anomaly_of(unsigned state, int server, int64_t fin_age_ns,
+				    long fin_timeout_s, int held, int shut_by_other)
+{
+	struct conn_facts f = {.state = state, .server = server, .held = held,
+			       .fin_age_ns = fin_age_ns, .fin_timeout_s = fin_timeout_s,
+			       .shut_by_other = shut_by_other};
+
+	return conn_anomaly(&f);
+}
+
 static void test_anomaly(void **state)
 {
 	(void)state;
-	assert_int_equal(conn_anomaly(SOCKDIAG_CLOSE_WAIT, 0, -1, 60), CONN_ANOM_CLOSE_WAIT);
-	assert_int_equal(conn_anomaly(SOCKDIAG_TIME_WAIT, 1, -1, 60), CONN_ANOM_SERVER_TIMEWAIT);
-	assert_int_equal(conn_anomaly(SOCKDIAG_TIME_WAIT, 0, -1, 60), CONN_OK);
-	assert_int_equal(conn_anomaly(SOCKDIAG_FIN_WAIT2, 0, 61 * S, 60), CONN_ANOM_OLD_FIN_WAIT2);
-	assert_int_equal(conn_anomaly(SOCKDIAG_FIN_WAIT2, 0, 60 * S, 60), CONN_OK);
-	assert_int_equal(conn_anomaly(SOCKDIAG_FIN_WAIT2, 0, -1, 60), CONN_OK);
-	assert_int_equal(conn_anomaly(SOCKDIAG_FIN_WAIT2, 0, 600 * S, -1), CONN_OK);
-	assert_int_equal(conn_anomaly(SOCKDIAG_ESTABLISHED, 1, -1, 60), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_CLOSE_WAIT, 0, -1, 60, 1, 0), CONN_ANOM_CLOSE_WAIT);
+	assert_int_equal(anomaly_of(SOCKDIAG_TIME_WAIT, 1, -1, 60, 0, 0),
+			 CONN_ANOM_SERVER_TIMEWAIT);
+	assert_int_equal(anomaly_of(SOCKDIAG_TIME_WAIT, 0, -1, 60, 0, 0), CONN_OK);
+	/* FIN_WAIT2: past tcp_fin_timeout first, else held after a shutdown;
+	 * an orphaned one within the timeout is the kernel's to end. */
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 0, 61 * S, 60, 1, 0),
+			 CONN_ANOM_OLD_FIN_WAIT2);
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 0, 60 * S, 60, 1, 0),
+			 CONN_ANOM_HELD_FIN_WAIT2);
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 0, 60 * S, 60, 0, 0), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 0, -1, 60, 0, 0), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 0, 600 * S, -1, 0, 0), CONN_OK);
+	/* LAST_ACK: a round trip is normal, a second lingers. */
+	assert_int_equal(anomaly_of(SOCKDIAG_LAST_ACK, 0, S / 2, 60, 0, 0), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_LAST_ACK, 0, -1, 60, 0, 0), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_LAST_ACK, 1, S + 1, 60, 0, 0),
+			 CONN_ANOM_LINGERING_LAST_ACK);
+	/* Shut down by one holder while others hold it: while still held. */
+	assert_int_equal(anomaly_of(SOCKDIAG_ESTABLISHED, 1, -1, 60, 1, 1),
+			 CONN_ANOM_SHUT_BY_OTHER);
+	assert_int_equal(anomaly_of(SOCKDIAG_TIME_WAIT, 0, -1, 60, 0, 1), CONN_OK);
+	assert_int_equal(anomaly_of(SOCKDIAG_CLOSE_WAIT, 1, -1, 60, 1, 1), CONN_ANOM_CLOSE_WAIT);
+	/* The other holders it hit say more than the FIN_WAIT2 it left. */
+	assert_int_equal(anomaly_of(SOCKDIAG_FIN_WAIT2, 1, S, 60, 1, 1), CONN_ANOM_SHUT_BY_OTHER);
+	assert_int_equal(anomaly_of(SOCKDIAG_ESTABLISHED, 1, -1, 60, 1, 0), CONN_OK);
 	assert_non_null(strstr(conn_anomaly_reason(CONN_ANOM_CLOSE_WAIT), "closewait"));
 	assert_non_null(strstr(conn_anomaly_reason(CONN_ANOM_OLD_FIN_WAIT2), "tcp_fin_timeout"));
+	assert_non_null(strstr(conn_anomaly_reason(CONN_ANOM_HELD_FIN_WAIT2), "shutdown"));
+	assert_non_null(strstr(conn_anomaly_reason(CONN_ANOM_LINGERING_LAST_ACK), "LAST_ACK"));
+	assert_non_null(strstr(conn_anomaly_reason(CONN_ANOM_SHUT_BY_OTHER), "EPIPE"));
 	assert_string_equal(conn_anomaly_reason(CONN_OK), "");
 }
 
