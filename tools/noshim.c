@@ -102,14 +102,23 @@ unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd
 		}
 		for (k = 0; k < sizeof(comm); k++)
 			comm[k] = __atomic_load_n(&e->comm[k], __ATOMIC_RELAXED);
-		if (!strncmp(comm, st->comm, sizeof(comm)))
+		if (!strncmp(comm, st->comm, sizeof(comm))) {
+			procfd_set_shimmed(pf, pid);
 			continue;
+		}
 		/* Renamed (prctl, or an exec the shim did not see): the
 		 * maps tell whether the shim is in it. */
-		if (maps_have_shim(pid) == 0) {
+		switch (maps_have_shim(pid)) {
+		case 0:
 			procfd_set_noshim(pf, pid);
 			record_found(session, i, pid, st->start_ticks);
 			n++;
+			break;
+		case 1:
+			procfd_set_shimmed(pf, pid);
+			break;
+		default:
+			break;
 		}
 	}
 	return n;

@@ -19,6 +19,8 @@
  * those. Only the process the entry was made for (its start time). The
  * number marked. */
 unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd *pf);
+/* (The others, the entry's own process with the shim, are marked
+ * procfd_set_shimmed.) */
 
 /* Does the text of a /proc/PID/maps file (LEN bytes) map libsockshim.so?
  * Pure, for the tests. */

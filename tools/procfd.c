@@ -21,6 +21,7 @@ struct procfd_proc {
 	enum procfd_seen seen;
 	int stat_read; /* 0: not yet; 1: st is valid; -1: gone when read */
 	int noshim;    /* its image runs without the shim (noshim.c) */
+	int shimmed;   /* the shim runs in it: its process table entry says so */
 	struct procfd_stat st;
 	UT_hash_handle hh;
 };
@@ -421,4 +422,19 @@ int procfd_noshim(const struct procfd *p, pid_t pid)
 	const struct procfd_proc *pr = find_proc(p, pid);
 
 	return pr && pr->noshim;
+}
+
+void procfd_set_shimmed(struct procfd *p, pid_t pid)
+{
+	struct procfd_proc *pr = find_proc(p, pid);
+
+	if (pr)
+		pr->shimmed = 1;
+}
+
+int procfd_shimmed(const struct procfd *p, pid_t pid)
+{
+	const struct procfd_proc *pr = find_proc(p, pid);
+
+	return pr && pr->shimmed;
 }

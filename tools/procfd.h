@@ -61,6 +61,12 @@ const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid);
  * (tools/noshim.c tells): its descriptors are known from /proc only. */
 void procfd_set_noshim(struct procfd *p, pid_t pid);
 int procfd_noshim(const struct procfd *p, pid_t pid);
+/* PID runs with the shim: its entry in the session's process table is
+ * its own (start time) and its image is the one the shim named there
+ * (tools/noshim.c tells). A holder of it that only /proc shows is one the
+ * ledger had no room for, not one the shim could not see. */
+void procfd_set_shimmed(struct procfd *p, pid_t pid);
+int procfd_shimmed(const struct procfd *p, pid_t pid);
 
 /* Clock ticks per second, for start_ticks. */
 long procfd_clk_tck(void);

@@ -28,6 +28,7 @@ struct rec_holder {
 	int stale;         /* the ledger says held, /proc says not */
 	int unverified;    /* in the ledger, but its /proc/PID/fd is not ours to read */
 	int noshim;        /* its process runs an image without the shim: from /proc */
+	int shimmed;       /* its process runs with the shim (its process table entry) */
 	char why[128];     /* stale: what /proc says instead */
 	char comm[16];     /* raw bytes: escape them to print */
 	char state;        /* from /proc/PID/stat; 0 when unknown */
@@ -55,11 +56,15 @@ void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, str
 /* "source" for JSON and tables: "ledger", "proc", "ledger+proc". */
 const char *rec_source_name(int source);
 
-/* The holder's "how" for people: "fork", or "seen only in /proc". */
+/* The holder's "how" for people: "fork", or for one only /proc shows "seen only
+ * in /proc" (REC_NOROOM_WORDS in a process the shim runs in). */
 const char *rec_how_name(const struct rec_holder *h);
 
 /* What a holder whose image runs without the shim is said to be. */
 #define REC_NOSHIM_WORDS "runs without the shim: from /proc"
+/* A holder only /proc shows, in a process the shim runs in: the ledger had
+ * no room for it (see holder_overflow), the shim saw it. */
+#define REC_NOROOM_WORDS "from /proc: the shim runs there, the ledger had no room"
 
 /* Did the process /proc describes as ST start after SINCE_NS (CLOCK_MONOTONIC
  * through SNAP's clocks; one clock tick allowed)? Then its pid was given

@@ -185,7 +185,9 @@ void view_holders_inline(struct fmt_buf *b, const struct ledger_snap *snap,
 				ob_str(b, "; " REC_NOSHIM_WORDS);
 			ob_char(b, ')');
 		} else {
-			ob_str(b, h->noshim ? " (" REC_NOSHIM_WORDS ")" : " (seen only in /proc)");
+			ob_str(b, h->noshim ? " (" REC_NOSHIM_WORDS ")"
+					    : h->shimmed ? " (" REC_NOROOM_WORDS ")"
+							 : " (seen only in /proc)");
 		}
 		if (h->stale) {
 			ob_put(b, " STALE, ", 8);

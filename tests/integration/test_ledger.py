@@ -505,6 +505,11 @@ def test_ledger_holder_pool_full(ctx):
         assert o["refs"] == 400 and o["holder_overflow"] == e["holder_overflow"], o
         got = {(h["pid"], h["fd"], inode) for h in o["holders"]}
         assert got == truth, len(got)
+        # Those only /proc shows are in a process the shim runs in: the
+        # ledger had no room for them, the shim did see them.
+        text = lib.tool(ctx, ["holders", "--session", s, str(inode)]).stdout
+        assert text.count("from /proc: the shim runs there, the ledger had no room") == \
+            e["holder_overflow"] and "seen only in /proc" not in text, text[:2000]
         # Room frees: 40 named holders close. The next command names as
         # many of those that did not fit as now find a slot (how unknown),
         # the count one less each: still exact, none lost.

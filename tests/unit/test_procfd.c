@@ -276,6 +276,12 @@ static void test_reconcile(void **state)
 	assert_int_equal(rs.h[0].source, REC_PROC);
 	assert_string_equal(rec_how_name(&rs.h[0]), "seen only in /proc");
 	assert_int_equal(rs.live, 1);
+	/* In a process the shim runs in, the ledger had no room for it. */
+	procfd_set_shimmed(p, c.pid);
+	reconcile(&snap, &ls, p, c.inode, &rs);
+	assert_int_equal(rs.n, 1);
+	assert_true(rs.h[0].shimmed);
+	assert_string_equal(rec_how_name(&rs.h[0]), REC_NOROOM_WORDS);
 	/* No ledger entry at all. */
 	reconcile(NULL, NULL, p, c.inode, &rs);
 	assert_int_equal(rs.n, 1);
