@@ -47,7 +47,10 @@ static size_t expected(const void *buf, size_t len, uint32_t seq, struct expect 
 		if (h.nlmsg_seq == seq) {
 			if (h.nlmsg_type == NLMSG_DONE || h.nlmsg_type == NLMSG_ERROR)
 				break;
-			if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+			/* Answers to either request (sockdiag.c asks both families
+			 * at once with the older TCPDIAG_GETSOCK). */
+			if ((h.nlmsg_type == SOCK_DIAG_BY_FAMILY ||
+			     h.nlmsg_type == TCPDIAG_GETSOCK) &&
 			    h.nlmsg_len - NLMSG_HDRLEN >= sizeof(m)) {
 				memcpy(&m, p + off + NLMSG_HDRLEN, sizeof(m));
 				if ((m.idiag_family == AF_INET || m.idiag_family == AF_INET6) && n < max) {
