@@ -256,7 +256,7 @@ int cw_load(struct cw_ctx *c, struct seg_map *m)
 	struct procfd_job scan;
 	struct copy_job copy = {.m = m, .snap = &c->snap};
 	uint64_t since = sockshim_clock_ns(CLOCK_MONOTONIC);
-	int rc;
+	int rc, scan_rc;
 
 	procfd_job_start(&scan);
 	side_start(&copy.side, copy_held);
@@ -300,14 +300,9 @@ nomem:
 	fprintf(stderr, "sockshim: out of memory\n");
 out:
 	side_abandon(&copy.side);
-	side_finish(&scan.side);
-	c->pf = scan.pf;
-	if (!rc && scan.side.rc) {
-		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
-				"mounted?\n",
-			strerror(-scan.side.rc));
-		rc = scan.side.rc;
-	}
+	scan_rc = procfd_job_finish(&scan, &c->pf);
+	if (!rc)
+		rc = scan_rc;
 	if (!rc) {
 		noshim_mark(c->session, m, c->pf);
 		rc = reclaim_held(c, m, since);

@@ -257,7 +257,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	const uint32_t not_tw = ((1u << SOCKDIAG_STATE_COUNT) - 2) & ~SOCKDIAG_F(SOCKDIAG_TIME_WAIT);
 	struct procfd_job scan;
 	struct first_dump first;
-	int rc;
+	int rc, scan_rc;
 
 	procfd_job_start(&scan);
 	rc = sockdiag_dump_join(not_tw, 0, &c->kern); /* one dump, each socket once */
@@ -289,10 +289,8 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	 * it needs /proc, and two looks at every state a socket with a
 	 * descriptor can be in: the second dump above, or its own), then the
 	 * ledger copied again. */
-	side_finish(&scan.side);
-	c->pf = scan.pf;
-	scan.pf = NULL;
-	if (scan.side.rc)
+	rc = procfd_job_finish(&scan, &c->pf);
+	if (rc)
 		goto out;
 	noshim_mark(c->session, m, c->pf);
 	look.looks = first.unsettled ? 2 : 1;
@@ -315,16 +313,8 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	if (rc)
 		fprintf(stderr, "sockshim: out of memory\n");
 out:
-	side_finish(&scan.side); /* once finished, again is a no-op */
-	if (scan.pf)
-		c->pf = scan.pf;
-	if (!rc && scan.side.rc) {
-		fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc "
-				"mounted?\n",
-			strerror(-scan.side.rc));
-		rc = scan.side.rc;
-	}
-	return rc;
+	scan_rc = procfd_job_finish(&scan, &c->pf);
+	return rc ? rc : scan_rc;
 }
 
 void conns_unload(struct conns_ctx *c)

@@ -1,5 +1,8 @@
 /* See side_job.h. A job that cannot get a thread runs when its result is
  * asked for, so a loader is never without it. */
+#include <stdio.h>
+#include <string.h>
+
 #include "side_job.h"
 
 void side_start(struct side_job *j, void *(*fn)(void *))
@@ -39,5 +42,21 @@ static void *scan_proc(void *arg)
 void procfd_job_start(struct procfd_job *j)
 {
 	j->pf = NULL;
+	j->said = 0;
 	side_start(&j->side, scan_proc);
+}
+
+int procfd_job_finish(struct procfd_job *j, struct procfd **pf)
+{
+	side_finish(&j->side);
+	if (j->pf) {
+		*pf = j->pf;
+		j->pf = NULL;
+	}
+	if (!j->side.rc || j->said)
+		return 0;
+	j->said = 1;
+	fprintf(stderr, "sockshim: cannot scan /proc for socket descriptors: %s; is /proc mounted?\n",
+		strerror(-j->side.rc));
+	return j->side.rc;
 }

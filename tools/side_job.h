@@ -29,8 +29,12 @@ void side_abandon(struct side_job *j);
 struct procfd_job {
 	struct side_job side; /* first */
 	struct procfd *pf;
+	int said; /* its error was said */
 };
 
 void procfd_job_start(struct procfd_job *j);
+/* Wait for the scan; the scan, once, into *PF. 0, or its -errno said on
+ * stderr (once: a second call returns 0). */
+int procfd_job_finish(struct procfd_job *j, struct procfd **pf);
 
 #endif

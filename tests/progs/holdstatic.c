@@ -12,23 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "waitfile.h"
+
 #define WAIT_S 60
-
-static void wait_for(const char *dir, const char *name)
-{
-	char path[4096];
-	struct timespec tick = {0, 10 * 1000 * 1000};
-	int i;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	for (i = 0; i < WAIT_S * 100; i++) {
-		if (access(path, F_OK) == 0)
-			return;
-		nanosleep(&tick, NULL);
-	}
-	fprintf(stderr, "holdstatic: no %s within %d s\n", path, WAIT_S);
-	exit(1);
-}
 
 int main(int argc, char **argv)
 {
@@ -39,7 +25,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: holdstatic DIR FD\n");
 		return 2;
 	}
-	wait_for(argv[1], "close");
+	wait_file("holdstatic", argv[1], "close", WAIT_S);
 	if (close(atoi(argv[2])) < 0) {
 		perror("holdstatic: close");
 		return 1;
@@ -51,6 +37,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(fd);
-	wait_for(argv[1], "go");
+	wait_file("holdstatic", argv[1], "go", WAIT_S);
 	return 0;
 }

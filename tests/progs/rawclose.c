@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "waitfile.h"
+
 #define WAIT_S 60
 
 static long check(long ret, const char *what)
@@ -88,22 +90,6 @@ static int listener(void)
 	printf("listener %u\n", ntohs(a.sin_port));
 	fflush(stdout);
 	return fd;
-}
-
-static void wait_go(const char *dir)
-{
-	char path[4096];
-	struct timespec tick = {0, 10 * 1000 * 1000};
-	int i;
-
-	snprintf(path, sizeof(path), "%s/go", dir);
-	for (i = 0; i < WAIT_S * 100; i++) {
-		if (access(path, F_OK) == 0)
-			return;
-		nanosleep(&tick, NULL);
-	}
-	fprintf(stderr, "rawclose: no %s within %d s\n", path, WAIT_S);
-	exit(1);
 }
 
 static void accept_n(int n)
@@ -197,7 +183,7 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	wait_go(argv[1]);
+	wait_file("rawclose", argv[1], "go", WAIT_S);
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);

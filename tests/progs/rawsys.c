@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "waitfile.h"
+
 #define MAX_CONNS 64
 /* dup3's targets: DUP3_BASE + I, above anything the program opens. */
 #define DUP3_BASE 200
@@ -47,22 +49,6 @@ static unsigned long inode_of(long fd)
 
 	check(fstat((int)fd, &st), "fstat");
 	return (unsigned long)st.st_ino;
-}
-
-static void wait_go(const char *dir)
-{
-	char path[4096];
-	struct timespec tick = {0, 10 * 1000 * 1000};
-	int i;
-
-	snprintf(path, sizeof(path), "%s/go", dir);
-	for (i = 0; i < WAIT_S * 100; i++) {
-		if (access(path, F_OK) == 0)
-			return;
-		nanosleep(&tick, NULL);
-	}
-	fprintf(stderr, "rawsys: no %s after %d s\n", path, WAIT_S);
-	exit(1);
 }
 
 /* Connection I's accepted end, duplicated one of three ways. */
@@ -114,7 +100,7 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 
-	wait_go(argv[1]);
+	wait_file("rawsys", argv[1], "go", WAIT_S);
 	for (i = 0; i < n; i++) {
 		check(syscall(SYS_close, c[i].dup), "SYS_close (dup)");
 		check(syscall(SYS_close, c[i].accepted), "SYS_close (accepted)");
