@@ -197,15 +197,6 @@ static int need_more(const struct cw_ctx *c)
 	return 0;
 }
 
-static int dump_error(int rc)
-{
-	fprintf(stderr,
-		"sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: %s; "
-		"load the modules with modprobe inet_diag tcp_diag (as root)\n",
-		strerror(-rc));
-	return rc;
-}
-
 struct copy_job {
 	struct side_job side; /* first */
 	const struct seg_map *m;
@@ -263,7 +254,7 @@ int cw_load(struct cw_ctx *c, struct seg_map *m)
 	rc = sockdiag_dump(SOCKDIAG_F(SOCKDIAG_CLOSE_WAIT) | SOCKDIAG_F(SOCKDIAG_LISTEN), 1,
 			   &c->kern);
 	if (rc) {
-		dump_error(rc);
+		sockdiag_say_error(rc);
 		goto out;
 	}
 	rc = index_kernel(c, &c->kern);
@@ -285,7 +276,7 @@ int cw_load(struct cw_ctx *c, struct seg_map *m)
 							   SOCKDIAG_F(SOCKDIAG_LISTEN)),
 				   0, &c->kern_more);
 		if (rc) {
-			dump_error(rc);
+			sockdiag_say_error(rc);
 			goto out;
 		}
 		rc = index_kernel(c, &c->kern_more);

@@ -154,13 +154,8 @@ static int load(struct tw_ctx *c, struct seg_map *m)
 	int rc;
 
 	rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
-	if (rc) {
-		fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through "
-				"NETLINK_SOCK_DIAG: %s; load the modules with modprobe inet_diag "
-				"tcp_diag (as root)\n",
-			strerror(-rc));
-		return rc;
-	}
+	if (rc)
+		return sockdiag_say_error(rc);
 	sockdiag_sort(&c->kern);
 	rc = ledger_snapshot(m, &c->snap);
 	if (rc) {

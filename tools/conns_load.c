@@ -232,14 +232,6 @@ static int check_first_dump(const struct conns_ctx *c, struct first_dump *f)
 	return 0;
 }
 
-static int dump_error(int rc)
-{
-	fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: "
-			"%s; load the modules with modprobe inet_diag tcp_diag (as root)\n",
-		strerror(-rc));
-	return rc;
-}
-
 /* The dump first, then the ledger: every socket the kernel lists was in
  * the ledger by then, if the session saw it at all. Without tcp_info:
  * nothing in the report comes from it. A second dump (sockdiag.h: a dump
@@ -262,7 +254,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	procfd_job_start(&scan);
 	rc = sockdiag_dump_join(not_tw, 0, &c->kern); /* one dump, each socket once */
 	if (rc) {
-		dump_error(rc);
+		sockdiag_say_error(rc);
 		goto out;
 	}
 	rc = ledger_snapshot(m, &c->snap);
@@ -281,7 +273,7 @@ int conns_load(struct conns_ctx *c, struct seg_map *m)
 	if (!rc && first.unlisted_conn)
 		rc = sockdiag_dump_settled(SOCKDIAG_F(SOCKDIAG_TIME_WAIT), 0, &c->kern);
 	if (rc) {
-		dump_error(rc);
+		sockdiag_say_error(rc);
 		goto out;
 	}
 	sockdiag_sort(&c->kern);

@@ -470,3 +470,11 @@ out:
 		close(nl);
 	return rc;
 }
+
+int sockdiag_say_error(int rc)
+{
+	fprintf(stderr, "sockshim: cannot list the kernel's TCP sockets through NETLINK_SOCK_DIAG: "
+			"%s; load the modules with modprobe inet_diag tcp_diag (as root)\n",
+		strerror(-rc));
+	return rc;
+}

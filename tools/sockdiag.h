@@ -104,4 +104,8 @@ int sockdiag_addr_covers(unsigned lfam, const uint8_t lip[16], unsigned fam, con
  * error or a malformed message. */
 int sockdiag_parse(const void *buf, size_t len, uint32_t seq, struct sockdiag_list *out);
 
+/* Say on stderr that the kernel's TCP sockets could not be listed (RC,
+ * a -errno from a dump) and how to make them listable; returns RC. */
+int sockdiag_say_error(int rc);
+
 #endif
