@@ -135,6 +135,13 @@ def _stat(pid, tid=None):
     return st[st.rindex(")") + 2:].split()
 
 
+def start_ticks(pid):
+    """PID's start time (clock ticks after boot, /proc/PID/stat field 22):
+    with the pid, the process for good; None once it is gone."""
+    st = _stat(pid)
+    return int(st[19]) if st else None
+
+
 def proc_state(pid, tid=None):
     """PID's (or its thread TID's) state letter, None once it is gone."""
     st = _stat(pid, tid)
@@ -246,6 +253,24 @@ def stop(proc, grace=STOP_GRACE):
     except ProcessLookupError:
         pass
     return proc.wait(timeout=grace)
+
+
+def stop_tree(proc, grace=STOP_GRACE):
+    """stop(PROC), and then what it started and left running (a forked
+    worker its end orphans): its descendants, taken while it still runs,
+    killed if still the same processes (their start times). Returns
+    PROC's exit status."""
+    left = []
+    if proc.poll() is None:
+        left = [(d, start_ticks(d)) for d in descendants(proc.pid)]
+    status = stop(proc, grace)
+    for d, ticks in left:
+        if ticks is not None and start_ticks(d) == ticks:
+            try:
+                os.kill(d, signal.SIGKILL)
+            except OSError:
+                pass
+    return status
 
 
 def stop_pid(pid, grace=STOP_GRACE):
@@ -372,7 +397,7 @@ class Context:
     def cleanup(self):
         for p in self._procs:
             try:
-                stop(p, grace=2.0)
+                stop_tree(p, grace=2.0)
             except Exception:  # noqa: BLE001 - cleanup must go on
                 pass
             for f in getattr(p, "out_files", ()):

@@ -116,7 +116,7 @@ def test_shutdown_names_the_holders_it_hit(ctx):
         assert want in text and "shut down at: main+0x" in text, text
     finally:
         peer.close()
-        lib.stop(prog)
+        lib.stop_tree(prog)
 
 
 def _prefork_case(ctx, mode):
@@ -154,7 +154,7 @@ def _prefork_case(ctx, mode):
         return c, h, text + htext, prog.pid, child, line
     finally:
         peer.close()
-        lib.stop(prog)
+        lib.stop_tree(prog)
 
 
 def test_shutdown_prefork_hits_tied_back(ctx):
@@ -255,4 +255,4 @@ def test_abortive_close_and_lifetimes(ctx):
             assert c["peer"] == "127.0.0.1:%d" % p, (i, c)
         assert closers == ["abort"] * RESETS + ["peer"] * (CONNS - RESETS), closers
     finally:
-        lib.stop(prog)
+        lib.stop_tree(prog)
