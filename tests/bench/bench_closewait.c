@@ -9,43 +9,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RUNS 7
-/* Headroom for the command's own descriptors and the listener. */
-#define SPARE_FDS 256
+#include "command_timing.h"
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* N accepted sockets plus a client each at a time. */
-static int raise_nofile(long n)
-{
-	struct rlimit rl;
-	rlim_t need = (rlim_t)n + SPARE_FDS;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return -errno;
-	if (rl.rlim_cur >= need)
-		return 0;
-	if (rl.rlim_max < need)
-		rl.rlim_max = need; /* only root may; the error says so */
-	rl.rlim_cur = need;
-	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
-}
 
 static int make_close_wait(long n, int **out)
 {
@@ -78,64 +50,11 @@ static int make_close_wait(long n, int **out)
 	return 0;
 }
 
-/* Run SOCKSHIM closewait once, without the shim in the command itself,
- * its output to OUT_PATH. The wall-clock time in ms, or -1. posix_spawn,
- * not fork: a fork under the shim makes the child a holder of all N
- * sockets, and the command, started without the shim, never says it
- * dropped them (the report would then show stale holders). */
-static double run_once(const char *sockshim, const char *session, const char *out_path,
-		       int json)
-{
-	char *argv[] = {(char *)sockshim, "closewait", "--session", (char *)session,
-			json ? "--json" : NULL, NULL};
-	char *envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-	posix_spawn_file_actions_t fa;
-	double t0 = now_ms();
-	int status, rc;
-	pid_t pid;
-
-	if (posix_spawn_file_actions_init(&fa) ||
-	    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path,
-					     O_WRONLY | O_CREAT | O_TRUNC, 0600))
-		return -1;
-	rc = posix_spawn(&pid, sockshim, &fa, NULL, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc)
-		return -1;
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
-	return now_ms() - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The summary line of a --json run: how many in CLOSE_WAIT, and the
- * verdict counts, so the figure is known to be about the right sockets. */
-static void show_summary(const char *path)
-{
-	char line[4096];
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "\"type\":\"summary\""))
-			printf("closewait_summary %s", line);
-	fclose(f);
-}
-
 int main(int argc, char **argv)
 {
 	const char *sockshim, *session;
-	double t[RUNS], tj[RUNS];
-	char out_path[64];
 	long n = 10000;
-	int *fds, rc, i;
+	int *fds, rc;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: bench_closewait SOCKSHIM SESSION [N [HOLD_SECONDS]]\n");
@@ -160,26 +79,9 @@ int main(int argc, char **argv)
 	}
 	/* Let the last FINs land. */
 	usleep(200 * 1000);
-	snprintf(out_path, sizeof(out_path), "/tmp/bench_closewait.%d.out", (int)getpid());
-	for (i = 0; i < RUNS; i++) {
-		t[i] = run_once(sockshim, session, out_path, 0);
-		tj[i] = run_once(sockshim, session, out_path, 1);
-		if (t[i] < 0 || tj[i] < 0) {
-			fprintf(stderr, "bench_closewait: %s closewait --session %s failed\n", sockshim,
-				session);
-			unlink(out_path);
-			return 1;
-		}
-	}
-	show_summary(out_path);
-	unlink(out_path);
-	qsort(t, RUNS, sizeof(t[0]), cmp_double);
-	qsort(tj, RUNS, sizeof(tj[0]), cmp_double);
 	printf("closewait_sockets %ld\n", n);
-	printf("closewait_ms_best %.1f\n", t[0]);
-	printf("closewait_ms_median %.1f\n", t[RUNS / 2]);
-	printf("closewait_json_ms_best %.1f\n", tj[0]);
-	printf("closewait_json_ms_median %.1f\n", tj[RUNS / 2]);
+	if (time_command("bench_closewait", sockshim, "closewait", session))
+		return 1;
 	if (argc > 4) {
 		fflush(stdout);
 		sleep((unsigned)strtoul(argv[4], NULL, 10));

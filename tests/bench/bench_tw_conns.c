@@ -23,19 +23,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RUNS 7
-/* Headroom for the command's own descriptors and the listeners. */
-#define SPARE_FDS 256
+#include "command_timing.h"
+
 /* Destinations for the TIME_WAIT sockets: 1,500 each for 30,000. Not
  * fewer: since Linux 5.19 the port search toward one destination moves on
  * by a random 0-7 ports more each time (about 4.5 even ports a connection,
@@ -46,29 +42,6 @@
 #ifndef LISTENERS
 #define LISTENERS 20
 #endif
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int raise_nofile(long n)
-{
-	struct rlimit rl;
-	rlim_t need = (rlim_t)n + SPARE_FDS;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return -errno;
-	if (rl.rlim_cur >= need)
-		return 0;
-	if (rl.rlim_max < need)
-		rl.rlim_max = need; /* only root may; the error says so */
-	rl.rlim_cur = need;
-	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
-}
 
 static int listen_loopback(struct sockaddr_in *a)
 {
@@ -143,67 +116,12 @@ static int make_conns(long n)
 	return 0;
 }
 
-/* Run SOCKSHIM WHAT once, without the shim in the command itself, its
- * output to OUT_PATH. The wall-clock time in ms, or -1. posix_spawn, not
- * fork: a fork under the shim makes the child a holder of every socket
- * (see bench_closewait.c). */
-static double run_once(const char *sockshim, const char *what, const char *session,
-		       const char *out_path, int json)
-{
-	char *argv[] = {(char *)sockshim, (char *)what, "--session", (char *)session,
-			json ? "--json" : NULL, NULL};
-	char *envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-	posix_spawn_file_actions_t fa;
-	double t0 = now_ms();
-	int status, rc;
-	pid_t pid;
-
-	if (posix_spawn_file_actions_init(&fa) ||
-	    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path,
-					     O_WRONLY | O_CREAT | O_TRUNC, 0600))
-		return -1;
-	rc = posix_spawn(&pid, sockshim, &fa, NULL, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc)
-		return -1;
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
-	return now_ms() - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The summary line of a --json run, and how many lines (objects) there
- * were: the figure is known to be about the right sockets. */
-static void show_summary(const char *what, const char *path)
-{
-	char line[8192];
-	FILE *f = fopen(path, "r");
-	long lines = 0;
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		lines++;
-		if (strstr(line, "\"type\":\"summary\""))
-			printf("%s_summary %s", what, line);
-	}
-	fclose(f);
-	printf("%s_json_lines %ld\n", what, lines);
-}
-
 int main(int argc, char **argv)
 {
 	const char *sockshim, *session, *what;
-	double t[RUNS], tj[RUNS], t0;
-	char out_path[64];
+	double t0;
 	long n;
-	int rc, i;
+	int rc;
 
 	if (argc < 4 || (strcmp(argv[3], "timewait") && strcmp(argv[3], "conns"))) {
 		fprintf(stderr,
@@ -236,26 +154,9 @@ int main(int argc, char **argv)
 	printf("%s_make_ms %.0f\n", what, now_ms() - t0);
 	/* Let the last FINs land. */
 	usleep(200 * 1000);
-	snprintf(out_path, sizeof(out_path), "/tmp/bench_tw_conns.%d.out", (int)getpid());
-	for (i = 0; i < RUNS; i++) {
-		t[i] = run_once(sockshim, what, session, out_path, 0);
-		tj[i] = run_once(sockshim, what, session, out_path, 1);
-		if (t[i] < 0 || tj[i] < 0) {
-			fprintf(stderr, "bench_tw_conns: %s %s --session %s failed\n", sockshim, what,
-				session);
-			unlink(out_path);
-			return 1;
-		}
-	}
-	show_summary(what, out_path);
-	unlink(out_path);
-	qsort(t, RUNS, sizeof(t[0]), cmp_double);
-	qsort(tj, RUNS, sizeof(tj[0]), cmp_double);
 	printf("%s_sockets %ld\n", what, n);
-	printf("%s_ms_best %.1f\n", what, t[0]);
-	printf("%s_ms_median %.1f\n", what, t[RUNS / 2]);
-	printf("%s_json_ms_best %.1f\n", what, tj[0]);
-	printf("%s_json_ms_median %.1f\n", what, tj[RUNS / 2]);
+	if (time_command("bench_tw_conns", sockshim, what, session))
+		return 1;
 	if (argc > 5) {
 		fflush(stdout);
 		sleep((unsigned)strtoul(argv[5], NULL, 10));
