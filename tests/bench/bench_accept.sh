@@ -36,20 +36,8 @@ LOG=$TMP/server.log
 
 # ---- Processes ----
 
-# PID and every process below it.
-tree_pids() {
-	ps -e -o pid=,ppid= | awk -v root="$1" '
-		{ parent[$1] = $2 }
-		END {
-			mine[root] = 1
-			do {
-				more = 0
-				for (p in parent)
-					if (!(p in mine) && (parent[p] in mine)) { mine[p] = 1; more = 1 }
-			} while (more)
-			for (p in mine) print p
-		}'
-}
+# tree_pids, alive, free_port, http_ok
+. "$(dirname "$0")/bench_lib.sh"
 
 # CPU ticks (utime + stime, whole thread group) and context switches
 # (voluntary + nonvoluntary, every thread) of PIDS: "ticks switches".
@@ -59,23 +47,6 @@ usage_of() {
 		cat /proc/"$p"/task/*/status 2>/dev/null |
 			awk '/^(non)?voluntary_ctxt_switches:/ { print "cs", $2 }'
 	done | awk '$1 == "cpu" { t += $2 } $1 == "cs" { s += $2 } END { printf "%d %d\n", t, s }'
-}
-
-# Running and not a zombie (kill -0 succeeds on an unreaped child).
-alive() {
-	[ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-http_ok() { # port
-	"$PY" - "$1" <<'EOF' >/dev/null 2>&1
-import sys, urllib.request
-with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=1) as r:
-    sys.exit(0 if r.status == 200 and r.read() == b"ok\n" else 1)
-EOF
 }
 
 # Stop the server: SIGTERM to its pid, bounded wait, then SIGKILL to

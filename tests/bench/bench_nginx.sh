@@ -28,21 +28,8 @@ TMP=$(mktemp -d /tmp/sockshim-bench-nginx.XXXXXX)
 RES=$TMP/results
 SESS="bench-nginx-$$"
 ROOTS="" # the servers' pids (nginx, or sockshim run above it)
-
-# PID and every process below it.
-tree_pids() {
-	ps -e -o pid=,ppid= | awk -v root="$1" '
-		{ parent[$1] = $2 }
-		END {
-			mine[root] = 1
-			do {
-				more = 0
-				for (p in parent)
-					if (!(p in mine) && (parent[p] in mine)) { mine[p] = 1; more = 1 }
-			} while (more)
-			for (p in mine) print p
-		}'
-}
+# tree_pids, alive, free_port, http_ok
+. "$(dirname "$0")/bench_lib.sh"
 
 # The nginx processes (master and workers) of the server started as ROOT.
 nginx_pids() {
@@ -56,22 +43,6 @@ ticks_of() {
 	for p in "$@"; do
 		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }'
 	done | awk '{ t += $1 } END { printf "%d\n", t }'
-}
-
-alive() {
-	[ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-http_ok() { # port
-	"$PY" - "$1" <<'EOF' >/dev/null 2>&1
-import sys, urllib.request
-with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=1) as r:
-    sys.exit(0 if r.status == 200 and r.read() == b"ok\n" else 1)
-EOF
 }
 
 stop_servers() {
