@@ -110,10 +110,10 @@ static void live_holders(struct fmt_buf *b, const struct rec_sock *rs)
 			ob_put(b, ", ", 2);
 		holder_name(b, &rs->h[i]);
 		ob_put(b, " (", 2);
-		ob_str(b, rs->h[i].noshim && !(rs->h[i].source & REC_LEDGER)
+		ob_str(b, rs->h[i].shim == PROCFD_SHIM_WITHOUT && !(rs->h[i].source & REC_LEDGER)
 				  ? REC_NOSHIM_WORDS
 				  : rec_how_name(&rs->h[i]));
-		if (rs->h[i].noshim && (rs->h[i].source & REC_LEDGER))
+		if (rs->h[i].shim == PROCFD_SHIM_WITHOUT && (rs->h[i].source & REC_LEDGER))
 			ob_str(b, ", " REC_NOSHIM_WORDS);
 		ob_char(b, ')');
 	}

@@ -355,7 +355,7 @@ static int print_text(struct hctx *c, const struct hitem *it, char *line, size_t
 			view_path(&b, ls, h);
 		if (h->unverified)
 			fmt_append(&b, " [its /proc/%d/fd is not readable]", h->pid);
-		if (h->noshim)
+		if (h->shim == PROCFD_SHIM_WITHOUT)
 			fmt_append(&b, " [" REC_NOSHIM_WORDS "]");
 		fmt_append(&b, "\n");
 	}

@@ -96,26 +96,26 @@ unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd
 		if (!st || st->start_ticks != __atomic_load_n(&e->start_ticks, __ATOMIC_RELAXED))
 			continue;
 		if (noshim != SOCKSHIM_NOSHIM_NO) {
-			procfd_set_noshim(pf, pid);
+			procfd_set_shim(pf, pid, PROCFD_SHIM_WITHOUT);
 			n++;
 			continue;
 		}
 		for (k = 0; k < sizeof(comm); k++)
 			comm[k] = __atomic_load_n(&e->comm[k], __ATOMIC_RELAXED);
 		if (!strncmp(comm, st->comm, sizeof(comm))) {
-			procfd_set_shimmed(pf, pid);
+			procfd_set_shim(pf, pid, PROCFD_SHIM_WITH);
 			continue;
 		}
 		/* Renamed (prctl, or an exec the shim did not see): the
 		 * maps tell whether the shim is in it. */
 		switch (maps_have_shim(pid)) {
 		case 0:
-			procfd_set_noshim(pf, pid);
+			procfd_set_shim(pf, pid, PROCFD_SHIM_WITHOUT);
 			record_found(session, i, pid, st->start_ticks);
 			n++;
 			break;
 		case 1:
-			procfd_set_shimmed(pf, pid);
+			procfd_set_shim(pf, pid, PROCFD_SHIM_WITH);
 			break;
 		default:
 			break;

@@ -10,7 +10,7 @@
 #include "procfd.h"
 #include "sockshim/segment.h"
 
-/* Mark in PF (procfd_set_noshim) each live process of M's process table
+/* Mark in PF (procfd_set_shim: PROCFD_SHIM_WITHOUT) each live process of M's process table
  * (session SESSION) whose image runs without the shim: the table says so
  * (the exec wrapper before the exec, or an earlier reader), or /proc names
  * it otherwise than the table (it exec'ed since without the shim
@@ -20,7 +20,7 @@
  * number marked. */
 unsigned noshim_mark(const char *session, const struct seg_map *m, struct procfd *pf);
 /* (The others, the entry's own process with the shim, are marked
- * procfd_set_shimmed.) */
+ * PROCFD_SHIM_WITH.) */
 
 /* Does the text of a /proc/PID/maps file (LEN bytes) map libsockshim.so?
  * Pure, for the tests. */

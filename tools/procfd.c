@@ -20,8 +20,7 @@ struct procfd_proc {
 	pid_t pid;
 	enum procfd_seen seen;
 	int stat_read; /* 0: not yet; 1: st is valid; -1: gone when read */
-	int noshim;    /* its image runs without the shim (noshim.c) */
-	int shimmed;   /* the shim runs in it: its process table entry says so */
+	enum procfd_shim shim; /* noshim.c's finding */
 	struct procfd_stat st;
 	UT_hash_handle hh;
 };
@@ -409,32 +408,17 @@ const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid)
 	return got > 0 ? &pr->st : NULL;
 }
 
-void procfd_set_noshim(struct procfd *p, pid_t pid)
+void procfd_set_shim(struct procfd *p, pid_t pid, enum procfd_shim shim)
 {
 	struct procfd_proc *pr = find_proc(p, pid);
 
 	if (pr)
-		pr->noshim = 1;
+		pr->shim = shim;
 }
 
-int procfd_noshim(const struct procfd *p, pid_t pid)
+enum procfd_shim procfd_shim(const struct procfd *p, pid_t pid)
 {
 	const struct procfd_proc *pr = find_proc(p, pid);
 
-	return pr && pr->noshim;
-}
-
-void procfd_set_shimmed(struct procfd *p, pid_t pid)
-{
-	struct procfd_proc *pr = find_proc(p, pid);
-
-	if (pr)
-		pr->shimmed = 1;
-}
-
-int procfd_shimmed(const struct procfd *p, pid_t pid)
-{
-	const struct procfd_proc *pr = find_proc(p, pid);
-
-	return pr && pr->shimmed;
+	return pr ? pr->shim : PROCFD_SHIM_UNKNOWN;
 }

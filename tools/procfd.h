@@ -57,16 +57,21 @@ int procfd_holds(const struct procfd *p, pid_t pid, int fd, uint64_t inode);
  * the process is gone (or was never seen by the scan). */
 const struct procfd_stat *procfd_stat(struct procfd *p, pid_t pid);
 
-/* Process PID (seen by the scan) runs an image without the shim
- * (tools/noshim.c tells): its descriptors are known from /proc only. */
-void procfd_set_noshim(struct procfd *p, pid_t pid);
-int procfd_noshim(const struct procfd *p, pid_t pid);
-/* PID runs with the shim: its entry in the session's process table is
- * its own (start time) and its image is the one the shim named there
- * (tools/noshim.c tells). A holder of it that only /proc shows is one the
- * ledger had no room for, not one the shim could not see. */
-void procfd_set_shimmed(struct procfd *p, pid_t pid);
-int procfd_shimmed(const struct procfd *p, pid_t pid);
+/* Whether a process (seen by the scan) runs with the shim, as
+ * tools/noshim.c finds from the session's process table and /proc. */
+enum procfd_shim {
+	PROCFD_SHIM_UNKNOWN = 0, /* not its entry's process, or no entry */
+	/* Its image runs without the shim: its descriptors are known from
+	 * /proc only. */
+	PROCFD_SHIM_WITHOUT,
+	/* Its entry is its own (start time) and its image the one the shim
+	 * named there: a holder of it that only /proc shows is one the
+	 * ledger had no room for, not one the shim could not see. */
+	PROCFD_SHIM_WITH,
+};
+
+void procfd_set_shim(struct procfd *p, pid_t pid, enum procfd_shim shim);
+enum procfd_shim procfd_shim(const struct procfd *p, pid_t pid);
 
 /* Clock ticks per second, for start_ticks. */
 long procfd_clk_tck(void);

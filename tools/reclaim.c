@@ -138,7 +138,8 @@ static int holder_gone(const struct ledger_snap *snap, struct procfd *pf,
 {
 	const struct procfd_stat *st;
 
-	if (!h->since_ns || h->since_ns >= since || (is_tcp(ls) && !procfd_noshim(pf, h->pid)) ||
+	if (!h->since_ns || h->since_ns >= since ||
+	    (is_tcp(ls) && procfd_shim(pf, h->pid) != PROCFD_SHIM_WITHOUT) ||
 	    procfd_holds(pf, h->pid, h->fd, ls->inode) != 0)
 		return 0;
 	/* Its own process, not one that got its pid since: a dead one's
@@ -190,7 +191,8 @@ static int unnamed_are_overflow(const struct seg_map *m, struct procfd *pf,
 	for (i = 0; i < nrefs; i++) {
 		if (ledger_holder_of(ls, refs[i].pid, refs[i].fd))
 			continue;
-		if (!session_proc_listed(m, refs[i].pid) || procfd_noshim(pf, refs[i].pid))
+		if (!session_proc_listed(m, refs[i].pid) ||
+		    procfd_shim(pf, refs[i].pid) == PROCFD_SHIM_WITHOUT)
 			return 0; /* a holder the shim could not count */
 		(*n)++;
 	}

@@ -27,7 +27,7 @@ const char *rec_how_name(const struct rec_holder *h)
 	const char *name;
 
 	if (!(h->source & REC_LEDGER))
-		return h->shimmed ? REC_NOROOM_WORDS : "seen only in /proc";
+		return h->shim == PROCFD_SHIM_WITH ? REC_NOROOM_WORDS : "seen only in /proc";
 	name = ledger_how_name(h->how);
 	return name ? name : "unknown";
 }
@@ -80,8 +80,7 @@ static void from_ledger(const struct ledger_snap *snap, const struct ledger_sock
 	h->since_ns = lh->since_ns;
 	h->source = REC_LEDGER;
 	h->lh = lh;
-	h->noshim = procfd_noshim(pf, lh->pid);
-	h->shimmed = procfd_shimmed(pf, lh->pid);
+	h->shim = procfd_shim(pf, lh->pid);
 	held = procfd_holds(pf, lh->pid, lh->fd, inode);
 	if (held == 1) {
 		h->source |= REC_PROC;
@@ -172,8 +171,7 @@ void reconcile(const struct ledger_snap *snap, const struct ledger_sock *ls, str
 		h->fd = refs[i].fd;
 		h->how = SOCKSHIM_HOW_NONE;
 		h->source = REC_PROC;
-		h->noshim = procfd_noshim(pf, refs[i].pid);
-		h->shimmed = procfd_shimmed(pf, refs[i].pid);
+		h->shim = procfd_shim(pf, refs[i].pid);
 		st = procfd_stat(pf, refs[i].pid);
 		if (st) {
 			set_comm(h, st->comm, sizeof(st->comm));

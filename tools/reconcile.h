@@ -27,8 +27,7 @@ struct rec_holder {
 	int source;        /* REC_LEDGER | REC_PROC */
 	int stale;         /* the ledger says held, /proc says not */
 	int unverified;    /* in the ledger, but its /proc/PID/fd is not ours to read */
-	int noshim;        /* its process runs an image without the shim: from /proc */
-	int shimmed;       /* its process runs with the shim (its process table entry) */
+	enum procfd_shim shim; /* whether its process runs with the shim (noshim.c) */
 	char why[128];     /* stale: what /proc says instead */
 	char comm[16];     /* raw bytes: escape them to print */
 	char state;        /* from /proc/PID/stat; 0 when unknown */

@@ -181,12 +181,12 @@ void view_holders_inline(struct fmt_buf *b, const struct ledger_snap *snap,
 			ob_put(b, ", ", 2);
 			ob_str(b, h->unverified ? "ledger; /proc not readable"
 						: rec_source_name(h->source));
-			if (h->noshim)
+			if (h->shim == PROCFD_SHIM_WITHOUT)
 				ob_str(b, "; " REC_NOSHIM_WORDS);
 			ob_char(b, ')');
 		} else {
-			ob_str(b, h->noshim ? " (" REC_NOSHIM_WORDS ")"
-					    : h->shimmed ? " (" REC_NOROOM_WORDS ")"
+			ob_str(b, h->shim == PROCFD_SHIM_WITHOUT ? " (" REC_NOSHIM_WORDS ")"
+					    : h->shim == PROCFD_SHIM_WITH ? " (" REC_NOROOM_WORDS ")"
 							 : " (seen only in /proc)");
 		}
 		if (h->stale) {
@@ -499,7 +499,7 @@ void view_json_holders(struct fmt_buf *b, const struct ledger_snap *snap,
 		ob_str(b, ",\"source\":\"");
 		ob_str(b, rec_source_name(h->source));
 		ob_str(b, h->source & REC_PROC ? "\",\"verified\":true" : "\",\"verified\":false");
-		ob_str(b, h->noshim ? ",\"noshim\":true" : ",\"noshim\":false");
+		ob_str(b, h->shim == PROCFD_SHIM_WITHOUT ? ",\"noshim\":true" : ",\"noshim\":false");
 		ob_str(b, h->stale ? ",\"stale\":true,\"stale_reason\":" : ",\"stale\":false,\"stale_reason\":");
 		if (h->stale)
 			ob_json_str(b, h->why, sizeof(h->why));

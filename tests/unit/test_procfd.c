@@ -277,10 +277,10 @@ static void test_reconcile(void **state)
 	assert_string_equal(rec_how_name(&rs.h[0]), "seen only in /proc");
 	assert_int_equal(rs.live, 1);
 	/* In a process the shim runs in, the ledger had no room for it. */
-	procfd_set_shimmed(p, c.pid);
+	procfd_set_shim(p, c.pid, PROCFD_SHIM_WITH);
 	reconcile(&snap, &ls, p, c.inode, &rs);
 	assert_int_equal(rs.n, 1);
-	assert_true(rs.h[0].shimmed);
+	assert_int_equal(rs.h[0].shim, PROCFD_SHIM_WITH);
 	assert_string_equal(rec_how_name(&rs.h[0]), REC_NOROOM_WORDS);
 	/* No ledger entry at all. */
 	reconcile(NULL, NULL, p, c.inode, &rs);
