@@ -118,6 +118,20 @@ def _wait_stats(ctx, session, ready, what, procs=(), port=None):
         time.sleep(0.1)
 
 
+def _fpm_reload(master, live, what):
+    """Reload PHP-FPM (SIGUSR2 to MASTER: it execs itself) and wait until
+    FPM_WORKERS workers run, none of LIVE, the old ones: the new ones."""
+    old = set(live)
+    os.kill(master, signal.SIGUSR2)
+    deadline = time.monotonic() + WAIT
+    while True:
+        now = [p for p in _fpm_workers(master) if lib.alive(p)]
+        if len(now) == FPM_WORKERS and not set(now) & old:
+            return now
+        assert time.monotonic() < deadline, "%s: workers %s" % (what, now)
+        time.sleep(0.1)
+
+
 def _fpm_workers(master):
     return sorted(p for p in lib.descendants(master) if lib.ppid(p) == master)
 
@@ -228,16 +242,7 @@ def test_living_php_fpm_kill_reload_stop(ctx):
         assert o["lock_owner_died"] == died + 1, _show(o)
 
         # Reload: the master execs itself, its workers are replaced.
-        old = set(live)
-        os.kill(master, signal.SIGUSR2)
-        deadline = time.monotonic() + WAIT
-        while True:
-            now = [p for p in _fpm_workers(master) if lib.alive(p)]
-            if len(now) == FPM_WORKERS and not set(now) & old:
-                live = now
-                break
-            assert time.monotonic() < deadline, "php-fpm reload: workers %s" % now
-            time.sleep(0.1)
+        live = _fpm_reload(master, live, "php-fpm reload")
         assert serve(20) <= set(live)
         o = _wait_stats(ctx, s, _settled(live), "php-fpm after a reload", (run,))
         assert o["closed"] is False and o["accepts"] == served, (served, _show(o))
@@ -250,16 +255,7 @@ def test_living_php_fpm_kill_reload_stop(ctx):
         port1, served1, port = port, served, lib.free_port()
         with open(os.path.join(ctx.tmp, "fpm.conf"), "w") as f:
             f.write(FPM_CONF.format(dir=ctx.tmp, port=port, workers=FPM_WORKERS))
-        old = set(live)
-        os.kill(master, signal.SIGUSR2)
-        deadline = time.monotonic() + WAIT
-        while True:
-            now = [p for p in _fpm_workers(master) if lib.alive(p)]
-            if len(now) == FPM_WORKERS and not set(now) & old:
-                live = now
-                break
-            assert time.monotonic() < deadline, "php-fpm reload to a new port: %s" % now
-            time.sleep(0.1)
+        live = _fpm_reload(master, live, "php-fpm reload to a new port")
         deadline = time.monotonic() + WAIT
         while True:  # the new listener is there once its first answer comes
             try:
