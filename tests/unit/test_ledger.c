@@ -473,6 +473,23 @@ static void next_record(struct ring_reader *rd, struct sockshim_record *out)
 	assert_int_equal(ring_reader_next(rd, out, &lost, &kind, INT64_MAX), RING_RECORD);
 }
 
+/* The next record is a close of PID's FD (socket INODE) via VIA, the
+ * references going from BEFORE to AFTER. */
+static void expect_close(struct ring_reader *rd, int pid, int fd, uint64_t inode, int via,
+			 int before, int after)
+{
+	struct sockshim_record r;
+
+	next_record(rd, &r);
+	assert_int_equal(r.type, SOCKSHIM_EV_CLOSE);
+	assert_int_equal(r.pid, pid);
+	assert_int_equal(r.fd, fd);
+	assert_int_equal(r.inode, inode);
+	assert_int_equal(r.detail.close.via, via);
+	assert_int_equal(r.detail.close.refs_before, before);
+	assert_int_equal(r.detail.close.refs_after, after);
+}
+
 /* A process's end: its holds go, each with a step and a close record
  * in the mapping's own ring; other processes' holds stay. */
 static void test_forget(void **state)
@@ -499,14 +516,7 @@ static void test_forget(void **state)
 
 	ring_reader_init(&rd, m, 1);
 	ledger_forget_one(m, a, 77, 4, SOCKSHIM_CLOSE_VIA_EXIT);
-	next_record(&rd, &r);
-	assert_int_equal(r.type, SOCKSHIM_EV_CLOSE);
-	assert_int_equal(r.pid, 77);
-	assert_int_equal(r.fd, 4);
-	assert_int_equal(r.inode, 9007);
-	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_EXIT);
-	assert_int_equal(r.detail.close.refs_before, 2);
-	assert_int_equal(r.detail.close.refs_after, 1);
+	expect_close(&rd, 77, 4, 9007, SOCKSHIM_CLOSE_VIA_EXIT, 2, 1);
 	assert_int_equal(at(m, a)->steps[0].op, SOCKSHIM_STEP_EXIT);
 	/* The same hold again (released already, as a reader's reclaim
 	 * does): the reference left is 78's, named; no record. */
@@ -559,14 +569,7 @@ static void test_reclaim(void **state)
 	assert_int_equal(ledger_reclaim_holder(m, ref, 77, 4, since, name), 1);
 	assert_int_equal(ledger_reclaim_holder(m, ref, 77, 4, since, name), 0);
 	assert_int_equal(s->refs, 1);
-	next_record(&rd, &r);
-	assert_int_equal(r.type, SOCKSHIM_EV_CLOSE);
-	assert_int_equal(r.pid, 77);
-	assert_int_equal(r.fd, 4);
-	assert_int_equal(r.inode, 9100);
-	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_GONE);
-	assert_int_equal(r.detail.close.refs_before, 2);
-	assert_int_equal(r.detail.close.refs_after, 1);
+	expect_close(&rd, 77, 4, 9100, SOCKSHIM_CLOSE_VIA_GONE, 2, 1);
 	assert_int_equal(s->steps[0].op, SOCKSHIM_STEP_CLOSE);
 	assert_int_equal(s->steps[0].via, SOCKSHIM_CLOSE_VIA_GONE);
 	assert_memory_equal(s->steps[0].comm, "rawclose", 8);
