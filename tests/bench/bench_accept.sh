@@ -53,23 +53,7 @@ usage_of() {
 # whatever of its tree is left (said, since it should not happen).
 stop_server() {
 	[ -n "$ROOT" ] || return 0
-	pids=$(tree_pids "$ROOT")
-	kill -TERM "$ROOT" 2>/dev/null || true
-	i=0
-	while alive "$ROOT" && [ $i -lt $((STOP_TIMEOUT * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	left=""
-	for p in $pids; do
-		if alive "$p"; then left="$left $p"; fi
-	done
-	if [ -n "$left" ]; then
-		echo "  warning: $SERVER ($CONFIG) still running ${STOP_TIMEOUT}s after SIGTERM:$left; killed" >&2
-		# shellcheck disable=SC2086
-		kill -KILL $left 2>/dev/null || true
-	fi
-	wait "$ROOT" 2>/dev/null || true
+	stop_root "$ROOT" "$SERVER ($CONFIG)"
 	ROOT=
 	if [ -n "$SESSION" ]; then rm -f "/dev/shm/sockshim.$(id -u).$SESSION"; fi
 }

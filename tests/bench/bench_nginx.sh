@@ -47,23 +47,7 @@ ticks_of() {
 
 stop_servers() {
 	for r in $ROOTS; do
-		pids=$(tree_pids "$r")
-		kill -TERM "$r" 2>/dev/null || true
-		i=0
-		while alive "$r" && [ $i -lt $((STOP_TIMEOUT * 10)) ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		left=""
-		for p in $pids; do
-			if alive "$p"; then left="$left $p"; fi
-		done
-		if [ -n "$left" ]; then
-			echo "  warning: nginx still running ${STOP_TIMEOUT}s after SIGTERM:$left; killed" >&2
-			# shellcheck disable=SC2086
-			kill -KILL $left 2>/dev/null || true
-		fi
-		wait "$r" 2>/dev/null || true
+		stop_root "$r" nginx
 	done
 	ROOTS=""
 }
