@@ -76,6 +76,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def static_prog(ctx, name):
+    """tests/progs/NAME.c built static into the test's directory (skips
+    without libc.a)."""
+    path = os.path.join(ctx.tmp, name + "-static")
+    cc = os.environ.get("CC", "cc")
+    libc_a = subprocess.run([cc, "-print-file-name=libc.a"], stdout=subprocess.PIPE,
+                            timeout=30).stdout.decode().strip()
+    if not os.path.isabs(libc_a):
+        raise Skip("no libc.a to link a static program with (libc6-dev)")
+    r = subprocess.run([cc, "-static", "-O1", "-D_GNU_SOURCE", "-o", path,
+                        os.path.join(ctx.root, "tests/progs/%s.c" % name)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert r.returncode == 0, "cc -static %s.c: %s" % (name, r.stdout.decode()[-1500:])
+    return path
+
+
 def wait_port(port, timeout=15.0, proc=None, host="127.0.0.1"):
     """Wait until HOST:PORT accepts a connection. Fails early if PROC dies."""
     deadline = time.monotonic() + timeout

@@ -341,16 +341,7 @@ def test_follow_secure_exec(ctx):
 def test_follow_static_image(ctx):
     """A static image has no loader: the shim says so, passes its variables
     on anyway, and what that image executes is followed again."""
-    static = os.path.join(ctx.tmp, "followchild-static")
-    cc = os.environ.get("CC", "cc")
-    libc_a = subprocess.run([cc, "-print-file-name=libc.a"], stdout=subprocess.PIPE,
-                            timeout=30).stdout.decode().strip()
-    if not os.path.isabs(libc_a):
-        raise lib.Skip("no libc.a to link a static program with (libc6-dev)")
-    r = subprocess.run([cc, "-static", "-O1", "-D_GNU_SOURCE", "-o", static,
-                        os.path.join(ctx.root, "tests/progs/followchild.c")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    assert r.returncode == 0, "cc -static followchild.c: %s" % r.stdout.decode()[-1500:]
+    static = lib.static_prog(ctx, "followchild")
     child = ctx.prog("followchild")
     session = ctx.session()
     p, answered, out, err = run_followexec(ctx, session, "empty",

@@ -172,22 +172,6 @@ def test_reclaim_not_held_unshimmed(ctx):
     assert proc.wait(timeout=WAIT) == 0
 
 
-def _static_prog(ctx, name):
-    """tests/progs/NAME.c built static into the test's directory (skips
-    without libc.a)."""
-    path = os.path.join(ctx.tmp, name + "-static")
-    cc = os.environ.get("CC", "cc")
-    libc_a = subprocess.run([cc, "-print-file-name=libc.a"], stdout=subprocess.PIPE,
-                            timeout=30).stdout.decode().strip()
-    if not os.path.isabs(libc_a):
-        raise lib.Skip("no libc.a to link a static program with (libc6-dev)")
-    r = subprocess.run([cc, "-static", "-O1", "-D_GNU_SOURCE", "-o", path,
-                        os.path.join(ctx.root, "tests/progs/%s.c" % name)],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    assert r.returncode == 0, "cc -static %s.c: %s" % (name, r.stdout.decode()[-1500:])
-    return path
-
-
 def _holder_json(ctx, session, inode, pid):
     for o in ledgerlib.holders_json(ctx, session, [str(inode)]):
         for h in o["holders"]:
@@ -202,7 +186,7 @@ def test_reclaim_static_image_holder(ctx):
     `holders` says so, and once the static image closes the descriptor
     (unseen) the next command releases that holder, via gone, while the
     parent's stays."""
-    static = _static_prog(ctx, "holdstatic")
+    static = lib.static_prog(ctx, "holdstatic")
     session = ctx.session()
     proc = _start(ctx, session, ["exec", static])
     words = _lines(ctx, proc, "ready", "rawclose")
@@ -245,7 +229,7 @@ def test_unseen_listener_words(ctx):
     holds a listener the shim never sees: `holders` does not say "No socket
     is held now" and `stats` does not say "No listener ... yet" without
     naming it, its pid, fd and address."""
-    static = _static_prog(ctx, "listenstatic")
+    static = lib.static_prog(ctx, "listenstatic")
     session = ctx.session()
     run = ctx.spawn([ctx.tool, "run", "--session", session, "--", static, ctx.tmp],
                     preload=False, name="run")
