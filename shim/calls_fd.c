@@ -58,7 +58,7 @@ int shim_close_range(unsigned first, unsigned last, int flags)
 	for (fd = first; fd < end; fd++) {
 		struct fd_entry e;
 
-		if (!fdtab_is_tracked((int)fd))
+		if (!fdtab_has_entry((int)fd))
 			continue;
 		if (flags & CLOSE_RANGE_CLOEXEC) {
 			if (!shim_in_vfork_child())
@@ -90,7 +90,7 @@ int shim_dup3(int old_fd, int new_fd, int flags, int three)
 	struct fd_entry replaced;
 	int took = 0, ret, err;
 
-	if (!shim_inert && old_fd != new_fd && fdtab_is_tracked(new_fd))
+	if (!shim_inert && old_fd != new_fd && fdtab_has_entry(new_fd))
 		took = track_forget(new_fd, &replaced);
 	ret = three ? real.dup3(old_fd, new_fd, flags) : real.dup2(old_fd, new_fd);
 	err = errno;

@@ -52,7 +52,7 @@ int fdtab_get(int fd, struct fd_entry *out)
 		return 0;
 	src = (const sockshim_word *)&fdtab[fd];
 	dst[0] = __atomic_load_n(&src[0], __ATOMIC_ACQUIRE);
-	if (!dst[0])
+	if (!dst[0] || dst[0] == FDT_INODE_SHIM_OWN)
 		return 0;
 	/* On every socket's path (socket, close, bind, connect...): unrolled,
 	 * as ring_append's copy, two instructions a word instead of five. */
@@ -91,6 +91,25 @@ int fdtab_set(int fd, const struct fd_entry *e)
 					    __ATOMIC_RELAXED)) {
 	}
 	return 0;
+}
+
+int fdtab_set_own(int fd)
+{
+	struct fd_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.inode = FDT_INODE_SHIM_OWN;
+	return fdtab_set(fd, &e);
+}
+
+int fdtab_take_own(int fd)
+{
+	uint64_t own = FDT_INODE_SHIM_OWN;
+
+	if ((unsigned)fd >= fdtab_capacity)
+		return 0;
+	return __atomic_compare_exchange_n(&fdtab[fd].inode, &own, 0, 0, __ATOMIC_ACQ_REL,
+					   __ATOMIC_RELAXED);
 }
 
 int fdtab_take(int fd, struct fd_entry *out)

@@ -29,6 +29,14 @@ _Static_assert(((FDT_EOF_SEEN | FDT_CLOEXEC | FDT_NONBLOCK | FDT_NO_LEDGER | FDT
  * numbers never have this bit. */
 #define FDT_INODE_UNKNOWN (UINT64_C(1) << 63)
 
+/* The inode word of a descriptor that is the shim's own, not the
+ * program's (a doorbell: shim/doorbell.c). Its non-zero word sends the
+ * program's close, close_range, dup2 and dup3 on that number to the slow
+ * paths, where track_forget hears that the number is no longer ours; every
+ * question about sockets (fdtab_is_tracked, fdtab_get) says it is none.
+ * Socket inode numbers never have bit 62. */
+#define FDT_INODE_SHIM_OWN (UINT64_C(1) << 62)
+
 /* Two cache lines. inode != 0 marks a tracked descriptor and is published
  * last, so whoever sees it sees the rest. Every word is accessed
  * atomically: a thread may read an entry another is replacing. */
@@ -75,11 +83,27 @@ static inline const uint64_t *fdtab_inode_word(const struct fd_entry *t, unsigne
 	return (const uint64_t *)((const char *)t + ((uintptr_t)fd << FDTAB_ENTRY_SHIFT));
 }
 
+/* FD's inode word, 0 for a number beyond the table. */
+static inline uint64_t fdtab_word(int fd)
+{
+	if ((unsigned)fd >= __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE))
+		return 0;
+	return __atomic_load_n(fdtab_inode_word(fdtab, (unsigned)fd), __ATOMIC_RELAXED);
+}
+
 /* Is FD a tracked socket? Exact, for any number. */
 static inline int fdtab_is_tracked(int fd)
 {
-	return (unsigned)fd < __atomic_load_n(&fdtab_capacity, __ATOMIC_ACQUIRE) &&
-	       __atomic_load_n(fdtab_inode_word(fdtab, (unsigned)fd), __ATOMIC_RELAXED) != 0;
+	uint64_t w = fdtab_word(fd);
+
+	return w != 0 && w != FDT_INODE_SHIM_OWN;
+}
+
+/* Has FD an entry: a tracked socket, or one of the shim's own numbers?
+ * (What a close of FD must tell track_forget.) */
+static inline int fdtab_has_entry(int fd)
+{
+	return fdtab_word(fd) != 0;
 }
 
 /* The hot-path test of the exported wrappers: might FD be a tracked
@@ -137,7 +161,14 @@ static inline int fdtab_listeners_seen(void)
 	return __atomic_load_n(&fdtab_listeners, __ATOMIC_RELAXED) != 0;
 }
 
-/* Copy FD's entry into *OUT. 1 if tracked, else 0. */
+/* Mark FD as the shim's own (FDT_INODE_SHIM_OWN). 0, or -EMFILE when FD
+ * is beyond the table. */
+int fdtab_set_own(int fd);
+
+/* FD was the shim's own: unmark it. 1 if it was (only one caller sees 1). */
+int fdtab_take_own(int fd);
+
+/* Copy FD's entry into *OUT. 1 if a tracked socket, else 0. */
 int fdtab_get(int fd, struct fd_entry *out);
 
 /* Track FD as *E (E->inode must be non-zero). 0, or -EMFILE when FD is
