@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "accept_lock.h"
+#include "doorbell.h"
 #include "emit.h"
 #include "listeners.h"
 #include "log.h"
@@ -460,15 +461,37 @@ static int token_stuck(struct sockshim_listener *l, int fd, uint64_t holder)
 	return -1;
 }
 
+/* How long a dropper that handed the token to a waiter leaves it to
+ * that waiter before it may take it back: a woken thread runs well within
+ * this on a loaded machine; one that does not (killed since) costs this
+ * long, once. */
+#define HANDOFF_NS (50 * 1000000LL)
+/* How long a thread waiting for the token on its doorbell sleeps at most
+ * before it looks at the holder itself: nothing rings when a holder dies
+ * or stops while connections wait. */
+#define TOKEN_LOOK_NS (1000 * 1000000LL)
+
+/* We (SELF) handed L's token over less than HANDOFF_NS before NOW: it is
+ * the rung waiter's to take. */
+static int handed_over(struct sockshim_listener *l, uint64_t self, uint64_t now)
+{
+	return __atomic_load_n(&l->token_offered_by, __ATOMIC_RELAXED) == self &&
+	       now - __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED) < (uint64_t)HANDOFF_NS;
+}
+
 int accept_token_take(struct sockshim_listener *l, int fd)
 {
-	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_ACQUIRE);
+	/* Sequentially consistent: a waiter marks itself, then loads this;
+	 * a dropper frees this, then loads the marks (accept_token_drop). */
+	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST), by;
 	int why = -1;
 
 	if (cur == self) {
 		stat_add(&l->token_waits, 1);
 		return 1;
 	}
+	if (!cur && handed_over(l, self, mono_ns()))
+		return 0;
 	/* Held by a thread that is gone (its process killed): free. */
 	if (cur && !listeners_thread_gone(cur)) {
 		why = token_stuck(l, fd, cur);
@@ -480,14 +503,92 @@ int accept_token_take(struct sockshim_listener *l, int fd)
 		return 0;
 	if (why >= 0 && why < SOCKSHIM_BYPASS_COUNT)
 		stat_add(&l->token_taken[why], 1);
+	/* The hand-off, if any, is done. */
+	by = __atomic_load_n(&l->token_offered_by, __ATOMIC_RELAXED);
+	if (by)
+		__atomic_compare_exchange_n(&l->token_offered_by, &by, 0, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
 	__atomic_store_n(&l->poller_since_ns, mono_ns(), __ATOMIC_RELAXED);
 	stat_add(&l->token_waits, 1);
 	return 1;
 }
 
+int accept_token_take_or_wait(struct sockshim_listener *l, int fd, struct sockshim_worker *w)
+{
+	uint64_t bit = row_bit(l, w);
+
+	__atomic_fetch_or(&l->token_waiting, bit, __ATOMIC_SEQ_CST);
+	if (!accept_token_take(l, fd))
+		return 0;
+	__atomic_fetch_and(&l->token_waiting, ~bit, __ATOMIC_SEQ_CST);
+	return 1;
+}
+
+void accept_token_unwait(struct sockshim_listener *l, struct sockshim_worker *w)
+{
+	__atomic_fetch_and(&l->token_waiting, ~row_bit(l, w), __ATOMIC_SEQ_CST);
+}
+
+uint64_t accept_token_look_ns(struct sockshim_listener *l)
+{
+	uint64_t now = mono_ns(), at;
+
+	if (!handed_over(l, me_key(), now))
+		return TOKEN_LOOK_NS;
+	at = __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED);
+	return at + HANDOFF_NS - now;
+}
+
+/* The row to hand L's token to: a row marked waiting other than ours
+ * (MINE, -1: none), the first after ours in turn, whose thread lives.
+ * Marks of ended threads are cleared on the way. -1: none. */
+static int handoff_row(struct sockshim_listener *l, int mine)
+{
+	uint64_t mask = __atomic_load_n(&l->token_waiting, __ATOMIC_SEQ_CST);
+	int k;
+
+	for (k = 1; mask && k <= SOCKSHIM_WORKERS; k++) {
+		int i = (mine + k + SOCKSHIM_WORKERS) % SOCKSHIM_WORKERS;
+		uint64_t bit = UINT64_C(1) << i, key;
+
+		if (!(mask & bit) || i == mine)
+			continue;
+		key = __atomic_load_n(&l->workers[i].key, __ATOMIC_ACQUIRE);
+		if (key && key != SOCKSHIM_WORKER_RECYCLING && !listeners_thread_gone(key))
+			return i;
+		__atomic_fetch_and(&l->token_waiting, ~bit, __ATOMIC_SEQ_CST);
+		mask &= ~bit;
+	}
+	return -1;
+}
+
 void accept_token_drop(struct sockshim_listener *l)
 {
-	uint64_t self = me_key();
+	uint64_t self = me_key(), cur = self;
+	struct sockshim_worker *w;
+	uint32_t ref;
+	int row = -1;
 
-	__atomic_compare_exchange_n(&l->poller, &self, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&l->poller, __ATOMIC_RELAXED) != self)
+		return;
+	/* Named before the token is free, so that a waiter that takes it
+	 * at once also clears the name. */
+	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&l->token_offered_by, self, __ATOMIC_RELAXED);
+	if (__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
+					__ATOMIC_RELAXED)) {
+		ref = listeners_ref(shim_session(), l);
+		if (doorbell_fd(ref, 0) >= 0) {
+			w = listeners_worker(l);
+			row = handoff_row(l, w ? (int)(w - l->workers) : -1);
+		}
+		if (row >= 0 && doorbell_ring(ref, (unsigned)row) == 0) {
+			stat_add(&l->token_handoffs, 1);
+			return;
+		}
+	}
+	/* Nobody to hand it to: anyone may take it, we too. */
+	cur = self;
+	__atomic_compare_exchange_n(&l->token_offered_by, &cur, 0, 0, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
 }

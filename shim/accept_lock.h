@@ -31,10 +31,26 @@ int accept_unlock(struct sockshim_listener *l);
 
 /* Try to become (or stay) the one thread that waits for L (listener FD)
  * in poll or select now. 1 if we have it. A token whose holder is gone,
- * stopped, or leaves connections waiting is taken over. */
+ * stopped, or leaves connections waiting is taken over; one we just
+ * handed over is left to the waiter we rang. */
 int accept_token_take(struct sockshim_listener *l, int fd);
 
-/* Give L's poll token back, if we have it. */
+/* accept_token_take for a thread (worker row W, not NULL) that sleeps
+ * on its doorbell when it does not get the token: marked among L's token
+ * waiters first, so that a drop after its try rings it. 1: the token is
+ * ours (not marked). 0: marked; sleep at most accept_token_look_ns, then
+ * accept_token_unwait, then try again. */
+int accept_token_take_or_wait(struct sockshim_listener *l, int fd, struct sockshim_worker *w);
+void accept_token_unwait(struct sockshim_listener *l, struct sockshim_worker *w);
+
+/* How long a waiter on its doorbell may sleep before it tries for L's
+ * token again (ns): the rest of a hand-off it made itself, else the
+ * period at which it looks at a holder that may be dead or stopped. */
+uint64_t accept_token_look_ns(struct sockshim_listener *l);
+
+/* Give L's poll token back, if we have it: to a thread waiting for it on
+ * its doorbell, if one lives (rung; we do not take it back for a moment),
+ * else to whoever tries first. */
 void accept_token_drop(struct sockshim_listener *l);
 
 #endif

@@ -20,6 +20,7 @@
 #include "accept.h"
 #include "accept_lock.h"
 #include "calls.h"
+#include "doorbell.h"
 #include "emit.h"
 #include "export.h"
 #include "listeners.h"
@@ -106,48 +107,106 @@ static void after_poll(const struct pollfd *fds, nfds_t n, int ret)
 	}
 }
 
-/* serialize: hide from this poll the listeners whose token another worker
- * holds (fd -1 is skipped by the kernel). Returns how many were hidden;
- * their fds go to SAVED. FDS may be the program's own array only once the
- * kernel has taken it (a poll returned); before, the entries are read from
- * FIRST, a copy, and the hiding written through usermem (EFAULT: -1). */
-static long hide_listeners(struct pollfd *fds, const struct pollfd *first, nfds_t n, int *saved)
+/* A listener's slot in a serialized poll whose token another thread
+ * holds: what the program had there, and what waits there instead. */
+struct hidden {
+	int fd;        /* the listener; -1: the slot is the program's as it was */
+	short events;  /* the program's events for it */
+	int bell;      /* our doorbell in the slot; -1: none, the slot is -1 (slices) */
+	uint32_t ref;
+	struct sockshim_listener *l;
+	struct sockshim_worker *w;
+};
+
+/* The slot of a listener whose token we do not hold: our doorbell for
+ * the row, or -1 (skipped by the kernel) for a thread without one. */
+static struct pollfd stand_in(const struct hidden *h)
 {
-	static const int hide = -1;
+	struct pollfd p = {.fd = h->bell, .events = h->bell >= 0 ? POLLIN : 0, .revents = 0};
+
+	return p;
+}
+
+/* serialize: hide from this poll the listeners whose token another worker
+ * holds, each behind our doorbell or fd -1. Returns how many were hidden
+ * (what they were in HID); *LOOK_MS: how long the poll may wait before we
+ * try for the tokens again. FDS may be the program's own array only once
+ * the kernel has taken it (a poll returned); before, the entries are read
+ * from FIRST, a copy, and the slots written through usermem (EFAULT: -1). */
+static long hide_listeners(struct pollfd *fds, const struct pollfd *first, nfds_t n,
+			   struct hidden *hid, int *look_ms)
+{
 	nfds_t i;
 	long hidden = 0;
+	uint64_t look_ns = UINT64_MAX;
 
 	for (i = 0; i < n; i++)
-		saved[i] = -1;
+		hid[i].fd = -1;
 	for (i = 0; i < n; i++) {
-		struct sockshim_listener *l;
-		int fd = first ? first[i].fd : fds[i].fd;
+		struct hidden *h = &hid[i];
+		struct pollfd p;
+		int fd = first ? first[i].fd : fds[i].fd, taken;
 
 		if (!fdtab_is_listener(fd))
 			continue;
-		l = listeners_entry(shim_session(), accept_listener_of(fd));
-		if (!l || accept_token_take(l, fd))
+		h->ref = accept_listener_of(fd);
+		h->l = listeners_entry(shim_session(), h->ref);
+		if (!h->l)
 			continue;
-		saved[i] = fd;
-		if (!first)
-			fds[i].fd = -1;
-		else if (usermem_write(&fds[i].fd, &hide, sizeof(hide)) < 0)
-			return -1; /* not writable: the kernel says EFAULT */
+		h->w = listeners_worker(h->l);
+		h->bell = h->w ? doorbell_fd(h->ref, (unsigned)(h->w - h->l->workers)) : -1;
+		taken = h->bell >= 0 ? accept_token_take_or_wait(h->l, fd, h->w)
+				     : accept_token_take(h->l, fd);
+		if (taken)
+			continue;
+		h->fd = fd;
+		h->events = (first ? first : fds)[i].events;
 		hidden++;
+		p = stand_in(h);
+		if (!first)
+			fds[i] = p;
+		else if (usermem_write(&fds[i], &p, sizeof(p)) < 0) {
+			/* Not writable: the kernel says EFAULT. Not ours to
+			 * put back either. */
+			if (h->bell >= 0)
+				accept_token_unwait(h->l, h->w);
+			h->fd = -1;
+			return -1;
+		}
+		if (h->bell < 0)
+			look_ns = (uint64_t)SLICE_MS * 1000000u;
+		else if (accept_token_look_ns(h->l) < look_ns)
+			look_ns = accept_token_look_ns(h->l);
 	}
+	*look_ms = look_ns == UINT64_MAX ? -1 : (int)((look_ns + 999999) / 1000000);
 	return hidden;
 }
 
-static void unhide_listeners(struct pollfd *fds, nfds_t n, const int *saved)
+/* After the poll (RET its result): the doorbells that rang are no events
+ * of the program's (taken out of RET, and their rings taken), and the
+ * slots are the program's again. Returns RET so corrected. */
+static int unhide_listeners(struct pollfd *fds, nfds_t n, struct hidden *hid, int ret)
 {
 	nfds_t i;
 
 	for (i = 0; i < n; i++) {
-		if (saved[i] < 0)
+		struct hidden *h = &hid[i];
+
+		if (h->fd < 0)
 			continue;
-		fds[i].fd = saved[i];
+		if (h->bell >= 0) {
+			if (ret > 0 && fds[i].revents) {
+				ret--;
+				if (fds[i].revents & POLLIN)
+					doorbell_drain(h->ref, h->bell);
+			}
+			accept_token_unwait(h->l, h->w);
+		}
+		fds[i].fd = h->fd;
+		fds[i].events = h->events;
 		fds[i].revents = 0;
 	}
+	return ret;
 }
 
 /* The serialized poll: CALL(fds, n, ms) is poll or ppoll. FIRST is the
@@ -156,25 +215,27 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 			   nfds_t limit, uint64_t deadline,
 			   int (*call)(struct pollfd *, nfds_t, int, const void *), const void *arg)
 {
-	int saved[POLL_SERIALIZED], ret, err, entry = errno;
+	struct hidden hid[POLL_SERIALIZED];
+	int ret, err, entry = errno;
 
 	for (;;) {
-		long hidden = hide_listeners(fds, first, limit, saved);
+		int look = -1;
+		long hidden = hide_listeners(fds, first, limit, hid, &look);
 		int ms = ms_left(deadline);
 
 		if (hidden < 0) {
 			/* Not writable: the ones hidden so far (writable) back,
 			 * the tokens taken back; the kernel says EFAULT. */
-			unhide_listeners(fds, limit, saved);
+			unhide_listeners(fds, limit, hid, -1);
 			after_poll(first, limit, -1);
 			return call(fds, n, ms_left(deadline), arg);
 		}
 		first = NULL; /* the kernel takes the array from here on */
-		if (hidden && (ms < 0 || ms > SLICE_MS))
-			ms = SLICE_MS; /* come back for the token */
+		if (hidden && (ms < 0 || ms > look))
+			ms = look; /* come back for the token */
 		ret = call(fds, n, ms, arg);
 		err = ret < 0 ? errno : entry;
-		unhide_listeners(fds, limit, saved);
+		ret = unhide_listeners(fds, limit, hid, ret);
 		if (ret >= 0 || err == EINTR)
 			after_poll(fds, n, ret);
 		if (ret != 0 || !hidden || ms_left(deadline) == 0) {
@@ -318,10 +379,94 @@ static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int re
 	}
 }
 
-/* Put back the sets the select waits on (their first B bytes): through
- * usermem the first time (the kernel has not judged them yet), plainly
- * once it has. 0, or -1 when one is not writable. */
-static int select_put(fd_set *const user[3], const fd_set want[3], size_t b, int trusted)
+/* A serialized select waits in ppoll: a listener's doorbell has no small
+ * number (it is far above what programs use, often past NFDS and
+ * FD_SETSIZE), and poll takes it in the listener's slot. The answer is
+ * select's: a descriptor is asked for with the events select waits for,
+ * and reported readable, writable or exceptional as the kernel's select
+ * does (fs/select.c: POLLIN_SET, POLLOUT_SET, POLLEX_SET); one that is not
+ * open is EBADF with the sets untouched. */
+#define ASK_IN (POLLIN | POLLRDNORM | POLLRDBAND)
+#define ASK_OUT (POLLOUT | POLLWRNORM | POLLWRBAND)
+#define ASK_EX POLLPRI
+#define SELECT_IN_SET (POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR)
+#define SELECT_OUT_SET (POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR)
+#define SELECT_EX_SET POLLPRI
+
+static short select_events(const fd_set want[3], int fd)
+{
+	return (short)((FD_ISSET(fd, &want[0]) ? ASK_IN : 0) |
+		       (FD_ISSET(fd, &want[1]) ? ASK_OUT : 0) | (FD_ISSET(fd, &want[2]) ? ASK_EX : 0));
+}
+
+/* The poll array for sets WANT of NFDS: the listeners asked for reading
+ * first (at most POLL_SERIALIZED of them: *LISTENERS), then the rest. */
+static nfds_t select_array(int nfds, const fd_set want[3], struct pollfd *pf, nfds_t *listeners)
+{
+	nfds_t n = 0;
+	int pass, fd;
+
+	*listeners = 0;
+	for (pass = 0; pass < 2; pass++)
+		for (fd = 0; fd < nfds; fd++) {
+			short ev = select_events(want, fd);
+			int first = FD_ISSET(fd, &want[0]) && fdtab_is_listener(fd) &&
+				    *listeners < POLL_SERIALIZED;
+
+			if (!ev || first != !pass)
+				continue;
+			pf[n].fd = fd;
+			pf[n].events = ev;
+			pf[n].revents = 0;
+			n++;
+			if (!pass)
+				(*listeners)++;
+		}
+	return n;
+}
+
+/* What select says for the poll answer PF (N entries) into GOT: the
+ * number of bits set, or -1 for a descriptor not open (EBADF). An entry
+ * poll reported for what select does not report (a hangup of one asked
+ * only for writing) is left out of the rest of the call (fd -1): select
+ * would sleep on, and poll would return at once, again and again. */
+static int select_answer(struct pollfd *pf, nfds_t n, const fd_set want[3], fd_set got[3])
+{
+	int count = 0;
+	nfds_t i;
+
+	FD_ZERO(&got[0]);
+	FD_ZERO(&got[1]);
+	FD_ZERO(&got[2]);
+	for (i = 0; i < n; i++) {
+		int fd = pf[i].fd, before = count;
+		short r = pf[i].revents;
+
+		if (fd < 0 || !r)
+			continue;
+		if (r & POLLNVAL)
+			return -1;
+		if ((r & SELECT_IN_SET) && FD_ISSET(fd, &want[0])) {
+			FD_SET(fd, &got[0]);
+			count++;
+		}
+		if ((r & SELECT_OUT_SET) && FD_ISSET(fd, &want[1])) {
+			FD_SET(fd, &got[1]);
+			count++;
+		}
+		if ((r & SELECT_EX_SET) && FD_ISSET(fd, &want[2])) {
+			FD_SET(fd, &got[2]);
+			count++;
+		}
+		if (count == before)
+			pf[i].fd = -1;
+	}
+	return count;
+}
+
+/* Write the answer GOT (the first B bytes of each set) into the
+ * program's sets. 0, or -1 when one is not writable. */
+static int select_put(fd_set *const user[3], const fd_set got[3], size_t b)
 {
 	struct iovec local[3], remote[3];
 	int i, n = 0;
@@ -329,11 +474,7 @@ static int select_put(fd_set *const user[3], const fd_set want[3], size_t b, int
 	for (i = 0; i < 3; i++) {
 		if (!user[i])
 			continue;
-		if (trusted) {
-			memcpy(user[i], &want[i], b);
-			continue;
-		}
-		local[n].iov_base = (void *)&want[i];
+		local[n].iov_base = (void *)&got[i];
 		remote[n].iov_base = user[i];
 		local[n].iov_len = remote[n].iov_len = b;
 		n++;
@@ -341,76 +482,13 @@ static int select_put(fd_set *const user[3], const fd_set want[3], size_t b, int
 	return n ? usermem_writev(local, remote, n) : 0;
 }
 
-/* CALL is select or pselect with the timeout in ns (-1 none). ASKED is
- * READ's copy (select_asked); only descriptors below FD_SETSIZE. */
-static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const fd_set *asked_in,
-			     uint64_t deadline,
-			     int (*call)(int, fd_set *, fd_set *, fd_set *, int64_t, const void *),
-			     const void *arg)
-{
-	fd_set *const user[3] = {rd, wr, ex};
-	fd_set want[3], cur[3], asked;
-	size_t b = set_bytes(nfds);
-	struct iovec local[2], remote[2];
-	int fd, ret, err, n = 0, trusted = 0, entry = errno;
-
-	want[0] = *asked_in;
-	FD_ZERO(&want[1]);
-	FD_ZERO(&want[2]);
-	for (fd = 1; fd < 3; fd++) {
-		if (!user[fd])
-			continue;
-		local[n].iov_base = &want[fd];
-		remote[n].iov_base = user[fd];
-		local[n].iov_len = remote[n].iov_len = b;
-		n++;
-	}
-	if (n && usermem_readv(local, remote, n) < 0)
-		return call(nfds, rd, wr, ex, ns_left(deadline), arg); /* the kernel's EFAULT */
-	for (;;) {
-		int hidden = 0;
-		int64_t ns;
-
-		memcpy(cur, want, sizeof(cur));
-		asked = want[0];
-		for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
-			struct sockshim_listener *l;
-
-			if (!FD_ISSET(fd, &cur[0]) || !fdtab_is_listener(fd))
-				continue;
-			l = listeners_entry(shim_session(), accept_listener_of(fd));
-			if (!l || accept_token_take(l, fd))
-				continue;
-			listeners_worker(l); /* waits without the token: still a worker */
-			FD_CLR(fd, &cur[0]);
-			FD_CLR(fd, &asked);
-			hidden++;
-		}
-		/* The first time, only a change needs writing; a set that is
-		 * not writable is the kernel's to refuse (EFAULT). */
-		if ((trusted || hidden) && select_put(user, cur, b, trusted) < 0) {
-			select_put(user, want, b, 0);       /* what was written, back */
-			after_select(nfds, &asked, rd, -1); /* the tokens taken, back */
-			return call(nfds, rd, wr, ex, ns_left(deadline), arg);
-		}
-		trusted = 1;
-		ns = ns_left(deadline);
-		if (hidden && (ns < 0 || ns > (int64_t)SLICE_MS * 1000000))
-			ns = (int64_t)SLICE_MS * 1000000;
-		ret = call(nfds, rd, wr, ex, ns, arg);
-		err = ret < 0 ? errno : entry;
-		after_select(nfds, &asked, rd, ret);
-		if (ret != 0 || !hidden || (deadline && emit_now_ns() >= deadline)) {
-			errno = err; /* the call's, whatever the count did */
-			return ret;
-		}
-	}
-}
-
 struct select_args {
 	select_call call;
 };
 
+/* The program's own select (ARG: struct select_args) or pselect (ARG:
+ * the mask), timeout in ns (-1 none): what the kernel answers when the
+ * sets cannot be read. */
 static int call_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t ns, const void *arg)
 {
 	const struct select_args *a = arg;
@@ -432,6 +510,57 @@ static int call_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int64_t ns
 	ts.tv_sec = ns / 1000000000;
 	ts.tv_nsec = ns % 1000000000;
 	return real.pselect(nfds, rd, wr, ex, &ts, arg);
+}
+
+/* The serialized select and pselect (MASK: pselect's, NULL for select).
+ * ASKED is READ's copy (select_asked); only descriptors below FD_SETSIZE.
+ * DEADLINE: 0 none. */
+static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const fd_set *asked,
+			     uint64_t deadline, const sigset_t *mask,
+			     int (*fallback)(int, fd_set *, fd_set *, fd_set *, int64_t, const void *),
+			     const void *fallback_arg)
+{
+	fd_set *const user[3] = {rd, wr, ex};
+	struct ppoll_args a = {mask};
+	struct pollfd pf[FD_SETSIZE];
+	fd_set want[3], got[3];
+	size_t b = set_bytes(nfds);
+	struct iovec local[2], remote[2];
+	nfds_t n, listeners;
+	int i, ret, n_io = 0;
+
+	want[0] = *asked;
+	FD_ZERO(&want[1]);
+	FD_ZERO(&want[2]);
+	for (i = 1; i < 3; i++) {
+		if (!user[i])
+			continue;
+		local[n_io].iov_base = &want[i];
+		remote[n_io].iov_base = user[i];
+		local[n_io].iov_len = remote[n_io].iov_len = b;
+		n_io++;
+	}
+	if (n_io && usermem_readv(local, remote, n_io) < 0) /* the kernel's EFAULT */
+		return fallback(nfds, rd, wr, ex, ns_left(deadline), fallback_arg);
+	n = select_array(nfds, want, pf, &listeners);
+	for (;;) {
+		ret = poll_serialized(pf, n, NULL, listeners, deadline, call_ppoll, &a);
+		if (ret < 0)
+			return ret;
+		ret = select_answer(pf, n, want, got);
+		if (ret < 0) {
+			errno = EBADF;
+			return -1;
+		}
+		if (ret > 0 || ms_left(deadline) == 0)
+			break;
+		/* Only what select does not report: sleep on. */
+	}
+	if (select_put(user, got, b) < 0) {
+		errno = EFAULT;
+		return -1;
+	}
+	return ret;
 }
 
 /* Not serialized: the call, then the count (READ is read only once the
@@ -465,7 +594,7 @@ int shim_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *ti
 		return select_observed(nfds, &asked, rd, call(nfds, rd, wr, ex, timeout));
 	if (timeout)
 		deadline = deadline_of((uint64_t)tv.tv_sec, (uint64_t)tv.tv_usec * 1000u);
-	ret = select_serialized(nfds, rd, wr, ex, &asked, deadline, call_select, &a);
+	ret = select_serialized(nfds, rd, wr, ex, &asked, deadline, NULL, call_select, &a);
 	err = errno;
 	if (timeout) {
 		/* Linux tells how much of the timeout is left, and lets a
@@ -496,7 +625,7 @@ static int shim_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
 				       real.pselect(nfds, rd, wr, ex, timeout, mask));
 	if (timeout)
 		deadline = deadline_of((uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec);
-	return select_serialized(nfds, rd, wr, ex, &asked, deadline, call_pselect, mask);
+	return select_serialized(nfds, rd, wr, ex, &asked, deadline, mask, call_pselect, mask);
 }
 
 SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)

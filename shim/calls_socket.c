@@ -8,6 +8,7 @@
 
 #include "accept.h"
 #include "calls.h"
+#include "doorbell.h"
 #include "emit.h"
 #include "listeners.h"
 #include "export.h"
@@ -102,6 +103,9 @@ int shim_listen(int fd, int backlog)
 		/* Also for a listener already known: its backlog is the last. */
 		e.listener = (uint16_t)listeners_get(shim_session(), e.inode, &e, backlog);
 		track_addresses(fd, &e, 0);
+		/* Before the program forks its workers: they share them. */
+		if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
+			doorbell_make(e.listener);
 	}
 	emit_simple(SOCKSHIM_EV_LISTEN, fd, &e, ret, err);
 out:

@@ -21,6 +21,18 @@ struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref)
 	return seg_listeners(m) + (ref - 1);
 }
 
+uint32_t listeners_ref(struct seg_map *m, const struct sockshim_listener *l)
+{
+	const struct sockshim_listener *t;
+
+	if (!l || !seg_map_live(m) || !m->listeners_offset)
+		return 0;
+	t = seg_listeners(m);
+	if (l < t || l >= t + SOCKSHIM_LISTENERS)
+		return 0;
+	return (uint32_t)(l - t) + 1;
+}
+
 uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog)
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
@@ -102,8 +114,9 @@ static struct sockshim_worker *recycle_row(struct sockshim_listener *l, uint64_t
 		    !__atomic_compare_exchange_n(&w->key, &k, SOCKSHIM_WORKER_RECYCLING, 0,
 						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			continue;
-		/* Killed while waiting for the lock: it waits no more. */
+		/* Killed while waiting for the lock or the token: it waits no more. */
 		__atomic_fetch_and(&l->waiting, ~(UINT64_C(1) << i), __ATOMIC_SEQ_CST);
+		__atomic_fetch_and(&l->token_waiting, ~(UINT64_C(1) << i), __ATOMIC_SEQ_CST);
 		move_count(&w->calls, &l->retired.calls);
 		move_count(&w->accepts, &l->retired.accepts);
 		move_count(&w->spurious, &l->retired.spurious);

@@ -26,6 +26,10 @@ uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry 
 /* The entry behind REF in M's table, or NULL. */
 struct sockshim_listener *listeners_entry(struct seg_map *m, uint32_t ref);
 
+/* L's reference (index + 1) in M's table, or 0 when L is not one of its
+ * entries. */
+uint32_t listeners_ref(struct seg_map *m, const struct sockshim_listener *l);
+
 /* The calling thread's worker row on L (claimed on first use), or NULL
  * when the table of workers is full (counted). */
 struct sockshim_worker *listeners_worker(struct sockshim_listener *l);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "doorbell.h"
 #include "emit.h"
 #include "ledger.h"
 #include "real.h"
@@ -242,6 +243,11 @@ int track_forget(int fd, struct fd_entry *e)
 	/* A vfork child shares our table: it may look, not touch. */
 	if (shim_in_vfork_child())
 		return fdtab_get(fd, e);
+	/* One of the shim's own numbers: no longer ours, nothing to report. */
+	if (fdtab_take_own(fd)) {
+		doorbell_lost(fd);
+		return 0;
+	}
 	return fdtab_take(fd, e);
 }
 

@@ -32,8 +32,9 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller);
 /* Descriptor NEW_FD now refers to what OLD_FD does (dup*, F_DUPFD*). */
 void track_dup(int old_fd, int new_fd, int cloexec);
 
-/* FD is about to be closed by VIA (enum sockshim_close_via): forget it,
- * keep what it was in *E. 1 if it was tracked. */
+/* FD is about to be closed (or replaced by dup2/dup3): forget it, keep
+ * what it was in *E. 1 if it was a tracked socket; 0 too when it was one
+ * of the shim's own numbers, which the shim then stops using. */
 int track_forget(int fd, struct fd_entry *e);
 
 /* Emit the close of an entry forgotten with track_forget. */

@@ -94,6 +94,8 @@ int main(void)
 	F(L, spurious, "Q"); F(L, empty, "Q"); F(L, eintr, "Q"); F(L, econnaborted, "Q");
 	F(L, emfile, "Q"); F(L, wakeups, "Q"); F(L, lock_acquisitions, "Q");
 	F(L, lock_contended, "Q"); F(L, owner_died, "Q"); F(L, worker_overflow, "Q");
+	F(L, token_waits, "Q"); F(L, token_waiting, "Q"); F(L, token_offered_by, "Q");
+	F(L, token_offered_ns, "Q"); F(L, token_handoffs, "Q");
 	F(L, wait_hist, "Q"); F(L, hold_hist, "Q"); F(L, workers, "Q"); F(L, retired, "Q");
 	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
 	F(W, empty, "Q"); F(W, eintr, "Q"); F(W, lock_wait_ns, "Q"); F(W, last_ns, "Q");
@@ -405,7 +407,8 @@ LISTENER_COUNTERS = ("accept_calls", "accepts", "spurious", "empty", "eintr", "e
                      "worker_overflow", "waiters_unrowed", "waiting", "max_waiters",
                      "holder_pid", "holder_tid",
                      "held_since_ns", "poller", "lock", "backlog", "bypass_word",
-                     "bypass_reason", "unlock_errors")
+                     "bypass_reason", "unlock_errors", "token_waits", "token_waiting",
+                     "token_offered_by", "token_offered_ns", "token_handoffs")
 WORKER_COUNTERS = ("calls", "accepts", "spurious", "empty", "eintr", "lock_wait_ns", "last_ns")
 
 
@@ -452,7 +455,8 @@ def raw_listeners(ctx, session):
             if not key or key == lay["SOCKSHIM_WORKER_RECYCLING"]:
                 continue
             w = {"pid": key >> 32, "tid": key & 0xffffffff,
-                 "waiting": bool(e["waiting"] >> j & 1)}
+                 "waiting": bool(e["waiting"] >> j & 1),
+                 "token_waiting": bool(e["token_waiting"] >> j & 1)}
             w.update((k, get(lay, "W." + k, data, b)) for k in WORKER_COUNTERS)
             e["workers"].append(w)
         # Waiting now: the rows marked waiting, and the waiters without a
