@@ -157,6 +157,22 @@ void doorbell_drain(uint32_t ref, int fd)
 	errno = saved;
 }
 
+void doorbell_drop(uint32_t ref)
+{
+	int saved = errno;
+	unsigned i, j;
+
+	for (i = 0; i < DOORBELL_SETS; i++) {
+		if (!ref || __atomic_load_n(&sets[i].ref, __ATOMIC_ACQUIRE) != ref)
+			continue;
+		for (j = 0; j < DOORBELLS; j++)
+			if (fdtab_take_own(sets[i].fd[j])) /* else the program's now */
+				real.close(sets[i].fd[j]);
+		__atomic_store_n(&sets[i].ref, 0, __ATOMIC_RELEASE);
+	}
+	errno = saved;
+}
+
 void doorbell_lost(int fd)
 {
 	unsigned i, j;

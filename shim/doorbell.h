@@ -28,6 +28,10 @@ int doorbell_ring(uint32_t ref, unsigned row);
  * still ours (errno kept). */
 void doorbell_drain(uint32_t ref, int fd);
 
+/* This process closed its last descriptor of listener REF: close its
+ * doorbells here. */
+void doorbell_drop(uint32_t ref);
+
 /* The program closed descriptor FD, or made it another file, and FD was
  * ours: forget the set it belonged to, and never use its numbers again. */
 void doorbell_lost(int fd);

@@ -251,6 +251,21 @@ int track_forget(int fd, struct fd_entry *e)
 	return fdtab_take(fd, e);
 }
 
+/* Does this process still hold listener REF by a descriptor? (A scan of
+ * the table: only when a listener is closed.) */
+static int listener_held(uint32_t ref)
+{
+	uint32_t fd, high = fdtab_high();
+
+	for (fd = 0; fd < high; fd++) {
+		struct fd_entry e;
+
+		if (fdtab_is_listener((int)fd) && fdtab_get((int)fd, &e) && e.listener == ref)
+			return 1;
+	}
+	return 0;
+}
+
 void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 {
 	struct seg_map *m = shim_session();
@@ -271,6 +286,11 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = after;
 	emit_record(&r);
+	/* Its last descriptor here: its doorbells here go with it. Not in a
+	 * vfork child, which shares our memory but not our descriptors. */
+	if (e->listener && (ret == 0 || err == EINTR) && !shim_in_vfork_child() &&
+	    !listener_held(e->listener))
+		doorbell_drop(e->listener);
 }
 
 void track_shutdown(int fd, const struct fd_entry *e, int how, int ret, int err, void *caller)
