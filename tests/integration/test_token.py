@@ -1,0 +1,350 @@
+"""The poll token's hand-off and doorbells (serialize, pools that wait in
+poll or select).
+
+- prefork_server -w 4 -m poll, 200 sequential connections: every one
+  answered and accepted once, the server's EAGAIN count is the shim's;
+  the token is handed to a waiting worker at each drop (token_handoffs),
+  so every worker takes a share (before the hand-off one worker took most:
+  [1, 17, 68, 214] of 300 measured); at rest the three workers that do not
+  hold the token are marked waiting on their doorbells, the holder not.
+  Each worker has the listener's 8 doorbells: eventfds far above the
+  program's numbers, close-on-exec, never reported by `sockshim holders`;
+  the helper a worker fork+execs (-l) has none.
+- select under serialize in a worker that does not hold the token (it
+  waits in ppoll with its doorbell): select's answers, exactly: a timeout
+  with nothing ready, a readable pipe and a writable one, EBADF for a
+  closed descriptor.
+- A worker that closes every descriptor above its listener (close_range)
+  and one that dup2s a pipe onto each of its doorbell numbers still serve
+  every connection (in slices, without doorbells), and the shim never
+  writes into the pipe that now has those numbers.
+"""
+
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+
+import acclib
+import lib
+import segment
+import srvlib
+
+CONNECTIONS = 200
+WORKERS = 4
+DOORBELLS = 8
+# The doorbells sit at or above min(RLIMIT_NOFILE, 1024) - 128 (shim/doorbell.c);
+# the programs here use a handful of descriptors.
+FAR_ABOVE = 64
+STOP_BOUND = 15.0
+REPORT_RE = re.compile(r"prefork_server: (\d+) workers \((\w+)\): (\d+) accepts, (\d+) accept "
+                       r"calls found nothing")
+
+
+def say(fmt, *args):
+    print("    " + (fmt % args if args else fmt), flush=True)
+
+
+def _eventfds(pid):
+    """{fd: fdinfo flags} of the eventfds process PID holds."""
+    out = {}
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, name)) != "anon_inode:[eventfd]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, name)) as f:
+                flags = int(re.search(r"^flags:\s*(\d+)", f.read(), re.M).group(1), 8)
+        except OSError:
+            continue
+        out[int(name)] = flags
+    return out
+
+
+def _start_prefork(ctx, session, extra=()):
+    portfile = os.path.join(ctx.tmp, "port.%s" % session)
+    run = ctx.spawn([ctx.tool, "run", "--session", session, "--accept", "serialize", "--",
+                     os.path.join(ctx.build, "examples", "prefork_server"), "-w", str(WORKERS),
+                     "-m", "poll", "-r", "-f", portfile] + list(extra),
+                    preload=False, extra_env=srvlib.run_env(ctx), name="prefork")
+    lib.wait_for_file(portfile, run, acclib.WAIT, "sockshim run -- prefork_server")
+    with open(portfile) as f:
+        port = int(f.read().split()[0])
+    main = [p for p in lib.descendants(run.pid) if lib.ppid(p) == run.pid]
+    assert len(main) == 1, main
+    workers = [p for p in lib.descendants(main[0]) if lib.ppid(p) == main[0]]
+    assert len(workers) == WORKERS, workers
+    return run, port, main[0], workers
+
+
+def test_token_handoff_prefork_poll(ctx):
+    session = ctx.session()
+    run, port, main, workers = _start_prefork(ctx, session)
+    try:
+        client = os.path.join(ctx.build, "examples", "demo_client")
+        r = ctx.run([client, "-p", str(port), "-n", str(CONNECTIONS)], preload=False, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("hello from worker") == CONNECTIONS, r.stdout[-2000:]
+
+        # At rest: one worker holds the token (waits for the listener in
+        # poll), the three others sleep on their doorbells, marked.
+        def at_rest(e):
+            holder = e["poller"] >> 32
+            marked = {w["pid"] for w in e["workers"] if w["token_waiting"]}
+            return e["accepts"] == CONNECTIONS and holder in workers and \
+                marked == set(workers) - {holder}
+        e = acclib.wait_listener(ctx, session, port, at_rest, "one holder, three marked waiting",
+                                 procs=[run])
+        per = acclib.per_pid(e)
+        say("accepts per worker %s; %d hand-offs; %d spurious, %d empty",
+            sorted(per.values()), e["token_handoffs"], e["spurious"], e["empty"])
+        assert sorted(per) == sorted(workers), (per, workers)
+        # Handed over at (nearly) every drop: each worker takes a share.
+        assert e["token_handoffs"] >= CONNECTIONS // 2, acclib.summary(e)
+        assert min(per.values()) >= CONNECTIONS // (2 * WORKERS), per
+
+        # The doorbells: 8 eventfds in each worker (and the parent that
+        # made them at listen), far above the program's numbers, with
+        # close-on-exec; none of them is a socket of the program's.
+        mine = set()
+        for pid in [main] + workers:
+            bells = _eventfds(pid)
+            assert len(bells) == DOORBELLS, (pid, bells)
+            assert all(fd >= FAR_ABOVE for fd in bells), (pid, bells)
+            assert all(flags & os.O_CLOEXEC for flags in bells.values()), (pid, bells)
+            mine |= {(pid, fd) for fd in bells}
+        out = lib.tool(ctx, ["holders", "--session", session, "--json"]).stdout
+        named = {(int(p), int(f)) for p, f in re.findall(r'"pid":(\d+),"fd":(\d+)', out)}
+        assert named and not named & mine, (sorted(named), sorted(mine))
+
+        srvlib.signal_run(run, signal.SIGTERM)
+        status = srvlib.wait_exit(run, STOP_BOUND, "prefork_server -m poll")
+        assert status == 0, "prefork_server exited %s: %s" % (status, ctx.output(run)[1])
+        m = REPORT_RE.search(ctx.output(run)[0])
+        assert m, ctx.output(run)
+        assert (int(m.group(1)), m.group(2), int(m.group(3))) == (WORKERS, "poll", CONNECTIONS)
+        assert int(m.group(4)) == e["spurious"] + e["empty"], (m.group(0), acclib.summary(e))
+    finally:
+        srvlib.reap(run, lib.descendants(run.pid))
+
+
+def test_token_exec_leaves_doorbells(ctx):
+    """A helper a worker fork+execs (-l: the planted leak) has none of the
+    doorbells: close-on-exec."""
+    session = ctx.session()
+    run, port, _, workers = _start_prefork(ctx, session, ["-l"])
+    try:
+        client = os.path.join(ctx.build, "examples", "demo_client")
+        r = ctx.run([client, "-p", str(port), "-n", "1"], preload=False, timeout=30)
+        assert r.returncode == 0 and "hello from worker" in r.stdout, (r.stdout, r.stderr)
+        deadline = time.monotonic() + acclib.WAIT
+        helpers = []
+        while not helpers:
+            helpers = [p for w in workers for p in lib.descendants(w)
+                       if lib.comm(p) == "sleep"]
+            assert helpers or time.monotonic() < deadline, "no helper started"
+            time.sleep(0.05)
+        # The helper holds the leaked connection (fd 0), no eventfd.
+        assert _eventfds(helpers[0]) == {}, os.listdir("/proc/%d/fd" % helpers[0])
+        assert all(len(_eventfds(w)) == DOORBELLS for w in workers)
+    finally:
+        srvlib.reap(run, lib.descendants(run.pid))
+
+
+# A listener (serialize: its doorbells made at listen), a worker that takes
+# the token and keeps it (select on the listener alone, long timeout), then
+# a checker that does not hold it: its selects wait on its doorbell.
+SELECT_PROG = textwrap.dedent("""\
+    import errno, os, select, signal, socket, sys, time
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.setblocking(False)
+    lfd = lsock.fileno()
+    holder = os.fork()
+    if holder == 0:
+        while True:
+            select.select([lfd], [], [], 30)
+    print("holder", holder, flush=True)
+    sys.stdin.readline()  # the test saw the holder take the token
+    rp, wp = os.pipe()
+    out = []
+    r = select.select([lfd, rp], [], [], 0.3)
+    out.append("timeout %s" % (r,))
+    os.write(wp, b"x")
+    r = select.select([lfd, rp], [wp], [], 5)
+    out.append("ready %s" % ([sorted(x) for x in r] == [[rp], [wp], []]))
+    os.read(rp, 1)
+    r = select.select([lfd], [wp], [rp], 5)
+    out.append("writable %s" % ([sorted(x) for x in r] == [[], [wp], []]))
+    gone = os.dup(rp)
+    os.close(gone)
+    try:
+        select.select([lfd, gone], [], [], 1)
+        out.append("ebadf none")
+    except OSError as e:
+        out.append("ebadf %s" % (e.errno == errno.EBADF))
+    print("\\n".join(out), flush=True)
+    os.kill(holder, signal.SIGKILL)
+    os.waitpid(holder, 0)
+""")
+
+
+def test_token_select_semantics(ctx):
+    session = ctx.session()
+    prog = os.path.join(ctx.tmp, "selectcheck.py")
+    with open(prog, "w") as f:
+        f.write(SELECT_PROG)
+    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
+                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    try:
+        first = p.stdout.readline().decode()
+        assert first.startswith("holder "), (first, p.stderr.read())
+        holder = int(first.split()[1])
+        deadline = time.monotonic() + acclib.WAIT
+        while True:
+            ls = segment.raw_listeners(ctx, session)
+            if len(ls) == 1 and ls[0]["poller"] >> 32 == holder:
+                break
+            assert time.monotonic() < deadline, "the holder never took the token: %s" % ls
+            time.sleep(0.02)
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert out.decode().split("\n")[:4] == [
+            "timeout ([], [], [])", "ready True", "writable True", "ebadf True"], (out, err)
+        assert not lib.sockshim_lines(err.decode()), err
+        e = segment.raw_listeners(ctx, session)[0]
+        # The checker never held the token: the holder's waits only.
+        assert e["accepts"] == 0 and e["token_waits"] >= 1, e
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+# Three workers. B puts a pipe's write end on each of its doorbell numbers,
+# then takes the token first; W keeps its doorbells and waits on one
+# (marked waiting) while B holds the token; A closes every descriptor
+# above its listener (close_range: its doorbells with them). B drops the
+# token after each accept with W waiting: a shim that still took B's
+# numbers for its doorbells would ring W through them, into the pipe.
+CLOSE_PROG = textwrap.dedent("""\
+    import os, re, select, signal, socket, sys
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    lsock.setblocking(False)
+    lfd = lsock.fileno()
+    rp, wp = os.pipe()
+    os.set_blocking(rp, False)
+
+    def bells():
+        out = []
+        for n in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink("/proc/self/fd/" + n) == "anon_inode:[eventfd]":
+                    out.append(int(n))
+            except FileNotFoundError:  # listdir's own descriptor
+                pass
+        return out
+
+    def serve(tag):
+        while True:
+            r, _, _ = select.select([lfd], [], [], 10)
+            if not r:
+                continue
+            try:
+                c, _ = lsock.accept()
+            except BlockingIOError:
+                continue
+            c.sendall(("%s %d\\n" % (tag, os.getpid())).encode())
+            c.close()
+
+    kids = []
+    for tag in ("B", "W", "A"):
+        if tag == "W":
+            sys.stdin.readline()  # the test saw B take the token
+        pid = os.fork()
+        if pid == 0:
+            os.close(rp)
+            if tag == "A":
+                os.closerange(max(lfd, wp) + 1, 65536)
+            elif tag == "B":
+                for fd in bells():
+                    os.dup2(wp, fd)
+            os.write(1, ("%s %d %d\\n" % (tag, os.getpid(), len(bells()))).encode())
+            serve(tag)
+        kids.append(pid)
+        if tag == "B":
+            os.write(1, ("port %d\\n" % lsock.getsockname()[1]).encode())
+    sys.stdin.readline()
+    for pid in kids:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    try:
+        data = os.read(rp, 4096)
+    except BlockingIOError:
+        data = b""
+    print("pipe", len(data), flush=True)
+""")
+
+
+def test_token_program_closes_doorbells(ctx):
+    session = ctx.session()
+    prog = os.path.join(ctx.tmp, "closecheck.py")
+    with open(prog, "w") as f:
+        f.write(CLOSE_PROG)
+    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
+                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    try:
+        info = {}
+        for _ in range(2):
+            l = p.stdout.readline().decode().split()
+            assert l, p.stderr.read1()
+            info[l[0]] = l[1:]
+        assert set(info) == {"B", "port"}, info
+        b_pid, port = int(info["B"][0]), int(info["port"][0])
+        acclib.wait_listener(ctx, session, port, lambda e: e["poller"] >> 32 == b_pid,
+                             "B holding the token", procs=[p], cross=False)
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        for _ in range(2):
+            l = p.stdout.readline().decode().split()
+            assert l, p.stderr.read1()
+            info[l[0]] = l[1:]
+        w_pid = int(info["W"][0])
+        # A closed its doorbells, B's numbers are its pipe now, W has its 8.
+        assert (info["A"][1], info["B"][1], info["W"][1]) == ("0", "0", str(DOORBELLS)), info
+        acclib.wait_listener(ctx, session, port,
+                             lambda e: any(w["pid"] == w_pid and w["token_waiting"]
+                                           for w in e["workers"]),
+                             "W waiting on its doorbell", procs=[p], cross=False)
+        n = 30
+        got = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            got.append(srvlib.recv_exact(s, 2).decode())
+            s.close()
+        e = acclib.wait_listener(ctx, session, port, lambda e: e["accepts"] == n,
+                                 "%d accepts" % n, procs=[p])
+        served = {t: sum(1 for g in got if g[0] == t) for t in "ABW"}
+        say("served by %s; %d hand-offs", served, e["token_handoffs"])
+        # B held the token when the first came, and dropped it with W waiting.
+        assert sum(served.values()) == n and served["B"] >= 1, got
+        out, err = p.communicate(b"stop\n", timeout=30)
+        assert p.returncode == 0, err
+        assert out.decode().split() == ["pipe", "0"], (out, err)
+        assert not lib.sockshim_lines(err.decode()), err
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
