@@ -4,9 +4,13 @@
  * connection arrives, and all but one find nothing to accept.
  * observe: count the wakeups that reported a listener (the next accept
  * tells spurious from real). serialize: poll/select wait for a listener
- * only in the worker holding its poll token; the others wait for their
- * other descriptors in slices and try for the token between slices. A set
- * with no listener in it costs a scan and the real call.
+ * only in the worker holding its poll token; in the others the listener's
+ * slot holds their doorbell (shim/doorbell.c) until the token is handed to
+ * them, looking at the holder every second meanwhile; a thread without a
+ * doorbell waits in slices and tries for the token between them. select
+ * and pselect wait in ppoll (a doorbell's number does not fit an fd_set)
+ * and answer as select. A set with no listener in it costs a scan and the
+ * real call.
  * The program's arrays and sets are the kernel's to judge: before the call
  * they are read and written only through usermem (a bad pointer gets
  * EFAULT, as without the shim, not a crash), and only as many bytes as

@@ -233,6 +233,38 @@ static void test_fdtab_maybe_tracked(void **state)
 	assert_false(fdtab_maybe_either(50, 51));
 }
 
+/* A descriptor of the shim's own: the wrappers' fast test sends it to the
+ * slow path (maybe tracked, has an entry), every socket question says no,
+ * fdtab_take leaves it, and only one fdtab_take_own unmarks it. */
+static void test_fdtab_shim_own(void **state)
+{
+	struct fd_entry e = entry(61, 0), out;
+
+	(void)state;
+	assert_int_equal(fdtab_take_own(60), 0); /* not ours */
+	assert_int_equal(fdtab_set_own(60), 0);
+	assert_true(fdtab_maybe_tracked(60));
+	assert_true(fdtab_maybe_either(59, 60));
+	assert_true(fdtab_has_entry(60));
+	assert_false(fdtab_is_tracked(60));
+	assert_false(fdtab_is_listener(60));
+	assert_int_equal(fdtab_get(60, &out), 0);
+	assert_int_equal(fdtab_take(60, &out), 0);
+	assert_true(fdtab_has_entry(60)); /* fdtab_take left it */
+	assert_int_equal(fdtab_ledger(60), 0);
+	assert_int_equal(fdtab_take_own(60), 1);
+	assert_int_equal(fdtab_take_own(60), 0);
+	assert_false(fdtab_has_entry(60));
+	assert_false(fdtab_maybe_tracked(60));
+	/* A socket's entry is no own entry. */
+	assert_int_equal(fdtab_set(61, &e), 0);
+	assert_int_equal(fdtab_take_own(61), 0);
+	assert_true(fdtab_is_tracked(61));
+	assert_int_equal(fdtab_take(61, &out), 1);
+	assert_int_equal(fdtab_set_own((int)CAP), -EMFILE);
+	assert_int_equal(fdtab_take_own((int)CAP), 0);
+}
+
 static void test_fdtab_flags_return_previous(void **state)
 {
 	struct fd_entry e = entry(11, FDT_CLOEXEC), out;
@@ -490,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_fdtab_inode_unknown_is_tracked),
 		cmocka_unit_test(test_fdtab_is_tracked_out_of_range),
 		cmocka_unit_test(test_fdtab_maybe_tracked),
+		cmocka_unit_test(test_fdtab_shim_own),
 		cmocka_unit_test(test_fdtab_flags_return_previous),
 		cmocka_unit_test(test_fdtab_high_tracks_highest),
 		cmocka_unit_test(test_fdtab_concurrent_distinct_fds),
