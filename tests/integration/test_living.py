@@ -376,14 +376,18 @@ def test_living_puma_rows_fairness_backlog(ctx):
         rows = o["workers"]
         names = {(w["pid"], w["tid"]): _thread_comm(w["pid"], w["tid"]) for w in rows}
         # One row per worker process: its server thread, which accepts or
-        # waits for the listener (with the poll token, or without it while
-        # the other worker has it: then it may get no connection at all).
+        # waits for the listener (with the poll token, or on its doorbell
+        # while the other worker has it).
         assert sorted(w["pid"] for w in rows) == sorted(workers), (names, _show(o))
         assert set(names.values()) == {"puma srv"}, names
         print("    puma under serialize, %d requests from %d clients: accepts per worker %s"
               % (served, PUMA_CLIENTS, sorted(w["accepts"] for w in rows)))
         assert sum(w["accepts"] for w in rows) == served and \
             o["retired_workers"]["count"] == 0, _show(o)
+        # The token is handed to the waiting worker at each drop: no
+        # worker starves (393/407 measured; 800/0 was seen before the
+        # hand-off, when the dropper took it back at its next poll).
+        assert min(w["accepts"] for w in rows) >= served // 4, _show(o)
         assert abs(o["fairness_jain"] - _jain([w["accepts"] for w in rows])) < 1e-12, _show(o)
         # The pools' threads exist and served requests, and have no row.
         pool = [(p, int(t)) for p in workers for t in os.listdir("/proc/%d/task" % p)
