@@ -562,12 +562,47 @@ static int handoff_row(struct sockshim_listener *l, int mine)
 	return -1;
 }
 
+/* Free L (entry REF)'s token, if it is still CUR, and hand it to a
+ * waiter other than row MINE (-1: none) if we have the doorbells. */
+static int token_hand_over(struct sockshim_listener *l, uint32_t ref, uint64_t cur, int mine)
+{
+	int row = -1;
+
+	if (!__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
+					 __ATOMIC_RELAXED))
+		return 0;
+	if (doorbell_fd(ref, 0) >= 0)
+		row = handoff_row(l, mine);
+	if (row < 0 || doorbell_ring(ref, (unsigned)row) < 0)
+		return 0;
+	stat_add(&l->token_handoffs, 1);
+	return 1;
+}
+
+void accept_token_release_pid(pid_t pid)
+{
+	struct seg_map *m = shim_session();
+	uint32_t ref;
+
+	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE || pid <= 0)
+		return;
+	for (ref = 1; ref <= SOCKSHIM_LISTENERS; ref++) {
+		struct sockshim_listener *l = listeners_entry(m, ref);
+		uint64_t cur;
+
+		if (!l || !sockshim_inode_in_use(__atomic_load_n(&l->inode, __ATOMIC_ACQUIRE)))
+			break; /* entries are taken in order */
+		cur = __atomic_load_n(&l->poller, __ATOMIC_ACQUIRE);
+		if (cur && (pid_t)(cur >> 32) == pid)
+			(void)token_hand_over(l, ref, cur, -1);
+	}
+}
+
 void accept_token_drop(struct sockshim_listener *l)
 {
 	uint64_t self = me_key(), cur = self;
 	struct sockshim_worker *w;
 	uint32_t ref;
-	int row = -1;
 
 	if (__atomic_load_n(&l->poller, __ATOMIC_RELAXED) != self)
 		return;
@@ -575,18 +610,10 @@ void accept_token_drop(struct sockshim_listener *l)
 	 * at once also clears the name. */
 	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&l->token_offered_by, self, __ATOMIC_RELAXED);
-	if (__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
-					__ATOMIC_RELAXED)) {
-		ref = listeners_ref(shim_session(), l);
-		if (doorbell_fd(ref, 0) >= 0) {
-			w = listeners_worker(l);
-			row = handoff_row(l, w ? (int)(w - l->workers) : -1);
-		}
-		if (row >= 0 && doorbell_ring(ref, (unsigned)row) == 0) {
-			stat_add(&l->token_handoffs, 1);
-			return;
-		}
-	}
+	ref = listeners_ref(shim_session(), l);
+	w = listeners_worker(l);
+	if (token_hand_over(l, ref, cur, w ? (int)(w - l->workers) : -1))
+		return;
 	/* Nobody to hand it to: anyone may take it, we too. */
 	cur = self;
 	__atomic_compare_exchange_n(&l->token_offered_by, &cur, 0, 0, __ATOMIC_RELAXED,

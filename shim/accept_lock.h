@@ -7,6 +7,7 @@
 #define SOCKSHIM_ACCEPT_LOCK_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sockshim/layout.h"
 
@@ -52,5 +53,10 @@ uint64_t accept_token_look_ns(struct sockshim_listener *l);
  * its doorbell, if one lives (rung; we do not take it back for a moment),
  * else to whoever tries first. */
 void accept_token_drop(struct sockshim_listener *l);
+
+/* Process PID has ended or is ending (its own exit, or its parent reaped
+ * it): the poll tokens its threads hold are freed and each handed to a
+ * waiter, if this process has the listener's doorbells. serialize only. */
+void accept_token_release_pid(pid_t pid);
 
 #endif

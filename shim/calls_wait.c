@@ -9,10 +9,20 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "accept_lock.h"
 #include "export.h"
 #include "procs.h"
 #include "real.h"
 #include "sockshim/layout.h"
+
+/* Child PID is gone (VIA: exit or death): its references, and the poll
+ * tokens it held, handed to a waiter at once rather than at the waiter's
+ * next look. */
+static void child_gone(pid_t pid, int via)
+{
+	procs_gone(pid, via);
+	accept_token_release_pid(pid);
+}
 
 /* A child PID was reaped with STATUS (waitpid's form): release what it
  * held. A report of a stop or a continue reaps nothing. */
@@ -21,7 +31,7 @@ static void reaped(pid_t pid, int status)
 	int saved = errno;
 
 	if (pid > 0 && !shim_inert && (WIFEXITED(status) || WIFSIGNALED(status)))
-		procs_gone(pid, WIFSIGNALED(status) ? SOCKSHIM_CLOSE_VIA_DEATH : SOCKSHIM_CLOSE_VIA_EXIT);
+		child_gone(pid, WIFSIGNALED(status) ? SOCKSHIM_CLOSE_VIA_DEATH : SOCKSHIM_CLOSE_VIA_EXIT);
 	errno = saved;
 }
 
@@ -59,7 +69,7 @@ static int shim_waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 	if (ret == 0 && info && !(options & WNOWAIT) && info->si_pid > 0 &&
 	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED ||
 	     info->si_code == CLD_DUMPED) && !shim_inert)
-		procs_gone(info->si_pid, info->si_code == CLD_EXITED ? SOCKSHIM_CLOSE_VIA_EXIT
+		child_gone(info->si_pid, info->si_code == CLD_EXITED ? SOCKSHIM_CLOSE_VIA_EXIT
 								      : SOCKSHIM_CLOSE_VIA_DEATH);
 	errno = saved;
 	return ret;

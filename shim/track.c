@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accept_lock.h"
 #include "doorbell.h"
 #include "emit.h"
 #include "ledger.h"
@@ -438,6 +439,7 @@ void track_process_exit(void)
 		/* The kernel closes it: a close record like any other. */
 		ledger_forget_one(m, e.ledger, self, (int)fd, SOCKSHIM_CLOSE_VIA_EXIT);
 	}
+	accept_token_release_pid(self); /* to a waiter now, not at its next look */
 	emit_simple(SOCKSHIM_EV_EXIT, -1, NULL, 0, 0);
 	procs_exit(self);
 	errno = saved;

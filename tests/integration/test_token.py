@@ -348,3 +348,76 @@ def test_token_program_closes_doorbells(ctx):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+# Three workers wait in select for the listener; the parent reaps them
+# (os.wait). SIGUSR1 makes a worker _exit at once.
+REAP_PROG = textwrap.dedent("""\
+    import os, select, signal, socket, sys
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    lsock.setblocking(False)
+    lfd = lsock.fileno()
+    for _ in range(3):
+        if os.fork() == 0:
+            signal.signal(signal.SIGUSR1, lambda *a: os._exit(0))
+            while True:
+                if select.select([lfd], [], [], 30)[0]:
+                    try:
+                        c, _ = lsock.accept()
+                    except BlockingIOError:
+                        continue
+                    c.sendall(("%d\\n" % os.getpid()).encode())
+                    c.close()
+    os.write(1, ("port %d\\n" % lsock.getsockname()[1]).encode())
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        os.write(1, ("reaped %d\\n" % pid).encode())
+""")
+
+
+def test_token_holder_gone(ctx):
+    """The token of a holder that exits (its own _exit) or is killed (its
+    parent reaps it) is handed to a waiter at once: token_handoffs counts
+    it, with no connection in between, and the next connection is served
+    by a live worker."""
+    session = ctx.session()
+    prog = os.path.join(ctx.tmp, "reapcheck.py")
+    with open(prog, "w") as f:
+        f.write(REAP_PROG)
+    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
+                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    try:
+        l = p.stdout.readline().decode().split()
+        assert l and l[0] == "port", (l, p.stderr.read1())
+        port = int(l[1])
+        live = set(lib.descendants(p.pid))
+        assert len(live) == 3, live
+        for how in (signal.SIGUSR1, signal.SIGKILL):
+            def settled(e):
+                marked = {w["pid"] for w in e["workers"] if w["token_waiting"]}
+                return e["poller"] >> 32 in live and marked == live - {e["poller"] >> 32}
+            e = acclib.wait_listener(ctx, session, port, settled, "a holder, the rest waiting",
+                                     procs=[p])
+            holder, handoffs = e["poller"] >> 32, e["token_handoffs"]
+            os.kill(holder, how)
+            assert p.stdout.readline().decode().split() == ["reaped", str(holder)]
+            live.discard(holder)
+            e = acclib.wait_listener(ctx, session, port, lambda e: e["poller"] >> 32 in live,
+                                     "the token with a live worker", procs=[p])
+            say("%s: holder %d gone, token with %d, hand-offs %d -> %d",
+                signal.Signals(how).name, holder, e["poller"] >> 32, handoffs,
+                e["token_handoffs"])
+            assert e["token_handoffs"] == handoffs + 1, acclib.summary(e)
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            assert int(s.makefile().readline()) in live
+            s.close()
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
