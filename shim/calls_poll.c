@@ -17,6 +17,7 @@
  * the kernel takes (an fd_set of NFDS bits may be smaller than fd_set). */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/select.h>
 #include <time.h>
@@ -213,6 +214,34 @@ static int unhide_listeners(struct pollfd *fds, nfds_t n, struct hidden *hid, in
 	return ret;
 }
 
+struct hiding {
+	struct pollfd *fds;
+	nfds_t n;
+	struct hidden *hid;
+};
+
+/* The thread is cancelled in the poll (a cancellation point): the slots
+ * are the program's again and it waits for no token. */
+static void unhide_on_cancel(void *arg)
+{
+	const struct hiding *h = arg;
+
+	(void)unhide_listeners(h->fds, h->n, h->hid, -1);
+}
+
+/* CALL(fds, n, ms, arg), with the slots H hides put back if the thread
+ * is cancelled in it. */
+static int call_hiding(int (*call)(struct pollfd *, nfds_t, int, const void *), struct pollfd *fds,
+		       nfds_t n, int ms, const void *arg, struct hiding *h)
+{
+	int ret;
+
+	pthread_cleanup_push(unhide_on_cancel, h);
+	ret = call(fds, n, ms, arg);
+	pthread_cleanup_pop(0);
+	return ret;
+}
+
 /* The serialized poll: CALL(fds, n, ms) is poll or ppoll. FIRST is the
  * copy of the first LIMIT entries (serialize_limit) the caller read. */
 static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *first,
@@ -220,6 +249,7 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 			   int (*call)(struct pollfd *, nfds_t, int, const void *), const void *arg)
 {
 	struct hidden hid[POLL_SERIALIZED];
+	struct hiding hiding = {fds, limit, hid};
 	int ret, err, entry = errno;
 
 	for (;;) {
@@ -237,7 +267,7 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 		first = NULL; /* the kernel takes the array from here on */
 		if (hidden && (ms < 0 || ms > look))
 			ms = look; /* come back for the token */
-		ret = call(fds, n, ms, arg);
+		ret = call_hiding(call, fds, n, ms, arg, &hiding);
 		err = ret < 0 ? errno : entry;
 		ret = unhide_listeners(fds, limit, hid, ret);
 		if (ret >= 0 || err == EINTR)

@@ -421,3 +421,31 @@ def test_token_holder_gone(ctx):
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+
+
+def test_token_cancelled_in_poll(ctx):
+    """A thread cancelled in a poll that waited on its doorbell in the
+    listener's slot leaves the program's array as the program wrote it,
+    and its row no longer marked waiting (tests/progs/tokencancel.c)."""
+    session = ctx.session()
+    p = subprocess.Popen([ctx.prog("tokencancel")],
+                         env=ctx.env(session, True, {"SOCKSHIM_ACCEPT": "serialize"}),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    try:
+        l = p.stdout.readline().decode().split()
+        assert l and l[0] == "port", (l, p.stderr.read1())
+        port, child = int(l[1]), int(l[3])
+        acclib.wait_listener(ctx, session, port, lambda e: e["poller"] >> 32 == child,
+                             "the child holding the token", procs=[p])
+        out, err = p.communicate(b"go\n", timeout=30)
+        assert p.returncode == 0, (out, err)
+        lfd_line = out.decode().split()
+        assert lfd_line[0] == "slot", out
+        e = acclib.listener(ctx, session, port, cross=False)
+        mine = [w for w in e["workers"] if w["pid"] == p.pid]
+        assert len(mine) == 1 and not mine[0]["token_waiting"], e["workers"]
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
