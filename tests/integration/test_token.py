@@ -449,3 +449,28 @@ def test_token_cancelled_in_poll(ctx):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+def test_token_segment_truncated(ctx):
+    """The segment truncated to 0 while three poll workers sleep on their
+    doorbells and one holds the token: every connection after it is still
+    answered, by the same four workers, and the server stops cleanly (the
+    shim goes inert; the doorbells are only slept on, never trusted)."""
+    session = ctx.session()
+    run, port, _, workers = _start_prefork(ctx, session)
+    try:
+        acclib.wait_listener(ctx, session, port,
+                             lambda e: sum(w["token_waiting"] for w in e["workers"]) == 3,
+                             "three workers on their doorbells", procs=[run])
+        os.truncate(ctx.session_path(session), 0)
+        client = os.path.join(ctx.build, "examples", "demo_client")
+        r = ctx.run([client, "-p", str(port), "-n", "40"], preload=False, timeout=60)
+        assert r.returncode == 0, r.stderr
+        pids = {int(m) for m in re.findall(r"hello from worker (\d+)", r.stdout)}
+        assert r.stdout.count("hello from worker") == 40 and pids <= set(workers), r.stdout
+        assert all(lib.ppid(w) for w in workers), "a worker died"
+        srvlib.signal_run(run, signal.SIGTERM)
+        status = srvlib.wait_exit(run, STOP_BOUND, "prefork_server after the truncation")
+        assert status == 0, ctx.output(run)
+    finally:
+        srvlib.reap(run, lib.descendants(run.pid))
