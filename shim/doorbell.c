@@ -20,6 +20,7 @@
 #include "doorbell.h"
 #include "fdtab.h"
 #include "real.h"
+#include "vfork.h"
 
 /* Serialized listeners a process keeps doorbells for. */
 #define DOORBELL_SETS 8
@@ -88,7 +89,8 @@ void doorbell_make(uint32_t ref)
 	struct doorbell_set *s = NULL;
 	unsigned i, made;
 
-	if (!ref || ref == SET_FILLING || base < 0)
+	/* Not in a vfork child: it shares our memory, not our descriptors. */
+	if (!ref || ref == SET_FILLING || base < 0 || shim_in_vfork_child())
 		goto out;
 	for (i = 0; i < DOORBELL_SETS; i++)
 		if (__atomic_load_n(&sets[i].ref, __ATOMIC_ACQUIRE) == ref)
