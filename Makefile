@@ -49,6 +49,7 @@ UNIT_OBJ_test_segment = $(SEGMENT_SRC)
 UNIT_OBJ_test_seg_guard = $(SEGMENT_SRC)
 UNIT_OBJ_test_thread_state = shim/thread_state.c
 UNIT_OBJ_test_fdtab = shim/fdtab.c
+UNIT_OBJ_test_select_poll = shim/select_poll.c
 UNIT_OBJ_test_usermem = shim/usermem.c
 UNIT_OBJ_test_config = shim/config.c $(SEGMENT_SRC)
 UNIT_OBJ_test_follow = shim/follow.c shim/exec_image.c shim/config.c $(SEGMENT_SRC)

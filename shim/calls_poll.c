@@ -30,6 +30,7 @@
 #include "export.h"
 #include "listeners.h"
 #include "real.h"
+#include "select_poll.h"
 #include "usermem.h"
 
 /* How long a worker without the token waits for its other descriptors
@@ -416,23 +417,8 @@ static void after_select(int nfds, const fd_set *asked, const fd_set *rd, int re
 /* A serialized select waits in ppoll: a listener's doorbell has no small
  * number (it is far above what programs use, often past NFDS and
  * FD_SETSIZE), and poll takes it in the listener's slot. The answer is
- * select's: a descriptor is asked for with the events select waits for,
- * and reported readable, writable or exceptional as the kernel's select
- * does (fs/select.c: POLLIN_SET, POLLOUT_SET, POLLEX_SET); one that is not
- * open is EBADF with the sets untouched. */
-#define ASK_IN (POLLIN | POLLRDNORM | POLLRDBAND)
-#define ASK_OUT (POLLOUT | POLLWRNORM | POLLWRBAND)
-#define ASK_EX POLLPRI
-#define SELECT_IN_SET (POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR)
-#define SELECT_OUT_SET (POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR)
-#define SELECT_EX_SET POLLPRI
-
-static short select_events(const fd_set want[3], int fd)
-{
-	return (short)((FD_ISSET(fd, &want[0]) ? ASK_IN : 0) |
-		       (FD_ISSET(fd, &want[1]) ? ASK_OUT : 0) | (FD_ISSET(fd, &want[2]) ? ASK_EX : 0));
-}
-
+ * select's (shim/select_poll.c); a descriptor that is not open is EBADF
+ * with the sets untouched. */
 /* The poll array for sets WANT of NFDS: the listeners asked for reading
  * first (at most POLL_SERIALIZED of them: *LISTENERS), then the rest. */
 static nfds_t select_array(int nfds, const fd_set want[3], struct pollfd *pf, nfds_t *listeners)
@@ -443,7 +429,7 @@ static nfds_t select_array(int nfds, const fd_set want[3], struct pollfd *pf, nf
 	*listeners = 0;
 	for (pass = 0; pass < 2; pass++)
 		for (fd = 0; fd < nfds; fd++) {
-			short ev = select_events(want, fd);
+			short ev = select_poll_events(want, fd);
 			int first = FD_ISSET(fd, &want[0]) && fdtab_is_listener(fd) &&
 				    *listeners < POLL_SERIALIZED;
 
@@ -457,45 +443,6 @@ static nfds_t select_array(int nfds, const fd_set want[3], struct pollfd *pf, nf
 				(*listeners)++;
 		}
 	return n;
-}
-
-/* What select says for the poll answer PF (N entries) into GOT: the
- * number of bits set, or -1 for a descriptor not open (EBADF). An entry
- * poll reported for what select does not report (a hangup of one asked
- * only for writing) is left out of the rest of the call (fd -1): select
- * would sleep on, and poll would return at once, again and again. */
-static int select_answer(struct pollfd *pf, nfds_t n, const fd_set want[3], fd_set got[3])
-{
-	int count = 0;
-	nfds_t i;
-
-	FD_ZERO(&got[0]);
-	FD_ZERO(&got[1]);
-	FD_ZERO(&got[2]);
-	for (i = 0; i < n; i++) {
-		int fd = pf[i].fd, before = count;
-		short r = pf[i].revents;
-
-		if (fd < 0 || !r)
-			continue;
-		if (r & POLLNVAL)
-			return -1;
-		if ((r & SELECT_IN_SET) && FD_ISSET(fd, &want[0])) {
-			FD_SET(fd, &got[0]);
-			count++;
-		}
-		if ((r & SELECT_OUT_SET) && FD_ISSET(fd, &want[1])) {
-			FD_SET(fd, &got[1]);
-			count++;
-		}
-		if ((r & SELECT_EX_SET) && FD_ISSET(fd, &want[2])) {
-			FD_SET(fd, &got[2]);
-			count++;
-		}
-		if (count == before)
-			pf[i].fd = -1;
-	}
-	return count;
 }
 
 /* Write the answer GOT (the first B bytes of each set) into the
@@ -581,7 +528,7 @@ static int select_serialized(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const
 		ret = poll_serialized(pf, n, NULL, listeners, deadline, call_ppoll, &a);
 		if (ret < 0)
 			return ret;
-		ret = select_answer(pf, n, want, got);
+		ret = select_poll_answer(pf, n, want, got);
 		if (ret < 0) {
 			errno = EBADF;
 			return -1;
