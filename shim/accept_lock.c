@@ -178,7 +178,7 @@ static int judge_holder(struct sockshim_listener *l, uint32_t w, uint32_t me, st
 		start_bypass(l, tid, SOCKSHIM_BYPASS_STOPPED);
 		return 2;
 	}
-	if (stalled(s, w, __atomic_load_n(&l->lock_acquisitions, __ATOMIC_RELAXED), mono_ns())) {
+	if (stalled(s, tid, __atomic_load_n(&l->lock_acquisitions, __ATOMIC_RELAXED), mono_ns())) {
 		start_bypass(l, tid, SOCKSHIM_BYPASS_STALLED);
 		return 2;
 	}

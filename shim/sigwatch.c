@@ -13,6 +13,7 @@
 
 #include "real.h"
 #include "sigwatch.h"
+#include "vfork.h"
 
 int sigwatch_on;
 
@@ -101,10 +102,14 @@ int sigwatch_sigaction(int sig, const struct sigaction *act, struct sigaction *o
 	saved = errno;
 	if (old)
 		to_program(old, prev);
-	if (act && is_program_handler(act))
-		wrap(sig, act);
-	else if (act)
-		__atomic_store_n(&program_handlers[sig], 0, __ATOMIC_RELEASE);
+	/* A vfork child shares the table with its parent, not its actions:
+	 * its handlers stay its own, held directly. */
+	if (act && !shim_in_vfork_child()) {
+		if (is_program_handler(act))
+			wrap(sig, act);
+		else
+			__atomic_store_n(&program_handlers[sig], 0, __ATOMIC_RELEASE);
+	}
 	errno = saved;
 	return 0;
 }
@@ -118,7 +123,7 @@ sighandler_t sigwatch_adopt(int sig, sighandler_t h)
 	if (!sigwatch_active() || !watchable(sig) || h == SIG_ERR)
 		return h;
 	prev = __atomic_load_n(&program_handlers[sig], __ATOMIC_ACQUIRE);
-	if (real.sigaction(sig, NULL, &cur) == 0) {
+	if (!shim_in_vfork_child() && real.sigaction(sig, NULL, &cur) == 0) {
 		if (is_program_handler(&cur))
 			wrap(sig, &cur);
 		else if (cur.sa_sigaction != trampoline)

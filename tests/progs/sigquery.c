@@ -4,7 +4,8 @@
  * prints every query's answer (handler, flags, mask), raises each signal
  * and prints what its handler got (arguments, errno it leaves), and the
  * action after delivery (SA_RESETHAND). The output must be the same with
- * and without the shim. Its last line says whether the kernel holds the
+ * and without the shim; a vfork child's reset leaves its parent's handler
+ * alone. Its last line says whether the kernel holds the
  * program's own SIGUSR1 handler, asked by a system call no wrapper sees:
  * under serialize it holds the shim's trampoline instead.
  *
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Obsolete; libc still exports it. */
@@ -204,6 +206,19 @@ int main(void)
 		printf("given back: same %d\n", same);
 		show("given back", SIGUSR2);
 		deliver(SIGUSR2);
+	}
+	/* A vfork child that resets a handler before it would exec: its own
+	 * action, not its parent's (they share memory, not actions). */
+	{
+		pid_t child = vfork();
+
+		if (child == 0) {
+			signal(SIGUSR1, SIG_DFL);
+			_exit(0);
+		}
+		printf("vfork child: %s\n",
+		       child > 0 && waitpid(child, NULL, 0) == child ? "reaped" : "failed");
+		deliver(SIGUSR1);
 	}
 	printf("kernel holds the program's SIGUSR1 handler: %s\n",
 	       kernel_handler(SIGUSR1) == (void *)h_plain ? "yes" : "no");
