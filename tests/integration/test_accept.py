@@ -504,6 +504,11 @@ def test_accept_lock_signal_at_unlock(ctx):
     accepts end with EINTR, every round, as in the kernel's accept; none is
     left blocking in accept with the lock (the sleep with signals open that
     commit aa27ddc reverted left one there in the first rounds)."""
+    if ctx.sanitizer == "thread":
+        # TSan defers a handler until the blocking accept returns, which
+        # it never does: the program hangs without the shim too.
+        raise lib.Skip("ThreadSanitizer runs a handler only after the blocking call; "
+                       "lockwait sigrace hangs under it without the shim as well")
     want = "rounds %d A EINTR %d B EINTR %d" % ((SIGRACE_ROUNDS,) * 3)
     for mode in (None, "observe", "serialize"):
         session = ctx.session(mode or "none")
@@ -517,13 +522,13 @@ def test_accept_lock_signal_at_unlock(ctx):
 
 
 def _switches(pid):
-    """Context switches (voluntary and not) of every thread of PID."""
+    """Context switches (voluntary and not) of the main thread of PID: a
+    fork pool's worker (a sanitizer's runtime has threads of its own)."""
     n = 0
-    for t in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-            for line in f:
-                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    n += int(line.split()[1])
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                n += int(line.split()[1])
     return n
 
 

@@ -24,12 +24,13 @@ def test_sigwatch_actions_exact(ctx):
         runs[mode] = r.stdout.splitlines()
     plain = runs[None]
     last = "kernel holds the program's SIGUSR1 handler: "
-    assert plain[-1] == last + "yes", plain[-1]
+    # A sanitizer's runtime holds every handler itself, shim or not.
+    assert plain[-1] == last + ("yes" if ctx.sanitizer is None else "no"), plain[-1]
     # The report is about something: handlers ran with their arguments.
     assert "raise 12: ret 0 errno 0 plain 0/10 info 1/12 signo 12 code -6 uc 1" in plain, plain
     assert any(l.startswith("after delivery: sig 1 handler SIG_DFL") for l in plain), plain
     for mode in ("observe", "serialize"):
         differ = [(a, b) for a, b in zip(plain[:-1], runs[mode][:-1]) if a != b]
         assert len(runs[mode]) == len(plain) and not differ, (mode, differ)
-    assert runs["observe"][-1] == last + "yes", runs["observe"][-1]
+    assert runs["observe"][-1] == plain[-1], runs["observe"][-1]
     assert runs["serialize"][-1] == last + "no", runs["serialize"][-1]

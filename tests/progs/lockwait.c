@@ -78,7 +78,7 @@ struct result {
 	int ret;
 	int err;
 	uint64_t ms;
-	volatile pid_t tid;
+	pid_t tid; /* set by the thread itself, atomically */
 };
 
 static void *accept_once(void *arg)
@@ -86,7 +86,7 @@ static void *accept_once(void *arg)
 	struct result *r = arg;
 	uint64_t t0 = mono_ms();
 
-	r->tid = gettid();
+	__atomic_store_n(&r->tid, gettid(), __ATOMIC_RELEASE);
 
 	r->ret = accept(listener, NULL, NULL);
 	r->err = r->ret < 0 ? errno : 0;
@@ -240,6 +240,8 @@ static int task_sleeps(pid_t tid)
 	FILE *f;
 	size_t n;
 
+	if (!tid)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
 	f = fopen(path, "r");
 	if (!f)
@@ -299,11 +301,13 @@ static int run_sigrace(long rounds)
 		if (pthread_create(&ta, NULL, accept_once, &ra))
 			return 1;
 		t0 = mono_ms();
-		while (!(ra.tid && task_sleeps(ra.tid)) && mono_ms() - t0 < SIGRACE_SETTLE_MS)
+		while (!task_sleeps(__atomic_load_n(&ra.tid, __ATOMIC_ACQUIRE)) &&
+		       mono_ms() - t0 < SIGRACE_SETTLE_MS)
 			sleep_ms(1);
 		if (pthread_create(&tb, NULL, accept_once, &rb))
 			return 1;
-		while (!(rb.tid && task_sleeps(rb.tid)) && mono_ms() - t0 < SIGRACE_SETTLE_MS)
+		while (!task_sleeps(__atomic_load_n(&rb.tid, __ATOMIC_ACQUIRE)) &&
+		       mono_ms() - t0 < SIGRACE_SETTLE_MS)
 			sleep_ms(1);
 		pthread_kill(ta, SIGUSR1);
 		spin_us(r % 100);
