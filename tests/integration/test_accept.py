@@ -521,6 +521,17 @@ def test_accept_lock_signal_at_unlock(ctx):
                 e["eintr"] == 2 * SIGRACE_ROUNDS, acclib.summary(e)
 
 
+def test_accept_lock_sa_restart(ctx):
+    """A handler with SA_RESTART that runs in a thread waiting for the lock
+    (a blocking accept, without the shim) ends nothing: the wait goes on,
+    and the accept returns the next connection, as the kernel's restarted
+    accept does."""
+    want = "handled 1 A ret fd B ret fd"
+    for mode in (None, "observe", "serialize"):
+        lines = _lockwait(ctx, ["sigrestart"], mode, ctx.session(mode or "none"))
+        assert lines == [want], (mode, lines)
+
+
 def _switches(pid):
     """Context switches (voluntary and not) of the main thread of PID: a
     fork pool's worker (a sanitizer's runtime has threads of its own)."""

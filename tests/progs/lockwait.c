@@ -31,6 +31,13 @@
  *                            as in the kernel's accept. Prints "rounds N
  *                            A EINTR a B EINTR b", or the round where B
  *                            was left in accept.
+ *     lockwait sigrestart    threads A and B accept (B 50 ms later: under
+ *                            serialize it waits for the lock); a SIGUSR1
+ *                            handler with SA_RESTART runs in B; then two
+ *                            clients connect: both accepts must return a
+ *                            connection (B's restarted as the kernel's
+ *                            is, not ended). Prints "handled N A ret R B
+ *                            ret R".
  *     lockwait forkheld      thread A accepts (under serialize: holds the
  *                            lock); the main thread forks; the child
  *                            accepts too (waits for A's lock). Prints
@@ -326,6 +333,56 @@ static int run_sigrace(long rounds)
 	return a_eintr != rounds || b_eintr != rounds;
 }
 
+static volatile sig_atomic_t handled;
+
+static void count_signal(int sig)
+{
+	(void)sig;
+	handled++;
+}
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("lockwait: connect");
+		return -1;
+	}
+	return c;
+}
+
+static int run_sigrestart(void)
+{
+	struct sigaction sa;
+	struct result ra, rb;
+	pthread_t ta, tb;
+	int port, c1, c2;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = count_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	port = make_listener(0);
+	if (port < 0 || sigaction(SIGUSR1, &sa, NULL) < 0 || start_two(&ta, &ra, &tb, &rb) < 0)
+		return 1;
+	pthread_kill(tb, SIGUSR1);
+	sleep_ms(SETTLE_MS); /* the handler ran; B waits on */
+	c1 = connect_to(port);
+	c2 = connect_to(port);
+	if (c1 < 0 || c2 < 0 || join_within(ta, SIGRACE_STUCK_MS) < 0 ||
+	    join_within(tb, SIGRACE_STUCK_MS) < 0) {
+		printf("a thread still in accept\n");
+		_exit(1);
+	}
+	printf("handled %d A ret %s B ret %s\n", (int)handled, ra.ret >= 0 ? "fd" : strerror(ra.err),
+	       rb.ret >= 0 ? "fd" : strerror(rb.err));
+	return !(handled == 1 && ra.ret >= 0 && rb.ret >= 0);
+}
+
 /* Accept one connection and answer it with WHO. */
 static int answer_one(const char *who)
 {
@@ -385,6 +442,9 @@ int main(int argc, char **argv)
 		return run_forkheld();
 	if (argc == 3 && !strcmp(argv[1], "sigrace") && atol(argv[2]) > 0)
 		return run_sigrace(atol(argv[2]));
-	fprintf(stderr, "usage: lockwait rcvtimeo MS | cancel | sigclose | forkheld | sigrace N\n");
+	if (argc == 2 && !strcmp(argv[1], "sigrestart"))
+		return run_sigrestart();
+	fprintf(stderr, "usage: lockwait rcvtimeo MS | cancel | sigclose | forkheld | sigrace N | "
+			"sigrestart\n");
 	return 2;
 }
