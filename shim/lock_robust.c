@@ -14,22 +14,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "emit.h"
 #include "lock_robust.h"
 #include "real.h"
 
 /* This thread's robust list head, as the kernel knows it (NULL: none),
- * for the thread whose id is head_tid (a fork child finds it again). */
+ * once head_known. A fork child keeps both: libc registers the copy of
+ * the same head, at the same address, in the child. */
 static __thread struct robust_list_head *head __attribute__((tls_model("initial-exec")));
-static __thread pid_t head_tid __attribute__((tls_model("initial-exec")));
+static __thread int head_known __attribute__((tls_model("initial-exec")));
 /* The pending entry we replaced. */
 static __thread struct robust_list *saved __attribute__((tls_model("initial-exec")));
 
 static struct robust_list_head *my_head(void)
 {
-	pid_t tid = shim_gettid();
-
-	if (head_tid != tid) {
+	if (!head_known) {
 		struct robust_list_head *h = NULL;
 		size_t len = 0;
 		int err = errno;
@@ -38,7 +36,7 @@ static struct robust_list_head *my_head(void)
 			h = NULL;
 		errno = err;
 		head = h;
-		head_tid = tid;
+		head_known = 1;
 	}
 	return head;
 }
