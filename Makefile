@@ -144,6 +144,7 @@ $(BUILD)/obj/%.pic.o: %.c $(BUILD)/obj/%.pic.d
 # sets its handlers from its preinit), before it can take instrumented
 # code: never instrumented (see the file's comment).
 $(BUILD)/obj/shim/calls_signal.pic.o: CFLAGS_FILE = $(if $(SAN),-fno-sanitize=all)
+$(BUILD)/obj/shim/sigwatch.pic.o: CFLAGS_FILE = $(if $(SAN),-fno-sanitize=all)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)

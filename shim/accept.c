@@ -76,11 +76,19 @@ static void unlock_on_cancel(void *arg)
  * end with EAGAIN then, not a whole timeout later, so we wait for a
  * connection that long first. (Another process's non-blocking accept may
  * still take it between the two: then the accept waits on, as a blocking
- * accept does.) */
+ * accept does.) MASK: the lock was taken after a sleep, with signals
+ * blocked; the wait for a connection lets them in (accept_lock_await). */
 static int accept_within(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
-			 uint64_t left_ns)
+			 uint64_t left_ns, const sigset_t *mask)
 {
-	if (left_ns) {
+	if (mask) {
+		int rc = accept_lock_await(fd, mask, left_ns);
+
+		if (rc < 0) {
+			errno = -rc;
+			return -1;
+		}
+	} else if (left_ns) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int ret = real.poll(&p, 1, (int)((left_ns + 999999) / 1000000));
 
@@ -96,12 +104,13 @@ static int accept_within(int fd, struct sockaddr *addr, socklen_t *len, int flag
 /* The same with the lock given back if the thread is cancelled in it
  * (accept and poll are cancellation points). */
 static int locked_accept(struct sockshim_listener *l, int fd, struct sockaddr *addr,
-			 socklen_t *len, int flags, int four, uint64_t left_ns)
+			 socklen_t *len, int flags, int four, uint64_t left_ns,
+			 const sigset_t *mask)
 {
 	int ret;
 
 	pthread_cleanup_push(unlock_on_cancel, l);
-	ret = accept_within(fd, addr, len, flags, four, left_ns);
+	ret = accept_within(fd, addr, len, flags, four, left_ns, mask);
 	pthread_cleanup_pop(0);
 	return ret;
 }
@@ -149,7 +158,8 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	struct sockshim_listener *l = listeners_entry(shim_session(), ref);
 	struct sockshim_worker *w;
 	uint64_t left_ns = 0;
-	int ret, err, locked = 0;
+	int ret, err, locked = 0, masked = 0;
+	sigset_t program_mask;
 
 	if (!l)
 		return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
@@ -159,7 +169,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 		stat_add(&w->calls, 1);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && blocking(fd)) {
 		uint64_t timeout_ns = receive_timeout_ns(fd), waited = 0;
-		int rc = accept_lock(l, fd, w, timeout_ns, &waited);
+		int rc = accept_lock(l, fd, w, timeout_ns, &waited, &program_mask);
 
 		if (rc == -EINTR || rc == -EAGAIN) {
 			/* As the blocking accept would have ended. */
@@ -168,12 +178,14 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 			return -1;
 		}
 		/* ACCEPT_BYPASSED: the holder cannot go on; nor do we wait. */
-		locked = rc == ACCEPT_LOCKED;
+		locked = rc == ACCEPT_LOCKED || rc == ACCEPT_LOCKED_MASKED;
+		masked = rc == ACCEPT_LOCKED_MASKED;
 		/* A wait of a millisecond or more for the lock shortens the rest. */
-		if (locked && timeout_ns && waited >= 1000000)
+		if (locked && timeout_ns && (waited >= 1000000 || masked))
 			left_ns = waited < timeout_ns ? timeout_ns - waited : 1;
 	}
-	ret = locked ? locked_accept(l, fd, addr, len, flags, four, left_ns)
+	ret = locked ? locked_accept(l, fd, addr, len, flags, four, left_ns,
+				     masked ? &program_mask : NULL)
 		     : (four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len));
 	err = errno;
 	if (locked)

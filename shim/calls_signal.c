@@ -1,6 +1,7 @@
 /* Wrappers of the calls that set signal actions and masks: sigaction,
  * signal, bsd_signal, sysv_signal, sigprocmask, pthread_sigmask. Only
  * SIGBUS is ours (shim/sigbus.c), and only while a session is mapped;
+ * under serialize the program's handlers are counted (shim/sigwatch.c);
  * everything else passes through.
  * These run before anything else of ours can: a sanitizer's runtime sets
  * its signal handlers from its preinit, before its own state exists. So
@@ -12,6 +13,7 @@
 
 #include "export.h"
 #include "sigbus.h"
+#include "sigwatch.h"
 
 /* Obsolete (POSIX.1-2001 only), so <signal.h> no longer declares it; libc
  * still exports it. */
@@ -46,7 +48,7 @@ static sighandler_t shim_signal_with(int sig, sighandler_t handler, int flags, s
 	struct sigaction act, old;
 
 	if (sig != SIGBUS || !sigbus_guard_active())
-		return pass(sig, handler);
+		return sigwatch_adopt(sig, pass(sig, handler));
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = handler;
 	act.sa_flags = flags;
@@ -60,7 +62,7 @@ static sighandler_t shim_signal_with(int sig, sighandler_t handler, int flags, s
 
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	if (!sigbus_guard_active())
+	if (!sigbus_guard_active() && !sigwatch_active())
 		return NEXT(sigaction_fn, "sigaction")(sig, act, old);
 	return shim_sigaction(sig, act, old);
 }

@@ -20,6 +20,7 @@
 #include "procs.h"
 #include "real.h"
 #include "sigbus.h"
+#include "sigwatch.h"
 #include "sockinfo.h"
 #include "sockshim/config.h"
 #include "track.h"
@@ -150,6 +151,10 @@ __attribute__((constructor)) static void on_start(void)
 		goto out;
 	}
 	attach_session(&c);
+	/* The accept lock's waiters sleep with signals open and must know
+	 * whether a handler of the program ran meanwhile. */
+	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE && shim_seg_live())
+		sigwatch_start();
 	rc = fork_install();
 	if (rc)
 		shim_warn("pthread_atfork failed (%s); forks are not logged", strerror(rc));

@@ -13,6 +13,7 @@
 
 #include "real.h"
 #include "sigbus.h"
+#include "sigwatch.h"
 #include "sockshim/layout.h"
 #include "sockshim/seg_guard.h"
 
@@ -250,10 +251,10 @@ int shim_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 
 	real_ensure();
 	if (!sigbus_guard_active())
-		return real.sigaction(sig, act, old);
+		return sigwatch_sigaction(sig, act, old);
 	if (sig == SIGBUS)
 		return program_sigbus(act, old);
-	if (real.sigaction(sig, act, old) < 0)
+	if (sigwatch_sigaction(sig, act, old) < 0)
 		return -1;
 	saved = errno;
 	/* The kernel read ACT, so may we. A handler that blocks SIGBUS while
@@ -262,7 +263,7 @@ int shim_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 		struct sigaction copy = *act;
 
 		sigdelset(&copy.sa_mask, SIGBUS);
-		real.sigaction(sig, &copy, NULL);
+		sigwatch_sigaction(sig, &copy, NULL);
 		__atomic_fetch_or(&masks_with_bus, bit, __ATOMIC_RELEASE);
 	} else if (act) {
 		__atomic_fetch_and(&masks_with_bus, ~bit, __ATOMIC_RELEASE);

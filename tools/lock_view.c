@@ -54,12 +54,20 @@ void lock_view_read(struct lock_view *v, const struct stats_listener *s, uint64_
 	v->word = s->lock_word;
 	if (!v->word)
 		return;
-	if (v->word >= SOCKSHIM_LOCK_TID_MAX) {
+	if (!sockshim_lock_valid(v->word)) {
 		v->state = LOCK_INVALID;
 		return;
 	}
 	v->state = LOCK_HELD;
-	v->tid = (int)v->word;
+	v->tid = (int)sockshim_lock_tid(v->word);
+	if (v->word & SOCKSHIM_LOCK_OWNER_DIED) {
+		/* The kernel's mark: its holder (the last recorded) died
+		 * holding it; the next waiter takes it over. */
+		v->state = LOCK_ABANDONED;
+		v->tid = s->holder_tid ? s->holder_tid : s->gone_holder_tid;
+		v->pid = s->holder_tid ? s->holder_pid : s->gone_holder_pid;
+		return;
+	}
 	/* The recorded holder is the word's thread unless the word changed
 	 * under the record (overwritten, or a take-over in progress); one
 	 * that ended holding it was moved aside (stats_retire_holder). */
@@ -81,7 +89,7 @@ void lock_view_read(struct lock_view *v, const struct stats_listener *s, uint64_
 	}
 	if (v->pid)
 		comm_of(v->comm, sizeof(v->comm), v->pid, v->tid);
-	if (s->bypass_word && s->bypass_word == v->word) {
+	if (s->bypass_word && s->bypass_word == (uint32_t)v->tid) {
 		v->bypassed = 1;
 		v->bypass_reason = s->bypass_reason;
 		if (s->bypass_since_ns && s->bypass_since_ns <= now_ns)

@@ -399,8 +399,9 @@ static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 /* ---- Accept: one entry per listening socket, shared by every process
  * and thread that holds it. Counters are updated with relaxed atomics.
  * The accept lock is a plain futex word of our own: no pointer, no libc
- * structure, nothing the kernel follows, so whatever another process
- * writes into it is only a value to check. ---- */
+ * structure, so whatever another process writes into it is only a value
+ * to check. Its format is the kernel's robust futex word (layout 12), so
+ * that the kernel hands it over when its holder dies. ---- */
 
 #define SOCKSHIM_LISTENERS 64
 #define SOCKSHIM_WORKERS 64 /* one bit each in a listener's waiting word */
@@ -436,9 +437,36 @@ enum sockshim_bypass {
 	SOCKSHIM_BYPASS_COUNT
 };
 
-/* The lock word: 0 when free, else the holder's thread id. Thread ids
- * are below this (the kernel's PID_MAX_LIMIT); a word above is garbage. */
+/* The lock word (layout 12): 0 when free, else the holder's thread id in
+ * the low 30 bits, with SOCKSHIM_LOCK_WAITERS while threads may sleep on
+ * it (the holder's unlock, or the kernel at its death, wakes one), or
+ * SOCKSHIM_LOCK_OWNER_DIED and no thread id: the kernel's mark of a holder
+ * that died holding it (FUTEX_OWNER_DIED, from its robust list). Thread
+ * ids are below SOCKSHIM_LOCK_TID_MAX (the kernel's PID_MAX_LIMIT); any
+ * other word is garbage. */
 #define SOCKSHIM_LOCK_TID_MAX (1u << 22)
+#define SOCKSHIM_LOCK_TID_MASK 0x3fffffffu  /* FUTEX_TID_MASK */
+#define SOCKSHIM_LOCK_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
+#define SOCKSHIM_LOCK_WAITERS 0x80000000u    /* FUTEX_WAITERS */
+
+/* The thread lock word W names (0: none). */
+static inline uint32_t sockshim_lock_tid(uint32_t w)
+{
+	return w & SOCKSHIM_LOCK_TID_MASK;
+}
+
+/* W is a word the protocol writes: free, held by a thread, or left by a
+ * holder that died. */
+static inline int sockshim_lock_valid(uint32_t w)
+{
+	uint32_t tid = sockshim_lock_tid(w);
+
+	if (!w)
+		return 1;
+	if (w & SOCKSHIM_LOCK_OWNER_DIED)
+		return tid == 0;
+	return tid && tid < SOCKSHIM_LOCK_TID_MAX;
+}
 
 /* One worker (thread) that accepts on a listener: claimed by CAS of key.
  * When every row is taken, a worker recycles the row of a thread that has
@@ -473,9 +501,8 @@ struct sockshim_listener {
 			      * when no listen() was seen (an inherited listener) */
 	/* The accept lock (serialize): the futex word (see above). */
 	uint32_t lock;
-	/* A lock word found stuck (its holder stopped or stalled, or the
-	 * word garbage): while the lock still holds exactly this value,
-	 * waiters accept without it. 0: none. */
+	/* A lock holder found stuck (stopped or stalled): while the lock
+	 * word still names this thread, waiters accept without it. 0: none. */
 	uint32_t bypass_word;
 	uint16_t bypass_reason;  /* enum sockshim_bypass of bypass_word */
 	uint16_t pad1;

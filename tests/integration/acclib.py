@@ -342,13 +342,27 @@ def wait_syscall(pid, numbers, what, timeout=WAIT):
         time.sleep(POLL)
 
 
+def lock_waits(lay):
+    """The system calls a waiter for the accept lock sleeps in: futex_waitv
+    (the lock word and its count of handlers run), plain futex before Linux
+    5.16."""
+    return {lay["SYS_futex"], lay["SYS_futex_waitv"]}
+
+
+def holder_waits(lay):
+    """The system calls the accept lock's holder waits for a connection in:
+    accept, or, when it took the lock after sleeping for it, the ppoll that
+    lets the program's signals in before the accept."""
+    return {lay["SYS_accept"], lay["SYS_accept4"], lay["SYS_ppoll"]}
+
+
 def wait_idle(ctx, pids, what, timeout=WAIT):
     """Wait until every process of PIDS sleeps where a worker waits for a
     connection: accept, the accept lock's futex, poll/select/epoll. A
     server signalled before its workers got there is another test (uWSGI
     2.0 hangs on SIGTERM during its workers' start-up, shim or not)."""
     lay = segment.layout(ctx.root)
-    waits = {lay["SYS_accept"], lay["SYS_accept4"], lay["SYS_futex"]} | {
+    waits = {lay["SYS_accept"], lay["SYS_accept4"]} | lock_waits(lay) | {
         n for n in lay["SYS_waits"] if n >= 0}
     deadline = time.monotonic() + timeout
     while True:

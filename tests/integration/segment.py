@@ -113,7 +113,7 @@ int main(void)
 	C(SOCKSHIM_LISTENERS); C(SOCKSHIM_WORKERS); C(SOCKSHIM_HIST_BUCKETS);
 	C(SOCKSHIM_ACCEPT_OBSERVE); C(SOCKSHIM_ACCEPT_SERIALIZE); C(SOCKSHIM_ACCEPT_OFF);
 	U(SOCKSHIM_WORKER_RECYCLING);
-	C(SYS_futex); C(SYS_accept); C(SYS_accept4);
+	C(SYS_futex); C(SYS_futex_waitv); C(SYS_accept); C(SYS_accept4); C(SYS_ppoll);
 	printf("\"SYS_waits\": [%d, %d, %d, %d, %d, %d]}\n", SYS_select, SYS_pselect6, SYS_poll,
 	       SYS_ppoll, SYS_epoll_wait, SYS_epoll_pwait);
 	return 0;

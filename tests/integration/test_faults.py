@@ -27,8 +27,12 @@ from test_run_failopen import SHM_BROKEN
 WAIT = 15.0
 # The shim's one line when a mapping was lost (shim/seg_guard.c).
 LOST = "its segment file shrank or lost its pages"
-# Each connection of the stopped-holder test must be served this fast.
+# Each connection of the scribbled-word test must be served this fast.
 SERVED_WITHIN = 1.0
+# And of the stopped-holder test: an idle waiter looks at the holder once a
+# second (shim/accept_lock.c WATCH_NS), so the first connection after the
+# stop may wait that long, plus the accept.
+STOPPED_SERVED_WITHIN = 1.5
 
 
 # ---------------------------------------------------------------------------
@@ -374,7 +378,8 @@ def test_fault_lock_holder_stopped(ctx):
             t0 = time.monotonic()
             pid, _, _ = acclib.ask(port, 5)
             took = time.monotonic() - t0
-            assert took < SERVED_WITHIN, "a connection took %.3f s with the holder stopped" % took
+            assert took < STOPPED_SERVED_WITHIN, \
+                "a connection took %.3f s with the holder stopped" % took
             assert pid != holder
             served += 1
             if served == 1:
@@ -406,7 +411,10 @@ def test_fault_kill_all_workers_holding_lock(ctx):
     o = wait_holder(ctx, s, port, "before the kill")
     workers = lib.descendants(proc.pid)
     assert o["lock"]["pid"] in workers and len(workers) == 4, (o["lock"], workers)
-    for p in workers:
+    # The holder last: the kernel wakes a waiter at the holder's death, and
+    # a waiter still alive then takes the lock over and dies holding it in
+    # turn (a second take-over, counted as such).
+    for p in sorted(workers, key=lambda p: p == o["lock"]["pid"]):
         os.kill(p, signal.SIGKILL)
     deadline = time.monotonic() + WAIT
     while True:
