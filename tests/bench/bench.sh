@@ -18,7 +18,8 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset
 
 # Instructions per call from callgrind: the difference between N and 2N
 # calls, so start-up costs cancel out (N = 100000: what start-up varies by
-# run is then below one instruction per call). socket runs N/20 pairs.
+# run is then below one instruction per call). socket, accept, accept_addr
+# and connect run N/20 of their pairs (one loopback connection each).
 instr_per_call() { # preload(0|1) what
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
 	total() {
@@ -31,7 +32,10 @@ instr_per_call() { # preload(0|1) what
 	}
 	a=$(total "$1" "$2" 100000)
 	b=$(total "$1" "$2" 200000)
-	if [ "$2" = socket ]; then echo $(( (b - a) / 5000 )); else echo $(( (b - a) / 100000 )); fi
+	case $2 in
+	socket | accept | accept_addr | connect) echo $(( (b - a) / 5000 )) ;;
+	*) echo $(( (b - a) / 100000 )) ;;
+	esac
 }
 
 # What each bench_calls case calls.
@@ -42,6 +46,10 @@ label() {
 	fcntl_dupfd) echo "fcntl(F_DUPFD)" ;;
 	setsockopt_linger) echo "setsockopt(SO_LINGER)" ;;
 	nodelay) echo "setsockopt(TCP_NODELAY)" ;;
+	socket) echo "socket()+close() pair" ;;
+	accept) echo "accept(NULL)+close(), server side" ;;
+	accept_addr) echo "accept4(addr)+close(), server side" ;;
+	connect) echo "socket()+connect()+close(), client side" ;;
 	*) echo "$1()" ;;
 	esac
 }
@@ -67,10 +75,13 @@ for what in $UNTRACKED; do
 	printf "%-46s %12s %12s %10s %s\n" "$(label "$what") untracked, instructions" "$base" "$shim" \
 		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")" "<= +15"
 done
-base=$(instr_per_call 0 socket)
-shim=$(instr_per_call 1 socket)
-printf "%-46s %12s %12s %10s\n" "socket()+close() pair, instructions" "$base" "$shim" \
-	"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+CONNECTION="socket accept accept_addr connect"
+for what in $CONNECTION; do
+	base=$(instr_per_call 0 "$what")
+	shim=$(instr_per_call 1 "$what")
+	printf "%-46s %12s %12s %10s\n" "$(label "$what"), instructions" "$base" "$shim" \
+		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+done
 for what in $UNTRACKED; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
@@ -81,6 +92,12 @@ base=$(ns_per_call 0 socket 2000000)
 shim=$(ns_per_call 1 socket 2000000)
 printf "%-46s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
 	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "<= 1.10x"
+for what in accept accept_addr connect; do
+	base=$(ns_per_call 0 "$what" 400000)
+	shim=$(ns_per_call 1 "$what" 400000)
+	printf "%-46s %12s %12s %10s\n" "$(label "$what"), ns" "$base" "$shim" \
+		"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')"
+done
 [ "$ONLY" = calls ] && exit 0
 echo
 echo "ring (best of 3 runs)"
