@@ -160,7 +160,8 @@ static int is_wildcard(const struct fd_entry *e)
 	       (!memcmp(e->local_ip, mapped_any, 12) && !memcmp(e->local_ip + 12, zero, 4));
 }
 
-void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
+void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
+		  const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct sockshim_record r;
 	struct fd_entry l, e;
@@ -192,7 +193,10 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 		e.flags |= FDT_CLOEXEC;
 	if (flags & SOCK_NONBLOCK)
 		e.flags |= FDT_NONBLOCK;
-	sockinfo_query_addr(new_fd, &e, 1);
+	if (peer)
+		sockinfo_set_addr(&e, 1, peer, peer_len);
+	else
+		sockinfo_query_addr(new_fd, &e, 1);
 	/* A listener bound to one address gives its connections that
 	 * address; only a wildcard one needs the kernel's answer. */
 	if (have_listener && (l.flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && !is_wildcard(&l) &&
