@@ -128,9 +128,10 @@ int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int f
 {
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof(peer);
+	uint64_t done_ns;
 	int own = !addr && !shim_inert && peer_from_accept(fd);
-	int ret = own ? accept_run(fd, (struct sockaddr *)&peer, &peer_len, flags, four)
-		      : accept_run(fd, addr, len, flags, four);
+	int ret = own ? accept_run(fd, (struct sockaddr *)&peer, &peer_len, flags, four, &done_ns)
+		      : accept_run(fd, addr, len, flags, four, &done_ns);
 	int err = errno;
 
 	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. The
@@ -141,7 +142,7 @@ int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int f
 	 * caller passed none, by getpeername otherwise. */
 	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
 		track_accept(fd, ret, err, four ? flags : 0, caller,
-			     own && ret >= 0 ? (struct sockaddr *)&peer : NULL, peer_len);
+			     own && ret >= 0 ? (struct sockaddr *)&peer : NULL, peer_len, done_ns);
 	errno = err;
 	return ret;
 }

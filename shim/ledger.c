@@ -358,10 +358,16 @@ int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
-			int from_fd);
+			int from_fd, uint64_t now);
 static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now);
 static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
-			int fd, int how, pid_t from_pid, int from_fd);
+			int fd, int how, pid_t from_pid, int from_fd, uint64_t now);
+
+/* NOW, or the clock when NOW is 0 (the caller did not read it). */
+static uint64_t now_or_clock(uint64_t now)
+{
+	return now ? now : sockshim_clock_ns(CLOCK_MONOTONIC);
+}
 
 void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 {
@@ -380,6 +386,12 @@ void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
 		 int from_fd, int reserved)
 {
+	ledger_hold_at(m, ref, pid, fd, how, from_pid, from_fd, reserved, 0);
+}
+
+void ledger_hold_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
+		    int from_fd, int reserved, uint64_t now)
+{
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
 	int pooled;
@@ -397,8 +409,8 @@ void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pi
 	if (!reserved)
 		ledger_reserve(m, ref, 1);
 	procs_held(ref, pid, fd);
-	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) &&
-	    !claim_pooled(m, ref, s, pid, fd, how, from_pid, from_fd)) {
+	if (!claim_holder(s, pid, fd, how, from_pid, from_fd, now) &&
+	    !claim_pooled(m, ref, s, pid, fd, how, from_pid, from_fd, now)) {
 		/* The reference is counted even when its holder cannot be named. */
 		__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
 		count(&seg_header(m)->holder_overflow);
@@ -406,9 +418,9 @@ void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pi
 }
 
 /* Take HD if it is free, fill it in (REF first, if given: a pooled
- * holder's) and publish it. */
+ * holder's; held since NOW, 0: the clock's) and publish it. */
 static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t ref, pid_t pid,
-		       int fd, int how, pid_t from_pid, int from_fd)
+		       int fd, int how, pid_t from_pid, int from_fd, uint64_t now)
 {
 	uint32_t free_state = SOCKSHIM_HOLDER_FREE;
 
@@ -420,7 +432,7 @@ static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t 
 	__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
-	__atomic_store_n(&hd->since_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->since_ns, now_or_clock(now), __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
@@ -428,19 +440,19 @@ static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t 
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
-			int from_fd)
+			int from_fd, uint64_t now)
 {
 	unsigned i;
 
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
-		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd))
+		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd, now))
 			return 1;
 	return 0;
 }
 
 /* The entry's own slots are taken: one in the pool. */
 static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
-			int fd, int how, pid_t from_pid, int from_fd)
+			int fd, int how, pid_t from_pid, int from_fd, uint64_t now)
 {
 	unsigned i;
 
@@ -452,7 +464,7 @@ static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s
 	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
 		struct sockshim_pooled_holder *p = pool_slot(m, ref, pid, fd, i);
 
-		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd))
+		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd, now))
 			return 1;
 	}
 	__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
@@ -488,7 +500,7 @@ static int32_t named_holders(struct sockshim_sock *s)
  * freed HD first (a reader's reclaim), or S counts no reference beyond
  * its named holders (one released already as gone from /proc). */
 static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct sockshim_holder *hd,
-		       int pooled, int *before)
+		       int pooled, int *before, uint64_t now)
 {
 	uint32_t live = SOCKSHIM_HOLDER_LIVE;
 	int32_t refs, left;
@@ -516,13 +528,19 @@ static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct socksh
 		take_one(&s->holder_overflow);
 	*before = refs;
 	if (!left)
-		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
+		released(m, s, now_or_clock(now));
 	else
 		__atomic_fetch_add(&s->noeffect_closes, 1, __ATOMIC_RELAXED);
 	return left;
 }
 
 int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before)
+{
+	return ledger_release_at(m, ref, pid, fd, before, 0);
+}
+
+int ledger_release_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before,
+		      uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
@@ -533,12 +551,13 @@ int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *befo
 		return -1;
 	procs_dropped(ref, pid, fd);
 	hd = holder_of(m, ref, s, pid, fd, &pooled);
-	return drop_holder(m, s, hd, pooled, before);
+	return drop_holder(m, s, hd, pooled, before, now);
 }
 
-/* A history step written in the name of process NAME (12 bytes). */
+/* A history step at NOW (0: the clock's) written in the name of process
+ * NAME (12 bytes). */
 static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
-		    const char *name)
+		    const char *name, uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_step *st;
@@ -552,7 +571,7 @@ static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, 
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&st->op, (uint16_t)op, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->via, (uint16_t)via, __ATOMIC_RELAXED);
-	__atomic_store_n(&st->ts_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->ts_ns, now_or_clock(now), __ATOMIC_RELAXED);
 	__atomic_store_n(&st->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
@@ -563,7 +582,13 @@ static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, 
 
 void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
 {
-	step_as(m, ref, op, pid, fd, arg, via, comm);
+	step_as(m, ref, op, pid, fd, arg, via, comm, 0);
+}
+
+void ledger_step_at(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
+		    uint64_t now)
+{
+	step_as(m, ref, op, pid, fd, arg, via, comm, now);
 }
 
 void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
@@ -694,10 +719,10 @@ int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, ui
 	 * too, and one of us releases it, once. */
 	if (!procs_take_hold(m, pid, ref, fd))
 		return 0;
-	left = drop_holder(m, s, hd, pooled, &before);
+	left = drop_holder(m, s, hd, pooled, &before, 0);
 	if (left < 0)
 		return 0;
-	step_as(m, ref, SOCKSHIM_STEP_CLOSE, pid, fd, left, SOCKSHIM_CLOSE_VIA_GONE, name);
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, pid, fd, left, SOCKSHIM_CLOSE_VIA_GONE, name, 0);
 	log_close(m, ref, pid, fd, SOCKSHIM_CLOSE_VIA_GONE, before, left);
 	return 1;
 }
@@ -718,7 +743,7 @@ int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref)
 					      __ATOMIC_ACQUIRE));
 	__atomic_store_n(&s->holder_overflow, 0, __ATOMIC_RELAXED);
 	released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
-	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none);
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none, 0);
 	log_close(m, ref, 0, -1, SOCKSHIM_CLOSE_VIA_GONE, refs, 0);
 	return refs;
 }
@@ -734,8 +759,8 @@ int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 	 * reference was counted then, so refs stays. */
 	if (!take_one(&s->holder_overflow))
 		return 0;
-	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd) ||
-	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd))
+	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd, 0) ||
+	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd, 0))
 		return 1;
 	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_ACQ_REL); /* still no room */
 	return 0;

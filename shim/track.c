@@ -36,9 +36,10 @@ pid_t track_self(void)
 }
 
 /* Give E (FD's entry, inode known) its ledger entry if it has none yet:
- * created with this process as its first holder, or, if another process
- * made it, with this process added as a holder (it got the socket some
- * way we did not see). */
+ * created with this process as its first holder since its birth (E's
+ * born_ns: one clock read for birth, holder and step), or, if another
+ * process made it, with this process added as a holder now (it got the
+ * socket some way we did not see). */
 static void ledger_attach(int fd, struct fd_entry *e)
 {
 	struct seg_map *m = shim_session();
@@ -53,11 +54,11 @@ static void ledger_attach(int fd, struct fd_entry *e)
 		return;
 	}
 	if (created) {
-		ledger_hold(m, e->ledger, self, fd,
-			    e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
-							       : SOCKSHIM_HOW_CREATED,
-			    self, fd, 0);
-		ledger_step(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0);
+		ledger_hold_at(m, e->ledger, self, fd,
+			       e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
+								  : SOCKSHIM_HOW_CREATED,
+			       self, fd, 0, e->born_ns);
+		ledger_step_at(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0, e->born_ns);
 	} else if (!ledger_holds(m, e->ledger, self, fd)) {
 		ledger_hold(m, e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
 	}
@@ -161,7 +162,7 @@ static int is_wildcard(const struct fd_entry *e)
 }
 
 void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
-		  const struct sockaddr *peer, socklen_t peer_len)
+		  const struct sockaddr *peer, socklen_t peer_len, uint64_t at)
 {
 	struct sockshim_record r;
 	struct fd_entry l, e;
@@ -183,7 +184,8 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
 	if (!e.inode)
 		return;
 	e.born = SOCKSHIM_BORN_ACCEPT;
-	e.born_ns = emit_now_ns();
+	/* One clock read for all the accept writes: birth, holder, step, record. */
+	e.born_ns = at ? at : emit_now_ns();
 	e.callsite = (uint64_t)(uintptr_t)caller;
 	if (have_listener) {
 		e.family = l.family;
@@ -213,6 +215,7 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_ACCEPT, new_fd, new_fd, 0);
 	record_from_entry(&r, &e);
+	r.ts_ns = e.born_ns; /* its birth is the event */
 	r.detail.accept.listen_fd = listen_fd;
 	r.detail.accept.listen_inode = have_listener ? l.inode : 0;
 	emit_record(&r);
@@ -255,16 +258,19 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	struct sockshim_record r;
 	pid_t self = track_self();
 	int before = -1, after = -1;
+	uint64_t now = emit_now_ns(); /* one read: release, step and record */
 
 	/* A close that failed (EBADF: the entry was stale) dropped nothing
 	 * the kernel knew of; EINTR still closed it on Linux. */
 	if (e->ledger && (ret == 0 || err == EINTR)) {
-		after = ledger_release(m, e->ledger, self, fd, &before);
+		after = ledger_release_at(m, e->ledger, self, fd, &before, now);
 		if (after >= 0) /* else released already (a reader found it gone) */
-			ledger_step(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
+			ledger_step_at(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via,
+				       now);
 	}
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, ret, err);
 	record_from_entry(&r, e);
+	r.ts_ns = now;
 	r.detail.close.via = via;
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = after;

@@ -119,3 +119,26 @@ def test_accept_addr_no_getpeername(ctx):
                 setup_shim["getsockname"] - setup_bare["getsockname"], (bare, shim, setup_shim)
         say("%s: getpeername %d without the shim, %d with; getsockname %d, %d", " ".join(cases),
             bare["getpeername"], shim["getpeername"], bare["getsockname"], shim["getsockname"])
+
+
+def test_accept_addr_one_clock_read_per_call(ctx):
+    """An accept reads the clock once for all it writes: its event's time
+    is the connection's birth in the ledger and its `born` step's time;
+    the close reads it once too: its event's time is the release time and
+    its `close` step's time."""
+    session = ctx.session()
+    got = run_cases(ctx, session)
+    evs = ctx.events(session)
+    socks = segment.raw_ledger(ctx, session).socks
+    accepts = [e for e in evs if e["type"] == "accept" and e["ret"] >= 0]
+    assert len(accepts) == sum(1 for v in got.values() if v[0] == "ok"), (accepts, got)
+    for a in accepts:
+        entry = socks[a["inode"]]
+        closes = [e for e in evs if e["type"] == "close" and e["inode"] == a["inode"]]
+        born = [st for st in entry["steps"] if st["op"] == "born"]
+        closed = [st for st in entry["steps"] if st["op"] == "close"]
+        assert len(closes) == 1 and len(born) == 1 and len(closed) == 1, (a, closes, entry)
+        assert a["ts"] == entry["born_ns"] == born[0]["ts_ns"], (a, entry)
+        assert closes[0]["ts"] == entry["released_ns"] == closed[0]["ts_ns"], (closes, entry)
+    say("%d accepted connections: birth, born step and accept event one time; release, "
+        "close step and close event one time", len(accepts))
