@@ -252,22 +252,17 @@ void procs_held(uint32_t ref, pid_t pid, int fd)
 {
 	struct sockshim_proc *e = mine(pid);
 	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
-	unsigned i, first_free = SOCKSHIM_PROC_HELD;
+	unsigned i;
 
 	if (!e || !ref)
 		return;
-	/* Seen again (exec re-discovers what survived it): listed once. One
-	 * pass of plain loads finds that or the first free slot; a CAS only
-	 * where a slot read free (another thread may take it first). */
-	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
-		uint64_t w = __atomic_load_n(&e->held[i], __ATOMIC_RELAXED);
-
-		if (w == v)
+	/* Seen again (exec re-discovers what survived it): listed once. */
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++)
+		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) == v)
 			return;
-		if (!w && first_free == SOCKSHIM_PROC_HELD)
-			first_free = i;
-	}
-	for (i = first_free; i < SOCKSHIM_PROC_HELD; i++) {
+	/* A CAS (a locked instruction) only where a slot reads free: another
+	 * thread may take it first, then the next one. */
+	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
 		uint64_t none = 0;
 
 		if (!__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) &&
