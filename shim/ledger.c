@@ -554,6 +554,25 @@ int ledger_release_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *b
 	return drop_holder(m, s, hd, pooled, before, now);
 }
 
+/* A 32-bit word that may alias a step's name bytes. */
+typedef uint32_t __attribute__((may_alias)) step_word;
+
+/* Store NAME (12 bytes) as ST's name: three word stores, not twelve byte
+ * stores (a reader copies the step between two reads of its seq). */
+static void step_comm(struct sockshim_step *st, const char *name)
+{
+	step_word w[sizeof(st->comm) / sizeof(step_word)];
+	step_word *to = (step_word *)st->comm;
+	unsigned i;
+
+	_Static_assert(sizeof(st->comm) % sizeof(step_word) == 0 &&
+			       __builtin_offsetof(struct sockshim_step, comm) % sizeof(step_word) == 0,
+		       "a step's name is whole, aligned words");
+	memcpy(w, name, sizeof(w));
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		__atomic_store_n(&to[i], w[i], __ATOMIC_RELAXED);
+}
+
 /* A history step at NOW (0: the clock's) written in the name of process
  * NAME (12 bytes). */
 static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
@@ -575,8 +594,7 @@ static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, 
 	__atomic_store_n(&st->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < sizeof(st->comm); i++)
-		__atomic_store_n(&st->comm[i], name[i], __ATOMIC_RELAXED);
+	step_comm(st, name);
 	__atomic_store_n(&st->seq, n + 1, __ATOMIC_RELEASE);
 }
 
