@@ -36,11 +36,14 @@ pid_t track_self(void)
 }
 
 /* Give E (FD's entry, inode known) its ledger entry if it has none yet:
- * created with this process as its first holder since its birth (E's
- * born_ns: one clock read for birth, holder and step), or, if another
- * process made it, with this process added as a holder now (it got the
- * socket some way we did not see). */
-static void ledger_attach(int fd, struct fd_entry *e)
+ * created with this process as its first holder, or, if another process
+ * made it, with this process added as a holder (it got the socket some
+ * way we did not see). The creator's hold and the birth step share one
+ * time: AT, when the caller read the clock in this very call (an accept:
+ * its birth), else now. Not E's born_ns: a socket() made before a fork
+ * and first used in the child would give the child a hold older than
+ * the child, which readers take for a pid used again. */
+static void ledger_attach_at(int fd, struct fd_entry *e, uint64_t at)
 {
 	struct seg_map *m = shim_session();
 	pid_t self = track_self();
@@ -54,14 +57,21 @@ static void ledger_attach(int fd, struct fd_entry *e)
 		return;
 	}
 	if (created) {
+		uint64_t now = at ? at : emit_now_ns();
+
 		ledger_hold_at(m, e->ledger, self, fd,
 			       e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
 								  : SOCKSHIM_HOW_CREATED,
-			       self, fd, 0, e->born_ns);
-		ledger_step_at(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0, e->born_ns);
+			       self, fd, 0, now);
+		ledger_step_at(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0, now);
 	} else if (!ledger_holds(m, e->ledger, self, fd)) {
 		ledger_hold(m, e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
 	}
+}
+
+static void ledger_attach(int fd, struct fd_entry *e)
+{
+	ledger_attach_at(fd, e, 0);
 }
 
 int track_lookup_or_adopt(int fd, struct fd_entry *e)
@@ -209,7 +219,7 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
 	} else {
 		sockinfo_query_addr(new_fd, &e, 0);
 	}
-	ledger_attach(new_fd, &e);
+	ledger_attach_at(new_fd, &e, e.born_ns);
 	if (have_listener && l.listener)
 		ledger_set_listener(shim_session(), e.ledger, l.listener, l.inode);
 	remember(new_fd, &e);
