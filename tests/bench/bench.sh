@@ -24,6 +24,9 @@ instr_per_call() { # preload(0|1) what
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
 	total() {
 		if [ "$1" = 1 ]; then
+			# A fresh session each run: a connection's cost depends on
+			# how full the ledger is.
+			rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 			LD_PRELOAD="$LIB" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 				"$CALLS" "$2" "$3" 2>&1
 		else
@@ -47,9 +50,9 @@ label() {
 	setsockopt_linger) echo "setsockopt(SO_LINGER)" ;;
 	nodelay) echo "setsockopt(TCP_NODELAY)" ;;
 	socket) echo "socket()+close() pair" ;;
-	accept) echo "accept(NULL)+close(), server side" ;;
-	accept_addr) echo "accept4(addr)+close(), server side" ;;
-	connect) echo "socket()+connect()+close(), client side" ;;
+	accept) echo "accept(NULL)+close()" ;;
+	accept_addr) echo "accept4(addr)+close()" ;;
+	connect) echo "socket()+connect()+close()" ;;
 	*) echo "$1()" ;;
 	esac
 }
@@ -59,6 +62,7 @@ UNTRACKED="read write close dup dup2 dup3 fcntl fcntl_getfl fcntl_dupfd setsocko
 ns_per_call() { # preload(0|1) what n
 	for i in 1 2 3 4 5; do
 		if [ "$1" = 1 ]; then
+			rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 			LD_PRELOAD="$LIB" $PIN "$CALLS" "$2" "$3"
 		else
 			$PIN "$CALLS" "$2" "$3"
@@ -89,10 +93,12 @@ done
 # data cache read misses (callgrind's cache simulation) per connection.
 steady() { # n
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a n/a"; return; fi
+	rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 	SOCKSHIM_MAX_SOCKETS=256 LD_PRELOAD="$LIB" valgrind --tool=callgrind --cache-sim=yes \
 		--callgrind-out-file=/dev/stdout "$CALLS" accept_addr "$1" 2>/dev/null | awk '
 		/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
 		/^summary:/ { print $col["Ir"], $col["D1mr"] }'
+	rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 }
 a=$(steady 100000)
 b=$(steady 200000)
