@@ -119,7 +119,8 @@ deps:
 # `make test` installs the missing ones first (as deps does); otherwise it
 # says the exact command, and the tests that need them skip, saying why.
 TEST_PACKAGES = python3 iproute2 procps util-linux curl socat nginx-light apache2 gunicorn \
-	uwsgi uwsgi-plugin-python3 prometheus linux-perf nodejs systemd memcached puma php-fpm
+	uwsgi uwsgi-plugin-python3 prometheus linux-perf nodejs systemd memcached puma php-fpm \
+	strace
 
 test-deps:
 	@missing=""; \

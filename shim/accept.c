@@ -115,14 +115,18 @@ static int locked_accept(struct sockshim_listener *l, int fd, struct sockaddr *a
 	return ret;
 }
 
+/* Count the accept's outcome; *DONE_NS: the clock, read for a worker's
+ * last activity, else left as it was. */
 static void count(struct sockshim_listener *l, struct sockshim_worker *w, uint32_t ref,
-		  int ret, int err)
+		  int ret, int err, uint64_t *done_ns)
 {
 	int woken = woken_ref == ref;
 
 	woken_ref = 0; /* a wakeup is used up by the first accept after it */
-	if (w)
-		__atomic_store_n(&w->last_ns, emit_now_ns(), __ATOMIC_RELAXED);
+	if (w) {
+		*done_ns = emit_now_ns();
+		__atomic_store_n(&w->last_ns, *done_ns, __ATOMIC_RELAXED);
+	}
 	if (ret >= 0) {
 		stat_add(&l->accepts, 1);
 		if (w)
@@ -152,7 +156,8 @@ static void count(struct sockshim_listener *l, struct sockshim_worker *w, uint32
 	}
 }
 
-int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four)
+int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
+	       uint64_t *done_ns)
 {
 	uint32_t ref = shim_inert ? 0 : accept_listener_of(fd);
 	struct sockshim_listener *l = listeners_entry(shim_session(), ref);
@@ -161,6 +166,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	int ret, err, locked = 0, masked = 0;
 	sigset_t program_mask;
 
+	*done_ns = 0;
 	if (!l)
 		return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len);
 	w = listeners_worker(l);
@@ -173,7 +179,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 
 		if (rc == -EINTR || rc == -EAGAIN) {
 			/* As the blocking accept would have ended. */
-			count(l, w, ref, -1, -rc);
+			count(l, w, ref, -1, -rc, done_ns);
 			errno = -rc;
 			return -1;
 		}
@@ -190,7 +196,7 @@ int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int fou
 	err = errno;
 	if (locked)
 		(void)accept_unlock(l); /* an error is counted and said there */
-	count(l, w, ref, ret, err);
+	count(l, w, ref, ret, err, done_ns);
 	if (accept_mode == SOCKSHIM_ACCEPT_SERIALIZE)
 		accept_token_drop(l); /* the wakeup it waited for is used */
 	errno = err;

@@ -18,8 +18,10 @@ static inline int accept_counting(void)
 
 /* The real accept (FOUR: accept4 with FLAGS) on listener FD, counted and,
  * if asked for, serialized. Returns what accept returns, errno set as the
- * kernel would. */
-int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four);
+ * kernel would; *DONE_NS: the clock when it returned if it was read (a
+ * worker's last activity), else 0. */
+int accept_run(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
+	       uint64_t *done_ns);
 
 /* poll/select/epoll reported listener FD readable to this thread: its
  * next accept that finds nothing was woken for nothing (spurious). */

@@ -113,17 +113,40 @@ out:
 	return ret;
 }
 
+/* Does the shim record the peer of connections accepted on FD (a TCP or
+ * other stream listener of AF_INET or AF_INET6 in the table)? Then, when
+ * the caller wants no address, the kernel is handed the shim's own buffer:
+ * for these families it cannot fail to name the peer (the name of an
+ * accepted socket is its connection's), so the call ends as it would
+ * have, and no getpeername follows. */
+static int peer_from_accept(int fd)
+{
+	struct fd_entry l;
+
+	return fdtab_get(fd, &l) && (l.family == AF_INET || l.family == AF_INET6) &&
+	       l.socktype == SOCK_STREAM;
+}
+
 int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int four,
 		 void *caller)
 {
-	int ret = accept_run(fd, addr, len, flags, four);
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+	uint64_t done_ns;
+	int own = !addr && !shim_inert && peer_from_accept(fd);
+	int ret = own ? accept_run(fd, (struct sockaddr *)&peer, &peer_len, flags, four, &done_ns)
+		      : accept_run(fd, addr, len, flags, four, &done_ns);
 	int err = errno;
 
 	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. The
 	 * caller's ADDR and LEN are not read: they may be anything libc
-	 * would answer EFAULT to, and the kernel tells us the peer anyway. */
+	 * would answer EFAULT to (after a successful accept, only another
+	 * thread's munmap could make them so; we do not bet the host on it),
+	 * and the kernel tells us the peer anyway: in our own buffer when the
+	 * caller passed none, by getpeername otherwise. */
 	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
-		track_accept(fd, ret, err, four ? flags : 0, caller);
+		track_accept(fd, ret, err, four ? flags : 0, caller,
+			     own && ret >= 0 ? (struct sockaddr *)&peer : NULL, peer_len, done_ns);
 	errno = err;
 	return ret;
 }

@@ -1,5 +1,6 @@
-/* The reference ledger. Entries are claimed by CAS of their inode word
- * (0 or a released socket's inode -> claiming(inode) -> inode), holders by
+/* The reference ledger. Entries are claimed by CAS of their inode word in
+ * the ledger's index (0 or a released socket's inode -> claiming(inode) ->
+ * inode; probes read the index alone, 16 bytes a slot), holders by
  * CAS of their state, history steps by an atomic index. Nothing here
  * allocates; the one wait is a bounded one for another claimer of the
  * same socket (claim.h). A process killed mid-update costs at most one
@@ -32,6 +33,20 @@ static struct sockshim_sock *entry(struct seg_map *m, uint32_t ref)
 	return seg_ledger(m) + (ref - 1);
 }
 
+/* The index key of entry REF, NULL as entry() is. */
+static struct sockshim_ledger_key *key_of(struct seg_map *m, uint32_t ref)
+{
+	if (!ref || !seg_map_live(m) || ref > m->ledger_capacity)
+		return NULL;
+	return seg_ledger_keys(m) + (ref - 1);
+}
+
+/* The index key of entry S (one of M's). */
+static struct sockshim_ledger_key *key_at(struct seg_map *m, const struct sockshim_sock *s)
+{
+	return seg_ledger_keys(m) + (s - seg_ledger(m));
+}
+
 static void count(uint64_t *counter)
 {
 	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
@@ -48,15 +63,15 @@ void ledger_set_comm(void)
 uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 {
 	uint32_t cap = m->ledger_capacity, h, i;
-	struct sockshim_sock *l;
+	struct sockshim_ledger_key *keys;
 
 	if (!seg_map_live(m) || !inode)
 		return 0;
-	l = seg_ledger(m);
+	keys = seg_ledger_keys(m);
 	h = sockshim_ledger_hash(inode);
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
-		uint64_t k = __atomic_load_n(&l[at].inode, __ATOMIC_ACQUIRE);
+		uint64_t k = __atomic_load_n(&keys[at].inode, __ATOMIC_ACQUIRE);
 
 		if (k == inode)
 			return at + 1;
@@ -88,14 +103,15 @@ static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 	addr_flags_from(s, e);
 }
 
-/* Fill a claimed entry (its word sockshim_inode_claiming(INODE)), then
- * publish its inode. */
-static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_entry *e,
-		       pid_t born_pid, int born_fd)
+/* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE)),
+ * then publish its inode. */
+static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, uint64_t inode,
+		       const struct fd_entry *e, pid_t born_pid, int born_fd)
 {
 	/* A reclaimed entry: clear what the old socket left. Nobody else
 	 * writes it while it is claimed. */
-	memset((char *)s + sizeof(s->inode), 0, sizeof(*s) - sizeof(s->inode));
+	memset(s, 0, sizeof(*s));
+	__atomic_store_n(&k->released_ns, 0, __ATOMIC_RELAXED);
 	s->born_ns = e->born_ns ? e->born_ns : sockshim_clock_ns(CLOCK_MONOTONIC);
 	s->born_pid = born_pid;
 	s->born_fd = born_fd;
@@ -107,21 +123,21 @@ static void init_entry(struct sockshim_sock *s, uint64_t inode, const struct fd_
 		callsite_resolve(e->callsite, s->callsite_module, sizeof(s->callsite_module),
 				 &s->callsite_offset);
 	}
-	__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
+	__atomic_store_n(&k->inode, inode, __ATOMIC_RELEASE);
 }
 
-/* Does an entry of the probe window from H other than MINE hold INODE,
+/* Does a key of the probe window from H other than MINE hold INODE,
  * published or being filled in? */
-static int claimed_elsewhere(struct sockshim_sock *l, uint32_t cap, uint32_t h,
-			     const struct sockshim_sock *mine, uint64_t inode)
+static int claimed_elsewhere(struct sockshim_ledger_key *keys, uint32_t cap, uint32_t h,
+			     const struct sockshim_ledger_key *mine, uint64_t inode)
 {
 	uint32_t i;
 
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		struct sockshim_sock *s = &l[(h + i) & (cap - 1)];
-		uint64_t k = __atomic_load_n(&s->inode, __ATOMIC_SEQ_CST);
+		struct sockshim_ledger_key *key = &keys[(h + i) & (cap - 1)];
+		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_SEQ_CST);
 
-		if (s != mine && (k == inode || k == sockshim_inode_claiming(inode)))
+		if (key != mine && (k == inode || k == sockshim_inode_claiming(inode)))
 			return 1;
 	}
 	return 0;
@@ -145,16 +161,16 @@ static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
-	struct sockshim_sock *l = seg_ledger(m);
+	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	unsigned tries = 0;
 
 again:
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
-		uint64_t k = __atomic_load_n(&l[at].inode, __ATOMIC_ACQUIRE);
+		uint64_t k = __atomic_load_n(&keys[at].inode, __ATOMIC_ACQUIRE);
 
 		if (k == claiming)
-			k = claim_wait(&l[at].inode, claiming);
+			k = claim_wait(&keys[at].inode, claiming);
 		if (k == inode) {
 			*ref = at + 1;
 			return CLAIM_DONE;
@@ -163,9 +179,9 @@ again:
 			return CLAIM_STALLED;
 		if (k)
 			continue;
-		if (__atomic_compare_exchange_n(&l[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
+		if (__atomic_compare_exchange_n(&keys[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
 						__ATOMIC_ACQUIRE)) {
-			init_entry(&l[at], inode, e, born_pid, born_fd);
+			init_entry(seg_ledger(m) + at, &keys[at], inode, e, born_pid, born_fd);
 			*created = 1;
 			*ref = at + 1;
 			return CLAIM_DONE;
@@ -181,40 +197,44 @@ again:
 }
 
 /* No free slot near ours: take the one released longest ago (its history
- * goes; a socket still held never loses its entry). */
+ * goes; a socket still held never loses its entry). The choice reads the
+ * keys, and an entry's reference count only for a key that would be the
+ * best so far (a few of the window's 32). */
 static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 				 pid_t born_pid, int born_fd, uint32_t *ref, int *created)
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
+	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	struct sockshim_sock *l = seg_ledger(m);
 	unsigned tries;
 
 	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
-		struct sockshim_sock *best = NULL;
+		struct sockshim_ledger_key *best = NULL;
 		uint64_t best_released = UINT64_MAX, best_k = 0, k;
 
 		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-			struct sockshim_sock *s = &l[(h + i) & (cap - 1)];
+			uint32_t at = (h + i) & (cap - 1);
+			struct sockshim_ledger_key *key = &keys[at];
 			uint64_t released;
 
 			/* The inode first: what is read after it is that
 			 * socket's (its claimer cleared the rest before
 			 * publishing it). */
-			k = __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE);
+			k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
 			if (k == claiming)
-				k = claim_wait(&s->inode, claiming);
+				k = claim_wait(&key->inode, claiming);
 			if (k == inode) {
-				*ref = (uint32_t)(s - l) + 1;
+				*ref = at + 1;
 				return CLAIM_DONE;
 			}
 			if (k == claiming)
 				return CLAIM_STALLED;
-			released = __atomic_load_n(&s->released_ns, __ATOMIC_ACQUIRE);
-			if (!sockshim_inode_in_use(k) || !released ||
-			    __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0 || released >= best_released)
+			released = __atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE);
+			if (!sockshim_inode_in_use(k) || !released || released >= best_released ||
+			    __atomic_load_n(&l[at].refs, __ATOMIC_ACQUIRE) > 0)
 				continue;
-			best = s;
+			best = key;
 			best_k = k;
 			best_released = released;
 		}
@@ -233,16 +253,16 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 		 * so of two such claimers at least one sees the other's:
 		 * whoever does gives its entry back, untouched, to its old
 		 * socket, and looks again. */
-		if (__atomic_load_n(&best->refs, __ATOMIC_SEQ_CST) > 0 ||
+		if (__atomic_load_n(&l[best - keys].refs, __ATOMIC_SEQ_CST) > 0 ||
 		    !__atomic_load_n(&best->released_ns, __ATOMIC_SEQ_CST) ||
-		    claimed_elsewhere(l, cap, h, best, inode)) {
+		    claimed_elsewhere(keys, cap, h, best, inode)) {
 			__atomic_store_n(&best->inode, best_k, __ATOMIC_RELEASE);
 			continue;
 		}
 		count(&seg_header(m)->ledger_reclaimed);
-		init_entry(best, inode, e, born_pid, born_fd);
+		init_entry(&l[best - keys], best, inode, e, born_pid, born_fd);
 		*created = 1;
-		*ref = (uint32_t)(best - l) + 1;
+		*ref = (uint32_t)(best - keys) + 1;
 		return CLAIM_DONE;
 	}
 	return CLAIM_FULL;
@@ -257,9 +277,7 @@ uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 	*created = 0;
 	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
 		return 0;
-	ref = ledger_lookup(m, inode);
-	if (ref)
-		return ref;
+	/* Found on the way, as a lookup would (one pass over the keys). */
 	r = claim_free(m, inode, e, born_pid, born_fd, &ref, created);
 	if (r == CLAIM_NONE)
 		r = claim_released(m, inode, e, born_pid, born_fd, &ref, created);
@@ -340,10 +358,16 @@ int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
-			int from_fd);
+			int from_fd, uint64_t now);
 static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now);
 static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
-			int fd, int how, pid_t from_pid, int from_fd);
+			int fd, int how, pid_t from_pid, int from_fd, uint64_t now);
+
+/* NOW, or the clock when NOW is 0 (the caller did not read it). */
+static uint64_t now_or_clock(uint64_t now)
+{
+	return now ? now : sockshim_clock_ns(CLOCK_MONOTONIC);
+}
 
 void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 {
@@ -354,13 +378,19 @@ void ledger_reserve(struct seg_map *m, uint32_t ref, int delta)
 		return;
 	refs = __atomic_add_fetch(&s->refs, delta, __ATOMIC_ACQ_REL);
 	if (delta > 0)
-		__atomic_store_n(&s->released_ns, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&key_at(m, s)->released_ns, 0, __ATOMIC_RELEASE);
 	else if (refs <= 0)
 		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
 }
 
 void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
 		 int from_fd, int reserved)
+{
+	ledger_hold_at(m, ref, pid, fd, how, from_pid, from_fd, reserved, 0);
+}
+
+void ledger_hold_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
+		    int from_fd, int reserved, uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
@@ -379,8 +409,8 @@ void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pi
 	if (!reserved)
 		ledger_reserve(m, ref, 1);
 	procs_held(ref, pid, fd);
-	if (!claim_holder(s, pid, fd, how, from_pid, from_fd) &&
-	    !claim_pooled(m, ref, s, pid, fd, how, from_pid, from_fd)) {
+	if (!claim_holder(s, pid, fd, how, from_pid, from_fd, now) &&
+	    !claim_pooled(m, ref, s, pid, fd, how, from_pid, from_fd, now)) {
 		/* The reference is counted even when its holder cannot be named. */
 		__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_RELAXED);
 		count(&seg_header(m)->holder_overflow);
@@ -388,9 +418,9 @@ void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pi
 }
 
 /* Take HD if it is free, fill it in (REF first, if given: a pooled
- * holder's) and publish it. */
+ * holder's; held since NOW, 0: the clock's) and publish it. */
 static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t ref, pid_t pid,
-		       int fd, int how, pid_t from_pid, int from_fd)
+		       int fd, int how, pid_t from_pid, int from_fd, uint64_t now)
 {
 	uint32_t free_state = SOCKSHIM_HOLDER_FREE;
 
@@ -402,7 +432,7 @@ static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t 
 	__atomic_store_n(&hd->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->how, (uint16_t)how, __ATOMIC_RELAXED);
-	__atomic_store_n(&hd->since_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&hd->since_ns, now_or_clock(now), __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_pid, from_pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->from_fd, from_fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_LIVE, __ATOMIC_RELEASE);
@@ -410,19 +440,19 @@ static int take_holder(struct sockshim_holder *hd, uint32_t *ref_slot, uint32_t 
 }
 
 static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid_t from_pid,
-			int from_fd)
+			int from_fd, uint64_t now)
 {
 	unsigned i;
 
 	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
-		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd))
+		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd, now))
 			return 1;
 	return 0;
 }
 
 /* The entry's own slots are taken: one in the pool. */
 static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s, pid_t pid,
-			int fd, int how, pid_t from_pid, int from_fd)
+			int fd, int how, pid_t from_pid, int from_fd, uint64_t now)
 {
 	unsigned i;
 
@@ -434,7 +464,7 @@ static int claim_pooled(struct seg_map *m, uint32_t ref, struct sockshim_sock *s
 	for (i = 0; i < SOCKSHIM_POOL_PROBE; i++) {
 		struct sockshim_pooled_holder *p = pool_slot(m, ref, pid, fd, i);
 
-		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd))
+		if (take_holder(&p->h, &p->ref, ref, pid, fd, how, from_pid, from_fd, now))
 			return 1;
 	}
 	__atomic_fetch_sub(&s->pooled, 1, __ATOMIC_ACQ_REL);
@@ -470,7 +500,7 @@ static int32_t named_holders(struct sockshim_sock *s)
  * freed HD first (a reader's reclaim), or S counts no reference beyond
  * its named holders (one released already as gone from /proc). */
 static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct sockshim_holder *hd,
-		       int pooled, int *before)
+		       int pooled, int *before, uint64_t now)
 {
 	uint32_t live = SOCKSHIM_HOLDER_LIVE;
 	int32_t refs, left;
@@ -498,13 +528,19 @@ static int drop_holder(struct seg_map *m, struct sockshim_sock *s, struct socksh
 		take_one(&s->holder_overflow);
 	*before = refs;
 	if (!left)
-		released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
+		released(m, s, now_or_clock(now));
 	else
 		__atomic_fetch_add(&s->noeffect_closes, 1, __ATOMIC_RELAXED);
 	return left;
 }
 
 int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before)
+{
+	return ledger_release_at(m, ref, pid, fd, before, 0);
+}
+
+int ledger_release_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before,
+		      uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_holder *hd;
@@ -515,12 +551,32 @@ int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *befo
 		return -1;
 	procs_dropped(ref, pid, fd);
 	hd = holder_of(m, ref, s, pid, fd, &pooled);
-	return drop_holder(m, s, hd, pooled, before);
+	return drop_holder(m, s, hd, pooled, before, now);
 }
 
-/* A history step written in the name of process NAME (12 bytes). */
+/* A 32-bit word that may alias a step's name bytes. */
+typedef uint32_t __attribute__((may_alias)) step_word;
+
+/* Store NAME (12 bytes) as ST's name: three word stores, not twelve byte
+ * stores (a reader copies the step between two reads of its seq). */
+static void step_comm(struct sockshim_step *st, const char *name)
+{
+	step_word w[sizeof(st->comm) / sizeof(step_word)];
+	step_word *to = (step_word *)st->comm;
+	unsigned i;
+
+	_Static_assert(sizeof(st->comm) % sizeof(step_word) == 0 &&
+			       __builtin_offsetof(struct sockshim_step, comm) % sizeof(step_word) == 0,
+		       "a step's name is whole, aligned words");
+	memcpy(w, name, sizeof(w));
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		__atomic_store_n(&to[i], w[i], __ATOMIC_RELAXED);
+}
+
+/* A history step at NOW (0: the clock's) written in the name of process
+ * NAME (12 bytes). */
 static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
-		    const char *name)
+		    const char *name, uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	struct sockshim_step *st;
@@ -534,18 +590,23 @@ static void step_as(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, 
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&st->op, (uint16_t)op, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->via, (uint16_t)via, __ATOMIC_RELAXED);
-	__atomic_store_n(&st->ts_ns, sockshim_clock_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->ts_ns, now_or_clock(now), __ATOMIC_RELAXED);
 	__atomic_store_n(&st->pid, pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->fd, fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->arg, arg, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < sizeof(st->comm); i++)
-		__atomic_store_n(&st->comm[i], name[i], __ATOMIC_RELAXED);
+	step_comm(st, name);
 	__atomic_store_n(&st->seq, n + 1, __ATOMIC_RELEASE);
 }
 
 void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via)
 {
-	step_as(m, ref, op, pid, fd, arg, via, comm);
+	step_as(m, ref, op, pid, fd, arg, via, comm, 0);
+}
+
+void ledger_step_at(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
+		    uint64_t now)
+{
+	step_as(m, ref, op, pid, fd, arg, via, comm, now);
 }
 
 void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
@@ -574,8 +635,8 @@ void ledger_read(struct seg_map *m, uint32_t ref)
 
 uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 {
-	struct sockshim_sock *s = entry(m, ref);
-	uint64_t inode = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
+	struct sockshim_ledger_key *k = key_of(m, ref);
+	uint64_t inode = k ? __atomic_load_n(&k->inode, __ATOMIC_ACQUIRE) : 0;
 
 	return sockshim_inode_in_use(inode) ? inode : 0;
 }
@@ -583,8 +644,8 @@ uint64_t ledger_inode(struct seg_map *m, uint32_t ref)
 /* The inode entry REF is claimed for, 0 if it is not being claimed. */
 static uint64_t ledger_claimed_inode(struct seg_map *m, uint32_t ref)
 {
-	struct sockshim_sock *s = entry(m, ref);
-	uint64_t k = s ? __atomic_load_n(&s->inode, __ATOMIC_ACQUIRE) : 0;
+	struct sockshim_ledger_key *key = key_of(m, ref);
+	uint64_t k = key ? __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE) : 0;
 
 	return sockshim_inode_is_claiming(k) ? k & ~SOCKSHIM_INODE_CLAIMING : 0;
 }
@@ -640,22 +701,22 @@ void ledger_forget_one(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int v
 
 int ledger_reclaim_begin(struct seg_map *m, uint32_t ref, uint64_t inode)
 {
-	struct sockshim_sock *s = entry(m, ref);
+	struct sockshim_ledger_key *key = key_of(m, ref);
 	uint64_t k = inode;
 
 	/* Claimed as a new socket's entry is: nobody gives it to another
 	 * socket, or fills it in, until ledger_reclaim_end. */
-	return s && sockshim_inode_in_use(inode) &&
-	       __atomic_compare_exchange_n(&s->inode, &k, sockshim_inode_claiming(inode), 0,
+	return key && sockshim_inode_in_use(inode) &&
+	       __atomic_compare_exchange_n(&key->inode, &k, sockshim_inode_claiming(inode), 0,
 					   __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE);
 }
 
 void ledger_reclaim_end(struct seg_map *m, uint32_t ref, uint64_t inode)
 {
-	struct sockshim_sock *s = entry(m, ref);
+	struct sockshim_ledger_key *key = key_of(m, ref);
 
-	if (s)
-		__atomic_store_n(&s->inode, inode, __ATOMIC_RELEASE);
+	if (key)
+		__atomic_store_n(&key->inode, inode, __ATOMIC_RELEASE);
 }
 
 int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, uint64_t since_ns,
@@ -676,10 +737,10 @@ int ledger_reclaim_holder(struct seg_map *m, uint32_t ref, pid_t pid, int fd, ui
 	 * too, and one of us releases it, once. */
 	if (!procs_take_hold(m, pid, ref, fd))
 		return 0;
-	left = drop_holder(m, s, hd, pooled, &before);
+	left = drop_holder(m, s, hd, pooled, &before, 0);
 	if (left < 0)
 		return 0;
-	step_as(m, ref, SOCKSHIM_STEP_CLOSE, pid, fd, left, SOCKSHIM_CLOSE_VIA_GONE, name);
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, pid, fd, left, SOCKSHIM_CLOSE_VIA_GONE, name, 0);
 	log_close(m, ref, pid, fd, SOCKSHIM_CLOSE_VIA_GONE, before, left);
 	return 1;
 }
@@ -700,7 +761,7 @@ int ledger_reclaim_unnamed(struct seg_map *m, uint32_t ref)
 					      __ATOMIC_ACQUIRE));
 	__atomic_store_n(&s->holder_overflow, 0, __ATOMIC_RELAXED);
 	released(m, s, sockshim_clock_ns(CLOCK_MONOTONIC));
-	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none);
+	step_as(m, ref, SOCKSHIM_STEP_CLOSE, 0, -1, 0, SOCKSHIM_CLOSE_VIA_GONE, none, 0);
 	log_close(m, ref, 0, -1, SOCKSHIM_CLOSE_VIA_GONE, refs, 0);
 	return refs;
 }
@@ -716,8 +777,8 @@ int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 	 * reference was counted then, so refs stays. */
 	if (!take_one(&s->holder_overflow))
 		return 0;
-	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd) ||
-	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd))
+	if (claim_holder(s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd, 0) ||
+	    claim_pooled(m, ref, s, pid, fd, SOCKSHIM_HOW_NONE, pid, fd, 0))
 		return 1;
 	__atomic_fetch_add(&s->holder_overflow, 1, __ATOMIC_ACQ_REL); /* still no room */
 	return 0;
@@ -730,13 +791,15 @@ int ledger_name_unnamed(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
 static void forget(struct seg_map *m, pid_t pid, int still_ours, int via)
 {
 	struct sockshim_sock *l;
+	struct sockshim_ledger_key *keys;
 	uint32_t i, j;
 
 	if (!seg_map_live(m))
 		return;
 	l = seg_ledger(m);
+	keys = seg_ledger_keys(m);
 	for (i = 0; i < m->ledger_capacity; i++) {
-		uint64_t inode = __atomic_load_n(&l[i].inode, __ATOMIC_ACQUIRE);
+		uint64_t inode = __atomic_load_n(&keys[i].inode, __ATOMIC_ACQUIRE);
 
 		if (!sockshim_inode_in_use(inode) || !__atomic_load_n(&l[i].refs, __ATOMIC_RELAXED))
 			continue;
@@ -812,7 +875,7 @@ static void released(struct seg_map *m, struct sockshim_sock *s, uint64_t now)
 	uint64_t born, eof;
 	uint32_t lref;
 
-	__atomic_store_n(&s->released_ns, now, __ATOMIC_RELEASE);
+	__atomic_store_n(&key_at(m, s)->released_ns, now, __ATOMIC_RELEASE);
 	if (!__atomic_load_n(&s->listener, __ATOMIC_RELAXED))
 		return; /* the common case for all but accepted connections */
 	lref = __atomic_exchange_n(&s->listener, 0, __ATOMIC_ACQ_REL);

@@ -35,6 +35,11 @@ void ledger_describe(struct seg_map *m, uint32_t ref, const struct fd_entry *e);
 void ledger_hold(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
 		 int from_fd, int reserved);
 
+/* The same, held since NOW (CLOCK_MONOTONIC ns, 0: the clock's): a call
+ * that read the clock once for everything it writes. */
+void ledger_hold_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int how, pid_t from_pid,
+		    int from_fd, int reserved, uint64_t now);
+
 /* Count a reference that a holder will claim soon (a fork child's, taken
  * before the fork so that the parent closing its copy meanwhile does not
  * look like the last reference going), or give it back (DELTA -1). */
@@ -44,11 +49,19 @@ void ledger_reserve(struct seg_map *m, uint32_t ref, int delta);
  * (>= 0), and the references before in *BEFORE. */
 int ledger_release(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before);
 
+/* The same at NOW (0: the clock's), the release time if it was the last. */
+int ledger_release_at(struct seg_map *m, uint32_t ref, pid_t pid, int fd, int *before,
+		      uint64_t now);
+
 /* Whether PID holds the socket as FD in the ledger. */
 int ledger_holds(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
 
 /* Append a history step (enum sockshim_step_op). */
 void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via);
+
+/* The same at NOW (0: the clock's). */
+void ledger_step_at(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
+		    uint64_t now);
 
 /* A read returned 0: the first one is remembered. */
 void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd);

@@ -85,6 +85,7 @@ static void attach_session(const struct shim_config *c)
 	shim_seg.listeners_offset = m.listeners_offset;
 	shim_seg.procs_offset = m.procs_offset;
 	shim_seg.pool_offset = m.pool_offset;
+	shim_seg.keys_offset = m.keys_offset;
 	shim_seg.writable = 1;
 	__atomic_store_n(&shim_seg.base, m.base, __ATOMIC_RELEASE);
 }

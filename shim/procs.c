@@ -260,10 +260,13 @@ void procs_held(uint32_t ref, pid_t pid, int fd)
 	for (i = 0; i < SOCKSHIM_PROC_HELD; i++)
 		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) == v)
 			return;
+	/* A CAS (a locked instruction) only where a slot reads free: another
+	 * thread may take it first, then the next one. */
 	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
 		uint64_t none = 0;
 
-		if (__atomic_compare_exchange_n(&e->held[i], &none, v, 0, __ATOMIC_RELEASE,
+		if (!__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) &&
+		    __atomic_compare_exchange_n(&e->held[i], &none, v, 0, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			return;
 	}
@@ -282,7 +285,9 @@ void procs_dropped(uint32_t ref, pid_t pid, int fd)
 	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
 		uint64_t want = v;
 
-		if (__atomic_compare_exchange_n(&e->held[i], &want, 0, 0, __ATOMIC_RELEASE,
+		/* A CAS (a locked instruction) only where the hold is listed. */
+		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) == v &&
+		    __atomic_compare_exchange_n(&e->held[i], &want, 0, 0, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			return;
 	}

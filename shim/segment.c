@@ -128,6 +128,7 @@ void seg_header_init(struct sockshim_header *h, const char *name, uint32_t ring_
 	h->pool_offset = sockshim_pool_offset(ring_capacity, ledger_capacity);
 	h->pool_capacity = ledger_capacity;
 	h->pooled_entry_size = sizeof(struct sockshim_pooled_holder);
+	h->keys_offset = sockshim_keys_offset(ring_capacity, ledger_capacity);
 	h->creator_pid = getpid();
 	h->creator_uid = geteuid();
 	h->created_realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -201,6 +202,7 @@ int seg_create(const char *name, uint32_t ring_capacity, uint32_t ledger_capacit
 	out->listeners_offset = sockshim_listeners_offset(ring_capacity, ledger_capacity);
 	out->procs_offset = sockshim_procs_offset(ring_capacity, ledger_capacity);
 	out->pool_offset = sockshim_pool_offset(ring_capacity, ledger_capacity);
+	out->keys_offset = sockshim_keys_offset(ring_capacity, ledger_capacity);
 	out->writable = 1;
 	return 0;
 
@@ -248,6 +250,7 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	    h->procs_capacity != SOCKSHIM_PROCS || h->proc_entry_size != sizeof(struct sockshim_proc) ||
 	    h->pool_offset != sockshim_pool_offset(cap, ledger_cap) || h->pool_capacity != ledger_cap ||
 	    h->pooled_entry_size != sizeof(struct sockshim_pooled_holder) ||
+	    h->keys_offset != sockshim_keys_offset(cap, ledger_cap) ||
 	    seg_size != sockshim_segment_size(cap, ledger_cap)) {
 		say(why, whylen, "its header is corrupt (sizes do not add up)");
 		return -EPROTO;
@@ -265,6 +268,7 @@ int seg_validate(struct seg_map *m, char *why, size_t whylen)
 	m->listeners_offset = sockshim_listeners_offset(cap, ledger_cap);
 	m->procs_offset = sockshim_procs_offset(cap, ledger_cap);
 	m->pool_offset = sockshim_pool_offset(cap, ledger_cap);
+	m->keys_offset = sockshim_keys_offset(cap, ledger_cap);
 	return 0;
 }
 

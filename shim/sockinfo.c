@@ -58,6 +58,9 @@ void sockinfo_query_addr(int fd, struct fd_entry *e, int peer)
 	int saved = errno;
 	int rc;
 
+	/* Of other families (a Unix socket) no address is kept: why ask. */
+	if (e->family && !sockinfo_family_addressed(e->family))
+		return;
 	rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
 		  : getsockname(fd, (struct sockaddr *)&ss, &len);
 	if (rc == 0)

@@ -17,7 +17,14 @@ uint64_t sockinfo_inode(int fd);
 void sockinfo_set_addr(struct fd_entry *e, int peer, const struct sockaddr *sa,
 		       socklen_t len);
 
-/* Ask getsockname (PEER == 0) or getpeername for E's address. */
+/* Is FAMILY one whose addresses the model keeps? */
+static inline int sockinfo_family_addressed(int family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+/* Ask getsockname (PEER == 0) or getpeername for E's address; not for a
+ * family whose addresses are not kept (E's family known and another). */
 void sockinfo_query_addr(int fd, struct fd_entry *e, int peer);
 
 /* Describe FD completely from the kernel (used for sockets we did not see

@@ -40,8 +40,12 @@ pid_t track_self(void)
 /* Give E (FD's entry, inode known) its ledger entry if it has none yet:
  * created with this process as its first holder, or, if another process
  * made it, with this process added as a holder (it got the socket some
- * way we did not see). */
-static void ledger_attach(int fd, struct fd_entry *e)
+ * way we did not see). The creator's hold and the birth step share one
+ * time: AT, when the caller read the clock in this very call (an accept:
+ * its birth), else now. Not E's born_ns: a socket() made before a fork
+ * and first used in the child would give the child a hold older than
+ * the child, which readers take for a pid used again. */
+static void ledger_attach_at(int fd, struct fd_entry *e, uint64_t at)
 {
 	struct seg_map *m = shim_session();
 	pid_t self = track_self();
@@ -55,14 +59,21 @@ static void ledger_attach(int fd, struct fd_entry *e)
 		return;
 	}
 	if (created) {
-		ledger_hold(m, e->ledger, self, fd,
-			    e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
-							       : SOCKSHIM_HOW_CREATED,
-			    self, fd, 0);
-		ledger_step(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0);
+		uint64_t now = at ? at : emit_now_ns();
+
+		ledger_hold_at(m, e->ledger, self, fd,
+			       e->born == SOCKSHIM_BORN_INHERITED ? SOCKSHIM_HOW_INHERITED
+								  : SOCKSHIM_HOW_CREATED,
+			       self, fd, 0, now);
+		ledger_step_at(m, e->ledger, SOCKSHIM_STEP_BORN, self, fd, e->born, 0, now);
 	} else if (!ledger_holds(m, e->ledger, self, fd)) {
 		ledger_hold(m, e->ledger, self, fd, SOCKSHIM_HOW_INHERITED, self, fd, 0);
 	}
+}
+
+static void ledger_attach(int fd, struct fd_entry *e)
+{
+	ledger_attach_at(fd, e, 0);
 }
 
 int track_lookup_or_adopt(int fd, struct fd_entry *e)
@@ -162,7 +173,8 @@ static int is_wildcard(const struct fd_entry *e)
 	       (!memcmp(e->local_ip, mapped_any, 12) && !memcmp(e->local_ip + 12, zero, 4));
 }
 
-void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
+void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
+		  const struct sockaddr *peer, socklen_t peer_len, uint64_t at)
 {
 	struct sockshim_record r;
 	struct fd_entry l, e;
@@ -184,7 +196,8 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 	if (!e.inode)
 		return;
 	e.born = SOCKSHIM_BORN_ACCEPT;
-	e.born_ns = emit_now_ns();
+	/* One clock read for all the accept writes: birth, holder, step, record. */
+	e.born_ns = at ? at : emit_now_ns();
 	e.callsite = (uint64_t)(uintptr_t)caller;
 	if (have_listener) {
 		e.family = l.family;
@@ -194,7 +207,10 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 		e.flags |= FDT_CLOEXEC;
 	if (flags & SOCK_NONBLOCK)
 		e.flags |= FDT_NONBLOCK;
-	sockinfo_query_addr(new_fd, &e, 1);
+	if (peer)
+		sockinfo_set_addr(&e, 1, peer, peer_len);
+	else
+		sockinfo_query_addr(new_fd, &e, 1);
 	/* A listener bound to one address gives its connections that
 	 * address; only a wildcard one needs the kernel's answer. */
 	if (have_listener && (l.flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && !is_wildcard(&l) &&
@@ -205,12 +221,13 @@ void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller)
 	} else {
 		sockinfo_query_addr(new_fd, &e, 0);
 	}
-	ledger_attach(new_fd, &e);
+	ledger_attach_at(new_fd, &e, e.born_ns);
 	if (have_listener && l.listener)
 		ledger_set_listener(shim_session(), e.ledger, l.listener, l.inode);
 	remember(new_fd, &e);
 	record_init(&r, SOCKSHIM_EV_ACCEPT, new_fd, new_fd, 0);
 	record_from_entry(&r, &e);
+	r.ts_ns = e.born_ns; /* its birth is the event */
 	r.detail.accept.listen_fd = listen_fd;
 	r.detail.accept.listen_inode = have_listener ? l.inode : 0;
 	emit_record(&r);
@@ -273,16 +290,19 @@ void track_closed(int fd, const struct fd_entry *e, int via, int ret, int err)
 	struct sockshim_record r;
 	pid_t self = track_self();
 	int before = -1, after = -1;
+	uint64_t now = emit_now_ns(); /* one read: release, step and record */
 
 	/* A close that failed (EBADF: the entry was stale) dropped nothing
 	 * the kernel knew of; EINTR still closed it on Linux. */
 	if (e->ledger && (ret == 0 || err == EINTR)) {
-		after = ledger_release(m, e->ledger, self, fd, &before);
+		after = ledger_release_at(m, e->ledger, self, fd, &before, now);
 		if (after >= 0) /* else released already (a reader found it gone) */
-			ledger_step(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via);
+			ledger_step_at(m, e->ledger, SOCKSHIM_STEP_CLOSE, self, fd, after, via,
+				       now);
 	}
 	record_init(&r, SOCKSHIM_EV_CLOSE, fd, ret, err);
 	record_from_entry(&r, e);
+	r.ts_ns = now;
 	r.detail.close.via = via;
 	r.detail.close.refs_before = before;
 	r.detail.close.refs_after = after;

@@ -5,6 +5,7 @@
 #ifndef SOCKSHIM_TRACK_H
 #define SOCKSHIM_TRACK_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "fdtab.h"
@@ -26,8 +27,12 @@ void track_adopt_inherited(int fd, struct fd_entry *e);
 void track_socket(int fd, int domain, int type, int pair_fd, void *caller);
 
 /* Accept on LISTEN_FD returned NEW_FD (or failed: NEW_FD < 0, ERR) with
- * accept4 FLAGS, called from CALLER. */
-void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller);
+ * accept4 FLAGS, called from CALLER. PEER (PEER_LEN bytes): the peer's
+ * address as the accept returned it into the shim's own buffer, or NULL
+ * (then the kernel is asked). AT: the clock when the accept returned, if
+ * the caller read it, else 0. */
+void track_accept(int listen_fd, int new_fd, int err, int flags, void *caller,
+		  const struct sockaddr *peer, socklen_t peer_len, uint64_t at);
 
 /* Descriptor NEW_FD now refers to what OLD_FD does (dup*, F_DUPFD*). */
 void track_dup(int old_fd, int new_fd, int cloexec);

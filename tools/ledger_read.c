@@ -182,14 +182,14 @@ static void load_shutdown(struct ledger_shutdown *d, const struct sockshim_sock 
 }
 
 int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
-		     const struct sockshim_sock *raw)
+		     const struct sockshim_sock *raw, const struct sockshim_ledger_key *key)
 {
 	memset(out, 0, sizeof(*out));
-	if (!sockshim_inode_in_use(raw->inode))
+	if (!sockshim_inode_in_use(key->inode))
 		return -EINVAL;
 	out->holders = room->holders;
 	out->steps = room->steps;
-	out->inode = raw->inode;
+	out->inode = key->inode;
 	out->born_ns = raw->born_ns;
 	out->born_pid = raw->born_pid;
 	out->born_fd = raw->born_fd;
@@ -202,7 +202,7 @@ int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
 	out->local_port = raw->local_port;
 	out->peer_port = raw->peer_port;
 	out->refs = raw->refs;
-	out->released_ns = raw->released_ns;
+	out->released_ns = key->released_ns;
 	out->eof_ns = raw->eof_ns;
 	out->eof_pid = raw->eof_pid;
 	out->eof_fd = raw->eof_fd;
@@ -262,23 +262,26 @@ static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
 	memset(&dst->steps[used], 0, (SOCKSHIM_STEPS - used) * sizeof(struct sockshim_step));
 }
 
-/* Copy entry E, whose inode read INO, into X, its holders and steps
- * into ROOM. 0, 1 when it went away or kept changing (counted in S), or
- * -EINVAL when it cannot be right. */
-static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t ino,
-		struct ledger_sock *x, struct ledger_sock_room *room)
+/* Copy entry E and its key K, whose inode read INO, into X, its holders
+ * and steps into ROOM. 0, 1 when it went away or kept changing (counted
+ * in S), or -EINVAL when it cannot be right. */
+static int take(struct ledger_snap *s, const struct sockshim_sock *e,
+		const struct sockshim_ledger_key *k, uint64_t ino, struct ledger_sock *x,
+		struct ledger_sock_room *room)
 {
 	struct sockshim_sock raw;
+	struct sockshim_ledger_key key;
 	int t;
 
 	for (t = 0; t < COPY_TRIES; t++) {
 		copy_entry(&raw, e);
+		key.released_ns = __atomic_load_n(&k->released_ns, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		/* A shutdown written meanwhile republishes shut_ns. */
-		if (raw.inode == ino && __atomic_load_n(&e->inode, __ATOMIC_RELAXED) == ino &&
-		    __atomic_load_n(&e->shut_ns, __ATOMIC_RELAXED) == raw.shut_ns)
+		key.inode = __atomic_load_n(&k->inode, __ATOMIC_RELAXED);
+		if (key.inode == ino && __atomic_load_n(&e->shut_ns, __ATOMIC_RELAXED) == raw.shut_ns)
 			break;
-		ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+		ino = __atomic_load_n(&k->inode, __ATOMIC_ACQUIRE);
 		if (!sockshim_inode_in_use(ino))
 			return 1;
 	}
@@ -286,7 +289,7 @@ static int take(struct ledger_snap *s, const struct sockshim_sock *e, uint64_t i
 		s->unsettled++;
 		return 1;
 	}
-	if (ledger_sock_load(x, room, &raw)) {
+	if (ledger_sock_load(x, room, &raw, &key)) {
 		s->rejected++;
 		return -EINVAL;
 	}
@@ -381,6 +384,7 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 {
 	const struct sockshim_header *h = seg_header(m);
 	const struct sockshim_sock *table = seg_ledger(m);
+	const struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	uint32_t slot, *slots = NULL;
 	size_t nslots = 0, held = 0, stepped = 0, i;
 	int rc = 0;
@@ -393,13 +397,13 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	out->ledger_full = __atomic_load_n(&h->ledger_full, __ATOMIC_RELAXED);
 	out->holder_overflow = __atomic_load_n(&h->holder_overflow, __ATOMIC_RELAXED);
 	out->ledger_reclaimed = __atomic_load_n(&h->ledger_reclaimed, __ATOMIC_RELAXED);
-	/* First the slots to copy (inode and refs share a cache line), so
-	 * the copies go into one exact allocation. */
+	/* First the slots to copy (read in the index, and an entry's refs
+	 * only when KEEP asks), so the copies go into one exact allocation. */
 	slots = malloc((size_t)m->ledger_capacity * sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
 	for (slot = 0; slot < m->ledger_capacity; slot++) {
-		uint64_t ino = __atomic_load_n(&table[slot].inode, __ATOMIC_ACQUIRE);
+		uint64_t ino = __atomic_load_n(&keys[slot].inode, __ATOMIC_ACQUIRE);
 
 		if (!sockshim_inode_in_use(ino))
 			continue;
@@ -418,13 +422,14 @@ int ledger_snapshot_some(const struct seg_map *m, struct ledger_snap *out,
 	}
 	for (i = 0; i < nslots; i++) {
 		const struct sockshim_sock *e = &table[slots[i]];
-		uint64_t ino = __atomic_load_n(&e->inode, __ATOMIC_ACQUIRE);
+		const struct sockshim_ledger_key *k = &keys[slots[i]];
+		uint64_t ino = __atomic_load_n(&k->inode, __ATOMIC_ACQUIRE);
 		struct ledger_sock *x = &out->v[out->n];
 		struct ledger_sock_room room;
 
 		if (!sockshim_inode_in_use(ino))
 			continue;
-		if (take(out, e, ino, x, &room) == 0) {
+		if (take(out, e, k, ino, x, &room) == 0) {
 			x->slot = slots[i];
 			x->holders = memcpy(&out->holder_store[held], room.holders,
 					    x->nholders * sizeof(*x->holders));

@@ -119,12 +119,12 @@ struct ledger_sock_room {
 	struct ledger_step steps[SOCKSHIM_STEPS];
 };
 
-/* Copy and check one raw entry (the part of the snapshot the tests drive
- * directly), its holders and steps into ROOM. 0, or -EINVAL when it is
- * unused or cannot be right. Its holders are its own slots' (the pool's
- * are added by the snapshot). */
+/* Copy and check one raw entry and its key in the ledger's index (the
+ * part of the snapshot the tests drive directly), its holders and steps
+ * into ROOM. 0, or -EINVAL when it is unused or cannot be right. Its
+ * holders are its own slots' (the pool's are added by the snapshot). */
 int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
-		     const struct sockshim_sock *raw);
+		     const struct sockshim_sock *raw, const struct sockshim_ledger_key *key);
 
 /* Names for people and JSON; "unknown(N)" is written by the callers. */
 const char *ledger_born_name(unsigned born); /* "accept" */

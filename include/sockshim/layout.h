@@ -223,7 +223,11 @@ static inline int sockshim_inode_in_use(uint64_t w)
  * inode) to sockshim_inode_claiming(inode), then published as the inode;
  * never locked: holders are claimed slot by slot with CAS, history steps by
  * an atomic index. Readers (the command) get a snapshot that may be a
- * moment stale, and reconcile it with /proc and the kernel. */
+ * moment stale, and reconcile it with /proc and the kernel.
+ * The inode words and release times live in an index of their own
+ * (struct sockshim_ledger_key, layout 12), slot i for entry i: a lookup or
+ * a claim reads its probe window there, 32 keys in 8 cache lines, and
+ * touches a 21-line entry only once it is the socket's. */
 
 #define SOCKSHIM_LEDGER_MIN_SHIFT 8
 #define SOCKSHIM_LEDGER_MAX_SHIFT 20
@@ -330,8 +334,15 @@ struct sockshim_step {
 
 _Static_assert(sizeof(struct sockshim_step) == 40, "step size");
 
+/* Entry i's key in the ledger's index. */
+struct sockshim_ledger_key {
+	uint64_t inode;       /* the key: see SOCKSHIM_INODE_CLAIMING */
+	uint64_t released_ns; /* when the last reference went, 0 while held */
+};
+
+_Static_assert(sizeof(struct sockshim_ledger_key) == 16, "four keys a cache line");
+
 struct sockshim_sock {
-	uint64_t inode;        /* the key: see SOCKSHIM_INODE_CLAIMING */
 	uint64_t born_ns;
 	int32_t born_pid;
 	int32_t born_fd;
@@ -344,7 +355,6 @@ struct sockshim_sock {
 	uint16_t local_port;
 	uint16_t peer_port;
 	int32_t refs;          /* live holders (descriptors) in the session */
-	uint64_t released_ns;  /* when the last reference went, 0 while held */
 	uint64_t eof_ns;       /* when a read first returned 0, 0 never */
 	int32_t eof_pid;
 	int32_t eof_fd;
@@ -380,6 +390,9 @@ struct sockshim_sock {
 	uint64_t shut_callsite;  /* return address of the shutdown call, in shut_pid */
 	uint64_t shut_callsite_offset;
 	char shut_module[SOCKSHIM_MODULE_MAX];
+	/* Where the inode word and the release time were before they moved
+	 * to the index (layout 12): the entry keeps its 21 cache lines. */
+	uint8_t reserved[16];
 	struct sockshim_holder holders[SOCKSHIM_HOLDERS];
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
@@ -716,7 +729,8 @@ struct sockshim_header {
 	 * table together, so SOCKSHIM_PROCS / PROCS_SWEEP of them look at every
 	 * entry, whichever pids they have. */
 	uint64_t procs_sweep_next;
-	uint8_t reserved0[32];
+	uint64_t keys_offset;          /* the ledger's index: bytes from the start, 64-aligned */
+	uint8_t reserved0[24];
 
 	/* Written by producers; each on its own cache line. */
 	uint64_t ring_head; /* next ticket; accessed atomically */
@@ -744,7 +758,8 @@ _Static_assert(SOCKSHIM_HDR_OFF(ledger_offset) ==
 	       "pad0 makes ledger_offset 8-aligned, no more");
 _Static_assert(SOCKSHIM_HDR_OFF(claims_stalled) % 8 == 0 &&
 		       SOCKSHIM_HDR_OFF(procs_sweep_next) == SOCKSHIM_HDR_OFF(claims_stalled) + 8 &&
-		       SOCKSHIM_HDR_OFF(reserved0) == SOCKSHIM_HDR_OFF(procs_sweep_next) + 8 &&
+		       SOCKSHIM_HDR_OFF(keys_offset) == SOCKSHIM_HDR_OFF(procs_sweep_next) + 8 &&
+		       SOCKSHIM_HDR_OFF(reserved0) == SOCKSHIM_HDR_OFF(keys_offset) + 8 &&
 		       SOCKSHIM_HDR_OFF(reserved0) + SOCKSHIM_HDR_SIZE(reserved0) == 256 &&
 		       SOCKSHIM_HDR_OFF(ring_head) == 256,
 	       "reserved0 ends the creator's part at 256 bytes");
@@ -792,10 +807,17 @@ static inline uint64_t sockshim_pool_offset(uint32_t ring_capacity, uint32_t led
 	       (uint64_t)SOCKSHIM_PROCS * sizeof(struct sockshim_proc);
 }
 
-static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+/* The ledger's index follows the holder pool: one key per ledger entry. */
+static inline uint64_t sockshim_keys_offset(uint32_t ring_capacity, uint32_t ledger_capacity)
 {
 	return sockshim_pool_offset(ring_capacity, ledger_capacity) +
 	       (uint64_t)ledger_capacity * sizeof(struct sockshim_pooled_holder);
+}
+
+static inline uint64_t sockshim_segment_size(uint32_t ring_capacity, uint32_t ledger_capacity)
+{
+	return sockshim_keys_offset(ring_capacity, ledger_capacity) +
+	       (uint64_t)ledger_capacity * sizeof(struct sockshim_ledger_key);
 }
 
 #endif

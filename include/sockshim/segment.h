@@ -20,6 +20,7 @@ struct seg_map {
 	uint64_t listeners_offset; /* validated; SOCKSHIM_LISTENERS entries */
 	uint64_t procs_offset;     /* validated; SOCKSHIM_PROCS entries */
 	uint64_t pool_offset;      /* validated; ledger_capacity pooled holders */
+	uint64_t keys_offset;      /* validated; ledger_capacity keys (the ledger's index) */
 	int writable;
 };
 
@@ -93,6 +94,12 @@ static inline struct sockshim_record *seg_ring(const struct seg_map *m)
 static inline struct sockshim_sock *seg_ledger(const struct seg_map *m)
 {
 	return (struct sockshim_sock *)((char *)m->base + m->ledger_offset);
+}
+
+/* The ledger's index: entry i's inode word and release time at [i]. */
+static inline struct sockshim_ledger_key *seg_ledger_keys(const struct seg_map *m)
+{
+	return (struct sockshim_ledger_key *)((char *)m->base + m->keys_offset);
 }
 
 static inline struct sockshim_listener *seg_listeners(const struct seg_map *m)

@@ -18,11 +18,15 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset
 
 # Instructions per call from callgrind: the difference between N and 2N
 # calls, so start-up costs cancel out (N = 100000: what start-up varies by
-# run is then below one instruction per call). socket runs N/20 pairs.
+# run is then below one instruction per call). socket, accept, accept_addr
+# and connect run N/20 of their pairs (one loopback connection each).
 instr_per_call() { # preload(0|1) what
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
 	total() {
 		if [ "$1" = 1 ]; then
+			# A fresh session each run: a connection's cost depends on
+			# how full the ledger is.
+			rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 			LD_PRELOAD="$LIB" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 				"$CALLS" "$2" "$3" 2>&1
 		else
@@ -31,7 +35,10 @@ instr_per_call() { # preload(0|1) what
 	}
 	a=$(total "$1" "$2" 100000)
 	b=$(total "$1" "$2" 200000)
-	if [ "$2" = socket ]; then echo $(( (b - a) / 5000 )); else echo $(( (b - a) / 100000 )); fi
+	case $2 in
+	socket | accept | accept_addr | connect) echo $(( (b - a) / 5000 )) ;;
+	*) echo $(( (b - a) / 100000 )) ;;
+	esac
 }
 
 # What each bench_calls case calls.
@@ -42,6 +49,10 @@ label() {
 	fcntl_dupfd) echo "fcntl(F_DUPFD)" ;;
 	setsockopt_linger) echo "setsockopt(SO_LINGER)" ;;
 	nodelay) echo "setsockopt(TCP_NODELAY)" ;;
+	socket) echo "socket()+close() pair" ;;
+	accept) echo "accept(NULL)+close()" ;;
+	accept_addr) echo "accept4(addr)+close()" ;;
+	connect) echo "socket()+connect()+close()" ;;
 	*) echo "$1()" ;;
 	esac
 }
@@ -51,6 +62,7 @@ UNTRACKED="read write close dup dup2 dup3 fcntl fcntl_getfl fcntl_dupfd setsocko
 ns_per_call() { # preload(0|1) what n
 	for i in 1 2 3 4 5; do
 		if [ "$1" = 1 ]; then
+			rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 			LD_PRELOAD="$LIB" $PIN "$CALLS" "$2" "$3"
 		else
 			$PIN "$CALLS" "$2" "$3"
@@ -67,10 +79,33 @@ for what in $UNTRACKED; do
 	printf "%-46s %12s %12s %10s %s\n" "$(label "$what") untracked, instructions" "$base" "$shim" \
 		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")" "<= +15"
 done
-base=$(instr_per_call 0 socket)
-shim=$(instr_per_call 1 socket)
-printf "%-46s %12s %12s %10s\n" "socket()+close() pair, instructions" "$base" "$shim" \
-	"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+CONNECTION="socket accept accept_addr connect"
+for what in $CONNECTION; do
+	base=$(instr_per_call 0 "$what")
+	shim=$(instr_per_call 1 "$what")
+	printf "%-46s %12s %12s %10s\n" "$(label "$what"), instructions" "$base" "$shim" \
+		"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+done
+# A long-running server's ledger is full of released entries: each new
+# connection's claim searches its probe window and takes the entry
+# released longest ago. A 256-entry ledger fills within the run, so the
+# difference measures that steady state: instructions and first-level
+# data cache read misses (callgrind's cache simulation) per connection.
+steady() { # n
+	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a n/a"; return; fi
+	rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
+	SOCKSHIM_MAX_SOCKETS=256 LD_PRELOAD="$LIB" valgrind --tool=callgrind --cache-sim=yes \
+		--callgrind-out-file=/dev/stdout "$CALLS" accept_addr "$1" 2>/dev/null | awk '
+		/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
+		/^summary:/ { print $col["Ir"], $col["D1mr"] }'
+	rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
+}
+a=$(steady 100000)
+b=$(steady 200000)
+printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, instructions" "" \
+	"$(echo "$a $b" | awk '$1 == "n/a" { print "n/a"; next } { printf "%d", ($3 - $1) / 5000 }')"
+printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, D1 misses" "" \
+	"$(echo "$a $b" | awk '$1 == "n/a" { print "n/a"; next } { printf "%.1f", ($4 - $2) / 5000 }')"
 for what in $UNTRACKED; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
@@ -81,6 +116,12 @@ base=$(ns_per_call 0 socket 2000000)
 shim=$(ns_per_call 1 socket 2000000)
 printf "%-46s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
 	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "<= 1.10x"
+for what in accept accept_addr connect; do
+	base=$(ns_per_call 0 "$what" 400000)
+	shim=$(ns_per_call 1 "$what" 400000)
+	printf "%-46s %12s %12s %10s\n" "$(label "$what"), ns" "$base" "$shim" \
+		"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')"
+done
 [ "$ONLY" = calls ] && exit 0
 echo
 echo "ring (best of 3 runs)"

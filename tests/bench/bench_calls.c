@@ -1,7 +1,10 @@
 /* Per-call cost of the wrapped calls, run with and without the preload by
  * bench.sh: read(), write(), close(), dup(), dup2(), dup3(), fcntl() (F_GETFL,
  * F_SETFD, F_DUPFD) and setsockopt() on untracked descriptors,
- * setsockopt(TCP_NODELAY) on a socket, and the socket()+close() pair.
+ * setsockopt(TCP_NODELAY) on a socket, the socket()+close() pair, and a
+ * server's accept()+close() and a client's socket()+connect()+close() of
+ * one loopback connection (the other end made by raw system calls, which
+ * the shim does not see, so that only one side's calls are measured).
  * Prints "name ns_per_call" lines. */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +84,25 @@ static void raw_close(int fd)
 #else
 	if (close(fd) != 0) /* elsewhere the figure includes a close() */
 		abort();
+#endif
+}
+
+/* A system call by number, not through libc (whose syscall() the shim
+ * wraps too): for the end of a connection the shim must not see. */
+static long raw_syscall(long nr, long a, long b, long c, long d, long e)
+{
+#if defined(__x86_64__)
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+#else
+	return syscall(nr, a, b, c, d, e); /* elsewhere the shim sees both ends */
 #endif
 }
 
@@ -213,6 +235,109 @@ static double bench_socket_close(long n)
 	return (now_ns() - t0) / n;
 }
 
+/* 127.0.0.1:PORT */
+static struct sockaddr_in loopback(uint16_t port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	return a;
+}
+
+/* A listener on 127.0.0.1 (through libc: the shim tracks it), by raw
+ * system calls when RAW (the shim never sees it); its port in *PORT. */
+static int listener(int raw, uint16_t *port)
+{
+	struct sockaddr_in a = loopback(0);
+	socklen_t len = sizeof(a);
+	int fd;
+
+	if (raw) {
+		fd = (int)raw_syscall(SYS_socket, AF_INET, SOCK_STREAM, 0, 0, 0);
+		if (fd < 0 || raw_syscall(SYS_bind, fd, (long)&a, sizeof(a), 0, 0) ||
+		    raw_syscall(SYS_listen, fd, 4096, 0, 0, 0))
+			abort();
+	} else {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4096))
+			abort();
+	}
+	if (getsockname(fd, (struct sockaddr *)&a, &len))
+		abort();
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Closes raw FD with a reset (SO_LINGER {1, 0}): no TIME_WAIT is left on
+ * either end, so a long run never runs out of ports. */
+static void raw_reset_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	if (raw_syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, (long)&lg, sizeof(lg)) ||
+	    raw_syscall(SYS_close, fd, 0, 0, 0, 0))
+		abort();
+}
+
+/* The server's side of one connection per iteration: accept(NULL, NULL),
+ * as nginx's accept4 with an address is below, and close(); the client
+ * connects and resets by raw system calls. ADDR: accept4 with an address
+ * buffer (what nginx passes). */
+static double bench_accept_close(long n, int addr)
+{
+	uint16_t port;
+	int l = listener(0, &port);
+	struct sockaddr_in to = loopback(port);
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int c = (int)raw_syscall(SYS_socket, AF_INET, SOCK_STREAM, 0, 0, 0), s;
+
+		if (c < 0 || raw_syscall(SYS_connect, c, (long)&to, sizeof(to), 0, 0))
+			abort();
+		s = addr ? accept4(l, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK) : accept(l, NULL, NULL);
+		if (s < 0)
+			abort();
+		raw_reset_close(c);
+		if (close(s))
+			abort();
+	}
+	t0 = (now_ns() - t0) / n;
+	close(l);
+	return t0;
+}
+
+/* The client's side: socket(), connect() and close() per iteration; the
+ * server accepts and resets by raw system calls. */
+static double bench_connect_close(long n)
+{
+	uint16_t port;
+	int l = listener(1, &port);
+	struct sockaddr_in to = loopback(port);
+	double t0 = now_ns();
+
+	for (long i = 0; i < n; i++) {
+		int c = socket(AF_INET, SOCK_STREAM, 0), s;
+
+		if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof(to)))
+			abort();
+		s = (int)raw_syscall(SYS_accept4, l, 0, 0, 0, 0);
+		if (s < 0)
+			abort();
+		raw_reset_close(s);
+		if (close(c))
+			abort();
+	}
+	t0 = (now_ns() - t0) / n;
+	raw_syscall(SYS_close, l, 0, 0, 0, 0);
+	return t0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "all";
@@ -244,5 +369,11 @@ int main(int argc, char **argv)
 		printf("setsockopt_nodelay %.1f\n", bench_nodelay(n));
 	if (!strcmp(what, "socket") || !strcmp(what, "all"))
 		printf("socket_close %.1f\n", bench_socket_close(n / 20 ? n / 20 : 1));
+	if (!strcmp(what, "accept") || !strcmp(what, "all"))
+		printf("accept_close %.1f\n", bench_accept_close(n / 20 ? n / 20 : 1, 0));
+	if (!strcmp(what, "accept_addr") || !strcmp(what, "all"))
+		printf("accept_addr_close %.1f\n", bench_accept_close(n / 20 ? n / 20 : 1, 1));
+	if (!strcmp(what, "connect") || !strcmp(what, "all"))
+		printf("connect_close %.1f\n", bench_connect_close(n / 20 ? n / 20 : 1));
 	return 0;
 }

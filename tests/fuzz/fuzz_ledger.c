@@ -12,7 +12,8 @@
  * Input: u64 created realtime, monotonic and boottime, ledger_full,
  * holder_overflow, ledger_reclaimed (the header's), u8 flags (bit 0:
  * ledger_snapshot_some keeping half the inodes), then entries: u16 slot,
- * then the raw struct sockshim_sock (cut short: zeros). */
+ * then its raw struct sockshim_ledger_key (the index's), then the raw
+ * struct sockshim_sock (cut short: zeros). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = {data, size};
 	struct sockshim_header *h;
 	struct sockshim_sock *table;
+	struct sockshim_ledger_key *keys;
 	struct ledger_snap snap;
 	size_t used = 0, i, slot;
 	uint8_t flags;
@@ -154,7 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	h = seg_header(&map);
 	table = seg_ledger(&map);
+	keys = seg_ledger_keys(&map);
 	memset(table, 0, (size_t)CAP * sizeof(*table));
+	memset(keys, 0, (size_t)CAP * sizeof(*keys));
 	h->created_realtime_ns = (int64_t)fuzz_u64(&in);
 	h->created_monotonic_ns = (int64_t)fuzz_u64(&in);
 	h->created_boottime_ns = (int64_t)fuzz_u64(&in);
@@ -164,10 +168,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = fuzz_u8(&in);
 	while (in.n > 2) {
 		slot = fuzz_u16(&in) % CAP;
+		fuzz_bytes(&in, &keys[slot], sizeof(keys[slot]));
 		fuzz_bytes(&in, &table[slot], sizeof(table[slot]));
 	}
 	for (i = 0; i < CAP; i++)
-		used += sockshim_inode_in_use(table[i].inode);
+		used += sockshim_inode_in_use(keys[i].inode);
 
 	if (flags & 1)
 		rc = ledger_snapshot_some(&map, &snap, keep_odd, NULL);
@@ -192,8 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* A duplicate inode: the index keeps the newer birth. */
 		FUZZ_CHECK(f->born_ns >= s->born_ns, "the index keeps an older birth");
 		for (k = 0; k < CAP && !found; k++)
-			found = table[k].inode == s->inode && table[k].born_ns == s->born_ns &&
-				table[k].refs == s->refs;
+			found = keys[k].inode == s->inode && table[k].born_ns == s->born_ns &&
+				table[k].refs == s->refs && keys[k].released_ns == s->released_ns;
 		FUZZ_CHECK(found, "entry %llu comes from no slot", (unsigned long long)s->inode);
 		check_sock(s);
 		(void)ledger_realtime(&snap, s->born_ns, &t);

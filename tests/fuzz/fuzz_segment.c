@@ -44,6 +44,8 @@ static void check_geometry(const struct seg_map *m)
 							 sizeof(struct sockshim_sock);
 	uint64_t listeners_end = m->listeners_offset + (uint64_t)SOCKSHIM_LISTENERS *
 							       sizeof(struct sockshim_listener);
+	uint64_t keys_end = m->keys_offset + (uint64_t)m->ledger_capacity *
+						     sizeof(struct sockshim_ledger_key);
 
 	FUZZ_CHECK(pow2_within(m->ring_capacity, SOCKSHIM_RING_MIN_SHIFT, SOCKSHIM_RING_MAX_SHIFT),
 		   "ring capacity %u accepted", m->ring_capacity);
@@ -55,7 +57,8 @@ static void check_geometry(const struct seg_map *m)
 		   "misplaced regions %llu %llu %llu", (unsigned long long)m->ring_offset,
 		   (unsigned long long)m->ledger_offset, (unsigned long long)m->listeners_offset);
 	FUZZ_CHECK(ring_end <= m->ledger_offset && ledger_end <= m->listeners_offset &&
-			   listeners_end <= m->size,
+			   listeners_end <= m->size && m->keys_offset % 64 == 0 &&
+			   m->keys_offset >= listeners_end && keys_end <= m->size,
 		   "regions overlap or pass the mapping's %zu bytes", m->size);
 }
 

@@ -271,16 +271,19 @@ int main(int argc, char **argv)
 	ledger_prefix(&all, seg_header(&m), 0);
 	for (i = 0; i < m.ledger_capacity; i++) {
 		const struct sockshim_sock *e = seg_ledger(&m) + i;
+		const struct sockshim_ledger_key *k = seg_ledger_keys(&m) + i;
 
-		if (!e->inode)
+		if (!k->inode)
 			continue;
 		if (nused < 8) {
 			ledger_prefix(&o, seg_header(&m), 0);
 			put_u16(&o, (uint16_t)(i % LEDGER_HARNESS_CAP));
+			put(&o, k, sizeof(*k));
 			put(&o, e, sizeof(*e));
 			emit(&o, "ledger", "entry%zu", i);
 		}
 		put_u16(&all, (uint16_t)(i % LEDGER_HARNESS_CAP));
+		put(&all, k, sizeof(*k));
 		put(&all, e, sizeof(*e));
 		nused++;
 	}

@@ -5,8 +5,9 @@
 Offsets, sizes and constants come from include/sockshim/layout.h itself: a
 small C program compiled against it prints them (layout()), so the readers
 follow the one source of truth. Fields are named "TAG.field" after the
-struct (H header, R record, S ledger entry, HD holder, ST step, PH pooled
-holder, L listener, W worker), sizes SIZEOF_TAG, constants by their C name.
+struct (H header, R record, S ledger entry, K its key in the ledger's
+index, HD holder, ST step, PH pooled holder, L listener, W worker), sizes
+SIZEOF_TAG, constants by their C name.
 Nothing read is trusted: counts, geometry and enums are checked.
 """
 
@@ -25,6 +26,7 @@ _PROBE = r"""
 #define H struct sockshim_header
 #define R struct sockshim_record
 #define S struct sockshim_sock
+#define K struct sockshim_ledger_key
 #define HD struct sockshim_holder
 #define ST struct sockshim_step
 #define PH struct sockshim_pooled_holder
@@ -60,6 +62,7 @@ int main(void)
 	F(H, listeners_offset, "Q"); F(H, listeners_capacity, "I");
 	F(H, listener_entry_size, "I"); F(H, listeners_full, "Q");
 	F(H, procs_offset, "Q"); F(H, procs_capacity, "I"); F(H, proc_entry_size, "I");
+	F(H, keys_offset, "Q");
 	F(P, state, "I"); F(P, pid, "i"); F(P, noshim, "I"); F(P, execs, "I");
 
 	F(R, stamp, "Q"); F(R, ts_ns, "Q"); F(R, pid, "i"); F(R, tid, "i"); F(R, fd, "i");
@@ -71,10 +74,11 @@ int main(void)
 	F(R, detail.shutdown.how, "i"); F(R, detail.fork.child_pid, "i");
 	F(R, detail.close.via, "i"); F(R, detail.socket.pair_fd, "i"); B(R, detail.exec_path);
 
-	F(S, inode, "Q"); F(S, born_ns, "Q"); F(S, born_pid, "i"); F(S, born_fd, "i");
+	F(K, inode, "Q"); F(K, released_ns, "Q");
+	F(S, born_ns, "Q"); F(S, born_pid, "i"); F(S, born_fd, "i");
 	F(S, born, "H"); F(S, family, "H"); F(S, socktype, "H"); F(S, flags, "H");
 	F(S, local_ip, "16s"); F(S, peer_ip, "16s"); F(S, local_port, "H"); F(S, peer_port, "H");
-	F(S, refs, "i"); F(S, released_ns, "Q"); F(S, eof_ns, "Q"); F(S, eof_pid, "i");
+	F(S, refs, "i"); F(S, eof_ns, "Q"); F(S, eof_pid, "i");
 	F(S, eof_fd, "i"); F(S, last_read_ns, "Q"); F(S, callsite, "Q");
 	F(S, callsite_offset, "Q"); B(S, callsite_module);
 	F(S, steps_next, "I"); F(S, noeffect_closes, "I"); F(S, holder_overflow, "I");
@@ -100,7 +104,7 @@ int main(void)
 	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
 	F(W, empty, "Q"); F(W, eintr, "Q"); F(W, lock_wait_ns, "Q"); F(W, last_ns, "Q");
 
-	Z(H); Z(R); Z(S); Z(HD); Z(ST); Z(PH); Z(L); Z(W); Z(P);
+	Z(H); Z(R); Z(S); Z(K); Z(HD); Z(ST); Z(PH); Z(L); Z(W); Z(P);
 	C(SOCKSHIM_PROC_LIVE);
 	U(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION); U(SOCKSHIM_INODE_CLAIMING);
 	U(sockshim_stamp_published(7));
@@ -330,20 +334,23 @@ class RawLedger:
         data = _read(lay, path)
         h = {k.split(".", 1)[1]: get(lay, k, data) for k in lay if k.startswith("H.")}
         cap, esz, off = h["ledger_capacity"], h["ledger_entry_size"], h["ledger_offset"]
+        koff, ksz = h["keys_offset"], lay["SIZEOF_K"]
         end = min(len(data), h["segment_size"])
         if esz != lay["SIZEOF_S"] or not cap or cap & (cap - 1) or off % 64 \
-                or off + cap * esz > end:
+                or off + cap * esz > end or koff % 64 or koff + cap * ksz > end:
             raise AssertionError("%s: ledger geometry cannot be right: %s" % (path, h))
         self.header = h
         self.capacity = cap
         self.socks = {}
         fields = [k for k in lay if k.startswith("S.") and k not in ("S.holders", "S.steps")]
         for i in range(cap):
-            base = off + i * esz
-            inode = get(lay, "S.inode", data, base)
+            base, kbase = off + i * esz, koff + i * ksz
+            inode = get(lay, "K.inode", data, kbase)
             if not in_use(lay, inode):
                 continue
             e = {k.split(".", 1)[1]: get(lay, k, data, base) for k in fields}
+            e["inode"] = inode
+            e["released_ns"] = get(lay, "K.released_ns", data, kbase)
             e["slot"] = i
             e["born_name"] = BORN[e["born"]] if e["born"] < len(BORN) else "bad(%d)" % e["born"]
             e["callsite_module"] = _cstr(e["callsite_module"])

@@ -830,6 +830,30 @@ def test_ledger_socket_born_at_its_event(ctx):
         a.close()
 
 
+def test_ledger_hold_not_older_than_its_process(ctx):
+    """A socket made before a fork and first used in the child (its inode,
+    and so its ledger entry, learnt at the child's connect): the child's
+    hold starts when the child took it, not at the socket's birth before
+    the child existed (readers take a hold older than its process for a
+    pid used again, and would not reclaim it)."""
+    s = ctx.session()
+    a = Actors(ctx, s)
+    try:
+        _, port = a.cmd(0, "listen")
+        (fd,) = a.cmd(0, "socket")
+        time.sleep(0.05)  # five clock ticks: a start time that cannot be the socket's
+        child = a.fork(0, 1)
+        a.cmd(1, "connectfd %d %d" % (fd, port))
+        born = [e["ts"] for e in ctx.raw(s).events
+                if e["type"] == "socket" and e["pid"] == a.pids[0] and e["fd"] == fd]
+        led = raw_ledger(ctx, s)
+        ino, hd = holder(led, child, fd)
+        assert len(born) == 1 and led.socks[ino]["born_ns"] == born[0], (born, led.socks[ino])
+        assert hd["since_ns"] >= born[0] + 40 * 1000 * 1000, (hd, born)
+    finally:
+        a.close()
+
+
 MAPPED_SERVER = r"""
 import socket, sys
 srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

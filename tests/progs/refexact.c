@@ -8,6 +8,8 @@
  * Commands (answers "ok ..." or "err WHY"):
  *   listen                 ok FD PORT   (127.0.0.1, ephemeral port)
  *   connect PORT           ok FD
+ *   socket                 ok FD        (TCP, not connected)
+ *   connectfd FD PORT      connect FD to 127.0.0.1:PORT; ok
  *   accept LFD             ok FD
  *   socketpair             ok FD1 FD2   (AF_UNIX stream)
  *   file                   ok FD        (/dev/null: a descriptor no socket)
@@ -314,6 +316,23 @@ static void one(char *line)
 			reply("err connect: %s", strerror(errno));
 		else
 			reply("ok %d", fd);
+	} else if (!strcmp(c, "socket")) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			reply("err socket: %s", strerror(errno));
+		else
+			reply("ok %d", fd);
+	} else if (!strcmp(c, "connectfd")) {
+		struct sockaddr_in a;
+
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)num(argv[2]));
+		if (connect(num(argv[1]), (struct sockaddr *)&a, sizeof(a)) < 0)
+			reply("err connectfd: %s", strerror(errno));
+		else
+			reply("ok");
 	} else if (!strcmp(c, "accept")) {
 		fd = accept(num(argv[1]), NULL, NULL);
 		if (fd < 0)

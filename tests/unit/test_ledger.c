@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -91,6 +92,9 @@ static struct sockshim_sock *at(struct seg_map *m, uint32_t ref)
 	return &seg_ledger(m)[ref - 1];
 }
 
+/* The index key of entry S of M (its inode word and release time). */
+#define KEY(m, s) (&seg_ledger_keys(m)[(s) - seg_ledger(m)])
+
 static uint32_t slot_of(const struct seg_map *m, uint64_t inode)
 {
 	return sockshim_ledger_hash(inode) & (m->ledger_capacity - 1);
@@ -128,7 +132,7 @@ static void test_get_places_at_hash(void **state)
 	assert_int_equal(ref, slot_of(m, 4242) + 1);
 	assert_true(created);
 	s = at(m, ref);
-	assert_int_equal(s->inode, 4242);
+	assert_int_equal(KEY(m, s)->inode, 4242);
 	assert_int_equal(s->born, SOCKSHIM_BORN_ACCEPT);
 	assert_int_equal(s->born_pid, 100);
 	assert_int_equal(s->born_fd, 7);
@@ -150,10 +154,10 @@ static void test_get_places_at_hash(void **state)
 	assert_int_equal(get(m, sockshim_inode_claiming(4244), &created), 0);
 	assert_false(created);
 	/* An entry being filled in is no socket's yet. */
-	at(m, ref)->inode = sockshim_inode_claiming(4242);
+	KEY(m, at(m, ref))->inode = sockshim_inode_claiming(4242);
 	assert_int_equal(ledger_inode(m, ref), 0);
 	assert_int_equal(ledger_lookup(m, 4242), 0);
-	at(m, ref)->inode = 4242;
+	KEY(m, at(m, ref))->inode = 4242;
 	assert_int_equal(ledger_inode(m, 0), 0);
 	assert_int_equal(ledger_inode(m, m->ledger_capacity + 1), 0);
 }
@@ -190,6 +194,41 @@ static void test_probe_wraps(void **state)
 	assert_int_equal(ledger_lookup(m, ino[2]), 2);
 }
 
+/* A lookup reads the ledger's index alone, never the entries (21 cache
+ * lines each): with the entries of a whole probe window unreadable, a
+ * socket in it is found and one not in it is not, without a fault. */
+static void test_lookup_reads_only_the_index(void **state)
+{
+	struct seg_map *m = *state;
+	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 1];
+	uint32_t slot = 40, ref;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), from, to;
+	unsigned i;
+	int created, before;
+
+	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 1);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		ref = get(m, ino[i], &created);
+		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
+		assert_int_equal(ledger_release(m, ref, 100, (int)i, &before), 0);
+	}
+	/* Whole pages within the window's entries; the index is elsewhere. */
+	from = ((uintptr_t)at(m, slot + 1) + page - 1) & ~(page - 1);
+	to = (uintptr_t)at(m, slot + SOCKSHIM_LEDGER_PROBE) & ~(page - 1);
+	assert_true(to > from + 8 * page);
+	assert_true((uintptr_t)seg_ledger_keys(m) >= to ||
+		    (uintptr_t)(seg_ledger_keys(m) + m->ledger_capacity) <= from);
+	assert_int_equal(mprotect((void *)from, to - from, PROT_NONE), 0);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++)
+		assert_int_equal(ledger_lookup(m, ino[i]), slot + i + 1);
+	assert_int_equal(ledger_lookup(m, ino[SOCKSHIM_LEDGER_PROBE]), 0);
+	assert_int_equal(ledger_inode(m, slot + 9), ino[8]);
+	assert_int_equal(mprotect((void *)from, to - from, PROT_READ | PROT_WRITE), 0);
+	/* The window is full of released sockets: the oldest gives its entry. */
+	assert_int_equal(get(m, ino[SOCKSHIM_LEDGER_PROBE], &created), slot + 1);
+	assert_true(created);
+}
+
 /* A window of held sockets is full: the next one is not recorded, and
  * counted. Released ones are reclaimed, the one released longest ago
  * first; a held one never is. */
@@ -219,14 +258,14 @@ static void test_full_window_and_reclaim(void **state)
 	assert_int_equal(ledger_release(m, first, 100, 5, &before), 0);
 	usleep(1000); /* released_ns must differ */
 	assert_int_equal(ledger_release(m, second, 100, 3, &before), 0);
-	assert_true(at(m, first)->released_ns < at(m, second)->released_ns);
+	assert_true(KEY(m, at(m, first))->released_ns < KEY(m, at(m, second))->released_ns);
 
 	ref = get(m, ino[SOCKSHIM_LEDGER_PROBE], &created);
 	assert_int_equal(ref, first);
 	assert_true(created);
 	assert_int_equal(h->ledger_reclaimed, 1);
 	assert_int_equal(ledger_lookup(m, ino[5]), 0); /* its history went */
-	assert_int_equal(at(m, ref)->released_ns, 0);
+	assert_int_equal(KEY(m, at(m, ref))->released_ns, 0);
 	assert_int_equal(at(m, ref)->refs, 0);
 	assert_int_equal(at(m, ref)->holders[0].state, SOCKSHIM_HOLDER_FREE);
 
@@ -271,12 +310,12 @@ static void test_hold_release_counts(void **state)
 	assert_int_equal(s->noeffect_closes, 1);
 	assert_int_equal(s->holders[0].state, SOCKSHIM_HOLDER_FREE);
 	assert_false(ledger_holds(m, ref, 100, 7));
-	assert_int_equal(s->released_ns, 0);
+	assert_int_equal(KEY(m, s)->released_ns, 0);
 	assert_int_equal(ledger_release(m, ref, 100, 8, &before), 1);
 	assert_int_equal(ledger_release(m, ref, 200, 7, &before), 0);
 	assert_int_equal(before, 1);
 	assert_int_equal(s->noeffect_closes, 2);
-	assert_true(s->released_ns != 0);
+	assert_true(KEY(m, s)->released_ns != 0);
 	/* A holder never seen, when every reference is named, drops none:
 	 * the count never goes negative, nor takes a named holder's. */
 	assert_int_equal(ledger_release(m, ref, 300, 3, &before), -1);
@@ -286,7 +325,7 @@ static void test_hold_release_counts(void **state)
 	ledger_hold(m, ref, 300, 4, SOCKSHIM_HOW_SCM, 100, -1, 0);
 	assert_int_equal(s->holders[0].pid, 300);
 	assert_int_equal(s->refs, 1);
-	assert_int_equal(s->released_ns, 0);
+	assert_int_equal(KEY(m, s)->released_ns, 0);
 	/* No entry: nothing happens. */
 	assert_int_equal(ledger_release(m, 0, 300, 4, &before), -1);
 	assert_int_equal(before, -1);
@@ -307,7 +346,7 @@ static void test_reserve(void **state)
 	assert_int_equal(s->refs, 2);
 	/* The parent closes before the child runs: not the last reference. */
 	assert_int_equal(ledger_release(m, ref, 100, 7, &before), 1);
-	assert_int_equal(s->released_ns, 0);
+	assert_int_equal(KEY(m, s)->released_ns, 0);
 	ledger_hold(m, ref, 101, 7, SOCKSHIM_HOW_FORK, 100, 7, 1);
 	assert_int_equal(s->refs, 1);
 	assert_true(ledger_holds(m, ref, 101, 7));
@@ -318,10 +357,10 @@ static void test_reserve(void **state)
 	/* One given back unused, to zero: released. */
 	assert_int_equal(ledger_release(m, ref, 101, 7, &before), 0);
 	ledger_reserve(m, ref, 1);
-	assert_int_equal(s->released_ns, 0);
+	assert_int_equal(KEY(m, s)->released_ns, 0);
 	ledger_reserve(m, ref, -1);
 	assert_int_equal(s->refs, 0);
-	assert_true(s->released_ns != 0);
+	assert_true(KEY(m, s)->released_ns != 0);
 }
 
 /* Holders beyond the entry's slots go to the pool, and are found, and
@@ -577,13 +616,13 @@ static void test_reclaim(void **state)
 	assert_int_equal(ledger_reclaim_unnamed(m, ref), 0);
 	assert_int_equal(ledger_reclaim_holder(m, ref, 78, 5, s->holders[1].since_ns, name), 1);
 	next_record(&rd, &r);
-	assert_true(s->released_ns != 0);
+	assert_true(KEY(m, s)->released_ns != 0);
 	/* A reference no holder names (one that did not fit). */
 	s->refs = 1;
-	s->released_ns = 0;
+	KEY(m, s)->released_ns = 0;
 	assert_int_equal(ledger_reclaim_unnamed(m, ref), 1);
 	assert_int_equal(s->refs, 0);
-	assert_true(s->released_ns != 0);
+	assert_true(KEY(m, s)->released_ns != 0);
 	next_record(&rd, &r);
 	assert_int_equal(r.detail.close.via, SOCKSHIM_CLOSE_VIA_GONE);
 	assert_int_equal(r.detail.close.refs_before, 1);
@@ -749,8 +788,8 @@ static void test_release_counts_in_listener(void **state)
 	assert_int_equal(cw, 1);
 	assert_int_equal(l->aborted, 1);
 	/* born_ns 12345 (sock_entry): its lifetime is now - 12345. */
-	assert_int_equal(l->life_hist[sockshim_hist_bucket(s->released_ns - 12345)], 1);
-	assert_int_equal(l->closewait_hist[sockshim_hist_bucket(s->released_ns - s->eof_ns)], 1);
+	assert_int_equal(l->life_hist[sockshim_hist_bucket(KEY(m, s)->released_ns - 12345)], 1);
+	assert_int_equal(l->closewait_hist[sockshim_hist_bucket(KEY(m, s)->released_ns - s->eof_ns)], 1);
 	assert_int_equal(s->listener, 0);
 	/* Held and released again: not counted twice. */
 	ledger_reserve(m, ref, 1);
@@ -820,7 +859,7 @@ static void *claim_many(void *arg)
 		}
 		/* No cmocka assertion off the main thread: counted instead. */
 		if (ref > w->m->ledger_capacity ||
-		    __atomic_load_n(&seg_ledger(w->m)[ref - 1].inode, __ATOMIC_ACQUIRE) != ino ||
+		    __atomic_load_n(&seg_ledger_keys(w->m)[ref - 1].inode, __ATOMIC_ACQUIRE) != ino ||
 		    (w->ref_of[ino - 1] && w->ref_of[ino - 1] != ref))
 			w->failures++;
 		w->ref_of[ino - 1] = ref;
@@ -857,7 +896,7 @@ static void check_one_entry_each(struct seg_map *m, struct worker *w, unsigned n
 		zero += w[t].zero;
 	}
 	for (i = 0; i < m->ledger_capacity; i++) {
-		uint64_t ino = seg_ledger(m)[i].inode;
+		uint64_t ino = seg_ledger_keys(m)[i].inode;
 
 		assert_true(sockshim_inode_in_use(ino) || !ino);
 		if (ino >= 1 && ino <= n)
@@ -915,7 +954,7 @@ static void *reclaim_many(void *arg)
 			continue;
 		}
 		if (ref > w->m->ledger_capacity ||
-		    __atomic_load_n(&seg_ledger(w->m)[ref - 1].inode, __ATOMIC_ACQUIRE) != ino ||
+		    __atomic_load_n(&seg_ledger_keys(w->m)[ref - 1].inode, __ATOMIC_ACQUIRE) != ino ||
 		    (w->ref_of[ino - 1] && w->ref_of[ino - 1] != ref))
 			w->failures++;
 		w->ref_of[ino - 1] = ref;
@@ -1013,7 +1052,7 @@ static void test_concurrent_hold_release(void **state)
 	/* Every release but those that left none had no effect. */
 	assert_true(last >= 1);
 	assert_int_equal(s->noeffect_closes, THREADS * OPS * HOLD_FDS - last);
-	assert_true(s->released_ns != 0);
+	assert_true(KEY(m, s)->released_ns != 0);
 	free(w);
 }
 
@@ -1024,6 +1063,7 @@ int main(void)
 		T(test_get_places_at_hash),
 		T(test_collisions_probe),
 		T(test_probe_wraps),
+		T(test_lookup_reads_only_the_index),
 		T(test_full_window_and_reclaim),
 		T(test_hold_release_counts),
 		T(test_reserve),

@@ -383,6 +383,7 @@ static void test_reserved_and_empty(void **state)
 {
 	struct fixture *f = *state;
 	struct sockshim_sock raw, *s;
+	struct sockshim_ledger_key key;
 	struct ledger_sock out;
 	struct ledger_sock_room room;
 	struct ledger_snap snap;
@@ -391,17 +392,18 @@ static void test_reserved_and_empty(void **state)
 	/* The shim's "being initialised": an entry whose claimer has not
 	 * published its inode yet. */
 	s = plant(&f->m, 4243, SOCKSHIM_BORN_SOCKET, 1, 4, NULL);
-	s->inode = sockshim_inode_claiming(4243);
+	seg_ledger_keys(&f->m)[s - seg_ledger(&f->m)].inode = sockshim_inode_claiming(4243);
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	assert_int_equal(snap.n, 1);
 	assert_non_null(ledger_find(&snap, 4242));
 	ledger_snap_free(&snap);
 	memset(&raw, 0, sizeof(raw));
-	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
-	raw.inode = sockshim_inode_claiming(4243);
-	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
-	raw.inode = UINT64_MAX;
-	assert_int_equal(ledger_sock_load(&out, &room, &raw), -EINVAL);
+	memset(&key, 0, sizeof(key));
+	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);
+	key.inode = sockshim_inode_claiming(4243);
+	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);
+	key.inode = UINT64_MAX;
+	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);
 }
 
 static int keep_held(void *arg, uint64_t inode, int32_t refs)
