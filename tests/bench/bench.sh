@@ -1,7 +1,13 @@
 #!/bin/sh
 # make bench: the shim's overhead, side by side with a run without it, in
-# one run. Prints figures and ratios; asserts nothing (machines are noisy:
-# the instruction counts from callgrind are the repeatable figures).
+# one run: per call, the ring, the readers over 10,000s of sockets,
+# start-up, real servers without the shim, under observe, serialize,
+# strace and bpftrace (bench_servers.sh), idle pools' wakeups
+# (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
+# kernel counts it (bench_herd.py). Prints figures and ratios; asserts
+# nothing (machines are noisy: the instruction counts from callgrind are
+# the repeatable figures). About 15 minutes on two cores; QUICK=1 in the
+# environment: a few minutes, one round of each server figure.
 #     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
@@ -18,7 +24,8 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset
 
 # Instructions per call from callgrind: the difference between N and 2N
 # calls, so start-up costs cancel out (N = 100000: what start-up varies by
-# run is then below one instruction per call). socket runs N/20 pairs.
+# run is then below one instruction per call). socket and accept run N/20
+# pairs.
 instr_per_call() { # preload(0|1) what
 	if ! command -v valgrind >/dev/null 2>&1; then echo "n/a"; return; fi
 	total() {
@@ -31,7 +38,10 @@ instr_per_call() { # preload(0|1) what
 	}
 	a=$(total "$1" "$2" 100000)
 	b=$(total "$1" "$2" 200000)
-	if [ "$2" = socket ]; then echo $(( (b - a) / 5000 )); else echo $(( (b - a) / 100000 )); fi
+	case $2 in
+	socket | accept) echo $(( (b - a) / 5000 )) ;;
+	*) echo $(( (b - a) / 100000 )) ;;
+	esac
 }
 
 # What each bench_calls case calls.
@@ -47,9 +57,11 @@ label() {
 }
 UNTRACKED="read write close dup dup2 dup3 fcntl fcntl_getfl fcntl_dupfd setsockopt setsockopt_linger nodelay"
 
-# Best of 5 alternating runs of each variant, ns per call.
+# Best of 5 alternating runs of each variant (QUICK=1: 2), ns per call.
+NS_RUNS=5
+[ "${QUICK:-0}" = 1 ] && NS_RUNS=2
 ns_per_call() { # preload(0|1) what n
-	for i in 1 2 3 4 5; do
+	for i in $(seq "$NS_RUNS"); do
 		if [ "$1" = 1 ]; then
 			LD_PRELOAD="$LIB" $PIN "$CALLS" "$2" "$3"
 		else
@@ -71,6 +83,10 @@ base=$(instr_per_call 0 socket)
 shim=$(instr_per_call 1 socket)
 printf "%-46s %12s %12s %10s\n" "socket()+close() pair, instructions" "$base" "$shim" \
 	"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
+base=$(instr_per_call 0 accept)
+shim=$(instr_per_call 1 accept)
+printf "%-46s %12s %12s %10s\n" "accept()+close(), loopback, instructions" "$base" "$shim" \
+	"$( [ "$base" = n/a ] && echo n/a || echo "+$((shim - base))")"
 for what in $UNTRACKED; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
@@ -81,6 +97,10 @@ base=$(ns_per_call 0 socket 2000000)
 shim=$(ns_per_call 1 socket 2000000)
 printf "%-46s %12s %12s %10s %s\n" "socket()+close() pair, ns" "$base" "$shim" \
 	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "<= 1.10x"
+base=$(ns_per_call 0 accept 1000000)
+shim=$(ns_per_call 1 accept 1000000)
+printf "%-46s %12s %12s %10s %s\n" "accept()+close(), loopback, ns" "$base" "$shim" \
+	"$(echo "$base $shim" | awk '{printf "%.2fx", $2 / $1}')" "(client included)"
 [ "$ONLY" = calls ] && exit 0
 echo
 echo "ring (best of 3 runs)"
@@ -146,6 +166,7 @@ for what in timewait conns; do
 	rm -f "/dev/shm/sockshim.$(id -u).$s"
 done
 sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
+sh "$(dirname "$0")/bench_servers.sh" "$BUILD"
+sh "$(dirname "$0")/bench_idle.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
-sh "$(dirname "$0")/bench_nginx.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"

@@ -86,7 +86,7 @@ for pool in $POOLS; do
 		id=$pool:$mode var=$(echo "$id" | tr ':-' '__')
 		set --
 		if [ "$mode" != none ]; then set -- "$TOOL" run --session "$SESS-$pool-$mode" --accept "$mode" --; fi
-		PREFORK_OPTS=$(pool_opts "$pool")
+		SERVER_OPTS=$(pool_opts "$pool")
 		launch "$(pool_kind "$pool")" $WORKERS "$TMP/$pool-$mode" "$@"
 		RUNNING="$RUNNING $id"
 		eval "ROOT_$var=$LAUNCHED"

@@ -1,6 +1,8 @@
-# Sourced by the server benchmarks (bench_accept.sh, bench_nginx.sh): the
-# process and HTTP helpers they share. PY is the caller's python3,
-# STOP_TIMEOUT its bound on a server's exit.
+# Sourced by the server benchmarks (bench_accept.sh, bench_servers.sh,
+# bench_idle.sh): the process, load and server helpers they share. The
+# caller sets PY (its python3), STOP_TIMEOUT and START_TIMEOUT (bounds in
+# seconds), SRV_PIN and CLI_PIN (taskset prefixes, or empty), BUILD and
+# HERE (tests/bench), and defines die.
 
 # PID and every process below it.
 tree_pids() {
@@ -178,11 +180,12 @@ NGINXEOF
 
 # launch KIND WORKERS DIR [WRAPPER...]: starts server KIND (nginx,
 # gunicorn: sync workers, uwsgi: HTTP/1.1 socket, prefork: the bundled
-# prefork_server, its extra options in PREFORK_OPTS) with WORKERS
-# workers on a free port of 127.0.0.1, its files and output (DIR/out) in
-# DIR, under WRAPPER (sockshim run ..., strace ...) if given, on SRV_PIN's
-# CPU. Sets LAUNCHED (the pid of the tree's root) and LPORT (empty for
-# prefork until serving finds it). Needs BUILD, HERE (tests/bench).
+# prefork_server) with WORKERS workers on a free port of 127.0.0.1, and
+# SERVER_OPTS (split at spaces) at the end of its command line; its files
+# and output (DIR/out) in DIR, under WRAPPER (sockshim run ..., strace
+# ...) if given, on SRV_PIN's CPU. Sets LAUNCHED (the pid of the tree's
+# root) and LPORT (empty for prefork until serving finds it). Needs BUILD,
+# HERE (tests/bench).
 launch() {
 	kind=$1 workers=$2 dir=$3
 	shift 3
@@ -209,15 +212,14 @@ launch() {
 		;;
 	prefork)
 		rm -f "$dir/port"
-		# shellcheck disable=SC2086
-		set -- "$@" "$BUILD/examples/prefork_server" -w "$workers" -f "$dir/port" ${PREFORK_OPTS:-}
+		set -- "$@" "$BUILD/examples/prefork_server" -w "$workers" -f "$dir/port"
 		;;
 	*)
 		die "no server kind $kind"
 		;;
 	esac
 	# shellcheck disable=SC2086
-	PYTHONDONTWRITEBYTECODE=1 $SRV_PIN "$@" >"$dir/out" 2>&1 </dev/null &
+	PYTHONDONTWRITEBYTECODE=1 $SRV_PIN "$@" ${SERVER_OPTS:-} >"$dir/out" 2>&1 </dev/null &
 	LAUNCHED=$!
 }
 

@@ -132,7 +132,11 @@ fi
 
 # bpftrace attached to the processes of ROOT (the server's tree), one line
 # per traced call at its exit (time, pid, tid, call, result) to
-# /dev/null, as strace -o /dev/null; sets TRACER_<v>.
+# /dev/null, as strace -o /dev/null; sets TRACER_<v>. Attached for the
+# variant's own runs only: while a syscall tracepoint is attached, every
+# system call of every process takes the kernel's slow path, which would
+# slow the other variants (and bpftrace's start-up would count as its
+# cost).
 attach_bpftrace() { # v root
 	filter=$(tree_pids "$2" | awk '{ printf "%spid == %s", (NR > 1 ? " || " : ""), $1 }')
 	probes=""
@@ -145,6 +149,7 @@ attach_bpftrace() { # v root
 	[ -n "$probes" ] || probes=$(echo "$TRACED" | awk '{ for (i = 1; i <= NF; i++)
 		printf "%stracepoint:syscalls:sys_exit_%s", (i > 1 ? "," : ""), $i }')
 	ready=$TMP/$1/bpftrace.ready
+	rm -f "$ready"
 	# shellcheck disable=SC2086
 	BT_READY=$ready $SRV_PIN bpftrace --unsafe -B full -o /dev/null -e "
 		BEGIN { system(\"touch \$BT_READY\"); }
@@ -189,19 +194,24 @@ start() {
 		eval "MAIN_$v=\$(ps -o pid= --ppid $LAUNCHED | awk 'NR == 1 { print \$1 }')"
 	fi
 	why=$(maps_shim "$LAUNCHED" "$lib") || die "$kind ($v): $why"
-	if [ "$v" = bpftrace ]; then attach_bpftrace "$v" "$LAUNCHED"; fi
 }
 
 # measure SERVER VARIANT MODE CONNS ROUND: one wrk run, appended to the
 # results as "SERVER VARIANT MODE CONNS ROUND req/s cpu_us/req ctxsw/req".
 measure() {
-	eval "port=\$PORT_$2 root=\$ROOT_$2 tracer=\$TRACER_$2"
+	eval "port=\$PORT_$2 root=\$ROOT_$2"
+	if [ "$2" = bpftrace ]; then attach_bpftrace "$2" "$root"; fi
+	eval "tracer=\$TRACER_$2"
 	pids="$(tree_pids "$root") $tracer"
 	# shellcheck disable=SC2086
 	u0=$(usage_of $pids)
 	r=$(wrk_load "$port" "$4" "$SECS" "$3")
 	# shellcheck disable=SC2086
 	u1=$(usage_of $pids)
+	if [ -n "$tracer" ]; then
+		stop_root "$tracer" "bpftrace ($2)"
+		eval "TRACER_$2="
+	fi
 	echo "$1 $2 $3 $4 $5 $r $u0 $u1" | awk '{ n = $6
 		printf "%s %s %s %s %s %s %.2f %.3f\n", $1, $2, $3, $4, $5, $7, ($10 - $8) / 1e3 / n,
 			($11 - $9) / n }' >>"$RES"
@@ -213,8 +223,9 @@ echo "servers side by side: ${SECS} s per run, $ROUNDS round(s) alternating the 
 echo "Per request: CPU us of every thread of the server's tree and its tracer (scheduler time,"
 echo "/proc/PID/task/*/schedstat), context switches (voluntary + nonvoluntary, every thread)."
 echo "observe, serialize: sockshim run --accept observe|serialize (this build);"
-echo "strace: strace -f --seccomp-bpf -o /dev/null, bpftrace: a line per call at its exit to"
-echo "/dev/null, both tracing the calls the shim logs a socket's life by:"
+echo "strace: strace -f --seccomp-bpf -o /dev/null; bpftrace: a line per call at its exit to"
+echo "/dev/null, attached for its own runs only; both trace the calls the shim logs a socket's"
+echo "life by:"
 echo "  $TRACED"
 echo "close: wrk -H 'Connection: close'; keepalive: HTTP/1.1 keep-alive (gunicorn's sync workers"
 echo "close every connection anyway). Median of the rounds, spread (max-min)/median, x: / none."
