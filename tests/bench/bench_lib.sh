@@ -227,15 +227,14 @@ launch() {
 # until the server ROOT launched in DIR has its master and WORKERS workers
 # and answers; sets LPORT for prefork. Calls the caller's die otherwise.
 serving() {
-	i=0
+	deadline=$(($(date +%s) + START_TIMEOUT))
 	while :; do
 		alive "$3" || die "$1 ($4) exited at start-up: $(tail -n 5 "$4/out" 2>/dev/null)"
 		if [ "$1" = prefork ] && [ -s "$4/port" ]; then LPORT=$(cat "$4/port"); fi
 		if [ -n "$LPORT" ] && [ "$(tree_comm_pids "$3" "$(server_comm "$1")" | wc -l)" -ge $(($2 + 1)) ]; then
 			if [ "$1" = prefork ]; then line_ok "$LPORT" && break; else http_ok "$LPORT" && break; fi
 		fi
-		i=$((i + 1))
-		[ $i -lt $((START_TIMEOUT * 10)) ] ||
+		[ "$(date +%s)" -lt "$deadline" ] ||
 			die "$1 ($4) did not answer within ${START_TIMEOUT}s: $(tail -n 5 "$4/out" 2>/dev/null)"
 		sleep 0.1
 	done

@@ -156,11 +156,10 @@ attach_bpftrace() { # v root
 		$probes /$filter/ { printf(\"%llu %d %d %s %d\\n\", nsecs, pid, tid, probe, args->ret); }" \
 		>"$TMP/$1/bpftrace.err" 2>&1 </dev/null &
 	eval "TRACER_$1=$!"
-	i=0
+	deadline=$(($(date +%s) + START_TIMEOUT))
 	while [ ! -e "$ready" ]; do
 		eval "alive \$TRACER_$1" || die "bpftrace ($1) exited at start-up"
-		i=$((i + 1))
-		[ $i -lt $((START_TIMEOUT * 10)) ] || die "bpftrace ($1) not attached within ${START_TIMEOUT}s"
+		[ "$(date +%s)" -lt "$deadline" ] || die "bpftrace ($1) not attached within ${START_TIMEOUT}s"
 		sleep 0.1
 	done
 }
