@@ -72,7 +72,7 @@ workers_of() { # root kind
 	pids=$(tree_comm_pids "$1" "$comm")
 	for p in $pids; do
 		pp=$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null)
-		case " $(echo $pids) " in *" $pp "*) echo "$p" ;; esac
+		case " $(echo "$pids" | tr '\n' ' ') " in *" $pp "*) echo "$p" ;; esac
 	done
 }
 
@@ -110,7 +110,7 @@ for id in $RUNNING; do
 	eval "root=\$ROOT_$var"
 	w=$(workers_of "$root" "$(pool_kind "${id%%:*}")")
 	[ "$(echo "$w" | wc -w)" = $WORKERS ] || die "$id: $(echo "$w" | wc -w) workers, not $WORKERS"
-	eval "WORKERS_$var=\"$(echo $w)\""
+	eval "WORKERS_$var=\"$(echo "$w" | tr '\n' ' ')\""
 	before=""
 	for p in $w; do before="$before $(switches_of "$p")"; done
 	eval "BEFORE_$var=\"$before\""
