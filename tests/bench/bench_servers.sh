@@ -4,7 +4,11 @@
 # processes) serving "ok", loaded by wrk with `Connection: close` and with
 # keep-alive, at 1 and 16 connections in flight, each server without the
 # shim, under `sockshim run --accept observe`, under `--accept serialize`,
-# under `strace -f` and under bpftrace, tracing the same calls.
+# under `strace -f` and under bpftrace, tracing the same calls. (Not
+# LTTng: LTTng-UST traces only the tracepoints built into a program, not
+# an unmodified server's socket calls, and its kernel tracer needs
+# lttng-modules built for the running kernel; bpftrace is the kernel-side
+# tracer that needs neither.)
 # The variants of one server run at once (on CPU 0, wrk on CPU 1) and are
 # loaded in turn, ROUNDS alternating rounds. Per run: requests/s, server
 # CPU microseconds per request (every thread of the server's tree, the
@@ -244,6 +248,9 @@ echo "strace: strace -f --seccomp-bpf -o /dev/null; bpftrace: a line per call at
 echo "/dev/null, attached for its own runs only; both trace the calls the shim logs a socket's"
 echo "life by:"
 echo "  $TRACED"
+lttng_why="LTTng-UST sees only tracepoints built into a program; its kernel tracer needs lttng-modules"
+if [ ! -d "/lib/modules/$(uname -r)" ]; then lttng_why="$lttng_why (no modules for $(uname -r) here)"; fi
+echo "lttng: n/a: $lttng_why."
 echo "close: wrk -H 'Connection: close'; keepalive: HTTP/1.1 keep-alive (gunicorn's sync workers"
 echo "close every connection anyway). Median of the rounds, spread (max-min)/median, x: / none."
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
