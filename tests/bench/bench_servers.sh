@@ -225,6 +225,7 @@ measure() {
 	# shellcheck disable=SC2086
 	u1=$(usage_of $pids)
 	if [ -n "$tracer" ]; then
+		kill -INT "$tracer" 2>/dev/null || true # bpftrace's own stop (Ctrl-C)
 		stop_root "$tracer" "bpftrace ($2)"
 		eval "TRACER_$2="
 	fi
