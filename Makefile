@@ -92,8 +92,8 @@ PROG_LIBS_sigbuscheck = -lcmocka
 HEADERS = $(wildcard include/sockshim/*.h shim/*.h tools/*.h tests/progs/*.h)
 DEPFLAGS = -MMD -MP
 
-.PHONY: all deps test-deps test unit integration asan tsan demo bench soak install uninstall \
-	clean lint valgrind
+.PHONY: all deps test-deps bench-deps test unit integration asan tsan demo bench soak install \
+	uninstall clean lint valgrind
 .DELETE_ON_ERROR:
 
 all: deps $(LIB) $(TOOL)
@@ -327,7 +327,29 @@ soak: all
 demo: all $(EXAMPLE_BIN)
 	@sh examples/demo.sh $(BUILD)
 
-bench: all $(BENCH_BIN) $(EXAMPLE_BIN)
+# What make bench runs besides the build: the servers, the load, the
+# tracers it compares the shim with, callgrind and perf. As root, missing
+# ones are installed first; otherwise the exact command is said, and the
+# figures that need them print n/a with the reason.
+BENCH_PACKAGES = python3 procps util-linux wrk nginx-light gunicorn uwsgi uwsgi-plugin-python3 \
+	strace bpftrace valgrind linux-perf
+
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "sockshim: installing$$missing (for make bench)"; \
+	    (apt-get install -y --no-install-recommends $$missing || \
+	     (apt-get update && apt-get install -y --no-install-recommends $$missing)) >/dev/null || exit 1; \
+	  else \
+	    echo "sockshim: make bench wants$$missing; run: sudo apt-get install -y$$missing" >&2; \
+	  fi; \
+	fi
+
+bench: all bench-deps $(BENCH_BIN) $(EXAMPLE_BIN)
 	@sh tests/bench/bench.sh $(BUILD)
 
 install: all

@@ -1,7 +1,14 @@
 #!/bin/sh
 # make bench: the shim's overhead, side by side with a run without it, in
-# one run. Prints figures and ratios; asserts nothing (machines are noisy:
-# the instruction counts from callgrind are the repeatable figures).
+# one run: per call, the ring, the readers over 10,000s of sockets,
+# start-up, real servers without the shim, under observe, serialize,
+# strace and bpftrace (bench_servers.sh), idle pools' wakeups
+# (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
+# kernel counts it (bench_herd.py). Prints figures and ratios; asserts
+# nothing (machines are noisy: the instruction counts from callgrind are
+# the repeatable figures). About 15 minutes on two quiet cores (18 with
+# other work on them); QUICK=1 in the environment: 6 minutes, one round of
+# each server figure.
 #     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
@@ -58,9 +65,11 @@ label() {
 }
 UNTRACKED="read write close dup dup2 dup3 fcntl fcntl_getfl fcntl_dupfd setsockopt setsockopt_linger nodelay"
 
-# Best of 5 alternating runs of each variant, ns per call.
+# Best of 5 alternating runs of each variant (QUICK=1: 2), ns per call.
+NS_RUNS=5
+[ "${QUICK:-0}" = 1 ] && NS_RUNS=2
 ns_per_call() { # preload(0|1) what n
-	for i in 1 2 3 4 5; do
+	for i in $(seq "$NS_RUNS"); do
 		if [ "$1" = 1 ]; then
 			rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 			LD_PRELOAD="$LIB" $PIN "$CALLS" "$2" "$3"
@@ -187,6 +196,7 @@ for what in timewait conns; do
 	rm -f "/dev/shm/sockshim.$(id -u).$s"
 done
 sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
+sh "$(dirname "$0")/bench_servers.sh" "$BUILD"
+sh "$(dirname "$0")/bench_idle.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
-sh "$(dirname "$0")/bench_nginx.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"

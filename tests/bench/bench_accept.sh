@@ -7,16 +7,21 @@
 # (the session's listener table). Then the issue's ratios, met or not.
 # Prints; never fails on a figure. Fails only if a server does not start or
 # a request fails. Loopback only, every wait bounded, servers stopped by pid.
-# Usage: bench_accept.sh [BUILD]; BENCH_ACCEPT_SECONDS (5) per run,
-# BENCH_ACCEPT_ROUNDS (3) rounds of every configuration, best of them
-# reported (other programs only ever slow a run down);
+# Usage: bench_accept.sh [BUILD]; BENCH_ACCEPT_SECONDS (2; QUICK=1: 1) per
+# run, BENCH_ACCEPT_ROUNDS (3; QUICK=1: 1) rounds of every configuration,
+# best of them reported (other programs only ever slow a run down);
 # BENCH_ACCEPT_CONFIGS to run others than the issue's (see CONFIGS below).
 set -eu
 BUILD=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/../.."
 HERE=$(pwd)/tests/bench
-SECS=${BENCH_ACCEPT_SECONDS:-5}
-ROUNDS=${BENCH_ACCEPT_ROUNDS:-3}
+if [ "${QUICK:-0}" = 1 ]; then
+	SECS=${BENCH_ACCEPT_SECONDS:-1}
+	ROUNDS=${BENCH_ACCEPT_ROUNDS:-1}
+else
+	SECS=${BENCH_ACCEPT_SECONDS:-2}
+	ROUNDS=${BENCH_ACCEPT_ROUNDS:-3}
+fi
 WARM_SECS=1
 START_TIMEOUT=20 # seconds for a server to answer
 STOP_TIMEOUT=10  # seconds for a server to exit after SIGTERM
@@ -32,22 +37,12 @@ ROOT=     # the running server's pid
 SERVER=   # its kind: gunicorn, prefork, uwsgi
 SESSION=  # its sockshim session, empty without the shim
 PORT=
-LOG=$TMP/server.log
+LOG=$TMP/server/out # launch's output file in TMP/server
 
 # ---- Processes ----
 
-# tree_pids, alive, free_port, http_ok
+# tree_pids, alive, free_port, http_ok, usage_of, wrk_load, launch, serving
 . "$(dirname "$0")/bench_lib.sh"
-
-# CPU ticks (utime + stime, whole thread group) and context switches
-# (voluntary + nonvoluntary, every thread) of PIDS: "ticks switches".
-usage_of() {
-	for p in "$@"; do
-		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print "cpu", $12 + $13 }'
-		cat /proc/"$p"/task/*/status 2>/dev/null |
-			awk '/^(non)?voluntary_ctxt_switches:/ { print "cs", $2 }'
-	done | awk '$1 == "cpu" { t += $2 } $1 == "cs" { s += $2 } END { printf "%d %d\n", t, s }'
-}
 
 # Stop the server: SIGTERM to its pid, bounded wait, then SIGKILL to
 # whatever of its tree is left (said, since it should not happen).
@@ -67,7 +62,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 die() {
-	echo "bench_accept: $*" >&2
+	echo "bench_accept: ${CONFIG:+$SERVER ($CONFIG): }$*" >&2
 	if [ -s "$LOG" ]; then
 		echo "bench_accept: the server's output (last 20 lines):" >&2
 		tail -n 20 "$LOG" | sed 's/^/  /' >&2
@@ -116,54 +111,18 @@ start_server() {
 	SERVER=$1
 	workers=$2 mode=$3 tl=${4:-}
 	SESSION=
-	: >"$LOG"
 	set --
 	if [ "$mode" != none ]; then
 		NSESS=$((NSESS + 1))
 		SESSION=$SESS-$NSESS
 		set -- "$TOOL" run --session "$SESSION" --accept "$mode" --
 	fi
-	case $SERVER in
-	gunicorn)
-		PORT=$(free_port)
-		set -- "$@" gunicorn --workers "$workers" --worker-class sync \
-			--bind "127.0.0.1:$PORT" --chdir "$HERE" --log-level warning \
-			bench_accept_app:app
-		;;
-	uwsgi)
-		# It closes after each response but does not say so: without
-		# the header wrk would count a read error per request.
-		PORT=$(free_port)
-		set -- "$@" uwsgi --http-socket "127.0.0.1:$PORT" --plugin python3 \
-			--processes "$workers" --master --wsgi-file "$HERE/bench_accept_app.py" \
-			--callable app --need-app --die-on-term --disable-logging \
-			--add-header 'Connection: close'
-		if [ "$tl" = tl ]; then set -- "$@" --thunder-lock; fi
-		;;
-	prefork)
-		PORT=
-		rm -f "$TMP/port"
-		set -- "$@" "$BUILD/examples/prefork_server" -w "$workers" -f "$TMP/port"
-		;;
-	esac
-	# shellcheck disable=SC2086
-	PYTHONDONTWRITEBYTECODE=1 $SRV_PIN "$@" >"$LOG" 2>&1 </dev/null &
-	ROOT=$!
-	# The workers, their parent, and sockshim run when there.
-	expected=$((workers + 1))
-	if [ "$mode" != none ]; then expected=$((expected + 1)); fi
-	i=0
-	while :; do
-		alive "$ROOT" || die "$SERVER ($CONFIG) exited at start-up"
-		if [ "$SERVER" = prefork ] && [ -s "$TMP/port" ]; then PORT=$(cat "$TMP/port"); fi
-		if [ -n "$PORT" ] && [ "$(tree_pids "$ROOT" | wc -l)" -ge "$expected" ] &&
-			{ [ "$SERVER" = prefork ] || http_ok "$PORT"; }; then
-			break
-		fi
-		i=$((i + 1))
-		[ $i -lt $((START_TIMEOUT * 10)) ] || die "$SERVER ($CONFIG) did not answer within ${START_TIMEOUT}s"
-		sleep 0.1
-	done
+	SERVER_OPTS=
+	if [ "$tl" = tl ]; then SERVER_OPTS=--thunder-lock; fi
+	launch "$SERVER" "$workers" "$TMP/server" "$@"
+	ROOT=$LAUNCHED
+	serving "$SERVER" "$workers" "$ROOT" "$TMP/server"
+	PORT=$LPORT
 }
 
 # load CONNS SECONDS: "requests requests_per_s"; fails, saying why, if a
@@ -177,16 +136,7 @@ load() {
 		echo "$out" | awk '$1 == "requests" { printf "%d %.1f\n", $2, $2 / $6 }'
 		return
 	fi
-	# shellcheck disable=SC2086
-	out=$($CLI_PIN timeout "$limit" wrk -t1 -c"$1" -d"$2s" -H 'Connection: close' \
-		"http://127.0.0.1:$PORT/" 2>&1) || die "$SERVER ($CONFIG): wrk failed: $out"
-	if echo "$out" | grep -Eq 'Socket errors|Non-2xx'; then
-		die "$SERVER ($CONFIG): requests failed at $1 connections: $(echo "$out" |
-			grep -E 'Socket errors|Non-2xx')"
-	fi
-	echo "$out" | awk '/ requests in / { n = $1 } /^Requests\/sec:/ { r = $2 }
-		END { if (n == "" || n == 0) exit 1; printf "%d %.1f\n", n, r }' ||
-		die "$SERVER ($CONFIG): no request answered at $1 connections: $out"
+	wrk_load "$PORT" "$1" "$2" close
 }
 
 # Spurious wakeups and empty accepts so far: "spurious empty", or
@@ -214,9 +164,9 @@ measure() {
 	if [ "$(tree_pids "$ROOT" | sort)" != "$(echo "$pids" | sort)" ]; then
 		echo "  warning: $SERVER ($CONFIG): its processes changed during the run" >&2
 	fi
-	echo "$1 $2 $3 $r $u0 $u1 $c0 $c1 $(getconf CLK_TCK)" | awk '{
-		n = $4; tick_us = 1e6 / $14
-		cpu = ($8 - $6) * tick_us / n
+	echo "$1 $2 $3 $r $u0 $u1 $c0 $c1" | awk '{
+		n = $4
+		cpu = ($8 - $6) / 1e3 / n
 		cs = ($9 - $7) / n
 		spur = $10 == "n/a" ? "n/a" : sprintf("%.3f", ($12 - $10) / n)
 		empty = $11 == "n/a" ? "n/a" : sprintf("%.3f", ($13 - $11) / n)
@@ -257,8 +207,8 @@ echo
 echo "accept contention: $SECS s per run at 1 and 16 connections in flight, $ROUNDS rounds,"
 echo "best of them (req/s the highest, CPU and switches the lowest, spurious and empty the median);"
 echo "$PINNED; HTTP driven by wrk -H 'Connection: close', prefork_server by"
-echo "bench_accept_load (its line protocol). Per request: server CPU us (utime+stime of every"
-echo "server process), context switches (every thread), spurious wakeups and empty accepts"
+echo "bench_accept_load (its line protocol). Per request: server CPU us (scheduler time of every"
+echo "server thread), context switches (every thread), spurious wakeups and empty accepts"
 echo "(listener table); spread: how far apart the rounds' req/s were (the noise)."
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $has_gunicorn = 1 ] || echo "  gunicorn skipped: install it with apt-get install -y wrk gunicorn"
