@@ -499,7 +499,7 @@ int accept_lock_await(int fd, const sigset_t *program_mask, uint64_t left_ns)
 	const volatile uint64_t deadline = left_ns ? mono_ns() + left_ns : 0;
 	volatile int ret = 0;
 
-	pthread_cleanup_push(restore_mask, (void *)(uintptr_t)program_mask);
+	pthread_cleanup_push(restore_mask, (void *)(uintptr_t)program_mask); // NOLINT(performance-no-int-to-ptr): const dropped for the cleanup's argument, never written
 	for (;;) {
 		struct timespec left, *ts = NULL;
 		int rc;

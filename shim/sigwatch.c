@@ -41,9 +41,9 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 	if (!(h & ~SIGINFO_BIT))
 		return; /* never installed without its handler; nothing to call */
 	if (h & SIGINFO_BIT)
-		((info_handler)(uintptr_t)(h & ~SIGINFO_BIT))(sig, si, uc);
+		((info_handler)(uintptr_t)(h & ~SIGINFO_BIT))(sig, si, uc); // NOLINT(performance-no-int-to-ptr): the handler is kept tagged in one atomic word
 	else
-		((plain_handler)(uintptr_t)h)(sig);
+		((plain_handler)(uintptr_t)h)(sig); // NOLINT(performance-no-int-to-ptr): see above
 }
 
 /* Signals whose handler may be ours. SIGBUS has its own dispatcher
@@ -81,7 +81,7 @@ static void to_program(struct sigaction *old, uint64_t prev)
 	if (!prev)
 		return;
 	if (old->sa_sigaction == trampoline)
-		old->sa_sigaction = (info_handler)(uintptr_t)(prev & ~SIGINFO_BIT);
+		old->sa_sigaction = (info_handler)(uintptr_t)(prev & ~SIGINFO_BIT); // NOLINT(performance-no-int-to-ptr): tagged word
 	else if (old->sa_handler != SIG_DFL)
 		return;
 	if (!(prev & SIGINFO_BIT))
