@@ -237,10 +237,10 @@ asan tsan:
 	$(MAKE) BUILD=$(SAN_BUILD) SAN=$(SAN_NAME) OPT=-O1 all \
 		$(PROG_SRC:tests/progs/%.c=$(SAN_BUILD)/tests/%) \
 		$(EXAMPLE_SRC:examples/%.c=$(SAN_BUILD)/examples/%)
-	$(PYTHON) tests/integration/run.py --build $(SAN_BUILD) --sanitizer $(SAN_NAME)
+	$(PYTHON) tests/integration/run.py --build $(SAN_BUILD) --sanitizer $(SAN_NAME) $(foreach k,$(K),-k $(k))
 
 valgrind: all $(UNIT_BIN) $(PROG_BIN)
-	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind
+	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind $(foreach k,$(K),-k $(k))
 
 # ---- make fuzz: libFuzzer harnesses (tests/fuzz) for every reader of bytes
 # another process wrote, and for the shim's configuration parser. Built with
