@@ -41,9 +41,9 @@
 
 /* How long an idle waiter sleeps before it looks at the holder: bounds
  * the time to notice a stopped holder or a scribbled word, and makes an
- * idle waiter wake once a second (a dead holder and a signal wake it at
+ * idle waiter wake once every 1.5 s (a dead holder and a signal wake it at
  * once). */
-#define WATCH_NS (1000 * 1000000LL)
+#define WATCH_NS (1500 * 1000000LL)
 /* How long it sleeps while connections wait (the holder may be stalled:
  * STALL_NS is measured in such slices), and at most without futex_waitv
  * (kernels before 5.16), where a handler that runs just before the sleep
@@ -600,7 +600,7 @@ static int token_stuck(struct sockshim_listener *l, int fd, uint64_t holder)
 /* How long a thread waiting for the token on its doorbell sleeps at most
  * before it looks at the holder itself: nothing rings when a holder dies
  * or stops while connections wait. */
-#define TOKEN_LOOK_NS (1000 * 1000000LL)
+#define TOKEN_LOOK_NS (1500 * 1000000LL)
 
 /* We (SELF) handed L's token over less than HANDOFF_NS before NOW: it is
  * the rung waiter's to take. */

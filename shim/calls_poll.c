@@ -6,7 +6,7 @@
  * tells spurious from real). serialize: poll/select wait for a listener
  * only in the worker holding its poll token; in the others the listener's
  * slot holds their doorbell (shim/doorbell.c) until the token is handed to
- * them, looking at the holder every second meanwhile; a thread without a
+ * them, looking at the holder every 1.5 s meanwhile; a thread without a
  * doorbell waits in slices and tries for the token between them. select
  * and pselect wait in ppoll (a doorbell's number does not fit an fd_set)
  * and answer as select. A set with no listener in it costs a scan and the

@@ -67,7 +67,7 @@ CANCEL_BOUND = 0.050
 # A waiter for the lock sleeps until the unlock, the holder's death, a
 # signal, or this long (shim/accept_lock.c WATCH_NS), when it looks at the
 # holder.
-WATCH_S = 1.0
+WATCH_S = 1.5
 SIGRACE_ROUNDS = 300
 # How long a server may take to stop once signalled.
 STOP_BOUND = 15.0
