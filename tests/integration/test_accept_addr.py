@@ -21,6 +21,10 @@ import segment
 
 CASES = ("null", "null4", "sys", "buf", "short", "zero", "efault", "lenfault", "null6", "buf6",
          "unix")
+# The cases that pass accept a bad pointer: a sanitizer's own accept
+# interceptor reads through it first and dies (SEGV in the runtime, before
+# any shim code runs), so those runs leave them out.
+FAULTS = ("efault", "lenfault")
 # The cases where the program passes no address: the shim passes its own.
 NO_ADDRESS = ("null", "null4", "sys", "null6")
 # The peer each accepted inet connection must be recorded with.
@@ -31,28 +35,35 @@ def say(fmt, *args):
     print("    " + (fmt % args if args else fmt), flush=True)
 
 
-def parse(out):
+def cases(ctx):
+    """The cases this build can run (no bad pointers under a sanitizer)."""
+    return tuple(c for c in CASES if not (ctx.sanitizer and c in FAULTS))
+
+
+def parse(out, want):
     """acceptaddr's lines: {case: (ok, errno, len, client_port)}."""
     res = {}
     for line in out.splitlines():
         name, ok, err, length, port = line.split()
         res[name] = (ok, int(err), int(length), int(port))
-    assert tuple(res) == CASES, out
+    assert tuple(res) == want, out
     return res
 
 
 def run_cases(ctx, session=None, mode=None, preload=True):
-    r = ctx.run([ctx.prog("acceptaddr")], session=session, preload=preload,
+    want = cases(ctx)
+    r = ctx.run([ctx.prog("acceptaddr")] + list(want), session=session, preload=preload,
                 extra_env={"SOCKSHIM_ACCEPT": mode} if mode else None, timeout=60)
     assert r.returncode == 0, r.stderr
-    return parse(r.stdout)
+    return parse(r.stdout, want)
 
 
 def test_accept_addr_results_and_peers(ctx):
     """Every case ends as without the shim; every accepted connection's
     peer is recorded exactly, in its event and in its ledger entry."""
     bare = run_cases(ctx, preload=False)
-    assert bare["efault"][:2] == ("fail", 14) and bare["lenfault"][:2] == ("fail", 14), bare
+    assert ctx.sanitizer or (bare["efault"][:2] == ("fail", 14) and
+                             bare["lenfault"][:2] == ("fail", 14)), bare
     assert bare["short"][2] == 16 and bare["zero"][2] == 16 and bare["buf6"][2] == 28, bare
     for mode in ("observe", "serialize"):
         session = ctx.session(mode)
@@ -61,11 +72,11 @@ def test_accept_addr_results_and_peers(ctx):
         assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in bare.items()}, \
             (mode, got, bare)
         evs = [e for e in ctx.events(session) if e["type"] == "accept"]
-        ok = [c for c in CASES if got[c][0] == "ok"]
-        assert len(evs) == len(CASES), (mode, evs)
+        ok = [c for c in cases(ctx) if got[c][0] == "ok"]
+        assert len(evs) == len(cases(ctx)), (mode, evs)
         ledger = segment.raw_ledger(ctx, session).socks
-        for case, e in zip(CASES, evs):
-            if case in ("efault", "lenfault"):
+        for case, e in zip(cases(ctx), evs):
+            if case in FAULTS:
                 assert e["ret"] == -1 and e["errno"] == 14, (mode, case, e)
                 continue
             assert e["ret"] >= 0, (mode, case, e)
@@ -77,7 +88,7 @@ def test_accept_addr_results_and_peers(ctx):
             assert e["peer"] == want and entry["peer"] == want, (mode, case, e, entry, want)
             assert entry["born_name"] == "accept" and entry["refs"] == 0, (mode, case, entry)
         say("%s: %d cases as without the shim, %d accepted connections' peers exact",
-            mode, len(CASES), len(ok))
+            mode, len(cases(ctx)), len(ok))
 
 
 def address_calls(ctx, session, cases, preload=True):

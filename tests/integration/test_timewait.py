@@ -259,7 +259,11 @@ def test_timewait_client_python(ctx):
                                               len(before & now))
     # Loopback may hand out a port still in TIME_WAIT again (that one
     # ends): the exact check is the one above, against the kernel.
-    assert CLIENT_CONNECTIONS * 0.95 <= kernel <= CLIENT_CONNECTIONS, kernel
+    # Under a sanitizer or valgrind the client is slow enough that its first
+    # sockets may reach the end of their 60 s in TIME_WAIT before the count
+    # (2,695 of 3,000 seen under ASan): only the upper bound is exact there.
+    floor = 0.95 if not (ctx.sanitizer or ctx.valgrind) else 0.5
+    assert CLIENT_CONNECTIONS * floor <= kernel <= CLIENT_CONNECTIONS, kernel
     lo, hi = g["port_range"]
     size = hi - lo + 1
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
