@@ -259,10 +259,13 @@ def test_timewait_client_python(ctx):
                                               len(before & now))
     # Loopback may hand out a port still in TIME_WAIT again (that one
     # ends): the exact check is the one above, against the kernel.
-    # Under a sanitizer or valgrind the client is slow enough that its first
-    # sockets may reach the end of their 60 s in TIME_WAIT before the count
-    # (2,695 of 3,000 seen under ASan): only the upper bound is exact there.
-    floor = 0.95 if not (ctx.sanitizer or ctx.valgrind) else 0.5
+    # The more TIME_WAIT sockets the host holds (other runs'), the more
+    # ports connect() finds taken and the more often it reuses one of the
+    # client's own toward the same destination (2,752 of 3,000 seen on a
+    # host with 40,000 others). Under a sanitizer or valgrind the client is
+    # slow enough that its first sockets may also reach the end of their 60
+    # s in TIME_WAIT before the count (2,695 seen under ASan).
+    floor = 0.9 if not (ctx.sanitizer or ctx.valgrind) else 0.5
     assert CLIENT_CONNECTIONS * floor <= kernel <= CLIENT_CONNECTIONS, kernel
     lo, hi = g["port_range"]
     size = hi - lo + 1
