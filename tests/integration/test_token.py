@@ -20,6 +20,7 @@ poll or select).
   writes into the pipe that now has those numbers.
 """
 
+import contextlib
 import errno
 import os
 import re
@@ -47,6 +48,31 @@ REPORT_RE = re.compile(r"prefork_server: (\d+) workers \((\w+)\): (\d+) accepts,
 
 def say(fmt, *args):
     print("    " + (fmt % args if args else fmt), flush=True)
+
+
+def _python(ctx, name, text):
+    """The argv that runs TEXT, written to NAME in the test's directory."""
+    prog = os.path.join(ctx.tmp, name)
+    with open(prog, "w") as f:
+        f.write(text)
+    return [srvlib.python3(), prog]
+
+
+@contextlib.contextmanager
+def _serialized(ctx, session, argv, stdin=subprocess.PIPE):
+    """ARGV under the shim in serialize mode, in a process group of its
+    own, its output piped; the group killed on the way out."""
+    p = subprocess.Popen(argv, env=ctx.env(session, True, {"SOCKSHIM_ACCEPT": "serialize"}),
+                         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ctx.tmp, start_new_session=True)
+    try:
+        yield p
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group ended with the program
+        p.wait()
 
 
 def _eventfds(pid):
@@ -195,14 +221,7 @@ SELECT_PROG = textwrap.dedent("""\
 
 def test_token_select_semantics(ctx):
     session = ctx.session()
-    prog = os.path.join(ctx.tmp, "selectcheck.py")
-    with open(prog, "w") as f:
-        f.write(SELECT_PROG)
-    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
-                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         cwd=ctx.tmp, start_new_session=True)
-    try:
+    with _serialized(ctx, session, _python(ctx, "selectcheck.py", SELECT_PROG)) as p:
         first = p.stdout.readline().decode()
         assert first.startswith("holder "), (first, p.stderr.read())
         holder = int(first.split()[1])
@@ -223,10 +242,6 @@ def test_token_select_semantics(ctx):
         e = segment.raw_listeners(ctx, session)[0]
         # The checker never held the token: the holder's waits only.
         assert e["accepts"] == 0 and e["token_waits"] >= 1, e
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 # Three workers. B puts a pipe's write end on each of its doorbell numbers,
@@ -298,14 +313,7 @@ CLOSE_PROG = textwrap.dedent("""\
 
 def test_token_program_closes_doorbells(ctx):
     session = ctx.session()
-    prog = os.path.join(ctx.tmp, "closecheck.py")
-    with open(prog, "w") as f:
-        f.write(CLOSE_PROG)
-    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
-                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         cwd=ctx.tmp, start_new_session=True)
-    try:
+    with _serialized(ctx, session, _python(ctx, "closecheck.py", CLOSE_PROG)) as p:
         info = {}
         for _ in range(2):
             l = p.stdout.readline().decode().split()
@@ -344,10 +352,6 @@ def test_token_program_closes_doorbells(ctx):
         assert p.returncode == 0, err
         assert out.decode().split() == ["pipe", "0"], (out, err)
         assert not lib.sockshim_lines(err.decode()), err
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 # Three workers wait in select for the listener; the parent reaps them
@@ -386,14 +390,8 @@ def test_token_holder_gone(ctx):
     it, with no connection in between, and the next connection is served
     by a live worker."""
     session = ctx.session()
-    prog = os.path.join(ctx.tmp, "reapcheck.py")
-    with open(prog, "w") as f:
-        f.write(REAP_PROG)
-    p = subprocess.Popen([srvlib.python3(), prog], env=ctx.env(session, True,
-                                                                {"SOCKSHIM_ACCEPT": "serialize"}),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         cwd=ctx.tmp, start_new_session=True)
-    try:
+    with _serialized(ctx, session, _python(ctx, "reapcheck.py", REAP_PROG),
+                     stdin=subprocess.DEVNULL) as p:
         l = p.stdout.readline().decode().split()
         assert l and l[0] == "port", (l, p.stderr.read1())
         port = int(l[1])
@@ -418,9 +416,6 @@ def test_token_holder_gone(ctx):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             assert int(s.makefile().readline()) in live
             s.close()
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
 
 
 def test_token_cancelled_in_poll(ctx):
@@ -428,11 +423,7 @@ def test_token_cancelled_in_poll(ctx):
     listener's slot leaves the program's array as the program wrote it,
     and its row no longer marked waiting (tests/progs/tokencancel.c)."""
     session = ctx.session()
-    p = subprocess.Popen([ctx.prog("tokencancel")],
-                         env=ctx.env(session, True, {"SOCKSHIM_ACCEPT": "serialize"}),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         cwd=ctx.tmp, start_new_session=True)
-    try:
+    with _serialized(ctx, session, [ctx.prog("tokencancel")]) as p:
         l = p.stdout.readline().decode().split()
         assert l and l[0] == "port", (l, p.stderr.read1())
         port, child = int(l[1]), int(l[3])
@@ -445,10 +436,6 @@ def test_token_cancelled_in_poll(ctx):
         e = acclib.listener(ctx, session, port, cross=False)
         mine = [w for w in e["workers"] if w["pid"] == p.pid]
         assert len(mine) == 1 and not mine[0]["token_waiting"], e["workers"]
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def test_token_segment_truncated(ctx):
