@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../progs/loopback.h"
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -235,23 +237,11 @@ static double bench_socket_close(long n)
 	return (now_ns() - t0) / n;
 }
 
-/* 127.0.0.1:PORT */
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	return a;
-}
-
 /* A listener on 127.0.0.1 (through libc: the shim tracks it), by raw
  * system calls when RAW (the shim never sees it); its port in *PORT. */
 static int listener(int raw, uint16_t *port)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = loopback_addr(0);
 	socklen_t len = sizeof(a);
 	int fd;
 
@@ -290,7 +280,7 @@ static double bench_accept_close(long n, int addr)
 {
 	uint16_t port;
 	int l = listener(0, &port);
-	struct sockaddr_in to = loopback(port);
+	struct sockaddr_in to = loopback_addr(port);
 	double t0 = now_ns();
 
 	for (long i = 0; i < n; i++) {
@@ -318,7 +308,7 @@ static double bench_connect_close(long n)
 {
 	uint16_t port;
 	int l = listener(1, &port);
-	struct sockaddr_in to = loopback(port);
+	struct sockaddr_in to = loopback_addr(port);
 	double t0 = now_ns();
 
 	for (long i = 0; i < n; i++) {

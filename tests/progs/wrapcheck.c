@@ -37,6 +37,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "loopback.h"
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -229,17 +231,6 @@ static int devnull(void)
 	return fd;
 }
 
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	return a;
-}
-
 static uint16_t local_port(int fd)
 {
 	struct sockaddr_in a;
@@ -252,7 +243,7 @@ static uint16_t local_port(int fd)
 /* A TCP listener on 127.0.0.1, on a port of the kernel's choice. */
 static int listener(int type_flags, uint16_t *port)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = loopback_addr(0);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
 
 	assert_true(fd >= 0);
@@ -265,7 +256,7 @@ static int listener(int type_flags, uint16_t *port)
 
 static int connect_to(uint16_t port)
 {
-	struct sockaddr_in a = loopback(port);
+	struct sockaddr_in a = loopback_addr(port);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -487,7 +478,7 @@ static void test_socketpair(void **state)
 
 static void test_bind(void **state)
 {
-	struct sockaddr_in a = loopback(0), taken;
+	struct sockaddr_in a = loopback_addr(0), taken;
 	int fd, other, nul = devnull(), bad = closed_fd();
 
 	(void)state;
@@ -497,7 +488,7 @@ static void test_bind(void **state)
 	EXPECT_ERR(EINVAL, bind(fd, (struct sockaddr *)&a, sizeof(a))); /* already bound */
 	assert_int_equal(listen(fd, 1), 0);
 
-	taken = loopback(local_port(fd));
+	taken = loopback_addr(local_port(fd));
 	other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_ERR(EADDRINUSE, bind(other, (struct sockaddr *)&taken, sizeof(taken)));
 	EXPECT_ERR(EINVAL, bind(other, (struct sockaddr *)&a, 3));
@@ -509,7 +500,7 @@ static void test_bind(void **state)
 
 static void test_listen(void **state)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = loopback_addr(0);
 	int fd, udp, nul = devnull(), bad = closed_fd();
 
 	(void)state;
@@ -650,7 +641,7 @@ static void test_connect(void **state)
 
 	(void)state;
 	l = listener(0, &port);
-	a = loopback(port);
+	a = loopback_addr(port);
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_OK(connect(c, (struct sockaddr *)&a, sizeof(a)));
 	s = accept(l, NULL, NULL);
@@ -660,9 +651,9 @@ static void test_connect(void **state)
 
 	/* A port bound but not listening: refused. */
 	reserve = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	refused = loopback(0);
+	refused = loopback_addr(0);
 	assert_int_equal(bind(reserve, (struct sockaddr *)&refused, sizeof(refused)), 0);
-	refused = loopback(local_port(reserve));
+	refused = loopback_addr(local_port(reserve));
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_ERR(ECONNREFUSED, connect(fd, (struct sockaddr *)&refused, sizeof(refused)));
 	assert_int_equal(close(fd), 0);
@@ -1177,14 +1168,14 @@ static void test_recv(void **state)
  * its address. */
 static void udp_pair(int *rx, int *tx, struct sockaddr_in *tx_addr)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = loopback_addr(0);
 
 	*rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	*tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(*rx, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(bind(*tx, (struct sockaddr *)&a, sizeof(a)), 0);
-	*tx_addr = loopback(local_port(*tx));
-	a = loopback(local_port(*rx));
+	*tx_addr = loopback_addr(local_port(*tx));
+	a = loopback_addr(local_port(*rx));
 	assert_int_equal(connect(*tx, (struct sockaddr *)&a, sizeof(a)), 0);
 }
 
@@ -1858,7 +1849,7 @@ static void test_sys_socket(void **state)
 
 static void test_sys_bind_listen(void **state)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = loopback_addr(0);
 	int fd, udp, nul = devnull(), bad = closed_fd();
 
 	(void)state;
@@ -1887,7 +1878,7 @@ static void test_sys_accept_connect(void **state)
 
 	(void)state;
 	l = listener(0, &port);
-	a = loopback(port);
+	a = loopback_addr(port);
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT_OK(syscall(SYS_connect, c, &a, sizeof(a)));
 	EXPECT_ERR(EISCONN, syscall(SYS_connect, c, &a, sizeof(a)));
