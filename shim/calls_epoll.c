@@ -34,12 +34,22 @@ static struct epoll_reg regs[EPOLL_SLOTS] = {[0 ... EPOLL_SLOTS - 1] = {-1, -1, 
 /* Slots in use: epoll_wait in a process with no listener registered (a
  * client, or a server's other epoll sets) looks no further. */
 static int regs_live;
+/* One past the highest slot ever claimed: slots are claimed lowest
+ * first, so every look (each event of every epoll_wait) reads the few
+ * slots a server's listeners took, not all EPOLL_SLOTS. */
+static unsigned regs_high;
+
+/* The slots to look at: those below the high-water mark. */
+static unsigned reg_span(void)
+{
+	return __atomic_load_n(&regs_high, __ATOMIC_ACQUIRE);
+}
 
 static struct epoll_reg *reg_find(int epfd, int fd)
 {
-	unsigned i;
+	unsigned i, n = reg_span();
 
-	for (i = 0; i < EPOLL_SLOTS; i++)
+	for (i = 0; i < n; i++)
 		if (__atomic_load_n(&regs[i].epfd, __ATOMIC_ACQUIRE) == epfd &&
 		    __atomic_load_n(&regs[i].fd, __ATOMIC_RELAXED) == fd)
 			return &regs[i];
@@ -124,6 +134,14 @@ static struct epoll_reg *reg_claim(void)
 
 		if (__atomic_compare_exchange_n(&regs[i].epfd, &free_slot, -2, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
+			unsigned high = reg_span();
+
+			/* Raised before the slot is published (reg_put's
+			 * release store of its epfd). */
+			while (high < i + 1 &&
+			       !__atomic_compare_exchange_n(&regs_high, &high, i + 1, 1, __ATOMIC_ACQ_REL,
+							    __ATOMIC_ACQUIRE))
+				;
 			__atomic_fetch_add(&regs_live, 1, __ATOMIC_RELAXED);
 			return &regs[i];
 		}
@@ -211,12 +229,12 @@ int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 static void after_epoll(int epfd, const struct epoll_event *evs, int n)
 {
 	int i;
-	unsigned j;
+	unsigned j, span = reg_span();
 
 	for (i = 0; i < n; i++) {
 		if (!(evs[i].events & (EPOLLIN | EPOLLPRI)))
 			continue;
-		for (j = 0; j < EPOLL_SLOTS; j++)
+		for (j = 0; j < span; j++)
 			if (__atomic_load_n(&regs[j].epfd, __ATOMIC_ACQUIRE) == epfd &&
 			    __atomic_load_n(&regs[j].data, __ATOMIC_RELAXED) == evs[i].data.u64) {
 				accept_woken(__atomic_load_n(&regs[j].fd, __ATOMIC_RELAXED));
@@ -227,11 +245,11 @@ static void after_epoll(int epfd, const struct epoll_event *evs, int n)
 
 static int any_reg(int epfd)
 {
-	unsigned j;
+	unsigned j, span = reg_span();
 
 	if (!__atomic_load_n(&regs_live, __ATOMIC_RELAXED))
 		return 0;
-	for (j = 0; j < EPOLL_SLOTS; j++)
+	for (j = 0; j < span; j++)
 		if (__atomic_load_n(&regs[j].epfd, __ATOMIC_RELAXED) == epfd)
 			return 1;
 	return 0;

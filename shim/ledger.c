@@ -156,8 +156,32 @@ enum claim {
  * other finds its claim there and waits for it. Races with other claimers
  * are retried a bounded number of times: a table another process keeps
  * rewriting must not hold us. */
+/* The entry released longest ago that a pass over the window saw (KEY
+ * NULL: none), chosen by the keys alone: its reference count is read
+ * once, for it only, before it is taken (take_released). */
+struct released_pick {
+	struct sockshim_ledger_key *key;
+	uint64_t inode;
+	uint64_t released_ns;
+};
+
+/* Key K (word W) in PICK if released before its best so far. */
+static void pick_if_older(struct released_pick *pick, struct sockshim_ledger_key *k, uint64_t w)
+{
+	uint64_t released = __atomic_load_n(&k->released_ns, __ATOMIC_ACQUIRE);
+
+	if (!sockshim_inode_in_use(w) || !released || (pick->key && released >= pick->released_ns))
+		return;
+	pick->key = k;
+	pick->inode = w;
+	pick->released_ns = released;
+}
+
+/* PICK is being passed over; when the window has no free slot, it is
+ * the first to take (one pass over the keys finds both). */
 static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
-			     pid_t born_pid, int born_fd, uint32_t *ref, int *created)
+			     pid_t born_pid, int born_fd, uint32_t *ref, int *created,
+			     struct released_pick *pick)
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
@@ -165,6 +189,7 @@ static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_
 	unsigned tries = 0;
 
 again:
+	pick->key = NULL;
 	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
 		uint32_t at = (h + i) & (cap - 1);
 		uint64_t k = __atomic_load_n(&keys[at].inode, __ATOMIC_ACQUIRE);
@@ -177,8 +202,10 @@ again:
 		}
 		if (k == claiming)
 			return CLAIM_STALLED;
-		if (k)
+		if (k) {
+			pick_if_older(pick, &keys[at], k);
 			continue;
+		}
 		if (__atomic_compare_exchange_n(&keys[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
 						__ATOMIC_ACQUIRE)) {
 			init_entry(seg_ledger(m) + at, &keys[at], inode, e, born_pid, born_fd);
@@ -191,15 +218,51 @@ again:
 		 * reclaim from under a claimer that found it (see below). */
 		if (++tries < LEDGER_RETRIES)
 			goto again;
+		pick->key = NULL;
 		return CLAIM_FULL;
 	}
 	return CLAIM_NONE;
 }
 
-/* No free slot near ours: take the one released longest ago (its history
- * goes; a socket still held never loses its entry). The choice reads the
- * keys, and an entry's reference count only for a key that would be the
- * best so far (a few of the window's 32). */
+/* Take PICK (chosen from a look at the keys) for INODE, if it is still
+ * the released entry it was chosen as: CLAIM_DONE, or CLAIM_NONE with
+ * the entry given back untouched. */
+static enum claim take_released(struct seg_map *m, const struct released_pick *pick,
+				uint64_t inode, const struct fd_entry *e, pid_t born_pid,
+				int born_fd, uint32_t *ref, int *created)
+{
+	uint64_t k = pick->inode;
+	struct sockshim_ledger_key *keys = seg_ledger_keys(m), *best = pick->key;
+	struct sockshim_sock *l = seg_ledger(m);
+
+	if (!__atomic_compare_exchange_n(&best->inode, &k, sockshim_inode_claiming(inode), 0,
+					 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+		return CLAIM_NONE; /* someone else took it */
+	/* Held again since we looked (its socket passed on by a process
+	 * that had not touched it yet)? Or another claimer of this inode
+	 * picked another released entry at the same moment? Claims and
+	 * these loads are sequentially consistent, so of two such claimers
+	 * at least one sees the other's: whoever does gives its entry back,
+	 * untouched, to its old socket, and looks again. */
+	if (__atomic_load_n(&l[best - keys].refs, __ATOMIC_SEQ_CST) > 0 ||
+	    !__atomic_load_n(&best->released_ns, __ATOMIC_SEQ_CST) ||
+	    claimed_elsewhere(keys, m->ledger_capacity, sockshim_ledger_hash(inode), best, inode)) {
+		__atomic_store_n(&best->inode, pick->inode, __ATOMIC_RELEASE);
+		return CLAIM_NONE;
+	}
+	count(&seg_header(m)->ledger_reclaimed);
+	init_entry(&l[best - keys], best, inode, e, born_pid, born_fd);
+	*created = 1;
+	*ref = (uint32_t)(best - keys) + 1;
+	return CLAIM_DONE;
+}
+
+/* No free slot near ours, and the first pass's pick taken by another or
+ * held again: take the one released longest ago (its history goes; a
+ * socket still held never loses its entry). The choice reads the keys,
+ * and an entry's reference count for each key that would be the best so
+ * far (a few of the window's 32), so a held entry with a stale release
+ * time is passed over. */
 static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 				 pid_t born_pid, int born_fd, uint32_t *ref, int *created)
 {
@@ -207,6 +270,7 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
 	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	struct sockshim_sock *l = seg_ledger(m);
+	struct released_pick pick;
 	unsigned tries;
 
 	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
@@ -242,28 +306,11 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 			break;
 		/* From the socket it was chosen as: not from one given the
 		 * entry since. */
-		k = best_k;
-		if (!__atomic_compare_exchange_n(&best->inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
-						 __ATOMIC_ACQUIRE))
-			continue; /* someone else took it: look again */
-		/* Held again since we looked (its socket passed on by a
-		 * process that had not touched it yet)? Or another claimer
-		 * of this inode picked another released entry at the same
-		 * moment? Claims and these loads are sequentially consistent,
-		 * so of two such claimers at least one sees the other's:
-		 * whoever does gives its entry back, untouched, to its old
-		 * socket, and looks again. */
-		if (__atomic_load_n(&l[best - keys].refs, __ATOMIC_SEQ_CST) > 0 ||
-		    !__atomic_load_n(&best->released_ns, __ATOMIC_SEQ_CST) ||
-		    claimed_elsewhere(keys, cap, h, best, inode)) {
-			__atomic_store_n(&best->inode, best_k, __ATOMIC_RELEASE);
-			continue;
-		}
-		count(&seg_header(m)->ledger_reclaimed);
-		init_entry(&l[best - keys], best, inode, e, born_pid, born_fd);
-		*created = 1;
-		*ref = (uint32_t)(best - keys) + 1;
-		return CLAIM_DONE;
+		pick.key = best;
+		pick.inode = best_k;
+		pick.released_ns = best_released;
+		if (take_released(m, &pick, inode, e, born_pid, born_fd, ref, created) == CLAIM_DONE)
+			return CLAIM_DONE;
 	}
 	return CLAIM_FULL;
 }
@@ -272,13 +319,20 @@ uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 		    int born_fd, int *created)
 {
 	uint32_t ref = 0;
+	struct released_pick pick;
 	enum claim r;
 
 	*created = 0;
 	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
 		return 0;
-	/* Found on the way, as a lookup would (one pass over the keys). */
-	r = claim_free(m, inode, e, born_pid, born_fd, &ref, created);
+	/* Found on the way, as a lookup would (one pass over the keys), or
+	 * the window's free slot; a full window's entry released longest
+	 * ago is picked on the way, and taken if nobody holds it (one
+	 * entry's count read); else the careful look (claim_released). */
+	r = claim_free(m, inode, e, born_pid, born_fd, &ref, created, &pick);
+	if (r == CLAIM_NONE && pick.key &&
+	    __atomic_load_n(&seg_ledger(m)[pick.key - seg_ledger_keys(m)].refs, __ATOMIC_ACQUIRE) <= 0)
+		r = take_released(m, &pick, inode, e, born_pid, born_fd, &ref, created);
 	if (r == CLAIM_NONE)
 		r = claim_released(m, inode, e, born_pid, born_fd, &ref, created);
 	if (r == CLAIM_DONE)

@@ -277,6 +277,42 @@ static void test_full_window_and_reclaim(void **state)
 	assert_int_equal(h->ledger_full, 2);
 }
 
+/* The entry released longest ago, held again while its release time
+ * still shows (a hold between a release's count and its time): the
+ * first pass picks it by the keys, its count says no, and the careful
+ * look takes the next one released; the held socket keeps its entry. */
+static void test_reclaim_passes_over_a_held_entry(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_header *h = seg_header(m);
+	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 1];
+	uint32_t slot = 200, ref, stale, next;
+	unsigned i;
+	int created, before;
+
+	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 1);
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		ref = get(m, ino[i], &created);
+		assert_int_equal(ref, slot + i + 1);
+		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
+	}
+	stale = slot + 7 + 1;
+	next = slot + 9 + 1;
+	assert_int_equal(ledger_release(m, stale, 100, 7, &before), 0);
+	usleep(1000);
+	assert_int_equal(ledger_release(m, next, 100, 9, &before), 0);
+	at(m, stale)->refs = 1; /* held again; its release time not yet cleared */
+	assert_true(KEY(m, at(m, stale))->released_ns != 0);
+
+	ref = get(m, ino[SOCKSHIM_LEDGER_PROBE], &created);
+	assert_int_equal(ref, next);
+	assert_true(created);
+	assert_int_equal(h->ledger_reclaimed, 1);
+	assert_int_equal(ledger_lookup(m, ino[7]), stale);
+	assert_int_equal(ledger_lookup(m, ino[9]), 0);
+	assert_int_equal(at(m, stale)->refs, 1);
+}
+
 /* References and holders through hold, hold again, release. */
 static void test_hold_release_counts(void **state)
 {
@@ -1065,6 +1101,7 @@ int main(void)
 		T(test_probe_wraps),
 		T(test_lookup_reads_only_the_index),
 		T(test_full_window_and_reclaim),
+		T(test_reclaim_passes_over_a_held_entry),
 		T(test_hold_release_counts),
 		T(test_reserve),
 		T(test_pool_and_overflow),
