@@ -151,11 +151,6 @@ enum claim {
 	CLAIM_STALLED, /* its claimer is not getting on (killed or stopped mid-fill) */
 };
 
-/* A free slot. Slots are taken in probe order and never freed, so two
- * claimers of one inode meet at the first free one: one CAS wins, the
- * other finds its claim there and waits for it. Races with other claimers
- * are retried a bounded number of times: a table another process keeps
- * rewriting must not hold us. */
 /* The entry released longest ago that a pass over the window saw (KEY
  * NULL: none), chosen by the keys alone: its reference count is read
  * once, for it only, before it is taken (take_released). */
@@ -165,63 +160,82 @@ struct released_pick {
 	uint64_t released_ns;
 };
 
-/* Key K (word W) in PICK if released before its best so far. */
-static void pick_if_older(struct released_pick *pick, struct sockshim_ledger_key *k, uint64_t w)
-{
-	uint64_t released = __atomic_load_n(&k->released_ns, __ATOMIC_ACQUIRE);
-
-	if (!sockshim_inode_in_use(w) || !released || (pick->key && released >= pick->released_ns))
-		return;
-	pick->key = k;
-	pick->inode = w;
-	pick->released_ns = released;
-}
-
-/* PICK is being passed over; when the window has no free slot, it is
- * the first to take (one pass over the keys finds both). */
+/* A free slot. Slots are taken in probe order and never freed, so two
+ * claimers of one inode meet at the first free one: one CAS wins, the
+ * other finds its claim there and waits for it. Races with other claimers
+ * are retried a bounded number of times: a table another process keeps
+ * rewriting must not hold us. When the window has no free slot, PICK is
+ * the entry to take instead (one pass over the keys finds both). The
+ * pass reads each key with relaxed loads into locals (an acquire load
+ * per key kept the loop's state in memory: 35 instructions a key); the
+ * key that decides (ours, or free) is read again with acquire. */
 static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 			     pid_t born_pid, int born_fd, uint32_t *ref, int *created,
 			     struct released_pick *pick)
 {
 	uint64_t claiming = sockshim_inode_claiming(inode);
-	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
+	uint32_t mask = m->ledger_capacity - 1, h = sockshim_ledger_hash(inode), i;
 	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	unsigned tries = 0;
 
 again:
 	pick->key = NULL;
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		uint32_t at = (h + i) & (cap - 1);
-		uint64_t k = __atomic_load_n(&keys[at].inode, __ATOMIC_ACQUIRE);
+	{
+		struct sockshim_ledger_key *best = NULL;
+		uint64_t best_inode = 0, best_released = UINT64_MAX;
+
+		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+			struct sockshim_ledger_key *key = &keys[(h + i) & mask];
+			uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_RELAXED), released;
+
+			if (__builtin_expect(!k || k == inode || k == claiming, 0))
+				break;
+			if (!sockshim_inode_in_use(k))
+				continue; /* another socket's claim */
+			released = __atomic_load_n(&key->released_ns, __ATOMIC_RELAXED);
+			if (released && released < best_released) {
+				best = key;
+				best_inode = k;
+				best_released = released;
+			}
+		}
+		if (i == SOCKSHIM_LEDGER_PROBE) {
+			pick->key = best;
+			pick->inode = best_inode;
+			pick->released_ns = best_released;
+			return CLAIM_NONE;
+		}
+	}
+	{
+		struct sockshim_ledger_key *key = &keys[(h + i) & mask];
+		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
 
 		if (k == claiming)
-			k = claim_wait(&keys[at].inode, claiming);
+			k = claim_wait(&key->inode, claiming);
 		if (k == inode) {
-			*ref = at + 1;
+			*ref = ((h + i) & mask) + 1;
 			return CLAIM_DONE;
 		}
 		if (k == claiming)
 			return CLAIM_STALLED;
-		if (k) {
-			pick_if_older(pick, &keys[at], k);
-			continue;
-		}
-		if (__atomic_compare_exchange_n(&keys[at].inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
+		if (k) /* changed since the pass: look again */
+			goto retry;
+		if (__atomic_compare_exchange_n(&key->inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
 						__ATOMIC_ACQUIRE)) {
-			init_entry(seg_ledger(m) + at, &keys[at], inode, e, born_pid, born_fd);
+			init_entry(seg_ledger(m) + ((h + i) & mask), key, inode, e, born_pid, born_fd);
 			*created = 1;
-			*ref = at + 1;
+			*ref = ((h + i) & mask) + 1;
 			return CLAIM_DONE;
 		}
 		/* Someone took the slot: look again, it may be ours. Out of
 		 * tries, the window may still have a free slot: not one to
 		 * reclaim from under a claimer that found it (see below). */
-		if (++tries < LEDGER_RETRIES)
-			goto again;
-		pick->key = NULL;
-		return CLAIM_FULL;
 	}
-	return CLAIM_NONE;
+retry:
+	if (++tries < LEDGER_RETRIES)
+		goto again;
+	pick->key = NULL;
+	return CLAIM_FULL;
 }
 
 /* Take PICK (chosen from a look at the keys) for INODE, if it is still
