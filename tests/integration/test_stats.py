@@ -143,7 +143,8 @@ def block_a(fx):
             + cells(("aborted (RST)", "6"), ("CLOSE_WAIT p50", "<=17ms"),
                     ("CLOSE_WAIT p99", "<=134ms"))
             + "  gated by: the accept lock (blocking accept), 500 acquisitions; the poll token "
-            "(poll/select), 40 waits with it; EPOLLEXCLUSIVE (epoll), 2 registrations\n"
+            "(poll/select), 40 waits with it, 37 hand-offs to a waiting worker; EPOLLEXCLUSIVE "
+            "(epoll), 2 registrations\n"
             + "  lock bypassed: stopped 4, stalled 2, invalid word reset 1; tokens taken: "
             "stopped 3, stalled 0; unlock errors 1\n"
             + "  lock holder: pid %d tid %d (fxw1, sleeping) for HELD\n" % (fx.pid, t1)
@@ -360,7 +361,8 @@ def expected_json(fx):
               "lock": {"state": "free", "word": 0, "bypassed": None},
               "lock_bypassed": {"stopped": 0, "stalled": 0, "invalid": 0},
               "token_taken": {"stopped": 0, "stalled": 0, "invalid": 0}, "unlock_errors": 0,
-              "poll_token_waits": 0, "epoll_exclusive_registrations": 0, "closed": False,
+              "poll_token_waits": 0, "poll_token_handoffs": 0,
+              "epoll_exclusive_registrations": 0, "closed": False,
               "fairness_jain": 1, "max_min_ratio": 1, "worker_overflow": 0,
               "bad_worker_rows": 0,
               "retired_workers": {"count": 0, "calls": 0, "accepts": 0, "spurious": 0,
@@ -390,7 +392,7 @@ def expected_json(fx):
                  "bypassed": None},
         "lock_bypassed": {"stopped": 4, "stalled": 2, "invalid": 1},
         "token_taken": {"stopped": 3, "stalled": 0, "invalid": 0}, "unlock_errors": 1,
-        "poll_token_waits": 40, "epoll_exclusive_registrations": 2,
+        "poll_token_waits": 40, "poll_token_handoffs": 37, "epoll_exclusive_registrations": 2,
         "fairness_jain": 250000 / 280000, "max_min_ratio": 2,
         "queue_length": 2, "queue_backlog": 7, "worker_overflow": 2, "bad_worker_rows": 1,
         "retired_workers": {"count": 3, "calls": 30, "accepts": 20, "spurious": 4, "empty": 5,
@@ -542,6 +544,8 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_retired_workers_total", lbl(**c)): "1",
         ("sockshim_retired_worker_accepts_total", lbl(**c)): "5",
         ("sockshim_poll_token_waits_total", lbl(**a)): "40",
+        ("sockshim_poll_token_handoffs_total", lbl(**a)): "37",
+        ("sockshim_poll_token_handoffs_total", lbl(**b)): "0",
         ("sockshim_epoll_exclusive_registrations_total", lbl(**a)): "2",
         ("sockshim_epoll_exclusive_registrations_total", lbl(**b)): "3",
         ("sockshim_worker_lock_wait_seconds_total",
