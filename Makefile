@@ -68,6 +68,11 @@ UNIT_OBJ_test_procfd = tools/procfd.c tools/reconcile.c tools/ledger_read.c tool
 UNIT_OBJ_test_stats_model = tools/stats_model.c tools/sockdiag.c tools/flatidx.c tools/bigmem.c
 UNIT_OBJ_test_prom = tools/prom.c tools/stats_model.c tools/sockdiag.c tools/flatidx.c \
 	tools/format.c tools/bigmem.c tools/outbuf.c
+# The table and JSON printers, with what they call (the lock's view reads
+# /proc for a holder; the listeners made by the test have none).
+UNIT_OBJ_test_stats_print = tools/stats_table.c tools/stats_json.c tools/lock_view.c \
+	tools/stats_model.c tools/sockdiag.c tools/flatidx.c tools/format.c tools/outbuf.c \
+	tools/bigmem.c shim/thread_state.c
 UNIT_OBJ_test_shm_users = tools/shm_users.c
 UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/bigmem.c $(SEGMENT_SRC)
 # The shim's ledger and listener table on a private mapping.

@@ -236,6 +236,11 @@ static const struct {
 	 "poll and select waits for the listener that held its poll token "
 	 "(SOCKSHIM_ACCEPT=serialize gates poll and select so).",
 	 offsetof(struct stats_listener, token_waits)},
+	{"sockshim_poll_token_handoffs_total",
+	 "Times a worker giving the listener's poll token back (at its accept, when its poll "
+	 "returned without the listener, or at its process's end) handed it to the next worker "
+	 "waiting for it and woke that worker (SOCKSHIM_ACCEPT=serialize).",
+	 offsetof(struct stats_listener, token_handoffs)},
 	{"sockshim_epoll_exclusive_registrations_total",
 	 "epoll registrations of the listener with EPOLLEXCLUSIVE, the shim's "
 	 "(SOCKSHIM_ACCEPT=serialize) or the program's own.",

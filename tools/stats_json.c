@@ -209,9 +209,10 @@ void stats_json_listener(FILE *out, const struct stats_frame *f, const struct st
 		",\"econnaborted\":%" PRIu64 ",\"emfile_enfile\":%" PRIu64
 		",\"lock_acquisitions\":%" PRIu64 ",\"lock_contended\":%" PRIu64
 		",\"lock_owner_died\":%" PRIu64 ",\"poll_token_waits\":%" PRIu64
-		",\"epoll_exclusive_registrations\":%" PRIu64,
+		",\"poll_token_handoffs\":%" PRIu64 ",\"epoll_exclusive_registrations\":%" PRIu64,
 		s->empty, s->wakeups, s->eintr, s->econnaborted, s->emfile, s->lock_acquisitions,
-		s->lock_contended, s->owner_died, s->token_waits, s->epoll_exclusive);
+		s->lock_contended, s->owner_died, s->token_waits, s->token_handoffs,
+		s->epoll_exclusive);
 	json_hist(out, "lock_wait_ns", s->wait_hist, 1);
 	json_hist(out, "lock_hold_ns", s->hold_hist, 0);
 	fprintf(out, ",\"aborted\":%" PRIu64, s->aborted);

@@ -138,6 +138,7 @@ int stats_read_listener(const struct sockshim_listener *src, struct stats_listen
 		dst->closewait_hist[i] = LOAD(&src->closewait_hist[i]);
 	}
 	dst->aborted = LOAD(&src->aborted);
+	dst->token_handoffs = LOAD(&src->token_handoffs);
 	/* A holder's pid is shown and looked up in /proc: a negative one is
 	 * as meaningless as none. */
 	if (dst->holder_pid <= 0 || dst->holder_tid < 0) {

@@ -72,6 +72,9 @@ struct stats_listener {
 	uint64_t token_taken[SOCKSHIM_BYPASS_COUNT];
 	uint64_t unlock_errors;
 	uint64_t token_waits;     /* poll/select waits that held the poll token */
+	/* Times the poll token, given back by its holder, was handed to the
+	 * next worker waiting for it, that worker woken (its doorbell rung). */
+	uint64_t token_handoffs;
 	uint64_t epoll_exclusive; /* epoll registrations with EPOLLEXCLUSIVE */
 	uint64_t wait_hist[STATS_BUCKETS];
 	uint64_t hold_hist[STATS_BUCKETS];

@@ -213,7 +213,8 @@ static void table_lock(FILE *out, const struct stats_listener *s, uint64_t now_n
 
 /* How the listener is gated, by mechanism and with that mechanism's own
  * count: serialize gates a blocking accept with the lock, poll and select
- * with the poll token, epoll with EPOLLEXCLUSIVE (a server with
+ * with the poll token (and how often a worker giving it back woke the
+ * next waiting one for it), epoll with EPOLLEXCLUSIVE (a server with
  * non-blocking listeners takes the lock 0 times, rightly). In the other
  * modes, the program's own EPOLLEXCLUSIVE. */
 static void table_gating(FILE *out, const struct stats_listener *s)
@@ -234,8 +235,10 @@ static void table_gating(FILE *out, const struct stats_listener *s)
 		sep = ";";
 	}
 	if (s->token_waits) {
-		fprintf(out, "%s the poll token (poll/select), %" PRIu64 " waits with it", sep,
-			s->token_waits);
+		fprintf(out,
+			"%s the poll token (poll/select), %" PRIu64 " waits with it, %" PRIu64
+			" hand-offs to a waiting worker",
+			sep, s->token_waits, s->token_handoffs);
 		sep = ";";
 	}
 	if (s->epoll_exclusive) {

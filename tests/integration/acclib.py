@@ -33,7 +33,8 @@ CMD_KEYS = {"accepts": "accepts", "spurious_wakeups": "spurious", "empty_accepts
             "accept_calls": "accept_calls", "eintr": "eintr", "econnaborted": "econnaborted",
             "emfile_enfile": "emfile", "poll_wakeups": "wakeups",
             "lock_acquisitions": "lock_acquisitions", "lock_contended": "lock_contended",
-            "lock_owner_died": "owner_died", "waiters": "waiters", "max_waiters": "max_waiters"}
+            "lock_owner_died": "owner_died", "waiters": "waiters", "max_waiters": "max_waiters",
+            "poll_token_handoffs": "token_handoffs"}
 CMD_WORKER = {"calls": "calls", "accepts": "accepts", "spurious_wakeups": "spurious",
               "empty_accepts": "empty", "eintr": "eintr"}
 

@@ -397,8 +397,8 @@ def test_living_puma_rows_fairness_backlog(ctx):
         assert o["mode"] == "serialize" and o["poll_token_waits"] >= served and \
             o["lock_acquisitions"] == 0, _show(o)
         text = tool(ctx, ["stats", "--session", s]).stdout
-        assert "  gated by: the poll token (poll/select), %d waits with it\n" \
-            % o["poll_token_waits"] in text, text
+        assert "  gated by: the poll token (poll/select), %d waits with it, %d hand-offs to a " \
+            "waiting worker\n" % (o["poll_token_waits"], o["poll_token_handoffs"]) in text, text
         assert o["listen_backlog"] == 1024 and "listen(backlog 1024)" in text.splitlines()[0], \
             text
         with open("/proc/sys/net/core/somaxconn") as f:

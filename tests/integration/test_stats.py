@@ -7,6 +7,7 @@ shim under the bundled pre-forked server, in observe and serialize mode.
 
 Every wait is bounded; every process is stopped by its pid."""
 
+import contextlib
 import json
 import os
 import pty
@@ -19,6 +20,7 @@ import urllib.parse
 import urllib.request
 
 import lib
+import segment
 import srvlib
 
 WAIT = 15.0
@@ -143,7 +145,8 @@ def block_a(fx):
             + cells(("aborted (RST)", "6"), ("CLOSE_WAIT p50", "<=17ms"),
                     ("CLOSE_WAIT p99", "<=134ms"))
             + "  gated by: the accept lock (blocking accept), 500 acquisitions; the poll token "
-            "(poll/select), 40 waits with it; EPOLLEXCLUSIVE (epoll), 2 registrations\n"
+            "(poll/select), 40 waits with it, 37 hand-offs to a waiting worker; EPOLLEXCLUSIVE "
+            "(epoll), 2 registrations\n"
             + "  lock bypassed: stopped 4, stalled 2, invalid word reset 1; tokens taken: "
             "stopped 3, stalled 0; unlock errors 1\n"
             + "  lock holder: pid %d tid %d (fxw1, sleeping) for HELD\n" % (fx.pid, t1)
@@ -360,7 +363,8 @@ def expected_json(fx):
               "lock": {"state": "free", "word": 0, "bypassed": None},
               "lock_bypassed": {"stopped": 0, "stalled": 0, "invalid": 0},
               "token_taken": {"stopped": 0, "stalled": 0, "invalid": 0}, "unlock_errors": 0,
-              "poll_token_waits": 0, "epoll_exclusive_registrations": 0, "closed": False,
+              "poll_token_waits": 0, "poll_token_handoffs": 0,
+              "epoll_exclusive_registrations": 0, "closed": False,
               "fairness_jain": 1, "max_min_ratio": 1, "worker_overflow": 0,
               "bad_worker_rows": 0,
               "retired_workers": {"count": 0, "calls": 0, "accepts": 0, "spurious": 0,
@@ -390,7 +394,7 @@ def expected_json(fx):
                  "bypassed": None},
         "lock_bypassed": {"stopped": 4, "stalled": 2, "invalid": 1},
         "token_taken": {"stopped": 3, "stalled": 0, "invalid": 0}, "unlock_errors": 1,
-        "poll_token_waits": 40, "epoll_exclusive_registrations": 2,
+        "poll_token_waits": 40, "poll_token_handoffs": 37, "epoll_exclusive_registrations": 2,
         "fairness_jain": 250000 / 280000, "max_min_ratio": 2,
         "queue_length": 2, "queue_backlog": 7, "worker_overflow": 2, "bad_worker_rows": 1,
         "retired_workers": {"count": 3, "calls": 30, "accepts": 20, "spurious": 4, "empty": 5,
@@ -542,6 +546,8 @@ def test_stats_prometheus_exact(ctx):
         ("sockshim_retired_workers_total", lbl(**c)): "1",
         ("sockshim_retired_worker_accepts_total", lbl(**c)): "5",
         ("sockshim_poll_token_waits_total", lbl(**a)): "40",
+        ("sockshim_poll_token_handoffs_total", lbl(**a)): "37",
+        ("sockshim_poll_token_handoffs_total", lbl(**b)): "0",
         ("sockshim_epoll_exclusive_registrations_total", lbl(**a)): "2",
         ("sockshim_epoll_exclusive_registrations_total", lbl(**b)): "3",
         ("sockshim_worker_lock_wait_seconds_total",
@@ -795,16 +801,18 @@ def test_stats_watch_tty_and_session_end(ctx):
 # ---------------------------------------------------------------------------
 # The real shim.
 
-def _prefork_stats(ctx, mode, connections=60, workers=4):
-    """prefork_server -w WORKERS under sockshim run --accept MODE, CONNECTIONS
-    sequential clients, then `sockshim stats --json` of its listener."""
+@contextlib.contextmanager
+def _prefork_served(ctx, mode, connections=60, workers=4, model=()):
+    """prefork_server -w WORKERS (-m MODEL: how its workers wait) under
+    sockshim run --accept MODE, CONNECTIONS sequential clients served;
+    yields the session, the port and the replies, the server still up."""
     s = ctx.session(mode)
     portfile = os.path.join(ctx.tmp, "port")
     server = os.path.join(ctx.build, "examples", "prefork_server")
     client = os.path.join(ctx.build, "examples", "demo_client")
     run = ctx.spawn([ctx.tool, "run", "--session", s, "--accept", mode, "--", server, "-w",
-                     str(workers), "-f", portfile], preload=False,
-                    extra_env=srvlib.run_env(ctx), name="run")
+                     str(workers), "-f", portfile] + (["-m", model] if model else []),
+                    preload=False, extra_env=srvlib.run_env(ctx), name="run")
     try:
         lib.wait_for_file(portfile, run, WAIT, "sockshim run -- prefork_server")
         with open(portfile) as f:
@@ -813,11 +821,7 @@ def _prefork_stats(ctx, mode, connections=60, workers=4):
                     timeout=60)
         assert r.returncode == 0, r.stderr
         assert r.stdout.count("hello from worker") == connections, r.stdout
-        out, err = stats_ok(ctx, s, "--json")
-        objs = [json.loads(l) for l in out.splitlines()]
-        table, _ = stats_ok(ctx, s)
-        prom, _ = stats_ok(ctx, s, "--prometheus")
-        return port, objs, table, prom, r.stdout
+        yield s, port, r.stdout
     finally:
         # Every process of the run's group, by the group's id (the run's pid).
         try:
@@ -825,6 +829,17 @@ def _prefork_stats(ctx, mode, connections=60, workers=4):
         except ProcessLookupError:
             pass
         run.wait(timeout=WAIT)
+
+
+def _prefork_stats(ctx, mode, connections=60, workers=4):
+    """prefork_server -w WORKERS under sockshim run --accept MODE, CONNECTIONS
+    sequential clients, then `sockshim stats --json` of its listener."""
+    with _prefork_served(ctx, mode, connections, workers) as (s, port, replies):
+        out, err = stats_ok(ctx, s, "--json")
+        objs = [json.loads(l) for l in out.splitlines()]
+        table, _ = stats_ok(ctx, s)
+        prom, _ = stats_ok(ctx, s, "--prometheus")
+        return port, objs, table, prom, replies
 
 
 def _check_prefork(port, objs, table, prom, replies, connections, workers):
@@ -862,3 +877,73 @@ def test_stats_real_shim_serialize(ctx):
     assert o["lock_acquisitions"] >= 60, o
     assert o["lock_wait_ns"]["count"] == o["lock_acquisitions"], o
     assert o["holder"] is not None, o
+
+
+# The table's poll token clause: its waits and its hand-offs.
+TOKEN_CLAUSE = re.compile(r"^  gated by:.* the poll token \(poll/select\), (\d+) waits with it, "
+                          r"(\d+) hand-offs to a waiting worker[;\n]", re.M)
+
+
+def _token_shown(ctx, session, port):
+    """The poll token's hand-offs of the listener on PORT: as the segment
+    counts them (segment.py, read from /dev/shm) and as `sockshim stats`
+    shows them in JSON, Prometheus and the table (None: no token clause),
+    all four read while the segment's token counts did not move (read
+    before and after the three commands, and the same). Also the JSON
+    object and the table."""
+    local = "127.0.0.1:%d" % port
+
+    def raw():
+        hits = [e for e in segment.raw_listeners(ctx, session) if e["local"] == local]
+        assert len(hits) == 1, hits
+        return hits[0]["token_handoffs"], hits[0]["token_waits"]
+
+    for _ in range(20):
+        before = raw()
+        objs = [json.loads(l) for l in stats_ok(ctx, session, "--json")[0].splitlines()]
+        assert len(objs) == 1 and objs[0]["local"] == local, objs
+        samples, types = parse_prom(stats_ok(ctx, session, "--prometheus")[0])
+        table = stats_ok(ctx, session)[0]
+        if raw() != before:
+            time.sleep(0.05)
+            continue
+        assert types.get("sockshim_poll_token_handoffs_total") == "counter", types
+        prom = samples[("sockshim_poll_token_handoffs_total",
+                        lbl(session=session, listener=local, inode=str(objs[0]["inode"])))]
+        m = TOKEN_CLAUSE.findall(table)
+        assert len(m) <= 1, table
+        shown = (int(m[0][0]), int(m[0][1])) if m else None
+        assert objs[0]["poll_token_waits"] == before[1], (objs[0], before)
+        return before[0], objs[0], int(prom), shown, table
+    raise AssertionError("the poll token's hand-offs of %s moved at every read" % local)
+
+
+def test_stats_real_shim_poll_token_handoffs(ctx):
+    """prefork_server -m poll (4 workers waiting in poll) under serialize:
+    the poll token's hand-offs, as the segment counts them, are what JSON,
+    Prometheus and the table show, and there are some (a worker that gives
+    the token back at its accept wakes the next waiting one for it)."""
+    connections = 60
+    with _prefork_served(ctx, "serialize", connections, 4, "poll") as (s, port, replies):
+        raw, obj, prom, shown, table = _token_shown(ctx, s, port)
+    print("    %d connections: %d hand-offs, %d waits with the token; table: %s" % (
+        connections, raw, obj["poll_token_waits"], shown), flush=True)
+    assert obj["mode"] == "serialize" and obj["accepts"] == connections, obj
+    assert raw > 0, obj
+    assert obj["poll_token_handoffs"] == raw, (obj["poll_token_handoffs"], raw)
+    assert prom == raw, (prom, raw)
+    assert shown == (obj["poll_token_waits"], raw), (shown, table)
+    # Handed over at most once per hold of the token.
+    assert raw <= obj["poll_token_waits"], obj
+
+
+def test_stats_real_shim_poll_token_observe(ctx):
+    """The same pool under observe: no token, so no hand-off: 0 in the
+    segment, 0 in JSON and Prometheus, and no token clause in the table."""
+    connections = 60
+    with _prefork_served(ctx, "observe", connections, 4, "poll") as (s, port, replies):
+        raw, obj, prom, shown, table = _token_shown(ctx, s, port)
+    assert obj["mode"] == "observe" and obj["accepts"] == connections, obj
+    assert (raw, obj["poll_token_handoffs"], obj["poll_token_waits"], prom) == (0, 0, 0, 0), \
+        (raw, obj, prom)
+    assert shown is None and "hand-off" not in table and "gated by" not in table, table

@@ -229,8 +229,9 @@ static void fill(struct seg_map *m, unsigned pa, uint64_t ia, unsigned pb, uint6
 	a->token_taken[SOCKSHIM_BYPASS_STOPPED] = 3;
 	a->unlock_errors = 1;
 	/* Gated three ways: the lock (lock_acquisitions above), the poll
-	 * token, EPOLLEXCLUSIVE. */
+	 * token (handed to a waiting worker 37 times), EPOLLEXCLUSIVE. */
 	a->token_waits = 40;
+	a->token_handoffs = 37;
 	a->epoll_exclusive = 2;
 	/* Rows in no particular order: the reader sorts them. */
 	set_worker(&a->workers[7], pid, tids[2], 320, 100, 200, 0, 1, 320);

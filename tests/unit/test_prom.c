@@ -271,6 +271,8 @@ static void test_stats_exposition(void **state)
 	v[0].s.spurious = 1000;
 	v[0].s.eintr = 3;
 	v[0].s.owner_died = 1;
+	v[0].s.token_waits = 40;
+	v[0].s.token_handoffs = 37;
 	v[0].s.wait_hist[10] = 4;
 	v[0].s.holder_pid = 9;
 	v[0].s.holder_tid = 9;
@@ -301,6 +303,14 @@ static void test_stats_exposition(void **state)
 	assert_non_null(strstr(t, "sockshim_accept_calls_total{" L0 "} 1600\n"));
 	assert_non_null(strstr(t, "sockshim_spurious_wakeups_total{" L0 "} 1000\n"));
 	assert_non_null(strstr(t, "sockshim_lock_owner_died_total{" L0 "} 1\n"));
+	assert_non_null(strstr(t, "sockshim_poll_token_waits_total{" L0 "} 40\n"));
+	/* The poll token's hand-offs: a counter of their own, with HELP and
+	 * TYPE, 0 for a listener that has none. */
+	assert_non_null(strstr(t, "# TYPE sockshim_poll_token_handoffs_total counter\n"
+				  "sockshim_poll_token_handoffs_total{" L0 "} 37\n"
+				  "sockshim_poll_token_handoffs_total{" L1 "} 0\n"));
+	assert_non_null(strstr(t, "# HELP sockshim_poll_token_handoffs_total Times a worker "
+				  "giving the listener's poll token back"));
 	assert_non_null(strstr(t, "sockshim_accept_errors_total{" L0 ",error=\"EINTR\"} 3\n"));
 	assert_non_null(strstr(t, "sockshim_lock_wait_seconds_bucket{" L0
 				  ",le=\"0.000001024\"} 0\n"

@@ -256,6 +256,8 @@ static void test_read_listener(void **state)
 	l->lock_acquisitions = 500;
 	l->lock_contended = 120;
 	l->owner_died = 1;
+	l->token_waits = 40;
+	l->token_handoffs = 37; /* the last field of the entry before the rows */
 	/* Waiting: rows 0 and 3, and the bits of a free row (1) and of a
 	 * corrupt one (5), which are no waiters; one waiter without a row. */
 	l->waiting = UINT64_C(1) << 0 | UINT64_C(1) << 1 | UINT64_C(1) << 3 | UINT64_C(1) << 5;
@@ -306,6 +308,8 @@ static void test_read_listener(void **state)
 	assert_int_equal(s->lock_acquisitions, 500);
 	assert_int_equal(s->lock_contended, 120);
 	assert_int_equal(s->owner_died, 1);
+	assert_int_equal(s->token_waits, 40);
+	assert_int_equal(s->token_handoffs, 37);
 	assert_int_equal(s->waiters, 3);
 	assert_int_equal(s->waiters_unrowed, 1);
 	assert_int_equal(s->max_waiters, 3);
