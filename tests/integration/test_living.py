@@ -355,6 +355,12 @@ def test_living_puma_rows_fairness_backlog(ctx):
                 assert run.poll() is None, ctx.output(run)
                 assert time.monotonic() < deadline, "puma does not listen on %d" % port
                 time.sleep(0.05)
+        # Both workers booted (each server thread has its row, waiting for
+        # the listener) before the load: the first answer may come while
+        # the second worker still boots, and it would then find no
+        # connection left to accept.
+        _wait_stats(ctx, s, lambda o: len({w["pid"] for w in o["workers"]}) == 2,
+                    "puma: both workers waiting for the listener", (run,))
         # 8 clients at once: the pools' threads all get work.
         per = (PUMA_REQUESTS - served) // PUMA_CLIENTS
         with concurrent.futures.ThreadPoolExecutor(PUMA_CLIENTS) as ex:
