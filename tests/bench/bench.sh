@@ -2,7 +2,8 @@
 # make bench: the shim's overhead, side by side with a run without it, in
 # one run: per call, the ring, the readers over 10,000s of sockets,
 # start-up, real servers without the shim, under observe, serialize,
-# strace and bpftrace (bench_servers.sh), idle pools' wakeups
+# strace and bpftrace (bench_servers.sh), the shim's instructions per
+# request inside nginx (bench_nginx_instr.sh), idle pools' wakeups
 # (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
 # kernel counts it (bench_herd.py). Prints figures and ratios; asserts
 # nothing (machines are noisy: the instruction counts from callgrind are
@@ -197,6 +198,7 @@ for what in timewait conns; do
 done
 sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
 sh "$(dirname "$0")/bench_servers.sh" "$BUILD"
+sh "$(dirname "$0")/bench_nginx_instr.sh" "$BUILD"
 sh "$(dirname "$0")/bench_idle.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"

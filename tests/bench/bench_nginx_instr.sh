@@ -1,0 +1,123 @@
+#!/bin/sh
+# The shim's cost inside a real server, in instructions (repeatable where
+# wall-clock CPU figures swing 10-40% on a shared machine): nginx-light,
+# one process (master_process off), under callgrind with its cache
+# simulation, without the shim and under observe. Each is warmed up with
+# more connections than the ledger has entries (a long-running server's
+# steady state: every connection reclaims a released entry) with
+# callgrind's instrumentation off, then measured over SECONDS of
+# `Connection: close` requests, 1 in flight. Prints user-space
+# instructions per request by object (nginx, libc, the shim), the ratio,
+# the shim's cache misses per request and its costliest functions. The
+# kernel's share is not in these figures (bench_servers.sh has the CPU).
+#     bench_nginx_instr.sh BUILD
+# BENCH_INSTR_SECONDS: the measured run (10).
+set -eu
+BUILD=$(cd "${1:-build}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+SECS=${BENCH_INSTR_SECONDS:-10}
+# shellcheck disable=SC2034 # PY, STOP_TIMEOUT: read by bench_lib.sh
+PY=${PYTHON:-python3} STOP_TIMEOUT=20
+START_TIMEOUT=60
+TMP=$(mktemp -d /tmp/sockshim-bench-instr.XXXXXX)
+SESS="bench-instr-$$"
+SRV_PIN="" CLI_PIN=""
+if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
+	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
+fi
+# shellcheck source=tests/bench/bench_lib.sh
+. "$HERE/bench_lib.sh"
+
+ROOT=""
+cleanup() {
+	if [ -n "$ROOT" ] && alive "$ROOT"; then kill -KILL "$ROOT" 2>/dev/null || true; fi
+	rm -rf "$TMP"
+	rm -f "/dev/shm/sockshim.$(id -u).$SESS"
+}
+trap cleanup EXIT INT TERM
+die() {
+	echo "bench_nginx_instr: $*" >&2
+	exit 1
+}
+
+echo
+echo "nginx-light, one process under callgrind: user-space instructions per request (Connection: close,"
+echo "1 in flight, ${SECS} s measured after a warm-up past the ledger's $(printf %s "${SOCKSHIM_MAX_SOCKETS:-16384}") entries)"
+for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "n/a: $tool not installed"
+		exit 0
+	fi
+done
+
+# run VARIANT (none|observe): one measured server; leaves TMP/VARIANT/cg.out
+# and TMP/VARIANT/requests.
+run() {
+	d=$TMP/$1
+	mkdir -p "$d"
+	port=$(free_port)
+	nginx_conf "$d" 1 "$port"
+	sed -i 's/^master_process on;/master_process off;/' "$d/nginx.conf"
+	if [ "$1" = observe ]; then
+		set -- "$BUILD/sockshim" run --session "$SESS" --accept observe --
+	else
+		set --
+	fi
+	# shellcheck disable=SC2086
+	$SRV_PIN "$@" valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes \
+		--callgrind-out-file="$d/cg.out" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" \
+		>"$d/out" 2>&1 </dev/null &
+	ROOT=$!
+	deadline=$(($(date +%s) + START_TIMEOUT))
+	until http_ok "$port"; do
+		alive "$ROOT" || die "nginx under callgrind exited: $(tail -3 "$d/out")"
+		[ "$(date +%s)" -lt "$deadline" ] || die "nginx under callgrind not serving in ${START_TIMEOUT}s"
+		sleep 0.5
+	done
+	warm=0
+	while [ "$warm" -lt $((${SOCKSHIM_MAX_SOCKETS:-16384} * 3 / 2)) ]; do
+		warm=$((warm + $(wrk_load "$port" 4 5 close | awk '{ print $1 }')))
+	done
+	pid=$(cat "$d/nginx.pid")
+	callgrind_control -i on "$pid" >/dev/null 2>&1
+	# shellcheck disable=SC2086
+	$CLI_PIN wrk -t1 -c1 -d"${SECS}s" -H 'Connection: close' "http://127.0.0.1:$port/" |
+		awk '/ requests in / { print $1 }' >"$d/requests"
+	kill -TERM "$pid"
+	stop_root "$ROOT" "nginx under callgrind"
+	ROOT=""
+	[ -s "$d/cg.out" ] || die "no callgrind output ($1)"
+}
+
+# by_object FILE REQUESTS: "object instructions-per-request" lines.
+by_object() {
+	callgrind_annotate --inclusive=no "$1" 2>/dev/null |
+		awk -v n="$2" '/\[\// { o = $NF; gsub(/[][]/, "", o); sub(/.*\//, "", o); c = $1; gsub(",", "", c); t[o] += c }
+			END { for (o in t) printf "%s %.0f\n", o, t[o] / n }'
+}
+# of OBJECT: its figure in TMP/VARIANT/objects, 0 if absent.
+of() { # variant object
+	awk -v o="$2" '$1 == o { v = $2 } END { print v + 0 }' "$TMP/$1/objects"
+}
+
+for v in none observe; do
+	run "$v"
+	by_object "$TMP/$v/cg.out" "$(cat "$TMP/$v/requests")" >"$TMP/$v/objects"
+done
+printf "%-28s %10s %10s\n" "per request" "none" "observe"
+for o in nginx libc.so.6 libsockshim.so; do
+	printf "%-28s %10s %10s\n" "$o" "$(of none "$o")" "$(of observe "$o")"
+done
+tn=$(awk '{ s += $2 } END { print s }' "$TMP/none/objects")
+to=$(awk '{ s += $2 } END { print s }' "$TMP/observe/objects")
+printf "%-28s %10s %10s %8s\n" "all user-space" "$tn" "$to" "$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')"
+# The shim's own cache misses per request (callgrind's simulated caches).
+callgrind_annotate --inclusive=no "$TMP/observe/cg.out" 2>/dev/null | grep 'libsockshim' |
+	sed 's/([^)]*)//g' | awk -v n="$(cat "$TMP/observe/requests")" '
+	{ for (i = 1; i <= 9; i++) { v = $i; gsub(",", "", v); if (v == ".") v = 0; s[i] += v } }
+	END { printf "shim, per request: %.1f first-level read misses, %.1f write misses; %.1f last-level read, %.1f write\n",
+		s[5] / n, s[6] / n, s[8] / n, s[9] / n }'
+echo "the shim's costliest functions, instructions per request:"
+callgrind_annotate --inclusive=no "$TMP/observe/cg.out" 2>/dev/null | grep 'libsockshim' |
+	awk -v n="$(cat "$TMP/observe/requests")" '{ c = $1; gsub(",", "", c); f = $(NF - 1); sub(/.*:/, "", f)
+		printf "  %-26s %7.0f\n", f, c / n }' | head -10
