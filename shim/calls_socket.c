@@ -131,19 +131,37 @@ int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags, int f
 		 void *caller)
 {
 	struct sockaddr_storage peer;
-	socklen_t peer_len = sizeof(peer);
+	socklen_t peer_len = sizeof(peer), asked = 0;
 	uint64_t done_ns;
-	int own = !addr && !shim_inert && peer_from_accept(fd);
-	int ret = own ? accept_run(fd, (struct sockaddr *)&peer, &peer_len, flags, four, &done_ns)
-		      : accept_run(fd, addr, len, flags, four, &done_ns);
-	int err = errno;
+	int recorded = !shim_inert && peer_from_accept(fd);
+	int own = recorded && !addr;
+	/* The program's buffer in its frames on the main stack (nginx's,
+	 * Python's socket.accept): memory that cannot be unmapped under us,
+	 * read before the call (its length) and after (the peer, if the
+	 * kernel did not cut it short) without a getpeername. */
+	int framed = recorded && addr && len && usermem_on_main_stack(len, sizeof(*len));
+	int ret, err;
 
+	if (framed)
+		asked = *len;
+	ret = own ? accept_run(fd, (struct sockaddr *)&peer, &peer_len, flags, four, &done_ns)
+		  : accept_run(fd, addr, len, flags, four, &done_ns);
+	err = errno;
+	if (framed && ret >= 0) {
+		socklen_t got = *len;
+
+		if (got <= asked && got <= sizeof(peer) && usermem_on_main_stack(addr, got)) {
+			memcpy(&peer, addr, got);
+			peer_len = got;
+			own = 1;
+		}
+	}
 	/* EAGAIN is a poll loop's normal answer, not a lifecycle event. The
-	 * caller's ADDR and LEN are not read: they may be anything libc
-	 * would answer EFAULT to (after a successful accept, only another
-	 * thread's munmap could make them so; we do not bet the host on it),
-	 * and the kernel tells us the peer anyway: in our own buffer when the
-	 * caller passed none, by getpeername otherwise. */
+	 * caller's ADDR and LEN are not read anywhere else: they may be
+	 * anything libc would answer EFAULT to (after a successful accept,
+	 * only another thread's munmap could make them so; we do not bet the
+	 * host on it), and the kernel tells us the peer anyway: in our own
+	 * buffer when the caller passed none, by getpeername otherwise. */
 	if (!shim_inert && (ret >= 0 || (err != EAGAIN && err != EWOULDBLOCK)))
 		track_accept(fd, ret, err, four ? flags : 0, caller,
 			     own && ret >= 0 ? (struct sockaddr *)&peer : NULL, peer_len, done_ns);

@@ -24,6 +24,7 @@
 #include "sockinfo.h"
 #include "sockshim/config.h"
 #include "track.h"
+#include "usermem.h"
 
 /* The descriptor table's size: a million (128 MiB of address space; only
  * touched pages cost memory), a power of two (fdtab_mask). */
@@ -132,6 +133,7 @@ __attribute__((constructor)) static void on_start(void)
 	int saved = errno, rc, search;
 
 	real_bind();
+	usermem_start();
 	config_parse(&c, env_lookup, warn, sizeof(warn));
 	log_set_level(c.log_level);
 	accept_mode = c.accept_mode;

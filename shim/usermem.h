@@ -22,4 +22,17 @@ int usermem_writev(const struct iovec *local, const struct iovec *remote, int n)
 int usermem_read(void *dst, const void *src, size_t len);
 int usermem_write(void *dst, const void *src, size_t len);
 
+/* The main thread's stack, learnt once at start-up (its top, and the
+ * stack limit then): see usermem_on_main_stack. */
+void usermem_start(void);
+
+/* Is [P, P + N) on the main thread's stack, between the caller's own
+ * frame and the stack's top, with the caller running on that stack? Then
+ * it is mapped, and stays so while the caller runs: a plain load cannot
+ * fault (what a caller's caller keeps in its frames, an accept's address
+ * buffer, is read there without a system call). 0 on any other stack (a
+ * thread's, an alternate signal stack, a coroutine's), and before
+ * usermem_start. */
+int usermem_on_main_stack(const void *p, size_t n);
+
 #endif

@@ -10,7 +10,9 @@ pointer, a bad length pointer, IPv6, a Unix listener):
   failed with the kernel's errno;
 - when the program asks for no address, the shim hands the kernel its
   own buffer instead of asking getpeername afterwards (strace counts the
-  calls); a Unix listener's connections are not asked at all.
+  calls); when the program's whole buffer is in the main thread's
+  frames, the shim reads the peer there, after the kernel wrote it; a
+  Unix listener's connections are not asked at all.
 """
 
 import shutil
@@ -19,14 +21,20 @@ import subprocess
 import lib
 import segment
 
-CASES = ("null", "null4", "sys", "buf", "short", "zero", "efault", "lenfault", "null6", "buf6",
-         "unix")
+CASES = ("null", "null4", "sys", "buf", "short", "zero", "heap", "thread", "efault", "lenfault",
+         "null6", "buf6", "unix")
 # The cases that pass accept a bad pointer: a sanitizer's own accept
 # interceptor reads through it first and dies (SEGV in the runtime, before
 # any shim code runs), so those runs leave them out.
 FAULTS = ("efault", "lenfault")
 # The cases where the program passes no address: the shim passes its own.
 NO_ADDRESS = ("null", "null4", "sys", "null6")
+# A whole buffer in the main thread's frames: the shim reads the peer
+# there, after the kernel wrote it.
+IN_MAIN_FRAMES = ("buf", "buf6")
+# A buffer of the program's the shim does not read: a getpeername each
+# (truncated, on the heap, on another thread's stack).
+NOT_READ = ("short", "zero", "heap", "thread")
 # The peer each accepted inet connection must be recorded with.
 PEER_IP = {"null6": "[::1]", "buf6": "[::1]"}
 
@@ -109,9 +117,11 @@ def address_calls(ctx, session, cases, preload=True):
 
 def test_accept_addr_no_getpeername(ctx):
     """No address asked: the accept's own answer names the peer, no
-    getpeername follows; a Unix connection (accepted or connected) is
-    asked nothing; a buffer of the program's (not read by the shim) still
-    costs one getpeername."""
+    getpeername follows; neither for a whole buffer in the main thread's
+    frames (read there); a Unix connection (accepted or connected) is
+    asked nothing; a buffer of the program's that the shim does not read
+    (truncated, on the heap, on another thread's stack) costs one
+    getpeername each."""
     if not shutil.which("strace"):
         raise lib.Skip("strace is not installed (apt-get install -y strace)")
     if ctx.valgrind or ctx.sanitizer:
@@ -121,7 +131,8 @@ def test_accept_addr_no_getpeername(ctx):
     # port, bound to port 0) is the same in every run.
     setup_bare = address_calls(ctx, session, ("none",), preload=False)
     setup_shim = address_calls(ctx, session, ("none",))
-    for cases, more_peer in ((NO_ADDRESS, 0), (("unix",), 0), (("buf", "short"), 2)):
+    for cases, more_peer in ((NO_ADDRESS, 0), (("unix",), 0), (IN_MAIN_FRAMES, 0),
+                             (NOT_READ, len(NOT_READ))):
         bare = address_calls(ctx, session, cases, preload=False)
         shim = address_calls(ctx, session, cases)
         assert shim["getpeername"] == bare["getpeername"] + more_peer, (cases, bare, shim)

@@ -14,6 +14,8 @@
  *   buf       accept(l, &storage, &len), len = sizeof(storage)
  *   short     accept(l, buf4, &len), len = 4: truncated, len says 16
  *   zero      accept(l, &storage, &len), len = 0
+ *   heap      accept(l, heap, &len): a whole buffer, malloc'ed
+ *   thread    accept(l, &storage, &len) in a thread of its own (its stack)
  *   efault    accept(l, bad, &len): EFAULT (the kernel drops the connection)
  *   lenfault  accept(l, &storage, bad): EFAULT
  *   null6     accept(l6, NULL, NULL) on an IPv6 listener (::1)
@@ -22,6 +24,7 @@
  * Exit 0, or 1 after saying which set-up call failed. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -157,6 +160,24 @@ static void report(const char *name, int ret, int err, long len, uint16_t mine, 
 	close(c);
 }
 
+/* The "thread" case: accept with a whole buffer in a thread's frame. */
+struct in_thread {
+	int l, s, err;
+	socklen_t len;
+};
+
+static void *accept_in_thread(void *arg)
+{
+	struct in_thread *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	t->s = accept(t->l, (struct sockaddr *)&ss, &len);
+	t->err = errno;
+	t->len = len;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
@@ -208,6 +229,28 @@ int main(int argc, char **argv)
 		len = 0;
 		s = accept(l, (struct sockaddr *)&ss, &len);
 		report("zero", s, errno, (long)len, mine, c);
+	}
+
+	if (wanted("heap")) {
+		struct sockaddr_storage *heap = malloc(sizeof(*heap));
+
+		if (!heap)
+			die("malloc");
+		c = client(AF_INET, port, &mine);
+		len = sizeof(*heap);
+		s = accept(l, (struct sockaddr *)heap, &len);
+		report("heap", s, errno, (long)len, mine, c);
+		free(heap);
+	}
+
+	if (wanted("thread")) {
+		struct in_thread t = {l, -1, 0, 0};
+		pthread_t th;
+
+		c = client(AF_INET, port, &mine);
+		if (pthread_create(&th, NULL, accept_in_thread, &t) || pthread_join(th, NULL))
+			die("pthread");
+		report("thread", t.s, t.err, (long)t.len, mine, c);
 	}
 
 	if (wanted("efault")) {
