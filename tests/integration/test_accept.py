@@ -581,8 +581,15 @@ def test_accept_pool_idle_waiters_sleep(ctx):
     idle = time.monotonic() - t0
     woke = {p: after[p] - before[p] for p in live}
     say("idle %.2f s: wakeups per worker %s (holder %d)", idle, woke, holder)
-    # One look per WATCH_S, one more for the sampling's edges.
-    assert all(woke[p] <= int(idle / WATCH_S) + 1 for p in waiters), (idle, woke)
+    if ctx.valgrind:
+        # valgrind does not implement futex_waitv (syscall 449): the
+        # waiters take the path of kernels before 5.16, a FUTEX_WAIT of
+        # 20 ms at most (50 wakeups a second; 223 to 225 in 4.5 s seen).
+        say("the waiters' idle wakeups not asserted under valgrind: it has no futex_waitv, "
+            "so they wake every 20 ms as on kernels before 5.16")
+    else:
+        # One look per WATCH_S, one more for the sampling's edges.
+        assert all(woke[p] <= int(idle / WATCH_S) + 1 for p in waiters), (idle, woke)
     assert woke[holder] <= 1, (idle, woke)
     t0 = time.monotonic()
     os.kill(holder, signal.SIGKILL)
