@@ -244,7 +244,7 @@ asan tsan:
 		$(EXAMPLE_SRC:examples/%.c=$(SAN_BUILD)/examples/%)
 	$(PYTHON) tests/integration/run.py --build $(SAN_BUILD) --sanitizer $(SAN_NAME) $(foreach k,$(K),-k $(k))
 
-valgrind: all $(UNIT_BIN) $(PROG_BIN)
+valgrind: all test-deps $(UNIT_BIN) $(PROG_BIN) $(EXAMPLE_BIN)
 	$(PYTHON) tests/integration/run.py --build $(BUILD) --valgrind $(foreach k,$(K),-k $(k))
 
 # ---- make fuzz: libFuzzer harnesses (tests/fuzz) for every reader of bytes

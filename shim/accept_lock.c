@@ -325,6 +325,13 @@ static int sleep_on(struct sockshim_listener *l, uint32_t w, uint32_t seq, uint6
 		rel.tv_nsec = (long)ns;
 		rc = (int)real.syscall(SYS_futex, &l->lock, FUTEX_WAIT, w, &rel, NULL, 0);
 		err = rc < 0 ? errno : 0;
+		/* With a timeout, FUTEX_WAIT ends with EINTR after any handler,
+		 * SA_RESTART or not (-ERESTART_RESTARTBLOCK: the kernel restarts
+		 * it only when no handler ran). A handler of the program is
+		 * counted: the caller's look at the count decides, as it would
+		 * after futex_waitv. */
+		if (err == EINTR && __atomic_load_n(sigwatch_counter(), __ATOMIC_ACQUIRE) != seq)
+			err = 0;
 	}
 	pthread_setcanceltype(old, NULL);
 	return err == EINTR ? -EINTR : 0;

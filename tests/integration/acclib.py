@@ -567,3 +567,11 @@ def apache_argv(ctx, port, workers=4):
     # -X would run one process without children: -DFOREGROUND keeps the
     # prefork pool and stays in the foreground under sockshim run.
     return [exe, "-d", root, "-f", conf, "-DFOREGROUND"]
+
+
+def lock_without_waitv(ctx):
+    """((mode, lockwait's leading arguments)) of a serialized run on a
+    kernel without futex_waitv (a seccomp filter: tests/progs/
+    deny_futex_waitv.h); none under valgrind, which implements neither
+    futex_waitv nor seccomp: every run there takes that path."""
+    return () if ctx.valgrind else (("serialize", ["--no-futex-waitv"]),)

@@ -495,8 +495,11 @@ class Context:
             valgrind = self.valgrind
         if not valgrind:
             return list(argv)
+        # valgrind.supp: the errors test programs make on purpose.
         return ["valgrind", "--quiet", "--error-exitcode=99", "--trace-children=no",
-                "--child-silent-after-fork=yes"] + list(argv)
+                "--child-silent-after-fork=yes",
+                "--suppressions=" + os.path.join(self.root, "tests", "integration", "valgrind.supp")
+                ] + list(argv)
 
     # -- running -----------------------------------------------------------
 

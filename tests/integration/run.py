@@ -120,6 +120,25 @@ def run_one(ctx, name, func, keep):
     return status
 
 
+# The signals the tests send to the servers they start (through sockshim
+# run, which leaves a signal ignored when it started with it ignored). A
+# runner started in the background (`make tsan &` from a script, nohup)
+# inherits them ignored and would hand that on: the servers would never
+# stop. The runner keeps ignoring them; what it starts gets the defaults,
+# as from a terminal (exec resets a caught signal, not an ignored one).
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
+def ignored_but_caught(signum, frame):
+    pass
+
+
+def default_stop_signals_for_children():
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, ignored_but_caught)
+
+
 def main():
     ap = argparse.ArgumentParser(description="sockshim integration tests")
     ap.add_argument("--build", default="build", help="build directory (default: build)")
@@ -133,6 +152,7 @@ def main():
     args = ap.parse_args()
 
     os.chdir(ROOT)
+    default_stop_signals_for_children()
     build = args.build if os.path.isabs(args.build) else os.path.join(ROOT, args.build)
     if args.valgrind and not lib.which("valgrind"):
         print("run.py: --valgrind: valgrind is not installed", file=sys.stderr)

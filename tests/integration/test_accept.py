@@ -543,11 +543,15 @@ def test_accept_lock_sa_restart(ctx):
     """A handler with SA_RESTART that runs in a thread waiting for the lock
     (a blocking accept, without the shim) ends nothing: the wait goes on,
     and the accept returns the next connection, as the kernel's restarted
-    accept does."""
+    accept does. Serialize also on a kernel without futex_waitv (before
+    5.16), whose FUTEX_WAIT ends with EINTR after any handler: the lock's
+    other path (valgrind does not implement futex_waitv either, so its run
+    takes that path already)."""
     want = "handled 1 A ret fd B ret fd"
-    for mode in (None, "observe", "serialize"):
-        lines = _lockwait(ctx, ["sigrestart"], mode, ctx.session(mode or "none"))
-        assert lines == [want], (mode, lines)
+    runs = ((None, []), ("observe", []), ("serialize", [])) + acclib.lock_without_waitv(ctx)
+    for mode, args in runs:
+        lines = _lockwait(ctx, args + ["sigrestart"], mode, ctx.session(mode or "none"))
+        assert lines == [want], (mode, args, lines)
 
 
 def _switches(pid):
@@ -585,8 +589,15 @@ def test_accept_pool_idle_waiters_sleep(ctx):
     idle = time.monotonic() - t0
     woke = {p: after[p] - before[p] for p in live}
     say("idle %.2f s: wakeups per worker %s (holder %d)", idle, woke, holder)
-    # One look per WATCH_S, one more for the sampling's edges.
-    assert all(woke[p] <= int(idle / WATCH_S) + 1 for p in waiters), (idle, woke)
+    if ctx.valgrind:
+        # valgrind does not implement futex_waitv (syscall 449): the
+        # waiters take the path of kernels before 5.16, a FUTEX_WAIT of
+        # 20 ms at most (50 wakeups a second; 223 to 225 in 4.5 s seen).
+        say("the waiters' idle wakeups not asserted under valgrind: it has no futex_waitv, "
+            "so they wake every 20 ms as on kernels before 5.16")
+    else:
+        # One look per WATCH_S, one more for the sampling's edges.
+        assert all(woke[p] <= int(idle / WATCH_S) + 1 for p in waiters), (idle, woke)
     assert woke[holder] <= 1, (idle, woke)
     t0 = time.monotonic()
     os.kill(holder, signal.SIGKILL)

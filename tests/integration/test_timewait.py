@@ -217,7 +217,7 @@ def test_timewait_client_python(ctx):
         # At once, as the rate is taken over the time since the first
         # connection up to now.
         groups, summary, unattributed, tw_took = _timewait(ctx, session)
-        span = time.monotonic() - started
+        span = first_span = time.monotonic() - started
         rate = float(ctx.output(client)[0].split()[1])
         first = [g for g in groups if g["peer"] == "127.0.0.1:%d" % port]
         assert len(first) == 1, "want one group toward port %d: %s" % (port, groups)
@@ -279,7 +279,17 @@ def test_timewait_client_python(ctx):
         assert abs(g["port_share"] - g["count"] / size) < 1e-9, g
     assert g["births_60s"] == CLIENT_CONNECTIONS, g
     first_rate = first_g["rate_per_s"]
-    assert abs(first_rate - rate) <= 0.2 * rate, (first_rate, rate)
+    if not (ctx.sanitizer or ctx.valgrind):
+        assert abs(first_rate - rate) <= 0.2 * rate, (first_rate, rate)
+    else:
+        # The rate runs from the first birth to the command's clock read,
+        # after its sock_diag dump, which a sanitized or valgrind command
+        # makes slowly (1.9 s over 74,000 host TIME_WAIT sockets under
+        # TSan, against the client's 3 s: 614 against 996 per second seen).
+        # Both ends lie within the test's FIRST_SPAN: at least the births
+        # over it, at most the client's own rate with the same margin.
+        assert CLIENT_CONNECTIONS / first_span <= first_rate <= 1.2 * rate, (
+            first_rate, rate, CLIENT_CONNECTIONS / first_span)
     # Exhaustion at that rate: never when a minute of it does not fill the
     # range; else no sooner than the free ports last at that rate, and
     # exactly that when they run out before the first of ours leaves

@@ -1,6 +1,6 @@
-/* Forks 1,000 times from one thread while three others open, copy and close
- * sockets, to show the shim's fork handling neither deadlocks nor loses a
- * fork. Each child either exits at once, or makes and closes a socket, or
+/* Forks 1,000 times (or N: forkstress [N], N <= 1,000) from one thread while
+ * three others open, copy and close sockets, to show the shim's fork
+ * handling neither deadlocks nor loses a fork. Each child either exits at once, or makes and closes a socket, or
  * closes everything it inherited, then _exit(0)s.
  * Prints "child PID" per fork, then "forks N failures F iterations I".
  * Exit status 0 only if every child exited 0 and every thread succeeded;
@@ -156,13 +156,19 @@ static void child(int i)
 	_exit(0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	void *(*workers[THREADS])(void *) = {tcp_worker, pair_worker, mix_worker};
 	pthread_t th[THREADS];
 	static pid_t pids[FORKS];
-	int i, failures = 0, bad_threads = 0;
+	int i, failures = 0, bad_threads = 0, forks = FORKS;
 
+	if (argc > 1)
+		forks = atoi(argv[1]);
+	if (argc > 2 || forks < 1 || forks > FORKS) {
+		fprintf(stderr, "usage: forkstress [FORKS, 1 to %d]\n", FORKS);
+		return 2;
+	}
 	alarm(DEADLINE_S);
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < THREADS; i++)
@@ -170,7 +176,7 @@ int main(void)
 			fprintf(stderr, "forkstress: pthread_create failed\n");
 			return 1;
 		}
-	for (i = 0; i < FORKS; i++) {
+	for (i = 0; i < forks; i++) {
 		int st;
 		pid_t pid = fork();
 
@@ -196,7 +202,7 @@ int main(void)
 		if (ret)
 			bad_threads++;
 	}
-	for (i = 0; i < FORKS && pids[i]; i++)
+	for (i = 0; i < forks && pids[i]; i++)
 		printf("child %d\n", (int)pids[i]);
 	printf("forks %d failures %d iterations %ld threads-failed %d\n",
 	       __atomic_load_n(&forks_done, __ATOMIC_RELAXED), failures,

@@ -44,6 +44,10 @@
  *                            "port P"; the test connects twice and reads
  *                            "parent" and "child"; the child exits 0.
  *
+ * With --no-futex-waitv first, futex_waitv fails with ENOSYS (a seccomp
+ * filter: deny_futex_waitv.h), as on kernels before 5.16 and under
+ * valgrind: the accept lock's waiters take their other path.
+ *
  * alarm() bounds the run; exit 0 when every step went as said. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +62,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "deny_futex_waitv.h"
 
 #define LIFETIME_S 20
 #define STAGGER_MS 50
@@ -432,6 +438,14 @@ int main(int argc, char **argv)
 {
 	alarm(LIFETIME_S);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "--no-futex-waitv")) {
+		if (deny_futex_waitv() < 0) {
+			perror("lockwait: a seccomp filter for futex_waitv");
+			return 1;
+		}
+		argc--;
+		argv++;
+	}
 	if (argc == 3 && !strcmp(argv[1], "rcvtimeo") && atol(argv[2]) > 0)
 		return run_rcvtimeo(atol(argv[2]));
 	if (argc == 2 && !strcmp(argv[1], "cancel"))
@@ -444,7 +458,7 @@ int main(int argc, char **argv)
 		return run_sigrace(atol(argv[2]));
 	if (argc == 2 && !strcmp(argv[1], "sigrestart"))
 		return run_sigrestart();
-	fprintf(stderr, "usage: lockwait rcvtimeo MS | cancel | sigclose | forkheld | sigrace N | "
-			"sigrestart\n");
+	fprintf(stderr, "usage: lockwait [--no-futex-waitv] rcvtimeo MS | cancel | sigclose | "
+			"forkheld | sigrace N | sigrestart\n");
 	return 2;
 }
