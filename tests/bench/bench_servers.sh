@@ -263,18 +263,32 @@ ledger_counters() { # v
 
 # warm_up SERVER V: wrk (close, 16 in flight) on variant V's server until
 # it served WARM connections and, under the shim, its ledger has no entry
-# no socket has had yet; at most WARM_LIMIT seconds. Appends "SERVER V
-# connections unused capacity" to $TMP/warm (unused, capacity: - without
-# the shim).
+# no socket has had yet; at most WARM_LIMIT seconds. Under the shim, it
+# stops early when fewer than half of a wrk run's connections reached the
+# ledger (took a never-used entry, reclaimed one or were counted full):
+# then the shim does not record the server's connections, and its ledger
+# would never fill. Appends "SERVER V connections unused capacity run
+# recorded" to $TMP/warm (unused, capacity: - without the shim; run,
+# recorded: that last run's connections and how many reached the ledger,
+# or 0 0).
 warm_up() { # server v
 	eval "port=\$PORT_$2"
 	seg=$(segment_of "$2")
-	served=0 rate=0 fill="- -"
+	served=0 rate=0 fill="- -" short="0 0" before=""
 	deadline=$(($(date +%s) + WARM_LIMIT))
 	while [ "$(date +%s)" -lt "$deadline" ]; do
 		if [ -n "$seg" ]; then
 			fill=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" fill "$seg" | awk '{ print $2, $1 }') ||
 				die "cannot read the ledger of $seg"
+			now="${fill%% *} $(ledger_counters "$2")"
+			if [ -n "$before" ] && [ "$served" -ge "$WARM" ]; then
+				recorded=$(echo "$before $now" | awk '{ print ($1 - $4) + ($5 - $2) + ($6 - $3) }')
+				if [ $((recorded * 2)) -lt "${r%% *}" ]; then
+					short="${r%% *} $recorded"
+					break
+				fi
+			fi
+			before=$now
 		fi
 		unused=${fill%% *}
 		if [ "$served" -ge "$WARM" ] && { [ "$unused" = - ] || [ "$unused" = 0 ]; }; then break; fi
@@ -287,7 +301,7 @@ warm_up() { # server v
 		served=$((served + ${r%% *}))
 		rate=${r#* }
 	done
-	echo "$1 $2 $served $fill" >>"$TMP/warm"
+	echo "$1 $2 $served $fill $short" >>"$TMP/warm"
 }
 
 # measure SERVER VARIANT MODE CONNS ROUND SEQ: one wrk run, appended to
@@ -594,6 +608,8 @@ for s in $MEASURED; do
 		FILENAME != ARGV[1] && $1 == s {
 			printf "  %-15s %-10s %7d warm-up connections", name, $2, $3
 			if ($4 != "-") printf "; ledger: %d of %d entries never used", $4, $5
+			if ($6 > 0) printf "\n  %-15s %-10s NOT steady: of its last %d connections, %d reached the" \
+				" ledger (the shim does not record this server'"'"'s connections)", name, $2, $6, $7
 			printf "\n"
 		}
 		FILENAME == ARGV[1] && $1 == s && $3 == "close" && ($2 == "observe" || $2 == "serialize") {
