@@ -9,38 +9,67 @@
 # an unmodified server's socket calls, and its kernel tracer needs
 # lttng-modules built for the running kernel; bpftrace is the kernel-side
 # tracer that needs neither.)
-# The variants of one server run at once (on CPU 0, wrk on CPU 1) and are
-# loaded in turn, ROUNDS alternating rounds. Per run: requests/s, server
-# CPU microseconds per request (every thread of the server's tree, the
-# tracer included: sockshim run, strace, bpftrace; from /proc) and context
-# switches per request. Per cell: the median of the rounds, their spread
-# ((max - min) / median) and the median's ratio to the run without the
-# shim; then the issue's targets, met or not.
+# The variants of one server run at once (on CPU 0, wrk on CPU 1), each
+# warmed up first to its steady state: wrk (close, 16 in flight) until it
+# served 1.5x the ledger's entries and, under the shim, no ledger entry is
+# left that no socket has had (after that, every connection reclaims a
+# released entry, as in a server that has run for a while; before it,
+# each touches fresh shared pages). Then per cell (server, close or
+# keep-alive, connections in flight) ROUNDS rounds, chained: a run
+# without the shim, the variants' runs (the order reversed every round),
+# a run without the shim, ... (ABBA: none, observe, serialize, none,
+# serialize, observe, none, ...). The host's speed drifts over seconds
+# (other tenants): each variant's run is compared with the runs without
+# the shim around it, interpolated to its place in the chain (the mean of
+# the two when it sits between them), and the ratio reported is the
+# median of those per-round ratios, with their min-max. The tracers cost
+# many times the noise: they run in the first TRACER_ROUNDS rounds only,
+# in a block of their own between two runs without the shim, and not at
+# all with keep-alive at 1 in flight (no call they trace per request
+# there; left out to keep make bench within 25 minutes, said in the
+# table).
+# Per run: requests/s, server CPU microseconds per request (every thread
+# of the server's tree, the tracer included: sockshim run, strace,
+# bpftrace; from /proc), context switches per request, and the share of
+# CPU 0 other programs took (a round whose runs saw more than OTH_LIMIT%
+# is flagged, and the targets are also given without the flagged rounds;
+# nothing is dropped silently).
 # Prints; never fails on a figure. Fails, saying why, when a server does
 # not start or a request fails. Loopback only, every wait bounded, every
 # process it starts stopped by pid.
 # Usage: bench_servers.sh [BUILD]; BENCH_SERVERS_SECONDS (1) per run,
-# BENCH_SERVERS_ROUNDS (3), BENCH_SERVERS ("nginx:2 nginx:4 gunicorn:4
-# uwsgi:4"), BENCH_SERVERS_VARIANTS ("none observe serialize strace
-# bpftrace"); QUICK=1: one round, without nginx:4.
+# BENCH_SERVERS_ROUNDS (10), BENCH_SERVERS_TRACER_ROUNDS (3),
+# BENCH_SERVERS ("nginx:2 nginx:4 gunicorn:4 uwsgi:4"),
+# BENCH_SERVERS_VARIANTS ("none observe serialize strace bpftrace"),
+# BENCH_SERVERS_WARMUP (connections per server before measuring: 1.5x
+# the ledger's entries; under the shim, also until the ledger has no
+# never-used entry); QUICK=1: 3 rounds, tracers in 1, without nginx:4.
 set -eu
 BUILD=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/../.."
-HERE=$(pwd)/tests/bench
+CHECKOUT=$(pwd)
+HERE=$CHECKOUT/tests/bench
 if [ "${QUICK:-0}" = 1 ]; then
 	SECS=${BENCH_SERVERS_SECONDS:-1}
-	ROUNDS=${BENCH_SERVERS_ROUNDS:-1}
+	ROUNDS=${BENCH_SERVERS_ROUNDS:-3}
+	TRACER_ROUNDS=${BENCH_SERVERS_TRACER_ROUNDS:-1}
 	SERVERS=${BENCH_SERVERS:-nginx:2 gunicorn:4 uwsgi:4}
 else
 	SECS=${BENCH_SERVERS_SECONDS:-1}
-	ROUNDS=${BENCH_SERVERS_ROUNDS:-3}
+	ROUNDS=${BENCH_SERVERS_ROUNDS:-10}
+	TRACER_ROUNDS=${BENCH_SERVERS_TRACER_ROUNDS:-3}
 	SERVERS=${BENCH_SERVERS:-nginx:2 nginx:4 gunicorn:4 uwsgi:4}
 fi
 VARIANTS=${BENCH_SERVERS_VARIANTS:-none observe serialize strace bpftrace}
+# The variants, none first (every other one is compared with it: it runs
+# even when not asked for).
+SHOWN=none$(echo "$VARIANTS" | awk '{ for (i = 1; i <= NF; i++) if ($i != "none") printf " %s", $i }')
 MODES="close keepalive"
 CONNS="1 16"
 START_TIMEOUT=20 # seconds for a server (or bpftrace) to be ready
 STOP_TIMEOUT=10  # seconds for a server to exit after SIGTERM
+OTH_LIMIT=10     # % of CPU 0 taken by other programs that flags a round as noisy
+WARM_LIMIT=180   # seconds a server's warm-up may take at most
 PY=${PYTHON:-python3}
 TOOL=$BUILD/sockshim
 TMP=$(mktemp -d /tmp/sockshim-bench-servers.XXXXXX)
@@ -69,6 +98,7 @@ stop_all() {
 		if [ -n "$tracer" ]; then stop_root "$tracer" "bpftrace ($v)"; fi
 		# strace -f detaches on SIGTERM and leaves its tracee running:
 		# stop the server below it first; strace then ends with it.
+		# shellcheck disable=SC2154 # main, root: set by the eval above
 		if [ "$main" != "$root" ]; then stop_root "$main" "$v server"; fi
 		stop_root "$root" "$v"
 	done
@@ -102,6 +132,7 @@ if [ -n "$missing" ]; then echo "servers side by side: missing$missing (apt-get 
 
 # Why a variant or a server cannot be measured here, or nothing.
 NA_strace="" NA_bpftrace=""
+# shellcheck disable=SC2034 # NA_<variant> is read by eval "\${NA_$v}"
 command -v strace >/dev/null 2>&1 || NA_strace="n/a: strace not installed"
 if ! command -v bpftrace >/dev/null 2>&1; then
 	NA_bpftrace="n/a: bpftrace not installed"
@@ -113,6 +144,7 @@ else
 		tracepoint:syscalls:sys_exit_close /pid == 0/ { printf(\"x\"); }
 		BEGIN { system(\"touch \$BT_READY\"); exit(); }" 2>&1) || true
 	if [ ! -e "$TMP/bpftrace-probe" ]; then
+		# shellcheck disable=SC2034
 		NA_bpftrace="n/a: bpftrace cannot run here ($(echo "$probe_out" | grep -v RLIMIT_MEMLOCK |
 			grep -m1 ERROR | cut -c1-80))"
 	fi
@@ -207,16 +239,84 @@ cpu0_times() {
 			($2 + $3 + $4 + $5 + $6 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
 }
 
-# measure SERVER VARIANT MODE CONNS ROUND: one wrk run, appended to the
-# results as "SERVER VARIANT MODE CONNS ROUND req/s cpu_us/req ctxsw/req
-# other%": other%, the share of CPU 0's time (where the server runs) that
-# went to other programs and the hypervisor (steal) during the run: the
-# noise; n/a when not pinned.
+# The segment of variant V's session (observe, serialize), or nothing.
+segment_of() { # v
+	case $1 in
+	observe | serialize) echo "/dev/shm/sockshim.$(id -u).$SESS-$1" ;;
+	esac
+}
+
+# "reclaimed full": the ledger counters of variant V's session (0 0
+# without the shim): entries of released sockets given to new ones, and
+# sockets not recorded for want of a free entry.
+ledger_counters() { # v
+	seg=$(segment_of "$1")
+	if [ -z "$seg" ] || [ -z "$COUNTER_OFFSETS" ]; then
+		echo "0 0"
+		return
+	fi
+	# shellcheck disable=SC2086 # two numbers, split on purpose
+	set -- $COUNTER_OFFSETS
+	echo "$(od -An -t u8 -j "$1" -N 8 "$seg") $(od -An -t u8 -j "$2" -N 8 "$seg")" |
+		awk 'NF == 2 { print $1, $2; next } { print "0 0" }'
+}
+
+# warm_up SERVER V: wrk (close, 16 in flight) on variant V's server until
+# it served WARM connections and, under the shim, its ledger has no entry
+# no socket has had yet; at most WARM_LIMIT seconds. Under the shim, it
+# stops early when fewer than half of a wrk run's connections reached the
+# ledger (took a never-used entry, reclaimed one or were counted full):
+# then the shim does not record the server's connections, and its ledger
+# would never fill. Appends "SERVER V connections unused capacity run
+# recorded" to $TMP/warm (unused, capacity: - without the shim; run,
+# recorded: that last run's connections and how many reached the ledger,
+# or 0 0).
+warm_up() { # server v
+	eval "port=\$PORT_$2"
+	seg=$(segment_of "$2")
+	served=0 rate=0 fill="- -" short="0 0" before=""
+	deadline=$(($(date +%s) + WARM_LIMIT))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		if [ -n "$seg" ]; then
+			fill=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" fill "$seg" | awk '{ print $2, $1 }') ||
+				die "cannot read the ledger of $seg"
+			now="${fill%% *} $(ledger_counters "$2")"
+			if [ -n "$before" ] && [ "$served" -ge "$WARM" ]; then
+				recorded=$(echo "$before $now" | awk '{ print ($1 - $4) + ($5 - $2) + ($6 - $3) }')
+				if [ $((recorded * 2)) -lt "${r%% *}" ]; then
+					short="${r%% *} $recorded"
+					break
+				fi
+			fi
+			before=$now
+		fi
+		unused=${fill%% *}
+		if [ "$served" -ge "$WARM" ] && { [ "$unused" = - ] || [ "$unused" = 0 ]; }; then break; fi
+		# Long enough for what is left at the rate seen (1 s to learn it),
+		# in runs of 5 s at most (the rate changes).
+		secs=$(echo "$WARM $served $rate" | awk '{ s = $3 > 0 ? int(($1 - $2) / $3) + 1 : 1
+			print s < 1 ? 1 : (s > 5 ? 5 : s) }')
+		# shellcheck disable=SC2154 # port: set by the eval above
+		r=$(wrk_load "$port" 16 "$secs" close)
+		served=$((served + ${r%% *}))
+		rate=${r#* }
+	done
+	echo "$1 $2 $served $fill $short" >>"$TMP/warm"
+}
+
+# measure SERVER VARIANT MODE CONNS ROUND SEQ: one wrk run, appended to
+# the results as "SERVER VARIANT MODE CONNS ROUND SEQ req/s cpu_us/req
+# ctxsw/req other% requests reclaimed full": SEQ, its place in the
+# cell's chain of runs; other%, the share of CPU 0's time (where the
+# server runs) that went to other programs and the hypervisor (steal)
+# during the run: the noise, n/a when not pinned; reclaimed and full, how
+# much the session's ledger counters grew (0 without the shim).
 measure() {
 	eval "port=\$PORT_$2 root=\$ROOT_$2"
 	if [ "$2" = bpftrace ]; then attach_bpftrace "$2" "$root"; fi
 	eval "tracer=\$TRACER_$2"
 	pids="$(tree_pids "$root") $tracer"
+	l0=$(ledger_counters "$2")
 	# shellcheck disable=SC2086
 	u0=$(usage_of $pids)
 	c0=$(cpu0_times)
@@ -224,24 +324,68 @@ measure() {
 	c1=$(cpu0_times)
 	# shellcheck disable=SC2086
 	u1=$(usage_of $pids)
+	l1=$(ledger_counters "$2")
 	if [ -n "$tracer" ]; then
 		kill -INT "$tracer" 2>/dev/null || true # bpftrace's own stop (Ctrl-C)
 		stop_root "$tracer" "bpftrace ($2)"
 		eval "TRACER_$2="
 	fi
-	echo "$1 $2 $3 $4 $5 $r $u0 $u1 $c0 $c1" | awk -v pinned="$SRV_PIN" '{ n = $6
+	echo "$1 $2 $3 $4 $5 $6 $r $u0 $u1 $c0 $c1 $l0 $l1" | awk -v pinned="$SRV_PIN" '{ n = $7
 		other = "n/a"
-		if (pinned != "" && $15 > $13) {
-			other = 100 * (($14 - $12) - ($10 - $8)) / ($15 - $13)
+		if (pinned != "" && $16 > $14) {
+			other = 100 * (($15 - $13) - ($11 - $9)) / ($16 - $14)
 			other = sprintf("%.0f", other < 0 ? 0 : other)
 		}
-		printf "%s %s %s %s %s %s %.2f %.3f %s\n", $1, $2, $3, $4, $5, $7, ($10 - $8) / 1e3 / n,
-			($11 - $9) / n, other }' >>"$RES"
+		printf "%s %s %s %s %s %s %s %.2f %.3f %s %d %d %d\n", $1, $2, $3, $4, $5, $6, $8,
+			($11 - $9) / 1e3 / n, ($12 - $10) / n, other, n, $19 - $17, $20 - $18 }' >>"$RES"
+}
+
+# Why variant V is not measured in cell MODE CONNS, or nothing: the
+# tracers are left out of keep-alive at 1 in flight, where they trace no
+# call per request (a connection's calls are at its start and end), to
+# keep make bench within 25 minutes.
+cell_na() { # v mode conns
+	case $1:$2:$3 in
+	strace:keepalive:1 | bpftrace:keepalive:1)
+		echo "not measured: keep-alive at 1 in flight makes no traced call per request" ;;
+	esac
+}
+
+# The variants' runs of round ROUND of cell MODE CONNS, in the order of
+# that round (reversed every other round): the shim's variants; in the
+# first TRACER_ROUNDS rounds, a run without the shim and the tracers
+# after them.
+round_runs() { # round mode conns
+	shims="" tracers=""
+	for v in $vs; do
+		[ -z "$(cell_na "$v" "$2" "$3")" ] || continue
+		case $v in
+		none) ;;
+		strace | bpftrace) [ "$1" -gt "$TRACER_ROUNDS" ] || tracers="$tracers $v" ;;
+		*) shims="$shims $v" ;;
+		esac
+	done
+	if [ $(($1 % 2)) = 0 ]; then
+		shims=$(echo "$shims" | awk '{ for (i = NF; i >= 1; i--) printf " %s", $i }')
+		tracers=$(echo "$tracers" | awk '{ for (i = NF; i >= 1; i--) printf " %s", $i }')
+	fi
+	echo "$shims${tracers:+ none}$tracers"
 }
 
 # ---- The run ----
 
-echo "servers side by side: ${SECS} s per run, $ROUNDS round(s) alternating the variants; $PINNED."
+echo "servers side by side: ${SECS} s per run, $ROUNDS round(s) per cell, the tracers in" \
+	"$TRACER_ROUNDS of them; $PINNED."
+echo "Steady state: each server (every variant, none too) first served the warm-up connections"
+echo "below with wrk (close, 16 in flight); under the shim, until every ledger entry had had a"
+echo "socket, so that each connection measured reclaims a released entry, as in a long-running"
+echo "server."
+echo "Rounds chained ABBA: none, observe, serialize, none, serialize, observe, none, ... (tracers:"
+echo "none, strace, bpftrace, none in their rounds). A ratio x is per round: the variant's run"
+echo "against the runs without the shim around it (interpolated to its place: the host's speed"
+echo "drifts over seconds); the table gives the median of the rounds' ratios and their min-max,"
+echo "and the median of the absolute figures. none's own x: each run without the shim against"
+echo "the ones around it, what the pairing gives when nothing differs (the noise floor)."
 echo "Per request: CPU us of every thread of the server's tree and its tracer (scheduler time,"
 echo "/proc/PID/task/*/schedstat), context switches (voluntary + nonvoluntary, every thread)."
 echo "observe, serialize: sockshim run --accept observe|serialize (this build);"
@@ -253,9 +397,16 @@ lttng_why="LTTng-UST sees only tracepoints built into a program; its kernel trac
 if [ ! -d "/lib/modules/$(uname -r)" ]; then lttng_why="$lttng_why (no modules for $(uname -r) here)"; fi
 echo "lttng: n/a: $lttng_why."
 echo "close: wrk -H 'Connection: close'; keepalive: HTTP/1.1 keep-alive (gunicorn's sync workers"
-echo "close every connection anyway). Median of the rounds, spread (max-min)/median, x: / none."
+echo "close every connection anyway)."
+echo "oth%: the median share of CPU 0 other programs and the hypervisor took during the runs;"
+echo ">${OTH_LIMIT}%: the rounds in which it exceeded ${OTH_LIMIT}% in the variant's run or a run it is"
+echo "compared with (kept in the figures; the targets below are also given without them)."
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$RES"
+: >"$TMP/warm"
+COUNTER_OFFSETS=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" counters) ||
+	die "cannot read the segment's layout (tests/integration/segment.py)"
+started=$(date +%s)
 MEASURED=""
 for s in $SERVERS; do
 	kind=${s%%:*} workers=${s#*:}
@@ -266,49 +417,143 @@ for s in $SERVERS; do
 	fi
 	MEASURED="$MEASURED $s"
 	vs=""
-	for v in $VARIANTS; do
+	for v in $SHOWN; do
 		eval "na=\${NA_$v:-}"
-		if [ -z "$na" ]; then
-			start "$kind" "$workers" "$v"
-			vs="$vs $v"
+		if [ -z "$na" ]; then vs="$vs $v"; fi
+	done
+	for v in $vs; do start "$kind" "$workers" "$v"; done
+	# The connections to warm up with: 1.5x the ledger's entries (the
+	# windows of its last free entries fill past its capacity).
+	cap=${SOCKSHIM_MAX_SOCKETS:-16384}
+	for v in $vs; do
+		seg=$(segment_of "$v")
+		if [ -n "$seg" ]; then
+			cap=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" fill "$seg" | awk '{ print $1 }') ||
+				die "cannot read the ledger of $seg"
+			break
 		fi
 	done
-	for v in $vs; do
-		eval "port=\$PORT_$v"
-		wrk_load "$port" 16 1 close >/dev/null # warm-up: workers in their loop, caches hot
-	done
-	round=1
-	while [ $round -le "$ROUNDS" ]; do
-		for mode in $MODES; do
-			for conns in $CONNS; do
-				for v in $vs; do measure "$s" "$v" "$mode" "$conns" "$round"; done
+	WARM=${BENCH_SERVERS_WARMUP:-$((cap * 3 / 2))}
+	for v in $vs; do warm_up "$s" "$v"; done
+	for mode in $MODES; do
+		for conns in $CONNS; do
+			seq=1
+			measure "$s" none "$mode" "$conns" 1 $seq
+			round=1
+			while [ $round -le "$ROUNDS" ]; do
+				for v in $(round_runs $round "$mode" "$conns"); do
+					seq=$((seq + 1))
+					measure "$s" "$v" "$mode" "$conns" $round $seq
+				done
+				seq=$((seq + 1))
+				measure "$s" none "$mode" "$conns" $round $seq
+				round=$((round + 1))
 			done
 		done
-		round=$((round + 1))
 	done
 	stop_all
 done
+elapsed=$(($(date +%s) - started))
 
-# fig SERVER VARIANT MODE CONNS K (6: req/s, 7: CPU us/req, 8: ctxsw/req,
-# 9: other%) and FN (median_in, spread_in or best_in).
-fig() {
-	awk -v s="$1" -v v="$2" -v m="$3" -v c="$4" -v k="$5" \
-		'$1 == s && $2 == v && $3 == m && $4 == c && $k != "n/a" { print $k }' "$RES" | $6 "$5"
+# The figures of every cell and variant, from the results, one line each:
+# "SERVER VARIANT MODE CONNS" then, for req/s, CPU us/req and ctxsw/req
+# (K = 7, 8, 9 of a result): the median of the runs, and the median, min
+# and max of the per-round ratios to the runs without the shim around
+# each (interpolated to its place in the chain); then the median oth%, the
+# rounds flagged noisy (oth% > OTH_LIMIT in the run or a run it is
+# compared with), the rounds, and the median ratios of CPU and req/s
+# without the flagged rounds (n/a when all were), and the spread of the
+# CPU runs ((max - min) / median, %).
+summarize() {
+	awk -v lim="$OTH_LIMIT" '
+	function median(a, n,    i, j, t, b) {
+		if (!n) return "n/a"
+		for (i = 1; i <= n; i++) b[i] = a[i]
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
+		return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2
+	}
+	function lo(a, n,    i, m) { if (!n) return "n/a"; m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
+	function hi(a, n,    i, m) { if (!n) return "n/a"; m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
+	function noisy(o) { return o != "n/a" && o + 0 > lim }
+	function put(arr, cnt, key, val) { arr[key, ++cnt[key]] = val }
+	function list(arr, cnt, key, out,    i) { for (i = 1; i <= cnt[key]; i++) out[i] = arr[key, i]; return cnt[key] + 0 }
+	{
+		cell = $1 SUBSEP $3 SUBSEP $4
+		if (!(cell in seen)) { seen[cell] = 1; cells[++ncells] = cell }
+		v[cell, $6] = $2; oth[cell, $6] = $10
+		for (k = 7; k <= 9; k++) x[cell, $6, k] = $k
+		if ($6 > last[cell]) last[cell] = $6
+		key = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4
+		if (!(key in keyseen)) { keyseen[key] = 1; keys[++nkeys] = key }
+		for (k = 7; k <= 9; k++) put(abs, nabs, key SUBSEP k, $k)
+		if ($10 != "n/a") put(othv, noth, key, $10)
+	}
+	END {
+		for (c = 1; c <= ncells; c++) {
+			cell = cells[c]
+			split(cell, part, SUBSEP)
+			for (p = 1; p <= last[cell]; p++) {
+				if (!((cell, p) in v)) continue
+				# The runs without the shim before and after (other than p).
+				for (a = p - 1; a >= 1 && v[cell, a] != "none"; a--) ;
+				for (b = p + 1; b <= last[cell] && v[cell, b] != "none"; b++) ;
+				if (a < 1 || b > last[cell]) continue
+				key = part[1] SUBSEP v[cell, p] SUBSEP part[2] SUBSEP part[3]
+				bad = noisy(oth[cell, p]) || noisy(oth[cell, a]) || noisy(oth[cell, b])
+				rounds[key]++
+				if (bad) flagged[key]++
+				for (k = 7; k <= 9; k++) {
+					ref = x[cell, a, k] + (x[cell, b, k] - x[cell, a, k]) * (p - a) / (b - a)
+					if (ref <= 0) continue
+					put(ratio, nratio, key SUBSEP k, x[cell, p, k] / ref)
+					if (!bad) put(quiet, nquiet, key SUBSEP k, x[cell, p, k] / ref)
+				}
+			}
+		}
+		for (i = 1; i <= nkeys; i++) {
+			key = keys[i]
+			line = key
+			gsub(SUBSEP, " ", line)
+			for (k = 7; k <= 9; k++) {
+				n = list(abs, nabs, key SUBSEP k, vals)
+				line = line " " median(vals, n)
+				if (k == 8) {
+					m = median(vals, n)
+					line = line " " (n < 2 || m <= 0 ? "n/a" : sprintf("%.0f%%", 100 * (hi(vals, n) - lo(vals, n)) / m))
+				}
+				n = list(ratio, nratio, key SUBSEP k, vals)
+				line = line " " median(vals, n) " " lo(vals, n) " " hi(vals, n)
+			}
+			n = list(othv, noth, key, vals)
+			line = line " " median(vals, n) " " flagged[key] + 0 " " rounds[key] + 0
+			n = list(quiet, nquiet, key SUBSEP 8, vals)
+			line = line " " median(vals, n)
+			n = list(quiet, nquiet, key SUBSEP 7, vals)
+			line = line " " median(vals, n) " " n
+			print line
+		}
+	}' "$RES"
 }
-# The best of the rounds: the highest req/s (K 6), the lowest of the
-# others (other programs only ever slow a run down).
-best_in() { # k
-	sort -n | awk -v k="$1" '{ x[NR] = $1 } END { if (!NR) print "n/a"; else print k == 6 ? x[NR] : x[1] }'
-}
-# The ratio to the run without the shim, of the medians (or of FN's).
-times_none() { # server variant mode conns k [fn]
-	f=${6:-median_in}
-	echo "$(fig "$1" "$2" "$3" "$4" "$5" "$f") $(fig "$1" none "$3" "$4" "$5" "$f")" |
-		awk '$1 == "n/a" || $2 == "n/a" || $2 == 0 { print "n/a"; exit } { printf "%.3f\n", $1 / $2 }'
+summarize >"$TMP/summary"
+
+# Field F of the summary of SERVER VARIANT MODE CONNS (n/a without one):
+# 5 req/s, 6-8 its ratio (median, min, max), 9 CPU us/req, 10 their
+# spread, 11-13 its ratio, 14 ctxsw/req, 15-17 its ratio, 18 oth%, 19
+# rounds flagged noisy, 20 rounds, 21 CPU ratio without the flagged
+# rounds, 22 req/s ratio without them, 23 how many rounds those are.
+sum_of() { # server variant mode conns f
+	awk -v s="$1" -v v="$2" -v m="$3" -v c="$4" -v f="$5" '
+		$1 == s && $2 == v && $3 == m && $4 == c { print $f; found = 1 }
+		END { if (!found) print "n/a" }' "$TMP/summary"
 }
 # VALUE with DECIMALS decimals, or as it is (n/a).
 num() { # decimals value
 	echo "$2" | awk -v d="$1" '$1 == "n/a" { print; exit } { printf "%.*f\n", d, $1 }'
+}
+# The min-max of two values, each with DECIMALS decimals.
+range() { # decimals lo hi
+	echo "$2 $3" | awk -v d="$1" '$1 == "n/a" { print "n/a"; exit } { printf "%.*f-%.*f\n", d, $1, d, $2 }'
 }
 server_name() { # kind:workers
 	case ${1%%:*} in
@@ -319,8 +564,10 @@ server_name() { # kind:workers
 }
 
 echo
-printf "%-15s %-9s %3s %-10s %9s %5s %6s %8s %5s %6s %7s %5s %6s %5s\n" server mode conn variant \
-	"req/s" sprd "x" "CPU us" sprd "x" "ctxsw" sprd "x" "oth%"
+ROW="%-15s %-9s %4s %-10s %9s %6s %-11s %8s %5s %6s %-11s %7s %6s %4s %5s\n"
+# shellcheck disable=SC2059
+printf "$ROW" server mode conn variant "req/s" x "x min-max" "CPU us" sprd x "x min-max" \
+	ctxsw x "oth%" ">${OTH_LIMIT}%"
 for s in $SERVERS; do
 	kind=${s%%:*}
 	eval "na=\${NA_SERVER_$kind:-}"
@@ -330,59 +577,92 @@ for s in $SERVERS; do
 	fi
 	for mode in $MODES; do
 		for conns in $CONNS; do
-			for v in $VARIANTS; do
+			for v in $SHOWN; do
 				eval "na=\${NA_$v:-}"
+				[ -n "$na" ] || na=$(cell_na "$v" "$mode" "$conns")
 				if [ -n "$na" ]; then
-					printf "%-15s %-9s %3s %-10s %s\n" "$(server_name "$s")" "$mode" "$conns" "$v" "$na"
+					printf "%-15s %-9s %4s %-10s %s\n" "$(server_name "$s")" "$mode" "$conns" "$v" "$na"
 					continue
 				fi
-				printf "%-15s %-9s %3s %-10s %9s %5s %6s %8s %5s %6s %7s %5s %6s %5s\n" \
-					"$(server_name "$s")" "$mode" "$conns" "$v" \
-					"$(num 1 "$(fig "$s" "$v" "$mode" "$conns" 6 median_in)")" \
-					"$(fig "$s" "$v" "$mode" "$conns" 6 spread_in)" \
-					"$(times_none "$s" "$v" "$mode" "$conns" 6)" \
-					"$(num 2 "$(fig "$s" "$v" "$mode" "$conns" 7 median_in)")" \
-					"$(fig "$s" "$v" "$mode" "$conns" 7 spread_in)" \
-					"$(times_none "$s" "$v" "$mode" "$conns" 7)" \
-					"$(num 3 "$(fig "$s" "$v" "$mode" "$conns" 8 median_in)")" \
-					"$(fig "$s" "$v" "$mode" "$conns" 8 spread_in)" \
-					"$(times_none "$s" "$v" "$mode" "$conns" 8)" \
-					"$(num 0 "$(fig "$s" "$v" "$mode" "$conns" 9 median_in)")"
+				f() { sum_of "$s" "$v" "$mode" "$conns" "$1"; }
+				# shellcheck disable=SC2059
+				printf "$ROW" "$(server_name "$s")" "$mode" "$conns" "$v" \
+					"$(num 1 "$(f 5)")" "$(num 3 "$(f 6)")" "$(range 2 "$(f 7)" "$(f 8)")" \
+					"$(num 2 "$(f 9)")" "$(f 10)" "$(num 3 "$(f 11)")" "$(range 2 "$(f 12)" "$(f 13)")" \
+					"$(num 3 "$(f 14)")" "$(num 3 "$(f 15)")" "$(num 0 "$(f 18)")" "$(f 19)/$(f 20)"
 			done
 		done
 	done
 done
 
+# How each server was warmed up, and whether the runs measured were in
+# the ledger's steady state: of the connections of the close runs under
+# the shim, how many reclaimed a released entry.
+echo
+echo "steady state: connections served before measuring, and the ledger after them (entries no"
+echo "socket has had yet, of all); in the measured close runs, the requests answered (a connection"
+echo "each; wrk does not count the ones cut by the run's end) and the connections that reclaimed a"
+echo "released ledger entry (each one, in the steady state) or went unrecorded (ledger_full):"
+for s in $MEASURED; do
+	awk -v s="$s" -v name="$(server_name "$s")" '
+		FILENAME != ARGV[1] && $1 == s {
+			printf "  %-15s %-10s %7d warm-up connections", name, $2, $3
+			if ($4 != "-") printf "; ledger: %d of %d entries never used", $4, $5
+			if ($6 > 0) printf "\n  %-15s %-10s NOT steady: of its last %d connections, %d reached the" \
+				" ledger (the shim does not record this server'"'"'s connections)", name, $2, $6, $7
+			printf "\n"
+		}
+		FILENAME == ARGV[1] && $1 == s && $3 == "close" && ($2 == "observe" || $2 == "serialize") {
+			n[$2] += $11; r[$2] += $12; full[$2] += $13
+		}
+		END {
+			split("observe serialize", vs, " ")
+			for (i = 1; i <= 2; i++) {
+				v = vs[i]
+				if (v in n)
+					printf "  %-15s %-10s measured close runs: %d requests, %d reclaimed (%.1f%%), %d unrecorded\n",
+						name, v, n[v], r[v], n[v] ? 100 * r[v] / n[v] : 0, full[v]
+			}
+		}' "$RES" "$TMP/warm"
+done
+
 # The issue's targets for observe against no shim: target SERVER MODE
-# CONNS K OP LIMIT WHAT, for the medians and for the best rounds.
-target() {
-	printf "%-15s %-9s %3s %-12s %-9s" "$(server_name "$1")" "$2" "$3" "$7" "$5 $6"
-	for f in median_in best_in; do
-		times_none "$1" observe "$2" "$3" "$4" "$f" | awk -v op="$5" -v t="$6" '
-			$1 == "n/a" { printf " %-15s", "n/a"; exit }
-			{ ok = op == ">=" ? $1 >= t : $1 <= t; printf " %-15s", $1 (ok ? " met" : " not met") }'
-	done
-	echo
+# CONNS F OP LIMIT WHAT (F: the summary's median ratio, min, max follow;
+# QF: the one without the noisy rounds).
+target() { # server mode conns f qf op limit what
+	med=$(sum_of "$1" observe "$2" "$3" "$4")
+	lo=$(sum_of "$1" observe "$2" "$3" $(($4 + 1)))
+	hi=$(sum_of "$1" observe "$2" "$3" $(($4 + 2)))
+	q=$(sum_of "$1" observe "$2" "$3" "$5")
+	nq=$(sum_of "$1" observe "$2" "$3" 23)
+	nr=$(sum_of "$1" observe "$2" "$3" 20)
+	echo "$med $lo $hi $q $nq $nr" | awk -v name="$(server_name "$1")" -v m="$2" -v c="$3" \
+		-v what="$8" -v op="$6" -v t="$7" '
+		function verdict(x) { if (x == "n/a") return "n/a"; return sprintf("%.3f %s", x,
+			(op == ">=" ? x >= t : x <= t) ? "met" : "not met") }
+		{ printf "%-15s %-9s %4s %-12s %-9s %-13s %-11s %-13s %s\n", name, m, c, what, op " " t,
+			verdict($1), $2 == "n/a" ? "n/a" : sprintf("%.2f-%.2f", $2, $3), verdict($4),
+			$5 "/" $6 }'
 }
 echo
-echo "targets, observe / none: of the medians, and of the best rounds (the highest req/s, the"
-echo "lowest CPU: other programs only ever add); a miss smaller than the spread is in the noise."
-echo "oth%: the median share of CPU 0 other programs and the hypervisor took during the runs."
-printf "%-15s %-9s %3s %-12s %-9s %-15s %-15s\n" server mode conn ratio target median best
+echo "targets, observe / none: the median of the per-round paired ratios (and their min-max),"
+echo "over all rounds and over the rounds not flagged noisy (how many of all)."
+printf "%-15s %-9s %4s %-12s %-9s %-13s %-11s %-13s %s\n" server mode conn ratio target \
+	median min-max quiet rounds
 for s in $MEASURED; do
 	case $s in
 	nginx:*)
 		for c in 16 1; do
-			target "$s" close "$c" 7 "<=" 1.03 "CPU us/req"
-			target "$s" close "$c" 6 ">=" 0.97 "req/s"
+			target "$s" close "$c" 11 21 "<=" 1.03 "CPU us/req"
+			target "$s" close "$c" 6 22 ">=" 0.97 "req/s"
 		done
-		for c in 16 1; do target "$s" keepalive "$c" 7 "<=" 1.01 "CPU us/req"; done
+		for c in 16 1; do target "$s" keepalive "$c" 11 21 "<=" 1.01 "CPU us/req"; done
 		;;
 	*)
 		for m in $MODES; do
-			for c in 16 1; do target "$s" "$m" "$c" 7 "<=" 1.02 "CPU us/req"; done
+			for c in 16 1; do target "$s" "$m" "$c" 11 21 "<=" 1.02 "CPU us/req"; done
 		done
 		;;
 	esac
 done
-echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg); measured in $((elapsed / 60)) min $((elapsed % 60)) s."
