@@ -7,9 +7,9 @@
 # (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
 # kernel counts it (bench_herd.py). Prints figures and ratios; asserts
 # nothing (machines are noisy: the instruction counts from callgrind are
-# the repeatable figures). About 15 minutes on two quiet cores (18 with
-# other work on them); QUICK=1 in the environment: 6 minutes, one round of
-# each server figure.
+# the repeatable figures). About 23 minutes on two cores (bench_servers.sh
+# 15 of them; 31 with other work on the machine); QUICK=1 in the
+# environment: 8 minutes, 3 rounds of each server figure.
 #     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
