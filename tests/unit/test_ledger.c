@@ -229,6 +229,21 @@ static void test_lookup_reads_only_the_index(void **state)
 	assert_true(created);
 }
 
+/* The probe window from SLOT filled with INO[0..PROBE-1], each held by
+ * process 100 as fd i, in probe order. */
+static void fill_window_held(struct seg_map *m, uint32_t slot, const uint64_t *ino)
+{
+	unsigned i;
+	int created;
+
+	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
+		uint32_t ref = get(m, ino[i], &created);
+
+		assert_int_equal(ref, slot + i + 1);
+		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
+	}
+}
+
 /* A window of held sockets is full: the next one is not recorded, and
  * counted. Released ones are reclaimed, the one released longest ago
  * first; a held one never is. */
@@ -238,15 +253,10 @@ static void test_full_window_and_reclaim(void **state)
 	struct sockshim_header *h = seg_header(m);
 	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 3];
 	uint32_t slot = 40, ref, first, second;
-	unsigned i;
 	int created, before;
 
 	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 3);
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		ref = get(m, ino[i], &created);
-		assert_int_equal(ref, slot + i + 1);
-		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
-	}
+	fill_window_held(m, slot, ino);
 	assert_int_equal(get(m, ino[SOCKSHIM_LEDGER_PROBE], &created), 0);
 	assert_false(created);
 	assert_int_equal(h->ledger_full, 1);
@@ -287,15 +297,10 @@ static void test_reclaim_passes_over_a_held_entry(void **state)
 	struct sockshim_header *h = seg_header(m);
 	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 1];
 	uint32_t slot = 200, ref, stale, next;
-	unsigned i;
 	int created, before;
 
 	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 1);
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		ref = get(m, ino[i], &created);
-		assert_int_equal(ref, slot + i + 1);
-		ledger_hold(m, ref, 100, (int)i, SOCKSHIM_HOW_CREATED, 100, (int)i, 0);
-	}
+	fill_window_held(m, slot, ino);
 	stale = slot + 7 + 1;
 	next = slot + 9 + 1;
 	assert_int_equal(ledger_release(m, stale, 100, 7, &before), 0);

@@ -15,34 +15,8 @@
 
 #include <cmocka.h>
 
+#include "memstream.h"
 #include "prom.h"
-
-/* A memory stream the tests write to and then read as a string. */
-struct mem {
-	FILE *f;
-	char *p;
-	size_t n;
-};
-
-static void mem_open(struct mem *m)
-{
-	m->p = NULL;
-	m->n = 0;
-	m->f = open_memstream(&m->p, &m->n);
-	assert_non_null(m->f);
-}
-
-static const char *mem_text(struct mem *m)
-{
-	assert_int_equal(fflush(m->f), 0);
-	return m->p;
-}
-
-static void mem_close(struct mem *m)
-{
-	fclose(m->f);
-	free(m->p);
-}
 
 static void test_names(void **state)
 {
