@@ -54,16 +54,21 @@ static int visit(struct dl_phdr_info *info, size_t size, void *data)
 	return 0;
 }
 
+/* The tail of SRC that fits LEN bytes, NUL-terminated. Only the string's
+ * bytes are written (readers stop at the NUL): a ledger entry's module
+ * path costs the cache lines its path needs, not the buffer's. */
 static void copy_tail(char *dst, size_t len, const char *src)
 {
 	size_t n = strlen(src);
 
 	if (!len)
 		return;
-	if (n >= len)
+	if (n >= len) {
 		src += n - (len - 1);
-	strncpy(dst, src, len - 1);
-	dst[len - 1] = 0;
+		n = len - 1;
+	}
+	memcpy(dst, src, n);
+	dst[n] = 0;
 }
 
 int callsite_resolve(uint64_t addr, char *path, size_t len, uint64_t *offset)

@@ -105,12 +105,48 @@ static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 
 /* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE)),
  * then publish its inode. */
+/* The holder slots of S that may be taken: every other one is free
+ * (a claim frees those it names and clears it; a slot's bit is set before
+ * the slot is taken, so whoever can see the holder sees its bit). A
+ * connection uses the first one or two: its other slots' cache lines are
+ * not read. */
+static uint32_t holders_used(struct sockshim_sock *s)
+{
+	return __atomic_load_n(&s->holders_used, __ATOMIC_RELAXED) &
+	       ((1u << SOCKSHIM_HOLDERS) - 1);
+}
+
+/* Free the holder slots of S that holders_used says may have been
+ * taken since its last claim (a holder stuck half-written by a killed
+ * process, or one left by an unbalanced release, must not become the new
+ * socket's). */
+static void clear_used_holders(struct sockshim_sock *s)
+{
+	uint32_t used;
+
+	for (used = holders_used(s); used; used &= used - 1) {
+		struct sockshim_holder *hd = &s->holders[__builtin_ctz(used)];
+
+		if (__atomic_load_n(&hd->state, __ATOMIC_RELAXED) != SOCKSHIM_HOLDER_FREE)
+			__atomic_store_n(&hd->state, SOCKSHIM_HOLDER_FREE, __ATOMIC_RELAXED);
+	}
+}
+
 static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, uint64_t inode,
 		       const struct fd_entry *e, pid_t born_pid, int born_fd)
 {
-	/* A reclaimed entry: clear what the old socket left. Nobody else
-	 * writes it while it is claimed. */
-	memset(s, 0, sizeof(*s));
+	/* A reclaimed entry: clear what the old socket left (nobody else
+	 * writes it while it is claimed), only where a reader or a lookup
+	 * would take it for the new socket's (layout.h, struct sockshim_sock).
+	 * The history goes on from where the old one ended. */
+	uint32_t next = __atomic_load_n(&s->steps_next, __ATOMIC_RELAXED);
+
+	if (next >= SOCKSHIM_STEPS_RESTART)
+		next = 0;
+	clear_used_holders(s);
+	memset(s, 0, SOCKSHIM_SOCK_CLEARED);
+	s->steps_next = next;
+	s->steps_base = next;
 	__atomic_store_n(&k->released_ns, 0, __ATOMIC_RELAXED);
 	s->born_ns = e->born_ns ? e->born_ns : sockshim_clock_ns(CLOCK_MONOTONIC);
 	s->born_pid = born_pid;
@@ -118,6 +154,7 @@ static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, u
 	memcpy(s->born_comm, comm, sizeof(s->born_comm));
 	s->born = e->born;
 	addresses_from(s, e);
+	s->callsite_module[0] = 0;
 	if (e->callsite) {
 		s->callsite = e->callsite;
 		callsite_resolve(e->callsite, s->callsite_module, sizeof(s->callsite_module),
@@ -407,12 +444,15 @@ static struct sockshim_holder *pooled_of(struct seg_map *m, uint32_t ref, struct
 static struct sockshim_holder *holder_of(struct seg_map *m, uint32_t ref, struct sockshim_sock *s,
 					 pid_t pid, int fd, int *pooled)
 {
+	uint32_t used;
 	unsigned i;
 
 	*pooled = 0;
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+	for (used = holders_used(s); used; used &= used - 1) {
+		i = (unsigned)__builtin_ctz(used);
 		if (holder_is(&s->holders[i], pid, fd))
 			return &s->holders[i];
+	}
 	*pooled = 1;
 	return pooled_of(m, ref, s, pid, fd);
 }
@@ -512,9 +552,17 @@ static int claim_holder(struct sockshim_sock *s, pid_t pid, int fd, int how, pid
 {
 	unsigned i;
 
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++) {
+		uint32_t bit = 1u << i;
+
+		if (__atomic_load_n(&s->holders[i].state, __ATOMIC_RELAXED) != SOCKSHIM_HOLDER_FREE)
+			continue;
+		/* Marked before it is taken: the next claim of the entry frees it. */
+		if (!(__atomic_load_n(&s->holders_used, __ATOMIC_RELAXED) & bit))
+			__atomic_fetch_or(&s->holders_used, bit, __ATOMIC_RELAXED);
 		if (take_holder(&s->holders[i], NULL, 0, pid, fd, how, from_pid, from_fd, now))
 			return 1;
+	}
 	return 0;
 }
 
@@ -555,10 +603,11 @@ static int take_one(uint32_t *n)
 static int32_t named_holders(struct sockshim_sock *s)
 {
 	int32_t n = (int32_t)__atomic_load_n(&s->pooled, __ATOMIC_ACQUIRE);
-	unsigned i;
+	uint32_t used;
 
-	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
-		n += __atomic_load_n(&s->holders[i].state, __ATOMIC_ACQUIRE) == SOCKSHIM_HOLDER_LIVE;
+	for (used = holders_used(s); used; used &= used - 1)
+		n += __atomic_load_n(&s->holders[__builtin_ctz(used)].state, __ATOMIC_ACQUIRE) ==
+		     SOCKSHIM_HOLDER_LIVE;
 	return n;
 }
 

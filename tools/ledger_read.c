@@ -106,23 +106,27 @@ static void load_holders(struct ledger_sock *out, const struct sockshim_sock *ra
 			out->nholders++;
 }
 
+/* The steps of RAW's socket: those whose index is in [steps_base,
+ * steps_next) (an entry's history goes on over the sockets it has had),
+ * oldest first, each with its seq counted from this socket's first step. */
 static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
 {
 	struct ledger_step *v = out->steps, t;
+	uint32_t base = raw->steps_base, written = raw->steps_next - raw->steps_base, top;
 	unsigned i, j, n = 0;
-	uint32_t top;
 
 	for (i = 0; i < SOCKSHIM_STEPS; i++) {
 		const struct sockshim_step *st = &raw->steps[i];
 
-		/* A slot holds index seq - 1: anything else is not a step. */
-		if (!st->seq || (st->seq - 1) % SOCKSHIM_STEPS != i)
+		/* A slot holds index seq - 1 of this socket's: anything else is
+		 * not its step (an older socket's, or one being written). */
+		if (!st->seq || (st->seq - 1) % SOCKSHIM_STEPS != i || st->seq - 1 - base >= written)
 			continue;
 		if (st->op == SOCKSHIM_STEP_NONE || st->op >= SOCKSHIM_STEP_COUNT)
 			continue;
 		if (before_birth(st->ts_ns, out->born_ns))
 			continue;
-		v[n].seq = st->seq;
+		v[n].seq = st->seq - base;
 		v[n].op = st->op;
 		v[n].via = st->via;
 		v[n].ts_ns = st->ts_ns;
@@ -150,7 +154,7 @@ static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
 	}
 	out->nsteps = n;
 	out->history_lost = n && (v[0].seq > 1 || v[n - 1].seq - v[0].seq + 1 != n);
-	if (!n && raw->steps_next)
+	if (!n && written)
 		out->history_lost = 1;
 }
 
@@ -214,7 +218,7 @@ int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
 	/* Cut to a step's length: one spelling of a name in every output. */
 	memcpy(out->born_comm, raw->born_comm, LEDGER_COMM_MAX - 1);
 	out->born_comm[LEDGER_COMM_MAX - 1] = 0;
-	out->steps_next = raw->steps_next;
+	out->steps_next = raw->steps_next - raw->steps_base;
 	out->noeffect_closes = raw->noeffect_closes;
 	out->holder_overflow = raw->holder_overflow;
 	out->pooled = raw->pooled;
@@ -243,23 +247,31 @@ static void copy_words(struct sockshim_sock *dst, const struct sockshim_sock *e,
 
 /* Copy entry E word by word: the shim updates it with atomic stores, and
  * a plain memcpy would be a data race the compiler may tear further.
- * Of its history, only the slots a step was ever written to: a writer
- * takes its index from steps_next before it writes, and a claim clears
- * the entry, so the slots from steps_next (as copied) on are empty (most
- * sockets have two or three steps of sixteen, half of an entry). */
+ * Of its history, only the slots of its socket's steps: a writer takes
+ * its index from steps_next before it writes, so the steps from
+ * steps_base to steps_next (as copied), the last SOCKSHIM_STEPS of them
+ * at most (most sockets have two or three steps of sixteen, half of an
+ * entry). The other slots are left empty. */
 static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
 {
 	const size_t word = sizeof(sockshim_word);
 	const size_t steps = offsetof(struct sockshim_sock, steps) / word;
-	uint32_t used;
+	const size_t step_words = sizeof(struct sockshim_step) / word;
+	uint32_t written, n;
 
 	_Static_assert(offsetof(struct sockshim_sock, steps) % sizeof(sockshim_word) == 0 &&
 			       sizeof(struct sockshim_step) % sizeof(sockshim_word) == 0,
 		       "ledger entries and steps are whole words");
 	copy_words(dst, e, 0, steps);
-	used = dst->steps_next < SOCKSHIM_STEPS ? dst->steps_next : SOCKSHIM_STEPS;
-	copy_words(dst, e, steps, steps + used * sizeof(struct sockshim_step) / word);
-	memset(&dst->steps[used], 0, (SOCKSHIM_STEPS - used) * sizeof(struct sockshim_step));
+	memset(dst->steps, 0, sizeof(dst->steps));
+	written = dst->steps_next - dst->steps_base;
+	if (written > SOCKSHIM_STEPS)
+		written = SOCKSHIM_STEPS;
+	for (n = dst->steps_next - written; n != dst->steps_next; n++) {
+		size_t at = steps + (n % SOCKSHIM_STEPS) * step_words;
+
+		copy_words(dst, e, at, at + step_words);
+	}
 }
 
 /* Copy entry E and its key K, whose inode read INO, into X, its holders

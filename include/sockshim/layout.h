@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 12u
+#define SOCKSHIM_LAYOUT_VERSION 13u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -236,6 +236,7 @@ static inline int sockshim_inode_in_use(uint64_t w)
 #define SOCKSHIM_LEDGER_PROBE 32
 #define SOCKSHIM_HOLDERS 8
 #define SOCKSHIM_STEPS 16
+#define SOCKSHIM_STEPS_RESTART (1u << 31) /* see struct sockshim_sock */
 /* A module path's room (112: with born_comm, an entry stays 21 cache lines). */
 #define SOCKSHIM_MODULE_MAX 112
 /* Other holders a shutdown names (the count says if there were more). */
@@ -342,7 +343,16 @@ struct sockshim_ledger_key {
 
 _Static_assert(sizeof(struct sockshim_ledger_key) == 16, "four keys a cache line");
 
+/* A socket's entry. A claim for a new socket clears only what it must
+ * (layout 13): lines 0-2 (the fields up to shut_callsite), the holder
+ * slots holders_used names, and the callsite module's string. The shutdown
+ * fields after them are published by shut_ns (line 2), the module strings
+ * end at their NUL, and the history is told apart from the entry's earlier
+ * sockets' by steps_base: a claim leaves steps_next as it was and starts
+ * this socket's history there. So a reclaimed entry costs the cache lines
+ * a connection writes anyway (lines 0-3, a holder, its steps), not 21. */
 struct sockshim_sock {
+	/* line 0 */
 	uint64_t born_ns;
 	int32_t born_pid;
 	int32_t born_fd;
@@ -355,17 +365,26 @@ struct sockshim_sock {
 	uint16_t local_port;
 	uint16_t peer_port;
 	int32_t refs;          /* live holders (descriptors) in the session */
+	/* line 1 */
 	uint64_t eof_ns;       /* when a read first returned 0, 0 never */
 	int32_t eof_pid;
 	int32_t eof_fd;
 	uint64_t last_read_ns; /* coarse (CLOCK_MONOTONIC_COARSE) */
 	uint64_t callsite;     /* return address of the creating call, in born_pid */
 	uint64_t callsite_offset; /* the same, relative to its module's load base */
-	char callsite_module[SOCKSHIM_MODULE_MAX]; /* that module's path */
 	/* born_pid's process name then, not NUL-terminated when 16 bytes:
 	 * the creator is named when its steps have left the history. */
 	char born_comm[16];
-	uint32_t steps_next;   /* next history index (atomic) */
+	/* The history: the step with index n (from 0, counted over every
+	 * socket the entry has had) is in steps[n % SOCKSHIM_STEPS], its seq
+	 * n + 1 once written. This socket's steps are those with an index in
+	 * [steps_base, steps_next). A claim that finds steps_next at
+	 * SOCKSHIM_STEPS_RESTART or more starts again from 0 (the slots then
+	 * hold indices far above any the new socket reaches): seq never wraps
+	 * to 0, which means a step not written. */
+	uint32_t steps_next;   /* the next step's index (atomic) */
+	uint32_t steps_base;   /* the index of this socket's first step */
+	/* line 2 */
 	uint32_t noeffect_closes; /* closes that left other references */
 	uint32_t holder_overflow; /* holders in neither holders[] nor the pool */
 	uint32_t pooled;       /* holders in the shared pool (holders[] full) */
@@ -374,29 +393,40 @@ struct sockshim_sock {
 	 * release that counts it, so it is counted once. listener_inode
 	 * tells whether that entry is still the same listener's. */
 	uint32_t listener;
+	uint64_t listener_inode;
 	/* The last shutdown (shutdown acts on the connection for every
 	 * holder): written with shut_ns 0, published by shut_ns. */
-	int32_t shut_pid;
-	uint64_t listener_inode;
 	uint64_t shut_ns;        /* CLOCK_MONOTONIC; 0: none (or being written) */
+	/* Bit i: holders[i] may have been taken since the entry's claim (set
+	 * before the slot is): what the next claim clears. */
+	uint32_t holders_used;
+	int32_t shut_pid;
 	int32_t shut_fd;
+	int32_t shut_refs;       /* references in the session then */
 	int16_t shut_how;        /* SHUT_RD, SHUT_WR, SHUT_RDWR */
 	/* The others holding it then: every other process in the entry's
 	 * slots (not only those listed), and each reference no slot names
 	 * (a holder in the pool, a fork child not yet in its slot). */
 	uint16_t shut_nothers;
-	int32_t shut_refs;       /* references in the session then */
 	int32_t shut_others[SOCKSHIM_SHUT_OTHERS]; /* the first of those processes */
+	/* line 3 on: not cleared by a claim */
 	uint64_t shut_callsite;  /* return address of the shutdown call, in shut_pid */
 	uint64_t shut_callsite_offset;
+	char callsite_module[SOCKSHIM_MODULE_MAX]; /* callsite's module path */
 	char shut_module[SOCKSHIM_MODULE_MAX];
-	/* Where the inode word and the release time were before they moved
-	 * to the index (layout 12): the entry keeps its 21 cache lines. */
-	uint8_t reserved[16];
+	uint8_t reserved[8];
 	struct sockshim_holder holders[SOCKSHIM_HOLDERS];
 	struct sockshim_step steps[SOCKSHIM_STEPS];
 };
 
+/* What a claim clears: the entry up to here. */
+#define SOCKSHIM_SOCK_CLEARED __builtin_offsetof(struct sockshim_sock, shut_callsite)
+
+_Static_assert(__builtin_offsetof(struct sockshim_sock, eof_ns) == 64 &&
+		       __builtin_offsetof(struct sockshim_sock, noeffect_closes) == 128 &&
+		       SOCKSHIM_SOCK_CLEARED == 200,
+	       "a claim clears lines 0-2 and one word of line 3");
+_Static_assert(SOCKSHIM_HOLDERS <= 32, "holders_used has a bit per holder");
 _Static_assert(sizeof(struct sockshim_sock) == 21 * 64, "ledger entries are 21 cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
 		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),

@@ -12,6 +12,8 @@
 # kernel's share is not in these figures (bench_servers.sh has the CPU).
 #     bench_nginx_instr.sh BUILD
 # BENCH_INSTR_SECONDS: the measured run (10).
+# BENCH_INSTR_KEEP: a directory to keep the callgrind outputs in
+# (none.cg.out, observe.cg.out), for callgrind_annotate.
 set -eu
 BUILD=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -103,6 +105,10 @@ of() { # variant object
 for v in none observe; do
 	run "$v"
 	by_object "$TMP/$v/cg.out" "$(cat "$TMP/$v/requests")" >"$TMP/$v/objects"
+	if [ -n "${BENCH_INSTR_KEEP:-}" ]; then
+		mkdir -p "$BENCH_INSTR_KEEP" && cp "$TMP/$v/cg.out" "$BENCH_INSTR_KEEP/$v.cg.out" &&
+			cp "$TMP/$v/requests" "$BENCH_INSTR_KEEP/$v.requests"
+	fi
 done
 printf "%-28s %10s %10s\n" "per request" "none" "observe"
 for o in nginx libc.so.6 libsockshim.so; do

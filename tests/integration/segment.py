@@ -81,8 +81,9 @@ int main(void)
 	F(S, refs, "i"); F(S, eof_ns, "Q"); F(S, eof_pid, "i");
 	F(S, eof_fd, "i"); F(S, last_read_ns, "Q"); F(S, callsite, "Q");
 	F(S, callsite_offset, "Q"); B(S, callsite_module);
-	F(S, steps_next, "I"); F(S, noeffect_closes, "I"); F(S, holder_overflow, "I");
-	F(S, pooled, "I"); F(S, holders, "x"); F(S, steps, "x");
+	F(S, steps_next, "I"); F(S, steps_base, "I"); F(S, noeffect_closes, "I");
+	F(S, holder_overflow, "I"); F(S, pooled, "I"); F(S, holders_used, "I");
+	F(S, holders, "x"); F(S, steps, "x");
 	F(HD, state, "I"); F(HD, pid, "i"); F(HD, fd, "i"); F(HD, how, "H");
 	F(HD, since_ns, "Q"); F(HD, from_pid, "i"); F(HD, from_fd, "i");
 	F(ST, seq, "I"); F(ST, op, "H"); F(ST, via, "H"); F(ST, ts_ns, "Q"); F(ST, pid, "i");
@@ -362,9 +363,20 @@ class RawLedger:
             hb, sb = base + lay["S.holders"][0], base + lay["S.steps"][0]
             e["holders"] = [hd for hd in (_holder(lay, data, hb + j * lay["SIZEOF_HD"])
                                           for j in range(lay["SOCKSHIM_HOLDERS"])) if hd]
-            steps = [st for st in (_step(lay, data, sb + j * lay["SIZEOF_ST"])
-                                   for j in range(lay["SOCKSHIM_STEPS"])) if st]
+            # This socket's steps: indices [steps_base, steps_next) (the
+            # entry's history goes on over its sockets), seq counted from
+            # its first; steps_next counted from it too.
+            nsteps, first = lay["SOCKSHIM_STEPS"], e["steps_base"]
+            written = (e["steps_next"] - first) & 0xFFFFFFFF
+            steps = []
+            for j in range(nsteps):
+                st = _step(lay, data, sb + j * lay["SIZEOF_ST"])
+                if st and (st["seq"] - 1) % nsteps == j \
+                        and (st["seq"] - 1 - first) & 0xFFFFFFFF < written:
+                    st["seq"] = (st["seq"] - first) & 0xFFFFFFFF
+                    steps.append(st)
             e["steps"] = sorted(steps, key=lambda s: s["seq"])
+            e["steps_next"] = written
             self.socks[inode] = e
         # The holders in the shared pool, after the entries' own.
         by_slot = {e["slot"]: e for e in self.socks.values()}

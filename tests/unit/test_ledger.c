@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -316,6 +317,85 @@ static void test_reclaim_passes_over_a_held_entry(void **state)
 	assert_int_equal(ledger_lookup(m, ino[7]), stale);
 	assert_int_equal(ledger_lookup(m, ino[9]), 0);
 	assert_int_equal(at(m, stale)->refs, 1);
+}
+
+/* A reclaimed entry keeps nothing of its old socket where a reader or a
+ * lookup would take it for the new one's: holders (one left half-written
+ * by a killed process too), shutdown, EOF, counts, the module path; its
+ * history goes on from the old one's end (steps_base), and only the
+ * cache lines a connection writes anyway are cleared: the steps' slots,
+ * the holders no claim took and the shutdown's details are left as
+ * they were. */
+static void test_reclaim_clears_what_the_old_socket_left(void **state)
+{
+	struct seg_map *m = *state;
+	uint64_t ino[SOCKSHIM_LEDGER_PROBE + 1];
+	uint32_t slot = 120, ref, old;
+	struct sockshim_sock *s;
+	int created, before;
+	unsigned i;
+
+	same_slot(m, slot, 1, ino, SOCKSHIM_LEDGER_PROBE + 1);
+	fill_window_held(m, slot, ino);
+	old = slot + 4 + 1;
+	s = at(m, old);
+	ledger_hold(m, old, 101, 9, SOCKSHIM_HOW_FORK, 100, 4, 0);
+	ledger_hold(m, old, 102, 9, SOCKSHIM_HOW_FORK, 100, 4, 0);
+	for (i = 0; i < 5; i++)
+		ledger_step(m, old, SOCKSHIM_STEP_DUP, 100, 4, (int)i, 0);
+	ledger_shutdown(m, old, 101, 9, SHUT_WR, 0x1234);
+	ledger_eof(m, old, 100, 4);
+	memset(s->callsite_module, 'x', sizeof(s->callsite_module) - 1);
+	assert_int_equal(s->holders_used, 7);
+	assert_int_equal(ledger_release(m, old, 100, 4, &before), 2);
+	assert_int_equal(ledger_release(m, old, 101, 9, &before), 1);
+	/* 102's holder stays half-written (its process killed between its
+	 * claim and its publication); its reference goes. */
+	s->holders[2].state = SOCKSHIM_HOLDER_CLAIMED;
+	ledger_reserve(m, old, -1);
+	assert_true(KEY(m, s)->released_ns != 0);
+	assert_int_equal(s->steps_next, 6); /* five dups and the EOF */
+
+	ref = get(m, ino[SOCKSHIM_LEDGER_PROBE], &created);
+	assert_int_equal(ref, old);
+	assert_true(created);
+	for (i = 0; i < SOCKSHIM_HOLDERS; i++)
+		assert_int_equal(s->holders[i].state, SOCKSHIM_HOLDER_FREE);
+	assert_int_equal(s->holders_used, 0);
+	assert_int_equal(s->steps_base, 6);
+	assert_int_equal(s->steps_next, 6);
+	assert_int_equal(s->shut_ns, 0);
+	assert_int_equal(s->eof_ns, 0);
+	assert_int_equal(s->noeffect_closes, 0);
+	assert_int_equal(s->pooled, 0);
+	assert_int_equal(s->refs, 0);
+	assert_int_equal(s->callsite_module[0], 0);
+	assert_int_equal(s->born, SOCKSHIM_BORN_ACCEPT);
+	assert_int_equal(s->born_ns, 12345);
+	/* Left as they were: what seq, shut_ns and the NUL tell apart. */
+	assert_int_equal(s->steps[4].seq, 5);
+	assert_int_equal(s->shut_callsite, 0x1234);
+	assert_int_equal(s->holders[1].pid, 101);
+	assert_int_equal(s->callsite_module[1], 'x');
+
+	/* The new socket's first holder and step. */
+	ledger_hold(m, ref, 200, 3, SOCKSHIM_HOW_CREATED, 200, 3, 0);
+	ledger_step(m, ref, SOCKSHIM_STEP_BORN, 200, 3, SOCKSHIM_BORN_ACCEPT, 0);
+	assert_int_equal(s->holders[0].pid, 200);
+	assert_int_equal(s->holders_used, 1);
+	assert_int_equal(s->steps[6].seq, 7);
+	assert_int_equal(s->steps_next, 7);
+	assert_int_equal(s->refs, 1);
+
+	/* An index near the top: the next claim starts again from 0. */
+	assert_int_equal(ledger_release(m, ref, 200, 3, &before), 0);
+	s->steps_next = SOCKSHIM_STEPS_RESTART + 3;
+	assert_int_equal(get(m, ino[4], &created), ref);
+	assert_true(created);
+	assert_int_equal(s->steps_base, 0);
+	assert_int_equal(s->steps_next, 0);
+	ledger_step(m, ref, SOCKSHIM_STEP_BORN, 200, 3, SOCKSHIM_BORN_ACCEPT, 0);
+	assert_int_equal(s->steps[0].seq, 1);
 }
 
 /* References and holders through hold, hold again, release. */
@@ -1107,6 +1187,7 @@ int main(void)
 		T(test_lookup_reads_only_the_index),
 		T(test_full_window_and_reclaim),
 		T(test_reclaim_passes_over_a_held_entry),
+		T(test_reclaim_clears_what_the_old_socket_left),
 		T(test_hold_release_counts),
 		T(test_reserve),
 		T(test_pool_and_overflow),

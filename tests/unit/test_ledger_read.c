@@ -333,6 +333,68 @@ static void test_history_past_steps_next(void **state)
 	ledger_snap_free(&snap);
 }
 
+/* A reclaimed entry's history goes on from its old socket's: the slots
+ * still hold the old steps, well formed, and only those from steps_base
+ * on are this socket's, counted from 1; so too after a restart from 0
+ * (the old steps' indices then far above). */
+static void test_history_after_reclaim(void **state)
+{
+	static const uint32_t bases[] = {5, SOCKSHIM_STEPS_RESTART - 2, 0};
+	struct fixture *f = *state;
+	const struct ledger_sock *ls;
+	struct ledger_snap snap;
+	struct sockshim_sock *s;
+	unsigned b, i;
+	uint32_t r;
+
+	s = plant(&f->m, 890, SOCKSHIM_BORN_ACCEPT, 10, 4, &r);
+	for (b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+		/* The old socket's steps, up to the base, in every slot. */
+		for (i = 0; i < SOCKSHIM_STEPS; i++) {
+			uint32_t n = (bases[b] ? bases[b] : SOCKSHIM_STEPS_RESTART) - SOCKSHIM_STEPS + i;
+
+			s->steps[n % SOCKSHIM_STEPS] = (struct sockshim_step){
+				.seq = n + 1, .op = SOCKSHIM_STEP_DUP, .ts_ns = T0 + 1,
+				.pid = 99, .fd = 8, .arg = 9};
+		}
+		s->steps_base = s->steps_next = bases[b];
+		assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+		ls = ledger_find(&snap, 890);
+		assert_non_null(ls);
+		assert_int_equal(ls->nsteps, 0);
+		assert_int_equal(ls->steps_next, 0);
+		assert_false(ls->history_lost);
+		ledger_snap_free(&snap);
+
+		step(&f->m, r, SOCKSHIM_STEP_BORN, 10, 4, SOCKSHIM_BORN_ACCEPT, "srv");
+		step(&f->m, r, SOCKSHIM_STEP_EOF, 10, 4, 0, "srv");
+		step(&f->m, r, SOCKSHIM_STEP_CLOSE, 10, 4, 0, "srv");
+		assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+		ls = ledger_find(&snap, 890);
+		assert_non_null(ls);
+		assert_int_equal(ls->nsteps, 3);
+		assert_int_equal(ls->steps_next, 3);
+		for (i = 0; i < 3; i++) {
+			assert_int_equal(ls->steps[i].seq, i + 1);
+			assert_int_equal(ls->steps[i].pid, 10);
+		}
+		assert_int_equal(ls->steps[0].op, SOCKSHIM_STEP_BORN);
+		assert_int_equal(ls->steps[2].op, SOCKSHIM_STEP_CLOSE);
+		assert_false(ls->history_lost);
+		ledger_snap_free(&snap);
+
+		/* A writer took the next index and has not written it yet: its
+		 * slot shows the old socket's step of one lap before. */
+		s->steps_next++;
+		assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
+		ls = ledger_find(&snap, 890);
+		assert_non_null(ls);
+		assert_int_equal(ls->nsteps, 3);
+		assert_int_equal(ls->steps[2].op, SOCKSHIM_STEP_CLOSE);
+		ledger_snap_free(&snap);
+	}
+}
+
 /* Whatever a buggy or hostile writer left is checked, not believed. */
 static void test_corrupt_values(void **state)
 {
@@ -479,6 +541,7 @@ int main(void)
 		T(test_history_wrapped),
 		T(test_creator_named),
 		T(test_history_past_steps_next),
+		T(test_history_after_reclaim),
 		T(test_corrupt_values),
 		T(test_reserved_and_empty),
 		T(test_snapshot_some),
