@@ -174,7 +174,7 @@ static int claimed_elsewhere(struct sockshim_ledger_key *keys, uint32_t cap, uin
 		struct sockshim_ledger_key *key = &keys[(h + i) & (cap - 1)];
 		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_SEQ_CST);
 
-		if (key != mine && (k == inode || k == sockshim_inode_claiming(inode)))
+		if ((k & ~SOCKSHIM_INODE_CLAIMING) == inode && key != mine)
 			return 1;
 	}
 	return 0;
@@ -225,12 +225,14 @@ again:
 			struct sockshim_ledger_key *key = &keys[(h + i) & mask];
 			uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_RELAXED), released;
 
-			if (__builtin_expect(!k || k == inode || k == claiming, 0))
+			/* Free, or ours (published or being filled in). */
+			if (__builtin_expect(!k || (k & ~SOCKSHIM_INODE_CLAIMING) == inode, 0))
 				break;
-			if (!sockshim_inode_in_use(k))
+			if (sockshim_inode_is_claiming(k))
 				continue; /* another socket's claim */
 			released = __atomic_load_n(&key->released_ns, __ATOMIC_RELAXED);
-			if (released && released < best_released) {
+			/* Released (not 0), and before the best so far. */
+			if (released - 1 < best_released - 1) {
 				best = key;
 				best_inode = k;
 				best_released = released;
