@@ -83,6 +83,7 @@ int main(void)
 	F(S, callsite_offset, "Q"); B(S, callsite_module);
 	F(S, steps_next, "I"); F(S, steps_base, "I"); F(S, noeffect_closes, "I");
 	F(S, holder_overflow, "I"); F(S, pooled, "I"); F(S, holders_used, "I");
+	F(S, shut_ns, "Q"); F(S, shut_pid, "i"); F(S, shut_fd, "i"); F(S, shut_how, "h");
 	F(S, holders, "x"); F(S, steps, "x");
 	F(HD, state, "I"); F(HD, pid, "i"); F(HD, fd, "i"); F(HD, how, "H");
 	F(HD, since_ns, "Q"); F(HD, from_pid, "i"); F(HD, from_fd, "i");

@@ -606,6 +606,116 @@ def test_ledger_full(ctx):
     assert len(lib.sockshim_lines(err)) <= 1, lib.sockshim_lines(err)
 
 
+CHURN = r'''
+import os, socket, sys, time
+n, go = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+addr = ls.getsockname()
+
+
+def conn():
+    c = socket.create_connection(addr)
+    s, _ = ls.accept()
+    return c, s
+
+
+# Histories of every shape for the entries to be reclaimed from: dups
+# (steps, a second holder slot, closes with no effect), shutdowns, EOFs.
+for i in range(n):
+    c, s = conn()
+    for _ in range(i % 4):
+        os.close(os.dup(s.fileno()))
+    if i % 5 == 0:
+        s.shutdown(socket.SHUT_WR)
+    if i % 7 == 0:
+        c.close()
+        s.recv(1)
+    s.close()
+    c.close()
+keep = []
+a_c, a = conn()
+a2 = os.dup(a.fileno())
+b_c, b = conn()
+b.shutdown(socket.SHUT_RD)
+c_c, c = conn()
+keep += [a_c, a, b_c, b, c_c, c]
+print("ready", os.getpid(), a.fileno(), a2, b.fileno(), c.fileno(), flush=True)
+deadline = time.monotonic() + 100
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.02)
+print("closed", flush=True)
+'''
+
+
+def test_ledger_reclaimed_entries_exact(ctx):
+    """A long-running server's steady state: sockshim run --max-sockets 256
+    and 3,000 sockets with histories of every shape (dups, shutdowns, EOFs)
+    before three connections kept open. Their entries were reclaimed from
+    earlier sockets (a claim clears only some of an entry and starts the
+    history where the old one ended: layout 13), and each shows exactly its
+    own history, holders, shutdown and nothing else, in the raw ledger and
+    in `sockshim holders --json`; the ledger matches /proc."""
+    s = ctx.session()
+    script = os.path.join(ctx.tmp, "churn.py")
+    with open(script, "w") as f:
+        f.write(CHURN)
+    go = os.path.join(ctx.tmp, "go")
+    run = ctx.spawn([ctx.tool, "run", "--session", s, "--max-sockets", "256", "--",
+                     "/usr/bin/python3", script, "1500", go], preload=False, name="churn")
+    pid = None
+    try:
+        m = wait_line(ctx, run, r"^ready (\d+) (\d+) (\d+) (\d+) (\d+)$", 100)
+        pid, a, a2, b, c = map(int, m.groups())
+        truth = proc_set([pid])
+        led = raw_ledger(ctx, s)
+        print("    %d reclaims in a ledger of %d" % (led.header["ledger_reclaimed"], led.capacity))
+        assert led.header["ledger_reclaimed"] >= 2000, led.header["ledger_reclaimed"]
+        assert led.header["ledger_full"] == 0, led.header["ledger_full"]
+        assert {t for t in led.holder_set() if t[0] == pid} == truth, (
+            sorted({t for t in led.holder_set() if t[0] == pid} ^ truth))
+        ino = {fd: os.stat("/proc/%d/fd/%d" % (pid, fd)).st_ino for fd in (a, b, c)}
+        want = {
+            a: ([("born", a), ("dup", a)], {(a, "created"), (a2, "dup")}, 2),
+            b: ([("born", b), ("shutdown", b)], {(b, "created")}, 1),
+            c: ([("born", c)], {(c, "created")}, 1),
+        }
+        for fd, (steps, holders, refs) in want.items():
+            e = led.socks[ino[fd]]
+            assert e["steps_base"] > 0, ("entry of fd %d never reclaimed" % fd, e["steps_base"])
+            assert [(st["op"], st["fd"]) for st in e["steps"]] == steps, (fd, e["steps"])
+            assert [st["seq"] for st in e["steps"]] == list(range(1, len(steps) + 1))
+            assert e["steps_next"] == len(steps), (fd, e["steps_next"])
+            assert {(h["fd"], h["how"]) for h in e["holders"]} == holders, (fd, e["holders"])
+            assert e["refs"] == refs and e["noeffect_closes"] == 0 and e["eof_ns"] == 0, e
+            assert e["born_name"] == "accept" and e["born_fd"] == fd, e
+            assert (e["shut_ns"] != 0) == (fd == b), (fd, e["shut_ns"])
+        assert (led.socks[ino[b]]["shut_pid"], led.socks[ino[b]]["shut_fd"],
+                led.socks[ino[b]]["shut_how"]) == (pid, b, socket.SHUT_RD)
+        seen = {}
+        for o in ledgerlib.holders_json(ctx, s, ["--pid", str(pid)]):
+            if o["inode"] in ino.values():
+                seen[o["inode"]] = o
+        for fd, (steps, holders, refs) in want.items():
+            o = seen[ino[fd]]
+            assert {(h["fd"], h["how"]) for h in o["holders"]} == holders, (fd, o["holders"])
+            assert all(h["pid"] == pid and h["source"] == "ledger+proc" for h in o["holders"])
+            assert o["refs"] == refs and o["eof"] is None and not o["history_lost"], o
+            assert o["noeffect_closes_total"] == 0 and o["noeffect_closes"] == [], o
+            assert o["path"] == "accepted by %d fd %d" % (pid, fd), o["path"]
+            shuts = [(x["pid"], x["fd"], x["how"]) for x in o["shutdowns"]]
+            assert shuts == ([(pid, b, "SHUT_RD")] if fd == b else []), (fd, shuts)
+    finally:
+        open(go, "w").close()
+        if pid:
+            wait_line(ctx, run, r"^closed$", 30)
+        status = run.wait(timeout=30)
+    out, err = ctx.output(run)
+    assert status == 0, (status, err[-2000:])
+    assert not lib.sockshim_lines(err), lib.sockshim_lines(err)
+
+
 # ---------------------------------------------------------------------------
 # A session removed under a running server.
 
