@@ -107,15 +107,20 @@ steady() { # n
 	SOCKSHIM_MAX_SOCKETS=256 LD_PRELOAD="$LIB" valgrind --tool=callgrind --cache-sim=yes \
 		--callgrind-out-file=/dev/stdout "$CALLS" accept_addr "$1" 2>/dev/null | awk '
 		/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
-		/^summary:/ { print $col["Ir"], $col["D1mr"] }'
+		/^summary:/ { print $col["Ir"], $col["D1mr"], $col["D1mw"], $col["DLmr"], $col["DLmw"] }'
 	rm -f "/dev/shm/sockshim.$(id -u).$SESSION"
 }
 a=$(steady 100000)
 b=$(steady 200000)
-printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, instructions" "" \
-	"$(echo "$a $b" | awk '$1 == "n/a" { print "n/a"; next } { printf "%d", ($3 - $1) / 5000 }')"
+# per_conn FIELD FORMAT: (2N - N) / 5000 connections of summary field FIELD.
+per_conn() {
+	echo "$a $b" | awk -v f="$1" -v fmt="$2" '$1 == "n/a" { print "n/a"; next } { printf fmt, ($(f + 5) - $f) / 5000 }'
+}
+printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, instructions" "" "$(per_conn 1 %d)"
 printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, D1 misses" "" \
-	"$(echo "$a $b" | awk '$1 == "n/a" { print "n/a"; next } { printf "%.1f", ($4 - $2) / 5000 }')"
+	"$(per_conn 2 %.1f) read, $(per_conn 3 %.1f) write"
+printf "%-46s %12s %12s\n" "accept4(addr)+close(), full ledger, LL misses" "" \
+	"$(per_conn 4 %.1f) read, $(per_conn 5 %.1f) write"
 for what in $UNTRACKED; do
 	base=$(ns_per_call 0 "$what" 1000000)
 	shim=$(ns_per_call 1 "$what" 1000000)
