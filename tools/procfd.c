@@ -1,5 +1,5 @@
 /* The /proc side of the reconciliation: socket descriptors of every
- * process we may look at, in one pass, indexed by inode with uthash; and
+ * process we may look at, in one pass, indexed by inode (flatidx.c); and
  * process facts from /proc/PID/stat, read lazily so a scan over thousands
  * of sockets costs one stat read per distinct holder, not per socket.
  * The readlinks of a big fd directory are shared out in chunks to the
@@ -16,6 +16,7 @@
 #include "uthash_int.h"
 
 #include "bigmem.h"
+#include "flatidx.h"
 #include "procfd.h"
 
 struct procfd_proc {
@@ -31,7 +32,6 @@ struct procfd_proc {
 struct procfd_idx {
 	uint64_t inode;
 	size_t first, n;
-	UT_hash_handle hh;
 };
 
 /* Socket descriptors found, in the order found. */
@@ -45,8 +45,8 @@ struct procfd {
 	struct procfd_proc *procv; /* the array; the hash points into it */
 	size_t nproc, proc_cap;
 	struct procfd_proc *procs;
-	struct procfd_idx *idxv;
-	struct procfd_idx *idx;
+	struct procfd_idx *idxv; /* the runs, by inode */
+	struct flatidx by_inode;  /* positions in idxv */
 	pthread_mutex_t stat_lock; /* the stat files are read on demand, by any thread */
 };
 
@@ -505,8 +505,13 @@ static int build_index(struct procfd *p)
 		x->inode = p->refs.v[i].inode;
 		x->first = i;
 		x->n = 1;
-		HASH_ADD(hh, p->idx, inode, sizeof(x->inode), x);
 	}
+	/* Flat: a look-up per socket of a report, where uthash's chains
+	 * cost a cache miss a link. */
+	if (flatidx_init(&p->by_inode, runs))
+		return -ENOMEM;
+	for (i = 0; i < runs; i++)
+		flatidx_put(&p->by_inode, flatidx_hash_u64(p->idxv[i].inode), (uint32_t)i);
 	for (i = 0; i < p->nproc; i++)
 		HASH_ADD(hh, p->procs, pid, sizeof(pid_t), &p->procv[i]);
 	return 0;
@@ -591,7 +596,7 @@ void procfd_free(struct procfd *p)
 {
 	if (!p)
 		return;
-	HASH_CLEAR(hh, p->idx);
+	flatidx_free(&p->by_inode);
 	HASH_CLEAR(hh, p->procs);
 	free(p->idxv);
 	free(p->procv);
@@ -602,15 +607,18 @@ void procfd_free(struct procfd *p)
 
 const struct procfd_ref *procfd_refs(const struct procfd *p, uint64_t inode, size_t *n)
 {
-	struct procfd_idx *x;
+	struct flatidx_walk w;
+	uint32_t at;
 
-	HASH_FIND(hh, p->idx, &inode, sizeof(inode), x);
-	if (!x) {
-		*n = 0;
-		return NULL;
+	for (at = flatidx_first(&p->by_inode, flatidx_hash_u64(inode), &w); at != FLATIDX_END;
+	     at = flatidx_next(&p->by_inode, &w)) {
+		if (p->idxv[at].inode == inode) {
+			*n = p->idxv[at].n;
+			return &p->refs.v[p->idxv[at].first];
+		}
 	}
-	*n = x->n;
-	return &p->refs.v[x->first];
+	*n = 0;
+	return NULL;
 }
 
 const struct procfd_ref *procfd_all(const struct procfd *p, size_t *n)
