@@ -29,11 +29,16 @@ int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...
  * unknown option. Returns EXIT_USAGE. */
 int cli_bad_option(const char *cmd, void (*usage)(FILE *), int c, char **argv);
 
-/* Parse S as a whole decimal number in [MIN, MAX]. 0 or -EINVAL. */
+/* Before a report of thousands of lines: stdout, when it is no terminal,
+ * written 64 KiB at a time instead of stdio's 4 KiB, a write system call
+ * each. A terminal stays line-buffered. Before anything is printed. */
+void cli_buffer_stdout(void);
+
 /* Flush a report of WHAT ("report", "list") to stdout. A reader gone
  * (EPIPE: `| head`) is no error; any other is said. EXIT_OK or EXIT_FAIL. */
 int cli_flush_stdout(const char *what);
 
+/* Parse S as a whole decimal number in [MIN, MAX]. 0 or -EINVAL. */
 int cli_number(const char *s, long min, long max, long *out);
 
 #endif

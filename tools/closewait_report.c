@@ -388,12 +388,14 @@ static void print_json(struct cw_ctx *c, struct cw_writer *w, struct cw_item *it
 	ob_str(&b, ",\"send_q\":");
 	ob_u64(&b, it->k->wqueue);
 	if (it->age_ns >= 0) {
+		int ms = (int)(it->age_ns % NS_PER_SEC / NS_PER_MS); /* 0..999 */
+		char frac[3] = {(char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+				(char)('0' + ms % 10)};
+
 		ob_str(&b, ",\"age_s\":");
 		ob_i64(&b, it->age_ns / NS_PER_SEC);
 		ob_char(&b, '.');
-		snprintf(reason, sizeof(reason), "%03lld",
-			 (long long)(it->age_ns % NS_PER_SEC / NS_PER_MS));
-		ob_str(&b, reason);
+		ob_put(&b, frac, sizeof(frac)); /* snprintf's %03d cost a tenth of the line */
 		ob_str(&b, it->age_est ? ",\"age_estimated\":true" : ",\"age_estimated\":false");
 	} else {
 		ob_str(&b, ",\"age_s\":null,\"age_estimated\":null");

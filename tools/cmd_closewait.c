@@ -103,6 +103,7 @@ int cmd_closewait(int argc, char **argv)
 	if (rc)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
+	cli_buffer_stdout();
 	rc = cw_load(&c, &m);
 	c.now_ns = (int64_t)sockshim_clock_ns(CLOCK_MONOTONIC);
 	if (!rc)

@@ -4,15 +4,16 @@
 #ifndef SOCKSHIM_KINDEX_H
 #define SOCKSHIM_KINDEX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "flatidx.h"
 #include "sockdiag.h"
 
-struct kin_pool;
-
 struct kindex {
-	struct kin *by_inode;   /* uthash head */
-	struct kin_pool *pools; /* one per list added */
+	const struct sockdiag_sock **v; /* the sockets indexed, in the order added */
+	size_t n, cap;
+	struct flatidx by_inode; /* positions in v */
 };
 
 /* An empty index; free it with kindex_free. */

@@ -71,45 +71,57 @@ size_t fmt_utf8_len(const unsigned char *s, size_t n)
 	return need;
 }
 
-void ob_put(struct fmt_buf *b, const char *s, size_t n)
-{
-	size_t room;
-
-	if (!b->len || b->pos + 1 >= b->len)
-		return;
-	room = b->len - 1 - b->pos;
-	if (n > room)
-		n = room;
-	memcpy(b->p + b->pos, s, n);
-	b->pos += n;
-	b->p[b->pos] = 0;
-}
-
-void ob_str(struct fmt_buf *b, const char *s)
-{
-	ob_put(b, s, strlen(s));
-}
-
-void ob_char(struct fmt_buf *b, char c)
-{
-	ob_put(b, &c, 1);
-}
-
 static void blanks(struct fmt_buf *b, size_t n);
 
 /* V right-aligned in WIDTH columns (0: as it is). */
+/* V's digits, written backwards to END: where they start. Two digits a
+ * division: a report prints some 24 numbers a socket. */
+static char *u64_digits(char *end, uint64_t v)
+{
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
+
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		end -= 2;
+		memcpy(end, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		end -= 2;
+		memcpy(end, pairs + 2 * v, 2);
+	} else {
+		*--end = (char)('0' + v);
+	}
+	return end;
+}
+
+static size_t u64_width(uint64_t v)
+{
+	size_t n = 1;
+
+	for (; v >= 10000; v /= 10000)
+		n += 4;
+	return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
 void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width)
 {
+	size_t n = u64_width(v);
 	char d[24];
-	size_t i = sizeof(d);
 
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	if (sizeof(d) - i < width)
-		blanks(b, width - (sizeof(d) - i));
-	ob_put(b, d + i, sizeof(d) - i);
+	if (n < width)
+		blanks(b, width - n);
+	if (b->len && b->pos + n < b->len) { /* all of it fits: in place */
+		u64_digits(b->p + b->pos + n, v);
+		b->pos += n;
+		b->p[b->pos] = 0;
+		return;
+	}
+	ob_put(b, u64_digits(d + sizeof(d), v), n);
 }
 
 void ob_u64(struct fmt_buf *b, uint64_t v)

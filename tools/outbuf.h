@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A small string builder: appends, truncates at LEN-1, stays terminated. */
 struct fmt_buf {
@@ -26,9 +27,35 @@ void fmt_append(struct fmt_buf *b, const char *fmt, ...)
  * Rejects overlong forms, surrogates and code points past U+10FFFF. */
 size_t fmt_utf8_len(const unsigned char *s, size_t n);
 
-void ob_put(struct fmt_buf *b, const char *s, size_t n);
-void ob_str(struct fmt_buf *b, const char *s);
-void ob_char(struct fmt_buf *b, char c);
+/* N bytes of S (truncated at LEN-1). Inline: called some 80 times a
+ * socket, mostly with literals, whose length and copy the compiler then
+ * knows. */
+static inline void ob_put(struct fmt_buf *b, const char *s, size_t n)
+{
+	size_t room;
+
+	if (!b->len || b->pos + 1 >= b->len)
+		return;
+	room = b->len - 1 - b->pos;
+	if (n > room)
+		n = room;
+	memcpy(b->p + b->pos, s, n);
+	b->pos += n;
+	b->p[b->pos] = 0;
+}
+
+static inline void ob_str(struct fmt_buf *b, const char *s)
+{
+	ob_put(b, s, strlen(s));
+}
+
+static inline void ob_char(struct fmt_buf *b, char c)
+{
+	if (!b->len || b->pos + 1 >= b->len)
+		return;
+	b->p[b->pos++] = c;
+	b->p[b->pos] = 0;
+}
 void ob_u64(struct fmt_buf *b, uint64_t v);
 void ob_i64(struct fmt_buf *b, int64_t v);
 void ob_hex(struct fmt_buf *b, uint64_t v); /* "0x1f" */

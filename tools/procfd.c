@@ -1,7 +1,9 @@
 /* The /proc side of the reconciliation: socket descriptors of every
- * process we may look at, in one pass, indexed by inode with uthash; and
+ * process we may look at, in one pass, indexed by inode (flatidx.c); and
  * process facts from /proc/PID/stat, read lazily so a scan over thousands
- * of sockets costs one stat read per distinct holder, not per socket. */
+ * of sockets costs one stat read per distinct holder, not per socket.
+ * The readlinks of a big fd directory are shared out in chunks to the
+ * threads that help the scan (procfd_help). */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include "uthash_int.h"
 
 #include "bigmem.h"
+#include "flatidx.h"
 #include "procfd.h"
 
 struct procfd_proc {
@@ -29,17 +32,21 @@ struct procfd_proc {
 struct procfd_idx {
 	uint64_t inode;
 	size_t first, n;
-	UT_hash_handle hh;
+};
+
+/* Socket descriptors found, in the order found. */
+struct ref_vec {
+	struct procfd_ref *v;
+	size_t n, cap;
 };
 
 struct procfd {
-	struct procfd_ref *refs;
-	size_t nrefs, refs_cap;
+	struct ref_vec refs;
 	struct procfd_proc *procv; /* the array; the hash points into it */
 	size_t nproc, proc_cap;
 	struct procfd_proc *procs;
-	struct procfd_idx *idxv;
-	struct procfd_idx *idx;
+	struct procfd_idx *idxv; /* the runs, by inode */
+	struct flatidx by_inode;  /* positions in idxv */
 	pthread_mutex_t stat_lock; /* the stat files are read on demand, by any thread */
 };
 
@@ -151,25 +158,268 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-static int add_ref(struct procfd *p, uint64_t inode, pid_t pid, int fd)
+static int add_ref(struct ref_vec *r, uint64_t inode, pid_t pid, int fd)
 {
-	if (grow((void **)&p->refs, &p->refs_cap, p->nrefs + 1, sizeof(*p->refs)))
+	if (grow((void **)&r->v, &r->cap, r->n + 1, sizeof(*r->v)))
 		return -ENOMEM;
-	p->refs[p->nrefs].inode = inode;
-	p->refs[p->nrefs].pid = pid;
-	p->refs[p->nrefs].fd = fd;
-	p->nrefs++;
+	r->v[r->n].inode = inode;
+	r->v[r->n].pid = pid;
+	r->v[r->n].fd = fd;
+	r->n++;
 	return 0;
 }
 
-/* Read /proc/PID/fd through PROCDIR. A process that exits meanwhile is
- * simply gone; one we may not look into is marked so, not an error. */
-static int scan_fds(struct procfd *p, int procdir, struct procfd_proc *pr)
+/* FD in decimal, as /proc/PID/fd names it (snprintf cost a tenth of a
+ * scan's instructions). */
+static const char *fd_name(char buf[12], int fd)
 {
-	char path[32], link[LINK_MAX_LEN];
-	struct dirent *de;
+	char *p = buf + 11;
+	unsigned v = (unsigned)fd;
+
+	*p = 0;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return p;
+}
+
+/* Descriptor FD (>= 0) of process PID, whose /proc/PID/fd is DFD, into R
+ * if it is a socket. Closed meanwhile, or a link too long to be a
+ * socket's name: not one. 0 or -ENOMEM. */
+static int read_one(int dfd, pid_t pid, int fd, struct ref_vec *r)
+{
+	char name[12], link[LINK_MAX_LEN];
 	uint64_t inode;
 	ssize_t n;
+
+	n = readlinkat(dfd, fd_name(name, fd), link, sizeof(link));
+	if (n <= 0 || (size_t)n >= sizeof(link))
+		return 0;
+	if (procfd_parse_socket_link(link, (size_t)n, &inode))
+		return 0;
+	return add_ref(r, inode, pid, fd);
+}
+
+/* ---- Sharing a big directory's readlinks (a system call each, most of
+ * a scan's time: 10,000 take 35 ms, two threads 21 ms). The scan reads
+ * a directory's first FDS_CHUNK descriptors itself; the next ones go to
+ * the queue in chunks of FDS_CHUNK, which the scan and its helpers take;
+ * the scan has read them all (or a helper is reading the last ones)
+ * before it lists the next process. A chunk holds the directory open
+ * (fd_dir.users): its descriptor numbers name that process's
+ * descriptors, whoever reads them. ---- */
+
+/* Descriptors a chunk: about a millisecond of readlinks. */
+#define FDS_CHUNK 256
+
+/* One /proc/PID/fd, open while the scan or a chunk needs it. */
+struct fd_dir {
+	int dfd;
+	pid_t pid;
+	unsigned users; /* the scan, while it lists, and each chunk */
+};
+
+struct fd_chunk {
+	struct fd_chunk *next;
+	struct fd_dir *dir;
+	size_t n;
+	int fd[FDS_CHUNK];
+};
+
+struct procfd_share {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* a chunk queued, the listing ended, a helper left */
+	struct fd_chunk *queue;
+	int listing_done; /* no chunk will be queued any more */
+	int closed;       /* the scan took the helpers' findings: too late to help */
+	unsigned helpers; /* in procfd_help */
+	struct ref_vec found; /* what the helpers that left read */
+	int rc;               /* a helper's -ENOMEM */
+};
+
+int procfd_share_new(struct procfd_share **out)
+{
+	struct procfd_share *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	if (pthread_mutex_init(&s->lock, NULL)) {
+		free(s);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&s->changed, NULL)) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void procfd_share_free(struct procfd_share *s)
+{
+	if (!s)
+		return;
+	pthread_cond_destroy(&s->changed);
+	pthread_mutex_destroy(&s->lock);
+	free(s->found.v);
+	free(s);
+}
+
+/* Under S's lock. */
+static void dir_put_locked(struct fd_dir *d)
+{
+	if (--d->users)
+		return;
+	close(d->dfd);
+	free(d);
+}
+
+static void queue_chunk(struct procfd_share *s, struct fd_chunk *c)
+{
+	pthread_mutex_lock(&s->lock);
+	c->dir->users++;
+	c->next = s->queue;
+	s->queue = c;
+	pthread_cond_signal(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Read queued chunks into R until the queue is empty, and then, if WAIT,
+ * until the listing has ended too. An error is S's. */
+static void take_chunks(struct procfd_share *s, struct ref_vec *r, int wait)
+{
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct fd_chunk *c = s->queue;
+		size_t i;
+		int rc = 0;
+
+		if (!c) {
+			if (!wait || s->listing_done)
+				break;
+			pthread_cond_wait(&s->changed, &s->lock);
+			continue;
+		}
+		s->queue = c->next;
+		pthread_mutex_unlock(&s->lock);
+		for (i = 0; i < c->n && !rc; i++)
+			rc = read_one(c->dir->dfd, c->dir->pid, c->fd[i], r);
+		pthread_mutex_lock(&s->lock);
+		if (rc && !s->rc)
+			s->rc = rc;
+		dir_put_locked(c->dir);
+		free(c);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t procfd_help(struct procfd_share *s)
+{
+	struct ref_vec mine = {0};
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->closed) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	s->helpers++;
+	pthread_mutex_unlock(&s->lock);
+	take_chunks(s, &mine, 1);
+	pthread_mutex_lock(&s->lock);
+	n = mine.n;
+	if (n && !s->rc) {
+		if (grow((void **)&s->found.v, &s->found.cap, s->found.n + n, sizeof(*mine.v))) {
+			s->rc = -ENOMEM;
+		} else {
+			memcpy(s->found.v + s->found.n, mine.v, n * sizeof(*mine.v));
+			s->found.n += n;
+		}
+	}
+	s->helpers--;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+	free(mine.v);
+	return n;
+}
+
+/* The listing has ended: read what is queued, wait for the helpers to
+ * leave, and take what they read into R (NULL: drop it). 0 or -ENOMEM. */
+static int share_close(struct procfd_share *s, struct ref_vec *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	s->listing_done = 1;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		take_chunks(s, r, 0); /* chunks an error left queued */
+	pthread_mutex_lock(&s->lock);
+	while (s->helpers)
+		pthread_cond_wait(&s->changed, &s->lock);
+	s->closed = 1;
+	rc = s->rc;
+	if (!rc && r && s->found.n) {
+		rc = grow((void **)&r->v, &r->cap, r->n + s->found.n, sizeof(*r->v));
+		if (!rc) {
+			memcpy(r->v + r->n, s->found.v, s->found.n * sizeof(*r->v));
+			r->n += s->found.n;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* The descriptor FD beyond the first FDS_CHUNK of PR, whose directory is
+ * DFD: into *CHUNK, queued once full. Read here when memory for sharing
+ * it cannot be had. 0 or -errno. */
+static int share_fd(struct procfd *p, struct procfd_share *s, int dfd, struct procfd_proc *pr,
+		    struct fd_dir **dir, struct fd_chunk **chunk, int fd)
+{
+	if (!*dir) {
+		struct fd_dir *d = malloc(sizeof(*d));
+		int copy = d ? fcntl(dfd, F_DUPFD_CLOEXEC, 0) : -1;
+
+		if (copy < 0) {
+			free(d);
+			return read_one(dfd, pr->pid, fd, &p->refs);
+		}
+		d->dfd = copy;
+		d->pid = pr->pid;
+		d->users = 1;
+		*dir = d;
+	}
+	if (!*chunk) {
+		*chunk = malloc(sizeof(**chunk));
+		if (!*chunk)
+			return read_one(dfd, pr->pid, fd, &p->refs);
+		(*chunk)->dir = *dir;
+		(*chunk)->n = 0;
+	}
+	(*chunk)->fd[(*chunk)->n++] = fd;
+	if ((*chunk)->n == FDS_CHUNK) {
+		queue_chunk(s, *chunk);
+		*chunk = NULL;
+	}
+	return 0;
+}
+
+/* ---- The scan ---- */
+
+/* Read /proc/PID/fd through PROCDIR, its big directories shared through
+ * S (NULL: alone). A process that exits meanwhile is simply gone; one we
+ * may not look into is marked so, not an error. */
+static int scan_fds(struct procfd *p, struct procfd_share *s, int procdir, struct procfd_proc *pr)
+{
+	struct fd_chunk *chunk = NULL;
+	struct fd_dir *dir = NULL;
+	char path[32];
+	struct dirent *de;
+	size_t count = 0;
 	DIR *d;
 	int dfd, rc = 0;
 
@@ -191,20 +441,30 @@ static int scan_fds(struct procfd *p, int procdir, struct procfd_proc *pr)
 
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
-		n = readlinkat(dfd, de->d_name, link, sizeof(link));
-		/* Closed meanwhile, or too long to be a socket's name. */
-		if (n <= 0 || (size_t)n >= sizeof(link))
-			continue;
-		if (procfd_parse_socket_link(link, (size_t)n, &inode))
-			continue;
 		fd = strtol(de->d_name, &end, 10);
 		if (*end || fd < 0 || fd > INT32_MAX)
 			continue;
-		rc = add_ref(p, inode, pr->pid, (int)fd);
+		if (!s || count++ < FDS_CHUNK)
+			rc = read_one(dfd, pr->pid, (int)fd, &p->refs);
+		else
+			rc = share_fd(p, s, dfd, pr, &dir, &chunk, (int)fd);
 		if (rc)
 			break;
 	}
 	closedir(d);
+	if (chunk)
+		queue_chunk(s, chunk);
+	if (dir) {
+		take_chunks(s, &p->refs, 0);
+		pthread_mutex_lock(&s->lock);
+		dir_put_locked(dir);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (!rc && s) {
+		pthread_mutex_lock(&s->lock);
+		rc = s->rc;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return rc;
 }
 
@@ -224,9 +484,9 @@ static int build_index(struct procfd *p)
 {
 	size_t i, runs = 0;
 
-	qsort(p->refs, p->nrefs, sizeof(*p->refs), by_inode_pid_fd);
-	for (i = 0; i < p->nrefs; i++)
-		if (i == 0 || p->refs[i].inode != p->refs[i - 1].inode)
+	qsort(p->refs.v, p->refs.n, sizeof(*p->refs.v), by_inode_pid_fd);
+	for (i = 0; i < p->refs.n; i++)
+		if (i == 0 || p->refs.v[i].inode != p->refs.v[i - 1].inode)
 			runs++;
 	if (runs) {
 		p->idxv = big_calloc(runs, sizeof(*p->idxv));
@@ -234,47 +494,45 @@ static int build_index(struct procfd *p)
 			return -ENOMEM;
 	}
 	runs = 0;
-	for (i = 0; i < p->nrefs; i++) {
+	for (i = 0; i < p->refs.n; i++) {
 		struct procfd_idx *x;
 
-		if (i && p->refs[i].inode == p->refs[i - 1].inode) {
+		if (i && p->refs.v[i].inode == p->refs.v[i - 1].inode) {
 			p->idxv[runs - 1].n++;
 			continue;
 		}
 		x = &p->idxv[runs++];
-		x->inode = p->refs[i].inode;
+		x->inode = p->refs.v[i].inode;
 		x->first = i;
 		x->n = 1;
-		HASH_ADD(hh, p->idx, inode, sizeof(x->inode), x);
 	}
+	/* Flat: a look-up per socket of a report, where uthash's chains
+	 * cost a cache miss a link. */
+	if (flatidx_init(&p->by_inode, runs))
+		return -ENOMEM;
+	for (i = 0; i < runs; i++)
+		flatidx_put(&p->by_inode, flatidx_hash_u64(p->idxv[i].inode), (uint32_t)i);
 	for (i = 0; i < p->nproc; i++)
 		HASH_ADD(hh, p->procs, pid, sizeof(pid_t), &p->procv[i]);
 	return 0;
 }
 
-int procfd_scan(struct procfd **out)
+/* List /proc into P, sharing big directories through S (NULL: alone). */
+static int scan_procs(struct procfd *p, struct procfd_share *s)
 {
-	struct procfd *p;
 	struct dirent *de;
 	pid_t self = getpid();
 	int procdir, rc = 0;
 	DIR *d;
 
-	*out = NULL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	pthread_mutex_init(&p->stat_lock, NULL);
 	procdir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (procdir < 0) {
-		rc = -errno;
-		goto out;
-	}
+	if (procdir < 0)
+		return -errno;
 	d = fdopendir(procdir);
 	if (!d) {
 		rc = -errno;
 		close(procdir);
-		goto out;
+		return rc;
 	}
 	while ((de = readdir(d))) {
 		struct procfd_proc *pr;
@@ -292,16 +550,36 @@ int procfd_scan(struct procfd **out)
 		pr = &p->procv[p->nproc];
 		memset(pr, 0, sizeof(*pr));
 		pr->pid = (pid_t)pid;
-		rc = scan_fds(p, procdir, pr);
+		rc = scan_fds(p, s, procdir, pr);
 		if (rc)
 			break;
 		if (pr->seen != PROCFD_GONE)
 			p->nproc++;
 	}
 	closedir(d);
+	return rc;
+}
+
+int procfd_scan_shared(struct procfd_share *s, struct procfd **out)
+{
+	struct procfd *p;
+	int rc, share_rc = 0;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		pthread_mutex_init(&p->stat_lock, NULL);
+		rc = scan_procs(p, s);
+	} else {
+		rc = -ENOMEM;
+	}
+	/* Whatever happened, the helpers are let go. */
+	if (s)
+		share_rc = share_close(s, p ? &p->refs : NULL);
+	if (!rc)
+		rc = share_rc;
 	if (!rc)
 		rc = build_index(p);
-out:
 	if (rc)
 		procfd_free(p);
 	else
@@ -309,36 +587,44 @@ out:
 	return rc;
 }
 
+int procfd_scan(struct procfd **out)
+{
+	return procfd_scan_shared(NULL, out);
+}
+
 void procfd_free(struct procfd *p)
 {
 	if (!p)
 		return;
-	HASH_CLEAR(hh, p->idx);
+	flatidx_free(&p->by_inode);
 	HASH_CLEAR(hh, p->procs);
 	free(p->idxv);
 	free(p->procv);
-	free(p->refs);
+	free(p->refs.v);
 	pthread_mutex_destroy(&p->stat_lock);
 	free(p);
 }
 
 const struct procfd_ref *procfd_refs(const struct procfd *p, uint64_t inode, size_t *n)
 {
-	struct procfd_idx *x;
+	struct flatidx_walk w;
+	uint32_t at;
 
-	HASH_FIND(hh, p->idx, &inode, sizeof(inode), x);
-	if (!x) {
-		*n = 0;
-		return NULL;
+	for (at = flatidx_first(&p->by_inode, flatidx_hash_u64(inode), &w); at != FLATIDX_END;
+	     at = flatidx_next(&p->by_inode, &w)) {
+		if (p->idxv[at].inode == inode) {
+			*n = p->idxv[at].n;
+			return &p->refs.v[p->idxv[at].first];
+		}
 	}
-	*n = x->n;
-	return &p->refs[x->first];
+	*n = 0;
+	return NULL;
 }
 
 const struct procfd_ref *procfd_all(const struct procfd *p, size_t *n)
 {
-	*n = p->nrefs;
-	return p->refs;
+	*n = p->refs.n;
+	return p->refs.v;
 }
 
 static struct procfd_proc *find_proc(const struct procfd *p, pid_t pid)

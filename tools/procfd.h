@@ -39,6 +39,25 @@ int procfd_scan(struct procfd **out);
 
 void procfd_free(struct procfd *p);
 
+/* Threads that help one scan: the readlinks of a big /proc/PID/fd (one
+ * system call a descriptor, most of a scan's time) are shared out in
+ * chunks to whoever calls procfd_help while it runs. */
+struct procfd_share;
+
+/* 0 or -ENOMEM. */
+int procfd_share_new(struct procfd_share **out);
+/* Once the scan has returned and no thread helps any more. */
+void procfd_share_free(struct procfd_share *s);
+/* procfd_scan, sharing its big directories through S (NULL: alone). The
+ * same result, whoever read what. Lets every helper go before it
+ * returns, also on failure. */
+int procfd_scan_shared(struct procfd_share *s, struct procfd **out);
+/* Read S's chunks until its scan no longer needs help: the descriptors
+ * this thread read (at once 0 when the scan is over, or never queues a
+ * chunk). Only while procfd_scan_shared(S) runs or will run: it is what
+ * lets a helper go. */
+size_t procfd_help(struct procfd_share *s);
+
 /* The descriptors referring to socket INODE: *N of them at the result
  * (NULL and 0 when none), sorted by pid then fd. */
 const struct procfd_ref *procfd_refs(const struct procfd *p, uint64_t inode, size_t *n);

@@ -35,7 +35,7 @@ static void *scan_proc(void *arg)
 {
 	struct procfd_job *j = arg;
 
-	j->side.rc = procfd_scan(&j->pf);
+	j->side.rc = procfd_scan_shared(j->share, &j->pf);
 	return NULL;
 }
 
@@ -43,12 +43,21 @@ void procfd_job_start(struct procfd_job *j)
 {
 	j->pf = NULL;
 	j->said = 0;
+	/* Without it the scan reads alone. */
+	if (procfd_share_new(&j->share))
+		j->share = NULL;
 	side_start(&j->side, scan_proc);
 }
 
 int procfd_job_finish(struct procfd_job *j, struct procfd **pf)
 {
+	/* The scan runs on its thread: this one, with nothing else to do
+	 * until it ends, reads a share of its descriptors. */
+	if (j->share && j->side.threaded && !j->side.done)
+		procfd_help(j->share);
 	side_finish(&j->side);
+	procfd_share_free(j->share);
+	j->share = NULL;
 	if (j->pf) {
 		*pf = j->pf;
 		j->pf = NULL;

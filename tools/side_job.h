@@ -25,15 +25,17 @@ void side_finish(struct side_job *j);
 /* Loading failed: only wait for the thread, if it runs. */
 void side_abandon(struct side_job *j);
 
-/* procfd_scan on the side: PF is the scan once finished (side.rc 0). */
+/* procfd_scan on the side: PF is the scan once finished (side.rc 0).
+ * The thread that asks for it helps it to its end (procfd_help). */
 struct procfd_job {
 	struct side_job side; /* first */
+	struct procfd_share *share; /* NULL: the scan reads alone */
 	struct procfd *pf;
 	int said; /* its error was said */
 };
 
 void procfd_job_start(struct procfd_job *j);
-/* Wait for the scan; the scan, once, into *PF. 0, or its -errno said on
+/* Help the scan and wait for it; the scan, once, into *PF. 0, or its -errno said on
  * stderr (once: a second call returns 0). */
 int procfd_job_finish(struct procfd_job *j, struct procfd **pf);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "session_watch.h"
@@ -85,6 +86,14 @@ int cli_bad_option(const char *cmd, void (*sub_usage)(FILE *), int c, char **arg
 	if (optopt)
 		return cli_usage_error(cmd, sub_usage, "unknown option '-%c'", optopt);
 	return cli_usage_error(cmd, sub_usage, "unknown option '%s'", argv[optind - 1]);
+}
+
+void cli_buffer_stdout(void)
+{
+	static char buf[1 << 16];
+
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, buf, _IOFBF, sizeof(buf));
 }
 
 int cli_flush_stdout(const char *what)

@@ -495,7 +495,8 @@ class Context:
             valgrind = self.valgrind
         if not valgrind:
             return list(argv)
-        # valgrind.supp: the errors test programs make on purpose.
+        # valgrind.supp: the errors test programs make on purpose. The
+        # Makefile's VALGRIND_UNIT runs the unit tests with these options.
         return ["valgrind", "--quiet", "--error-exitcode=99", "--trace-children=no",
                 "--child-silent-after-fork=yes",
                 "--suppressions=" + os.path.join(self.root, "tests", "integration", "valgrind.supp")

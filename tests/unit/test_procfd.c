@@ -2,8 +2,11 @@
  * socket:[N] links and /proc/PID/stat (names with blanks and parentheses),
  * a live scan that finds a child's socket descriptors and its state, and
  * the ledger reconciled with that scan: confirmed, gone, reused pid,
- * closed descriptor, and a holder only /proc knows. */
+ * closed descriptor, and a holder only /proc knows; a scan whose big
+ * directory another thread helps to read finds the same descriptors. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -293,6 +297,127 @@ static void test_reconcile(void **state)
 	end_child(&c);
 }
 
+/* A child holding MANY_SOCKETS sockets, with a file between them, so
+ * that its /proc/PID/fd is read in chunks (FDS_CHUNK in procfd.c is 256:
+ * the first 256 by the scan, the next three chunks by whoever takes
+ * them). */
+#define MANY_SOCKETS 900
+#define HELP_ROUNDS 50
+
+struct many {
+	pid_t pid;
+	int release;
+	int fd[MANY_SOCKETS];
+	uint64_t inode[MANY_SOCKETS];
+	int files[MANY_SOCKETS / 100 + 1];
+	int nfiles;
+};
+
+static void start_many(struct many *m)
+{
+	struct rlimit rl;
+	struct stat st;
+	int p[2], i;
+	char ch;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < MANY_SOCKETS + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	if (rl.rlim_cur < MANY_SOCKETS + 64)
+		skip();
+	for (i = 0; i < MANY_SOCKETS; i++) {
+		m->fd[i] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(m->fd[i] >= 0);
+		assert_int_equal(fstat(m->fd[i], &st), 0);
+		m->inode[i] = (uint64_t)st.st_ino;
+		if (i % 100 == 50) { /* not a socket: not listed */
+			m->files[m->nfiles] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			assert_true(m->files[m->nfiles++] >= 0);
+		}
+	}
+	assert_int_equal(pipe(p), 0);
+	m->pid = fork();
+	assert_true(m->pid >= 0);
+	if (m->pid == 0) {
+		close(p[1]);
+		if (read(p[0], &ch, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[0]);
+	m->release = p[1];
+	for (i = 0; i < MANY_SOCKETS; i++)
+		close(m->fd[i]);
+	for (i = 0; i < m->nfiles; i++)
+		close(m->files[i]);
+}
+
+/* P lists each of M's sockets once, as its descriptor, and nothing else
+ * of M's. */
+static void check_many(const struct procfd *p, const struct many *m)
+{
+	const struct procfd_ref *refs;
+	size_t n, i, mine = 0;
+	int k;
+
+	assert_int_equal(procfd_seen(p, m->pid), PROCFD_FDS_OK);
+	for (k = 0; k < MANY_SOCKETS; k++) {
+		refs = procfd_refs(p, m->inode[k], &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(refs[0].pid, m->pid);
+		assert_int_equal(refs[0].fd, m->fd[k]);
+	}
+	refs = procfd_all(p, &n);
+	for (i = 0; i < n; i++)
+		mine += refs[i].pid == m->pid;
+	assert_int_equal(mine, MANY_SOCKETS);
+}
+
+static void *help_scan(void *arg)
+{
+	return (void *)procfd_help(arg);
+}
+
+static void test_shared_scan(void **state)
+{
+	struct procfd_share *s;
+	struct procfd *p;
+	struct many *m = calloc(1, sizeof(*m));
+	size_t helped = 0;
+	int round, status;
+
+	(void)state;
+	assert_non_null(m);
+	start_many(m);
+	/* Alone: the chunks are the scan's own. */
+	assert_int_equal(procfd_scan(&p), 0);
+	check_many(p, m);
+	procfd_free(p);
+	/* With a helper, until it has read some (it may come too late, or
+	 * find the queue empty): the same descriptors, whoever read which. */
+	for (round = 0; round < HELP_ROUNDS && !helped; round++) {
+		pthread_t t;
+		void *got;
+
+		assert_int_equal(procfd_share_new(&s), 0);
+		assert_int_equal(pthread_create(&t, NULL, help_scan, s), 0);
+		assert_int_equal(procfd_scan_shared(s, &p), 0);
+		assert_int_equal(pthread_join(t, &got), 0);
+		helped = (size_t)got; /* of any big directory on the host */
+		check_many(p, m);
+		/* Over: a helper that comes now is let go at once. */
+		assert_int_equal(procfd_help(s), 0);
+		procfd_free(p);
+		procfd_share_free(s);
+	}
+	assert_true(helped > 0);
+	close(m->release);
+	waitpid(m->pid, &status, 0);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_parse_stat),
 		cmocka_unit_test(test_live_scan),
 		cmocka_unit_test(test_reconcile),
+		cmocka_unit_test(test_shared_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
