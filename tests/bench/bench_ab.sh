@@ -1,0 +1,87 @@
+#!/bin/sh
+# A change's cost, side by side: nginx-light (2 workers, CPU 0) without the
+# shim and under `sockshim run --accept observe` of each BUILD given, all
+# running at once and loaded in turn by wrk (`Connection: close`, CONNS in
+# flight, CPU 1), ROUNDS rounds of 2 s, the order reversed every round.
+# Prints each run's server CPU per request, then per build the median of
+# its per-round ratios to the run without the shim of the same round (the
+# host's speed drifts over seconds: only neighbours compare) and their
+# min-max. Not part of make bench: for judging a shim change against
+# main (e.g. bench_ab.sh /tmp/main-build build). Loopback only; every
+# server it starts is stopped by pid.
+#     bench_ab.sh BUILD...   CONNS (1), ROUNDS (12)
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck disable=SC2034 # PY, STOP_TIMEOUT: read by bench_lib.sh
+PY=${PYTHON:-python3} STOP_TIMEOUT=20
+SRV_PIN="" CLI_PIN=""
+# shellcheck disable=SC2034 # CLI_PIN: read by bench_lib.sh's wrk_load
+if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
+	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
+fi
+# shellcheck source=tests/bench/bench_lib.sh
+. "$HERE/bench_lib.sh"
+CONNS=${CONNS:-1} ROUNDS=${ROUNDS:-12}
+[ $# -ge 1 ] || { echo "usage: bench_ab.sh BUILD..." >&2; exit 2; }
+TMP=$(mktemp -d /tmp/sockshim-bench-ab.XXXXXX)
+ROOTS=""
+cleanup() {
+	for r in $ROOTS; do stop_root "$r" "nginx" || true; done
+	rm -rf "$TMP"
+	rm -f /dev/shm/sockshim."$(id -u)".bench-ab-$$-*
+}
+trap cleanup EXIT INT TERM
+die() {
+	echo "bench_ab: $*" >&2
+	exit 1
+}
+n=0
+for v in none "$@"; do
+	n=$((n + 1))
+	d=$TMP/v$n
+	mkdir -p "$d"
+	port=$(free_port)
+	nginx_conf "$d" 2 "$port"
+	if [ "$v" = none ]; then
+		# shellcheck disable=SC2086
+		$SRV_PIN nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >/dev/null 2>&1 </dev/null &
+	else
+		[ -x "$v/sockshim" ] || die "$v/sockshim: no such build"
+		# shellcheck disable=SC2086
+		$SRV_PIN "$v/sockshim" run --session "bench-ab-$$-$n" --accept observe -- \
+			nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >/dev/null 2>&1 </dev/null &
+	fi
+	ROOTS="$ROOTS $!"
+	echo "$!" >"$d/root"
+	echo "$port" >"$d/port"
+	echo "$v" >"$d/name"
+	deadline=$(($(date +%s) + 30))
+	until http_ok "$port"; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "nginx ($v) not serving in 30 s"
+		sleep 0.2
+	done
+	# Past the ledger's 16384 entries: every connection then reclaims one.
+	wrk_load "$port" 16 8 close >/dev/null
+done
+for r in $(seq "$ROUNDS"); do
+	if [ $((r % 2)) = 1 ]; then order=$(seq 1 "$n"); else order=$(seq "$n" -1 1); fi
+	for k in $order; do
+		d=$TMP/v$k
+		# shellcheck disable=SC2046
+		pids=$(tree_comm_pids "$(cat "$d/root")" nginx)
+		# shellcheck disable=SC2086
+		a=$(usage_of $pids)
+		req=$(wrk_load "$(cat "$d/port")" "$CONNS" 2 close | awk '{ print $1 }')
+		# shellcheck disable=SC2086
+		b=$(usage_of $pids)
+		echo "$r $(cat "$d/name") $req $a $b" |
+			awk '{ printf "round %d %s %d requests %.2f us/req\n", $1, $2, $3, ($6 - $4) / 1000 / $3 }'
+	done
+done | tee "$TMP/runs"
+echo "CPU per request / none, paired by round (median, min-max), $CONNS in flight:"
+for v in "$@"; do
+	awk -v v="$v" '$3 == "none" { none[$2] = $6 } $3 == v { mine[$2] = $6 }
+		END { for (r in mine) if (r in none) print mine[r] / none[r] }' "$TMP/runs" | sort -n |
+		awk -v v="$v" '{ x[NR] = $1 } END { m = NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
+			printf "  %-30s %.3f (%.2f-%.2f, %d rounds)\n", v, m, x[1], x[NR], NR }'
+done
