@@ -90,11 +90,7 @@ if [ $has_wrk = 1 ] && command -v uwsgi >/dev/null 2>&1 &&
 	[ -f /usr/lib/uwsgi/plugins/python3_plugin.so ]; then has_uwsgi=1; fi
 
 # The two helpers, built here (a second each) so the Makefile needs no rule.
-mkdir -p "$BUILD/bench"
-for h in bench_accept_load bench_accept_probe; do
-	${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude \
-		-o "$BUILD/bench/$h" "tests/bench/$h.c"
-done
+for h in bench_accept_load bench_accept_probe; do build_helper "$h"; done
 
 if [ "$(nproc)" -ge 2 ]; then
 	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1" PINNED="server on CPU 0, client on CPU 1"
