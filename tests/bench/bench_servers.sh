@@ -9,6 +9,11 @@
 # an unmodified server's socket calls, and its kernel tracer needs
 # lttng-modules built for the running kernel; bpftrace is the kernel-side
 # tracer that needs neither.)
+# uWSGI is launched once per mode: for close on its HTTP socket, which
+# closes after every response and says `Connection: close`, for keep-alive
+# on its HTTP/1.1 socket, which never honours a request's close (see
+# launch in bench_lib.sh); each cell prints the connections accepted per
+# request (the shim's listener table), so that a close cell shows it is one.
 # The variants of one server run at once (on CPU 0, wrk on CPU 1), each
 # warmed up first to its steady state: wrk (close, 16 in flight) until it
 # served 1.5x the ledger's entries and, under the shim, no ledger entry is
@@ -457,6 +462,7 @@ for s in $SERVERS; do
 	# close, one for keep-alive), warmed up, measured, stopped.
 	for launch in $(launch_modes "$kind"); do
 		LAUNCH=$(echo "$launch" | tr , " ")
+		# shellcheck disable=SC2034 # read by launch (bench_lib.sh)
 		HTTP_MODE=${LAUNCH%% *}
 		for v in $vs; do start "$kind" "$workers" "$v"; done
 		# The connections to warm up with: 1.5x the ledger's entries (the
