@@ -90,11 +90,7 @@ if [ $has_wrk = 1 ] && command -v uwsgi >/dev/null 2>&1 &&
 	[ -f /usr/lib/uwsgi/plugins/python3_plugin.so ]; then has_uwsgi=1; fi
 
 # The two helpers, built here (a second each) so the Makefile needs no rule.
-mkdir -p "$BUILD/bench"
-for h in bench_accept_load bench_accept_probe; do
-	${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude \
-		-o "$BUILD/bench/$h" "tests/bench/$h.c"
-done
+for h in bench_accept_load bench_accept_probe; do build_helper "$h"; done
 
 if [ "$(nproc)" -ge 2 ]; then
 	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1" PINNED="server on CPU 0, client on CPU 1"
@@ -139,19 +135,20 @@ load() {
 	wrk_load "$PORT" "$1" "$2" close
 }
 
-# Spurious wakeups and empty accepts so far: "spurious empty", or
-# "n/a n/a" without the shim.
+# Spurious wakeups, empty accepts and connections accepted so far:
+# "spurious empty accepts", or "n/a n/a n/a" without the shim.
 listener_counts() {
 	if [ -z "$SESSION" ]; then
-		echo "n/a n/a"
+		echo "n/a n/a n/a"
 		return
 	fi
 	"$PROBE" "$SESSION" | awk '{ for (i = 1; i < NF; i += 2) v[$i] = $(i + 1) }
-		END { if (v["listeners"]) print v["spurious"], v["empty"]; else print "n/a n/a" }'
+		END { if (v["listeners"]) print v["spurious"], v["empty"], v["accepts"]; else print "n/a n/a n/a" }'
 }
 
 # measure ID CONNS ROUND: one run, appended to the results as
-# "ID CONNS ROUND req/s cpu_us/req switches/req spurious/req empty/req".
+# "ID CONNS ROUND req/s cpu_us/req switches/req spurious/req empty/req
+# accepted/req" (the last three n/a without the shim).
 measure() {
 	pids=$(tree_pids "$ROOT")
 	# shellcheck disable=SC2086
@@ -168,9 +165,10 @@ measure() {
 		n = $4
 		cpu = ($8 - $6) / 1e3 / n
 		cs = ($9 - $7) / n
-		spur = $10 == "n/a" ? "n/a" : sprintf("%.3f", ($12 - $10) / n)
-		empty = $11 == "n/a" ? "n/a" : sprintf("%.3f", ($13 - $11) / n)
-		printf "%s %s %s %s %.1f %.2f %s %s\n", $1, $2, $3, $5, cpu, cs, spur, empty
+		spur = $10 == "n/a" ? "n/a" : sprintf("%.3f", ($13 - $10) / n)
+		empty = $11 == "n/a" ? "n/a" : sprintf("%.3f", ($14 - $11) / n)
+		acc = $12 == "n/a" ? "n/a" : sprintf("%.3f", ($15 - $12) / n)
+		printf "%s %s %s %s %.1f %.2f %s %s %s\n", $1, $2, $3, $5, cpu, cs, spur, empty, acc
 	}' >>"$RES"
 }
 
@@ -209,7 +207,9 @@ echo "best of them (req/s the highest, CPU and switches the lowest, spurious and
 echo "$PINNED; HTTP driven by wrk -H 'Connection: close', prefork_server by"
 echo "bench_accept_load (its line protocol). Per request: server CPU us (scheduler time of every"
 echo "server thread), context switches (every thread), spurious wakeups and empty accepts"
-echo "(listener table); spread: how far apart the rounds' req/s were (the noise)."
+echo "(listener table); acc/req: connections the server accepted per request (listener table;"
+echo "1 when each request had its connection: uWSGI serves its HTTP socket, which closes after"
+echo "every response and says so); spread: how far apart the rounds' req/s were (the noise)."
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $has_gunicorn = 1 ] || echo "  gunicorn skipped: install it with apt-get install -y wrk gunicorn"
 [ $has_uwsgi = 1 ] || echo "  uWSGI skipped: install it with apt-get install -y wrk uwsgi uwsgi-plugin-python3"
@@ -223,7 +223,7 @@ done
 # ---- The table and the ratios ----
 
 # Column K of ID at CONNS over the rounds (4: req/s, the highest; 5: CPU
-# us, 6: switches, the lowest; 7: spurious, 8: empty, the median, as
+# us, 6: switches, the lowest; 7: spurious, 8: empty, 9: accepted, the median, as
 # counts are not slowed down by other load); n/a when not measured.
 best() {
 	awk -v id="$1" -v c="$2" -v k="$3" '$1 == id && $2 == c && $k != "n/a" { print $k }' "$RES" |
@@ -260,14 +260,15 @@ EOF
 }
 
 echo
-printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s\n" server configuration conns "req/s" \
-	"spread" "CPU us/req" "ctxsw/req" "spurious/req" "empty/req"
+printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s %8s\n" server configuration conns "req/s" \
+	"spread" "CPU us/req" "ctxsw/req" "spurious/req" "empty/req" "acc/req"
 for c in $CONFIGS; do
 	l=$(label "$c")
 	for conns in 1 16; do
-		printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s\n" "${l%%|*}" "${l#*|}" "$conns" \
+		printf "%-9s %-28s %5s %9s %7s %11s %10s %13s %10s %8s\n" "${l%%|*}" "${l#*|}" "$conns" \
 			"$(best "$c" "$conns" 4)" "$(spread "$c" "$conns")" "$(best "$c" "$conns" 5)" \
-			"$(best "$c" "$conns" 6)" "$(best "$c" "$conns" 7)" "$(best "$c" "$conns" 8)"
+			"$(best "$c" "$conns" 6)" "$(best "$c" "$conns" 7)" "$(best "$c" "$conns" 8)" \
+			"$(best "$c" "$conns" 9)"
 	done
 done
 

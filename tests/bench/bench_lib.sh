@@ -101,6 +101,14 @@ maps_shim() { # root want
 	done
 }
 
+# build_helper NAME: tests/bench/NAME.c built into BUILD/bench/NAME (a
+# second each, so the Makefile needs no rule); run from the checkout.
+build_helper() { # name
+	mkdir -p "$BUILD/bench"
+	${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude \
+		-o "$BUILD/bench/$1" "tests/bench/$1.c"
+}
+
 # ---- HTTP load ----
 
 # wrk_load PORT CONNS SECONDS [close|keepalive]: "requests req/s" of one
@@ -178,8 +186,21 @@ $temp
 NGINXEOF
 }
 
+# The HTTP modes (close, keepalive) each launch of server KIND serves:
+# one word a launch, its modes joined by commas. nginx and gunicorn serve
+# both from one launch; uWSGI needs a socket of another kind for each (see
+# launch).
+launch_modes() { # kind
+	case $1 in
+	uwsgi) echo close keepalive ;;
+	*) echo close,keepalive ;;
+	esac
+}
+
 # launch KIND WORKERS DIR [WRAPPER...]: starts server KIND (nginx,
-# gunicorn: sync workers, uwsgi: HTTP/1.1 socket, prefork: the bundled
+# gunicorn: sync workers, uwsgi: for HTTP_MODE close (the default) its
+# HTTP socket, saying `Connection: close`, one connection per request; for
+# keepalive its HTTP/1.1 socket; prefork: the bundled
 # prefork_server) with WORKERS workers on a free port of 127.0.0.1, and
 # SERVER_OPTS (split at spaces) at the end of its command line; its files
 # and output (DIR/out) in DIR, under WRAPPER (sockshim run ..., strace
@@ -203,10 +224,19 @@ launch() {
 			--bind "127.0.0.1:$LPORT" --chdir "$HERE" --log-level warning bench_accept_app:app
 		;;
 	uwsgi)
-		# The HTTP/1.1 socket keeps connections alive and closes, saying
-		# nothing, after a request that asked it to (wrk is content).
+		# uWSGI's HTTP/1.1 socket keeps every connection open, even after
+		# a request that says `Connection: close` (proto/http.c: "Connection:
+		# close is not honoured"), and turns the thunder lock off (it sets
+		# is_et). Its plain HTTP socket closes after every response, but
+		# does not say so, which wrk counts as a read error: it is told to
+		# (--add-header), as nginx answers a request that asked to close.
 		LPORT=$(free_port)
-		set -- "$@" uwsgi --http11-socket "127.0.0.1:$LPORT" --plugin python3 \
+		if [ "${HTTP_MODE:-close}" = keepalive ]; then
+			set -- "$@" uwsgi --http11-socket "127.0.0.1:$LPORT"
+		else
+			set -- "$@" uwsgi --http-socket "127.0.0.1:$LPORT" --add-header "Connection: close"
+		fi
+		set -- "$@" --plugin python3 \
 			--processes "$workers" --master --wsgi-file "$HERE/bench_accept_app.py" \
 			--callable app --need-app --die-on-term --disable-logging
 		;;

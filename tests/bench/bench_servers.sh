@@ -9,6 +9,11 @@
 # an unmodified server's socket calls, and its kernel tracer needs
 # lttng-modules built for the running kernel; bpftrace is the kernel-side
 # tracer that needs neither.)
+# uWSGI is launched once per mode: for close on its HTTP socket, which
+# closes after every response and says `Connection: close`, for keep-alive
+# on its HTTP/1.1 socket, which never honours a request's close (see
+# launch in bench_lib.sh); each cell prints the connections accepted per
+# request (the shim's listener table), so that a close cell shows it is one.
 # The variants of one server run at once (on CPU 0, wrk on CPU 1), each
 # warmed up first to its steady state: wrk (close, 16 in flight) until it
 # served 1.5x the ledger's entries and, under the shim, no ledger entry is
@@ -158,6 +163,10 @@ server_na() { # kind
 	esac
 }
 
+# The session's listener counters (accepts), to count the connections of a run.
+build_helper bench_accept_probe || die "cannot build tests/bench/bench_accept_probe.c"
+PROBE=$BUILD/bench/bench_accept_probe
+
 if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
 	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1" PINNED="servers and tracers on CPU 0, wrk on CPU 1"
 else
@@ -261,6 +270,16 @@ ledger_counters() { # v
 		awk 'NF == 2 { print $1, $2; next } { print "0 0" }'
 }
 
+# The connections variant V's server accepted so far (the session's
+# listener table, every accept counted by the shim), or - without the shim.
+accepts_of() { # v
+	case $1 in
+	observe | serialize)
+		"$PROBE" "$SESS-$1" | awk '{ for (i = 1; i < NF; i += 2) if ($i == "accepts") print $(i + 1) }' ;;
+	*) echo - ;;
+	esac
+}
+
 # warm_up SERVER V: wrk (close, 16 in flight) on variant V's server until
 # it served WARM connections and, under the shim, its ledger has no entry
 # no socket has had yet; at most WARM_LIMIT seconds. Under the shim, it
@@ -273,10 +292,15 @@ ledger_counters() { # v
 # fill. Appends "SERVER V connections unused capacity run
 # recorded" to $TMP/warm (unused, capacity: - without the shim; run,
 # recorded: that last run's connections and how many reached the ledger,
-# or 0 0).
+# or 0 0). A launch that serves keep-alive only (uWSGI's HTTP/1.1
+# socket) is warmed up with keep-alive requests, WARM of them: its runs
+# accept a connection or so per request in flight, so the ledger's state
+# does not matter to them, and its connections would never fill it.
 warm_up() { # server v
 	eval "port=\$PORT_$2"
 	seg=$(segment_of "$2")
+	wmode=close
+	case " $LAUNCH " in *" close "*) ;; *) wmode=keepalive seg= ;; esac
 	served=0 rate=0 fill="- -" short="0 0" before=""
 	deadline=$(($(date +%s) + WARM_LIMIT))
 	while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -300,26 +324,29 @@ warm_up() { # server v
 		secs=$(echo "$WARM $served $rate" | awk '{ s = $3 > 0 ? int(($1 - $2) / $3) + 1 : 1
 			print s < 1 ? 1 : (s > 5 ? 5 : s) }')
 		# shellcheck disable=SC2154 # port: set by the eval above
-		r=$(wrk_load "$port" 16 "$secs" close)
+		r=$(wrk_load "$port" 16 "$secs" "$wmode")
 		served=$((served + ${r%% *}))
 		rate=${r#* }
 	done
-	echo "$1 $2 $served $fill $short" >>"$TMP/warm"
+	echo "$1 $2 $served $fill $short $wmode" >>"$TMP/warm"
 }
 
 # measure SERVER VARIANT MODE CONNS ROUND SEQ: one wrk run, appended to
 # the results as "SERVER VARIANT MODE CONNS ROUND SEQ req/s cpu_us/req
-# ctxsw/req other% requests reclaimed full": SEQ, its place in the
+# ctxsw/req other% requests reclaimed full accepted": SEQ, its place in the
 # cell's chain of runs; other%, the share of CPU 0's time (where the
 # server runs) that went to other programs and the hypervisor (steal)
 # during the run: the noise, n/a when not pinned; reclaimed and full, how
-# much the session's ledger counters grew (0 without the shim).
+# much the session's ledger counters grew (0 without the shim); accepted,
+# the connections the server accepted during the run (the listener table:
+# - without the shim).
 measure() {
 	eval "port=\$PORT_$2 root=\$ROOT_$2"
 	if [ "$2" = bpftrace ]; then attach_bpftrace "$2" "$root"; fi
 	eval "tracer=\$TRACER_$2"
 	pids="$(tree_pids "$root") $tracer"
 	l0=$(ledger_counters "$2")
+	a0=$(accepts_of "$2")
 	# shellcheck disable=SC2086
 	u0=$(usage_of $pids)
 	c0=$(cpu0_times)
@@ -328,19 +355,21 @@ measure() {
 	# shellcheck disable=SC2086
 	u1=$(usage_of $pids)
 	l1=$(ledger_counters "$2")
+	a1=$(accepts_of "$2")
 	if [ -n "$tracer" ]; then
 		kill -INT "$tracer" 2>/dev/null || true # bpftrace's own stop (Ctrl-C)
 		stop_root "$tracer" "bpftrace ($2)"
 		eval "TRACER_$2="
 	fi
-	echo "$1 $2 $3 $4 $5 $6 $r $u0 $u1 $c0 $c1 $l0 $l1" | awk -v pinned="$SRV_PIN" '{ n = $7
+	echo "$1 $2 $3 $4 $5 $6 $r $u0 $u1 $c0 $c1 $l0 $l1 $a0 $a1" | awk -v pinned="$SRV_PIN" '{ n = $7
 		other = "n/a"
 		if (pinned != "" && $16 > $14) {
 			other = 100 * (($15 - $13) - ($11 - $9)) / ($16 - $14)
 			other = sprintf("%.0f", other < 0 ? 0 : other)
 		}
-		printf "%s %s %s %s %s %s %s %.2f %.3f %s %d %d %d\n", $1, $2, $3, $4, $5, $6, $8,
-			($11 - $9) / 1e3 / n, ($12 - $10) / n, other, n, $19 - $17, $20 - $18 }' >>"$RES"
+		printf "%s %s %s %s %s %s %s %.2f %.3f %s %d %d %d %s\n", $1, $2, $3, $4, $5, $6, $8,
+			($11 - $9) / 1e3 / n, ($12 - $10) / n, other, n, $19 - $17, $20 - $18,
+			$21 == "-" ? "-" : $22 - $21 }' >>"$RES"
 }
 
 # Why variant V is not measured in cell MODE CONNS, or nothing: the
@@ -400,7 +429,12 @@ lttng_why="LTTng-UST sees only tracepoints built into a program; its kernel trac
 if [ ! -d "/lib/modules/$(uname -r)" ]; then lttng_why="$lttng_why (no modules for $(uname -r) here)"; fi
 echo "lttng: n/a: $lttng_why."
 echo "close: wrk -H 'Connection: close'; keepalive: HTTP/1.1 keep-alive (gunicorn's sync workers"
-echo "close every connection anyway)."
+echo "close every connection anyway). uWSGI: one launch per mode, its HTTP socket saying"
+echo "'Connection: close' for close, its HTTP/1.1 socket for keepalive (which keeps a connection"
+echo "open even after a request that says close: one socket cannot serve both)."
+echo "acc/req: the connections the server accepted per request answered, over the cell's runs"
+echo "under the shim (its listener table counts every accept; - without the shim): 1 for a close"
+echo "run that is one; about conns / requests for keep-alive."
 echo "oth%: the median share of CPU 0 other programs and the hypervisor took during the runs;"
 echo ">${OTH_LIMIT}%: the rounds in which it exceeded ${OTH_LIMIT}% in the variant's run or a run it is"
 echo "compared with (kept in the figures; the targets below are also given without them)."
@@ -424,37 +458,44 @@ for s in $SERVERS; do
 		eval "na=\${NA_$v:-}"
 		if [ -z "$na" ]; then vs="$vs $v"; fi
 	done
-	for v in $vs; do start "$kind" "$workers" "$v"; done
-	# The connections to warm up with: 1.5x the ledger's entries (the
-	# windows of its last free entries fill past its capacity).
-	cap=${SOCKSHIM_MAX_SOCKETS:-16384}
-	for v in $vs; do
-		seg=$(segment_of "$v")
-		if [ -n "$seg" ]; then
-			cap=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" fill "$seg" | awk '{ print $1 }') ||
-				die "cannot read the ledger of $seg"
-			break
-		fi
-	done
-	WARM=${BENCH_SERVERS_WARMUP:-$((cap * 3 / 2))}
-	for v in $vs; do warm_up "$s" "$v"; done
-	for mode in $MODES; do
-		for conns in $CONNS; do
-			seq=1
-			measure "$s" none "$mode" "$conns" 1 $seq
-			round=1
-			while [ $round -le "$ROUNDS" ]; do
-				for v in $(round_runs $round "$mode" "$conns"); do
+	# One launch of every variant for the modes it serves (uWSGI: one for
+	# close, one for keep-alive), warmed up, measured, stopped.
+	for launch in $(launch_modes "$kind"); do
+		LAUNCH=$(echo "$launch" | tr , " ")
+		# shellcheck disable=SC2034 # read by launch (bench_lib.sh)
+		HTTP_MODE=${LAUNCH%% *}
+		for v in $vs; do start "$kind" "$workers" "$v"; done
+		# The connections to warm up with: 1.5x the ledger's entries (the
+		# windows of its last free entries fill past its capacity).
+		cap=${SOCKSHIM_MAX_SOCKETS:-16384}
+		for v in $vs; do
+			seg=$(segment_of "$v")
+			if [ -n "$seg" ]; then
+				cap=$("$PY" "$HERE/ledger_state.py" "$CHECKOUT" fill "$seg" | awk '{ print $1 }') ||
+					die "cannot read the ledger of $seg"
+				break
+			fi
+		done
+		WARM=${BENCH_SERVERS_WARMUP:-$((cap * 3 / 2))}
+		for v in $vs; do warm_up "$s" "$v"; done
+		for mode in $LAUNCH; do
+			for conns in $CONNS; do
+				seq=1
+				measure "$s" none "$mode" "$conns" 1 $seq
+				round=1
+				while [ $round -le "$ROUNDS" ]; do
+					for v in $(round_runs $round "$mode" "$conns"); do
+						seq=$((seq + 1))
+						measure "$s" "$v" "$mode" "$conns" $round $seq
+					done
 					seq=$((seq + 1))
-					measure "$s" "$v" "$mode" "$conns" $round $seq
+					measure "$s" none "$mode" "$conns" $round $seq
+					round=$((round + 1))
 				done
-				seq=$((seq + 1))
-				measure "$s" none "$mode" "$conns" $round $seq
-				round=$((round + 1))
 			done
 		done
+		stop_all
 	done
-	stop_all
 done
 elapsed=$(($(date +%s) - started))
 
@@ -466,7 +507,8 @@ elapsed=$(($(date +%s) - started))
 # rounds flagged noisy (oth% > OTH_LIMIT in the run or a run it is
 # compared with), the rounds, and the median ratios of CPU and req/s
 # without the flagged rounds (n/a when all were), and the spread of the
-# CPU runs ((max - min) / median, %).
+# CPU runs ((max - min) / median, %); last, the connections accepted per
+# request over all the runs (under the shim; n/a without it).
 summarize() {
 	awk -v lim="$OTH_LIMIT" '
 	function median(a, n,    i, j, t, b) {
@@ -491,6 +533,7 @@ summarize() {
 		if (!(key in keyseen)) { keyseen[key] = 1; keys[++nkeys] = key }
 		for (k = 7; k <= 9; k++) put(abs, nabs, key SUBSEP k, $k)
 		if ($10 != "n/a") put(othv, noth, key, $10)
+		if ($14 != "-") { acc[key] += $14; accreq[key] += $11 }
 	}
 	END {
 		for (c = 1; c <= ncells; c++) {
@@ -534,6 +577,7 @@ summarize() {
 			line = line " " median(vals, n)
 			n = list(quiet, nquiet, key SUBSEP 7, vals)
 			line = line " " median(vals, n) " " n
+			line = line " " (accreq[key] > 0 ? sprintf("%.3f", acc[key] / accreq[key]) : "n/a")
 			print line
 		}
 	}' "$RES"
@@ -544,7 +588,8 @@ summarize >"$TMP/summary"
 # 5 req/s, 6-8 its ratio (median, min, max), 9 CPU us/req, 10 their
 # spread, 11-13 its ratio, 14 ctxsw/req, 15-17 its ratio, 18 oth%, 19
 # rounds flagged noisy, 20 rounds, 21 CPU ratio without the flagged
-# rounds, 22 req/s ratio without them, 23 how many rounds those are.
+# rounds, 22 req/s ratio without them, 23 how many rounds those are, 24
+# connections accepted per request (n/a without the shim).
 sum_of() { # server variant mode conns f
 	awk -v s="$1" -v v="$2" -v m="$3" -v c="$4" -v f="$5" '
 		$1 == s && $2 == v && $3 == m && $4 == c { print $f; found = 1 }
@@ -567,10 +612,10 @@ server_name() { # kind:workers
 }
 
 echo
-ROW="%-15s %-9s %4s %-10s %9s %6s %-11s %8s %5s %6s %-11s %7s %6s %4s %5s\n"
+ROW="%-15s %-9s %4s %-10s %9s %6s %-11s %8s %5s %6s %-11s %7s %6s %4s %5s %7s\n"
 # shellcheck disable=SC2059
 printf "$ROW" server mode conn variant "req/s" x "x min-max" "CPU us" sprd x "x min-max" \
-	ctxsw x "oth%" ">${OTH_LIMIT}%"
+	ctxsw x "oth%" ">${OTH_LIMIT}%" "acc/req"
 for s in $SERVERS; do
 	kind=${s%%:*}
 	eval "na=\${NA_SERVER_$kind:-}"
@@ -592,7 +637,8 @@ for s in $SERVERS; do
 				printf "$ROW" "$(server_name "$s")" "$mode" "$conns" "$v" \
 					"$(num 1 "$(f 5)")" "$(num 3 "$(f 6)")" "$(range 2 "$(f 7)" "$(f 8)")" \
 					"$(num 2 "$(f 9)")" "$(f 10)" "$(num 3 "$(f 11)")" "$(range 2 "$(f 12)" "$(f 13)")" \
-					"$(num 3 "$(f 14)")" "$(num 3 "$(f 15)")" "$(num 0 "$(f 18)")" "$(f 19)/$(f 20)"
+					"$(num 3 "$(f 14)")" "$(num 3 "$(f 15)")" "$(num 0 "$(f 18)")" "$(f 19)/$(f 20)" \
+					"$(f 24 | sed 's|^n/a$|-|')"
 			done
 		done
 	done
@@ -604,12 +650,17 @@ done
 echo
 echo "steady state: connections served before measuring, and the ledger after them (entries no"
 echo "socket has had yet, of all); in the measured close runs, the requests answered (a connection"
-echo "each; wrk does not count the ones cut by the run's end) and the connections that reclaimed a"
+echo "each; wrk does not count the ones cut by the run's end), the connections accepted (listener"
+echo "table) and the connections that reclaimed a"
 echo "released ledger entry (each one, in the steady state) or went unrecorded (ledger_full):"
 for s in $MEASURED; do
 	awk -v s="$s" -v name="$(server_name "$s")" '
 		FILENAME != ARGV[1] && $1 == s {
-			printf "  %-15s %-10s %7d warm-up connections", name, $2, $3
+			if ($8 == "keepalive")
+				printf "  %-15s %-10s %7d warm-up requests on keep-alive (a launch for keep-alive" \
+					" only: its runs accept a few connections, the ledger has no bearing)", name, $2, $3
+			else
+				printf "  %-15s %-10s %7d warm-up connections", name, $2, $3
 			if ($4 != "-") printf "; ledger: %d of %d entries never used", $4, $5
 			if ($6 > 0) printf "\n  %-15s %-10s NOT steady: of its last %d requests, %d reached the" \
 				" ledger as new connections (the server kept its connections open: its close" \
@@ -617,15 +668,16 @@ for s in $MEASURED; do
 			printf "\n"
 		}
 		FILENAME == ARGV[1] && $1 == s && $3 == "close" && ($2 == "observe" || $2 == "serialize") {
-			n[$2] += $11; r[$2] += $12; full[$2] += $13
+			n[$2] += $11; r[$2] += $12; full[$2] += $13; acc[$2] += $14
 		}
 		END {
 			split("observe serialize", vs, " ")
 			for (i = 1; i <= 2; i++) {
 				v = vs[i]
 				if (v in n)
-					printf "  %-15s %-10s measured close runs: %d requests, %d reclaimed (%.1f%%), %d unrecorded\n",
-						name, v, n[v], r[v], n[v] ? 100 * r[v] / n[v] : 0, full[v]
+					printf "  %-15s %-10s measured close runs: %d requests, %d connections accepted, %d" \
+						" reclaimed (%.1f%%), %d unrecorded\n", name, v, n[v], acc[v], r[v],
+						n[v] ? 100 * r[v] / n[v] : 0, full[v]
 			}
 		}' "$RES" "$TMP/warm"
 done
