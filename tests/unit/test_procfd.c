@@ -375,6 +375,16 @@ static void check_many(const struct procfd *p, const struct many *m)
 	assert_int_equal(mine, MANY_SOCKETS);
 }
 
+/* Under valgrind (its preload is in the environment), which runs one
+ * thread at a time: a helper may never get the CPU while a scan has
+ * chunks to give. */
+static int under_valgrind(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+
+	return pre && strstr(pre, "vgpreload") != NULL;
+}
+
 static void *help_scan(void *arg)
 {
 	return (void *)procfd_help(arg);
@@ -412,7 +422,12 @@ static void test_shared_scan(void **state)
 		procfd_free(p);
 		procfd_share_free(s);
 	}
-	assert_true(helped > 0);
+	if (!helped && under_valgrind())
+		print_message("under valgrind the helper read no chunk in %d rounds (one thread "
+			      "runs at a time); each scan still listed every descriptor once\n",
+			      HELP_ROUNDS);
+	else
+		assert_true(helped > 0);
 	close(m->release);
 	waitpid(m->pid, &status, 0);
 	free(m);
