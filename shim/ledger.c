@@ -103,8 +103,6 @@ static void addresses_from(struct sockshim_sock *s, const struct fd_entry *e)
 	addr_flags_from(s, e);
 }
 
-/* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE)),
- * then publish its inode. */
 /* The holder slots of S that may be taken: every other one is free
  * (a claim frees those it names and clears it; a slot's bit is set before
  * the slot is taken, so whoever can see the holder sees its bit). A
@@ -132,6 +130,8 @@ static void clear_used_holders(struct sockshim_sock *s)
 	}
 }
 
+/* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE)),
+ * then publish its inode. */
 static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, uint64_t inode,
 		       const struct fd_entry *e, pid_t born_pid, int born_fd)
 {

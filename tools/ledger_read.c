@@ -112,7 +112,7 @@ static void load_holders(struct ledger_sock *out, const struct sockshim_sock *ra
 static void load_steps(struct ledger_sock *out, const struct sockshim_sock *raw)
 {
 	struct ledger_step *v = out->steps, t;
-	uint32_t base = raw->steps_base, written = raw->steps_next - raw->steps_base, top;
+	uint32_t base = raw->steps_base, written = sockshim_sock_steps(raw), top;
 	unsigned i, j, n = 0;
 
 	for (i = 0; i < SOCKSHIM_STEPS; i++) {
@@ -218,7 +218,7 @@ int ledger_sock_load(struct ledger_sock *out, struct ledger_sock_room *room,
 	/* Cut to a step's length: one spelling of a name in every output. */
 	memcpy(out->born_comm, raw->born_comm, LEDGER_COMM_MAX - 1);
 	out->born_comm[LEDGER_COMM_MAX - 1] = 0;
-	out->steps_next = raw->steps_next - raw->steps_base;
+	out->steps_next = sockshim_sock_steps(raw);
 	out->noeffect_closes = raw->noeffect_closes;
 	out->holder_overflow = raw->holder_overflow;
 	out->pooled = raw->pooled;
@@ -264,7 +264,7 @@ static void copy_entry(struct sockshim_sock *dst, const struct sockshim_sock *e)
 		       "ledger entries and steps are whole words");
 	copy_words(dst, e, 0, steps);
 	memset(dst->steps, 0, sizeof(dst->steps));
-	written = dst->steps_next - dst->steps_base;
+	written = sockshim_sock_steps(dst);
 	if (written > SOCKSHIM_STEPS)
 		written = SOCKSHIM_STEPS;
 	for (n = dst->steps_next - written; n != dst->steps_next; n++) {

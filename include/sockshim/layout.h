@@ -427,6 +427,13 @@ _Static_assert(__builtin_offsetof(struct sockshim_sock, eof_ns) == 64 &&
 		       SOCKSHIM_SOCK_CLEARED == 200,
 	       "a claim clears lines 0-2 and one word of line 3");
 _Static_assert(SOCKSHIM_HOLDERS <= 32, "holders_used has a bit per holder");
+
+/* How many steps S's socket has had: [steps_base, steps_next) of a copy
+ * (a reader's; the shim only adds to steps_next). */
+static inline uint32_t sockshim_sock_steps(const struct sockshim_sock *s)
+{
+	return s->steps_next - s->steps_base;
+}
 _Static_assert(sizeof(struct sockshim_sock) == 21 * 64, "ledger entries are 21 cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
 		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),
