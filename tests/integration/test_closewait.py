@@ -276,22 +276,23 @@ def test_closewait_session_scope(ctx):
     assert holder_tuples(o) == [(p_out.pid, "cw_noread", fd_out, "proc", "proc",
                                  False)], o
 
+    seen = {}
+
     def table_says_count():
         # The table and a JSON summary taken next to it (other programs'
         # sockets may come and go in between: looked at again then).
         lines = table(ctx, s)
         n = [o for o in closewait_json(ctx, s) if o.get("type") == "summary"][0]["outside_session"]
-        found = any(re.fullmatch(r"%d more sockets? in CLOSE_WAIT on this host belongs? to no "
-                                 r"process of the session: --all lists (it|them)\." % n, l)
-                    for l in lines)
-        return True if found and n >= 1 else (n, lines[-6:])
+        seen["summary's count"], seen["table's end"] = n, lines[-6:]
+        return n >= 1 and any(
+            re.fullmatch(r"%d more sockets? in CLOSE_WAIT on this host belongs? to no "
+                         r"process of the session: --all lists (it|them)\." % n, l)
+            for l in lines)
 
-    last = [None]
     try:
-        wait_for(lambda: last.__setitem__(0, table_says_count()) or last[0] is True,
-                 "the table's count of sockets outside the session")
+        wait_for(table_says_count, "the table's count of sockets outside the session")
     except AssertionError as e:
-        raise AssertionError("%s; the summary's count and the table's end: %r" % (e, last[0]))
+        raise AssertionError("%s: %r" % (e, seen))
 
 
 # Over this many sockets closewait formats the second half on a thread of

@@ -561,19 +561,38 @@ print("closed", flush=True)
 '''
 
 
+def start_script(ctx, s, name, script, args):
+    """Python SCRIPT (its text) run with ARGS and then a go file's path
+    under `sockshim run --max-sockets 256` in session S: it says it is
+    ready, waits for the go file, prints "closed" and ends. The run and
+    the go file's path."""
+    path = os.path.join(ctx.tmp, name + ".py")
+    with open(path, "w") as f:
+        f.write(script)
+    go = os.path.join(ctx.tmp, "go")
+    run = ctx.spawn([ctx.tool, "run", "--session", s, "--max-sockets", "256", "--",
+                     "/usr/bin/python3", path] + list(args) + [go], preload=False, name=name)
+    return run, go
+
+
+def let_go(ctx, run, go, ready):
+    """Let a start_script run end (waiting for its "closed" once it was
+    READY); its exit status and standard error."""
+    open(go, "w").close()
+    if ready:
+        wait_line(ctx, run, r"^closed$", 30)
+    status = run.wait(timeout=30)
+    return status, ctx.output(run)[1]
+
+
 def test_ledger_full(ctx):
     """sockshim run --max-sockets 256 and a program with 600 listening
     sockets: nothing crashes, the program runs and ends normally with one
     warning at most, the ledger holds what fits (exactly, against /proc),
     and the sockets left out are counted once each and reported."""
     s = ctx.session()
-    script = os.path.join(ctx.tmp, "many.py")
-    with open(script, "w") as f:
-        f.write(MANY_SOCKETS)
-    go = os.path.join(ctx.tmp, "go")
     n = 600
-    run = ctx.spawn([ctx.tool, "run", "--session", s, "--max-sockets", "256", "--",
-                     "/usr/bin/python3", script, str(n), go], preload=False, name="many")
+    run, go = start_script(ctx, s, "many", MANY_SOCKETS, [str(n)])
     pid = None
     try:
         m = wait_line(ctx, run, r"^ready (\d+)$", 60)
@@ -597,11 +616,7 @@ def test_ledger_full(ctx):
         assert h["ledger_full"] == left_out, (
             "ledger_full %d, but %d sockets were left out" % (h["ledger_full"], left_out))
     finally:
-        open(go, "w").close()
-        if pid:
-            wait_line(ctx, run, r"^closed$", 30)
-        status = run.wait(timeout=30)
-    out, err = ctx.output(run)
+        status, err = let_go(ctx, run, go, pid)
     assert status == 0, (status, err[-2000:])
     assert len(lib.sockshim_lines(err)) <= 1, lib.sockshim_lines(err)
 
@@ -658,12 +673,7 @@ def test_ledger_reclaimed_entries_exact(ctx):
     own history, holders, shutdown and nothing else, in the raw ledger and
     in `sockshim holders --json`; the ledger matches /proc."""
     s = ctx.session()
-    script = os.path.join(ctx.tmp, "churn.py")
-    with open(script, "w") as f:
-        f.write(CHURN)
-    go = os.path.join(ctx.tmp, "go")
-    run = ctx.spawn([ctx.tool, "run", "--session", s, "--max-sockets", "256", "--",
-                     "/usr/bin/python3", script, "1500", go], preload=False, name="churn")
+    run, go = start_script(ctx, s, "churn", CHURN, ["1500"])
     pid = None
     try:
         m = wait_line(ctx, run, r"^ready (\d+) (\d+) (\d+) (\d+) (\d+)$", 100)
@@ -707,11 +717,7 @@ def test_ledger_reclaimed_entries_exact(ctx):
             shuts = [(x["pid"], x["fd"], x["how"]) for x in o["shutdowns"]]
             assert shuts == ([(pid, b, "SHUT_RD")] if fd == b else []), (fd, shuts)
     finally:
-        open(go, "w").close()
-        if pid:
-            wait_line(ctx, run, r"^closed$", 30)
-        status = run.wait(timeout=30)
-    out, err = ctx.output(run)
+        status, err = let_go(ctx, run, go, pid)
     assert status == 0, (status, err[-2000:])
     assert not lib.sockshim_lines(err), lib.sockshim_lines(err)
 
