@@ -169,6 +169,18 @@ static int add_ref(struct ref_vec *r, uint64_t inode, pid_t pid, int fd)
 	return 0;
 }
 
+/* FROM's references after TO's. 0 or -ENOMEM (TO as it was). */
+static int append_refs(struct ref_vec *to, const struct ref_vec *from)
+{
+	if (!from->n)
+		return 0;
+	if (grow((void **)&to->v, &to->cap, to->n + from->n, sizeof(*to->v)))
+		return -ENOMEM;
+	memcpy(to->v + to->n, from->v, from->n * sizeof(*to->v));
+	to->n += from->n;
+	return 0;
+}
+
 /* FD in decimal, as /proc/PID/fd names it (snprintf cost a tenth of a
  * scan's instructions). */
 static const char *fd_name(char buf[12], int fd)
@@ -331,14 +343,8 @@ size_t procfd_help(struct procfd_share *s)
 	take_chunks(s, &mine, 1);
 	pthread_mutex_lock(&s->lock);
 	n = mine.n;
-	if (n && !s->rc) {
-		if (grow((void **)&s->found.v, &s->found.cap, s->found.n + n, sizeof(*mine.v))) {
-			s->rc = -ENOMEM;
-		} else {
-			memcpy(s->found.v + s->found.n, mine.v, n * sizeof(*mine.v));
-			s->found.n += n;
-		}
-	}
+	if (!s->rc)
+		s->rc = append_refs(&s->found, &mine);
 	s->helpers--;
 	pthread_cond_broadcast(&s->changed);
 	pthread_mutex_unlock(&s->lock);
@@ -363,13 +369,8 @@ static int share_close(struct procfd_share *s, struct ref_vec *r)
 		pthread_cond_wait(&s->changed, &s->lock);
 	s->closed = 1;
 	rc = s->rc;
-	if (!rc && r && s->found.n) {
-		rc = grow((void **)&r->v, &r->cap, r->n + s->found.n, sizeof(*r->v));
-		if (!rc) {
-			memcpy(r->v + r->n, s->found.v, s->found.n * sizeof(*r->v));
-			r->n += s->found.n;
-		}
-	}
+	if (!rc && r)
+		rc = append_refs(r, &s->found);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
