@@ -73,7 +73,6 @@ size_t fmt_utf8_len(const unsigned char *s, size_t n)
 
 static void blanks(struct fmt_buf *b, size_t n);
 
-/* V right-aligned in WIDTH columns (0: as it is). */
 /* V's digits, written backwards to END: where they start. Two digits a
  * division: a report prints some 24 numbers a socket. */
 static char *u64_digits(char *end, uint64_t v)
@@ -108,6 +107,7 @@ static size_t u64_width(uint64_t v)
 	return n + (v >= 10) + (v >= 100) + (v >= 1000);
 }
 
+/* V right-aligned in WIDTH columns (0: as it is). */
 void ob_u64_rjust(struct fmt_buf *b, uint64_t v, size_t width)
 {
 	size_t n = u64_width(v);
