@@ -12,8 +12,8 @@
 #     bench_ab.sh BUILD...   CONNS (1), ROUNDS (12)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck disable=SC2034 # PY, STOP_TIMEOUT: read by bench_lib.sh
-PY=${PYTHON:-python3} STOP_TIMEOUT=20
+# shellcheck disable=SC2034 # PY, STOP_TIMEOUT, START_TIMEOUT: read by bench_lib.sh
+PY=${PYTHON:-python3} STOP_TIMEOUT=20 START_TIMEOUT=30
 SRV_PIN="" CLI_PIN=""
 # shellcheck disable=SC2034 # CLI_PIN: read by bench_lib.sh's wrk_load
 if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
@@ -39,29 +39,19 @@ n=0
 for v in none "$@"; do
 	n=$((n + 1))
 	d=$TMP/v$n
-	mkdir -p "$d"
-	port=$(free_port)
-	nginx_conf "$d" 2 "$port"
 	if [ "$v" = none ]; then
-		# shellcheck disable=SC2086
-		$SRV_PIN nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >/dev/null 2>&1 </dev/null &
+		launch nginx 2 "$d"
 	else
 		[ -x "$v/sockshim" ] || die "$v/sockshim: no such build"
-		# shellcheck disable=SC2086
-		$SRV_PIN "$v/sockshim" run --session "bench-ab-$$-$n" --accept observe -- \
-			nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >/dev/null 2>&1 </dev/null &
+		launch nginx 2 "$d" "$v/sockshim" run --session "bench-ab-$$-$n" --accept observe --
 	fi
-	ROOTS="$ROOTS $!"
-	echo "$!" >"$d/root"
-	echo "$port" >"$d/port"
+	ROOTS="$ROOTS $LAUNCHED"
+	echo "$LAUNCHED" >"$d/root"
+	echo "$LPORT" >"$d/port"
 	echo "$v" >"$d/name"
-	deadline=$(($(date +%s) + 30))
-	until http_ok "$port"; do
-		[ "$(date +%s)" -lt "$deadline" ] || die "nginx ($v) not serving in 30 s"
-		sleep 0.2
-	done
+	serving nginx 2 "$LAUNCHED" "$d"
 	# Past the ledger's 16384 entries: every connection then reclaims one.
-	wrk_load "$port" 16 8 close >/dev/null
+	wrk_load "$LPORT" 16 8 close >/dev/null
 done
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) = 1 ]; then order=$(seq 1 "$n"); else order=$(seq "$n" -1 1); fi
