@@ -599,21 +599,22 @@ static int token_stuck(struct sockshim_listener *l, int fd, uint64_t holder)
 	return -1;
 }
 
-/* How long a dropper that handed the token to a waiter leaves it to
- * that waiter before it may take it back: a woken thread runs well within
- * this on a loaded machine; one that does not (killed since) costs this
- * long, once. */
+/* How long the waiter a dropper rang has the free token to itself: a
+ * woken thread runs well within this on a loaded machine; one that does
+ * not (killed since) costs this long, once. */
 #define HANDOFF_NS (50 * 1000000LL)
 /* How long a thread waiting for the token on its doorbell sleeps at most
  * before it looks at the holder itself: nothing rings when a holder dies
  * or stops while connections wait. */
 #define TOKEN_LOOK_NS (1500 * 1000000LL)
 
-/* We (SELF) handed L's token over less than HANDOFF_NS before NOW: it is
- * the rung waiter's to take. */
-static int handed_over(struct sockshim_listener *l, uint64_t self, uint64_t now)
+/* L's free token is offered to a thread other than SELF, since less than
+ * HANDOFF_NS before NOW: not ours to take. */
+static int offered_elsewhere(struct sockshim_listener *l, uint64_t self, uint64_t now)
 {
-	return __atomic_load_n(&l->token_offered_by, __ATOMIC_RELAXED) == self &&
+	uint64_t to = __atomic_load_n(&l->token_offered_to, __ATOMIC_SEQ_CST);
+
+	return to && to != self &&
 	       now - __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED) < (uint64_t)HANDOFF_NS;
 }
 
@@ -621,14 +622,14 @@ int accept_token_take(struct sockshim_listener *l, int fd)
 {
 	/* Sequentially consistent: a waiter marks itself, then loads this;
 	 * a dropper frees this, then loads the marks (accept_token_drop). */
-	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST), by;
+	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST), to;
 	int why = -1;
 
 	if (cur == self) {
 		stat_add(&l->token_waits, 1);
 		return 1;
 	}
-	if (!cur && handed_over(l, self, mono_ns()))
+	if (!cur && offered_elsewhere(l, self, mono_ns()))
 		return 0;
 	/* Held by a thread that is gone (its process killed): free. */
 	if (cur && !listeners_thread_gone(cur)) {
@@ -642,9 +643,9 @@ int accept_token_take(struct sockshim_listener *l, int fd)
 	if (why >= 0 && why < SOCKSHIM_BYPASS_COUNT)
 		stat_add(&l->token_taken[why], 1);
 	/* The hand-off, if any, is done. */
-	by = __atomic_load_n(&l->token_offered_by, __ATOMIC_RELAXED);
-	if (by)
-		__atomic_compare_exchange_n(&l->token_offered_by, &by, 0, 0, __ATOMIC_RELAXED,
+	to = __atomic_load_n(&l->token_offered_to, __ATOMIC_RELAXED);
+	if (to)
+		__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
 					    __ATOMIC_RELAXED);
 	__atomic_store_n(&l->poller_since_ns, mono_ns(), __ATOMIC_RELAXED);
 	stat_add(&l->token_waits, 1);
@@ -671,10 +672,11 @@ uint64_t accept_token_look_ns(struct sockshim_listener *l)
 {
 	uint64_t now = mono_ns(), at;
 
-	if (!handed_over(l, me_key(), now))
+	if (!offered_elsewhere(l, me_key(), now))
 		return TOKEN_LOOK_NS;
+	/* Until the offer lapses: the thread it names may never take it. */
 	at = __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED);
-	return at + HANDOFF_NS - now;
+	return at + HANDOFF_NS > now ? at + HANDOFF_NS - now : 1;
 }
 
 /* The row to hand L's token to: a row marked waiting other than ours
@@ -700,21 +702,68 @@ static int handoff_row(struct sockshim_listener *l, int mine)
 	return -1;
 }
 
-/* Free L (entry REF)'s token, if it is still CUR, and hand it to a
- * waiter other than row MINE (-1: none) if we have the doorbells. */
-static int token_hand_over(struct sockshim_listener *l, uint32_t ref, uint64_t cur, int mine)
+/* L (entry REF)'s token is free and offered to us (SELF): offer it to
+ * the next waiter after row MINE (-1: none) and ring its doorbell, if we
+ * have the doorbells; else to anyone. 1: a waiter was rung. */
+static int token_offer(struct sockshim_listener *l, uint32_t ref, uint64_t self, int mine)
 {
-	int row = -1;
+	int row = doorbell_fd(ref, 0) >= 0 ? handoff_row(l, mine) : -1;
+	uint64_t to = self;
 
-	if (!__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
-					 __ATOMIC_RELAXED))
+	if (row >= 0) {
+		uint64_t key = __atomic_load_n(&l->workers[row].key, __ATOMIC_ACQUIRE);
+
+		/* Fails only if the offer lapsed and another took the token. */
+		if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, key, 0, __ATOMIC_SEQ_CST,
+						 __ATOMIC_RELAXED))
+			return 0;
+		if (doorbell_ring(ref, (unsigned)row) == 0) {
+			stat_add(&l->token_handoffs, 1);
+			return 1;
+		}
+		to = key; /* not rung: nobody's, below */
+	}
+	if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
+					 __ATOMIC_RELAXED) || row >= 0)
 		return 0;
-	if (doorbell_fd(ref, 0) >= 0)
-		row = handoff_row(l, mine);
-	if (row < 0 || doorbell_ring(ref, (unsigned)row) < 0)
+	/* A waiter that found the token offered to us marked itself before
+	 * it looked (both sequentially consistent): seen now, it is rung
+	 * rather than left asleep until the offer would have lapsed. */
+	row = handoff_row(l, mine);
+	if (row < 0 || __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST) || doorbell_ring(ref, (unsigned)row) < 0)
 		return 0;
 	stat_add(&l->token_handoffs, 1);
 	return 1;
+}
+
+/* Free L (entry REF)'s token, if it is still CUR, and hand it to a
+ * waiter other than row MINE (-1: none). Named ours before it is free,
+ * so that no thread that finds it free before the waiter is chosen takes
+ * it from that waiter (the one taking it clears the name). */
+static int token_hand_over(struct sockshim_listener *l, uint32_t ref, uint64_t cur, int mine)
+{
+	uint64_t self = me_key(), to = self;
+
+	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&l->token_offered_to, self, __ATOMIC_SEQ_CST);
+	if (!__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
+					 __ATOMIC_RELAXED)) {
+		__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED);
+		return 0;
+	}
+	return token_offer(l, ref, self, mine);
+}
+
+void accept_token_decline(struct sockshim_listener *l, uint32_t ref, struct sockshim_worker *w)
+{
+	uint64_t self = me_key();
+
+	if (__atomic_load_n(&l->token_offered_to, __ATOMIC_SEQ_CST) != self ||
+	    __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
+	(void)token_offer(l, ref, self, w ? (int)(w - l->workers) : -1);
 }
 
 void accept_token_release_pid(pid_t pid)
@@ -738,22 +787,12 @@ void accept_token_release_pid(pid_t pid)
 
 void accept_token_drop(struct sockshim_listener *l)
 {
-	uint64_t self = me_key(), cur = self;
+	uint64_t self = me_key();
 	struct sockshim_worker *w;
-	uint32_t ref;
 
 	if (__atomic_load_n(&l->poller, __ATOMIC_RELAXED) != self)
 		return;
-	/* Named before the token is free, so that a waiter that takes it
-	 * at once also clears the name. */
-	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
-	__atomic_store_n(&l->token_offered_by, self, __ATOMIC_RELAXED);
-	ref = listeners_ref(shim_session(), l);
 	w = listeners_worker(l);
-	if (token_hand_over(l, ref, cur, w ? (int)(w - l->workers) : -1))
-		return;
-	/* Nobody to hand it to: anyone may take it, we too. */
-	cur = self;
-	__atomic_compare_exchange_n(&l->token_offered_by, &cur, 0, 0, __ATOMIC_RELAXED,
-				    __ATOMIC_RELAXED);
+	(void)token_hand_over(l, listeners_ref(shim_session(), l), self,
+			      w ? (int)(w - l->workers) : -1);
 }

@@ -46,8 +46,8 @@ int accept_unlock(struct sockshim_listener *l);
 
 /* Try to become (or stay) the one thread that waits for L (listener FD)
  * in poll or select now. 1 if we have it. A token whose holder is gone,
- * stopped, or leaves connections waiting is taken over; one we just
- * handed over is left to the waiter we rang. */
+ * stopped, or leaves connections waiting is taken over; a free one just
+ * offered to another thread (the waiter a dropper rang) is left to it. */
 int accept_token_take(struct sockshim_listener *l, int fd);
 
 /* accept_token_take for a thread (worker row W, not NULL) that sleeps
@@ -59,13 +59,18 @@ int accept_token_take_or_wait(struct sockshim_listener *l, int fd, struct socksh
 void accept_token_unwait(struct sockshim_listener *l, struct sockshim_worker *w);
 
 /* How long a waiter on its doorbell may sleep before it tries for L's
- * token again (ns): the rest of a hand-off it made itself, else the
- * period at which it looks at a holder that may be dead or stopped. */
+ * token again (ns): the rest of an offer of it to another thread, else
+ * the period at which it looks at a holder that may be dead or stopped. */
 uint64_t accept_token_look_ns(struct sockshim_listener *l);
 
-/* Give L's poll token back, if we have it: to a thread waiting for it on
- * its doorbell, if one lives (rung; we do not take it back for a moment),
- * else to whoever tries first. */
+/* A waiter (worker row W) leaves its poll without the token of L (entry
+ * REF): if the token is free and offered to it, it is offered to the next
+ * waiter instead (rung), or to anyone. */
+void accept_token_decline(struct sockshim_listener *l, uint32_t ref, struct sockshim_worker *w);
+
+/* Give L's poll token back, if we have it: offered to the next thread
+ * waiting for it on its doorbell, if one lives (rung; no other thread
+ * takes it for a moment), else to whoever tries first. */
 void accept_token_drop(struct sockshim_listener *l);
 
 /* Process PID has ended or is ending (its own exit, or its parent reaped

@@ -221,6 +221,17 @@ struct hiding {
 	struct hidden *hid;
 };
 
+/* The poll returns to the program: a token offered to us that we did not
+ * take goes to the next waiter, not left to lapse. */
+static void decline_tokens(const struct hidden *hid, nfds_t n)
+{
+	nfds_t i;
+
+	for (i = 0; i < n; i++)
+		if (hid[i].fd >= 0 && hid[i].bell >= 0)
+			accept_token_decline(hid[i].l, hid[i].ref, hid[i].w);
+}
+
 /* The thread is cancelled in the poll (a cancellation point): the slots
  * are the program's again and it waits for no token. */
 static void unhide_on_cancel(void *arg)
@@ -228,6 +239,7 @@ static void unhide_on_cancel(void *arg)
 	const struct hiding *h = arg;
 
 	(void)unhide_listeners(h->fds, h->n, h->hid, -1);
+	decline_tokens(h->hid, h->n);
 }
 
 /* CALL(fds, n, ms, arg), with the slots H hides put back if the thread
@@ -274,6 +286,7 @@ static int poll_serialized(struct pollfd *fds, nfds_t n, const struct pollfd *fi
 		if (ret >= 0 || err == EINTR)
 			after_poll(fds, n, ret);
 		if (ret != 0 || !hidden || ms_left(deadline) == 0) {
+			decline_tokens(hid, limit);
 			errno = err; /* the call's, whatever the count did */
 			return ret;
 		}

@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 13u
+#define SOCKSHIM_LAYOUT_VERSION 14u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -606,16 +606,19 @@ struct sockshim_listener {
 	uint64_t aborted;
 	uint64_t life_hist[SOCKSHIM_HIST_BUCKETS];
 	uint64_t closewait_hist[SOCKSHIM_HIST_BUCKETS];
-	/* The poll token's hand-off (layout 12). Bit i: the thread of
+	/* The poll token's hand-off (layouts 12, 14). Bit i: the thread of
 	 * workers[i] sleeps in poll/select waiting for the token, woken by
 	 * its process's doorbell for row i (a thread without a doorbell waits
-	 * in slices and sets no bit). A dropper with a bit set hands the token
-	 * over: it leaves poller 0, names itself in token_offered_by (at
-	 * token_offered_ns; it does not take the token back for a moment) and
-	 * rings that row's doorbell. A waiter killed while waiting leaves its
-	 * bit: the dropper skips rows whose thread is gone and clears them. */
+	 * in slices and sets no bit). A dropper names itself in
+	 * token_offered_to (at token_offered_ns), leaves poller 0, and, if a
+	 * bit is set, names that row's thread there instead and rings its
+	 * doorbell; else it clears the name. For HANDOFF_NS after
+	 * token_offered_ns only the thread named may take a free token, so a
+	 * worker back from its connection does not take it from the one rung.
+	 * A waiter killed while waiting leaves its bit: the dropper skips
+	 * rows whose thread is gone and clears them. */
 	uint64_t token_waiting;
-	uint64_t token_offered_by; /* (pid << 32) | tid of the last dropper that handed over */
+	uint64_t token_offered_to; /* (pid << 32) | tid; 0: none */
 	uint64_t token_offered_ns;
 	uint64_t token_handoffs;   /* drops that rang a waiter's doorbell */
 	/* Rows on cache lines of their own: the hot counters above are the

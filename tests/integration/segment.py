@@ -100,7 +100,7 @@ int main(void)
 	F(L, spurious, "Q"); F(L, empty, "Q"); F(L, eintr, "Q"); F(L, econnaborted, "Q");
 	F(L, emfile, "Q"); F(L, wakeups, "Q"); F(L, lock_acquisitions, "Q");
 	F(L, lock_contended, "Q"); F(L, owner_died, "Q"); F(L, worker_overflow, "Q");
-	F(L, token_waits, "Q"); F(L, token_waiting, "Q"); F(L, token_offered_by, "Q");
+	F(L, token_waits, "Q"); F(L, token_waiting, "Q"); F(L, token_offered_to, "Q");
 	F(L, token_offered_ns, "Q"); F(L, token_handoffs, "Q");
 	F(L, wait_hist, "Q"); F(L, hold_hist, "Q"); F(L, workers, "Q"); F(L, retired, "Q");
 	F(W, key, "Q"); F(W, calls, "Q"); F(W, accepts, "Q"); F(W, spurious, "Q");
@@ -428,7 +428,7 @@ LISTENER_COUNTERS = ("accept_calls", "accepts", "spurious", "empty", "eintr", "e
                      "holder_pid", "holder_tid",
                      "held_since_ns", "poller", "lock", "backlog", "bypass_word",
                      "bypass_reason", "unlock_errors", "token_waits", "token_waiting",
-                     "token_offered_by", "token_offered_ns", "token_handoffs")
+                     "token_offered_to", "token_offered_ns", "token_handoffs")
 WORKER_COUNTERS = ("calls", "accepts", "spurious", "empty", "eintr", "lock_wait_ns", "last_ns")
 
 

@@ -5,7 +5,9 @@ poll or select).
   answered and accepted once, the server's EAGAIN count is the shim's;
   the token is handed to a waiting worker at each drop (token_handoffs),
   so every worker takes a share (before the hand-off one worker took most:
-  [1, 17, 68, 214] of 300 measured); at rest the three workers that do not
+  [1, 17, 68, 214] of 300 measured; before layout 14 a worker back from
+  its connection could take the token from the rung waiter: [24, 40, 67,
+  69] of 200, now round the pool, 50 each on an idle machine); at rest the three workers that do not
   hold the token are marked waiting on their doorbells, the holder not.
   Each worker has the listener's 8 doorbells: eventfds far above the
   program's numbers, close-on-exec, never reported by `sockshim holders`;
