@@ -6,14 +6,18 @@
 # more connections than the ledger has entries (a long-running server's
 # steady state: every connection reclaims a released entry) with
 # callgrind's instrumentation off, then measured over SECONDS of
-# `Connection: close` requests, 1 in flight. Prints user-space
-# instructions per request by object (nginx, libc, the shim), the ratio,
-# the shim's cache misses per request and its costliest functions. The
-# kernel's share is not in these figures (bench_servers.sh has the CPU).
+# `Connection: close` requests, 1 in flight, and then over SECONDS of
+# keep-alive requests on one connection (each window a callgrind dump of
+# its own). Prints user-space instructions per request by object (nginx,
+# libc, the shim), the ratio, the shim's cache misses per request and its
+# costliest functions, for each window. The kernel's share is not in
+# these figures (bench_servers.sh has the CPU): the shim makes no system
+# call of its own on a keep-alive request, so there its added share of
+# the server's CPU is below its share of the user-space instructions.
 #     bench_nginx_instr.sh BUILD
-# BENCH_INSTR_SECONDS: the measured run (10).
+# BENCH_INSTR_SECONDS: each measured window (10).
 # BENCH_INSTR_KEEP: a directory to keep the callgrind outputs in
-# (none.cg.out, observe.cg.out), for callgrind_annotate.
+# (VARIANT.MODE.cg.out, VARIANT.MODE.requests), for callgrind_annotate.
 set -eu
 BUILD=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,8 +47,8 @@ die() {
 }
 
 echo
-echo "nginx-light, one process under callgrind: user-space instructions per request (Connection: close,"
-echo "1 in flight, ${SECS} s measured after a warm-up past the ledger's $(printf %s "${SOCKSHIM_MAX_SOCKETS:-16384}") entries)"
+echo "nginx-light, one process under callgrind: user-space instructions per request (Connection: close, 1 in"
+echo "flight, then keep-alive; ${SECS} s each, measured after a warm-up past the ledger's $(printf %s "${SOCKSHIM_MAX_SOCKETS:-16384}") entries)"
 for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "n/a: $tool not installed"
@@ -82,13 +86,24 @@ run() {
 	done
 	pid=$(cat "$d/nginx.pid")
 	callgrind_control -i on "$pid" >/dev/null 2>&1
+	# Each window ends with a dump (cg.out.1, cg.out.2), which zeroes
+	# the counts for the next.
 	# shellcheck disable=SC2086
 	$CLI_PIN wrk -t1 -c1 -d"${SECS}s" -H 'Connection: close' "http://127.0.0.1:$port/" |
-		awk '/ requests in / { print $1 }' >"$d/requests"
+		awk '/ requests in / { print $1 }' >"$d/close.requests"
+	callgrind_control -d "$pid" >/dev/null 2>&1
+	# shellcheck disable=SC2086
+	$CLI_PIN wrk -t1 -c1 -d"${SECS}s" "http://127.0.0.1:$port/" |
+		awk '/ requests in / { print $1 }' >"$d/keepalive.requests"
+	callgrind_control -d "$pid" >/dev/null 2>&1
 	kill -TERM "$pid"
 	stop_root "$ROOT" "nginx under callgrind"
 	ROOT=""
-	[ -s "$d/cg.out" ] || die "no callgrind output ($1)"
+	for part in 1 2; do
+		[ -s "$d/cg.out.$part" ] || die "no callgrind dump $part ($1)"
+	done
+	mv "$d/cg.out.1" "$d/close.cg.out"
+	mv "$d/cg.out.2" "$d/keepalive.cg.out"
 }
 
 # by_object FILE REQUESTS: "object instructions-per-request" lines.
@@ -97,33 +112,46 @@ by_object() {
 		awk -v n="$2" '/\[\// { o = $NF; gsub(/[][]/, "", o); sub(/.*\//, "", o); c = $1; gsub(",", "", c); t[o] += c }
 			END { for (o in t) printf "%s %.0f\n", o, t[o] / n }'
 }
-# of OBJECT: its figure in TMP/VARIANT/objects, 0 if absent.
-of() { # variant object
-	awk -v o="$2" '$1 == o { v = $2 } END { print v + 0 }' "$TMP/$1/objects"
+# of VARIANT MODE OBJECT: its figure in TMP/VARIANT/MODE.objects, 0 if absent.
+of() {
+	awk -v o="$3" '$1 == o { v = $2 } END { print v + 0 }' "$TMP/$1/$2.objects"
 }
 
 for v in none observe; do
 	run "$v"
-	by_object "$TMP/$v/cg.out" "$(cat "$TMP/$v/requests")" >"$TMP/$v/objects"
-	if [ -n "${BENCH_INSTR_KEEP:-}" ]; then
-		mkdir -p "$BENCH_INSTR_KEEP" && cp "$TMP/$v/cg.out" "$BENCH_INSTR_KEEP/$v.cg.out" &&
-			cp "$TMP/$v/requests" "$BENCH_INSTR_KEEP/$v.requests"
+	for mode in close keepalive; do
+		by_object "$TMP/$v/$mode.cg.out" "$(cat "$TMP/$v/$mode.requests")" >"$TMP/$v/$mode.objects"
+		if [ -n "${BENCH_INSTR_KEEP:-}" ]; then
+			mkdir -p "$BENCH_INSTR_KEEP" &&
+				cp "$TMP/$v/$mode.cg.out" "$BENCH_INSTR_KEEP/$v.$mode.cg.out" &&
+				cp "$TMP/$v/$mode.requests" "$BENCH_INSTR_KEEP/$v.$mode.requests"
+		fi
+	done
+done
+for mode in close keepalive; do
+	cg=$TMP/observe/$mode.cg.out
+	n=$(cat "$TMP/observe/$mode.requests")
+	if [ "$mode" = close ]; then
+		echo "Connection: close, 1 in flight ($(cat "$TMP/none/$mode.requests") and $n requests measured):"
+	else
+		echo "keep-alive, one connection ($(cat "$TMP/none/$mode.requests") and $n requests measured):"
 	fi
+	printf "%-28s %10s %10s\n" "per request" "none" "observe"
+	for o in nginx libc.so.6 libsockshim.so; do
+		printf "%-28s %10s %10s\n" "$o" "$(of none "$mode" "$o")" "$(of observe "$mode" "$o")"
+	done
+	tn=$(awk '{ s += $2 } END { print s }' "$TMP/none/$mode.objects")
+	to=$(awk '{ s += $2 } END { print s }' "$TMP/observe/$mode.objects")
+	printf "%-28s %10s %10s %8s\n" "all user-space" "$tn" "$to" \
+		"$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')"
+	# The shim's own cache misses per request (callgrind's simulated caches).
+	callgrind_annotate --inclusive=no "$cg" 2>/dev/null | grep 'libsockshim' |
+		sed 's/([^)]*)//g' | awk -v n="$n" '
+		{ for (i = 1; i <= 9; i++) { v = $i; gsub(",", "", v); if (v == ".") v = 0; s[i] += v } }
+		END { printf "shim, per request: %.1f first-level read misses, %.1f write misses; %.1f last-level read, %.1f write\n",
+			s[5] / n, s[6] / n, s[8] / n, s[9] / n }'
+	echo "the shim's costliest functions, instructions per request:"
+	callgrind_annotate --inclusive=no "$cg" 2>/dev/null | grep 'libsockshim' |
+		awk -v n="$n" '{ c = $1; gsub(",", "", c); f = $(NF - 1); sub(/.*:/, "", f)
+			printf "  %-26s %7.2f\n", f, c / n }' | head -10
 done
-printf "%-28s %10s %10s\n" "per request" "none" "observe"
-for o in nginx libc.so.6 libsockshim.so; do
-	printf "%-28s %10s %10s\n" "$o" "$(of none "$o")" "$(of observe "$o")"
-done
-tn=$(awk '{ s += $2 } END { print s }' "$TMP/none/objects")
-to=$(awk '{ s += $2 } END { print s }' "$TMP/observe/objects")
-printf "%-28s %10s %10s %8s\n" "all user-space" "$tn" "$to" "$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')"
-# The shim's own cache misses per request (callgrind's simulated caches).
-callgrind_annotate --inclusive=no "$TMP/observe/cg.out" 2>/dev/null | grep 'libsockshim' |
-	sed 's/([^)]*)//g' | awk -v n="$(cat "$TMP/observe/requests")" '
-	{ for (i = 1; i <= 9; i++) { v = $i; gsub(",", "", v); if (v == ".") v = 0; s[i] += v } }
-	END { printf "shim, per request: %.1f first-level read misses, %.1f write misses; %.1f last-level read, %.1f write\n",
-		s[5] / n, s[6] / n, s[8] / n, s[9] / n }'
-echo "the shim's costliest functions, instructions per request:"
-callgrind_annotate --inclusive=no "$TMP/observe/cg.out" 2>/dev/null | grep 'libsockshim' |
-	awk -v n="$(cat "$TMP/observe/requests")" '{ c = $1; gsub(",", "", c); f = $(NF - 1); sub(/.*:/, "", f)
-		printf "  %-26s %7.0f\n", f, c / n }' | head -10
