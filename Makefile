@@ -78,6 +78,10 @@ UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/flatidx.c tools/bigme
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
 UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
+# The poll token on a listener of a private mapping: the test gives it
+# the clock, the caller's tid and the doorbells.
+UNIT_OBJ_test_accept_token = shim/accept_token.c shim/stall.c shim/listeners.c \
+	shim/thread_state.c $(SEGMENT_SRC)
 UNIT_OBJ_test_shut_hits = tools/shut_hits.c
 UNIT_OBJ_test_tw_model = tools/tw_model.c tools/flatidx.c
 UNIT_OBJ_test_flatidx = tools/flatidx.c

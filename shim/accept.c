@@ -10,6 +10,7 @@
 
 #include "accept.h"
 #include "accept_lock.h"
+#include "accept_token.h"
 #include "emit.h"
 #include "listeners.h"
 #include "real.h"

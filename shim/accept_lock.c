@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "accept_lock.h"
-#include "doorbell.h"
 #include "emit.h"
 #include "listeners.h"
 #include "lock_robust.h"
@@ -37,6 +36,7 @@
 #include "real.h"
 #include "sigbus.h"
 #include "sigwatch.h"
+#include "stall.h"
 #include "sockshim/thread_state.h"
 
 /* How long an idle waiter sleeps before it looks at the holder: bounds
@@ -45,22 +45,12 @@
  * once). */
 #define WATCH_NS (1500 * 1000000LL)
 /* How long it sleeps while connections wait (the holder may be stalled:
- * STALL_NS is measured in such slices), and at most without futex_waitv
- * (kernels before 5.16), where a handler that runs just before the sleep
- * is seen only at its end. */
+ * stall.c's STALL_NS is measured in such slices), and at most without
+ * futex_waitv (kernels before 5.16), where a handler that runs just
+ * before the sleep is seen only at its end. */
 #define SLICE_NS (20 * 1000000LL)
-/* How long connections may wait while the lock's (or token's) holder,
- * alive and not stopped, takes none of them, before the others stop
- * waiting for it. A holder with a connection ready returns from accept in
- * microseconds; this only catches one that does not run at all. */
-#define STALL_NS (250 * 1000000LL)
 
 #define LOCK_TID(w) sockshim_lock_tid(w)
-
-static uint64_t mono_ns(void)
-{
-	return emit_now_ns();
-}
 
 static uint32_t my_word(void)
 {
@@ -83,14 +73,6 @@ static int fd_gone(int fd)
 	return gone;
 }
 
-/* Connections wait on listener FD. */
-static int queue_waiting(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	return real.poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
 static int take(struct sockshim_listener *l, uint32_t from, uint32_t me)
 {
 	return __atomic_compare_exchange_n(&l->lock, &from, me, 0, __ATOMIC_ACQ_REL,
@@ -105,32 +87,12 @@ static void start_bypass(struct sockshim_listener *l, uint32_t tid, enum sockshi
 	if (old == tid)
 		return;
 	__atomic_store_n(&l->bypass_reason, (uint16_t)why, __ATOMIC_RELAXED);
-	__atomic_store_n(&l->bypass_since_ns, mono_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&l->bypass_since_ns, emit_now_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&l->bypass_word, tid, __ATOMIC_RELEASE);
 	shim_warn("the accept lock of a listener (port %u) is held by thread %u, which %s; "
 		  "workers accept without the lock until it is released",
 		  (unsigned)l->local_port, (unsigned)tid,
 		  why == SOCKSHIM_BYPASS_STOPPED ? "is stopped" : "takes no connection");
-}
-
-/* A waiter's view of a holder that may not be making progress. */
-struct stall {
-	uint32_t word;      /* the lock word (or token holder) seen */
-	uint64_t progress;  /* the listener's progress counter then */
-	uint64_t since_ns;  /* when connections were first seen waiting */
-};
-
-/* Connections wait and the holder WORD has done nothing about it (no
- * acquisition, PROGRESS unchanged) for STALL_NS. */
-static int stalled(struct stall *s, uint32_t word, uint64_t progress, uint64_t now)
-{
-	if (s->word != word || s->progress != progress || !s->since_ns) {
-		s->word = word;
-		s->progress = progress;
-		s->since_ns = now;
-		return 0;
-	}
-	return now - s->since_ns >= (uint64_t)STALL_NS;
 }
 
 enum wait_result {
@@ -179,18 +141,11 @@ static int judge_holder(struct sockshim_listener *l, uint32_t w, uint32_t me, st
 		start_bypass(l, tid, SOCKSHIM_BYPASS_STOPPED);
 		return 2;
 	}
-	if (stalled(s, tid, __atomic_load_n(&l->lock_acquisitions, __ATOMIC_RELAXED), mono_ns())) {
+	if (stalled(s, tid, __atomic_load_n(&l->lock_acquisitions, __ATOMIC_RELAXED), emit_now_ns())) {
 		start_bypass(l, tid, SOCKSHIM_BYPASS_STALLED);
 		return 2;
 	}
 	return 0;
-}
-
-/* The bit of worker row W in L's waiting word; 0 for a waiter without a
- * row (counted in waiters_unrowed instead). */
-static uint64_t row_bit(const struct sockshim_listener *l, const struct sockshim_worker *w)
-{
-	return w ? UINT64_C(1) << (unsigned)(w - l->workers) : 0;
 }
 
 /* Does anyone wait for L's lock? A waiter killed while waiting may still
@@ -316,7 +271,7 @@ static int sleep_on(struct sockshim_listener *l, uint32_t w, uint32_t seq, uint6
 			__atomic_store_n(&have_waitv, 0, __ATOMIC_RELAXED);
 	}
 	if (!__atomic_load_n(&have_waitv, __ATOMIC_RELAXED)) {
-		uint64_t now = mono_ns(), ns = until_ns > now ? until_ns - now : 0;
+		uint64_t now = emit_now_ns(), ns = until_ns > now ? until_ns - now : 0;
 		struct timespec rel;
 
 		if (ns > (uint64_t)SLICE_NS)
@@ -344,7 +299,7 @@ static int sleep_on(struct sockshim_listener *l, uint32_t w, uint32_t seq, uint6
 static enum wait_result wait_for_lock(struct sockshim_listener *l, struct sockshim_worker *row,
 				      int fd, uint64_t deadline_ns, sigset_t *program_mask)
 {
-	struct wait_state ws = {.l = l, .bit = row_bit(l, row), .slept = 0, .locked = 0};
+	struct wait_state ws = {.l = l, .bit = listeners_row_bit(l, row), .slept = 0, .locked = 0};
 	volatile enum wait_result ret = WAIT_LOCKED;
 	const volatile uint64_t deadline = deadline_ns;
 	struct stall s = {0, 0, 0};
@@ -420,7 +375,7 @@ static enum wait_result wait_for_lock(struct sockshim_listener *l, struct socksh
 			}
 			break;
 		}
-		now = mono_ns();
+		now = emit_now_ns();
 		if (deadline && now >= deadline) {
 			ret = WAIT_TIMEOUT;
 			break;
@@ -454,7 +409,7 @@ int accept_lock(struct sockshim_listener *l, int fd, struct sockshim_worker *w,
 	uint64_t t0, now;
 	int locked = ACCEPT_LOCKED;
 
-	t0 = mono_ns();
+	t0 = emit_now_ns();
 	/* Named in our robust list before we may hold it. */
 	(void)lock_robust_hold(&l->lock);
 	if (!take(l, 0, me)) {
@@ -483,7 +438,7 @@ int accept_lock(struct sockshim_listener *l, int fd, struct sockshim_worker *w,
 			return -EAGAIN;
 		}
 	}
-	now = mono_ns();
+	now = emit_now_ns();
 	__atomic_store_n(&l->holder_pid, shim_getpid(), __ATOMIC_RELAXED);
 	__atomic_store_n(&l->holder_tid, (int32_t)me, __ATOMIC_RELAXED);
 	__atomic_store_n(&l->held_since_ns, now, __ATOMIC_RELAXED);
@@ -503,7 +458,7 @@ static void restore_mask(void *mask)
 int accept_lock_await(int fd, const sigset_t *program_mask, uint64_t left_ns)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	const volatile uint64_t deadline = left_ns ? mono_ns() + left_ns : 0;
+	const volatile uint64_t deadline = left_ns ? emit_now_ns() + left_ns : 0;
 	volatile int ret = 0;
 
 	pthread_cleanup_push(restore_mask, (void *)(uintptr_t)program_mask); // NOLINT(performance-no-int-to-ptr): const dropped for the cleanup's argument, never written
@@ -512,7 +467,7 @@ int accept_lock_await(int fd, const sigset_t *program_mask, uint64_t left_ns)
 		int rc;
 
 		if (deadline) {
-			uint64_t now = mono_ns(), ns = deadline > now ? deadline - now : 0;
+			uint64_t now = emit_now_ns(), ns = deadline > now ? deadline - now : 0;
 
 			left.tv_sec = (time_t)(ns / 1000000000u);
 			left.tv_nsec = (long)(ns % 1000000000u);
@@ -544,7 +499,7 @@ int accept_unlock(struct sockshim_listener *l)
 	uint64_t since = __atomic_load_n(&l->held_since_ns, __ATOMIC_RELAXED);
 	uint32_t me = my_word(), tid = me;
 
-	stat_hist(l->hold_hist, mono_ns() - since);
+	stat_hist(l->hold_hist, emit_now_ns() - since);
 	__atomic_store_n(&l->holder_pid, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&l->holder_tid, 0, __ATOMIC_RELAXED);
 	/* A bypass of our word ends with it. */
@@ -561,238 +516,4 @@ int accept_unlock(struct sockshim_listener *l)
 		return -EPERM;
 	}
 	return 0;
-}
-
-static uint64_t me_key(void)
-{
-	return ((uint64_t)(uint32_t)shim_getpid() << 32) | (uint32_t)shim_gettid();
-}
-
-#define TOKEN_HOLDER_GONE SOCKSHIM_BYPASS_COUNT
-
-/* The token's holder HOLDER (a key) while connections wait: the reason
- * to take the token from it (enum sockshim_bypass, or TOKEN_HOLDER_GONE),
- * or -1 to leave it. Per thread: the waiter's view of the one listener it
- * last looked at. */
-static int token_stuck(struct sockshim_listener *l, int fd, uint64_t holder)
-{
-	static __thread struct stall s;
-	static __thread const struct sockshim_listener *seen;
-	int state;
-
-	if (seen != l) {
-		seen = l;
-		s.since_ns = 0;
-	}
-	if (!queue_waiting(fd)) {
-		s.since_ns = 0;
-		return -1;
-	}
-	state = thread_state((pid_t)(uint32_t)holder);
-	if (thread_state_dead(state))
-		return TOKEN_HOLDER_GONE; /* a zombie: tgkill still finds it */
-	if (thread_state_stopped(state))
-		return SOCKSHIM_BYPASS_STOPPED;
-	if (stalled(&s, (uint32_t)holder ^ (uint32_t)(holder >> 32),
-		    __atomic_load_n(&l->accepts, __ATOMIC_RELAXED), mono_ns()))
-		return SOCKSHIM_BYPASS_STALLED;
-	return -1;
-}
-
-/* How long the waiter a dropper rang has the free token to itself: a
- * woken thread runs well within this on a loaded machine; one that does
- * not (killed since) costs this long, once. */
-#define HANDOFF_NS (50 * 1000000LL)
-/* How long a thread waiting for the token on its doorbell sleeps at most
- * before it looks at the holder itself: nothing rings when a holder dies
- * or stops while connections wait. */
-#define TOKEN_LOOK_NS (1500 * 1000000LL)
-
-/* L's free token is offered to a thread other than SELF, since less than
- * HANDOFF_NS before NOW: not ours to take. */
-static int offered_elsewhere(struct sockshim_listener *l, uint64_t self, uint64_t now)
-{
-	uint64_t to = __atomic_load_n(&l->token_offered_to, __ATOMIC_SEQ_CST);
-
-	return to && to != self &&
-	       now - __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED) < (uint64_t)HANDOFF_NS;
-}
-
-int accept_token_take(struct sockshim_listener *l, int fd)
-{
-	/* Sequentially consistent: a waiter marks itself, then loads this;
-	 * a dropper frees this, then loads the marks (accept_token_drop). */
-	uint64_t self = me_key(), cur = __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST), to;
-	int why = -1;
-
-	if (cur == self) {
-		stat_add(&l->token_waits, 1);
-		return 1;
-	}
-	if (!cur && offered_elsewhere(l, self, mono_ns()))
-		return 0;
-	/* Held by a thread that is gone (its process killed): free. */
-	if (cur && !listeners_thread_gone(cur)) {
-		why = token_stuck(l, fd, cur);
-		if (why < 0)
-			return 0;
-	}
-	if (!__atomic_compare_exchange_n(&l->poller, &cur, self, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
-		return 0;
-	if (why >= 0 && why < SOCKSHIM_BYPASS_COUNT)
-		stat_add(&l->token_taken[why], 1);
-	/* The hand-off, if any, is done. */
-	to = __atomic_load_n(&l->token_offered_to, __ATOMIC_RELAXED);
-	if (to)
-		__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
-					    __ATOMIC_RELAXED);
-	__atomic_store_n(&l->poller_since_ns, mono_ns(), __ATOMIC_RELAXED);
-	stat_add(&l->token_waits, 1);
-	return 1;
-}
-
-int accept_token_take_or_wait(struct sockshim_listener *l, int fd, struct sockshim_worker *w)
-{
-	uint64_t bit = row_bit(l, w);
-
-	__atomic_fetch_or(&l->token_waiting, bit, __ATOMIC_SEQ_CST);
-	if (!accept_token_take(l, fd))
-		return 0;
-	__atomic_fetch_and(&l->token_waiting, ~bit, __ATOMIC_SEQ_CST);
-	return 1;
-}
-
-void accept_token_unwait(struct sockshim_listener *l, struct sockshim_worker *w)
-{
-	__atomic_fetch_and(&l->token_waiting, ~row_bit(l, w), __ATOMIC_SEQ_CST);
-}
-
-uint64_t accept_token_look_ns(struct sockshim_listener *l)
-{
-	uint64_t now = mono_ns(), at;
-
-	if (!offered_elsewhere(l, me_key(), now))
-		return TOKEN_LOOK_NS;
-	/* Until the offer lapses: the thread it names may never take it. */
-	at = __atomic_load_n(&l->token_offered_ns, __ATOMIC_RELAXED);
-	return at + HANDOFF_NS > now ? at + HANDOFF_NS - now : 1;
-}
-
-/* The row to hand L's token to: a row marked waiting other than ours
- * (MINE, -1: none), the first after ours in turn, whose thread lives.
- * Marks of ended threads are cleared on the way. -1: none. */
-static int handoff_row(struct sockshim_listener *l, int mine)
-{
-	uint64_t mask = __atomic_load_n(&l->token_waiting, __ATOMIC_SEQ_CST);
-	int k;
-
-	for (k = 1; mask && k <= SOCKSHIM_WORKERS; k++) {
-		int i = (mine + k + SOCKSHIM_WORKERS) % SOCKSHIM_WORKERS;
-		uint64_t bit = UINT64_C(1) << i, key;
-
-		if (!(mask & bit) || i == mine)
-			continue;
-		key = __atomic_load_n(&l->workers[i].key, __ATOMIC_ACQUIRE);
-		if (key && key != SOCKSHIM_WORKER_RECYCLING && !listeners_thread_gone(key))
-			return i;
-		__atomic_fetch_and(&l->token_waiting, ~bit, __ATOMIC_SEQ_CST);
-		mask &= ~bit;
-	}
-	return -1;
-}
-
-/* L (entry REF)'s token is free and offered to us (SELF): offer it to
- * the next waiter after row MINE (-1: none) and ring its doorbell, if we
- * have the doorbells; else to anyone. 1: a waiter was rung. */
-static int token_offer(struct sockshim_listener *l, uint32_t ref, uint64_t self, int mine)
-{
-	int row = doorbell_fd(ref, 0) >= 0 ? handoff_row(l, mine) : -1;
-	uint64_t to = self;
-
-	if (row >= 0) {
-		uint64_t key = __atomic_load_n(&l->workers[row].key, __ATOMIC_ACQUIRE);
-
-		/* Fails only if the offer lapsed and another took the token. */
-		if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, key, 0, __ATOMIC_SEQ_CST,
-						 __ATOMIC_RELAXED))
-			return 0;
-		if (doorbell_ring(ref, (unsigned)row) == 0) {
-			stat_add(&l->token_handoffs, 1);
-			return 1;
-		}
-		to = key; /* not rung: nobody's, below */
-	}
-	if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
-					 __ATOMIC_RELAXED) || row >= 0)
-		return 0;
-	/* A waiter that found the token offered to us marked itself before
-	 * it looked (both sequentially consistent): seen now, it is rung
-	 * rather than left asleep until the offer would have lapsed. */
-	row = handoff_row(l, mine);
-	if (row < 0 || __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST) || doorbell_ring(ref, (unsigned)row) < 0)
-		return 0;
-	stat_add(&l->token_handoffs, 1);
-	return 1;
-}
-
-/* Free L (entry REF)'s token, if it is still CUR, and hand it to a
- * waiter other than row MINE (-1: none). Named ours before it is free,
- * so that no thread that finds it free before the waiter is chosen takes
- * it from that waiter (the one taking it clears the name). */
-static int token_hand_over(struct sockshim_listener *l, uint32_t ref, uint64_t cur, int mine)
-{
-	uint64_t self = me_key(), to = self;
-
-	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
-	__atomic_store_n(&l->token_offered_to, self, __ATOMIC_SEQ_CST);
-	if (!__atomic_compare_exchange_n(&l->poller, &cur, 0, 0, __ATOMIC_SEQ_CST,
-					 __ATOMIC_RELAXED)) {
-		__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
-					    __ATOMIC_RELAXED);
-		return 0;
-	}
-	return token_offer(l, ref, self, mine);
-}
-
-void accept_token_decline(struct sockshim_listener *l, uint32_t ref, struct sockshim_worker *w)
-{
-	uint64_t self = me_key();
-
-	if (__atomic_load_n(&l->token_offered_to, __ATOMIC_SEQ_CST) != self ||
-	    __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST))
-		return;
-	__atomic_store_n(&l->token_offered_ns, mono_ns(), __ATOMIC_RELAXED);
-	(void)token_offer(l, ref, self, w ? (int)(w - l->workers) : -1);
-}
-
-void accept_token_release_pid(pid_t pid)
-{
-	struct seg_map *m = shim_session();
-	uint32_t ref;
-
-	if (accept_mode != SOCKSHIM_ACCEPT_SERIALIZE || pid <= 0)
-		return;
-	for (ref = 1; ref <= SOCKSHIM_LISTENERS; ref++) {
-		struct sockshim_listener *l = listeners_entry(m, ref);
-		uint64_t cur;
-
-		if (!l || !sockshim_inode_in_use(__atomic_load_n(&l->inode, __ATOMIC_ACQUIRE)))
-			break; /* entries are taken in order */
-		cur = __atomic_load_n(&l->poller, __ATOMIC_ACQUIRE);
-		if (cur && (pid_t)(cur >> 32) == pid)
-			(void)token_hand_over(l, ref, cur, -1);
-	}
-}
-
-void accept_token_drop(struct sockshim_listener *l)
-{
-	uint64_t self = me_key();
-	struct sockshim_worker *w;
-
-	if (__atomic_load_n(&l->poller, __ATOMIC_RELAXED) != self)
-		return;
-	w = listeners_worker(l);
-	(void)token_hand_over(l, listeners_ref(shim_session(), l), self,
-			      w ? (int)(w - l->workers) : -1);
 }

@@ -23,7 +23,7 @@
 #include <time.h>
 
 #include "accept.h"
-#include "accept_lock.h"
+#include "accept_token.h"
 #include "calls.h"
 #include "doorbell.h"
 #include "emit.h"

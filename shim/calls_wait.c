@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "accept_lock.h"
+#include "accept_token.h"
 #include "export.h"
 #include "procs.h"
 #include "real.h"

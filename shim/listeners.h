@@ -34,6 +34,15 @@ uint32_t listeners_ref(struct seg_map *m, const struct sockshim_listener *l);
  * when the table of workers is full (counted). */
 struct sockshim_worker *listeners_worker(struct sockshim_listener *l);
 
+/* The bit of worker row W in L's masks of waiters (waiting for the
+ * accept lock, token_waiting for the poll token); 0 for a waiter without
+ * a row (the lock counts it in waiters_unrowed instead). */
+static inline uint64_t listeners_row_bit(const struct sockshim_listener *l,
+					 const struct sockshim_worker *w)
+{
+	return w ? UINT64_C(1) << (unsigned)(w - l->workers) : 0;
+}
+
 /* Add 1 (or N) to a counter. */
 static inline void stat_add(uint64_t *counter, uint64_t n)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "accept_lock.h"
+#include "accept_token.h"
 #include "doorbell.h"
 #include "emit.h"
 #include "ledger.h"

@@ -612,9 +612,10 @@ struct sockshim_listener {
 	 * in slices and sets no bit). A dropper names itself in
 	 * token_offered_to (at token_offered_ns), leaves poller 0, and, if a
 	 * bit is set, names that row's thread there instead and rings its
-	 * doorbell; else it clears the name. For HANDOFF_NS after
-	 * token_offered_ns only the thread named may take a free token, so a
-	 * worker back from its connection does not take it from the one rung.
+	 * doorbell; else it clears the name. For HANDOFF_NS (50 ms,
+	 * shim/accept_token.c) after token_offered_ns only the thread named
+	 * may take a free token, so a worker back from its connection does
+	 * not take it from the one rung.
 	 * A waiter killed while waiting leaves its bit: the dropper skips
 	 * rows whose thread is gone and clears them. */
 	uint64_t token_waiting;
