@@ -432,8 +432,16 @@ static int scan_fds(struct procfd *p, struct procfd_share *s, int procdir, struc
 	}
 	d = fdopendir(dfd);
 	if (!d) {
+		rc = errno;
 		close(dfd);
-		return -errno;
+		/* Exited since the open: fdopendir's fstat of the directory
+		 * then says ENOENT. Gone, like one whose open failed, not a
+		 * failed scan. */
+		if (rc == ENOENT || rc == ESRCH) {
+			pr->seen = PROCFD_GONE;
+			return 0;
+		}
+		return -rc;
 	}
 	pr->seen = PROCFD_FDS_OK;
 	while ((de = readdir(d))) {

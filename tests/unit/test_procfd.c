@@ -3,7 +3,11 @@
  * a live scan that finds a child's socket descriptors and its state, and
  * the ledger reconciled with that scan: confirmed, gone, reused pid,
  * closed descriptor, and a holder only /proc knows; a scan whose big
- * directory another thread helps to read finds the same descriptors. */
+ * directory another thread helps to read finds the same descriptors; a
+ * process that exits between the scan's open of its /proc/PID/fd and the
+ * listing is gone, not a failed scan. */
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -433,6 +437,68 @@ static void test_shared_scan(void **state)
 	free(m);
 }
 
+/* A process the scan meets (the victim): killed and reaped inside the
+ * scan's fdopendir of its /proc/PID/fd, after the open, before the
+ * listing. 0: none. */
+static pid_t victim;
+static int victim_killed;
+
+/* The scan's fdopendir (this definition wins over libc's for procfd.c,
+ * linked into this program): the victim dies first if DFD is its
+ * directory, then libc's fdopendir runs. */
+DIR *fdopendir(int dfd)
+{
+	DIR *(*real_fdopendir)(int) = (DIR * (*)(int)) dlsym(RTLD_NEXT, "fdopendir");
+	char path[64], link[64], want[64];
+	ssize_t n;
+	int status;
+
+	if (victim) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+		snprintf(want, sizeof(want), "/proc/%d/fd", (int)victim);
+		n = readlink(path, link, sizeof(link));
+		if (n > 0 && (size_t)n == strlen(want) && memcmp(link, want, (size_t)n) == 0) {
+			kill(victim, SIGKILL);
+			waitpid(victim, &status, 0);
+			victim = 0;
+			victim_killed = 1;
+		}
+	}
+	return real_fdopendir(dfd);
+}
+
+/* A child that exits while the scan opens its descriptors: the scan
+ * succeeds, the child is not among the processes (gone), and a child
+ * still running is listed with its socket. */
+static void test_scan_process_exits(void **state)
+{
+	struct many *live = calloc(1, sizeof(*live));
+	struct procfd *p;
+	pid_t child;
+	int status;
+
+	(void)state;
+	assert_non_null(live);
+	start_many(live);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	victim = child;
+	victim_killed = 0;
+	assert_int_equal(procfd_scan(&p), 0);
+	assert_int_equal(victim_killed, 1);
+	assert_int_equal(procfd_seen(p, child), PROCFD_GONE);
+	assert_int_equal(procfd_seen(p, live->pid), PROCFD_FDS_OK);
+	check_many(p, live);
+	procfd_free(p);
+	close(live->release);
+	waitpid(live->pid, &status, 0);
+	free(live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_live_scan),
 		cmocka_unit_test(test_reconcile),
 		cmocka_unit_test(test_shared_scan),
+		cmocka_unit_test(test_scan_process_exits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
