@@ -3,13 +3,14 @@
 # one run: per call, the ring, the readers over 10,000s of sockets,
 # start-up, real servers without the shim, under observe, serialize,
 # strace and bpftrace (bench_servers.sh), the shim's instructions per
-# request inside nginx (bench_nginx_instr.sh), idle pools' wakeups
+# request inside nginx (bench_nginx_instr.sh) and inside gunicorn and
+# uWSGI (bench_py_instr.sh), idle pools' wakeups
 # (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
 # kernel counts it (bench_herd.py). Prints figures and ratios; asserts
 # nothing (machines are noisy: the instruction counts from callgrind are
-# the repeatable figures). About 23 minutes on two cores (bench_servers.sh
-# 15 of them; 31 with other work on the machine); QUICK=1 in the
-# environment: 8 minutes, 3 rounds of each server figure.
+# the repeatable figures). About 26 minutes on two cores (bench_servers.sh
+# 15 of them; 34 with other work on the machine); QUICK=1 in the
+# environment: 11 minutes, 3 rounds of each server figure.
 #     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
@@ -204,6 +205,7 @@ done
 sh "$(dirname "$0")/bench_startup.sh" "$BUILD"
 sh "$(dirname "$0")/bench_servers.sh" "$BUILD"
 sh "$(dirname "$0")/bench_nginx_instr.sh" "$BUILD"
+sh "$(dirname "$0")/bench_py_instr.sh" "$BUILD"
 sh "$(dirname "$0")/bench_idle.sh" "$BUILD"
 sh "$(dirname "$0")/bench_accept.sh" "$BUILD"
 ${PYTHON:-python3} "$(dirname "$0")/bench_herd.py" "$BUILD"
