@@ -9,8 +9,10 @@
 # (--max-sockets), so that both runs are past it (a long-running server's
 # steady state: every connection reclaims a released entry).
 # PYTHONHASHSEED=0: the interpreter's dicts hash alike in every run; what
-# the interpreter does still varies by a few hundred instructions a
-# request from run to run, which the libsockshim.so column does not.
+# the interpreter does still varies from run to run (uWSGI's worker by a
+# few hundred instructions a request, gunicorn's by up to 10,000), which
+# the shim's own instructions do not: "its share" is 1 + those over
+# none's.
 # The kernel's share is not in these figures (bench_servers.sh has the
 # CPU); the shim adds one system call per connection (an fstat).
 #     bench_py_instr.sh BUILD
@@ -105,7 +107,8 @@ run() {
 	echo "$most $shim"
 }
 
-printf "%-10s %10s %10s %8s %14s\n" "per request" "none" "observe" "ratio" "libsockshim.so"
+printf "%-10s %10s %10s %8s %14s %10s\n" "per request" "none" "observe" "ratio" "libsockshim.so" \
+	"its share"
 for kind in gunicorn uwsgi; do
 	if ! command -v "$kind" >/dev/null 2>&1; then
 		printf "%-10s n/a: not installed\n" "$kind"
@@ -119,6 +122,10 @@ for kind in gunicorn uwsgi; do
 	done
 	read -r tn _ <"$TMP/$kind.none"
 	read -r to so <"$TMP/$kind.observe"
-	printf "%-10s %10s %10s %8s %14s\n" "$kind" "$tn" "$to" \
-		"$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')" "$so"
+	printf "%-10s %10s %10s %8s %14s %10s\n" "$kind" "$tn" "$to" \
+		"$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')" "$so" \
+		"$(echo "$so $tn" | awk '{ printf "%.3fx", 1 + $1 / $2 }')"
 done
+echo "ratio: observe / none, the interpreter's variations included; its share: 1 + the shim's"
+echo "own instructions / none's (the interpreter's part varies from run to run, by several"
+echo "thousand instructions a request in gunicorn's worker; the shim's does not)"
