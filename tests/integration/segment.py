@@ -57,7 +57,7 @@ int main(void)
 	F(H, ledger_offset, "Q"); F(H, ledger_capacity, "I"); F(H, ledger_entry_size, "I");
 	F(H, created_monotonic_ns, "q"); F(H, created_realtime_ns, "q");
 	F(H, fd_overflow, "Q"); F(H, attaches, "Q"); F(H, ledger_full, "Q");
-	F(H, holder_overflow, "Q"); F(H, ledger_reclaimed, "Q");
+	F(H, holder_overflow, "Q"); F(H, ledger_reclaimed, "Q"); F(H, claims_stalled, "Q");
 	F(H, pool_offset, "Q"); F(H, pool_capacity, "I");
 	F(H, listeners_offset, "Q"); F(H, listeners_capacity, "I");
 	F(H, listener_entry_size, "I"); F(H, listeners_full, "Q");
