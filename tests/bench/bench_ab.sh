@@ -14,13 +14,9 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC2034 # PY, STOP_TIMEOUT, START_TIMEOUT: read by bench_lib.sh
 PY=${PYTHON:-python3} STOP_TIMEOUT=20 START_TIMEOUT=30
-SRV_PIN="" CLI_PIN=""
-# shellcheck disable=SC2034 # CLI_PIN: read by bench_lib.sh's wrk_load
-if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
-	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
-fi
 # shellcheck source=tests/bench/bench_lib.sh
 . "$HERE/bench_lib.sh"
+pin_server_client
 CONNS=${CONNS:-1} ROUNDS=${ROUNDS:-12}
 [ $# -ge 1 ] || { echo "usage: bench_ab.sh BUILD..." >&2; exit 2; }
 TMP=$(mktemp -d /tmp/sockshim-bench-ab.XXXXXX)

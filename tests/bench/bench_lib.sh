@@ -1,8 +1,26 @@
 # Sourced by the server benchmarks (bench_accept.sh, bench_servers.sh,
 # bench_idle.sh): the process, load and server helpers they share. The
 # caller sets PY (its python3), STOP_TIMEOUT and START_TIMEOUT (bounds in
-# seconds), SRV_PIN and CLI_PIN (taskset prefixes, or empty), BUILD and
+# seconds), SRV_PIN and CLI_PIN (taskset prefixes, or empty:
+# pin_server_client), BUILD and
 # HERE (tests/bench), and defines die.
+
+# Sets SRV_PIN and CLI_PIN: the server on CPU 0 and the client on CPU 1
+# when there are two CPUs and taskset works, else both empty.
+pin_server_client() {
+	SRV_PIN="" CLI_PIN=""
+	if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
+		SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
+	fi
+}
+
+# by_object FILE REQUESTS: "object instructions-per-request" lines of a
+# callgrind output (REQUESTS 1: the object's whole count).
+by_object() {
+	callgrind_annotate --inclusive=no "$1" 2>/dev/null |
+		awk -v n="$2" '/\[\// { o = $NF; gsub(/[][]/, "", o); sub(/.*\//, "", o); c = $1; gsub(",", "", c); t[o] += c }
+			END { for (o in t) printf "%s %.0f\n", o, t[o] / n }'
+}
 
 # PID and every process below it.
 tree_pids() {

@@ -27,12 +27,9 @@ PY=${PYTHON:-python3} STOP_TIMEOUT=20
 START_TIMEOUT=60
 TMP=$(mktemp -d /tmp/sockshim-bench-instr.XXXXXX)
 SESS="bench-instr-$$"
-SRV_PIN="" CLI_PIN=""
-if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
-	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
-fi
 # shellcheck source=tests/bench/bench_lib.sh
 . "$HERE/bench_lib.sh"
+pin_server_client
 
 ROOT=""
 cleanup() {
@@ -106,12 +103,6 @@ run() {
 	mv "$d/cg.out.2" "$d/keepalive.cg.out"
 }
 
-# by_object FILE REQUESTS: "object instructions-per-request" lines.
-by_object() {
-	callgrind_annotate --inclusive=no "$1" 2>/dev/null |
-		awk -v n="$2" '/\[\// { o = $NF; gsub(/[][]/, "", o); sub(/.*\//, "", o); c = $1; gsub(",", "", c); t[o] += c }
-			END { for (o in t) printf "%s %.0f\n", o, t[o] / n }'
-}
 # of VARIANT MODE OBJECT: its figure in TMP/VARIANT/MODE.objects, 0 if absent.
 of() {
 	awk -v o="$3" '$1 == o { v = $2 } END { print v + 0 }' "$TMP/$1/$2.objects"

@@ -28,12 +28,9 @@ START_TIMEOUT=120
 TMP=$(mktemp -d /tmp/sockshim-bench-py-instr.XXXXXX)
 SESS="bench-py-instr-$$"
 export PYTHONHASHSEED=0
-SRV_PIN="" CLI_PIN=""
-if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
-	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1"
-fi
 # shellcheck source=tests/bench/bench_lib.sh
 . "$HERE/bench_lib.sh"
+pin_server_client
 
 ROOT=""
 cleanup() {
@@ -102,8 +99,7 @@ run() {
 		if [ -n "$t" ] && [ "$t" -gt "$most" ]; then most=$t best=$f; fi
 	done
 	[ -n "$best" ] || die "no callgrind output ($kind $2)"
-	shim=$(callgrind_annotate --inclusive=no "$best" 2>/dev/null |
-		awk '/\[\// && /libsockshim/ { c = $1; gsub(",", "", c); s += c } END { print s + 0 }')
+	shim=$(by_object "$best" 1 | awk '$1 == "libsockshim.so" { v = $2 } END { print v + 0 }')
 	echo "$most $shim"
 }
 

@@ -167,10 +167,11 @@ server_na() { # kind
 build_helper bench_accept_probe || die "cannot build tests/bench/bench_accept_probe.c"
 PROBE=$BUILD/bench/bench_accept_probe
 
-if [ "$(nproc)" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
-	SRV_PIN="taskset -c 0" CLI_PIN="taskset -c 1" PINNED="servers and tracers on CPU 0, wrk on CPU 1"
+pin_server_client
+if [ -n "$SRV_PIN" ]; then
+	PINNED="servers and tracers on CPU 0, wrk on CPU 1"
 else
-	SRV_PIN="" CLI_PIN="" PINNED="not pinned (one CPU, or taskset cannot)"
+	PINNED="not pinned (one CPU, or taskset cannot)"
 fi
 
 # ---- One variant of one server ----
