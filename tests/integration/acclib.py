@@ -10,7 +10,6 @@ Loopback only; every wait has a deadline; every loop is bounded.
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 
@@ -492,17 +491,11 @@ http {{
 
 def nginx_argv(ctx, port, workers=4):
     exe = srvlib.need("nginx", "nginx-light")
-    r = subprocess.run([exe, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=30)
-    configure = r.stdout.decode("utf-8", "replace")
-    lines = ["    client_body_temp_path %s/client_body;" % ctx.tmp]
-    for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
-        if "--without-http_%s_module" % mod not in configure:
-            lines.append("    %s_temp_path %s/%s;" % (mod, ctx.tmp, mod))
     conf = os.path.join(ctx.tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(tmp=ctx.tmp, port=port, workers=workers,
-                                  temp_paths="\n".join(lines)))
+                                  temp_paths=srvlib.nginx_temp_paths(srvlib.nginx_configure(exe),
+                                                                     ctx.tmp)))
     # -e: the error log before the configuration is read (1.19.5+).
     return [exe, "-p", ctx.tmp, "-c", conf, "-e", os.path.join(ctx.tmp, "nginx-error.log")]
 

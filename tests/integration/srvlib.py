@@ -52,6 +52,24 @@ def need(name, package):
 # ---------------------------------------------------------------------------
 # `sockshim run`.
 
+def nginx_configure(exe):
+    """What nginx EXE says of its build (`nginx -V`)."""
+    r = subprocess.run([exe, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=30)
+    return r.stdout.decode("utf-8", "replace")
+
+
+def nginx_temp_paths(configure, tmp):
+    """The http block's lines that put nginx's temporary files under TMP:
+    one for each module its build (CONFIGURE, nginx_configure) has
+    (nginx-light lacks some)."""
+    lines = ["    client_body_temp_path %s/client_body;" % tmp]
+    for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
+        if "--without-http_%s_module" % mod not in configure:
+            lines.append("    %s_temp_path %s/%s;" % (mod, tmp, mod))
+    return "\n".join(lines)
+
+
 def run_env(ctx):
     """The environment `sockshim run` needs on top of ctx.env(preload=False).
     In a sanitized build the shim needs its runtime loaded first, but the

@@ -52,16 +52,11 @@ def say(fmt, *args):
 
 def _conf(ctx, variant, port):
     exe = srvlib.need("nginx", "nginx-light")
-    r = subprocess.run([exe, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-    configure = r.stdout.decode("utf-8", "replace")
-    lines = ["    client_body_temp_path %s/client_body;" % ctx.tmp]
-    for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
-        if "--without-http_%s_module" % mod not in configure:
-            lines.append("    %s_temp_path %s/%s;" % (mod, ctx.tmp, mod))
     conf = os.path.join(ctx.tmp, "nginx-ka.%s.conf" % variant)
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(tmp=ctx.tmp, port=port, variant=variant,
-                                  temp_paths="\n".join(lines)))
+                                  temp_paths=srvlib.nginx_temp_paths(srvlib.nginx_configure(exe),
+                                                                     ctx.tmp)))
     return [exe, "-p", ctx.tmp, "-c", conf, "-e",
             os.path.join(ctx.tmp, "nginx-ka.%s.error.log" % variant)]
 
@@ -99,7 +94,8 @@ def _counts(ctx, session, variant):
             # Attached once strace says so (its "attached" line), bounded.
             deadline = time.monotonic() + 10
             while b"attached" not in tracer.stderr.read1(4096):
-                assert time.monotonic() < deadline and tracer.poll() is None, "strace did not attach"
+                assert time.monotonic() < deadline and tracer.poll() is None, \
+                    "strace did not attach"
             _requests(port, REQUESTS)
             time.sleep(0.2)
         finally:

@@ -297,11 +297,8 @@ def _nginx_version(nginx):
 def _nginx_conf(tmp, port, configure):
     """A configuration that writes only under TMP: every temp path of the
     modules this nginx was built with (nginx-light lacks some)."""
-    lines = ["    client_body_temp_path %s/client_body;" % tmp]
-    for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
-        if "--without-http_%s_module" % mod not in configure:
-            lines.append("    %s_temp_path %s/%s;" % (mod, tmp, mod))
-    return NGINX_CONF.format(tmp=tmp, port=port, temp_paths="\n".join(lines))
+    return NGINX_CONF.format(tmp=tmp, port=port,
+                             temp_paths=srvlib.nginx_temp_paths(configure, tmp))
 
 
 def _http_keepalive_get(c):
