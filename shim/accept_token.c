@@ -154,6 +154,16 @@ static int handoff_row(struct sockshim_listener *l, int mine)
 	return -1;
 }
 
+/* Ring row ROW's doorbell for L (entry REF): 1 if rung (a hand-off,
+ * counted), 0 if not. */
+static int ring_waiter(struct sockshim_listener *l, uint32_t ref, int row)
+{
+	if (doorbell_ring(ref, (unsigned)row) < 0)
+		return 0;
+	stat_add(&l->token_handoffs, 1);
+	return 1;
+}
+
 /* L (entry REF)'s token is free and offered to us (SELF): offer it to
  * the next waiter after row MINE (-1: none) and ring its doorbell, if we
  * have the doorbells; else to anyone. 1: a waiter was rung. */
@@ -169,23 +179,21 @@ static int token_offer(struct sockshim_listener *l, uint32_t ref, uint64_t self,
 		if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, key, 0, __ATOMIC_SEQ_CST,
 						 __ATOMIC_RELAXED))
 			return 0;
-		if (doorbell_ring(ref, (unsigned)row) == 0) {
-			stat_add(&l->token_handoffs, 1);
+		if (ring_waiter(l, ref, row))
 			return 1;
-		}
-		to = key; /* not rung: nobody's, below */
+		/* Not rung: the offer is nobody's. */
+		__atomic_compare_exchange_n(&l->token_offered_to, &key, 0, 0, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED);
+		return 0;
 	}
 	if (!__atomic_compare_exchange_n(&l->token_offered_to, &to, 0, 0, __ATOMIC_SEQ_CST,
-					 __ATOMIC_RELAXED) || row >= 0)
+					 __ATOMIC_RELAXED))
 		return 0;
 	/* A waiter that found the token offered to us marked itself before
 	 * it looked (both sequentially consistent): seen now, it is rung
 	 * rather than left asleep until the offer would have lapsed. */
 	row = handoff_row(l, mine);
-	if (row < 0 || __atomic_load_n(&l->poller, __ATOMIC_SEQ_CST) || doorbell_ring(ref, (unsigned)row) < 0)
-		return 0;
-	stat_add(&l->token_handoffs, 1);
-	return 1;
+	return row >= 0 && !__atomic_load_n(&l->poller, __ATOMIC_SEQ_CST) && ring_waiter(l, ref, row);
 }
 
 /* Free L (entry REF)'s token, if it is still CUR, and hand it to a
