@@ -27,8 +27,8 @@ SHIM_SRC = $(sort $(wildcard shim/*.c))
 SEGMENT_SRC = shim/segment.c shim/seg_guard.c
 # The command releases what it reclaims through the shim's own ledger code
 # (tools/reclaim.c): SHIM_LEDGER_SRC, below.
-TOOL_SRC = $(sort $(wildcard tools/*.c)) $(SEGMENT_SRC) shim/thread_state.c shim/config.c \
-	   $(SHIM_LEDGER_SRC)
+TOOL_SRC = $(sort $(wildcard tools/*.c) $(SEGMENT_SRC) shim/thread_state.c shim/config.c \
+	   $(SHIM_LEDGER_SRC))
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/obj/%.pic.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -48,6 +48,7 @@ UNIT_OBJ_test_ring = shim/ring.c $(SEGMENT_SRC) tools/ring_reader.c
 UNIT_OBJ_test_segment = $(SEGMENT_SRC)
 UNIT_OBJ_test_seg_guard = $(SEGMENT_SRC)
 UNIT_OBJ_test_thread_state = shim/thread_state.c
+UNIT_OBJ_test_claim = shim/claim.c shim/thread_state.c
 UNIT_OBJ_test_fdtab = shim/fdtab.c
 UNIT_OBJ_test_select_poll = shim/select_poll.c
 UNIT_OBJ_test_usermem = shim/usermem.c
@@ -57,8 +58,11 @@ UNIT_OBJ_test_format = tools/format.c tools/outbuf.c
 UNIT_OBJ_test_outbuf = tools/outbuf.c tools/format.c tools/bigmem.c
 UNIT_OBJ_test_interposable = tools/interposable.c
 # The shim's ledger with what it calls (ledger_forget_one's close records
-# go through emit.c into the ring); the test gives emit.c its vfork check.
-SHIM_LEDGER_SRC = shim/ledger.c shim/procs.c shim/emit.c shim/ring.c shim/fdtab.c shim/callsite.c
+# go through emit.c into the ring; a claim waits for another's in claim.c,
+# which looks at that claimer in /proc); the test gives emit.c its vfork
+# check.
+SHIM_LEDGER_SRC = shim/ledger.c shim/procs.c shim/emit.c shim/ring.c shim/fdtab.c shim/callsite.c \
+	shim/claim.c shim/thread_state.c shim/log.c
 # Its ledgers are written by the shim's own code (SHIM_LEDGER_SRC).
 UNIT_OBJ_test_ledger_read = tools/ledger_read.c tools/flatidx.c tools/format.c tools/outbuf.c \
 	tools/bigmem.c $(SEGMENT_SRC) $(SHIM_LEDGER_SRC)
@@ -77,10 +81,11 @@ UNIT_OBJ_test_shm_users = tools/shm_users.c
 UNIT_OBJ_test_noshim = tools/noshim.c tools/procfd.c tools/flatidx.c tools/bigmem.c $(SEGMENT_SRC)
 # The shim's ledger and listener table on a private mapping.
 UNIT_OBJ_test_ledger = $(SHIM_LEDGER_SRC) tools/ring_reader.c $(SEGMENT_SRC)
-UNIT_OBJ_test_listeners = shim/listeners.c shim/emit.c shim/ring.c $(SEGMENT_SRC)
+UNIT_OBJ_test_listeners = shim/listeners.c shim/claim.c shim/thread_state.c shim/emit.c shim/ring.c \
+	$(SEGMENT_SRC)
 # The poll token on a listener of a private mapping: the test gives it
 # the clock, the caller's tid and the doorbells.
-UNIT_OBJ_test_accept_token = shim/accept_token.c shim/stall.c shim/listeners.c \
+UNIT_OBJ_test_accept_token = shim/accept_token.c shim/stall.c shim/listeners.c shim/claim.c \
 	shim/thread_state.c $(SEGMENT_SRC)
 UNIT_OBJ_test_shut_hits = tools/shut_hits.c
 UNIT_OBJ_test_tw_model = tools/tw_model.c tools/flatidx.c

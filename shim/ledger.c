@@ -1,5 +1,5 @@
 /* The reference ledger. Entries are claimed by CAS of their inode word in
- * the ledger's index (0 or a released socket's inode -> claiming(inode) ->
+ * the ledger's index (0 or a released socket's inode -> claiming(inode, tid) ->
  * inode; probes read the index alone, 16 bytes a slot), holders by
  * CAS of their state, history steps by an atomic index. Nothing here
  * allocates; the one wait is a bounded one for another claimer of the
@@ -17,6 +17,7 @@
 #include "claim.h"
 #include "emit.h"
 #include "ledger.h"
+#include "log.h"
 #include "procs.h"
 #include "sockshim/clock.h"
 
@@ -130,7 +131,7 @@ static void clear_used_holders(struct sockshim_sock *s)
 	}
 }
 
-/* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE)),
+/* Fill a claimed entry S (its key K's word sockshim_inode_claiming(INODE, us)),
  * then publish its inode. */
 static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, uint64_t inode,
 		       const struct fd_entry *e, pid_t born_pid, int born_fd)
@@ -174,7 +175,7 @@ static int claimed_elsewhere(struct sockshim_ledger_key *keys, uint32_t cap, uin
 		struct sockshim_ledger_key *key = &keys[(h + i) & (cap - 1)];
 		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_SEQ_CST);
 
-		if ((k & ~SOCKSHIM_INODE_CLAIMING) == inode && key != mine)
+		if (sockshim_inode_of(k) == inode && key != mine)
 			return 1;
 	}
 	return 0;
@@ -185,7 +186,7 @@ enum claim {
 	CLAIM_DONE,    /* the socket's entry: found, or claimed (*created) */
 	CLAIM_NONE,    /* no free slot near its hash */
 	CLAIM_FULL,    /* out of tries against other claimers */
-	CLAIM_STALLED, /* its claimer is not getting on (killed or stopped mid-fill) */
+	CLAIM_STALLED, /* its claimer is not getting on (dead or stopped mid-fill) */
 };
 
 /* The entry released longest ago that a pass over the window saw (KEY
@@ -210,7 +211,6 @@ static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_
 			     pid_t born_pid, int born_fd, uint32_t *ref, int *created,
 			     struct released_pick *pick)
 {
-	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t mask = m->ledger_capacity - 1, h = sockshim_ledger_hash(inode), i;
 	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	unsigned tries = 0;
@@ -226,7 +226,7 @@ again:
 			uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_RELAXED), released;
 
 			/* Free, or ours (published or being filled in). */
-			if (__builtin_expect(!k || (k & ~SOCKSHIM_INODE_CLAIMING) == inode, 0))
+			if (__builtin_expect(sockshim_inode_of(k) == inode || !k, 0))
 				break;
 			if (sockshim_inode_is_claiming(k))
 				continue; /* another socket's claim */
@@ -249,18 +249,19 @@ again:
 		struct sockshim_ledger_key *key = &keys[(h + i) & mask];
 		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
 
-		if (k == claiming)
-			k = claim_wait(&key->inode, claiming);
+		if (sockshim_inode_claimed_for(k, inode))
+			k = claim_wait(&key->inode, inode);
 		if (k == inode) {
 			*ref = ((h + i) & mask) + 1;
 			return CLAIM_DONE;
 		}
-		if (k == claiming)
+		if (sockshim_inode_claimed_for(k, inode))
 			return CLAIM_STALLED;
 		if (k) /* changed since the pass: look again */
 			goto retry;
-		if (__atomic_compare_exchange_n(&key->inode, &k, claiming, 0, __ATOMIC_SEQ_CST,
-						__ATOMIC_ACQUIRE)) {
+		if (__atomic_compare_exchange_n(&key->inode, &k,
+						sockshim_inode_claiming(inode, shim_gettid()), 0,
+						__ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
 			init_entry(seg_ledger(m) + ((h + i) & mask), key, inode, e, born_pid, born_fd);
 			*created = 1;
 			*ref = ((h + i) & mask) + 1;
@@ -288,7 +289,8 @@ static enum claim take_released(struct seg_map *m, const struct released_pick *p
 	struct sockshim_ledger_key *keys = seg_ledger_keys(m), *best = pick->key;
 	struct sockshim_sock *l = seg_ledger(m);
 
-	if (!__atomic_compare_exchange_n(&best->inode, &k, sockshim_inode_claiming(inode), 0,
+	if (!__atomic_compare_exchange_n(&best->inode, &k,
+					 sockshim_inode_claiming(inode, shim_gettid()), 0,
 					 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
 		return CLAIM_NONE; /* someone else took it */
 	/* Held again since we looked (its socket passed on by a process
@@ -319,7 +321,6 @@ static enum claim take_released(struct seg_map *m, const struct released_pick *p
 static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 				 pid_t born_pid, int born_fd, uint32_t *ref, int *created)
 {
-	uint64_t claiming = sockshim_inode_claiming(inode);
 	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
 	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
 	struct sockshim_sock *l = seg_ledger(m);
@@ -339,13 +340,13 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 			 * socket's (its claimer cleared the rest before
 			 * publishing it). */
 			k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
-			if (k == claiming)
-				k = claim_wait(&key->inode, claiming);
+			if (sockshim_inode_claimed_for(k, inode))
+				k = claim_wait(&key->inode, inode);
 			if (k == inode) {
 				*ref = at + 1;
 				return CLAIM_DONE;
 			}
-			if (k == claiming)
+			if (sockshim_inode_claimed_for(k, inode))
 				return CLAIM_STALLED;
 			released = __atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE);
 			if (!sockshim_inode_in_use(k) || !released || released >= best_released ||
@@ -376,8 +377,18 @@ uint32_t ledger_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 	enum claim r;
 
 	*created = 0;
-	if (!seg_map_live(m) || !sockshim_inode_in_use(inode))
+	if (!seg_map_live(m))
 		return 0;
+	if (__builtin_expect(!sockshim_inode_in_use(inode), 0)) {
+		/* A socket inode wider than the 32 bits sockfs gives them
+		 * (layout.h): said once, counted as not recorded. */
+		if (inode > SOCKSHIM_INODE_MAX) {
+			shim_warn("socket inode %llu is wider than 32 bits: not recorded",
+				  (unsigned long long)inode);
+			count(&seg_header(m)->ledger_full);
+		}
+		return 0;
+	}
 	/* Found on the way, as a lookup would (one pass over the keys), or
 	 * the window's free slot; a full window's entry released longest
 	 * ago is picked on the way, and taken if nobody holds it (one
@@ -766,7 +777,7 @@ static uint64_t ledger_claimed_inode(struct seg_map *m, uint32_t ref)
 	struct sockshim_ledger_key *key = key_of(m, ref);
 	uint64_t k = key ? __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE) : 0;
 
-	return sockshim_inode_is_claiming(k) ? k & ~SOCKSHIM_INODE_CLAIMING : 0;
+	return sockshim_inode_is_claiming(k) ? sockshim_inode_of(k) : 0;
 }
 
 void ledger_describe_record(struct seg_map *m, uint32_t ref, struct sockshim_record *r)
@@ -826,7 +837,8 @@ int ledger_reclaim_begin(struct seg_map *m, uint32_t ref, uint64_t inode)
 	/* Claimed as a new socket's entry is: nobody gives it to another
 	 * socket, or fills it in, until ledger_reclaim_end. */
 	return key && sockshim_inode_in_use(inode) &&
-	       __atomic_compare_exchange_n(&key->inode, &k, sockshim_inode_claiming(inode), 0,
+	       __atomic_compare_exchange_n(&key->inode, &k,
+					   sockshim_inode_claiming(inode, shim_gettid()), 0,
 					   __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE);
 }
 

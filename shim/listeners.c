@@ -1,5 +1,5 @@
 /* Listener table: entries claimed by CAS of their inode word (0 ->
- * claiming(inode) -> inode), worker rows by CAS of their (pid, tid) key.
+ * claiming(inode, tid) -> inode), worker rows by CAS of their (pid, tid) key.
  * A linear scan of 64 entries is cheaper than a hash at this size, and the
  * accept path caches its last answer per thread. */
 #include <errno.h>
@@ -35,13 +35,14 @@ uint32_t listeners_ref(struct seg_map *m, const struct sockshim_listener *l)
 
 uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry *e, int backlog)
 {
-	uint64_t claiming = sockshim_inode_claiming(inode);
+	uint64_t claiming;
 	struct sockshim_listener *t;
 	uint32_t i;
 
 	if (!seg_map_live(m) || !m->listeners_offset || !sockshim_inode_in_use(inode) ||
 	    accept_mode == SOCKSHIM_ACCEPT_OFF)
 		return 0;
+	claiming = sockshim_inode_claiming(inode, shim_gettid());
 	t = seg_listeners(m);
 	for (i = 0; i < SOCKSHIM_LISTENERS; i++)
 		if (__atomic_load_n(&t[i].inode, __ATOMIC_ACQUIRE) == inode) {
@@ -58,14 +59,15 @@ uint32_t listeners_get(struct seg_map *m, uint64_t inode, const struct fd_entry 
 
 		if (!__atomic_compare_exchange_n(&t[i].inode, &k, claiming, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE)) {
-			if (k == claiming)
-				k = claim_wait(&t[i].inode, claiming);
+			if (sockshim_inode_claimed_for(k, inode))
+				k = claim_wait(&t[i].inode, inode);
 			if (k == inode)
 				return i + 1;
-			if (k != claiming)
+			if (!sockshim_inode_claimed_for(k, inode))
 				continue;
-			/* Its claimer is not getting on (killed or stopped
-			 * mid-fill): not recorded, as if full. */
+			/* Its claimer is not getting on (dead, stopped, or
+			 * not done in CLAIM_LIVE_WAIT_NS): not recorded, as
+			 * if full. */
 			stat_add(&seg_header(m)->claims_stalled, 1);
 			break;
 		}

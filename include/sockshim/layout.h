@@ -16,7 +16,7 @@ typedef uint64_t __attribute__((may_alias)) sockshim_word;
 /* "SOCKSHM1" read as a little-endian integer. */
 #define SOCKSHIM_MAGIC UINT64_C(0x314d48534b434f53)
 /* Bumped on any change of a structure below; readers refuse other versions. */
-#define SOCKSHIM_LAYOUT_VERSION 14u
+#define SOCKSHIM_LAYOUT_VERSION 15u
 
 /* Segments live in /dev/shm as sockshim.<uid>.<session>. */
 #define SOCKSHIM_SHM_DIR "/dev/shm"
@@ -189,18 +189,26 @@ static inline uint32_t sockshim_record_check(const struct sockshim_record *r, ui
 }
 
 /* ---- The inode word of a ledger or listener entry ----
- * 0: never used. An inode: the entry of that socket. An inode with
- * SOCKSHIM_INODE_CLAIMING set: an entry being filled in for that inode by
- * its claimer, who stores the inode alone when done. Naming the inode
- * lets a second claimer of the same socket wait for that entry instead
- * of taking another. Socket inodes are far below 2^63 (the kernel's
- * sockfs numbers are 32-bit); the shim refuses a key with the bit set. */
+ * 0: never used. An inode: the entry of that socket. Being filled in:
+ * SOCKSHIM_INODE_CLAIMING (bit 63), the claimer's thread id in bits 32-62
+ * and the inode in bits 0-31; the claimer stores the inode alone when
+ * done. Naming the inode lets a second claimer of the same socket wait
+ * for that entry instead of taking another; naming the claimer lets it
+ * tell a claimer that is only preempted (worth waiting for) from one that
+ * is dead or stopped (not). Socket inodes are 32-bit (the kernel's sockfs
+ * numbers them with get_next_ino, an unsigned int), thread ids below 2^31:
+ * the shim refuses a key above SOCKSHIM_INODE_MAX. */
 #define SOCKSHIM_INODE_CLAIMING (UINT64_C(1) << 63)
+#define SOCKSHIM_INODE_MAX UINT64_C(0xffffffff)
+#define SOCKSHIM_CLAIMER_SHIFT 32
+#define SOCKSHIM_CLAIMER_MAX UINT64_C(0x7fffffff)
 
-/* The inode word of an entry being filled in for INODE. */
-static inline uint64_t sockshim_inode_claiming(uint64_t inode)
+/* The inode word of an entry being filled in for INODE by thread TID. */
+static inline uint64_t sockshim_inode_claiming(uint64_t inode, int32_t tid)
 {
-	return inode | SOCKSHIM_INODE_CLAIMING;
+	return SOCKSHIM_INODE_CLAIMING |
+	       ((uint64_t)(uint32_t)tid & SOCKSHIM_CLAIMER_MAX) << SOCKSHIM_CLAIMER_SHIFT |
+	       (inode & SOCKSHIM_INODE_MAX);
 }
 
 /* Is W, an entry's inode word, an entry being filled in? */
@@ -209,11 +217,29 @@ static inline int sockshim_inode_is_claiming(uint64_t w)
 	return (w & SOCKSHIM_INODE_CLAIMING) != 0;
 }
 
+/* The inode W is for, published or being filled in (0: never used). */
+static inline uint64_t sockshim_inode_of(uint64_t w)
+{
+	return w & SOCKSHIM_INODE_MAX;
+}
+
+/* The thread filling in an entry whose inode word is W (claiming). */
+static inline int32_t sockshim_inode_claimer(uint64_t w)
+{
+	return (int32_t)((w >> SOCKSHIM_CLAIMER_SHIFT) & SOCKSHIM_CLAIMER_MAX);
+}
+
+/* Is W INODE's entry being filled in, by anyone? */
+static inline int sockshim_inode_claimed_for(uint64_t w, uint64_t inode)
+{
+	return sockshim_inode_is_claiming(w) && sockshim_inode_of(w) == inode;
+}
+
 /* Does W name a published entry (an inode, neither 0 nor claiming)?
  * Also what a key must be. */
 static inline int sockshim_inode_in_use(uint64_t w)
 {
-	return w != 0 && !sockshim_inode_is_claiming(w);
+	return w != 0 && w <= SOCKSHIM_INODE_MAX;
 }
 
 /* ---- The reference ledger: one entry per socket, keyed by inode. ----

@@ -108,7 +108,7 @@ int main(void)
 
 	Z(H); Z(R); Z(S); Z(K); Z(HD); Z(ST); Z(PH); Z(L); Z(W); Z(P);
 	C(SOCKSHIM_PROC_LIVE);
-	U(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION); U(SOCKSHIM_INODE_CLAIMING);
+	U(SOCKSHIM_MAGIC); C(SOCKSHIM_LAYOUT_VERSION); U(SOCKSHIM_INODE_MAX);
 	U(sockshim_stamp_published(7));
 	C(SOCKSHIM_FLAG_PEER_KNOWN); C(SOCKSHIM_FLAG_LOCAL_KNOWN); C(SOCKSHIM_FLAG_LISTENER);
 	C(SOCKSHIM_EV_COUNT); C(SOCKSHIM_CLOSE_VIA_COUNT);
@@ -190,8 +190,9 @@ def _array(lay, name, buf, base, count):
 
 def in_use(lay, inode):
     """An entry keyed by INODE (ledger, listener table) is in use: not free
-    (0) and not being filled in (SOCKSHIM_INODE_CLAIMING set)."""
-    return bool(inode) and not inode & lay["SOCKSHIM_INODE_CLAIMING"]
+    (0) and not being filled in (the claiming bit, its claimer and the
+    inode: above SOCKSHIM_INODE_MAX), as sockshim_inode_in_use says."""
+    return 0 < inode <= lay["SOCKSHIM_INODE_MAX"]
 
 
 def _cstr(b):

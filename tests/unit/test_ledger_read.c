@@ -454,7 +454,7 @@ static void test_reserved_and_empty(void **state)
 	/* The shim's "being initialised": an entry whose claimer has not
 	 * published its inode yet. */
 	s = plant(&f->m, 4243, SOCKSHIM_BORN_SOCKET, 1, 4, NULL);
-	seg_ledger_keys(&f->m)[s - seg_ledger(&f->m)].inode = sockshim_inode_claiming(4243);
+	seg_ledger_keys(&f->m)[s - seg_ledger(&f->m)].inode = sockshim_inode_claiming(4243, 77);
 	assert_int_equal(ledger_snapshot(&f->m, &snap), 0);
 	assert_int_equal(snap.n, 1);
 	assert_non_null(ledger_find(&snap, 4242));
@@ -462,7 +462,7 @@ static void test_reserved_and_empty(void **state)
 	memset(&raw, 0, sizeof(raw));
 	memset(&key, 0, sizeof(key));
 	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);
-	key.inode = sockshim_inode_claiming(4243);
+	key.inode = sockshim_inode_claiming(4243, 77);
 	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);
 	key.inode = UINT64_MAX;
 	assert_int_equal(ledger_sock_load(&out, &room, &raw, &key), -EINVAL);

@@ -348,9 +348,9 @@ static void test_read_listener(void **state)
 	assert_int_equal(s->held_since_ns, 0);
 
 	/* An entry being claimed, for the inode it had or another. */
-	l->inode = sockshim_inode_claiming(l->inode);
+	l->inode = sockshim_inode_claiming(l->inode, 77);
 	assert_int_equal(stats_read_listener(l, s), -ENOENT);
-	l->inode = sockshim_inode_claiming(77);
+	l->inode = sockshim_inode_claiming(77, 77);
 	assert_int_equal(stats_read_listener(l, s), -ENOENT);
 
 	/* An unused entry. */
