@@ -32,8 +32,8 @@ NO_LISTENER = ('No listener in session "%s" yet: a listening socket appears here
                'inherited (none under SOCKSHIM_ACCEPT=off).\n')
 FOOTER = ("Lock wait and hold times, lifetimes and CLOSE_WAIT times are upper bounds of log2 "
           "buckets (<=); queue/backlog is the kernel's accept queue now (sock_diag).\n")
-# The fixture's corrupt entry C: an inode no socket has (2^40 + 7).
-FAKE_INODE = (1 << 40) + 7
+# The fixture's corrupt entry C: an inode no socket here has (2^32 - 1).
+FAKE_INODE = (1 << 32) - 1
 BUCKETS = 32
 
 
