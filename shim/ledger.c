@@ -61,21 +61,51 @@ void ledger_set_comm(void)
 		memcpy(comm, name, sizeof(comm));
 }
 
+/* A probe window: SOCKSHIM_LEDGER_PROBE keys from INODE's hash slot on,
+ * wrapping from the index's last key to its first. Walked by pointer
+ * (probe_next): an index masked at every step cost 7 instructions a key
+ * on the claim's pass over a full window. */
+struct probe {
+	struct sockshim_ledger_key *keys, *end; /* the index */
+	struct sockshim_ledger_key *first;      /* the window's first key */
+};
+
+static struct probe probe_of(struct seg_map *m, uint64_t inode)
+{
+	struct probe p;
+
+	p.keys = seg_ledger_keys(m);
+	p.end = p.keys + m->ledger_capacity;
+	p.first = p.keys + (sockshim_ledger_hash(inode) & (m->ledger_capacity - 1));
+	return p;
+}
+
+static inline struct sockshim_ledger_key *probe_next(const struct probe *p,
+						     struct sockshim_ledger_key *key)
+{
+	return key + 1 == p->end ? p->keys : key + 1;
+}
+
+/* The reference of the entry whose key is KEY. */
+static inline uint32_t probe_ref(const struct probe *p, const struct sockshim_ledger_key *key)
+{
+	return (uint32_t)(key - p->keys) + 1;
+}
+
 uint32_t ledger_lookup(struct seg_map *m, uint64_t inode)
 {
-	uint32_t cap = m->ledger_capacity, h, i;
-	struct sockshim_ledger_key *keys;
+	struct sockshim_ledger_key *key;
+	struct probe p;
+	uint32_t i;
 
 	if (!seg_map_live(m) || !inode)
 		return 0;
-	keys = seg_ledger_keys(m);
-	h = sockshim_ledger_hash(inode);
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		uint32_t at = (h + i) & (cap - 1);
-		uint64_t k = __atomic_load_n(&keys[at].inode, __ATOMIC_ACQUIRE);
+	p = probe_of(m, inode);
+	for (i = 0, key = p.first; i < SOCKSHIM_LEDGER_PROBE; i++, key = probe_next(&p, key)) {
+		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
 
 		if (k == inode)
-			return at + 1;
+			return probe_ref(&p, key);
 		if (!k)
 			return 0;
 	}
@@ -164,15 +194,15 @@ static void init_entry(struct sockshim_sock *s, struct sockshim_ledger_key *k, u
 	__atomic_store_n(&k->inode, inode, __ATOMIC_RELEASE);
 }
 
-/* Does a key of the probe window from H other than MINE hold INODE,
+/* Does a key of INODE's probe window P other than MINE hold INODE,
  * published or being filled in? */
-static int claimed_elsewhere(struct sockshim_ledger_key *keys, uint32_t cap, uint32_t h,
-			     const struct sockshim_ledger_key *mine, uint64_t inode)
+static int claimed_elsewhere(const struct probe *p, const struct sockshim_ledger_key *mine,
+			     uint64_t inode)
 {
+	struct sockshim_ledger_key *key;
 	uint32_t i;
 
-	for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-		struct sockshim_ledger_key *key = &keys[(h + i) & (cap - 1)];
+	for (i = 0, key = p->first; i < SOCKSHIM_LEDGER_PROBE; i++, key = probe_next(p, key)) {
 		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_SEQ_CST);
 
 		if (sockshim_inode_of(k) == inode && key != mine)
@@ -211,18 +241,21 @@ static enum claim claim_free(struct seg_map *m, uint64_t inode, const struct fd_
 			     pid_t born_pid, int born_fd, uint32_t *ref, int *created,
 			     struct released_pick *pick)
 {
-	uint32_t mask = m->ledger_capacity - 1, h = sockshim_ledger_hash(inode), i;
-	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
+	struct probe p = probe_of(m, inode);
+	struct sockshim_ledger_key *key;
 	unsigned tries = 0;
+	uint32_t i;
 
 again:
 	pick->key = NULL;
 	{
 		struct sockshim_ledger_key *best = NULL;
-		uint64_t best_inode = 0, best_released = UINT64_MAX;
+		/* The best release time less one: a released key's time less
+		 * one is below it (0, never released, wraps to the top). */
+		uint64_t best_inode = 0, best_released_less1 = UINT64_MAX - 1;
 
-		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-			struct sockshim_ledger_key *key = &keys[(h + i) & mask];
+		for (i = 0, key = p.first; i < SOCKSHIM_LEDGER_PROBE;
+		     i++, key = probe_next(&p, key)) {
 			uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_RELAXED), released;
 
 			/* Free, or ours (published or being filled in). */
@@ -230,29 +263,28 @@ again:
 				break;
 			if (sockshim_inode_is_claiming(k))
 				continue; /* another socket's claim */
-			released = __atomic_load_n(&key->released_ns, __ATOMIC_RELAXED);
+			released = __atomic_load_n(&key->released_ns, __ATOMIC_RELAXED) - 1;
 			/* Released (not 0), and before the best so far. */
-			if (released - 1 < best_released - 1) {
+			if (released < best_released_less1) {
 				best = key;
 				best_inode = k;
-				best_released = released;
+				best_released_less1 = released;
 			}
 		}
 		if (i == SOCKSHIM_LEDGER_PROBE) {
 			pick->key = best;
 			pick->inode = best_inode;
-			pick->released_ns = best_released;
+			pick->released_ns = best_released_less1 + 1;
 			return CLAIM_NONE;
 		}
 	}
 	{
-		struct sockshim_ledger_key *key = &keys[(h + i) & mask];
 		uint64_t k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
 
 		if (sockshim_inode_claimed_for(k, inode))
 			k = claim_wait(&key->inode, inode);
 		if (k == inode) {
-			*ref = ((h + i) & mask) + 1;
+			*ref = probe_ref(&p, key);
 			return CLAIM_DONE;
 		}
 		if (sockshim_inode_claimed_for(k, inode))
@@ -262,9 +294,9 @@ again:
 		if (__atomic_compare_exchange_n(&key->inode, &k,
 						sockshim_inode_claiming(inode, shim_gettid()), 0,
 						__ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
-			init_entry(seg_ledger(m) + ((h + i) & mask), key, inode, e, born_pid, born_fd);
+			init_entry(seg_ledger(m) + (key - p.keys), key, inode, e, born_pid, born_fd);
 			*created = 1;
-			*ref = ((h + i) & mask) + 1;
+			*ref = probe_ref(&p, key);
 			return CLAIM_DONE;
 		}
 		/* Someone took the slot: look again, it may be ours. Out of
@@ -286,7 +318,8 @@ static enum claim take_released(struct seg_map *m, const struct released_pick *p
 				int born_fd, uint32_t *ref, int *created)
 {
 	uint64_t k = pick->inode;
-	struct sockshim_ledger_key *keys = seg_ledger_keys(m), *best = pick->key;
+	struct probe p = probe_of(m, inode);
+	struct sockshim_ledger_key *keys = p.keys, *best = pick->key;
 	struct sockshim_sock *l = seg_ledger(m);
 
 	if (!__atomic_compare_exchange_n(&best->inode, &k,
@@ -301,14 +334,14 @@ static enum claim take_released(struct seg_map *m, const struct released_pick *p
 	 * untouched, to its old socket, and looks again. */
 	if (__atomic_load_n(&l[best - keys].refs, __ATOMIC_SEQ_CST) > 0 ||
 	    !__atomic_load_n(&best->released_ns, __ATOMIC_SEQ_CST) ||
-	    claimed_elsewhere(keys, m->ledger_capacity, sockshim_ledger_hash(inode), best, inode)) {
+	    claimed_elsewhere(&p, best, inode)) {
 		__atomic_store_n(&best->inode, pick->inode, __ATOMIC_RELEASE);
 		return CLAIM_NONE;
 	}
 	count(&seg_header(m)->ledger_reclaimed);
 	init_entry(&l[best - keys], best, inode, e, born_pid, born_fd);
 	*created = 1;
-	*ref = (uint32_t)(best - keys) + 1;
+	*ref = probe_ref(&p, best);
 	return CLAIM_DONE;
 }
 
@@ -321,19 +354,18 @@ static enum claim take_released(struct seg_map *m, const struct released_pick *p
 static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct fd_entry *e,
 				 pid_t born_pid, int born_fd, uint32_t *ref, int *created)
 {
-	uint32_t cap = m->ledger_capacity, h = sockshim_ledger_hash(inode), i;
-	struct sockshim_ledger_key *keys = seg_ledger_keys(m);
+	struct probe p = probe_of(m, inode);
 	struct sockshim_sock *l = seg_ledger(m);
 	struct released_pick pick;
 	unsigned tries;
+	uint32_t i;
 
 	for (tries = 0; tries < LEDGER_RETRIES; tries++) {
-		struct sockshim_ledger_key *best = NULL;
+		struct sockshim_ledger_key *best = NULL, *key;
 		uint64_t best_released = UINT64_MAX, best_k = 0, k;
 
-		for (i = 0; i < SOCKSHIM_LEDGER_PROBE; i++) {
-			uint32_t at = (h + i) & (cap - 1);
-			struct sockshim_ledger_key *key = &keys[at];
+		for (i = 0, key = p.first; i < SOCKSHIM_LEDGER_PROBE;
+		     i++, key = probe_next(&p, key)) {
 			uint64_t released;
 
 			/* The inode first: what is read after it is that
@@ -343,14 +375,14 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 			if (sockshim_inode_claimed_for(k, inode))
 				k = claim_wait(&key->inode, inode);
 			if (k == inode) {
-				*ref = at + 1;
+				*ref = probe_ref(&p, key);
 				return CLAIM_DONE;
 			}
 			if (sockshim_inode_claimed_for(k, inode))
 				return CLAIM_STALLED;
 			released = __atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE);
 			if (!sockshim_inode_in_use(k) || !released || released >= best_released ||
-			    __atomic_load_n(&l[at].refs, __ATOMIC_ACQUIRE) > 0)
+			    __atomic_load_n(&l[key - p.keys].refs, __ATOMIC_ACQUIRE) > 0)
 				continue;
 			best = key;
 			best_k = k;
