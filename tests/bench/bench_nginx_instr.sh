@@ -17,7 +17,8 @@
 #     bench_nginx_instr.sh BUILD
 # BENCH_INSTR_SECONDS: each measured window (10).
 # BENCH_INSTR_KEEP: a directory to keep the callgrind outputs in
-# (VARIANT.MODE.cg.out, VARIANT.MODE.requests), for callgrind_annotate.
+# (VARIANT.MODE.cg.out, VARIANT.MODE.requests), for callgrind_annotate or
+# cg_costs.py.
 set -eu
 BUILD=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -46,7 +47,7 @@ die() {
 echo
 echo "nginx-light, one process under callgrind: user-space instructions per request (Connection: close, 1 in"
 echo "flight, then keep-alive; ${SECS} s each, measured after a warm-up past the ledger's $(printf %s "${SOCKSHIM_MAX_SOCKETS:-16384}") entries)"
-for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
+for tool in valgrind callgrind_control nginx wrk; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "n/a: $tool not installed"
 		exit 0
@@ -136,13 +137,11 @@ for mode in close keepalive; do
 	printf "%-28s %10s %10s %8s\n" "all user-space" "$tn" "$to" \
 		"$(echo "$to $tn" | awk '{ printf "%.3fx", $1 / $2 }')"
 	# The shim's own cache misses per request (callgrind's simulated caches).
-	callgrind_annotate --inclusive=no "$cg" 2>/dev/null | grep 'libsockshim' |
-		sed 's/([^)]*)//g' | awk -v n="$n" '
-		{ for (i = 1; i <= 9; i++) { v = $i; gsub(",", "", v); if (v == ".") v = 0; s[i] += v } }
+	"$PY" "$HERE/cg_costs.py" misses "$cg" libsockshim.so "$n" | awk '
+		{ v[$1] = $2 }
 		END { printf "shim, per request: %.1f first-level read misses, %.1f write misses; %.1f last-level read, %.1f write\n",
-			s[5] / n, s[6] / n, s[8] / n, s[9] / n }'
+			v["D1mr"], v["D1mw"], v["DLmr"], v["DLmw"] }'
 	echo "the shim's costliest functions, instructions per request:"
-	callgrind_annotate --inclusive=no "$cg" 2>/dev/null | grep 'libsockshim' |
-		awk -v n="$n" '{ c = $1; gsub(",", "", c); f = $(NF - 1); sub(/.*:/, "", f)
-			printf "  %-26s %7.2f\n", f, c / n }' | head -10
+	"$PY" "$HERE/cg_costs.py" functions "$cg" libsockshim.so "$n" 10 |
+		awk '{ printf "  %-26s %7.2f\n", $1, $2 }'
 done
