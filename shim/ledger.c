@@ -771,20 +771,21 @@ void ledger_step_at(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, 
 	step_as(m, ref, op, pid, fd, arg, via, comm, now);
 }
 
-void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd)
+void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd, uint64_t now)
 {
 	struct sockshim_sock *s = entry(m, ref);
 	uint64_t none = 0;
 
 	if (!s)
 		return;
+	now = now_or_clock(now); /* one time for the entry and its step */
 	/* The first EOF wins; later ones are the same FIN seen again. */
-	if (__atomic_compare_exchange_n(&s->eof_ns, &none, sockshim_clock_ns(CLOCK_MONOTONIC), 0,
-					__ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+	if (__atomic_compare_exchange_n(&s->eof_ns, &none, now, 0, __ATOMIC_RELEASE,
+					__ATOMIC_RELAXED)) {
 		__atomic_store_n(&s->eof_pid, pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->eof_fd, fd, __ATOMIC_RELAXED);
 	}
-	ledger_step(m, ref, SOCKSHIM_STEP_EOF, pid, fd, 0, 0);
+	step_as(m, ref, SOCKSHIM_STEP_EOF, pid, fd, 0, 0, comm, now);
 }
 
 void ledger_read(struct seg_map *m, uint32_t ref)

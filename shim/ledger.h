@@ -63,8 +63,9 @@ void ledger_step(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int
 void ledger_step_at(struct seg_map *m, uint32_t ref, int op, pid_t pid, int fd, int arg, int via,
 		    uint64_t now);
 
-/* A read returned 0: the first one is remembered. */
-void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd);
+/* A read returned 0 at NOW (CLOCK_MONOTONIC ns; 0: read the clock): the
+ * first one is remembered, and a step says so. */
+void ledger_eof(struct seg_map *m, uint32_t ref, pid_t pid, int fd, uint64_t now);
 
 /* A read happened now (coarse clock). */
 void ledger_read(struct seg_map *m, uint32_t ref);

@@ -425,8 +425,14 @@ void track_read_zero(int fd)
 	int saved = errno;
 
 	if (first_on_stream(fd, FDT_EOF_SEEN, &e)) {
-		ledger_eof(shim_session(), e.ledger, track_self(), fd);
-		emit_simple(SOCKSHIM_EV_PEER_EOF, fd, &e, 0, 0);
+		struct sockshim_record r;
+
+		/* One clock read: the entry's EOF time, its step, the record. */
+		record_init(&r, SOCKSHIM_EV_PEER_EOF, fd, 0, 0);
+		record_from_entry(&r, &e);
+		r.ts_ns = emit_now_ns();
+		ledger_eof(shim_session(), e.ledger, track_self(), fd, r.ts_ns);
+		emit_record(&r);
 	}
 	errno = saved;
 }

@@ -421,7 +421,7 @@ static void test_reclaim_clears_what_the_old_socket_left(void **state)
 	for (i = 0; i < 5; i++)
 		ledger_step(m, old, SOCKSHIM_STEP_DUP, 100, 4, (int)i, 0);
 	ledger_shutdown(m, old, 101, 9, SHUT_WR, 0x1234);
-	ledger_eof(m, old, 100, 4);
+	ledger_eof(m, old, 100, 4, 0);
 	memset(s->callsite_module, 'x', sizeof(s->callsite_module) - 1);
 	assert_int_equal(s->holders_used, 7);
 	assert_int_equal(ledger_release(m, old, 100, 4, &before), 2);
@@ -663,8 +663,10 @@ static void test_steps(void **state)
 	assert_int_equal(s->steps[3].seq, 4); /* not overwritten yet */
 }
 
-/* The first EOF is remembered; every one is a step. A read stamps the
- * entry. connect() turns a socket()-born entry into a CONNECT one. */
+/* The first EOF is remembered; every one is a step, at the time given
+ * (the caller's one clock read, also its record's), or the clock's. A read
+ * stamps the entry. connect() turns a socket()-born entry into a CONNECT
+ * one. */
 static void test_eof_read_describe(void **state)
 {
 	struct seg_map *m = *state;
@@ -676,13 +678,16 @@ static void test_eof_read_describe(void **state)
 
 	ref = ledger_get(m, 9006, &e, 100, 5, &created);
 	s = at(m, ref);
-	ledger_eof(m, ref, 100, 5);
-	ledger_eof(m, ref, 200, 6);
-	assert_true(s->eof_ns != 0);
+	ledger_eof(m, ref, 100, 5, 777000111);
+	ledger_eof(m, ref, 200, 6, 0);
+	assert_int_equal(s->eof_ns, 777000111);
 	assert_int_equal(s->eof_pid, 100);
 	assert_int_equal(s->eof_fd, 5);
 	assert_int_equal(s->steps_next, 2);
+	assert_int_equal(s->steps[0].op, SOCKSHIM_STEP_EOF);
+	assert_int_equal(s->steps[0].ts_ns, 777000111);
 	assert_int_equal(s->steps[1].pid, 200);
+	assert_true(s->steps[1].ts_ns > 777000111); /* the clock's: since boot, far later */
 	assert_int_equal(s->last_read_ns, 0);
 	ledger_read(m, ref);
 	assert_true(s->last_read_ns != 0);
@@ -846,7 +851,7 @@ static void test_no_session(void **state)
 	ledger_hold(&none, 1, 1, 1, SOCKSHIM_HOW_CREATED, 1, 1, 0);
 	ledger_reserve(&none, 1, 1);
 	ledger_step(&none, 1, SOCKSHIM_STEP_DUP, 1, 1, 1, 0);
-	ledger_eof(&none, 1, 1, 1);
+	ledger_eof(&none, 1, 1, 1, 0);
 	ledger_read(&none, 1);
 	ledger_describe(&none, 1, &e);
 	assert_int_equal(ledger_release(&none, 1, 1, 1, &before), -1);
@@ -971,7 +976,7 @@ static void test_release_counts_in_listener(void **state)
 	ledger_set_listener(m, ref, 4, 777);
 	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
 	ledger_hold(m, ref, 200, 7, SOCKSHIM_HOW_FORK, 100, 7, 0);
-	ledger_eof(m, ref, 200, 7);
+	ledger_eof(m, ref, 200, 7, 0);
 	ledger_linger_reset(m, ref, 1);
 	ledger_release(m, ref, 100, 7, &before);
 	for (i = 0; i < SOCKSHIM_HIST_BUCKETS; i++)
@@ -1007,7 +1012,7 @@ static void test_release_counts_in_listener(void **state)
 	ledger_set_listener(m, ref2, 4, 777);
 	ledger_hold(m, ref2, 100, 9, SOCKSHIM_HOW_CREATED, 100, 9, 0);
 	ledger_shutdown(m, ref2, 100, 9, 1 /* SHUT_WR */, 0);
-	ledger_eof(m, ref2, 100, 9);
+	ledger_eof(m, ref2, 100, 9, 0);
 	ledger_release(m, ref2, 100, 9, &before);
 	for (i = 0, life = 0, cw = 0; i < SOCKSHIM_HIST_BUCKETS; i++) {
 		life += l->life_hist[i];
