@@ -59,8 +59,12 @@ uint64_t claim_wait(const uint64_t *word, uint64_t inode)
 			look = now + CLAIM_WAIT_NS;
 		} else if (now >= look) {
 			if (now - start >= CLAIM_LIVE_WAIT_NS ||
-			    !claimer_runs(sockshim_inode_claimer(k)))
+			    !claimer_runs(sockshim_inode_claimer(k))) {
+				/* A claimer that ended may have published
+				 * just before: the word as it is now. */
+				k = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 				break;
+			}
 			look = now + CLAIM_WAIT_NS;
 		}
 		sched_yield();
