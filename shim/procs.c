@@ -102,6 +102,7 @@ static struct sockshim_proc *claim(struct sockshim_proc *t, pid_t pid, uint64_t 
 		__atomic_store_n(&e->held_unlisted, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->execs, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->noshim, SOCKSHIM_NOSHIM_NO, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->held_high, 0, __ATOMIC_RELAXED);
 		for (j = 0; j < SOCKSHIM_PROC_HELD; j++)
 			__atomic_store_n(&e->held[j], 0, __ATOMIC_RELAXED);
 		set_comm(e);
@@ -248,16 +249,38 @@ static struct sockshim_proc *mine(pid_t pid)
 	return e && __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid && shim_seg_live() ? e : NULL;
 }
 
+/* How many of E's held[] slots our own scans look at: those below
+ * held_high (a process holding a few sockets at a time scans a few, not
+ * SOCKSHIM_PROC_HELD). Acquire: a hold listed in a slot is seen with
+ * the bound that covers it, by whoever learned of the hold. */
+static unsigned held_bound(struct sockshim_proc *e)
+{
+	uint32_t high = __atomic_load_n(&e->held_high, __ATOMIC_ACQUIRE);
+
+	return high < SOCKSHIM_PROC_HELD ? high : SOCKSHIM_PROC_HELD;
+}
+
+/* Slot I of E is about to be used: held_high covers it from now on. */
+static void raise_held_high(struct sockshim_proc *e, unsigned i)
+{
+	uint32_t high = __atomic_load_n(&e->held_high, __ATOMIC_RELAXED);
+
+	while (high <= i && !__atomic_compare_exchange_n(&e->held_high, &high, i + 1, 1,
+							 __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+	}
+}
+
 void procs_held(uint32_t ref, pid_t pid, int fd)
 {
 	struct sockshim_proc *e = mine(pid);
 	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
-	unsigned i;
+	unsigned i, high;
 
 	if (!e || !ref)
 		return;
+	high = held_bound(e);
 	/* Seen again (exec re-discovers what survived it): listed once. */
-	for (i = 0; i < SOCKSHIM_PROC_HELD; i++)
+	for (i = 0; i < high; i++)
 		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) == v)
 			return;
 	/* A CAS (a locked instruction) only where a slot reads free: another
@@ -265,8 +288,11 @@ void procs_held(uint32_t ref, pid_t pid, int fd)
 	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
 		uint64_t none = 0;
 
-		if (!__atomic_load_n(&e->held[i], __ATOMIC_RELAXED) &&
-		    __atomic_compare_exchange_n(&e->held[i], &none, v, 0, __ATOMIC_RELEASE,
+		if (__atomic_load_n(&e->held[i], __ATOMIC_RELAXED))
+			continue;
+		if (i >= high)
+			raise_held_high(e, i);
+		if (__atomic_compare_exchange_n(&e->held[i], &none, v, 0, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			return;
 	}
@@ -278,11 +304,11 @@ void procs_dropped(uint32_t ref, pid_t pid, int fd)
 	struct sockshim_proc *e = mine(pid);
 	uint64_t v = ((uint64_t)ref << 32) | (uint32_t)fd;
 	uint32_t n;
-	unsigned i;
+	unsigned i, high;
 
 	if (!e || !ref)
 		return;
-	for (i = 0; i < SOCKSHIM_PROC_HELD; i++) {
+	for (i = 0, high = held_bound(e); i < high; i++) {
 		uint64_t want = v;
 
 		/* A CAS (a locked instruction) only where the hold is listed. */

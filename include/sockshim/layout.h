@@ -734,17 +734,20 @@ struct sockshim_proc {
 	uint32_t held_unlisted; /* holds beyond held[] (an exact count) */
 	uint32_t execs;        /* images exec'ed in this process so far */
 	uint32_t noshim;       /* enum sockshim_noshim: its image runs without the shim */
-	uint32_t pad;
+	/* held[] slots at and above this one have not been used since the
+	 * entry was claimed: the process's own scans stop there (raised
+	 * before a slot is taken; others' scans read every slot). */
+	uint32_t held_high;
 	/* (ledger ref << 32) | fd of each socket held; 0: a free slot. */
 	uint64_t held[SOCKSHIM_PROC_HELD];
 };
 
 _Static_assert(sizeof(struct sockshim_proc) == 256, "a process entry is four cache lines");
 _Static_assert(__builtin_offsetof(struct sockshim_proc, held) ==
-		       __builtin_offsetof(struct sockshim_proc, pad) + sizeof(uint32_t) &&
+		       __builtin_offsetof(struct sockshim_proc, held_high) + sizeof(uint32_t) &&
 	       sizeof(struct sockshim_proc) == __builtin_offsetof(struct sockshim_proc, held) +
 						      SOCKSHIM_PROC_HELD * sizeof(uint64_t),
-	       "pad and SOCKSHIM_PROC_HELD fill the process entry exactly");
+	       "held_high and SOCKSHIM_PROC_HELD fill the process entry exactly");
 
 static inline uint32_t sockshim_proc_hash(int32_t pid)
 {
