@@ -23,8 +23,14 @@ static __thread uint32_t woken_ref __attribute__((tls_model("initial-exec")));
 uint32_t accept_listener_of(int fd)
 {
 	struct fd_entry e;
+	uint32_t ref;
 
-	if (accept_mode == SOCKSHIM_ACCEPT_OFF || !fdtab_get(fd, &e) || !(e.flags & SOCKSHIM_FLAG_LISTENER))
+	if (accept_mode == SOCKSHIM_ACCEPT_OFF)
+		return 0;
+	ref = fdtab_listener_ref(fd); /* every accept's: no copy of the entry */
+	if (ref)
+		return ref;
+	if (!fdtab_get(fd, &e) || !(e.flags & SOCKSHIM_FLAG_LISTENER))
 		return 0;
 	if (e.listener)
 		return e.listener;

@@ -151,6 +151,16 @@ static inline uint32_t fdtab_ledger(int fd)
 	return __atomic_load_n(&fdtab[fd].ledger, __ATOMIC_RELAXED);
 }
 
+/* FD's listener entry + 1 when FD is a tracked listening socket whose
+ * entry is known; 0 otherwise (not one, or its entry not looked up yet:
+ * then fdtab_get tells which). Two loads, no copy of the entry. */
+static inline uint32_t fdtab_listener_ref(int fd)
+{
+	if (!fdtab_is_listener(fd))
+		return 0;
+	return __atomic_load_n(&fdtab[fd].listener, __ATOMIC_RELAXED);
+}
+
 /* Has this process ever tracked a listener? Set for good by the first:
  * the calls that look for listeners in the program's arrays skip them
  * until then. */
