@@ -2,10 +2,10 @@
  * on the slow path: a claim that finds its socket's entry being filled in. */
 #include <errno.h>
 #include <sched.h>
-#include <time.h>
 
 #include "claim.h"
 #include "emit.h"
+#include "sockshim/clock.h"
 #include "sockshim/layout.h"
 #include "sockshim/thread_state.h"
 
@@ -16,14 +16,6 @@ static void claim_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
-}
-
-static uint64_t claim_clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Can the claimer TID still finish its fill? Not if it is dead or
@@ -53,7 +45,7 @@ uint64_t claim_wait(const uint64_t *word, uint64_t inode)
 			claim_relax();
 			continue;
 		}
-		now = claim_clock_ns();
+		now = sockshim_clock_ns(CLOCK_MONOTONIC);
 		if (!start) {
 			start = now;
 			look = now + CLAIM_WAIT_NS;

@@ -23,6 +23,7 @@
 
 #include "claim.h"
 #include "emit.h"
+#include "sockshim/clock.h"
 #include "sockshim/layout.h"
 #include "sockshim/thread_state.h"
 
@@ -35,10 +36,7 @@ pid_t shim_gettid(void)
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return sockshim_clock_ns(CLOCK_MONOTONIC);
 }
 
 static void sleep_ns(uint64_t ns)
@@ -134,21 +132,28 @@ static pid_t sleeping_child(void)
 	return pid;
 }
 
+/* The wait for WORD (a claim of INODE) gives up, leaving WORD as it
+ * was, in less than BOUND_NS. */
+static void assert_given_up_within(uint64_t word, uint64_t bound_ns)
+{
+	uint64_t t0 = now_ns();
+
+	assert_int_equal(claim_wait(&word, INODE), word);
+	assert_true(now_ns() - t0 < bound_ns);
+}
+
 /* A claimer that is stopped, or dead, is given up on at the first look
  * (CLAIM_WAIT_NS), not waited for CLAIM_LIVE_WAIT_NS. */
 static void test_stopped_claimer_given_up(void **state)
 {
 	pid_t pid = sleeping_child();
-	uint64_t word = sockshim_inode_claiming(INODE, pid), t0;
 	int status;
 
 	(void)state;
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
 	assert_true(WIFSTOPPED(status));
-	t0 = now_ns();
-	assert_int_equal(claim_wait(&word, INODE), word);
-	assert_true(now_ns() - t0 < CLAIM_LIVE_WAIT_NS);
+	assert_given_up_within(sockshim_inode_claiming(INODE, pid), CLAIM_LIVE_WAIT_NS);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 }
@@ -156,27 +161,20 @@ static void test_stopped_claimer_given_up(void **state)
 static void test_dead_claimer_given_up(void **state)
 {
 	pid_t pid = sleeping_child();
-	uint64_t word = sockshim_inode_claiming(INODE, pid), t0;
 	int status;
 
 	(void)state;
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(thread_state(pid), 0);
-	t0 = now_ns();
-	assert_int_equal(claim_wait(&word, INODE), word);
-	assert_true(now_ns() - t0 < CLAIM_LIVE_WAIT_NS);
+	assert_given_up_within(sockshim_inode_claiming(INODE, pid), CLAIM_LIVE_WAIT_NS);
 }
 
 /* Our own thread's claim (a handler interrupting our fill): no wait. */
 static void test_own_claim_not_waited_for(void **state)
 {
-	uint64_t word = sockshim_inode_claiming(INODE, gettid()), t0;
-
 	(void)state;
-	t0 = now_ns();
-	assert_int_equal(claim_wait(&word, INODE), word);
-	assert_true(now_ns() - t0 < CLAIM_WAIT_NS);
+	assert_given_up_within(sockshim_inode_claiming(INODE, gettid()), CLAIM_WAIT_NS);
 }
 
 /* Anything but a claim of INODE ends the wait at once, as it reads. */
