@@ -14,7 +14,9 @@
 # the shim's own instructions do not: "its share" is 1 + those over
 # none's.
 # The kernel's share is not in these figures (bench_servers.sh has the
-# CPU); the shim adds one system call per connection (an fstat).
+# CPU); the shim adds one system call per connection (an fstat), and a
+# getpeername where the accept's address buffer is not on the main
+# thread's stack (uWSGI's is on the heap).
 #     bench_py_instr.sh BUILD
 # BENCH_PY_N1, BENCH_PY_N2: the two runs' requests (300, 1300).
 set -eu
