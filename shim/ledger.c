@@ -211,13 +211,89 @@ static int claimed_elsewhere(const struct probe *p, const struct sockshim_ledger
 	return 0;
 }
 
+/* Is S, the entry found under the inode of the socket E describes, a
+ * previous socket's? sockfs numbers sockets with a 32-bit counter that
+ * wraps (get_next_ino), so an entry released long ago can carry the inode
+ * of a socket created now. Said only where the facts prove it: a family
+ * or type that differs (a socket never changes them), or, for connected
+ * stream sockets of the internet families, addresses that differ (a
+ * connection never changes them). Anything else is taken for the same
+ * socket, as before. */
+static int previous_socket(const struct sockshim_sock *s, const struct fd_entry *e)
+{
+	uint16_t flags = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+	size_t ip = e->family == AF_INET ? 4 : 16;
+
+	if (!e->family || !e->socktype || !s->family || !s->socktype)
+		return 0;
+	if (s->family != e->family || s->socktype != e->socktype)
+		return 1;
+	if (e->socktype != SOCK_STREAM || (e->family != AF_INET && e->family != AF_INET6) ||
+	    !(e->flags & SOCKSHIM_FLAG_PEER_KNOWN) || !(flags & SOCKSHIM_FLAG_PEER_KNOWN))
+		return 0;
+	if (s->peer_port != e->peer_port || memcmp(s->peer_ip, e->peer_ip, ip))
+		return 1;
+	return (flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && (e->flags & SOCKSHIM_FLAG_LOCAL_KNOWN) &&
+	       (s->local_port != e->local_port || memcmp(s->local_ip, e->local_ip, ip));
+}
+
+int ledger_is_previous(struct seg_map *m, uint32_t ref, const struct fd_entry *e)
+{
+	struct sockshim_sock *s = entry(m, ref);
+
+	return s && __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) <= 0 &&
+	       __atomic_load_n(&key_of(m, ref)->released_ns, __ATOMIC_ACQUIRE) &&
+	       previous_socket(s, e);
+}
+
 /* How a claim of an entry for a socket ended. */
 enum claim {
 	CLAIM_DONE,    /* the socket's entry: found, or claimed (*created) */
 	CLAIM_NONE,    /* no free slot near its hash */
 	CLAIM_FULL,    /* out of tries against other claimers */
 	CLAIM_STALLED, /* its claimer is not getting on (dead or stopped mid-fill) */
+	CLAIM_AGAIN,   /* the window changed under the claim: look again */
 };
+
+/* KEY holds INODE: the entry of the socket E describes, found (CLAIM_DONE,
+ * *REF), unless it is a released entry of a previous socket with that
+ * inode (previous_socket). That one is taken over as a released entry is
+ * taken (take_released): claimed, checked still released, and filled in
+ * for the new socket (*CREATED). Another claimer of the same socket that
+ * judged so first is waited for, as at a free slot. */
+static enum claim found_or_previous(struct seg_map *m, const struct probe *p,
+				    struct sockshim_ledger_key *key, uint64_t inode,
+				    const struct fd_entry *e, pid_t born_pid, int born_fd, uint32_t *ref,
+				    int *created)
+{
+	struct sockshim_sock *s = seg_ledger(m) + (key - p->keys);
+	uint64_t k = inode;
+
+	*ref = probe_ref(p, key);
+	if (__builtin_expect(__atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0, 1) ||
+	    !__atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE) || !previous_socket(s, e))
+		return CLAIM_DONE;
+	if (!__atomic_compare_exchange_n(&key->inode, &k,
+					 sockshim_inode_claiming(inode, shim_gettid()), 0,
+					 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
+		if (sockshim_inode_claimed_for(k, inode))
+			k = claim_wait(&key->inode, inode);
+		if (k == inode)
+			return CLAIM_DONE;
+		/* Stalled, or given to another socket since: look again. */
+		return sockshim_inode_claimed_for(k, inode) ? CLAIM_STALLED : CLAIM_AGAIN;
+	}
+	if (__atomic_load_n(&s->refs, __ATOMIC_SEQ_CST) > 0 ||
+	    !__atomic_load_n(&key->released_ns, __ATOMIC_SEQ_CST)) {
+		/* Held again since we looked: left as it was. */
+		__atomic_store_n(&key->inode, inode, __ATOMIC_RELEASE);
+		return CLAIM_DONE;
+	}
+	count(&seg_header(m)->ledger_reclaimed);
+	init_entry(s, key, inode, e, born_pid, born_fd);
+	*created = 1;
+	return CLAIM_DONE;
+}
 
 /* The entry released longest ago that a pass over the window saw (KEY
  * NULL: none), chosen by the keys alone: its reference count is read
@@ -284,8 +360,12 @@ again:
 		if (sockshim_inode_claimed_for(k, inode))
 			k = claim_wait(&key->inode, inode);
 		if (k == inode) {
-			*ref = probe_ref(&p, key);
-			return CLAIM_DONE;
+			enum claim r = found_or_previous(m, &p, key, inode, e, born_pid, born_fd,
+							 ref, created);
+
+			if (r != CLAIM_AGAIN)
+				return r;
+			goto retry;
 		}
 		if (sockshim_inode_claimed_for(k, inode))
 			return CLAIM_STALLED;
@@ -375,8 +455,12 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 			if (sockshim_inode_claimed_for(k, inode))
 				k = claim_wait(&key->inode, inode);
 			if (k == inode) {
-				*ref = probe_ref(&p, key);
-				return CLAIM_DONE;
+				enum claim r = found_or_previous(m, &p, key, inode, e, born_pid,
+								 born_fd, ref, created);
+
+				if (r != CLAIM_AGAIN)
+					return r;
+				goto next_try;
 			}
 			if (sockshim_inode_claimed_for(k, inode))
 				return CLAIM_STALLED;
@@ -397,6 +481,7 @@ static enum claim claim_released(struct seg_map *m, uint64_t inode, const struct
 		pick.released_ns = best_released;
 		if (take_released(m, &pick, inode, e, born_pid, born_fd, ref, created) == CLAIM_DONE)
 			return CLAIM_DONE;
+next_try:;
 	}
 	return CLAIM_FULL;
 }

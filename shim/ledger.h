@@ -16,6 +16,12 @@
 /* The index + 1 of INODE's entry, 0 if it has none. */
 uint32_t ledger_lookup(struct seg_map *m, uint64_t inode);
 
+/* Is entry REF, found under the inode of the socket E describes, a
+ * previous socket's: released, and proven another connection by its
+ * addresses (sockfs's inode numbers wrap)? ledger_get takes such an entry
+ * over for the new socket. */
+int ledger_is_previous(struct seg_map *m, uint32_t ref, const struct fd_entry *e);
+
 /* The index + 1 of INODE's entry, created from E (born, addresses, call
  * site) if it has none; 0 when the ledger has no room near its slot
  * (counted), or INODE is no socket inode (0, or SOCKSHIM_INODE_CLAIMING

@@ -107,7 +107,7 @@ void track_adopt_inherited(int fd, struct fd_entry *e)
 	pid_t self = shim_getpid(), parent = getppid();
 	uint32_t ref = ledger_lookup(m, e->inode);
 
-	if (!ref) {
+	if (!ref || ledger_is_previous(m, ref, e)) {
 		/* From outside the session (a service manager, a shell). */
 		e->born = SOCKSHIM_BORN_INHERITED;
 		ledger_attach(fd, e);

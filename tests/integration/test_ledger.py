@@ -12,6 +12,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -968,6 +969,108 @@ def test_ledger_hold_not_older_than_its_process(ctx):
         assert hd["since_ns"] >= born[0] + 40 * 1000 * 1000, (hd, born)
     finally:
         a.close()
+
+
+ACCEPT_AND_CLOSE = r"""
+import os, socket
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+cli = socket.create_connection(srv.getsockname(), timeout=10)
+conn, peer = srv.accept()
+print(os.fstat(conn.fileno()).st_ino, peer[1], flush=True)
+conn.close(); cli.close(); srv.close()
+"""
+
+HOLD_INHERITED = r"""
+import sys
+print("ready", flush=True)
+sys.stdin.read()  # hold the inherited descriptor until the test closes stdin
+"""
+
+
+def _give_entry_to(ctx, session, old_inode, new_inode):
+    """Make the segment look as it will once sockfs's 32-bit inode numbers
+    have wrapped: entry OLD_INODE's copy, keyed NEW_INODE (the inode of a
+    socket the ledger does not know), at the first free slot of NEW_INODE's
+    probe window, where a lookup finds it."""
+    lay = segment.layout(ctx.root)
+    path = ctx.session_path(session)
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        h = {k.split(".", 1)[1]: segment.get(lay, k, data) for k in lay if k.startswith("H.")}
+        cap, esz, off = h["ledger_capacity"], h["ledger_entry_size"], h["ledger_offset"]
+        koff, ksz = h["keys_offset"], lay["SIZEOF_K"]
+        kin, krel = lay["K.inode"][0], lay["K.released_ns"][0]
+        keys = [struct.unpack_from("<QQ", data, koff + i * ksz + kin) for i in range(cap)]
+        src = [i for i, (k, _) in enumerate(keys) if k == old_inode]
+        assert len(src) == 1 and keys[src[0]][1], ("a released entry of", old_inode, src)
+        dst = sockshim_ledger_hash(new_inode) & (cap - 1)
+        while keys[dst][0]:
+            dst = (dst + 1) & (cap - 1)
+        f.seek(off + dst * esz)
+        f.write(bytes(data[off + src[0] * esz:off + (src[0] + 1) * esz]))
+        f.seek(koff + dst * ksz + krel)
+        f.write(struct.pack("<Q", keys[src[0]][1]))
+        f.seek(koff + dst * ksz + kin)
+        f.write(struct.pack("<Q", new_inode))
+
+
+def sockshim_ledger_hash(inode):
+    """layout.h's sockshim_ledger_hash."""
+    return ((inode * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32
+
+
+def test_ledger_inode_number_reused(ctx):
+    """sockfs numbers sockets with a 32-bit counter that wraps, so a
+    long-running session can hold a released entry with the inode of a
+    socket made now. A connection whose addresses prove it another
+    socket must not be taken for that old one: here the segment is made
+    to look so (the entry of a closed connection keyed with the inode of
+    a live one the session has not seen), and the live one, inherited by
+    a process under the preload, must show its own peer and birth in the
+    ledger and in `sockshim holders`, not the closed one's."""
+    s = ctx.session()
+    out = subprocess.run([srvlib.python3(), "-c", ACCEPT_AND_CLOSE], env=ctx.env(s),
+                         stdout=subprocess.PIPE, timeout=60, check=True, cwd=ctx.tmp).stdout
+    old_inode, old_port = (int(w) for w in out.split())
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    cli = socket.create_connection(srv.getsockname(), timeout=10)
+    conn, peer = srv.accept()
+    srv.close()
+    proc = None
+    try:
+        new_inode = os.fstat(conn.fileno()).st_ino
+        assert peer[1] != old_port
+        old = raw_ledger(ctx, s).socks[old_inode]
+        assert old["peer"] == "127.0.0.1:%d" % old_port and old["released_ns"], old
+        _give_entry_to(ctx, s, old_inode, new_inode)
+        assert raw_ledger(ctx, s).socks[new_inode]["peer"] == "127.0.0.1:%d" % old_port
+        reclaimed = raw_ledger(ctx, s).header["ledger_reclaimed"]
+        proc = subprocess.Popen([srvlib.python3(), "-c", HOLD_INHERITED], env=ctx.env(s),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ctx.tmp,
+                                pass_fds=(conn.fileno(),))
+        assert proc.stdout.readline() == b"ready\n"
+        led = raw_ledger(ctx, s)
+        e = led.socks[new_inode]
+        want = "127.0.0.1:%d" % peer[1]
+        assert e["peer"] == want and e["born_name"] == "inherited", e
+        assert [(hd["pid"], hd["fd"]) for hd in e["holders"]] == [(proc.pid, conn.fileno())], e
+        assert [st["op"] for st in e["steps"]] == ["born"], e["steps"]
+        assert led.header["ledger_reclaimed"] == reclaimed + 1, led.header
+        # The command adds the holders it finds in /proc: this test's
+        # own process holds the connection too.
+        got = [(o["peer"], sorted(h["pid"] for h in o["holders"])) for o in
+               ledgerlib.holders_json(ctx, s, ["--pid", str(proc.pid)])]
+        assert got == [(want, sorted([proc.pid, os.getpid()]))], got
+    finally:
+        if proc:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        conn.close()
+        cli.close()
 
 
 MAPPED_SERVER = r"""

@@ -475,6 +475,134 @@ static void test_reclaim_clears_what_the_old_socket_left(void **state)
 	assert_int_equal(s->steps[0].seq, 1);
 }
 
+/* A connected TCP socket's entry (accepted from 10.0.0.1:PEER_PORT on
+ * 127.0.0.1:8080). */
+static struct fd_entry conn_entry(uint16_t peer_port, uint64_t born_ns)
+{
+	struct fd_entry e = sock_entry(SOCKSHIM_BORN_ACCEPT);
+
+	e.peer_ip[0] = 10;
+	e.peer_ip[3] = 1;
+	e.peer_port = peer_port;
+	e.flags |= SOCKSHIM_FLAG_PEER_KNOWN;
+	e.born_ns = born_ns;
+	return e;
+}
+
+/* sockfs's inode numbers wrap: an entry released long ago may carry the
+ * inode of a socket created now. When the addresses prove it another
+ * connection, the entry is taken over for the new socket (as a released
+ * one is reclaimed), not found as its own; the same connection asked
+ * again, a held entry, and entries whose addresses prove nothing are
+ * found, as before. */
+static void test_previous_socket_taken_over(void **state)
+{
+	struct seg_map *m = *state;
+	struct sockshim_header *h = seg_header(m);
+	struct fd_entry old = conn_entry(5000, 111), now = conn_entry(5001, 222);
+	struct sockshim_sock *s;
+	uint32_t ref;
+	int created, before;
+
+	ref = ledger_get(m, 777, &old, 100, 7, &created);
+	assert_true(created);
+	s = at(m, ref);
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	ledger_eof(m, ref, 100, 7, 0);
+	/* Held: whatever the addresses say, a live holder's entry stays. */
+	assert_false(ledger_is_previous(m, ref, &now));
+	assert_int_equal(ledger_get(m, 777, &now, 200, 3, &created), ref);
+	assert_false(created);
+	assert_int_equal(s->peer_port, 5000);
+	assert_int_equal(ledger_release(m, ref, 100, 7, &before), 0);
+	assert_true(KEY(m, s)->released_ns != 0);
+
+	/* The same connection (a receiver of it, a racing adopter): found. */
+	assert_false(ledger_is_previous(m, ref, &old));
+	assert_int_equal(ledger_get(m, 777, &old, 200, 3, &created), ref);
+	assert_false(created);
+
+	/* Another connection under the same inode: taken over. */
+	assert_true(ledger_is_previous(m, ref, &now));
+	assert_int_equal(ledger_get(m, 777, &now, 200, 3, &created), ref);
+	assert_true(created);
+	assert_int_equal(h->ledger_reclaimed, 1);
+	assert_int_equal(h->ledger_full, 0);
+	assert_int_equal(s->peer_port, 5001);
+	assert_int_equal(s->born_ns, 222);
+	assert_int_equal(s->born_pid, 200);
+	assert_int_equal(s->eof_ns, 0);
+	assert_int_equal(s->refs, 0);
+	assert_int_equal(s->holders_used, 0);
+	assert_int_equal(KEY(m, s)->released_ns, 0);
+	assert_int_equal(KEY(m, s)->inode, 777);
+	assert_int_equal(ledger_lookup(m, 777), ref);
+	/* Asked again, it is the new socket's. */
+	assert_int_equal(ledger_get(m, 777, &now, 200, 3, &created), ref);
+	assert_false(created);
+}
+
+/* What proves another socket: a different family or type (known to
+ * both), or, connected TCP, a different peer port or address or local
+ * port. What does not: an entry or a socket without a peer (a socket
+ * before connect, a listener), of the same family and type; a family or
+ * type one side does not know; a local address one side does not know. */
+static void test_previous_socket_needs_proof(void **state)
+{
+	struct seg_map *m = *state;
+	struct fd_entry old = conn_entry(5000, 111), e;
+	uint32_t ref;
+	int created, before;
+
+	ref = ledger_get(m, 888, &old, 100, 7, &created);
+	assert_int_equal(ledger_release(m, ref, 100, 7, &before), -1); /* never held */
+	ledger_hold(m, ref, 100, 7, SOCKSHIM_HOW_CREATED, 100, 7, 0);
+	assert_int_equal(ledger_release(m, ref, 100, 7, &before), 0);
+
+	e = old;
+	e.peer_ip[3] = 2;
+	assert_true(ledger_is_previous(m, ref, &e));
+	e = old;
+	e.local_port = 8081;
+	assert_true(ledger_is_previous(m, ref, &e));
+	e = old;
+	e.flags &= ~(uint64_t)SOCKSHIM_FLAG_LOCAL_KNOWN;
+	e.local_port = 8081; /* not known: proves nothing */
+	assert_false(ledger_is_previous(m, ref, &e));
+	e = conn_entry(5001, 0);
+	e.flags &= ~(uint64_t)SOCKSHIM_FLAG_PEER_KNOWN;
+	assert_false(ledger_is_previous(m, ref, &e));
+	/* A socket before connect (socket(), then bind or connect): its
+	 * family and type are all it has to tell. */
+	memset(&e, 0, sizeof(e));
+	e.family = AF_INET;
+	e.socktype = SOCK_STREAM;
+	assert_false(ledger_is_previous(m, ref, &e));
+	e.socktype = SOCK_DGRAM;
+	assert_true(ledger_is_previous(m, ref, &e));
+	e.family = AF_INET6;
+	e.socktype = SOCK_STREAM;
+	assert_true(ledger_is_previous(m, ref, &e));
+	e.family = AF_UNIX;
+	assert_true(ledger_is_previous(m, ref, &e));
+	e.socktype = 0; /* not known */
+	assert_false(ledger_is_previous(m, ref, &e));
+	/* An entry that never knew its peer (created at bind, say). */
+	at(m, ref)->flags &= (uint16_t)~SOCKSHIM_FLAG_PEER_KNOWN;
+	assert_false(ledger_is_previous(m, ref, &old));
+	e = conn_entry(5001, 0);
+	assert_false(ledger_is_previous(m, ref, &e));
+	/* An entry whose family was never known. */
+	e.family = AF_INET6;
+	at(m, ref)->family = 0;
+	assert_false(ledger_is_previous(m, ref, &e));
+	at(m, ref)->family = AF_INET;
+	e = conn_entry(5001, 0);
+	assert_int_equal(ledger_get(m, 888, &e, 200, 3, &created), ref);
+	assert_false(created);
+	assert_false(ledger_is_previous(m, 0, &e));
+}
+
 /* References and holders through hold, hold again, release. */
 static void test_hold_release_counts(void **state)
 {
@@ -1271,6 +1399,8 @@ int main(void)
 		T(test_full_window_and_reclaim),
 		T(test_reclaim_passes_over_a_held_entry),
 		T(test_reclaim_clears_what_the_old_socket_left),
+		T(test_previous_socket_taken_over),
+		T(test_previous_socket_needs_proof),
 		T(test_hold_release_counts),
 		T(test_reserve),
 		T(test_pool_and_overflow),
