@@ -1,15 +1,26 @@
 #!/bin/sh
-# A change's cost, side by side: nginx-light (2 workers, CPU 0) without the
-# shim and under `sockshim run --accept observe` of each BUILD given, all
-# running at once and loaded in turn by wrk (`Connection: close`, CONNS in
-# flight, CPU 1), ROUNDS rounds of 2 s, the order reversed every round.
-# Prints each run's server CPU per request, then per build the median of
-# its per-round ratios to the run without the shim of the same round (the
-# host's speed drifts over seconds: only neighbours compare) and their
-# min-max. Not part of make bench: for judging a shim change against
-# main (e.g. bench_ab.sh /tmp/main-build build). Loopback only; every
-# server it starts is stopped by pid.
-#     bench_ab.sh BUILD...   CONNS (1), ROUNDS (12)
+# A change's cost, side by side, measured at the same instants: a server
+# (KIND: nginx-light with 2 workers by default) without the shim and under
+# `sockshim run --accept observe` of each BUILD given, all on CPU 0, all
+# loaded at once, each by its own wrk (`Connection: close`, CONNS in
+# flight, CPU 1), ROUNDS rounds of SECONDS. Prints each run's server CPU
+# per request (the scheduler's nanoseconds, every process of the server),
+# then per build the median of its per-round ratios to the run without
+# the shim of the same round, and their min-max.
+#
+# Why at once: this host's speed drifts by tens of percent over seconds,
+# so servers loaded in turn, even in alternating order, compare their
+# moments as much as their code (here: 0.74-1.27 between rounds of 2 s).
+# Loaded at once, both see the same moments; a second run without the
+# shim (the argument `none`) shows what is left of the method's own
+# spread (here: 0.99-1.00 over 8 rounds).
+#
+# Loopback only; every server it starts is stopped by pid. For judging a
+# shim change against main (bench_ab.sh /tmp/main-build build), and part
+# of make bench (bench.sh: none and the build, nginx-light, 1 and 16 in
+# flight).
+#     bench_ab.sh BUILD|none...   KIND (nginx), WORKERS (2), CONNS (1),
+#                                 ROUNDS (12), AB_SECONDS (3)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC2034 # PY, STOP_TIMEOUT, START_TIMEOUT: read by bench_lib.sh
@@ -17,12 +28,19 @@ PY=${PYTHON:-python3} STOP_TIMEOUT=20 START_TIMEOUT=30
 # shellcheck source=tests/bench/bench_lib.sh
 . "$HERE/bench_lib.sh"
 pin_server_client
-CONNS=${CONNS:-1} ROUNDS=${ROUNDS:-12}
-[ $# -ge 1 ] || { echo "usage: bench_ab.sh BUILD..." >&2; exit 2; }
+KIND=${KIND:-nginx} WORKERS=${WORKERS:-2}
+CONNS=${CONNS:-1} ROUNDS=${ROUNDS:-12} SECONDS_EACH=${AB_SECONDS:-3}
+[ $# -ge 1 ] || { echo "usage: bench_ab.sh BUILD|none..." >&2; exit 2; }
+for tool in wrk "$KIND"; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "n/a: $tool not installed"
+		exit 0
+	fi
+done
 TMP=$(mktemp -d /tmp/sockshim-bench-ab.XXXXXX)
 ROOTS=""
 cleanup() {
-	for r in $ROOTS; do stop_root "$r" "nginx" || true; done
+	for r in $ROOTS; do stop_root "$r" "$KIND" || true; done
 	rm -rf "$TMP"
 	rm -f /dev/shm/sockshim."$(id -u)".bench-ab-$$-*
 }
@@ -36,36 +54,53 @@ for v in none "$@"; do
 	n=$((n + 1))
 	d=$TMP/v$n
 	if [ "$v" = none ]; then
-		launch nginx 2 "$d"
+		launch "$KIND" "$WORKERS" "$d"
+		# The second run without the shim: named apart from the first.
+		[ $n = 1 ] && name=none || name="none($n)"
 	else
 		[ -x "$v/sockshim" ] || die "$v/sockshim: no such build"
-		launch nginx 2 "$d" "$v/sockshim" run --session "bench-ab-$$-$n" --accept observe --
+		launch "$KIND" "$WORKERS" "$d" "$v/sockshim" run --session "bench-ab-$$-$n" --accept observe --
+		name=$v
 	fi
 	ROOTS="$ROOTS $LAUNCHED"
 	echo "$LAUNCHED" >"$d/root"
 	echo "$LPORT" >"$d/port"
-	echo "$v" >"$d/name"
-	serving nginx 2 "$LAUNCHED" "$d"
+	echo "$name" >"$d/name"
+	serving "$KIND" "$WORKERS" "$LAUNCHED" "$d"
 	# Past the ledger's 16384 entries: every connection then reclaims one.
 	wrk_load "$LPORT" 16 8 close >/dev/null
+	tree_comm_pids "$LAUNCHED" "$(server_comm "$KIND")" >"$d/pids"
 done
+limit=$((SECONDS_EACH + 30))
 for r in $(seq "$ROUNDS"); do
-	if [ $((r % 2)) = 1 ]; then order=$(seq 1 "$n"); else order=$(seq "$n" -1 1); fi
-	for k in $order; do
+	for k in $(seq "$n"); do
+		# shellcheck disable=SC2046
+		usage_of $(cat "$TMP/v$k/pids") >"$TMP/v$k/before"
+	done
+	for k in $(seq "$n"); do
+		d=$TMP/v$k
+		# shellcheck disable=SC2086
+		$CLI_PIN timeout "$limit" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -H 'Connection: close' \
+			"http://127.0.0.1:$(cat "$d/port")/" >"$d/wrk" 2>&1 &
+	done
+	wait
+	for k in $(seq "$n"); do
 		d=$TMP/v$k
 		# shellcheck disable=SC2046
-		pids=$(tree_comm_pids "$(cat "$d/root")" nginx)
-		# shellcheck disable=SC2086
-		a=$(usage_of $pids)
-		req=$(wrk_load "$(cat "$d/port")" "$CONNS" 2 close | awk '{ print $1 }')
-		# shellcheck disable=SC2086
-		b=$(usage_of $pids)
-		echo "$r $(cat "$d/name") $req $a $b" |
+		after=$(usage_of $(cat "$d/pids"))
+		if grep -Eq 'Socket errors|Non-2xx' "$d/wrk"; then
+			die "$(cat "$d/name"): requests failed: $(grep -E 'Socket errors|Non-2xx' "$d/wrk")"
+		fi
+		req=$(awk '/ requests in / { print $1 }' "$d/wrk")
+		[ "${req:-0}" -gt 0 ] || die "$(cat "$d/name"): no request answered: $(cat "$d/wrk")"
+		echo "$r $(cat "$d/name") $req $(cat "$d/before") $after" |
 			awk '{ printf "round %d %s %d requests %.2f us/req\n", $1, $2, $3, ($6 - $4) / 1000 / $3 }'
 	done
 done | tee "$TMP/runs"
-echo "CPU per request / none, paired by round (median, min-max), $CONNS in flight:"
-for v in "$@"; do
+echo "$KIND ($WORKERS workers), CPU per request / none, loaded at the same time (median, min-max),"
+echo "Connection: close, $CONNS in flight:"
+for k in $(seq 2 "$n"); do
+	v=$(cat "$TMP/v$k/name")
 	awk -v v="$v" '$3 == "none" { none[$2] = $6 } $3 == v { mine[$2] = $6 }
 		END { for (r in mine) if (r in none) print mine[r] / none[r] }' "$TMP/runs" | sort -n |
 		awk -v v="$v" '{ x[NR] = $1 } END { m = NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
