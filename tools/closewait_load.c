@@ -21,23 +21,6 @@ struct session_pid {
 	UT_hash_handle hh;
 };
 
-/* The same endpoint, an IPv4 address matching its IPv4-mapped form. */
-static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, const uint8_t *b,
-		   unsigned pb)
-{
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	if (pa != pb)
-		return 0;
-	if (fa == fb)
-		return !memcmp(a, b, fa == AF_INET ? 4 : 16);
-	if (fa == AF_INET6 && fb == AF_INET)
-		return !memcmp(a, mapped, 12) && !memcmp(a + 12, b, 4);
-	if (fa == AF_INET && fb == AF_INET6)
-		return !memcmp(b, mapped, 12) && !memcmp(b + 12, a, 4);
-	return 0;
-}
-
 const struct ledger_sock *cw_ledger_find(const struct cw_ctx *c, uint64_t inode)
 {
 	const struct ledger_sock *ls = ledger_find(&c->snap, inode);
@@ -56,11 +39,7 @@ const struct ledger_sock *cw_ledger_for(const struct cw_ctx *c, const struct soc
 	ls = cw_ledger_find(c, k->inode);
 	if (!ls)
 		return NULL;
-	if ((ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) &&
-	    (ls->family == AF_INET || ls->family == AF_INET6) &&
-	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
-		return NULL;
-	return ls;
+	return ledger_sock_is_peer(ls, k->family, k->dst, k->dport) ? ls : NULL;
 }
 
 const struct sockdiag_sock *cw_find_listener(const struct cw_ctx *c, const struct sockdiag_sock *k)

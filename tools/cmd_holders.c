@@ -190,6 +190,14 @@ static const struct sockdiag_sock *kernel_of(const struct hctx *c, uint64_t inod
 	return kindex_find(&c->kidx, inode);
 }
 
+/* Is LS, the entry under the inode of the kernel's socket K (NULL: the
+ * kernel does not list it), a previous socket's? sockfs's inode numbers
+ * wrap: the kernel may have given its inode to another connection. */
+static int previous_of(const struct ledger_sock *ls, const struct sockdiag_sock *k)
+{
+	return k && !ledger_sock_is_peer(ls, k->family, k->dst, k->dport);
+}
+
 static int addr_match(const struct holders_opts *o, unsigned family, const uint8_t *ip,
 		      unsigned port)
 {
@@ -436,20 +444,26 @@ static int collect(struct hctx *c, struct hitem **out, size_t *nout)
 		it.inode = ls->inode;
 		it.ls = ls;
 		it.k = kernel_of(c, ls->inode);
+		if (previous_of(ls, it.k))
+			continue; /* its inode is another connection's now: below */
 		if (held_now(c, ls) && wanted(c, &it))
 			v[n++] = it;
 	}
 	/* With a filter, also the sockets only /proc knows (sorted by inode:
-	 * one item per inode). */
+	 * one item per inode), and those whose inode a previous socket's
+	 * entry still has. */
 	if (c->o->inode || c->o->pid || c->o->by_addr)
 		for (i = 0; i < nrefs; i++) {
+			const struct ledger_sock *ls;
+
 			if (i && refs[i].inode == refs[i - 1].inode)
 				continue;
-			if (ledger_find(&c->snap, refs[i].inode))
+			it.k = kernel_of(c, refs[i].inode);
+			ls = ledger_find(&c->snap, refs[i].inode);
+			if (ls && !previous_of(ls, it.k))
 				continue;
 			it.inode = refs[i].inode;
 			it.ls = NULL;
-			it.k = kernel_of(c, refs[i].inode);
 			if (wanted(c, &it))
 				v[n++] = it;
 		}

@@ -42,17 +42,6 @@ static long read_fin_timeout(void)
 	return v;
 }
 
-/* The same endpoint, IPv4 and its IPv4-mapped form alike. */
-static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, const uint8_t *b,
-		   unsigned pb)
-{
-	uint8_t x[16], y[16];
-
-	tw_norm_ip(x, fa, a);
-	tw_norm_ip(y, fb, b);
-	return pa == pb && !memcmp(x, y, 16);
-}
-
 static int is_tcp(const struct ledger_sock *ls)
 {
 	return ls->socktype == SOCK_STREAM && (ls->family == AF_INET || ls->family == AF_INET6);
@@ -70,10 +59,7 @@ static const struct ledger_sock *entry_for(const struct conns_ctx *c, const stru
 	ls = ledger_find(&c->snap, k->inode);
 	if (!ls || !is_tcp(ls))
 		return NULL;
-	if ((ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) &&
-	    !same_ep(ls->family, ls->peer_ip, ls->peer_port, k->family, k->dst, k->dport))
-		return NULL;
-	return ls;
+	return ledger_sock_is_peer(ls, k->family, k->dst, k->dport) ? ls : NULL;
 }
 
 /* The session's listener (held, in the ledger) whose accept queue the

@@ -512,6 +512,31 @@ const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inod
 	return NULL;
 }
 
+/* The same endpoint, an IPv4 address matching its IPv4-mapped form. */
+static int same_ep(unsigned fa, const uint8_t *a, unsigned pa, unsigned fb, const uint8_t *b,
+		   unsigned pb)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (pa != pb)
+		return 0;
+	if (fa == fb)
+		return !memcmp(a, b, fa == AF_INET ? 4 : 16);
+	if (fa == AF_INET6 && fb == AF_INET)
+		return !memcmp(a, mapped, 12) && !memcmp(a + 12, b, 4);
+	if (fa == AF_INET && fb == AF_INET6)
+		return !memcmp(b, mapped, 12) && !memcmp(b + 12, a, 4);
+	return 0;
+}
+
+int ledger_sock_is_peer(const struct ledger_sock *ls, unsigned family, const uint8_t *ip,
+			unsigned port)
+{
+	return !(ls->flags & SOCKSHIM_FLAG_PEER_KNOWN) ||
+	       (ls->family != AF_INET && ls->family != AF_INET6) ||
+	       same_ep(ls->family, ls->peer_ip, ls->peer_port, family, ip, port);
+}
+
 static int add_hop(struct ledger_hop *hops, size_t max, size_t *n, const struct ledger_step *st)
 {
 	struct ledger_hop *h;

@@ -113,6 +113,14 @@ void ledger_snap_free(struct ledger_snap *s);
 /* The entry of INODE, or NULL. */
 const struct ledger_sock *ledger_find(const struct ledger_snap *s, uint64_t inode);
 
+/* Is LS, the entry found under the inode of a kernel socket whose peer is
+ * (FAMILY, IP, PORT), about that socket? Not when LS is an internet
+ * entry whose known peer differs: it is a previous socket's that had the
+ * inode (sockfs's inode numbers wrap). An IPv4 address and its
+ * IPv4-mapped IPv6 form are the same peer. */
+int ledger_sock_is_peer(const struct ledger_sock *ls, unsigned family, const uint8_t *ip,
+			unsigned port);
+
 /* Where ledger_sock_load puts one entry's holders and steps. */
 struct ledger_sock_room {
 	struct ledger_holder holders[SOCKSHIM_HOLDERS];

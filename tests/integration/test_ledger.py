@@ -1029,7 +1029,9 @@ def test_ledger_inode_number_reused(ctx):
     to look so (the entry of a closed connection keyed with the inode of
     a live one the session has not seen), and the live one, inherited by
     a process under the preload, must show its own peer and birth in the
-    ledger and in `sockshim holders`, not the closed one's."""
+    ledger and in `sockshim holders`, not the closed one's; before it is
+    adopted, `sockshim holders` must not name the closed one's birth for
+    it (closewait and conns already checked the peer)."""
     s = ctx.session()
     out = subprocess.run([srvlib.python3(), "-c", ACCEPT_AND_CLOSE], env=ctx.env(s),
                          stdout=subprocess.PIPE, timeout=60, check=True, cwd=ctx.tmp).stdout
@@ -1048,6 +1050,15 @@ def test_ledger_inode_number_reused(ctx):
         assert old["peer"] == "127.0.0.1:%d" % old_port and old["released_ns"], old
         _give_entry_to(ctx, s, old_inode, new_inode)
         assert raw_ledger(ctx, s).socks[new_inode]["peer"] == "127.0.0.1:%d" % old_port
+        want = "127.0.0.1:%d" % peer[1]
+        # The readers: the kernel gives the inode to another connection
+        # than the entry's, so the connection is not in the ledger (this
+        # test holds it, outside the session), and nothing is held.
+        got = [(o["inode"], o["peer"], o["in_ledger"], o["born"]) for o in
+               ledgerlib.holders_json(ctx, s, ["--pid", str(os.getpid())])
+               if o["inode"] == new_inode]
+        assert got == [(new_inode, want, False, None)], got
+        assert ledgerlib.holders_json(ctx, s) == []
         reclaimed = raw_ledger(ctx, s).header["ledger_reclaimed"]
         proc = subprocess.Popen([srvlib.python3(), "-c", HOLD_INHERITED], env=ctx.env(s),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ctx.tmp,
@@ -1055,7 +1066,6 @@ def test_ledger_inode_number_reused(ctx):
         assert proc.stdout.readline() == b"ready\n"
         led = raw_ledger(ctx, s)
         e = led.socks[new_inode]
-        want = "127.0.0.1:%d" % peer[1]
         assert e["peer"] == want and e["born_name"] == "inherited", e
         assert [(hd["pid"], hd["fd"]) for hd in e["holders"]] == [(proc.pid, conn.fileno())], e
         assert [st["op"] for st in e["steps"]] == ["born"], e["steps"]

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -531,6 +532,36 @@ static void test_names(void **state)
 	assert_null(sockshim_close_via_name(17));
 }
 
+/* Whether an entry found under a kernel socket's inode is about it: its
+ * known internet peer must be the kernel's (IPv4 and its mapped form
+ * alike); an entry without a known peer, or not of the internet families,
+ * proves nothing. */
+static void test_is_peer(void **state)
+{
+	static const uint8_t v4[16] = {127, 0, 0, 1};
+	static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+	static const uint8_t other[16] = {127, 0, 0, 2};
+	struct ledger_sock ls;
+
+	(void)state;
+	memset(&ls, 0, sizeof(ls));
+	ls.family = AF_INET;
+	memcpy(ls.peer_ip, v4, 16);
+	ls.peer_port = 5000;
+	assert_true(ledger_sock_is_peer(&ls, AF_INET, other, 5001)); /* peer not known */
+	ls.flags = SOCKSHIM_FLAG_PEER_KNOWN;
+	assert_true(ledger_sock_is_peer(&ls, AF_INET, v4, 5000));
+	assert_true(ledger_sock_is_peer(&ls, AF_INET6, mapped, 5000));
+	assert_false(ledger_sock_is_peer(&ls, AF_INET, v4, 5001));
+	assert_false(ledger_sock_is_peer(&ls, AF_INET, other, 5000));
+	ls.family = AF_INET6;
+	memcpy(ls.peer_ip, mapped, 16);
+	assert_true(ledger_sock_is_peer(&ls, AF_INET, v4, 5000));
+	assert_false(ledger_sock_is_peer(&ls, AF_INET, other, 5000));
+	ls.family = AF_UNIX;
+	assert_true(ledger_sock_is_peer(&ls, AF_INET, other, 1));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -547,6 +578,7 @@ int main(void)
 		T(test_snapshot_some),
 		T(test_clocks),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_is_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
