@@ -231,10 +231,10 @@ static int previous_socket(const struct sockshim_sock *s, const struct fd_entry 
 	if (e->socktype != SOCK_STREAM || (e->family != AF_INET && e->family != AF_INET6) ||
 	    !(e->flags & SOCKSHIM_FLAG_PEER_KNOWN) || !(flags & SOCKSHIM_FLAG_PEER_KNOWN))
 		return 0;
-	if (s->peer_port != e->peer_port || memcmp(s->peer_ip, e->peer_ip, ip))
+	if (s->peer_port != e->peer_port || memcmp(s->peer_ip, e->peer_ip, ip) != 0)
 		return 1;
 	return (flags & SOCKSHIM_FLAG_LOCAL_KNOWN) && (e->flags & SOCKSHIM_FLAG_LOCAL_KNOWN) &&
-	       (s->local_port != e->local_port || memcmp(s->local_ip, e->local_ip, ip));
+	       (s->local_port != e->local_port || memcmp(s->local_ip, e->local_ip, ip) != 0);
 }
 
 int ledger_is_previous(struct seg_map *m, uint32_t ref, const struct fd_entry *e)
