@@ -17,9 +17,9 @@
 uint32_t ledger_lookup(struct seg_map *m, uint64_t inode);
 
 /* Is entry REF, found under the inode of the socket E describes, a
- * previous socket's: released, and proven another connection by its
- * addresses (sockfs's inode numbers wrap)? ledger_get takes such an entry
- * over for the new socket. */
+ * previous socket's: released, and proven another socket by its family,
+ * type or (connected TCP) addresses? sockfs's inode numbers wrap.
+ * ledger_get takes such an entry over for the new socket. */
 int ledger_is_previous(struct seg_map *m, uint32_t ref, const struct fd_entry *e);
 
 /* The index + 1 of INODE's entry, created from E (born, addresses, call
