@@ -8,9 +8,9 @@
 # (bench_idle.sh), accept contention (bench_accept.sh) and the herd as the
 # kernel counts it (bench_herd.py). Prints figures and ratios; asserts
 # nothing (machines are noisy: the instruction counts from callgrind are
-# the repeatable figures). About 28 minutes on two cores (bench_servers.sh
-# 15 of them; 36 with other work on the machine); QUICK=1 in the
-# environment: 12 minutes, 3 rounds of each server figure.
+# the repeatable figures). About 30 minutes on two cores (bench_servers.sh
+# 15 of them; 38 with other work on the machine); QUICK=1 in the
+# environment: 13 minutes, 3 rounds of each server figure.
 #     bench.sh [BUILD [calls]]   calls: the per-call table only
 set -eu
 BUILD=${1:-build}
@@ -210,9 +210,12 @@ sh "$(dirname "$0")/bench_servers.sh" "$BUILD"
 # a second run without the shim to show the method's own spread.
 echo
 echo "nginx-light, CPU per request, loaded at the same time (bench_ab.sh, $([ "${QUICK:-0}" = 1 ] && echo 4 || echo 8) rounds of 3 s)"
-for conns in 1 16; do
-	CONNS=$conns ROUNDS=$([ "${QUICK:-0}" = 1 ] && echo 4 || echo 8) \
-		sh "$(dirname "$0")/bench_ab.sh" none "$BUILD" | sed -n '/^  /p' | sed "s/^/  $conns in flight: /"
+for mode in close keepalive; do
+	for conns in 1 16; do
+		MODE=$mode CONNS=$conns ROUNDS=$([ "${QUICK:-0}" = 1 ] && echo 4 || echo 8) \
+			sh "$(dirname "$0")/bench_ab.sh" none "$BUILD" | sed -n '/^  /p' |
+			sed "s/^/  $mode, $conns in flight: /"
+	done
 done
 sh "$(dirname "$0")/bench_nginx_instr.sh" "$BUILD"
 sh "$(dirname "$0")/bench_py_instr.sh" "$BUILD"

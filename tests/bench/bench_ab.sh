@@ -2,8 +2,9 @@
 # A change's cost, side by side, measured at the same instants: a server
 # (KIND: nginx-light with 2 workers by default) without the shim and under
 # `sockshim run --accept observe` of each BUILD given, all on CPU 0, all
-# loaded at once, each by its own wrk (`Connection: close`, CONNS in
-# flight, CPU 1), ROUNDS rounds of SECONDS. Prints each run's server CPU
+# loaded at once, each by its own wrk (MODE close: `Connection: close`;
+# keepalive: HTTP/1.1 keep-alive; CONNS in flight, CPU 1), ROUNDS rounds
+# of AB_SECONDS. Prints each run's server CPU
 # per request (the scheduler's nanoseconds, every process of the server),
 # then per build the median of its per-round ratios to the run without
 # the shim of the same round, and their min-max.
@@ -19,8 +20,8 @@
 # shim change against main (bench_ab.sh /tmp/main-build build), and part
 # of make bench (bench.sh: none and the build, nginx-light, 1 and 16 in
 # flight).
-#     bench_ab.sh BUILD|none...   KIND (nginx), WORKERS (2), CONNS (1),
-#                                 ROUNDS (12), AB_SECONDS (3)
+#     bench_ab.sh BUILD|none...   KIND (nginx), WORKERS (2), MODE (close),
+#                                 CONNS (1), ROUNDS (12), AB_SECONDS (3)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC2034 # PY, STOP_TIMEOUT, START_TIMEOUT: read by bench_lib.sh
@@ -28,7 +29,15 @@ PY=${PYTHON:-python3} STOP_TIMEOUT=20 START_TIMEOUT=30
 # shellcheck source=tests/bench/bench_lib.sh
 . "$HERE/bench_lib.sh"
 pin_server_client
-KIND=${KIND:-nginx} WORKERS=${WORKERS:-2}
+KIND=${KIND:-nginx} WORKERS=${WORKERS:-2} MODE=${MODE:-close}
+case $MODE in
+close) HEADER="Connection: close" ;;
+keepalive) HEADER="X-Bench: keep-alive" ;; # a header wrk sends whatever the mode
+*) echo "bench_ab: MODE is close or keepalive, not $MODE" >&2; exit 2 ;;
+esac
+# uWSGI serves one mode per socket (bench_lib.sh, launch).
+HTTP_MODE=$MODE
+export HTTP_MODE
 CONNS=${CONNS:-1} ROUNDS=${ROUNDS:-12} SECONDS_EACH=${AB_SECONDS:-3}
 [ $# -ge 1 ] || { echo "usage: bench_ab.sh BUILD|none..." >&2; exit 2; }
 for tool in wrk "$KIND"; do
@@ -68,7 +77,7 @@ for v in none "$@"; do
 	echo "$name" >"$d/name"
 	serving "$KIND" "$WORKERS" "$LAUNCHED" "$d"
 	# Past the ledger's 16384 entries: every connection then reclaims one.
-	wrk_load "$LPORT" 16 8 close >/dev/null
+	wrk_load "$LPORT" 16 8 "$MODE" >/dev/null
 	tree_comm_pids "$LAUNCHED" "$(server_comm "$KIND")" >"$d/pids"
 done
 limit=$((SECONDS_EACH + 30))
@@ -80,7 +89,7 @@ for r in $(seq "$ROUNDS"); do
 	for k in $(seq "$n"); do
 		d=$TMP/v$k
 		# shellcheck disable=SC2086
-		$CLI_PIN timeout "$limit" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -H 'Connection: close' \
+		$CLI_PIN timeout "$limit" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -H "$HEADER" \
 			"http://127.0.0.1:$(cat "$d/port")/" >"$d/wrk" 2>&1 &
 	done
 	wait
@@ -98,7 +107,7 @@ for r in $(seq "$ROUNDS"); do
 	done
 done | tee "$TMP/runs"
 echo "$KIND ($WORKERS workers), CPU per request / none, loaded at the same time (median, min-max),"
-echo "Connection: close, $CONNS in flight:"
+echo "$MODE, $CONNS in flight:"
 for k in $(seq 2 "$n"); do
 	v=$(cat "$TMP/v$k/name")
 	awk -v v="$v" '$3 == "none" { none[$2] = $6 } $3 == v { mine[$2] = $6 }
