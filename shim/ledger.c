@@ -237,13 +237,21 @@ static int previous_socket(const struct sockshim_sock *s, const struct fd_entry 
 	       (s->local_port != e->local_port || memcmp(s->local_ip, e->local_ip, ip) != 0);
 }
 
+/* Is entry S, whose key is KEY, released (no holder, a release time) and
+ * a previous socket's for E? */
+static int released_previous(struct sockshim_sock *s, struct sockshim_ledger_key *key,
+			     const struct fd_entry *e)
+{
+	if (__builtin_expect(__atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0, 1))
+		return 0;
+	return __atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE) && previous_socket(s, e);
+}
+
 int ledger_is_previous(struct seg_map *m, uint32_t ref, const struct fd_entry *e)
 {
 	struct sockshim_sock *s = entry(m, ref);
 
-	return s && __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) <= 0 &&
-	       __atomic_load_n(&key_of(m, ref)->released_ns, __ATOMIC_ACQUIRE) &&
-	       previous_socket(s, e);
+	return s && released_previous(s, key_of(m, ref), e);
 }
 
 /* How a claim of an entry for a socket ended. */
@@ -255,46 +263,6 @@ enum claim {
 	CLAIM_AGAIN,   /* the window changed under the claim: look again */
 };
 
-/* KEY holds INODE: the entry of the socket E describes, found (CLAIM_DONE,
- * *REF), unless it is a released entry of a previous socket with that
- * inode (previous_socket). That one is taken over as a released entry is
- * taken (take_released): claimed, checked still released, and filled in
- * for the new socket (*CREATED). Another claimer of the same socket that
- * judged so first is waited for, as at a free slot. */
-static enum claim found_or_previous(struct seg_map *m, const struct probe *p,
-				    struct sockshim_ledger_key *key, uint64_t inode,
-				    const struct fd_entry *e, pid_t born_pid, int born_fd, uint32_t *ref,
-				    int *created)
-{
-	struct sockshim_sock *s = seg_ledger(m) + (key - p->keys);
-	uint64_t k = inode;
-
-	*ref = probe_ref(p, key);
-	if (__builtin_expect(__atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) > 0, 1) ||
-	    !__atomic_load_n(&key->released_ns, __ATOMIC_ACQUIRE) || !previous_socket(s, e))
-		return CLAIM_DONE;
-	if (!__atomic_compare_exchange_n(&key->inode, &k,
-					 sockshim_inode_claiming(inode, shim_gettid()), 0,
-					 __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
-		if (sockshim_inode_claimed_for(k, inode))
-			k = claim_wait(&key->inode, inode);
-		if (k == inode)
-			return CLAIM_DONE;
-		/* Stalled, or given to another socket since: look again. */
-		return sockshim_inode_claimed_for(k, inode) ? CLAIM_STALLED : CLAIM_AGAIN;
-	}
-	if (__atomic_load_n(&s->refs, __ATOMIC_SEQ_CST) > 0 ||
-	    !__atomic_load_n(&key->released_ns, __ATOMIC_SEQ_CST)) {
-		/* Held again since we looked: left as it was. */
-		__atomic_store_n(&key->inode, inode, __ATOMIC_RELEASE);
-		return CLAIM_DONE;
-	}
-	count(&seg_header(m)->ledger_reclaimed);
-	init_entry(s, key, inode, e, born_pid, born_fd);
-	*created = 1;
-	return CLAIM_DONE;
-}
-
 /* The entry released longest ago that a pass over the window saw (KEY
  * NULL: none), chosen by the keys alone: its reference count is read
  * once, for it only, before it is taken (take_released). */
@@ -303,6 +271,37 @@ struct released_pick {
 	uint64_t inode;
 	uint64_t released_ns;
 };
+
+static enum claim take_released(struct seg_map *m, const struct released_pick *pick,
+				uint64_t inode, const struct fd_entry *e, pid_t born_pid,
+				int born_fd, uint32_t *ref, int *created);
+
+/* KEY holds INODE: the entry of the socket E describes, found (CLAIM_DONE,
+ * *REF), unless it is a released entry of a previous socket with that
+ * inode (previous_socket). That one is taken as any released entry is
+ * (take_released: claimed, checked still released, filled in for the new
+ * socket, *CREATED); if it was not taken, it was held again (given back:
+ * found), or another claimer of the same socket took it first (waited
+ * for, as at a free slot), or it went to another socket (look again). */
+static enum claim found_or_previous(struct seg_map *m, const struct probe *p,
+				    struct sockshim_ledger_key *key, uint64_t inode,
+				    const struct fd_entry *e, pid_t born_pid, int born_fd, uint32_t *ref,
+				    int *created)
+{
+	struct released_pick pick = {.key = key, .inode = inode};
+	uint64_t k;
+
+	*ref = probe_ref(p, key);
+	if (!released_previous(seg_ledger(m) + (key - p->keys), key, e) ||
+	    take_released(m, &pick, inode, e, born_pid, born_fd, ref, created) == CLAIM_DONE)
+		return CLAIM_DONE;
+	k = __atomic_load_n(&key->inode, __ATOMIC_ACQUIRE);
+	if (sockshim_inode_claimed_for(k, inode))
+		k = claim_wait(&key->inode, inode);
+	if (k == inode)
+		return CLAIM_DONE;
+	return sockshim_inode_claimed_for(k, inode) ? CLAIM_STALLED : CLAIM_AGAIN;
+}
 
 /* A free slot. Slots are taken in probe order and never freed, so two
  * claimers of one inode meet at the first free one: one CAS wins, the
