@@ -465,9 +465,13 @@ _Static_assert(__builtin_offsetof(struct sockshim_sock, steps) +
 		       sizeof(((struct sockshim_sock *)0)->steps) == sizeof(struct sockshim_sock),
 	       "no hidden padding at the end of a ledger entry");
 
+/* The multiplier of the segment's hashes (Fibonacci hashing: 2^64 / the
+ * golden ratio; the hash is the product's high 32 bits). */
+#define SOCKSHIM_HASH_MUL UINT64_C(0x9E3779B97F4A7C15)
+
 static inline uint32_t sockshim_ledger_hash(uint64_t inode)
 {
-	uint64_t h = inode * UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t h = inode * SOCKSHIM_HASH_MUL;
 
 	return (uint32_t)(h >> 32);
 }
@@ -697,7 +701,7 @@ static inline uint32_t sockshim_pool_hash(uint32_t ref, int32_t pid, int32_t fd)
 {
 	uint64_t k = ((uint64_t)ref << 32) ^ ((uint64_t)(uint32_t)pid << 12) ^ (uint32_t)fd;
 
-	return (uint32_t)((k * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+	return (uint32_t)((k * SOCKSHIM_HASH_MUL) >> 32);
 }
 
 /* ---- The process table: one entry per preloaded process of the
@@ -751,7 +755,7 @@ _Static_assert(__builtin_offsetof(struct sockshim_proc, held) ==
 
 static inline uint32_t sockshim_proc_hash(int32_t pid)
 {
-	return (uint32_t)(((uint64_t)(uint32_t)pid * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+	return (uint32_t)(((uint64_t)(uint32_t)pid * SOCKSHIM_HASH_MUL) >> 32);
 }
 
 /* A process lives within this many entries of its hash slot. */

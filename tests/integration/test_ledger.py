@@ -1005,7 +1005,7 @@ def _give_entry_to(ctx, session, old_inode, new_inode):
         keys = [struct.unpack_from("<QQ", data, koff + i * ksz + kin) for i in range(cap)]
         src = [i for i, (k, _) in enumerate(keys) if k == old_inode]
         assert len(src) == 1 and keys[src[0]][1], ("a released entry of", old_inode, src)
-        dst = sockshim_ledger_hash(new_inode) & (cap - 1)
+        dst = sockshim_ledger_hash(lay, new_inode) & (cap - 1)
         while keys[dst][0]:
             dst = (dst + 1) & (cap - 1)
         f.seek(off + dst * esz)
@@ -1016,9 +1016,9 @@ def _give_entry_to(ctx, session, old_inode, new_inode):
         f.write(struct.pack("<Q", new_inode))
 
 
-def sockshim_ledger_hash(inode):
-    """layout.h's sockshim_ledger_hash."""
-    return ((inode * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32
+def sockshim_ledger_hash(lay, inode):
+    """layout.h's sockshim_ledger_hash, its multiplier read from layout.h."""
+    return ((inode * lay["SOCKSHIM_HASH_MUL"]) & 0xFFFFFFFFFFFFFFFF) >> 32
 
 
 def test_ledger_inode_number_reused(ctx):
